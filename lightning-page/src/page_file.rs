@@ -276,11 +276,20 @@ fn read_superblocks(file: &dyn VfsFile, path: &Path, len: u64) -> Result<(Superb
         Ok((sb, _)) => vec![sb.page_size],
         Err(_) => PageSize::ALL.to_vec(),
     };
+    // Report the most telling failure: one where a whole page could be read, if any.
     let mut slot1 = Err(String::from("no page size gives a valid page 1"));
+    let mut telling = false;
     for ps in candidates {
-        slot1 = read_slot(file, len, PageId::new(1), ps);
-        if slot1.is_ok() {
-            break;
+        match read_slot(file, len, PageId::new(1), ps) {
+            Ok(found) => {
+                slot1 = Ok(found);
+                break;
+            }
+            Err(why) if !telling => {
+                telling = !why.contains("too short");
+                slot1 = Err(format!("with {ps}-byte pages: {why}"));
+            }
+            Err(_) => {}
         }
     }
     match (slot0, slot1) {

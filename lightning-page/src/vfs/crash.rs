@@ -107,6 +107,11 @@ pub enum FaultKind {
     Io,
     /// No space left on device (ENOSPC).
     NoSpace,
+    /// The power goes out: the call fails and nothing after it reaches the device. Unlike
+    /// an I/O error, a sync cut short this way does not drop the pending writes: what
+    /// survives is decided by the [`CrashMode`] of the [`CrashVfs::crash`] that follows.
+    /// Make it `permanent`, so every later call fails too, as on a dead machine.
+    PowerCut,
 }
 
 /// A planned failure: the `nth` (0-based) matching call from the moment it is injected
@@ -240,12 +245,13 @@ fn injected(kind: FaultKind) -> io::Error {
         FaultKind::NoSpace => {
             io::Error::new(io::ErrorKind::StorageFull, "injected ENOSPC: no space left on device")
         }
+        FaultKind::PowerCut => io::Error::other("simulated power cut: the device is gone"),
     }
 }
 
 impl State {
-    /// Counts an I/O call against the armed faults; `Err` if one fires.
-    fn check_fault(&mut self, op: FaultOp) -> io::Result<()> {
+    /// Counts an I/O call against the armed faults; `Err` with the fault's kind if one fires.
+    fn fault(&mut self, op: FaultOp) -> Result<(), FaultKind> {
         self.io_calls += 1;
         let mut fail = None;
         for armed in &mut self.faults {
@@ -266,9 +272,13 @@ impl State {
             armed.seen += 1;
         }
         match fail {
-            Some(kind) => Err(injected(kind)),
+            Some(kind) => Err(kind),
             None => Ok(()),
         }
+    }
+
+    fn check_fault(&mut self, op: FaultOp) -> io::Result<()> {
+        self.fault(op).map_err(injected)
     }
 
     fn inode(&mut self, ino: Ino) -> &mut Inode {
@@ -595,7 +605,11 @@ impl VfsFile for CrashFile {
 
     fn sync(&self) -> io::Result<()> {
         let mut st = self.state(false)?;
-        let outcome = st.check_fault(FaultOp::Sync);
+        let outcome = st.fault(FaultOp::Sync);
+        if outcome == Err(FaultKind::PowerCut) {
+            return Err(injected(FaultKind::PowerCut));
+        }
+        let outcome = outcome.map_err(injected);
         let log = std::mem::take(&mut st.log);
         let (mine, rest): (Vec<LogOp>, Vec<LogOp>) =
             log.into_iter().partition(|op| op.data_ino() == Some(self.ino));

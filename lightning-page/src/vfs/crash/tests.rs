@@ -299,3 +299,18 @@ fn failed_fsync_data_never_becomes_durable() {
     vfs.crash(CrashMode::LoseDirOps);
     assert_eq!(vfs.contents(Path::new("a")).unwrap(), b"old!");
 }
+
+#[test]
+fn power_cut_fault_keeps_pending_writes_for_the_crash_to_decide() {
+    let vfs = CrashVfs::new(10);
+    let f = vfs.open(Path::new("a"), OpenMode::CreateNew).unwrap();
+    vfs.sync_dir(Path::new(".")).unwrap();
+    f.write_at(b"pending", 0).unwrap();
+    vfs.inject(Fault { op: FaultOp::Any, nth: 0, permanent: true, kind: FaultKind::PowerCut });
+    assert!(f.sync().is_err());
+    assert!(f.write_at(b"x", 0).is_err());
+    assert!(vfs.sync_dir(Path::new(".")).is_err());
+    assert_eq!(vfs.pending_ops(), 1, "the cut sync must not drop the pending write");
+    vfs.crash(CrashMode::KeepPrefix(1));
+    assert_eq!(vfs.contents(Path::new("a")).unwrap(), b"pending");
+}

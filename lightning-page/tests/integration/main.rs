@@ -1,0 +1,5 @@
+//! Integration suite of lightning-page: the page file and the allocator through the VFS.
+//! One binary (`integration`) so nextest can select the suite by name.
+
+mod allocator_model;
+mod page_file;
