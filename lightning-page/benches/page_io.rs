@@ -4,8 +4,15 @@
 //! `benchmark_results/<YYYY-MM-DD>/page.json` and `page.html` at the workspace root and
 //! prints the same figures. `LIGHTNING_BENCH_QUICK=1` shortens every measurement (a smoke
 //! run, not figures to quote).
-#![expect(clippy::print_stdout, clippy::unwrap_used, reason = "a bench binary reports on stdout and fails loudly")]
-#![expect(clippy::cast_precision_loss, reason = "throughput figures are floating point")]
+#![expect(
+    clippy::print_stdout,
+    clippy::unwrap_used,
+    reason = "a bench binary reports on stdout and fails loudly"
+)]
+#![expect(
+    clippy::cast_precision_loss,
+    reason = "throughput figures are floating point"
+)]
 
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -88,27 +95,38 @@ fn main() {
         name: "page_write_seq_8k".into(),
         value: mb / write.as_secs_f64(),
         unit: "MB/s",
-        detail: format!("{pages} sealed 8 KiB pages (checksum + pwrite) in {:.3} s, before sync", write.as_secs_f64()),
+        detail: format!(
+            "{pages} sealed 8 KiB pages (checksum + pwrite) in {:.3} s, before sync",
+            write.as_secs_f64()
+        ),
     });
     figures.push(Figure {
         name: "page_write_then_fdatasync_8k".into(),
         value: mb / (write + sync).as_secs_f64(),
         unit: "MB/s",
-        detail: format!("the same pages made durable: fdatasync took {:.3} s", sync.as_secs_f64()),
+        detail: format!(
+            "the same pages made durable: fdatasync took {:.3} s",
+            sync.as_secs_f64()
+        ),
     });
     drop(file);
 
     let file = PageFile::open(&OsVfs, &path, OpenOptions::default()).unwrap();
     let start = Instant::now();
     for id in 2..pages + 2 {
-        black_box(file.read_page(PageId::new(id), Some(PageType::BTreeLeaf)).unwrap());
+        black_box(
+            file.read_page(PageId::new(id), Some(PageType::BTreeLeaf))
+                .unwrap(),
+        );
     }
     let read = start.elapsed();
     figures.push(Figure {
         name: "page_read_verified_seq_8k".into(),
         value: mb / read.as_secs_f64(),
         unit: "MB/s",
-        detail: format!("{pages} pages read and verified (pread + crc32c + header checks), from the OS cache"),
+        detail: format!(
+            "{pages} pages read and verified (pread + crc32c + header checks), from the OS cache"
+        ),
     });
     let mut x = 0x2545_F491_4F6C_DD1Du64;
     let (n, t) = repeat(budget, || {
@@ -122,16 +140,26 @@ fn main() {
         name: "page_read_verified_random_8k".into(),
         value: n as f64 / t.as_secs_f64(),
         unit: "pages/s",
-        detail: format!("{n} random verified reads in {:.3} s, from the OS cache", t.as_secs_f64()),
+        detail: format!(
+            "{n} random verified reads in {:.3} s, from the OS cache",
+            t.as_secs_f64()
+        ),
     });
 
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let (y, m, d) = civil_date(i64::try_from(secs / 86_400).unwrap());
     let date = format!("{y:04}-{m:02}-{d:02}");
-    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../benchmark_results").join(&date);
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../benchmark_results")
+        .join(&date);
     std::fs::create_dir_all(&out).unwrap();
 
-    let mut json = format!("{{\n  \"suite\": \"page\",\n  \"date\": \"{date}\",\n  \"quick\": {quick},\n  \"figures\": [\n");
+    let mut json = format!(
+        "{{\n  \"suite\": \"page\",\n  \"date\": \"{date}\",\n  \"quick\": {quick},\n  \"figures\": [\n"
+    );
     let mut rows = String::new();
     for (i, f) in figures.iter().enumerate() {
         let comma = if i + 1 < figures.len() { "," } else { "" };
@@ -141,8 +169,16 @@ fn main() {
             f.name, f.value, f.unit, f.detail
         )
         .unwrap();
-        writeln!(rows, "<tr><td>{}</td><td>{:.3}</td><td>{}</td><td>{}</td></tr>", f.name, f.value, f.unit, f.detail).unwrap();
-        println!("{:<32} {:>14.3} {:<8} {}", f.name, f.value, f.unit, f.detail);
+        writeln!(
+            rows,
+            "<tr><td>{}</td><td>{:.3}</td><td>{}</td><td>{}</td></tr>",
+            f.name, f.value, f.unit, f.detail
+        )
+        .unwrap();
+        println!(
+            "{:<32} {:>14.3} {:<8} {}",
+            f.name, f.value, f.unit, f.detail
+        );
     }
     json.push_str("  ]\n}\n");
     std::fs::write(out.join("page.json"), json).unwrap();

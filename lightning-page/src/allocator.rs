@@ -131,10 +131,18 @@ impl PageAllocator {
                 found,
             };
             if id < FIRST_DATA_PAGE || id.get() >= sb.page_count {
-                return Err(bad("free-list page outside the image", format!("2..{}", sb.page_count), id.to_string()));
+                return Err(bad(
+                    "free-list page outside the image",
+                    format!("2..{}", sb.page_count),
+                    id.to_string(),
+                ));
             }
             if alloc.list_pages.contains(&id) || alloc.free.contains(&id) {
-                return Err(bad("free-list chain loops or lists itself", "a new page".into(), id.to_string()));
+                return Err(bad(
+                    "free-list chain loops or lists itself",
+                    "a new page".into(),
+                    id.to_string(),
+                ));
             }
             let (page, header) = file.read_page(id, Some(PageType::FreeList))?;
             if header.generation > sb.generation {
@@ -150,11 +158,20 @@ impl PageAllocator {
             let mut last = None;
             for raw in ids {
                 let free = PageId::new(raw);
-                if free < FIRST_DATA_PAGE || raw >= sb.page_count || last.is_some_and(|l| l >= free) {
-                    return Err(bad("free page id out of range or order", format!("ascending in 2..{}", sb.page_count), raw.to_string()));
+                if free < FIRST_DATA_PAGE || raw >= sb.page_count || last.is_some_and(|l| l >= free)
+                {
+                    return Err(bad(
+                        "free page id out of range or order",
+                        format!("ascending in 2..{}", sb.page_count),
+                        raw.to_string(),
+                    ));
                 }
                 if !alloc.free.insert(free) || alloc.list_pages.contains(&free) {
-                    return Err(bad("page listed free twice", "each page once".into(), raw.to_string()));
+                    return Err(bad(
+                        "page listed free twice",
+                        "each page once".into(),
+                        raw.to_string(),
+                    ));
                 }
                 last = Some(free);
             }
@@ -169,7 +186,11 @@ impl PageAllocator {
                 found: "free".into(),
             });
         }
-        tracing::debug!(generation = alloc.generation, free = alloc.free.len(), "allocator loaded");
+        tracing::debug!(
+            generation = alloc.generation,
+            free = alloc.free.len(),
+            "allocator loaded"
+        );
         Ok(alloc)
     }
 
@@ -251,7 +272,12 @@ impl PageAllocator {
         let old_list = std::mem::take(&mut self.list_pages);
         // Free in G's image: reusable pages, pages freed up to G, and the old list pages.
         let mut image_free: BTreeSet<PageId> = self.free.clone();
-        image_free.extend(self.pending.iter().filter(|(_, g)| **g <= generation).map(|(p, _)| *p));
+        image_free.extend(
+            self.pending
+                .iter()
+                .filter(|(_, g)| **g <= generation)
+                .map(|(p, _)| *p),
+        );
         image_free.extend(old_list.iter().copied());
         // List pages come from pages reusable now (no durable image references them) or
         // from the end of the file, and are not themselves free in the image.
@@ -272,12 +298,21 @@ impl PageAllocator {
         self.list_pages.clone_from(&list);
         self.fresh.clear();
         self.generation = generation + 1;
-        CheckpointPlan { generation, page_count: self.page_count, list_pages: list, free: image_free.into_iter().collect() }
+        CheckpointPlan {
+            generation,
+            page_count: self.page_count,
+            list_pages: list,
+            free: image_free.into_iter().collect(),
+        }
     }
 
     /// Writes the plan's free list into its pages (extending the file if needed) and
     /// returns the root to record in the superblock.
-    pub fn write_free_list(&self, file: &PageFile, plan: &CheckpointPlan) -> Result<Option<PageId>> {
+    pub fn write_free_list(
+        &self,
+        file: &PageFile,
+        plan: &CheckpointPlan,
+    ) -> Result<Option<PageId>> {
         file.extend_to(plan.page_count)?;
         let mut chunks = plan.free.chunks(self.ids_per_page.max(1));
         for (i, id) in plan.list_pages.iter().enumerate() {
@@ -301,7 +336,12 @@ impl PageAllocator {
 
     /// Marks checkpoint `generation` durable: pages freed up to it become reusable.
     pub fn checkpoint_durable(&mut self, generation: u64) {
-        let ready: Vec<PageId> = self.pending.iter().filter(|(_, g)| **g <= generation).map(|(p, _)| *p).collect();
+        let ready: Vec<PageId> = self
+            .pending
+            .iter()
+            .filter(|(_, g)| **g <= generation)
+            .map(|(p, _)| *p)
+            .collect();
         for p in ready {
             self.pending.remove(&p);
             self.free.insert(p);
@@ -312,7 +352,12 @@ impl PageAllocator {
     /// [`write_free_list`](Self::write_free_list), [`PageFile::commit_superblock`] (which
     /// syncs the pages written before it) and [`checkpoint_durable`](Self::checkpoint_durable).
     /// Returns the superblock now durable.
-    pub fn checkpoint(&mut self, file: &PageFile, catalog_root: Option<PageId>, checkpoint_lsn: u64) -> Result<Superblock> {
+    pub fn checkpoint(
+        &mut self,
+        file: &PageFile,
+        catalog_root: Option<PageId>,
+        checkpoint_lsn: u64,
+    ) -> Result<Superblock> {
         let plan = self.begin_checkpoint();
         let freelist_root = self.write_free_list(file, &plan)?;
         let sb = Superblock {
@@ -331,24 +376,46 @@ impl PageAllocator {
 
 type DecodeError = (&'static str, String, String);
 
-fn decode_list_page(p: &[u8]) -> Result<(Option<PageId>, impl Iterator<Item = u64> + '_), DecodeError> {
+fn decode_list_page(
+    p: &[u8],
+) -> Result<(Option<PageId>, impl Iterator<Item = u64> + '_), DecodeError> {
     let Some(head) = p.get(..IDS_OFF) else {
-        return Err(("free-list page too short", format!(">= {IDS_OFF} bytes"), p.len().to_string()));
+        return Err((
+            "free-list page too short",
+            format!(">= {IDS_OFF} bytes"),
+            p.len().to_string(),
+        ));
     };
     let mut next = [0u8; 8];
     next.copy_from_slice(&head[NEXT_OFF..COUNT_OFF]);
     let next = u64::from_le_bytes(next);
-    let count = u32::from_le_bytes([head[COUNT_OFF], head[COUNT_OFF + 1], head[COUNT_OFF + 2], head[COUNT_OFF + 3]]);
+    let count = u32::from_le_bytes([
+        head[COUNT_OFF],
+        head[COUNT_OFF + 1],
+        head[COUNT_OFF + 2],
+        head[COUNT_OFF + 3],
+    ]);
     let ids = &p[IDS_OFF..];
     if ids.len() != 8 * count as usize {
-        return Err(("free-list count disagrees with payload length", (8 * u64::from(count)).to_string(), ids.len().to_string()));
+        return Err((
+            "free-list count disagrees with payload length",
+            (8 * u64::from(count)).to_string(),
+            ids.len().to_string(),
+        ));
     }
-    let following = if next == NONE { None } else { Some(PageId::new(next)) };
-    Ok((following, ids.chunks_exact(8).map(|c| {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(c);
-        u64::from_le_bytes(a)
-    })))
+    let following = if next == NONE {
+        None
+    } else {
+        Some(PageId::new(next))
+    };
+    Ok((
+        following,
+        ids.chunks_exact(8).map(|c| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(c);
+            u64::from_le_bytes(a)
+        }),
+    ))
 }
 
 #[cfg(test)]
@@ -391,7 +458,10 @@ mod tests {
         assert!(plan2.free.contains(&p));
         assert!(!a.free_pages().any(|x| x == p));
         a.checkpoint_durable(plan.generation);
-        assert!(!a.free_pages().any(|x| x == p), "durability of an older checkpoint is not enough");
+        assert!(
+            !a.free_pages().any(|x| x == p),
+            "durability of an older checkpoint is not enough"
+        );
         a.checkpoint_durable(plan2.generation);
         assert!(a.free_pages().any(|x| x == p));
     }
@@ -404,7 +474,13 @@ mod tests {
             assert!(matches!(a.free(bad), Err(Error::InvalidFree { .. })));
         }
         a.free(p).unwrap();
-        assert!(matches!(a.free(p), Err(Error::InvalidFree { reason: "it is already free", .. })));
+        assert!(matches!(
+            a.free(p),
+            Err(Error::InvalidFree {
+                reason: "it is already free",
+                ..
+            })
+        ));
     }
 
     #[test]

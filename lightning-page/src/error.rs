@@ -26,7 +26,7 @@ pub enum Error {
     /// length did not match. The file needs a restore from backup or a repair.
     #[error(
         "corruption in {file}, page {page}: {what} (expected {expected}, found {found}); \
-         restore this file from a backup or run `lightning check`"
+         restore the file from a backup"
     )]
     Corruption {
         /// The file holding the damaged page.
@@ -159,14 +159,25 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn io(op: impl Into<String>, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { op: op.into(), path: path.into(), source }
+    pub(crate) fn io(
+        op: impl Into<String>,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        Error::Io {
+            op: op.into(),
+            path: path.into(),
+            source,
+        }
     }
 
     /// `true` for [`Error::Corruption`] and [`Error::NoValidSuperblock`]: the bytes on disk
     /// are damaged and retrying cannot help.
     pub fn is_corruption(&self) -> bool {
-        matches!(self, Error::Corruption { .. } | Error::NoValidSuperblock { .. })
+        matches!(
+            self,
+            Error::Corruption { .. } | Error::NoValidSuperblock { .. }
+        )
     }
 }
 

@@ -223,9 +223,16 @@ pub(crate) struct Mismatch {
 }
 
 impl Mismatch {
-    #[expect(clippy::needless_pass_by_value, reason = "callers pass temporaries and format_args!")]
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "callers pass temporaries and format_args!"
+    )]
     pub(crate) fn new(what: &'static str, expected: impl ToString, found: impl ToString) -> Self {
-        Mismatch { what, expected: expected.to_string(), found: found.to_string() }
+        Mismatch {
+            what,
+            expected: expected.to_string(),
+            found: found.to_string(),
+        }
     }
 
     pub(crate) fn into_error(self, file: &Path, page: PageId) -> Error {
@@ -241,7 +248,11 @@ impl Mismatch {
 
 impl fmt::Display for Mismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (expected {}, found {})", self.what, self.expected, self.found)
+        write!(
+            f,
+            "{} (expected {}, found {})",
+            self.what, self.expected, self.found
+        )
     }
 }
 
@@ -290,7 +301,11 @@ impl PageHeader {
         let computed = page_checksum(page);
         if stored != computed {
             if page.iter().all(|&b| b == 0) {
-                return Err(Mismatch::new("page is all zeros (never written)", "a written page", "zeros"));
+                return Err(Mismatch::new(
+                    "page is all zeros (never written)",
+                    "a written page",
+                    "zeros",
+                ));
             }
             return Err(Mismatch::new(
                 "checksum mismatch",
@@ -300,11 +315,19 @@ impl PageHeader {
         }
         let type_byte = page[TYPE_OFF];
         let Some(page_type) = PageType::from_u8(type_byte) else {
-            return Err(Mismatch::new("unknown page type", "a known type", type_byte));
+            return Err(Mismatch::new(
+                "unknown page type",
+                "a known type",
+                type_byte,
+            ));
         };
         let page_id = PageId(le_u64(page, ID_OFF));
         if page_id != expected_id {
-            return Err(Mismatch::new("page id mismatch (misdirected write)", expected_id, page_id));
+            return Err(Mismatch::new(
+                "page id mismatch (misdirected write)",
+                expected_id,
+                page_id,
+            ));
         }
         if let Some(t) = expected_type
             && t != page_type
@@ -314,9 +337,18 @@ impl PageHeader {
         let payload_len = le_u32(page, LEN_OFF);
         let max = page.len() - HEADER_LEN;
         if payload_len as usize > max {
-            return Err(Mismatch::new("payload length past the page end", format_args!("<= {max}"), payload_len));
+            return Err(Mismatch::new(
+                "payload length past the page end",
+                format_args!("<= {max}"),
+                payload_len,
+            ));
         }
-        Ok(PageHeader { page_type, page_id, generation: le_u64(page, GEN_OFF), payload_len })
+        Ok(PageHeader {
+            page_type,
+            page_id,
+            generation: le_u64(page, GEN_OFF),
+            payload_len,
+        })
     }
 }
 
@@ -353,7 +385,11 @@ impl fmt::Debug for PageBuf {
 impl PageBuf {
     /// A zeroed page of `size` bytes holding an empty payload.
     pub fn new(size: PageSize, page_type: PageType) -> Self {
-        PageBuf { bytes: vec![0; size.len()].into_boxed_slice(), page_type, payload_len: 0 }
+        PageBuf {
+            bytes: vec![0; size.len()].into_boxed_slice(),
+            page_type,
+            payload_len: 0,
+        }
     }
 
     /// The page type.
@@ -421,7 +457,11 @@ impl PageBuf {
     ) -> Result<(Self, PageHeader)> {
         let header = PageHeader::decode_verified(&bytes, id, expected_type)
             .map_err(|m| m.into_error(file, id))?;
-        let page = PageBuf { bytes, page_type: header.page_type, payload_len: header.payload_len };
+        let page = PageBuf {
+            bytes,
+            page_type: header.page_type,
+            payload_len: header.payload_len,
+        };
         Ok((page, header))
     }
 
@@ -496,9 +536,16 @@ mod tests {
         let page = PageBuf::new(PageSize::MIN, PageType::BTreeLeaf);
         let bytes = page.sealed_bytes(PageId(9), 4);
         let m = PageHeader::decode_verified(&bytes, PageId(10), None).unwrap_err();
-        assert_eq!((m.what, m.expected.as_str(), m.found.as_str()), ("page id mismatch (misdirected write)", "10", "9"));
-        let m = PageHeader::decode_verified(&bytes, PageId(9), Some(PageType::Overflow)).unwrap_err();
-        assert_eq!((m.expected.as_str(), m.found.as_str()), ("overflow", "btree-leaf"));
+        assert_eq!(
+            (m.what, m.expected.as_str(), m.found.as_str()),
+            ("page id mismatch (misdirected write)", "10", "9")
+        );
+        let m =
+            PageHeader::decode_verified(&bytes, PageId(9), Some(PageType::Overflow)).unwrap_err();
+        assert_eq!(
+            (m.expected.as_str(), m.found.as_str()),
+            ("overflow", "btree-leaf")
+        );
     }
 
     #[test]
@@ -516,7 +563,11 @@ mod tests {
             }
             bytes[bit / 8] ^= 1 << (bit % 8);
         }
-        assert_eq!(detected, 4096 * 8, "every one of the 32768 single-bit flips must be detected");
+        assert_eq!(
+            detected,
+            4096 * 8,
+            "every one of the 32768 single-bit flips must be detected"
+        );
     }
 
     proptest! {

@@ -59,19 +59,30 @@ impl PageFile {
     /// The file is built under a temporary name, synced, and renamed into place, so a
     /// power cut during creation leaves either no file or a complete one.
     pub fn create(vfs: &dyn Vfs, path: &Path, page_size: PageSize) -> Result<Self> {
-        if vfs.exists(path).map_err(|e| Error::io("check for", path, e))? {
-            let e = std::io::Error::new(std::io::ErrorKind::AlreadyExists, "a file is already there");
+        if vfs
+            .exists(path)
+            .map_err(|e| Error::io("check for", path, e))?
+        {
+            let e =
+                std::io::Error::new(std::io::ErrorKind::AlreadyExists, "a file is already there");
             return Err(Error::io("create page file", path, e));
         }
         let dir = parent_dir(path);
-        vfs.create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+        vfs.create_dir_all(&dir)
+            .map_err(|e| Error::io("create directory", &dir, e))?;
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".creating");
         let tmp = PathBuf::from(tmp);
-        if vfs.exists(&tmp).map_err(|e| Error::io("check for", &tmp, e))? {
-            vfs.remove(&tmp).map_err(|e| Error::io("remove stale", &tmp, e))?;
+        if vfs
+            .exists(&tmp)
+            .map_err(|e| Error::io("check for", &tmp, e))?
+        {
+            vfs.remove(&tmp)
+                .map_err(|e| Error::io("remove stale", &tmp, e))?;
         }
-        let file = vfs.open(&tmp, OpenMode::CreateNew).map_err(|e| Error::io("create", &tmp, e))?;
+        let file = vfs
+            .open(&tmp, OpenMode::CreateNew)
+            .map_err(|e| Error::io("create", &tmp, e))?;
         let sb = Superblock::initial(page_size);
         let mut page = sb.to_page()?;
         file.write_at(page.seal(sb.slot(), sb.generation), 0)
@@ -80,17 +91,34 @@ impl PageFile {
             .map_err(|e| Error::io("size", &tmp, e))?;
         file.sync().map_err(|e| Error::io("sync", &tmp, e))?;
         drop(file);
-        vfs.rename(&tmp, path).map_err(|e| Error::io("rename into place", &tmp, e))?;
-        vfs.sync_dir(&dir).map_err(|e| Error::io("sync directory", &dir, e))?;
+        vfs.rename(&tmp, path)
+            .map_err(|e| Error::io("rename into place", &tmp, e))?;
+        vfs.sync_dir(&dir)
+            .map_err(|e| Error::io("sync directory", &dir, e))?;
         tracing::info!(path = %path.display(), page_size = page_size.bytes(), "created page file");
-        Self::open(vfs, path, OpenOptions { page_size: Some(page_size), read_only: false })
+        Self::open(
+            vfs,
+            path,
+            OpenOptions {
+                page_size: Some(page_size),
+                read_only: false,
+            },
+        )
     }
 
     /// Opens an existing page file and picks its newest valid superblock.
     pub fn open(vfs: &dyn Vfs, path: &Path, opts: OpenOptions) -> Result<Self> {
-        let mode = if opts.read_only { OpenMode::ReadOnly } else { OpenMode::ReadWrite };
-        let file = vfs.open(path, mode).map_err(|e| Error::io("open page file", path, e))?;
-        let len = file.len().map_err(|e| Error::io("read the length of", path, e))?;
+        let mode = if opts.read_only {
+            OpenMode::ReadOnly
+        } else {
+            OpenMode::ReadWrite
+        };
+        let file = vfs
+            .open(path, mode)
+            .map_err(|e| Error::io("open page file", path, e))?;
+        let len = file
+            .len()
+            .map_err(|e| Error::io("read the length of", path, e))?;
         let (sb, version) = read_superblocks(&*file, path, len)?;
         if version != FORMAT_VERSION {
             return Err(Error::UnsupportedFormatVersion {
@@ -156,10 +184,15 @@ impl PageFile {
 
     fn check_writable(&self) -> Result<()> {
         if self.read_only {
-            return Err(Error::ReadOnly { file: self.path.clone() });
+            return Err(Error::ReadOnly {
+                file: self.path.clone(),
+            });
         }
         if let Some(cause) = lock(&self.poisoned).clone() {
-            return Err(Error::Poisoned { file: self.path.clone(), cause });
+            return Err(Error::Poisoned {
+                file: self.path.clone(),
+                cause,
+            });
         }
         Ok(())
     }
@@ -167,13 +200,21 @@ impl PageFile {
     fn check_bounds(&self, id: PageId) -> Result<()> {
         let page_count = self.page_count();
         if id.get() >= page_count {
-            return Err(Error::PageOutOfBounds { file: self.path.clone(), page: id, page_count });
+            return Err(Error::PageOutOfBounds {
+                file: self.path.clone(),
+                page: id,
+                page_count,
+            });
         }
         Ok(())
     }
 
     /// Reads and verifies page `id`; with `expected`, a page of another type is corruption.
-    pub fn read_page(&self, id: PageId, expected: Option<PageType>) -> Result<(PageBuf, PageHeader)> {
+    pub fn read_page(
+        &self,
+        id: PageId,
+        expected: Option<PageType>,
+    ) -> Result<(PageBuf, PageHeader)> {
         self.check_bounds(id)?;
         let mut buf = vec![0u8; self.page_size.len()].into_boxed_slice();
         self.file
@@ -193,7 +234,10 @@ impl PageFile {
             return Err(Error::ReservedPage { page: id });
         }
         if page.size() != self.page_size.len() {
-            return Err(Error::PayloadTooLarge { len: page.size(), max: self.page_size.len() });
+            return Err(Error::PayloadTooLarge {
+                len: page.size(),
+                max: self.page_size.len(),
+            });
         }
         let bytes = page.seal(id, generation);
         self.file
@@ -210,7 +254,9 @@ impl PageFile {
         let len = page_count
             .checked_mul(u64::from(self.page_size.bytes()))
             .ok_or(Error::InvalidPageSize(u64::from(self.page_size.bytes())))?;
-        self.file.set_len(len).map_err(|e| Error::io(format!("extend to {page_count} pages"), &self.path, e))?;
+        self.file
+            .set_len(len)
+            .map_err(|e| Error::io(format!("extend to {page_count} pages"), &self.path, e))?;
         self.page_count.fetch_max(page_count, Ordering::AcqRel);
         Ok(())
     }
@@ -235,7 +281,10 @@ impl PageFile {
         self.check_writable()?;
         let current = self.superblock();
         if sb.generation != current.generation.wrapping_add(1) {
-            return Err(Error::GenerationOutOfOrder { current: current.generation, given: sb.generation });
+            return Err(Error::GenerationOutOfOrder {
+                current: current.generation,
+                given: sb.generation,
+            });
         }
         if sb.page_size != self.page_size {
             return Err(Error::PageSizeMismatch {
@@ -256,7 +305,10 @@ impl PageFile {
         let mut page = sb.to_page()?;
         let written = self
             .file
-            .write_at(page.seal(slot, sb.generation), self.page_size.offset_of(slot))
+            .write_at(
+                page.seal(slot, sb.generation),
+                self.page_size.offset_of(slot),
+            )
             .map_err(|e| Error::io(format!("write superblock {slot} of"), &self.path, e));
         if let Err(e) = written {
             *lock(&self.poisoned) = Some(e.to_string());
@@ -293,7 +345,11 @@ fn read_superblocks(file: &dyn VfsFile, path: &Path, len: u64) -> Result<(Superb
         }
     }
     match (slot0, slot1) {
-        (Ok(a), Ok(b)) => Ok(if b.0.generation > a.0.generation { b } else { a }),
+        (Ok(a), Ok(b)) => Ok(if b.0.generation > a.0.generation {
+            b
+        } else {
+            a
+        }),
         (Ok(a), Err(why)) => {
             tracing::warn!(path = %path.display(), why, "superblock in page 1 is invalid; using page 0");
             Ok(a)
@@ -302,7 +358,11 @@ fn read_superblocks(file: &dyn VfsFile, path: &Path, len: u64) -> Result<(Superb
             tracing::warn!(path = %path.display(), why, "superblock in page 0 is invalid; using page 1");
             Ok(b)
         }
-        (Err(slot0), Err(slot1)) => Err(Error::NoValidSuperblock { file: path.to_path_buf(), slot0, slot1 }),
+        (Err(slot0), Err(slot1)) => Err(Error::NoValidSuperblock {
+            file: path.to_path_buf(),
+            slot0,
+            slot1,
+        }),
     }
 }
 
@@ -312,26 +372,49 @@ fn read_slot0(file: &dyn VfsFile, len: u64) -> Result<(Superblock, u32), String>
         return Err(format!("file is {len} bytes, shorter than one page"));
     }
     let mut head = vec![0u8; min];
-    file.read_at(&mut head, 0).map_err(|e| format!("read failed: {e}"))?;
-    let (sb, _) = Superblock::decode(head.get(HEADER_LEN..).unwrap_or_default()).map_err(|m| m.to_string())?;
+    file.read_at(&mut head, 0)
+        .map_err(|e| format!("read failed: {e}"))?;
+    let (sb, _) = Superblock::decode(head.get(HEADER_LEN..).unwrap_or_default())
+        .map_err(|m| m.to_string())?;
     read_slot(file, len, PageId::new(0), sb.page_size)
 }
 
-fn read_slot(file: &dyn VfsFile, len: u64, slot: PageId, ps: PageSize) -> Result<(Superblock, u32), String> {
+fn read_slot(
+    file: &dyn VfsFile,
+    len: u64,
+    slot: PageId,
+    ps: PageSize,
+) -> Result<(Superblock, u32), String> {
     let offset = ps.offset_of(slot);
     if len < offset + u64::from(ps.bytes()) {
-        return Err(format!("file is {len} bytes, too short for page {slot} of {ps} bytes"));
+        return Err(format!(
+            "file is {len} bytes, too short for page {slot} of {ps} bytes"
+        ));
     }
     let mut buf = vec![0u8; ps.len()];
-    file.read_at(&mut buf, offset).map_err(|e| format!("read failed: {e}"))?;
-    let header = PageHeader::decode_verified(&buf, slot, Some(PageType::Superblock)).map_err(|m| m.to_string())?;
-    let payload = buf.get(HEADER_LEN..HEADER_LEN + header.payload_len as usize).unwrap_or_default();
+    file.read_at(&mut buf, offset)
+        .map_err(|e| format!("read failed: {e}"))?;
+    let header = PageHeader::decode_verified(&buf, slot, Some(PageType::Superblock))
+        .map_err(|m| m.to_string())?;
+    let payload = buf
+        .get(HEADER_LEN..HEADER_LEN + header.payload_len as usize)
+        .unwrap_or_default();
     let (sb, version) = Superblock::decode(payload).map_err(|m| m.to_string())?;
     if sb.page_size != ps {
-        return Err(Mismatch::new("superblock page size differs from its position", ps, sb.page_size).to_string());
+        return Err(Mismatch::new(
+            "superblock page size differs from its position",
+            ps,
+            sb.page_size,
+        )
+        .to_string());
     }
     if sb.slot() != slot || header.generation != sb.generation {
-        return Err(Mismatch::new("superblock generation in the wrong slot", slot, sb.generation).to_string());
+        return Err(Mismatch::new(
+            "superblock generation in the wrong slot",
+            slot,
+            sb.generation,
+        )
+        .to_string());
     }
     Ok((sb, version))
 }

@@ -128,10 +128,18 @@ impl Superblock {
     /// with a dedicated error (a newer engine wrote the file) instead of calling it damage.
     pub(crate) fn decode(payload: &[u8]) -> Result<(Self, u32), Mismatch> {
         let Some(b) = payload.get(..SUPERBLOCK_LEN) else {
-            return Err(Mismatch::new("superblock too short", SUPERBLOCK_LEN, payload.len()));
+            return Err(Mismatch::new(
+                "superblock too short",
+                SUPERBLOCK_LEN,
+                payload.len(),
+            ));
         };
         if b[MAGIC_OFF..VERSION_OFF] != MAGIC {
-            return Err(Mismatch::new("bad superblock magic", "LIGHTNDB", "other bytes"));
+            return Err(Mismatch::new(
+                "bad superblock magic",
+                "LIGHTNDB",
+                "other bytes",
+            ));
         }
         let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
         let u64_at = |o: usize| {
@@ -150,8 +158,9 @@ impl Superblock {
         }
         let version = u32_at(VERSION_OFF);
         let raw_size = u32_at(PAGE_SIZE_OFF);
-        let page_size = PageSize::new(u64::from(raw_size))
-            .map_err(|_| Mismatch::new("invalid page size in superblock", "4096..=65536", raw_size))?;
+        let page_size = PageSize::new(u64::from(raw_size)).map_err(|_| {
+            Mismatch::new("invalid page size in superblock", "4096..=65536", raw_size)
+        })?;
         let root = |o: usize| match u64_at(o) {
             NONE => None,
             id => Some(PageId::new(id)),
@@ -167,10 +176,18 @@ impl Superblock {
             page_count: u64_at(PAGE_COUNT_OFF),
             catalog_root: root(CATALOG_OFF),
             freelist_root: root(FREELIST_OFF),
-            encryption: EncryptionParams { algorithm: u32_at(ENC_ALG_OFF), salt, key_check },
+            encryption: EncryptionParams {
+                algorithm: u32_at(ENC_ALG_OFF),
+                salt,
+                key_check,
+            },
         };
         if sb.page_count < 2 {
-            return Err(Mismatch::new("superblock page count below 2", ">= 2", sb.page_count));
+            return Err(Mismatch::new(
+                "superblock page count below 2",
+                ">= 2",
+                sb.page_count,
+            ));
         }
         for r in [sb.catalog_root, sb.freelist_root].into_iter().flatten() {
             if r.get() < 2 || r.get() >= sb.page_count {
@@ -202,18 +219,25 @@ mod tests {
             any::<[u8; 32]>(),
             any::<[u8; 32]>(),
         )
-            .prop_map(|(ps, generation, lsn, count, cat, fl, alg, salt, key_check)| {
-                let in_range = |r: Option<u64>| r.map(|r| PageId::new(2 + r % (count - 2).max(1)));
-                Superblock {
-                    page_size: PageSize::ALL[ps],
-                    generation,
-                    checkpoint_lsn: lsn,
-                    page_count: count.max(3),
-                    catalog_root: in_range(cat),
-                    freelist_root: in_range(fl),
-                    encryption: EncryptionParams { algorithm: alg, salt, key_check },
-                }
-            })
+            .prop_map(
+                |(ps, generation, lsn, count, cat, fl, alg, salt, key_check)| {
+                    let in_range =
+                        |r: Option<u64>| r.map(|r| PageId::new(2 + r % (count - 2).max(1)));
+                    Superblock {
+                        page_size: PageSize::ALL[ps],
+                        generation,
+                        checkpoint_lsn: lsn,
+                        page_count: count.max(3),
+                        catalog_root: in_range(cat),
+                        freelist_root: in_range(fl),
+                        encryption: EncryptionParams {
+                            algorithm: alg,
+                            salt,
+                            key_check,
+                        },
+                    }
+                },
+            )
     }
 
     #[test]

@@ -134,11 +134,26 @@ struct Ino(u64);
 
 #[derive(Debug, Clone)]
 enum LogOp {
-    Write { ino: Ino, offset: usize, data: Vec<u8> },
-    SetLen { ino: Ino, len: usize },
-    Create { path: PathBuf, ino: Ino },
-    Rename { from: PathBuf, to: PathBuf },
-    Remove { path: PathBuf },
+    Write {
+        ino: Ino,
+        offset: usize,
+        data: Vec<u8>,
+    },
+    SetLen {
+        ino: Ino,
+        len: usize,
+    },
+    Create {
+        path: PathBuf,
+        ino: Ino,
+    },
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+    },
+    Remove {
+        path: PathBuf,
+    },
 }
 
 impl LogOp {
@@ -242,9 +257,10 @@ struct CrashFile {
 fn injected(kind: FaultKind) -> io::Error {
     match kind {
         FaultKind::Io => io::Error::other("injected I/O error (EIO)"),
-        FaultKind::NoSpace => {
-            io::Error::new(io::ErrorKind::StorageFull, "injected ENOSPC: no space left on device")
-        }
+        FaultKind::NoSpace => io::Error::new(
+            io::ErrorKind::StorageFull,
+            "injected ENOSPC: no space left on device",
+        ),
         FaultKind::PowerCut => io::Error::other("simulated power cut: the device is gone"),
     }
 }
@@ -305,7 +321,9 @@ impl State {
 
     fn apply_data_op(contents: &mut HashMap<Ino, Vec<u8>>, op: &LogOp) {
         match op {
-            LogOp::Write { ino, offset, data } => splice(contents.entry(*ino).or_default(), data, *offset),
+            LogOp::Write { ino, offset, data } => {
+                splice(contents.entry(*ino).or_default(), data, *offset)
+            }
             LogOp::SetLen { ino, len } => contents.entry(*ino).or_default().resize(*len, 0),
             _ => {}
         }
@@ -313,10 +331,16 @@ impl State {
 
     fn crash(&mut self, mode: CrashMode) -> CrashReport {
         let log = std::mem::take(&mut self.log);
-        let mut report = CrashReport { pending: log.len(), ..CrashReport::default() };
+        let mut report = CrashReport {
+            pending: log.len(),
+            ..CrashReport::default()
+        };
         let mut ns = self.durable_ns.clone();
-        let mut contents: HashMap<Ino, Vec<u8>> =
-            self.inodes.iter().map(|(i, n)| (*i, n.durable.clone())).collect();
+        let mut contents: HashMap<Ino, Vec<u8>> = self
+            .inodes
+            .iter()
+            .map(|(i, n)| (*i, n.durable.clone()))
+            .collect();
         let mut apply = |op: &LogOp, ns: &mut BTreeMap<PathBuf, Ino>| {
             Self::apply_dir_op(ns, op);
             Self::apply_data_op(&mut contents, op);
@@ -351,7 +375,10 @@ impl State {
             }
             CrashMode::TornWrite { garbage } => {
                 let n = self.rng.upto(log.len());
-                let torn = log.iter().skip(n).position(|op| matches!(op, LogOp::Write { .. }));
+                let torn = log
+                    .iter()
+                    .skip(n)
+                    .position(|op| matches!(op, LogOp::Write { .. }));
                 let keep = torn.map_or(n, |p| n + p);
                 report.kept = keep;
                 log.iter().take(keep).for_each(|op| apply(op, &mut ns));
@@ -372,7 +399,9 @@ impl State {
                             }
                             _ => {
                                 report.garbage_sectors += 1;
-                                src.iter().map(|_| self.rng.next().to_le_bytes()[0]).collect()
+                                src.iter()
+                                    .map(|_| self.rng.next().to_le_bytes()[0])
+                                    .collect()
                             }
                         };
                         splice(file, &bytes, pos);
@@ -392,7 +421,13 @@ impl State {
             .iter()
             .map(|ino| {
                 let data = contents.remove(ino).unwrap_or_default();
-                (*ino, Inode { live: data.clone(), durable: data })
+                (
+                    *ino,
+                    Inode {
+                        live: data.clone(),
+                        durable: data,
+                    },
+                )
             })
             .collect();
         self.live_ns = ns.clone();
@@ -437,7 +472,11 @@ impl CrashVfs {
 
     /// Arms a fault; see [`Fault`].
     pub fn inject(&self, fault: Fault) {
-        self.lock().faults.push(ArmedFault { fault, seen: 0, fired: false });
+        self.lock().faults.push(ArmedFault {
+            fault,
+            seen: 0,
+            fired: false,
+        });
     }
 
     /// Disarms every fault.
@@ -460,7 +499,12 @@ impl CrashVfs {
     pub fn contents(&self, path: &Path) -> Option<Vec<u8>> {
         let st = self.lock();
         let ino = st.live_ns.get(path)?;
-        Some(st.inodes.get(ino).map(|i| i.live.clone()).unwrap_or_default())
+        Some(
+            st.inodes
+                .get(ino)
+                .map(|i| i.live.clone())
+                .unwrap_or_default(),
+        )
     }
 
     /// The contents a [`CrashMode::DropUnsynced`] power cut would leave, if the file would
@@ -468,7 +512,12 @@ impl CrashVfs {
     pub fn durable_contents(&self, path: &Path) -> Option<Vec<u8>> {
         let st = self.lock();
         let ino = st.durable_ns.get(path)?;
-        Some(st.inodes.get(ino).map(|i| i.durable.clone()).unwrap_or_default())
+        Some(
+            st.inodes
+                .get(ino)
+                .map(|i| i.durable.clone())
+                .unwrap_or_default(),
+        )
     }
 
     /// Overwrites bytes of a file in place, durably and without logging: models media
@@ -503,7 +552,10 @@ impl Vfs for CrashVfs {
         let mut st = self.lock();
         let ino = match (st.live_ns.get(path).copied(), mode) {
             (Some(_), OpenMode::CreateNew) => {
-                return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} exists", path.display())));
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} exists", path.display()),
+                ));
             }
             (Some(ino), _) => ino,
             (None, OpenMode::ReadOnly | OpenMode::ReadWrite) => return Err(not_found(path)),
@@ -512,7 +564,10 @@ impl Vfs for CrashVfs {
                 st.next_ino += 1;
                 st.inodes.insert(ino, Inode::default());
                 st.live_ns.insert(path.to_path_buf(), ino);
-                st.log.push(LogOp::Create { path: path.to_path_buf(), ino });
+                st.log.push(LogOp::Create {
+                    path: path.to_path_buf(),
+                    ino,
+                });
                 ino
             }
         };
@@ -528,14 +583,19 @@ impl Vfs for CrashVfs {
         let mut st = self.lock();
         let ino = st.live_ns.remove(from).ok_or_else(|| not_found(from))?;
         st.live_ns.insert(to.to_path_buf(), ino);
-        st.log.push(LogOp::Rename { from: from.to_path_buf(), to: to.to_path_buf() });
+        st.log.push(LogOp::Rename {
+            from: from.to_path_buf(),
+            to: to.to_path_buf(),
+        });
         Ok(())
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut st = self.lock();
         st.live_ns.remove(path).ok_or_else(|| not_found(path))?;
-        st.log.push(LogOp::Remove { path: path.to_path_buf() });
+        st.log.push(LogOp::Remove {
+            path: path.to_path_buf(),
+        });
         Ok(())
     }
 
@@ -545,7 +605,13 @@ impl Vfs for CrashVfs {
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
-        Ok(self.lock().live_ns.keys().filter(|p| parent_dir(p) == dir).cloned().collect())
+        Ok(self
+            .lock()
+            .live_ns
+            .keys()
+            .filter(|p| parent_dir(p) == dir)
+            .cloned()
+            .collect())
     }
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
@@ -574,10 +640,15 @@ impl CrashFile {
     fn state(&self, write: bool) -> io::Result<MutexGuard<'_, State>> {
         let st = lock(&self.state);
         if st.epoch != self.epoch {
-            return Err(io::Error::other("stale file handle: opened before a simulated power cut"));
+            return Err(io::Error::other(
+                "stale file handle: opened before a simulated power cut",
+            ));
         }
         if write && !self.writable {
-            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "file is open read-only"));
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "file is open read-only",
+            ));
         }
         Ok(st)
     }
@@ -598,8 +669,13 @@ impl VfsFile for CrashFile {
         st.check_fault(FaultOp::Write)?;
         apply_write(&mut st.inode(self.ino).live, buf, offset)?;
         // apply_write accepted the offset, so it fits a usize.
-        let offset = usize::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        st.log.push(LogOp::Write { ino: self.ino, offset, data: buf.to_vec() });
+        let offset =
+            usize::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        st.log.push(LogOp::Write {
+            ino: self.ino,
+            offset,
+            data: buf.to_vec(),
+        });
         Ok(())
     }
 
@@ -611,11 +687,13 @@ impl VfsFile for CrashFile {
         }
         let outcome = outcome.map_err(injected);
         let log = std::mem::take(&mut st.log);
-        let (mine, rest): (Vec<LogOp>, Vec<LogOp>) =
-            log.into_iter().partition(|op| op.data_ino() == Some(self.ino));
+        let (mine, rest): (Vec<LogOp>, Vec<LogOp>) = log
+            .into_iter()
+            .partition(|op| op.data_ino() == Some(self.ino));
         st.log = rest;
         if outcome.is_ok() {
-            let mut durable = HashMap::from([(self.ino, std::mem::take(&mut st.inode(self.ino).durable))]);
+            let mut durable =
+                HashMap::from([(self.ino, std::mem::take(&mut st.inode(self.ino).durable))]);
             for op in &mine {
                 State::apply_data_op(&mut durable, op);
             }
@@ -630,7 +708,10 @@ impl VfsFile for CrashFile {
         st.check_fault(FaultOp::SetLen)?;
         let n = to_len(len)?;
         st.inode(self.ino).live.resize(n, 0);
-        st.log.push(LogOp::SetLen { ino: self.ino, len: n });
+        st.log.push(LogOp::SetLen {
+            ino: self.ino,
+            len: n,
+        });
         Ok(())
     }
 

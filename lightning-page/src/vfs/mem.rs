@@ -27,20 +27,30 @@ struct MemFile {
 }
 
 pub(super) fn not_found(path: &Path) -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, format!("no such file: {}", path.display()))
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("no such file: {}", path.display()),
+    )
 }
 
 pub(super) fn check_read(data: &[u8], buf: &[u8], offset: u64) -> io::Result<usize> {
-    let start = usize::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+    let start =
+        usize::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::UnexpectedEof))?;
     match start.checked_add(buf.len()) {
         Some(end) if end <= data.len() => Ok(start),
-        _ => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end of the file")),
+        _ => Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "read past the end of the file",
+        )),
     }
 }
 
 pub(super) fn apply_write(data: &mut Vec<u8>, buf: &[u8], offset: u64) -> io::Result<()> {
-    let start = usize::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let end = start.checked_add(buf.len()).ok_or(io::ErrorKind::InvalidInput)?;
+    let start =
+        usize::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let end = start
+        .checked_add(buf.len())
+        .ok_or(io::ErrorKind::InvalidInput)?;
     if data.len() < end {
         data.resize(end, 0);
     }
@@ -49,7 +59,8 @@ pub(super) fn apply_write(data: &mut Vec<u8>, buf: &[u8], offset: u64) -> io::Re
 }
 
 pub(super) fn to_len(len: u64) -> io::Result<usize> {
-    usize::try_from(len).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "length too large"))
+    usize::try_from(len)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "length too large"))
 }
 
 impl MemVfs {
@@ -70,7 +81,10 @@ impl Vfs for MemVfs {
         let mut ns = self.ns();
         let data = match (ns.files.get(path), mode) {
             (Some(_), OpenMode::CreateNew) => {
-                return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} exists", path.display())));
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} exists", path.display()),
+                ));
             }
             (Some(d), _) => d.clone(),
             (None, OpenMode::ReadOnly | OpenMode::ReadWrite) => return Err(not_found(path)),
@@ -80,7 +94,10 @@ impl Vfs for MemVfs {
                 d
             }
         };
-        Ok(Box::new(MemFile { data, writable: mode.writable() }))
+        Ok(Box::new(MemFile {
+            data,
+            writable: mode.writable(),
+        }))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -91,7 +108,11 @@ impl Vfs for MemVfs {
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
-        self.ns().files.remove(path).map(drop).ok_or_else(|| not_found(path))
+        self.ns()
+            .files
+            .remove(path)
+            .map(drop)
+            .ok_or_else(|| not_found(path))
     }
 
     fn exists(&self, path: &Path) -> io::Result<bool> {
@@ -100,7 +121,13 @@ impl Vfs for MemVfs {
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
-        Ok(self.ns().files.keys().filter(|p| parent_dir(p) == dir).cloned().collect())
+        Ok(self
+            .ns()
+            .files
+            .keys()
+            .filter(|p| parent_dir(p) == dir)
+            .cloned()
+            .collect())
     }
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
@@ -120,7 +147,10 @@ impl MemFile {
 
     fn write_guard(&self) -> io::Result<std::sync::RwLockWriteGuard<'_, Vec<u8>>> {
         if !self.writable {
-            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "file is open read-only"));
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "file is open read-only",
+            ));
         }
         Ok(self.data.write().unwrap_or_else(PoisonError::into_inner))
     }

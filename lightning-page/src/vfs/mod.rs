@@ -98,9 +98,15 @@ pub(crate) mod conformance {
         vfs.create_dir_all(&dir).unwrap();
         let a = dir.join("a");
         assert!(!vfs.exists(&a).unwrap());
-        assert_eq!(vfs.open(&a, OpenMode::ReadWrite).unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert_eq!(
+            vfs.open(&a, OpenMode::ReadWrite).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
         let f = vfs.open(&a, OpenMode::CreateNew).unwrap();
-        assert_eq!(vfs.open(&a, OpenMode::CreateNew).unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(
+            vfs.open(&a, OpenMode::CreateNew).unwrap_err().kind(),
+            io::ErrorKind::AlreadyExists
+        );
         assert!(f.is_empty().unwrap());
         f.write_at(b"hello", 3).unwrap();
         assert_eq!(f.len().unwrap(), 8);
@@ -108,7 +114,10 @@ pub(crate) mod conformance {
         f.read_at(&mut buf, 0).unwrap();
         assert_eq!(&buf, b"\0\0\0hello");
         let mut past = [0u8; 4];
-        assert_eq!(f.read_at(&mut past, 6).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(
+            f.read_at(&mut past, 6).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
         f.set_len(4).unwrap();
         assert_eq!(f.len().unwrap(), 4);
         f.set_len(6).unwrap();

@@ -27,7 +27,10 @@ struct OsFile {
 fn fsync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
-        #[expect(clippy::disallowed_methods, reason = "this is the VFS seam the lint routes to")]
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "this is the VFS seam the lint routes to"
+        )]
         File::open(dir)?.sync_all()
     }
     #[cfg(not(unix))]
@@ -68,7 +71,10 @@ impl Vfs for OsVfs {
         if created {
             fsync_dir(&parent_dir(path))?;
         }
-        Ok(Box::new(OsFile { file, path: path.to_path_buf() }))
+        Ok(Box::new(OsFile {
+            file,
+            path: path.to_path_buf(),
+        }))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -120,7 +126,11 @@ impl VfsFile for OsFile {
         {
             let mut done = 0;
             while done < buf.len() {
-                let n = std::os::windows::fs::FileExt::seek_read(&self.file, &mut buf[done..], offset + done as u64)?;
+                let n = std::os::windows::fs::FileExt::seek_read(
+                    &self.file,
+                    &mut buf[done..],
+                    offset + done as u64,
+                )?;
                 if n == 0 {
                     return Err(io::ErrorKind::UnexpectedEof.into());
                 }
@@ -139,7 +149,11 @@ impl VfsFile for OsFile {
         {
             let mut done = 0;
             while done < buf.len() {
-                let n = std::os::windows::fs::FileExt::seek_write(&self.file, &buf[done..], offset + done as u64)?;
+                let n = std::os::windows::fs::FileExt::seek_write(
+                    &self.file,
+                    &buf[done..],
+                    offset + done as u64,
+                )?;
                 if n == 0 {
                     return Err(io::ErrorKind::WriteZero.into());
                 }
@@ -150,7 +164,10 @@ impl VfsFile for OsFile {
     }
 
     fn sync(&self) -> io::Result<()> {
-        #[expect(clippy::disallowed_methods, reason = "this is the VFS seam the lint routes to")]
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "this is the VFS seam the lint routes to"
+        )]
         let r = self.file.sync_data();
         if let Err(e) = &r {
             tracing::error!(path = %self.path.display(), error = %e, "fdatasync failed");

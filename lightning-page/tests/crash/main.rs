@@ -3,12 +3,17 @@
 //! `LIGHTNING_TEST_SCALE=N` multiplies the scenario count (10,000 by default);
 //! `LIGHTNING_TEST_SEED=S` starts at seed `S` to replay a failure.
 
-#![expect(clippy::unwrap_used, reason = "test helpers: a failed setup step must fail the test loudly")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers: a failed setup step must fail the test loudly"
+)]
 
 use std::path::Path;
 
 use lightning_page::vfs::{CrashMode, CrashVfs, Fault, FaultKind, FaultOp};
-use lightning_page::{Error, OpenOptions, PageAllocator, PageBuf, PageFile, PageId, PageSize, PageType, Superblock};
+use lightning_page::{
+    Error, OpenOptions, PageAllocator, PageBuf, PageFile, PageId, PageSize, PageType, Superblock,
+};
 use lightning_testkit::{Rng, run_seeds, scaled};
 
 const PATH: &str = "db/data.ldb";
@@ -28,7 +33,14 @@ fn superblock_scenario(seed: u64, tally: &mut Tally) -> Result<(), String> {
     let commits = 1 + rng.below(6);
     let cut_at = rng.below(8 + commits * 6);
     let cut_during_create = rng.chance(5);
-    let arm = |vfs: &CrashVfs| vfs.inject(Fault { op: FaultOp::Any, nth: cut_at, permanent: true, kind: FaultKind::PowerCut });
+    let arm = |vfs: &CrashVfs| {
+        vfs.inject(Fault {
+            op: FaultOp::Any,
+            nth: cut_at,
+            permanent: true,
+            kind: FaultKind::PowerCut,
+        })
+    };
 
     if cut_during_create {
         arm(&vfs);
@@ -48,10 +60,17 @@ fn superblock_scenario(seed: u64, tally: &mut Tally) -> Result<(), String> {
             }
             for id in 2..pages {
                 let mut p = PageBuf::new(ps, PageType::BTreeLeaf);
-                let _written = p.set_payload(&g.to_le_bytes()).map(|()| file.write_page(PageId::new(id), g, &mut p));
+                let _written = p
+                    .set_payload(&g.to_le_bytes())
+                    .map(|()| file.write_page(PageId::new(id), g, &mut p));
             }
             attempted = g;
-            let sb = Superblock { generation: g, checkpoint_lsn: lsn_of(g), page_count: pages, ..file.superblock() };
+            let sb = Superblock {
+                generation: g,
+                checkpoint_lsn: lsn_of(g),
+                page_count: pages,
+                ..file.superblock()
+            };
             if file.commit_superblock(sb).is_err() {
                 break;
             }
@@ -65,13 +84,22 @@ fn superblock_scenario(seed: u64, tally: &mut Tally) -> Result<(), String> {
         Ok(file) => {
             let sb = file.superblock();
             if acked.is_some_and(|a| sb.generation < a) {
-                return Err(format!("{mode:?}: opened generation {} but {acked:?} was acknowledged", sb.generation));
+                return Err(format!(
+                    "{mode:?}: opened generation {} but {acked:?} was acknowledged",
+                    sb.generation
+                ));
             }
             if sb.generation > attempted {
-                return Err(format!("{mode:?}: generation {} was never written", sb.generation));
+                return Err(format!(
+                    "{mode:?}: generation {} was never written",
+                    sb.generation
+                ));
             }
             if sb.generation > 0 && sb.checkpoint_lsn != lsn_of(sb.generation) {
-                return Err(format!("{mode:?}: generation {} carries a foreign LSN", sb.generation));
+                return Err(format!(
+                    "{mode:?}: generation {} carries a foreign LSN",
+                    sb.generation
+                ));
             }
             if sb.page_size != ps {
                 return Err(format!("{mode:?}: page size changed"));
@@ -87,7 +115,9 @@ fn superblock_scenario(seed: u64, tally: &mut Tally) -> Result<(), String> {
             Ok(())
         }
         // Creation never completed: no file at all is the only acceptable outcome.
-        Err(Error::Io { source, .. }) if acked.is_none() && source.kind() == std::io::ErrorKind::NotFound => {
+        Err(Error::Io { source, .. })
+            if acked.is_none() && source.kind() == std::io::ErrorKind::NotFound =>
+        {
             tally.no_file += 1;
             Ok(())
         }
@@ -111,14 +141,25 @@ struct Tally {
 #[test]
 fn superblock_torture_power_cuts_during_alternating_commits() {
     let mut tally = Tally::default();
-    let ran = run_seeds("superblock torture", scaled(10_000), |seed| superblock_scenario(seed, &mut tally));
+    let ran = run_seeds("superblock torture", scaled(10_000), |seed| {
+        superblock_scenario(seed, &mut tally)
+    });
     assert!(ran >= 10_000);
     println!("superblock torture: {ran} scenarios, {tally:?}");
     // Every kind of outcome must occur, or the torture is not reaching the interesting cuts.
-    let n = u64::from(tally.no_file + tally.unacked_lost + tally.unacked_survived + tally.completed);
+    let n =
+        u64::from(tally.no_file + tally.unacked_lost + tally.unacked_survived + tally.completed);
     assert_eq!(n, ran, "{tally:?}");
-    for count in [tally.no_file, tally.unacked_lost, tally.unacked_survived, tally.completed] {
-        assert!(u64::from(count) * 200 > ran, "an outcome below 0.5 %: {tally:?}");
+    for count in [
+        tally.no_file,
+        tally.unacked_lost,
+        tally.unacked_survived,
+        tally.completed,
+    ] {
+        assert!(
+            u64::from(count) * 200 > ran,
+            "an outcome below 0.5 %: {tally:?}"
+        );
     }
 }
 
@@ -145,20 +186,39 @@ fn checkpoint_cut_at_every_io_call_recovers_a_complete_image() {
     let before = vfs.io_calls();
     alloc.checkpoint(&file, None, 2).unwrap();
     let calls = vfs.io_calls() - before;
-    assert!(calls >= 5, "a checkpoint syncs, writes the list, syncs, writes the superblock, syncs");
+    assert!(
+        calls >= 5,
+        "a checkpoint syncs, writes the list, syncs, writes the superblock, syncs"
+    );
     let mut outcomes = [0u32; 2];
     for nth in 0..calls {
         for mode in 0..6 {
             let (vfs, file, mut alloc) = before_second_checkpoint(nth * 6 + mode);
-            vfs.inject(Fault { op: FaultOp::Any, nth, permanent: true, kind: FaultKind::PowerCut });
-            assert!(alloc.checkpoint(&file, None, 2).is_err(), "the cut must interrupt the checkpoint");
+            vfs.inject(Fault {
+                op: FaultOp::Any,
+                nth,
+                permanent: true,
+                kind: FaultKind::PowerCut,
+            });
+            assert!(
+                alloc.checkpoint(&file, None, 2).is_err(),
+                "the cut must interrupt the checkpoint"
+            );
             vfs.crash(CrashMode::from_index(mode));
             let file = PageFile::open(&vfs, Path::new(PATH), OpenOptions::default()).unwrap();
             let sb = file.superblock();
             let alloc = PageAllocator::load(&file).unwrap();
             match sb.generation {
-                1 => assert_eq!((alloc.stats().free, sb.checkpoint_lsn), (0, 1), "cut {nth} mode {mode}"),
-                2 => assert_eq!((alloc.stats().free, sb.checkpoint_lsn), (300, 2), "cut {nth} mode {mode}"),
+                1 => assert_eq!(
+                    (alloc.stats().free, sb.checkpoint_lsn),
+                    (0, 1),
+                    "cut {nth} mode {mode}"
+                ),
+                2 => assert_eq!(
+                    (alloc.stats().free, sb.checkpoint_lsn),
+                    (300, 2),
+                    "cut {nth} mode {mode}"
+                ),
                 g => panic!("cut {nth} mode {mode}: generation {g}"),
             }
             outcomes[usize::try_from(sb.generation - 1).unwrap()] += 1;

@@ -20,9 +20,14 @@ enum Cmd {
     Free(prop::sample::Index),
     Checkpoint,
     /// Cut the power at the `nth` I/O call of a checkpoint, then crash with `mode`.
-    CrashInCheckpoint { nth: u64, mode: u64 },
+    CrashInCheckpoint {
+        nth: u64,
+        mode: u64,
+    },
     /// Cut the power between checkpoints, with unsynced page writes pending.
-    Crash { mode: u64 },
+    Crash {
+        mode: u64,
+    },
 }
 
 fn cmd() -> impl Strategy<Value = Cmd> {
@@ -84,7 +89,12 @@ impl Harness {
         ];
         for (name, ids) in groups {
             for id in ids {
-                prop_assert!(seen.insert(id), "page {} counted twice (again as {})", id, name);
+                prop_assert!(
+                    seen.insert(id),
+                    "page {} counted twice (again as {})",
+                    id,
+                    name
+                );
             }
         }
         let all: BTreeSet<PageId> = (2..self.alloc.page_count()).map(PageId::new).collect();
@@ -94,15 +104,25 @@ impl Harness {
 
     fn alloc(&mut self) -> Result<(), TestCaseError> {
         let id = self.alloc.allocate();
-        prop_assert!(!self.in_use.contains_key(&id), "page {} handed out twice", id);
+        prop_assert!(
+            !self.in_use.contains_key(&id),
+            "page {} handed out twice",
+            id
+        );
         let durable_image = &self.images[&self.durable];
-        prop_assert!(!durable_image.contains_key(&id), "page {} of the durable image reused", id);
+        prop_assert!(
+            !durable_image.contains_key(&id),
+            "page {} of the durable image reused",
+            id
+        );
         self.file.extend_to(self.alloc.page_count()).unwrap();
         let tag = self.next_tag;
         self.next_tag += 1;
         let mut page = PageBuf::new(self.file.page_size(), PageType::Overflow);
         page.set_payload(&payload(id, tag)).unwrap();
-        self.file.write_page(id, self.alloc.generation(), &mut page).unwrap();
+        self.file
+            .write_page(id, self.alloc.generation(), &mut page)
+            .unwrap();
         self.in_use.insert(id, tag);
         self.born.insert(id, self.alloc.generation());
         Ok(())
@@ -119,12 +139,19 @@ impl Harness {
         let fresh = self.born.remove(&id) == Some(self.alloc.generation());
         let now = self.alloc.free_pages().any(|p| p == id);
         let pending = self.alloc.pending_pages().any(|p| p == id);
-        prop_assert_eq!((now, pending), (fresh, !fresh), "page {} freed (fresh: {})", id, fresh);
+        prop_assert_eq!(
+            (now, pending),
+            (fresh, !fresh),
+            "page {} freed (fresh: {})",
+            id,
+            fresh
+        );
         Ok(())
     }
 
     fn checkpoint(&mut self) -> Result<bool, TestCaseError> {
-        self.images.insert(self.alloc.generation(), self.in_use.clone());
+        self.images
+            .insert(self.alloc.generation(), self.in_use.clone());
         match self.alloc.checkpoint(&self.file, None, 0) {
             Ok(sb) => {
                 self.durable = sb.generation;
@@ -139,14 +166,26 @@ impl Harness {
         self.vfs.crash(CrashMode::from_index(mode));
         self.file = PageFile::open(&self.vfs, Path::new(PATH), OpenOptions::default()).unwrap();
         let sb = self.file.superblock();
-        prop_assert!(sb.generation >= self.durable, "acknowledged checkpoint {} lost", self.durable);
+        prop_assert!(
+            sb.generation >= self.durable,
+            "acknowledged checkpoint {} lost",
+            self.durable
+        );
         let Some(image) = self.images.get(&sb.generation).cloned() else {
-            return Err(TestCaseError::fail(format!("generation {} was never checkpointed", sb.generation)));
+            return Err(TestCaseError::fail(format!(
+                "generation {} was never checkpointed",
+                sb.generation
+            )));
         };
         self.alloc = PageAllocator::load(&self.file).unwrap();
         for (id, tag) in &image {
             let (page, _) = self.file.read_page(*id, Some(PageType::Overflow)).unwrap();
-            prop_assert_eq!(page.payload(), &payload(*id, *tag)[..], "page {} of the image overwritten", id);
+            prop_assert_eq!(
+                page.payload(),
+                &payload(*id, *tag)[..],
+                "page {} of the image overwritten",
+                id
+            );
         }
         self.in_use = image;
         self.born = self.in_use.keys().map(|id| (*id, 0)).collect();
@@ -154,9 +193,15 @@ impl Harness {
         self.images.retain(|g, _| *g <= sb.generation);
         let free: BTreeSet<PageId> = self.alloc.free_pages().collect();
         let listed: BTreeSet<PageId> = self.alloc.list_pages().iter().copied().collect();
-        let expected: BTreeSet<PageId> =
-            (2..sb.page_count).map(PageId::new).filter(|p| !self.in_use.contains_key(p) && !listed.contains(p)).collect();
-        prop_assert_eq!(free, expected, "recovered free list is not the complement of the image");
+        let expected: BTreeSet<PageId> = (2..sb.page_count)
+            .map(PageId::new)
+            .filter(|p| !self.in_use.contains_key(p) && !listed.contains(p))
+            .collect();
+        prop_assert_eq!(
+            free,
+            expected,
+            "recovered free list is not the complement of the image"
+        );
         Ok(())
     }
 
@@ -168,7 +213,12 @@ impl Harness {
                 prop_assert!(self.checkpoint()?, "checkpoint without faults failed");
             }
             Cmd::CrashInCheckpoint { nth, mode } => {
-                self.vfs.inject(Fault { op: FaultOp::Any, nth: *nth, permanent: true, kind: FaultKind::PowerCut });
+                self.vfs.inject(Fault {
+                    op: FaultOp::Any,
+                    nth: *nth,
+                    permanent: true,
+                    kind: FaultKind::PowerCut,
+                });
                 self.checkpoint()?;
                 self.crash_and_reopen(*mode)?;
             }

@@ -4,8 +4,8 @@ use std::path::Path;
 
 use lightning_page::vfs::{CrashVfs, Fault, FaultKind, FaultOp, MemVfs, OpenMode, OsVfs, Vfs};
 use lightning_page::{
-    Error, FORMAT_VERSION, HEADER_LEN, OpenOptions, PageAllocator, PageBuf, PageFile, PageId, PageSize, PageType,
-    Superblock,
+    Error, FORMAT_VERSION, HEADER_LEN, OpenOptions, PageAllocator, PageBuf, PageFile, PageId,
+    PageSize, PageType, Superblock,
 };
 
 const PATH: &str = "db/data.ldb";
@@ -44,7 +44,10 @@ fn create_then_open_round_trips_every_page_size() {
 fn create_refuses_to_overwrite() {
     let vfs = MemVfs::new();
     new_file(&vfs, PageSize::MIN);
-    assert!(matches!(PageFile::create(&vfs, path(), PageSize::MIN), Err(Error::Io { .. })));
+    assert!(matches!(
+        PageFile::create(&vfs, path(), PageSize::MIN),
+        Err(Error::Io { .. })
+    ));
 }
 
 #[test]
@@ -58,8 +61,13 @@ fn pages_round_trip_and_record_their_generation() {
         f.write_page(PageId::new(i), i * 3, &mut p).unwrap();
     }
     for i in 2..10u64 {
-        let (p, h) = f.read_page(PageId::new(i), Some(PageType::BTreeLeaf)).unwrap();
-        assert_eq!((p.payload(), h.generation, h.page_id), (&i.to_le_bytes()[..], i * 3, PageId::new(i)));
+        let (p, h) = f
+            .read_page(PageId::new(i), Some(PageType::BTreeLeaf))
+            .unwrap();
+        assert_eq!(
+            (p.payload(), h.generation, h.page_id),
+            (&i.to_le_bytes()[..], i * 3, PageId::new(i))
+        );
     }
 }
 
@@ -83,10 +91,16 @@ fn missing_zero_length_and_short_files_are_errors() {
         raw_file(&vfs, &bytes[..cut]);
         let e = open(&vfs).unwrap_err();
         if cut < 4096 {
-            assert!(matches!(e, Error::NoValidSuperblock { .. }), "cut {cut}: {e}");
+            assert!(
+                matches!(e, Error::NoValidSuperblock { .. }),
+                "cut {cut}: {e}"
+            );
         } else {
             // Superblock 0 is intact, but the file is shorter than the image it describes.
-            assert!(e.is_corruption() && e.to_string().contains("truncated"), "cut {cut}: {e}");
+            assert!(
+                e.is_corruption() && e.to_string().contains("truncated"),
+                "cut {cut}: {e}"
+            );
         }
     }
 }
@@ -113,22 +127,49 @@ fn a_damaged_superblock_falls_back_to_the_other_one() {
     let raw = vfs.open(path(), OpenMode::ReadWrite).unwrap();
     raw.write_at(&[0xFF; 16], 4096 + 200).unwrap(); // damage page 1
     let f = open(&vfs).unwrap();
-    assert_eq!((f.superblock().generation, f.superblock().checkpoint_lsn), (0, 0));
+    assert_eq!(
+        (f.superblock().generation, f.superblock().checkpoint_lsn),
+        (0, 0)
+    );
     drop(f);
     raw.write_at(&[0xFF; 16], 100).unwrap(); // and page 0
     let e = open(&vfs).unwrap_err();
     assert!(matches!(e, Error::NoValidSuperblock { .. }));
     let msg = e.to_string();
-    assert!(msg.contains("page 0: superblock checksum mismatch"), "{msg}");
-    assert!(msg.contains("page 1: with 4096-byte pages: checksum mismatch"), "{msg}");
+    assert!(
+        msg.contains("page 0: superblock checksum mismatch"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("page 1: with 4096-byte pages: checksum mismatch"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn unknown_format_version_and_wrong_page_size_are_clear_errors() {
     let vfs = MemVfs::new();
     drop(new_file(&vfs, PageSize::DEFAULT));
-    let e = PageFile::open(&vfs, path(), OpenOptions { page_size: Some(PageSize::MIN), read_only: false }).unwrap_err();
-    assert!(matches!(e, Error::PageSizeMismatch { expected: 4096, found: 8192, .. }), "{e}");
+    let e = PageFile::open(
+        &vfs,
+        path(),
+        OpenOptions {
+            page_size: Some(PageSize::MIN),
+            read_only: false,
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::PageSizeMismatch {
+                expected: 4096,
+                found: 8192,
+                ..
+            }
+        ),
+        "{e}"
+    );
 
     // A future version: rewrite the version field and fix both checksums, as a newer
     // engine would have written it.
@@ -143,7 +184,17 @@ fn unknown_format_version_and_wrong_page_size_are_clear_errors() {
     page[..4].copy_from_slice(&crc.to_le_bytes());
     raw.write_at(&page, 0).unwrap();
     let e = open(&vfs).unwrap_err();
-    assert!(matches!(e, Error::UnsupportedFormatVersion { found: 2, supported: 1, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::UnsupportedFormatVersion {
+                found: 2,
+                supported: 1,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -151,17 +202,29 @@ fn page_ids_past_the_end_and_reserved_pages_are_refused() {
     let vfs = MemVfs::new();
     let f = new_file(&vfs, PageSize::MIN);
     let e = f.read_page(PageId::new(2), None).unwrap_err();
-    assert!(matches!(e, Error::PageOutOfBounds { page_count: 2, .. }), "{e}");
+    assert!(
+        matches!(e, Error::PageOutOfBounds { page_count: 2, .. }),
+        "{e}"
+    );
     assert!(f.read_page(PageId::new(u64::MAX), None).is_err());
     let mut p = PageBuf::new(PageSize::MIN, PageType::Overflow);
-    assert!(matches!(f.write_page(PageId::new(0), 1, &mut p), Err(Error::ReservedPage { .. })));
-    assert!(matches!(f.write_page(PageId::new(5), 1, &mut p), Err(Error::PageOutOfBounds { .. })));
+    assert!(matches!(
+        f.write_page(PageId::new(0), 1, &mut p),
+        Err(Error::ReservedPage { .. })
+    ));
+    assert!(matches!(
+        f.write_page(PageId::new(5), 1, &mut p),
+        Err(Error::PageOutOfBounds { .. })
+    ));
     let mut wrong_size = PageBuf::new(PageSize::DEFAULT, PageType::Overflow);
     f.extend_to(3).unwrap();
     assert!(f.write_page(PageId::new(2), 1, &mut wrong_size).is_err());
     // A page that was allocated but never written reads as corruption, not garbage.
     let e = f.read_page(PageId::new(2), None).unwrap_err();
-    assert!(e.is_corruption() && e.to_string().contains("never written"), "{e}");
+    assert!(
+        e.is_corruption() && e.to_string().contains("never written"),
+        "{e}"
+    );
     assert!(f.extend_to(u64::MAX).is_err());
 }
 
@@ -169,11 +232,31 @@ fn page_ids_past_the_end_and_reserved_pages_are_refused() {
 fn superblock_generations_must_advance_by_one() {
     let vfs = MemVfs::new();
     let f = new_file(&vfs, PageSize::MIN);
-    let sb = Superblock { generation: 5, ..f.superblock() };
-    assert!(matches!(f.commit_superblock(sb), Err(Error::GenerationOutOfOrder { current: 0, given: 5 })));
-    let sb = Superblock { generation: 1, page_count: 9, ..f.superblock() };
-    assert!(matches!(f.commit_superblock(sb), Err(Error::PageOutOfBounds { .. })));
-    f.commit_superblock(Superblock { generation: 1, ..f.superblock() }).unwrap();
+    let sb = Superblock {
+        generation: 5,
+        ..f.superblock()
+    };
+    assert!(matches!(
+        f.commit_superblock(sb),
+        Err(Error::GenerationOutOfOrder {
+            current: 0,
+            given: 5
+        })
+    ));
+    let sb = Superblock {
+        generation: 1,
+        page_count: 9,
+        ..f.superblock()
+    };
+    assert!(matches!(
+        f.commit_superblock(sb),
+        Err(Error::PageOutOfBounds { .. })
+    ));
+    f.commit_superblock(Superblock {
+        generation: 1,
+        ..f.superblock()
+    })
+    .unwrap();
     assert_eq!(f.superblock().generation, 1);
 }
 
@@ -181,7 +264,15 @@ fn superblock_generations_must_advance_by_one() {
 fn read_only_files_refuse_writes() {
     let vfs = MemVfs::new();
     drop(new_file(&vfs, PageSize::MIN));
-    let f = PageFile::open(&vfs, path(), OpenOptions { page_size: None, read_only: true }).unwrap();
+    let f = PageFile::open(
+        &vfs,
+        path(),
+        OpenOptions {
+            page_size: None,
+            read_only: true,
+        },
+    )
+    .unwrap();
     assert!(matches!(f.extend_to(4), Err(Error::ReadOnly { .. })));
     assert!(matches!(f.sync(), Err(Error::ReadOnly { .. })));
 }
@@ -193,14 +284,25 @@ fn a_failed_sync_poisons_the_file_for_good() {
     f.extend_to(3).unwrap();
     let mut p = PageBuf::new(PageSize::MIN, PageType::Overflow);
     f.write_page(PageId::new(2), 1, &mut p).unwrap();
-    vfs.inject(Fault { op: FaultOp::Sync, nth: 0, permanent: false, kind: FaultKind::Io });
+    vfs.inject(Fault {
+        op: FaultOp::Sync,
+        nth: 0,
+        permanent: false,
+        kind: FaultKind::Io,
+    });
     assert!(matches!(f.sync(), Err(Error::Io { .. })));
     // The device would now report success; the file must not believe it.
     for _ in 0..2 {
         assert!(matches!(f.sync(), Err(Error::Poisoned { .. })));
-        assert!(matches!(f.write_page(PageId::new(2), 1, &mut p), Err(Error::Poisoned { .. })));
         assert!(matches!(
-            f.commit_superblock(Superblock { generation: 1, ..f.superblock() }),
+            f.write_page(PageId::new(2), 1, &mut p),
+            Err(Error::Poisoned { .. })
+        ));
+        assert!(matches!(
+            f.commit_superblock(Superblock {
+                generation: 1,
+                ..f.superblock()
+            }),
             Err(Error::Poisoned { .. })
         ));
     }
@@ -212,7 +314,12 @@ fn a_failed_sync_poisons_the_file_for_good() {
 fn enospc_on_extend_is_an_error_and_the_file_keeps_working() {
     let vfs = CrashVfs::new(2);
     let f = new_file(&vfs, PageSize::MIN);
-    vfs.inject(Fault { op: FaultOp::SetLen, nth: 0, permanent: false, kind: FaultKind::NoSpace });
+    vfs.inject(Fault {
+        op: FaultOp::SetLen,
+        nth: 0,
+        permanent: false,
+        kind: FaultKind::NoSpace,
+    });
     let e = f.extend_to(100).unwrap_err();
     assert!(e.to_string().contains("extend to 100 pages"), "{e}");
     assert_eq!(f.page_count(), 2);
@@ -235,10 +342,17 @@ fn corruption_on_a_real_disk_names_file_and_page() {
     bytes[3 * 4096 + 40] ^= 0x10;
     std::fs::write(&file_path, &bytes).unwrap();
     let f = PageFile::open(&OsVfs, &file_path, OpenOptions::default()).unwrap();
-    let e = f.read_page(PageId::new(3), Some(PageType::BTreeLeaf)).unwrap_err();
+    let e = f
+        .read_page(PageId::new(3), Some(PageType::BTreeLeaf))
+        .unwrap_err();
     match &e {
-        Error::Corruption { file, page, what, .. } => {
-            assert_eq!((file, *page, *what), (&file_path, PageId::new(3), "checksum mismatch"));
+        Error::Corruption {
+            file, page, what, ..
+        } => {
+            assert_eq!(
+                (file, *page, *what),
+                (&file_path, PageId::new(3), "checksum mismatch")
+            );
         }
         other => panic!("expected corruption, got {other}"),
     }

@@ -59,7 +59,10 @@ impl Rng {
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
 }
 
 /// `default` times `LIGHTNING_TEST_SCALE` (default 1, at least 1).
@@ -69,7 +72,11 @@ pub fn scaled(default: u64) -> u64 {
 
 /// Runs `scenario` for `count` seeds starting at `LIGHTNING_TEST_SEED` (default 0), and
 /// panics listing every failing seed with its error. Returns how many ran.
-pub fn run_seeds<E: Display>(name: &str, count: u64, mut scenario: impl FnMut(u64) -> Result<(), E>) -> u64 {
+pub fn run_seeds<E: Display>(
+    name: &str,
+    count: u64,
+    mut scenario: impl FnMut(u64) -> Result<(), E>,
+) -> u64 {
     let first = env_u64("LIGHTNING_TEST_SEED", 0);
     let mut failures = Vec::new();
     for seed in first..first + count {
@@ -95,10 +102,12 @@ mod tests {
 
     #[test]
     fn rng_is_reproducible_and_spread() {
-        let a: Vec<u64> = (0..8).map({
-            let mut r = Rng::new(1);
-            move |_| r.next_u64()
-        }).collect();
+        let a: Vec<u64> = (0..8)
+            .map({
+                let mut r = Rng::new(1);
+                move |_| r.next_u64()
+            })
+            .collect();
         let mut r = Rng::new(1);
         let b: Vec<u64> = (0..8).map(|_| r.next_u64()).collect();
         assert_eq!(a, b);
@@ -112,7 +121,9 @@ mod tests {
 
     #[test]
     fn run_seeds_reports_failures() {
-        let r = std::panic::catch_unwind(|| run_seeds("t", 5, |s| if s == 3 { Err("boom") } else { Ok(()) }));
+        let r = std::panic::catch_unwind(|| {
+            run_seeds("t", 5, |s| if s == 3 { Err("boom") } else { Ok(()) })
+        });
         let msg = *r.unwrap_err().downcast::<String>().unwrap();
         assert!(msg.contains("seed 3: boom"), "{msg}");
     }

@@ -105,9 +105,15 @@ fn random_subset_keeps_whole_writes_in_any_combination() {
         let a = &img["a"];
         // Each of the three data operations on `a` is all-or-nothing.
         let w0 = a[..512] == fill(512, 0x22)[..];
-        assert!(w0 || a[..512] == fill(512, 0x11)[..], "seed {seed}: first write torn");
+        assert!(
+            w0 || a[..512] == fill(512, 0x11)[..],
+            "seed {seed}: first write torn"
+        );
         let w3 = a[512..1024] == fill(512, 0x33)[..];
-        assert!(w3 || a[512..1024] == fill(512, 0x11)[..], "seed {seed}: second write torn");
+        assert!(
+            w3 || a[512..1024] == fill(512, 0x11)[..],
+            "seed {seed}: second write torn"
+        );
         let grown = a.len() == 2048;
         assert!(grown || a.len() == 1024);
         if grown {
@@ -128,7 +134,11 @@ fn random_subset_keeps_whole_writes_in_any_combination() {
     }
     // Reordering happens: the later write survives without the earlier one.
     assert!(combos.contains(&(false, true, false, 0)) || combos.iter().any(|c| !c.0 && c.1));
-    assert!(combos.len() >= 16, "only {} combinations seen", combos.len());
+    assert!(
+        combos.len() >= 16,
+        "only {} combinations seen",
+        combos.len()
+    );
 }
 
 fn torn_setup(seed: u64) -> CrashVfs {
@@ -152,13 +162,19 @@ fn torn_write_tears_at_sector_boundaries_only() {
         let report = vfs.crash(CrashMode::TornWrite { garbage: false });
         let a = &image(&vfs)["a"];
         assert_eq!(a.len(), 2048);
-        assert!(a[..256].iter().chain(&a[1792..]).all(|&b| b == 0x11), "outside the write");
+        assert!(
+            a[..256].iter().chain(&a[1792..]).all(|&b| b == 0x11),
+            "outside the write"
+        );
         let mut old = 0;
         for (s, e) in PIECES {
             let piece = &a[s..e];
             let is_new = piece.iter().all(|&b| b == 0x22);
             let is_old = piece.iter().all(|&b| b == 0x11);
-            assert!(is_new || is_old, "seed {seed}: sector piece {s}..{e} mixed within");
+            assert!(
+                is_new || is_old,
+                "seed {seed}: sector piece {s}..{e} mixed within"
+            );
             old += usize::from(is_old);
         }
         if report.kept == 0 {
@@ -169,7 +185,10 @@ fn torn_write_tears_at_sector_boundaries_only() {
         }
         assert_eq!(report.garbage_sectors, 0);
     }
-    assert!(mixes > 50, "torn writes should mix old and new sectors ({mixes})");
+    assert!(
+        mixes > 50,
+        "torn writes should mix old and new sectors ({mixes})"
+    );
 }
 
 #[test]
@@ -192,7 +211,11 @@ fn torn_write_with_garbage_fills_lost_sectors_with_other_bytes() {
         }
         assert_eq!(new + old + other, 4);
         if report.kept == 0 {
-            assert_eq!((old, other), (report.torn_sectors, report.garbage_sectors), "seed {seed}");
+            assert_eq!(
+                (old, other),
+                (report.torn_sectors, report.garbage_sectors),
+                "seed {seed}"
+            );
         }
         garbage_seen += other;
     }
@@ -222,12 +245,19 @@ fn synced_data_of_an_unsynced_create_is_lost_and_unsynced_remove_is_undone() {
     vfs.remove(Path::new("keep")).unwrap();
     assert_eq!(vfs.durable_contents(Path::new("new")), None);
     vfs.crash(CrashMode::DropUnsynced);
-    assert_eq!(image(&vfs), Image::from([("keep".to_string(), b"k".to_vec())]));
+    assert_eq!(
+        image(&vfs),
+        Image::from([("keep".to_string(), b"k".to_vec())])
+    );
 }
 
 #[test]
 fn same_seed_same_image() {
-    for mode in [CrashMode::RandomSubset, CrashMode::TornWrite { garbage: true }, CrashMode::RandomPrefix] {
+    for mode in [
+        CrashMode::RandomSubset,
+        CrashMode::TornWrite { garbage: true },
+        CrashMode::RandomPrefix,
+    ] {
         let a = scripted(99);
         let b = scripted(99);
         assert_eq!(a.crash(mode), b.crash(mode));
@@ -249,7 +279,12 @@ fn handles_go_stale_after_a_crash() {
 fn nth_write_fails_once_then_works() {
     let vfs = CrashVfs::new(6);
     let f = vfs.open(Path::new("a"), OpenMode::CreateNew).unwrap();
-    vfs.inject(Fault { op: FaultOp::Write, nth: 1, permanent: false, kind: FaultKind::Io });
+    vfs.inject(Fault {
+        op: FaultOp::Write,
+        nth: 1,
+        permanent: false,
+        kind: FaultKind::Io,
+    });
     f.write_at(b"1", 0).unwrap();
     assert!(f.write_at(b"2", 1).is_err());
     f.write_at(b"3", 2).unwrap();
@@ -260,9 +295,17 @@ fn nth_write_fails_once_then_works() {
 fn permanent_fault_keeps_failing_and_enospc_is_storage_full() {
     let vfs = CrashVfs::new(7);
     let f = vfs.open(Path::new("a"), OpenMode::CreateNew).unwrap();
-    vfs.inject(Fault { op: FaultOp::SetLen, nth: 0, permanent: true, kind: FaultKind::NoSpace });
+    vfs.inject(Fault {
+        op: FaultOp::SetLen,
+        nth: 0,
+        permanent: true,
+        kind: FaultKind::NoSpace,
+    });
     for _ in 0..3 {
-        assert_eq!(f.set_len(4096).unwrap_err().kind(), io::ErrorKind::StorageFull);
+        assert_eq!(
+            f.set_len(4096).unwrap_err().kind(),
+            io::ErrorKind::StorageFull
+        );
     }
     f.write_at(b"w", 0).unwrap();
     assert_eq!(f.len().unwrap(), 1);
@@ -275,7 +318,12 @@ fn any_counts_every_io_call_kind() {
     let vfs = CrashVfs::new(8);
     let f = vfs.open(Path::new("a"), OpenMode::CreateNew).unwrap();
     let before = vfs.io_calls();
-    vfs.inject(Fault { op: FaultOp::Any, nth: 3, permanent: false, kind: FaultKind::Io });
+    vfs.inject(Fault {
+        op: FaultOp::Any,
+        nth: 3,
+        permanent: false,
+        kind: FaultKind::Io,
+    });
     f.write_at(b"abc", 0).unwrap();
     f.set_len(3).unwrap();
     f.read_at(&mut [0u8; 3], 0).unwrap();
@@ -291,11 +339,20 @@ fn failed_fsync_data_never_becomes_durable() {
     f.write_at(b"old!", 0).unwrap();
     f.sync().unwrap();
     f.write_at(b"new!", 0).unwrap();
-    vfs.inject(Fault { op: FaultOp::Sync, nth: 0, permanent: false, kind: FaultKind::Io });
+    vfs.inject(Fault {
+        op: FaultOp::Sync,
+        nth: 0,
+        permanent: false,
+        kind: FaultKind::Io,
+    });
     assert!(f.sync().is_err());
     // The later sync "succeeds", as Linux reports, but the data it should cover is gone.
     f.sync().unwrap();
-    assert_eq!(vfs.contents(Path::new("a")).unwrap(), b"new!", "reads still see the page cache");
+    assert_eq!(
+        vfs.contents(Path::new("a")).unwrap(),
+        b"new!",
+        "reads still see the page cache"
+    );
     vfs.crash(CrashMode::LoseDirOps);
     assert_eq!(vfs.contents(Path::new("a")).unwrap(), b"old!");
 }
@@ -306,11 +363,20 @@ fn power_cut_fault_keeps_pending_writes_for_the_crash_to_decide() {
     let f = vfs.open(Path::new("a"), OpenMode::CreateNew).unwrap();
     vfs.sync_dir(Path::new(".")).unwrap();
     f.write_at(b"pending", 0).unwrap();
-    vfs.inject(Fault { op: FaultOp::Any, nth: 0, permanent: true, kind: FaultKind::PowerCut });
+    vfs.inject(Fault {
+        op: FaultOp::Any,
+        nth: 0,
+        permanent: true,
+        kind: FaultKind::PowerCut,
+    });
     assert!(f.sync().is_err());
     assert!(f.write_at(b"x", 0).is_err());
     assert!(vfs.sync_dir(Path::new(".")).is_err());
-    assert_eq!(vfs.pending_ops(), 1, "the cut sync must not drop the pending write");
+    assert_eq!(
+        vfs.pending_ops(),
+        1,
+        "the cut sync must not drop the pending write"
+    );
     vfs.crash(CrashMode::KeepPrefix(1));
     assert_eq!(vfs.contents(Path::new("a")).unwrap(), b"pending");
 }
