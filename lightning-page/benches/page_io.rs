@@ -55,13 +55,11 @@ fn civil_date(days: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-fn main() {
-    let quick = std::env::var_os("LIGHTNING_BENCH_QUICK").is_some();
-    let budget = Duration::from_millis(if quick { 50 } else { 1500 });
-    let mut figures = Vec::new();
-
+fn checksum_figures(budget: Duration, figures: &mut Vec<Figure>) {
     for size in [4096usize, 8192, 65536] {
-        let buf: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+        let buf: Vec<u8> = (0..size)
+            .map(|i| u8::try_from(i * 31 % 251).unwrap())
+            .collect();
         let (n, t) = repeat(budget, || {
             black_box(crc32c::crc32c(black_box(&buf)));
         });
@@ -72,7 +70,9 @@ fn main() {
             detail: format!("{n} checksums of {size} bytes in {:.3} s", t.as_secs_f64()),
         });
     }
+}
 
+fn page_io_figures(budget: Duration, quick: bool, figures: &mut Vec<Figure>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("data.ldb");
     let ps = PageSize::DEFAULT;
@@ -128,24 +128,26 @@ fn main() {
             "{pages} pages read and verified (pread + crc32c + header checks), from the OS cache"
         ),
     });
-    let mut x = 0x2545_F491_4F6C_DD1Du64;
-    let (n, t) = repeat(budget, || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let id = PageId::new(2 + x % pages);
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let (count, elapsed) = repeat(budget, || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let id = PageId::new(2 + state % pages);
         black_box(file.read_page(id, None).unwrap());
     });
     figures.push(Figure {
         name: "page_read_verified_random_8k".into(),
-        value: n as f64 / t.as_secs_f64(),
+        value: count as f64 / elapsed.as_secs_f64(),
         unit: "pages/s",
         detail: format!(
-            "{n} random verified reads in {:.3} s, from the OS cache",
-            t.as_secs_f64()
+            "{count} random verified reads in {:.3} s, from the OS cache",
+            elapsed.as_secs_f64()
         ),
     });
+}
 
+fn write_reports(quick: bool, figures: &[Figure]) {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -189,4 +191,13 @@ fn main() {
     );
     std::fs::write(out.join("page.html"), html).unwrap();
     println!("wrote {}", out.join("page.json").display());
+}
+
+fn main() {
+    let quick = std::env::var_os("LIGHTNING_BENCH_QUICK").is_some();
+    let budget = Duration::from_millis(if quick { 50 } else { 1500 });
+    let mut figures = Vec::new();
+    checksum_figures(budget, &mut figures);
+    page_io_figures(budget, quick, &mut figures);
+    write_reports(quick, &figures);
 }

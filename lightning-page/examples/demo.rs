@@ -10,7 +10,7 @@
 #![expect(clippy::print_stdout, reason = "a demo reports what it did")]
 
 use std::error::Error as StdError;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use lightning_page::vfs::{CrashMode, CrashVfs, Fault, FaultKind, FaultOp, OsVfs};
@@ -18,74 +18,71 @@ use lightning_page::{OpenOptions, PageAllocator, PageBuf, PageFile, PageId, Page
 
 type Result<T> = std::result::Result<T, Box<dyn StdError>>;
 
+/// Live pages and the tag of the row each holds.
+type Rows = Vec<(PageId, u64)>;
+
 fn payload(tag: u64) -> Vec<u8> {
     let mut p = format!("row {tag}: ").into_bytes();
     p.resize(200 + usize::try_from(tag % 1000).unwrap_or(0), b'x');
     p
 }
 
-fn main() -> Result<()> {
-    let (dir, _temp) = match std::env::args_os().nth(1) {
-        Some(d) => (PathBuf::from(d), None),
-        None => {
-            let t = tempfile::tempdir()?;
-            (t.path().to_path_buf(), Some(t))
-        }
-    };
-    let path = dir.join("data.ldb");
-    if path.exists() {
-        return Err(format!("{} already exists; give an empty directory", path.display()).into());
-    }
-    println!("Lightning DB storage demo in {}", dir.display());
+fn write_row(file: &PageFile, alloc: &PageAllocator, id: PageId, tag: u64) -> Result<()> {
+    let mut page = PageBuf::new(file.page_size(), PageType::BTreeLeaf);
+    page.set_payload(&payload(tag))?;
+    file.write_page(id, alloc.generation(), &mut page)?;
+    Ok(())
+}
 
-    // 1. Create, write 20,000 pages, checkpoint.
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
+
+/// Creates the file, writes 20,000 rows, checkpoints, then rewrites a third of them
+/// copy-on-write and checkpoints again.
+fn write_and_checkpoint(path: &Path) -> Result<Rows> {
     let start = Instant::now();
-    let file = PageFile::create(&OsVfs, &path, PageSize::DEFAULT)?;
+    let file = PageFile::create(&OsVfs, path, PageSize::DEFAULT)?;
     let mut alloc = PageAllocator::load(&file)?;
-    let mut live = Vec::new();
+    let mut rows = Vec::new();
     for tag in 0..20_000u64 {
         let id = alloc.allocate();
         if id.get() >= file.page_count() {
             file.extend_to(alloc.page_count() + 1024)?;
         }
-        let mut page = PageBuf::new(file.page_size(), PageType::BTreeLeaf);
-        page.set_payload(&payload(tag))?;
-        file.write_page(id, alloc.generation(), &mut page)?;
-        live.push((id, tag));
+        write_row(&file, &alloc, id, tag)?;
+        rows.push((id, tag));
     }
     let sb = alloc.checkpoint(&file, None, 1)?;
     println!(
         "  wrote {} pages of {} bytes and checkpointed generation {} in {:.0} ms",
-        live.len(),
+        rows.len(),
         file.page_size(),
         sb.generation,
-        start.elapsed().as_secs_f64() * 1e3
+        ms(start)
     );
-
-    // 2. Copy-on-write churn: replace a third of the pages, checkpoint again.
-    for (id, tag) in live.iter_mut().step_by(3) {
+    for (id, tag) in rows.iter_mut().step_by(3) {
         alloc.free(*id)?;
         *id = alloc.allocate();
         file.extend_to(alloc.page_count())?;
         *tag += 1_000_000;
-        let mut page = PageBuf::new(file.page_size(), PageType::BTreeLeaf);
-        page.set_payload(&payload(*tag))?;
-        file.write_page(*id, alloc.generation(), &mut page)?;
+        write_row(&file, &alloc, *id, *tag)?;
     }
     let sb = alloc.checkpoint(&file, None, 2)?;
     println!(
-        "  rewrote {} pages copy-on-write; checkpoint {} has {} pages, stats {:?}",
-        live.len().div_ceil(3),
+        "  rewrote {} pages copy-on-write; checkpoint {} spans {} pages; allocator {:?}",
+        rows.len().div_ceil(3),
         sb.generation,
         sb.page_count,
         alloc.stats()
     );
-    drop(file);
+    Ok(rows)
+}
 
-    // 3. Reopen and verify every page.
+fn reopen_and_verify(path: &Path, rows: &Rows) -> Result<()> {
     let start = Instant::now();
-    let file = PageFile::open(&OsVfs, &path, OpenOptions::default())?;
-    for (id, tag) in &live {
+    let file = PageFile::open(&OsVfs, path, OpenOptions::default())?;
+    for (id, tag) in rows {
         let (page, _) = file.read_page(*id, Some(PageType::BTreeLeaf))?;
         if page.payload() != payload(*tag) {
             return Err(format!("page {id} holds the wrong row").into());
@@ -94,41 +91,41 @@ fn main() -> Result<()> {
     println!(
         "  reopened at generation {} and verified {} pages in {:.0} ms",
         file.superblock().generation,
-        live.len(),
-        start.elapsed().as_secs_f64() * 1e3
+        rows.len(),
+        ms(start)
     );
+    Ok(())
+}
 
-    // 4. A flipped bit on disk is caught and named.
-    drop(file);
-    let mut bytes = std::fs::read(&path)?;
-    let victim = live[live.len() / 2].0;
+fn flip_a_bit(path: &Path, victim: PageId) -> Result<()> {
+    let mut bytes = std::fs::read(path)?;
     let at = usize::try_from(victim.get() * u64::from(PageSize::DEFAULT.bytes()) + 100)?;
     bytes[at] ^= 0x04;
-    std::fs::write(&path, &bytes)?;
-    let file = PageFile::open(&OsVfs, &path, OpenOptions::default())?;
+    std::fs::write(path, &bytes)?;
+    let file = PageFile::open(&OsVfs, path, OpenOptions::default())?;
     match file.read_page(victim, Some(PageType::BTreeLeaf)) {
         Err(e) => println!("  flipped one bit of page {victim}; reading it says:\n    {e}"),
         Ok(_) => return Err("a flipped bit went unnoticed".into()),
     }
+    Ok(())
+}
 
-    // 5. Power cuts in the crash simulator: every acknowledged checkpoint survives.
+/// Cuts the power inside a checkpoint under every crash mode: an acknowledged checkpoint is
+/// never lost, and the previous one is always there to fall back on.
+fn power_cuts(scenarios: u64) -> Result<()> {
     let start = Instant::now();
     let mut outcomes = [0u32; 2];
-    let scenarios = 500u64;
+    let path = Path::new("data.ldb");
     for seed in 0..scenarios {
         let vfs = CrashVfs::new(seed);
-        let f = PageFile::create(&vfs, "data.ldb".as_ref(), PageSize::MIN)?;
-        let mut a = PageAllocator::load(&f)?;
-        let ids: Vec<PageId> = (0..50).map(|_| a.allocate()).collect();
-        f.extend_to(a.page_count())?;
+        let file = PageFile::create(&vfs, path, PageSize::MIN)?;
+        let mut alloc = PageAllocator::load(&file)?;
+        let ids: Vec<PageId> = (0..50).map(|_| alloc.allocate()).collect();
+        file.extend_to(alloc.page_count())?;
         for id in &ids {
-            f.write_page(
-                *id,
-                a.generation(),
-                &mut PageBuf::new(PageSize::MIN, PageType::Overflow),
-            )?;
+            write_row(&file, &alloc, *id, id.get())?;
         }
-        a.checkpoint(&f, None, 1)?;
+        alloc.checkpoint(&file, None, 1)?;
         vfs.inject(Fault {
             op: FaultOp::Any,
             nth: seed % 7,
@@ -136,24 +133,44 @@ fn main() -> Result<()> {
             kind: FaultKind::PowerCut,
         });
         for id in ids.iter().step_by(2) {
-            a.free(*id)?;
+            alloc.free(*id)?;
         }
-        let acked = a.checkpoint(&f, None, 2).is_ok();
+        let acked = alloc.checkpoint(&file, None, 2).is_ok();
         vfs.crash(CrashMode::from_index(seed / 7));
-        let f = PageFile::open(&vfs, "data.ldb".as_ref(), OpenOptions::default())?;
-        let g = f.superblock().generation;
-        if g < 1 || (acked && g < 2) {
+        let file = PageFile::open(&vfs, path, OpenOptions::default())?;
+        let generation = file.superblock().generation;
+        if generation < 1 || (acked && generation < 2) {
             return Err(format!("scenario {seed}: acknowledged checkpoint lost").into());
         }
-        PageAllocator::load(&f)?;
-        outcomes[usize::try_from(g - 1)?] += 1;
+        PageAllocator::load(&file)?;
+        outcomes[usize::try_from(generation - 1)?] += 1;
     }
     println!(
-        "  {scenarios} simulated power cuts during a checkpoint in {:.0} ms: {} recovered the previous checkpoint, {} the new one, none lost an acknowledged one",
-        start.elapsed().as_secs_f64() * 1e3,
+        "  {scenarios} simulated power cuts during a checkpoint in {:.0} ms: {} recovered the \
+         previous checkpoint, {} the new one, none lost an acknowledged one",
+        ms(start),
         outcomes[0],
         outcomes[1]
     );
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let (dir, _temp) = if let Some(d) = std::env::args_os().nth(1) {
+        (PathBuf::from(d), None)
+    } else {
+        let t = tempfile::tempdir()?;
+        (t.path().to_path_buf(), Some(t))
+    };
+    let path = dir.join("data.ldb");
+    if path.exists() {
+        return Err(format!("{} already exists; give an empty directory", path.display()).into());
+    }
+    println!("Lightning DB storage demo in {}", dir.display());
+    let rows = write_and_checkpoint(&path)?;
+    reopen_and_verify(&path, &rows)?;
+    flip_a_bit(&path, rows[rows.len() / 2].0)?;
+    power_cuts(500)?;
     println!("done: {}", path.display());
     Ok(())
 }

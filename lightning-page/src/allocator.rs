@@ -1,25 +1,4 @@
 //! The page allocator with checkpoint generations, and the persisted free list.
-//!
-//! Rules (DESIGN.md section 3, points 5 and 6), with `G` the current generation and `G-1`
-//! the newest checkpoint that may be durable:
-//!
-//! - a page allocated and freed inside generation `G` is referenced by no superblock, so
-//!   it is reusable at once;
-//! - any other freed page may still be referenced by a durable (or in-flight) checkpoint
-//!   image, so it waits until the checkpoint of generation `G` is durable;
-//! - a checkpoint persists the free list as the image of generation `G` sees it, in
-//!   free-list pages taken only from pages that are reusable now (never from a page some
-//!   durable image may reference). The previous checkpoint's free-list pages are free in
-//!   the new image and reusable once it is durable.
-//!
-//! # Free-list page layout (payload of a [`PageType::FreeList`] page)
-//!
-//! | offset | size  | field                                        |
-//! |-------:|------:|----------------------------------------------|
-//! | 0      | 8     | next free-list page id, `u64::MAX` for none  |
-//! | 8      | 4     | `n`, the number of ids in this page          |
-//! | 12     | 4     | reserved, zero                               |
-//! | 16     | 8 * n | free page ids, strictly ascending            |
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -37,7 +16,30 @@ const NONE: u64 = u64::MAX;
 /// The first page the allocator hands out; pages 0 and 1 are the superblocks.
 pub const FIRST_DATA_PAGE: PageId = PageId::new(2);
 
-/// Allocates and frees pages under the generation rules in the [module docs](self).
+/// Allocates and frees pages under the copy-on-write generation rules.
+///
+/// Rules (DESIGN.md section 3, points 5 and 6), with `G` the current generation and `G-1`
+/// the newest checkpoint that may be durable:
+///
+/// - a page allocated and freed inside generation `G` is referenced by no superblock, so
+///   it is reusable at once;
+/// - any other freed page may still be referenced by a durable (or in-flight) checkpoint
+///   image, so it waits until the checkpoint of generation `G` is durable;
+/// - a checkpoint persists the free list as the image of generation `G` sees it, in
+///   free-list pages taken only from pages that are reusable now (never from a page some
+///   durable image may reference). The previous checkpoint's free-list pages are free in
+///   the new image and reusable once it is durable.
+///
+/// # Free-list page layout (payload of a [`PageType::FreeList`] page)
+///
+/// | offset | size  | field                                        |
+/// |-------:|------:|----------------------------------------------|
+/// | 0      | 8     | next free-list page id, `u64::MAX` for none  |
+/// | 8      | 4     | `n`, the number of ids in this page          |
+/// | 12     | 4     | reserved, zero                               |
+/// | 16     | 8 * n | free page ids, strictly ascending            |
+///
+/// # Use
 ///
 /// Pure bookkeeping: it does no I/O except in [`load`](Self::load),
 /// [`write_free_list`](Self::write_free_list) and [`checkpoint`](Self::checkpoint). When

@@ -1,23 +1,4 @@
 //! Page ids, page sizes, page types, the page header and owned page buffers.
-//!
-//! # Page layout
-//!
-//! Every page starts with a [`HEADER_LEN`]-byte header; the payload follows. All integers
-//! are little-endian.
-//!
-//! | offset | size | field                                                        |
-//! |-------:|-----:|--------------------------------------------------------------|
-//! | 0      | 4    | crc32c of bytes `4..page_size` (the whole page after itself) |
-//! | 4      | 1    | page type ([`PageType`])                                     |
-//! | 5      | 3    | reserved, written as zero                                    |
-//! | 8      | 8    | page id: the page's own position, catches misdirected writes |
-//! | 16     | 8    | generation of the checkpoint interval that wrote the page    |
-//! | 24     | 4    | payload length in bytes                                      |
-//! | 28     | 4    | reserved, written as zero                                    |
-//! | 32     | ...  | payload, then zero padding to the end of the page            |
-//!
-//! The checksum covers the padding too, so a flipped bit anywhere in the page is caught.
-
 use std::fmt;
 use std::path::Path;
 
@@ -201,7 +182,25 @@ impl fmt::Display for PageType {
     }
 }
 
-/// The decoded header of a page (see the [module docs](self) for the layout).
+/// The decoded header of a page.
+///
+/// # Page layout
+///
+/// Every page starts with a [`HEADER_LEN`]-byte header; the payload follows. All integers
+/// are little-endian.
+///
+/// | offset | size | field                                                        |
+/// |-------:|-----:|--------------------------------------------------------------|
+/// | 0      | 4    | crc32c of bytes `4..page_size` (the whole page after itself) |
+/// | 4      | 1    | page type ([`PageType`])                                     |
+/// | 5      | 3    | reserved, written as zero                                    |
+/// | 8      | 8    | page id: the page's own position, catches misdirected writes |
+/// | 16     | 8    | generation of the checkpoint interval that wrote the page    |
+/// | 24     | 4    | payload length in bytes                                      |
+/// | 28     | 4    | reserved, written as zero                                    |
+/// | 32     | ...  | payload, then zero padding to the end of the page            |
+///
+/// The checksum covers the padding too, so a flipped bit anywhere in the page is caught.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageHeader {
     /// What the page holds.

@@ -1,29 +1,4 @@
 //! The two superblocks in pages 0 and 1.
-//!
-//! A superblock is the payload of a [`PageType::Superblock`] page. Checkpoint generation `G`
-//! writes slot `G % 2`, so the previous durable superblock is never overwritten; opening
-//! picks the valid one with the higher generation.
-//!
-//! # Layout (offsets within the payload, after the 32-byte page header)
-//!
-//! | offset | size | field                                                         |
-//! |-------:|-----:|---------------------------------------------------------------|
-//! | 0      | 8    | magic `LIGHTNDB`                                              |
-//! | 8      | 4    | format version ([`FORMAT_VERSION`])                           |
-//! | 12     | 4    | page size in bytes                                            |
-//! | 16     | 8    | generation of the checkpoint                                  |
-//! | 24     | 8    | checkpoint LSN: the WAL is replayed from records after it     |
-//! | 32     | 8    | page count: pages in use by this checkpoint's image           |
-//! | 40     | 8    | catalog root page id, `u64::MAX` for none                     |
-//! | 48     | 8    | free-list root page id, `u64::MAX` for none                   |
-//! | 56     | 4    | encryption algorithm (0 = none)                               |
-//! | 60     | 4    | reserved, zero                                                |
-//! | 64     | 32   | key-derivation salt                                           |
-//! | 96     | 32   | key check value                                               |
-//! | 128    | 4    | crc32c of payload bytes `0..128`                              |
-//!
-//! The superblock has its own checksum besides the page checksum, so the page size can be
-//! read from the first 4 KiB of the file before the full page is verified.
 
 use crate::page::{Mismatch, PageBuf, PageId, PageSize, PageType};
 
@@ -62,6 +37,31 @@ pub struct EncryptionParams {
 }
 
 /// The root record of a page file: which checkpoint it describes and where its trees start.
+///
+/// A superblock is the payload of a [`PageType::Superblock`] page. Checkpoint generation `G`
+/// writes slot `G % 2`, so the previous durable superblock is never overwritten; opening
+/// picks the valid one with the higher generation.
+///
+/// # Layout (offsets within the payload, after the 32-byte page header)
+///
+/// | offset | size | field                                                         |
+/// |-------:|-----:|---------------------------------------------------------------|
+/// | 0      | 8    | magic `LIGHTNDB`                                              |
+/// | 8      | 4    | format version ([`FORMAT_VERSION`])                           |
+/// | 12     | 4    | page size in bytes                                            |
+/// | 16     | 8    | generation of the checkpoint                                  |
+/// | 24     | 8    | checkpoint LSN: the WAL is replayed from records after it     |
+/// | 32     | 8    | page count: pages in use by this checkpoint's image           |
+/// | 40     | 8    | catalog root page id, `u64::MAX` for none                     |
+/// | 48     | 8    | free-list root page id, `u64::MAX` for none                   |
+/// | 56     | 4    | encryption algorithm (0 = none)                               |
+/// | 60     | 4    | reserved, zero                                                |
+/// | 64     | 32   | key-derivation salt                                           |
+/// | 96     | 32   | key check value                                               |
+/// | 128    | 4    | crc32c of payload bytes `0..128`                              |
+///
+/// The superblock has its own checksum besides the page checksum, so the page size can be
+/// read from the first 4 KiB of the file before the full page is verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Superblock {
     /// Page size of the file.

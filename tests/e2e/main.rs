@@ -3,6 +3,8 @@
 //! As crates land this suite grows to cover them together; today it drives the page file
 //! and allocator through the OS VFS and checks on-disk damage from outside the engine.
 
+#![cfg(test)] // test-only code throughout: clippy treats helpers like test functions
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -114,7 +116,7 @@ fn lifecycle_on_the_os_file_system() {
     for id in damaged {
         match file.read_page(id, Some(PageType::BTreeLeaf)) {
             Err(Error::Corruption { file: f, page, .. }) => {
-                assert_eq!((f.as_path(), page), (path.as_path(), id))
+                assert_eq!((f.as_path(), page), (path.as_path(), id));
             }
             // Two flips of the same bit cancel out; then the page must be intact.
             Ok(_) => check_tagged(&file, id, live[&id]),

@@ -1,23 +1,4 @@
 //! A file system that simulates power cuts, torn writes and failing devices.
-//!
-//! [`CrashVfs`] keeps, for every file, its *live* contents (what reads see) and its
-//! *durable* contents (what survives a power cut), plus one ordered log of the writes,
-//! length changes and directory operations issued since they were last made durable:
-//!
-//! - [`VfsFile::sync`] moves that file's pending writes and length changes into its durable
-//!   contents;
-//! - [`Vfs::sync_dir`] makes the pending creates, renames and removes in that directory
-//!   durable (a created file whose directory was never synced vanishes in a power cut, even
-//!   if its data was synced);
-//! - [`CrashVfs::crash`] cuts the power: it builds a post-crash image from the durable state
-//!   plus a part of the log chosen by a [`CrashMode`], makes that image the new live and
-//!   durable state, and invalidates every open handle.
-//!
-//! Every random choice comes from a seeded generator, so a scenario replays exactly from
-//! its seed. Faults ([`Fault`]) fail the Nth read, write, length change or sync, once or
-//! for good, as EIO or ENOSPC. A failed sync drops that file's pending writes for good:
-//! they stay visible to reads but never become durable, even if a later sync succeeds (the
-//! Linux behaviour studied in "Can Applications Recover from fsync Failures?", ATC 2020).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
@@ -224,8 +205,29 @@ struct State {
     io_calls: u64,
 }
 
-/// An in-memory file system with simulated power cuts; see the [module docs](self).
+/// An in-memory file system with simulated power cuts, torn writes and failing devices.
 /// Cloning shares the same state.
+///
+/// [`CrashVfs`] keeps, for every file, its *live* contents (what reads see) and its
+/// *durable* contents (what survives a power cut), plus one ordered log of the writes,
+/// length changes and directory operations issued since they were last made durable:
+///
+/// - [`VfsFile::sync`] moves that file's pending writes and length changes into its durable
+///   contents;
+/// - [`Vfs::sync_dir`] makes the pending creates, renames and removes in that directory
+///   durable (a created file whose directory was never synced vanishes in a power cut, even
+///   if its data was synced);
+/// - [`CrashVfs::crash`] cuts the power: it builds a post-crash image from the durable state
+///   plus a part of the log chosen by a [`CrashMode`], makes that image the new live and
+///   durable state, and invalidates every open handle.
+///
+/// Every random choice comes from a seeded generator, so a scenario replays exactly from
+/// its seed. Faults ([`Fault`]) fail the Nth read, write, length change or sync, once or
+/// for good, as EIO or ENOSPC. A failed sync drops that file's pending writes for good:
+/// they stay visible to reads but never become durable, even if a later sync succeeds (the
+/// Linux behaviour studied in "Can Applications Recover from fsync Failures?", ATC 2020).
+///
+/// # Example
 ///
 /// ```
 /// use std::path::Path;
@@ -322,7 +324,7 @@ impl State {
     fn apply_data_op(contents: &mut HashMap<Ino, Vec<u8>>, op: &LogOp) {
         match op {
             LogOp::Write { ino, offset, data } => {
-                splice(contents.entry(*ino).or_default(), data, *offset)
+                splice(contents.entry(*ino).or_default(), data, *offset);
             }
             LogOp::SetLen { ino, len } => contents.entry(*ino).or_default().resize(*len, 0),
             _ => {}
@@ -384,29 +386,7 @@ impl State {
                 log.iter().take(keep).for_each(|op| apply(op, &mut ns));
                 if let Some(LogOp::Write { ino, offset, data }) = log.get(keep) {
                     let file = contents.entry(*ino).or_default();
-                    let mut pos = *offset;
-                    let end = offset + data.len();
-                    while pos < end {
-                        let sector_end = ((pos / SECTOR) + 1) * SECTOR;
-                        let piece_end = sector_end.min(end);
-                        let src = &data[pos - offset..piece_end - offset];
-                        let choice = self.rng.next() % if garbage { 3 } else { 2 };
-                        let bytes: Vec<u8> = match choice {
-                            0 => src.to_vec(),
-                            1 => {
-                                report.torn_sectors += 1;
-                                Vec::new()
-                            }
-                            _ => {
-                                report.garbage_sectors += 1;
-                                src.iter()
-                                    .map(|_| self.rng.next().to_le_bytes()[0])
-                                    .collect()
-                            }
-                        };
-                        splice(file, &bytes, pos);
-                        pos = piece_end;
-                    }
+                    tear(&mut self.rng, file, *offset, data, garbage, &mut report);
                 }
             }
             CrashMode::LoseDirOps => {
@@ -528,6 +508,34 @@ impl CrashVfs {
         let inode = st.inode(ino);
         apply_write(&mut inode.live, bytes, offset)?;
         apply_write(&mut inode.durable, bytes, offset)
+    }
+}
+
+/// Applies the write of `data` at `offset` to `file` torn at sector boundaries: each piece
+/// within one sector holds the new bytes, keeps the old ones, or (with `garbage`) random ones.
+fn tear(
+    rng: &mut Rng,
+    file: &mut Vec<u8>,
+    offset: usize,
+    data: &[u8],
+    garbage: bool,
+    report: &mut CrashReport,
+) {
+    let end = offset + data.len();
+    let mut pos = offset;
+    while pos < end {
+        let piece_end = ((pos / SECTOR + 1) * SECTOR).min(end);
+        let src = &data[pos - offset..piece_end - offset];
+        match rng.next() % if garbage { 3 } else { 2 } {
+            0 => splice(file, src, pos),
+            1 => report.torn_sectors += 1,
+            _ => {
+                report.garbage_sectors += 1;
+                let noise: Vec<u8> = src.iter().map(|_| rng.next().to_le_bytes()[0]).collect();
+                splice(file, &noise, pos);
+            }
+        }
+        pos = piece_end;
     }
 }
 

@@ -3,10 +3,7 @@
 //! `LIGHTNING_TEST_SCALE=N` multiplies the scenario count (10,000 by default);
 //! `LIGHTNING_TEST_SEED=S` starts at seed `S` to replay a failure.
 
-#![expect(
-    clippy::unwrap_used,
-    reason = "test helpers: a failed setup step must fail the test loudly"
-)]
+#![cfg(test)] // test-only code throughout: clippy treats helpers like test functions
 
 use std::path::Path;
 
@@ -39,7 +36,7 @@ fn superblock_scenario(seed: u64, tally: &mut Tally) -> Result<(), String> {
             nth: cut_at,
             permanent: true,
             kind: FaultKind::PowerCut,
-        })
+        });
     };
 
     if cut_during_create {

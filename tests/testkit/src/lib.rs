@@ -114,7 +114,7 @@ mod tests {
         let mut r = Rng::new(2);
         let mut hits = [0u32; 4];
         for _ in 0..4000 {
-            hits[r.below(4) as usize] += 1;
+            hits[usize::try_from(r.below(4)).unwrap()] += 1;
         }
         assert!(hits.iter().all(|&h| h > 800), "{hits:?}");
     }
