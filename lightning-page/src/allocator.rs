@@ -39,6 +39,10 @@ pub const FIRST_DATA_PAGE: PageId = PageId::new(2);
 /// | 12     | 4     | reserved, zero                               |
 /// | 16     | 8 * n | free page ids, strictly ascending            |
 ///
+/// The chain itself climbs: each free-list page has a higher id than the one before it
+/// (list pages are taken lowest-first, then from the end of the file), which also rules
+/// out loops.
+///
 /// # Use
 ///
 /// Pure bookkeeping: it does no I/O except in [`load`](Self::load),
@@ -139,10 +143,13 @@ impl PageAllocator {
                     id.to_string(),
                 ));
             }
-            if alloc.list_pages.contains(&id) || alloc.free.contains(&id) {
+            if let Some(prev) = alloc.list_pages.last()
+                && *prev >= id
+            {
+                // Also rules out loops: the chain must climb.
                 return Err(bad(
-                    "free-list chain loops or lists itself",
-                    "a new page".into(),
+                    "free-list chain not ascending",
+                    format!("a page after {prev}"),
                     id.to_string(),
                 ));
             }
@@ -168,7 +175,7 @@ impl PageAllocator {
                         raw.to_string(),
                     ));
                 }
-                if !alloc.free.insert(free) || alloc.list_pages.contains(&free) {
+                if !alloc.free.insert(free) || alloc.is_list_page(free) {
                     return Err(bad(
                         "page listed free twice",
                         "each page once".into(),
@@ -229,7 +236,7 @@ impl PageAllocator {
         if self.free.contains(&id) || self.pending.contains_key(&id) {
             return refuse("it is already free");
         }
-        if self.list_pages.contains(&id) {
+        if self.is_list_page(id) {
             return refuse("it holds the free list");
         }
         if self.fresh.remove(&id) {
@@ -250,7 +257,11 @@ impl PageAllocator {
         self.pending.keys().copied()
     }
 
-    /// Pages holding the free list of the newest started checkpoint.
+    fn is_list_page(&self, id: PageId) -> bool {
+        self.list_pages.binary_search(&id).is_ok()
+    }
+
+    /// Pages holding the free list of the newest started checkpoint, ascending (chain order).
     pub fn list_pages(&self) -> &[PageId] {
         &self.list_pages
     }
@@ -282,7 +293,8 @@ impl PageAllocator {
         );
         image_free.extend(old_list.iter().copied());
         // List pages come from pages reusable now (no durable image references them) or
-        // from the end of the file, and are not themselves free in the image.
+        // from the end of the file, and are not themselves free in the image. Taken lowest
+        // first and then from the end, they ascend, as the chain format requires.
         let mut list = Vec::new();
         while list.len() * self.ids_per_page < image_free.len() {
             let id = if let Some(id) = self.free.pop_first() {

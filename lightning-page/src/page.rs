@@ -96,9 +96,10 @@ impl PageSize {
         self.len() - HEADER_LEN
     }
 
-    /// Byte offset of page `id` in the file.
+    /// Byte offset of page `id` in the file (saturating: an id past any possible file maps
+    /// to `u64::MAX`, which every read and write then rejects).
     pub const fn offset_of(self, id: PageId) -> u64 {
-        id.0 * self.0 as u64
+        id.0.saturating_mul(self.0 as u64)
     }
 }
 

@@ -253,7 +253,11 @@ impl PageFile {
         }
         let len = page_count
             .checked_mul(u64::from(self.page_size.bytes()))
-            .ok_or(Error::InvalidPageSize(u64::from(self.page_size.bytes())))?;
+            .ok_or_else(|| Error::PageOutOfBounds {
+                file: self.path.clone(),
+                page: PageId::new(page_count),
+                page_count: self.page_count(),
+            })?;
         self.file
             .set_len(len)
             .map_err(|e| Error::io(format!("extend to {page_count} pages"), &self.path, e))?;
