@@ -1,0 +1,364 @@
+//! Reading the log back: segment discovery, frame-by-frame validation, and the decision
+//! between a torn tail (the end of the log) and corruption (an error).
+//!
+//! A record that fails its checksum, is cut short, carries the wrong LSN, or is missing is
+//! a *stop*. What comes after a stop decides what it means. Every frame records the LSN up
+//! to which the log was durable when it was written (`synced_through`). If some valid frame
+//! after the stop says the record at the stop was already durable, the damage hit data an
+//! fsync had made durable: corruption. Otherwise the stop is the torn tail of writes no sync
+//! had covered — a legitimate power-cut outcome — and the log ends there.
+
+use std::path::{Path, PathBuf};
+
+use lightning_page::vfs::{OpenMode, Vfs};
+
+use crate::frame::{
+    ALIGN, Decoded, Lsn, Record, SEGMENT_HEADER, check_segment_header, decode_frame,
+};
+use crate::{Error, Result};
+
+/// What recovery found in one segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SegmentInfo {
+    pub(crate) first: Lsn,
+    pub(crate) path: PathBuf,
+    /// The last valid record, if any.
+    pub(crate) last: Option<Lsn>,
+    /// Byte offset just past the last valid frame.
+    pub(crate) end: u64,
+    /// The file's length.
+    pub(crate) file_len: u64,
+    pub(crate) min_time_us: Option<u64>,
+    pub(crate) max_time_us: Option<u64>,
+}
+
+impl SegmentInfo {
+    pub(crate) fn new(first: Lsn, path: PathBuf) -> Self {
+        SegmentInfo {
+            first,
+            path,
+            last: None,
+            end: SEGMENT_HEADER as u64,
+            file_len: 0,
+            min_time_us: None,
+            max_time_us: None,
+        }
+    }
+
+    pub(crate) fn note_record(&mut self, lsn: Lsn, time_us: u64) {
+        self.last = Some(lsn);
+        self.min_time_us = Some(self.min_time_us.map_or(time_us, |t| t.min(time_us)));
+        self.max_time_us = Some(self.max_time_us.map_or(time_us, |t| t.max(time_us)));
+    }
+}
+
+/// Damage at the end of the log that recovery treats as a torn, never-acknowledged tail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    /// The segment holding the tail.
+    pub segment: PathBuf,
+    /// Offset where the valid log ends.
+    pub offset: u64,
+    /// What was found there.
+    pub what: &'static str,
+    /// Bytes after the end (in that segment) that recovery discards on open for write.
+    pub discarded_bytes: u64,
+    /// Later segments that hold nothing of the valid log.
+    pub discarded_segments: usize,
+}
+
+/// The valid log found on disk.
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
+    /// Segments holding the valid log, oldest first.
+    pub(crate) segments: Vec<SegmentInfo>,
+    /// Segments after the valid log's end (torn tail leftovers).
+    pub(crate) beyond: Vec<PathBuf>,
+    /// The last valid record; `first - 1` (or zero) for an empty log.
+    pub(crate) last: Lsn,
+    pub(crate) torn: Option<TornTail>,
+}
+
+/// The file name of the segment whose first record is `first`.
+pub(crate) fn segment_name(first: Lsn) -> String {
+    format!("{:020}.wal", first.get())
+}
+
+fn parse_segment_name(path: &Path) -> Option<Lsn> {
+    let name = path.file_name()?.to_str()?;
+    let digits = name.strip_suffix(".wal")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().map(Lsn::new)
+}
+
+/// The segments in `dir`, sorted by first LSN.
+pub(crate) fn list_segments(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<(Lsn, PathBuf)>> {
+    let mut out: Vec<(Lsn, PathBuf)> = vfs
+        .list(dir)
+        .map_err(|e| Error::io("list", dir, e))?
+        .into_iter()
+        .filter_map(|p| parse_segment_name(&p).map(|l| (l, p)))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+pub(crate) fn read_whole(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>> {
+    let file = vfs
+        .open(path, OpenMode::ReadOnly)
+        .map_err(|e| Error::io("open", path, e))?;
+    let len = file
+        .len()
+        .map_err(|e| Error::io("read the length of", path, e))?;
+    let len =
+        usize::try_from(len).map_err(|_| Error::InvalidOptions("segment larger than memory"))?;
+    let mut buf = vec![0u8; len];
+    file.read_at(&mut buf, 0)
+        .map_err(|e| Error::io("read", path, e))?;
+    Ok(buf)
+}
+
+/// Where validation stopped in a segment.
+struct Stop {
+    offset: usize,
+    what: &'static str,
+}
+
+/// Validates the frames of one segment, expecting LSNs from `expected`.
+fn scan_segment(
+    buf: &[u8],
+    info: &mut SegmentInfo,
+    mut expected: Lsn,
+    max_payload: u32,
+) -> Option<Stop> {
+    info.file_len = buf.len() as u64;
+    if let Err(what) = check_segment_header(buf, info.first) {
+        info.end = 0;
+        return Some(Stop { offset: 0, what });
+    }
+    let mut at = SEGMENT_HEADER;
+    loop {
+        info.end = at as u64;
+        match decode_frame(buf, at, max_payload) {
+            Decoded::Frame { meta, next, .. } if meta.lsn == expected => {
+                info.note_record(meta.lsn, meta.time_us);
+                expected = expected.next();
+                at = next;
+            }
+            Decoded::Frame { .. } => {
+                return Some(Stop {
+                    offset: at,
+                    what: "record with an unexpected LSN",
+                });
+            }
+            Decoded::Empty => {
+                return (at < buf.len()).then_some(Stop {
+                    offset: at,
+                    what: "end of written data",
+                });
+            }
+            Decoded::Invalid(what) => return Some(Stop { offset: at, what }),
+        }
+    }
+}
+
+/// The largest `synced_through` among valid frames at or after `from` (aligned probing),
+/// considering only frames numbered `min_lsn` or later.
+fn max_synced_after(buf: &[u8], from: usize, min_lsn: Lsn, max_payload: u32) -> Option<(Lsn, Lsn)> {
+    let mut best: Option<(Lsn, Lsn)> = None;
+    let mut at = from.div_ceil(ALIGN) * ALIGN;
+    while at + ALIGN <= buf.len() {
+        if let Decoded::Frame { meta, .. } = decode_frame(buf, at, max_payload)
+            && meta.lsn >= min_lsn
+            && best.is_none_or(|(s, _)| meta.synced_through > s)
+        {
+            best = Some((meta.synced_through, meta.lsn));
+        }
+        at += ALIGN;
+    }
+    best
+}
+
+/// Scans the whole log in `dir`.
+pub(crate) fn scan_dir(vfs: &dyn Vfs, dir: &Path, max_payload: u32) -> Result<Layout> {
+    let listed = list_segments(vfs, dir)?;
+    let mut segments = Vec::new();
+    let mut last = listed.first().map_or(Lsn::ZERO, |(first, _)| {
+        Lsn::new(first.get().saturating_sub(1))
+    });
+    let mut iter = listed.into_iter().peekable();
+    while let Some((first, path)) = iter.next() {
+        let expected = last.next();
+        if first != expected {
+            return Err(Error::Corruption {
+                file: path,
+                offset: 0,
+                what: "segment does not continue the log",
+                detail: format!(
+                    "expected a segment starting at LSN {expected}, found one starting at {first}"
+                ),
+            });
+        }
+        let buf = read_whole(vfs, &path)?;
+        let mut info = SegmentInfo::new(first, path);
+        let stop = scan_segment(&buf, &mut info, expected, max_payload);
+        if let Some(l) = info.last {
+            last = l;
+        }
+        let Some(stop) = stop else {
+            segments.push(info);
+            continue;
+        };
+        // A segment that ends early is fine when the next one carries on exactly.
+        if iter
+            .peek()
+            .is_some_and(|(next_first, _)| *next_first == last.next())
+        {
+            if stop.what != "end of written data" {
+                tracing::warn!(segment = %info.path.display(), offset = stop.offset, what = stop.what, "junk after the last record of a closed segment");
+            }
+            segments.push(info);
+            continue;
+        }
+        let missing = last.next();
+        let mut evidence = max_synced_after(&buf, stop.offset + ALIGN, missing, max_payload);
+        let rest: Vec<PathBuf> = iter.map(|(_, p)| p).collect();
+        for p in &rest {
+            let later = read_whole(vfs, p)?;
+            if let Some(found) = max_synced_after(&later, SEGMENT_HEADER, missing, max_payload)
+                && evidence.is_none_or(|(s, _)| found.0 > s)
+            {
+                evidence = Some(found);
+            }
+        }
+        if let Some((synced, witness)) = evidence
+            && synced >= missing
+        {
+            return Err(Error::Corruption {
+                file: info.path.clone(),
+                offset: stop.offset as u64,
+                what: stop.what,
+                detail: format!(
+                    "record {missing} was durable: record {witness}, written later, says the log was synced through {synced}"
+                ),
+            });
+        }
+        let discarded_bytes = info.file_len - info.end;
+        let torn = (stop.what != "end of written data" || !rest.is_empty()).then(|| TornTail {
+            segment: info.path.clone(),
+            offset: info.end,
+            what: stop.what,
+            discarded_bytes,
+            discarded_segments: rest.len(),
+        });
+        if let Some(t) = &torn {
+            tracing::warn!(segment = %t.segment.display(), offset = t.offset, what = t.what, "WAL ends in a torn tail; unacknowledged records after it are discarded");
+        }
+        segments.push(info);
+        return Ok(Layout {
+            segments,
+            beyond: rest,
+            last,
+            torn,
+        });
+    }
+    Ok(Layout {
+        segments,
+        beyond: Vec::new(),
+        last,
+        torn: None,
+    })
+}
+
+/// Iterates records from the log's segments, in LSN order, up to a last LSN.
+#[derive(Debug)]
+pub struct RecordIter {
+    vfs: std::sync::Arc<dyn Vfs>,
+    segments: std::vec::IntoIter<(Lsn, PathBuf)>,
+    buf: Vec<u8>,
+    path: PathBuf,
+    at: usize,
+    from: Lsn,
+    last: Lsn,
+    max_payload: u32,
+    done: bool,
+}
+
+impl RecordIter {
+    pub(crate) fn new(
+        vfs: std::sync::Arc<dyn Vfs>,
+        segments: Vec<(Lsn, PathBuf)>,
+        from: Lsn,
+        last: Lsn,
+        max_payload: u32,
+    ) -> Self {
+        // Skip segments wholly before `from`.
+        let start = segments
+            .iter()
+            .rposition(|(first, _)| *first <= from)
+            .unwrap_or(0);
+        let segments: Vec<_> = segments.into_iter().skip(start).collect();
+        RecordIter {
+            vfs,
+            segments: segments.into_iter(),
+            buf: Vec::new(),
+            path: PathBuf::new(),
+            at: 0,
+            from,
+            last,
+            max_payload,
+            done: false,
+        }
+    }
+}
+
+impl Iterator for RecordIter {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.done {
+            match decode_frame(&self.buf, self.at, self.max_payload) {
+                Decoded::Frame {
+                    meta,
+                    payload,
+                    next,
+                } if self.at >= SEGMENT_HEADER => {
+                    self.at = next;
+                    if meta.lsn > self.last {
+                        self.done = true;
+                        return None;
+                    }
+                    if meta.lsn >= self.from {
+                        return Some(Ok(Record {
+                            lsn: meta.lsn,
+                            record_type: meta.record_type,
+                            time_us: meta.time_us,
+                            payload: payload.to_vec(),
+                        }));
+                    }
+                }
+                _ => {
+                    // End of this segment (recovery validated it): on to the next.
+                    let Some((_, path)) = self.segments.next() else {
+                        self.done = true;
+                        return None;
+                    };
+                    match read_whole(&*self.vfs, &path) {
+                        Ok(buf) => {
+                            self.buf = buf;
+                            self.path = path;
+                            self.at = SEGMENT_HEADER;
+                        }
+                        Err(e) => {
+                            self.done = true;
+                            return Some(Err(e));
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,693 @@
+//! The writer: appends, group commit, segments, truncation, the background flusher.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use lightning_page::vfs::{OpenMode, Vfs, VfsFile};
+
+use crate::archive::{ArchivedSegment, archive_segment};
+use crate::frame::{
+    FrameMeta, Lsn, SEGMENT_HEADER, encode_frame, encode_segment_header, frame_len,
+};
+use crate::scan::{RecordIter, SegmentInfo, TornTail, scan_dir, segment_name};
+use crate::stats::{StatsInner, WalStats};
+use crate::{Error, Result};
+
+/// When an append counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Return after the fsync that covers the record (group commit shares one fsync among
+    /// concurrent appenders).
+    #[default]
+    Immediate,
+    /// Return at once; the background flusher makes the record durable within
+    /// [`WalOptions::flush_interval`].
+    Eventual,
+    /// Return at once; durable whenever a later sync covers it (bulk loads that are
+    /// checkpointed anyway).
+    None,
+}
+
+/// How a log is laid out and flushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalOptions {
+    /// Target size of a segment file. A record that does not fit the rest of a segment
+    /// starts the next one; a record larger than a whole segment gets one of its own.
+    pub segment_size: u64,
+    /// Write a new segment full of zeros before use, so appends do not allocate blocks and
+    /// each fsync writes data only.
+    pub preallocate: bool,
+    /// Largest payload accepted.
+    pub max_record_size: u32,
+    /// Bound on how long an `Eventual` record waits for its fsync. Zero disables the
+    /// background flusher.
+    pub flush_interval: Duration,
+    /// Buffered bytes of `Eventual`/`None` records that make an appender write them out.
+    pub buffer_limit: usize,
+    /// Move segments removed by [`Wal::truncate_before`] here instead of deleting them.
+    pub archive_dir: Option<PathBuf>,
+}
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        WalOptions {
+            segment_size: 16 << 20,
+            preallocate: true,
+            max_record_size: 16 << 20,
+            flush_interval: Duration::from_millis(10),
+            buffer_limit: 1 << 20,
+            archive_dir: None,
+        }
+    }
+}
+
+/// What opening the log found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    /// The first record still in the log (after truncations), or the next LSN if empty.
+    pub first_lsn: Lsn,
+    /// The last valid record ([`Lsn::ZERO`] for a log that never had one).
+    pub last_lsn: Lsn,
+    /// Segments holding the valid log.
+    pub segments: usize,
+    /// A torn tail that was cut off, if there was one.
+    pub torn_tail: Option<TornTail>,
+}
+
+struct Queued {
+    lsn: Lsn,
+    record_type: u8,
+    time_us: u64,
+    payload: Vec<u8>,
+}
+
+struct State {
+    next_lsn: Lsn,
+    queue: Vec<Queued>,
+    queued_bytes: usize,
+    written: Lsn,
+    synced: Lsn,
+    leader: bool,
+    poisoned: Option<String>,
+    closed: bool,
+    stats: StatsInner,
+}
+
+struct Active {
+    file: Box<dyn VfsFile>,
+    /// Write offset.
+    len: u64,
+    unsynced: bool,
+}
+
+struct Io {
+    active: Option<Active>,
+    /// All segments of the log, oldest first; the last one is the active one if any.
+    segments: Vec<SegmentInfo>,
+}
+
+struct Inner {
+    vfs: Arc<dyn Vfs>,
+    dir: PathBuf,
+    opts: WalOptions,
+    state: Mutex<State>,
+    cond: Condvar,
+    io: Mutex<Io>,
+    stop: Mutex<bool>,
+    stop_cond: Condvar,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // State is updated in whole steps under the lock; a panicked holder leaves it usable.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// A write-ahead log in one directory: framed records in segments, group commit, recovery.
+///
+/// ```
+/// use std::sync::Arc;
+/// use lightning_page::vfs::MemVfs;
+/// use lightning_wal::{Durability, Lsn, Wal, WalOptions};
+///
+/// let vfs = Arc::new(MemVfs::new());
+/// let wal = Wal::open(vfs.clone(), "db/wal".as_ref(), WalOptions::default())?;
+/// let a = wal.append(1, b"put alice", Durability::Immediate)?;
+/// let b = wal.append(1, b"put bob", Durability::Eventual)?;
+/// b.wait()?; // durable now
+/// wal.close()?;
+///
+/// let wal = Wal::open(vfs, "db/wal".as_ref(), WalOptions::default())?;
+/// assert_eq!(wal.recovery().last_lsn, b.lsn());
+/// let records: Vec<_> = wal.read_from(Lsn::new(1))?.collect::<Result<_, _>>()?;
+/// assert_eq!(records[0].payload, b"put alice");
+/// assert_eq!(records[0].lsn, a.lsn());
+/// # Ok::<(), lightning_wal::Error>(())
+/// ```
+pub struct Wal {
+    inner: Arc<Inner>,
+    recovery: Recovery,
+    flusher: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal")
+            .field("dir", &self.inner.dir)
+            .field("recovery", &self.recovery)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A record that was appended: its LSN, and a way to wait until it is durable.
+#[derive(Clone)]
+pub struct Appended {
+    lsn: Lsn,
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Appended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Appended")
+            .field("lsn", &self.lsn)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Appended {
+    /// The record's LSN.
+    pub fn lsn(&self) -> Lsn {
+        self.lsn
+    }
+
+    /// Blocks until the record is durable (joining or leading a group commit).
+    pub fn wait(&self) -> Result<()> {
+        self.inner.wait_durable(self.lsn)
+    }
+}
+
+impl Wal {
+    /// Opens (creating if needed) the log in `dir`, recovering it: the valid log is read,
+    /// a torn tail is cut off, and corruption is an error.
+    pub fn open(vfs: Arc<dyn Vfs>, dir: &Path, opts: WalOptions) -> Result<Wal> {
+        if opts.segment_size < 4096 {
+            return Err(Error::InvalidOptions(
+                "segment_size must be at least 4096 bytes",
+            ));
+        }
+        vfs.create_dir_all(dir)
+            .map_err(|e| Error::io("create directory", dir, e))?;
+        let layout = scan_dir(&*vfs, dir, opts.max_record_size)?;
+        let mut segments = layout.segments;
+        // Cut the torn tail: truncate the last segment after its last valid record and
+        // remove segments beyond it, so appends continue from a clean end.
+        if let Some(seg) = segments.last()
+            && seg.end < seg.file_len
+        {
+            let f = vfs
+                .open(&seg.path, OpenMode::ReadWrite)
+                .map_err(|e| Error::io("open", &seg.path, e))?;
+            f.set_len(seg.end)
+                .map_err(|e| Error::io("truncate", &seg.path, e))?;
+            f.sync().map_err(|e| Error::io("sync", &seg.path, e))?;
+        }
+        let mut removed = false;
+        for p in &layout.beyond {
+            vfs.remove(p).map_err(|e| Error::io("remove", p, e))?;
+            removed = true;
+        }
+        if segments.last().is_some_and(|s| s.last.is_none()) {
+            if let Some(s) = segments.pop() {
+                vfs.remove(&s.path)
+                    .map_err(|e| Error::io("remove", &s.path, e))?;
+            }
+            removed = true;
+        }
+        if removed {
+            vfs.sync_dir(dir)
+                .map_err(|e| Error::io("sync directory", dir, e))?;
+        }
+        let recovery = Recovery {
+            first_lsn: segments.first().map_or(layout.last.next(), |s| s.first),
+            last_lsn: layout.last,
+            segments: segments.len(),
+            torn_tail: layout.torn,
+        };
+        tracing::info!(dir = %dir.display(), first = %recovery.first_lsn, last = %recovery.last_lsn, segments = recovery.segments, "WAL opened");
+        let inner = Arc::new(Inner {
+            vfs,
+            dir: dir.to_path_buf(),
+            state: Mutex::new(State {
+                next_lsn: layout.last.next(),
+                queue: Vec::new(),
+                queued_bytes: 0,
+                written: layout.last,
+                synced: layout.last,
+                leader: false,
+                poisoned: None,
+                closed: false,
+                stats: StatsInner::default(),
+            }),
+            cond: Condvar::new(),
+            io: Mutex::new(Io {
+                active: None,
+                segments,
+            }),
+            stop: Mutex::new(false),
+            stop_cond: Condvar::new(),
+            opts,
+        });
+        let flusher = if inner.opts.flush_interval.is_zero() {
+            None
+        } else {
+            let inner = Arc::clone(&inner);
+            Some(
+                std::thread::Builder::new()
+                    .name("lightning-wal-flusher".into())
+                    .spawn(move || inner.flusher())
+                    .map_err(|e| Error::io("start the flusher thread for", PathBuf::new(), e))?,
+            )
+        };
+        Ok(Wal {
+            inner,
+            recovery,
+            flusher,
+        })
+    }
+
+    /// What opening found.
+    pub fn recovery(&self) -> &Recovery {
+        &self.recovery
+    }
+
+    /// Appends a record; with [`Durability::Immediate`] returns once it is durable.
+    pub fn append(
+        &self,
+        record_type: u8,
+        payload: &[u8],
+        durability: Durability,
+    ) -> Result<Appended> {
+        let lsn = self.inner.append(record_type, payload, durability)?;
+        Ok(Appended {
+            lsn,
+            inner: Arc::clone(&self.inner),
+        })
+    }
+
+    /// Makes every record appended so far durable.
+    pub fn sync(&self) -> Result<()> {
+        self.inner.sync_all()
+    }
+
+    /// The LSN of the last record appended.
+    pub fn last_lsn(&self) -> Lsn {
+        Lsn::new(lock(&self.inner.state).next_lsn.get() - 1)
+    }
+
+    /// The LSN up to which every record is durable.
+    pub fn durable_lsn(&self) -> Lsn {
+        lock(&self.inner.state).synced
+    }
+
+    /// Counters and histograms of the log's work so far.
+    pub fn stats(&self) -> WalStats {
+        let st = lock(&self.inner.state);
+        st.stats
+            .snapshot(Lsn::new(st.next_lsn.get() - 1), st.synced)
+    }
+
+    /// Reads the records from `from` up to the last one written when called.
+    pub fn read_from(&self, from: Lsn) -> Result<RecordIter> {
+        let last = lock(&self.inner.state).written;
+        let segs = lock(&self.inner.io)
+            .segments
+            .iter()
+            .map(|s| (s.first, s.path.clone()))
+            .collect();
+        Ok(RecordIter::new(
+            Arc::clone(&self.inner.vfs),
+            segs,
+            from,
+            last,
+            self.inner.opts.max_record_size,
+        ))
+    }
+
+    /// Removes the segments whose records all precede `lsn` (a durable checkpoint covers
+    /// them), or archives them when [`WalOptions::archive_dir`] is set. The active segment
+    /// always stays. Returns how many segments went.
+    pub fn truncate_before(&self, lsn: Lsn) -> Result<usize> {
+        self.inner.check_usable()?;
+        let mut io = lock(&self.inner.io);
+        let keep_from = io.segments.len().saturating_sub(1);
+        let n = (0..keep_from)
+            .take_while(|&i| io.segments[i + 1].first <= lsn)
+            .count();
+        let gone: Vec<SegmentInfo> = io.segments.drain(..n).collect();
+        drop(io);
+        let result = self.inner.retire(gone);
+        if let Err(e) = &result {
+            self.inner.poison(e);
+        }
+        result
+    }
+
+    /// Makes everything durable, stops the flusher, and closes the log.
+    pub fn close(mut self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        let synced = if lock(&self.inner.state).closed {
+            Ok(())
+        } else {
+            self.inner.sync_all()
+        };
+        lock(&self.inner.state).closed = true;
+        *lock(&self.inner.stop) = true;
+        self.inner.stop_cond.notify_all();
+        if let Some(h) = self.flusher.take() {
+            // A panicked flusher already recorded nothing more to do.
+            drop(h.join());
+        }
+        synced
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::error!(error = %e, "WAL dropped with records that could not be made durable");
+        }
+    }
+}
+
+impl Inner {
+    fn check_usable(&self) -> Result<()> {
+        let st = lock(&self.state);
+        if let Some(cause) = &st.poisoned {
+            return Err(Error::Poisoned {
+                cause: cause.clone(),
+            });
+        }
+        if st.closed {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    fn poison(&self, e: &Error) {
+        let mut st = lock(&self.state);
+        if st.poisoned.is_none() {
+            tracing::error!(error = %e, "WAL poisoned");
+            st.poisoned = Some(e.to_string());
+        }
+        self.cond.notify_all();
+    }
+
+    fn append(&self, record_type: u8, payload: &[u8], durability: Durability) -> Result<Lsn> {
+        if payload.len() > self.opts.max_record_size as usize {
+            return Err(Error::RecordTooLarge {
+                len: payload.len(),
+                max: self.opts.max_record_size,
+            });
+        }
+        let time_us = now_us();
+        let mut st = lock(&self.state);
+        if let Some(cause) = &st.poisoned {
+            return Err(Error::Poisoned {
+                cause: cause.clone(),
+            });
+        }
+        if st.closed {
+            return Err(Error::Closed);
+        }
+        let lsn = st.next_lsn;
+        st.next_lsn = lsn.next();
+        st.queued_bytes += frame_len(payload.len());
+        st.queue.push(Queued {
+            lsn,
+            record_type,
+            time_us,
+            payload: payload.to_vec(),
+        });
+        st.stats.appends += 1;
+        st.stats.bytes += payload.len() as u64;
+        match durability {
+            Durability::Immediate => {
+                drop(self.wait_locked(st, lsn)?);
+            }
+            Durability::Eventual | Durability::None => {
+                if st.queued_bytes >= self.opts.buffer_limit && !st.leader {
+                    drop(self.lead(st, false)?);
+                }
+            }
+        }
+        Ok(lsn)
+    }
+
+    fn wait_durable(&self, lsn: Lsn) -> Result<()> {
+        let st = lock(&self.state);
+        self.wait_locked(st, lsn).map(drop)
+    }
+
+    fn sync_all(&self) -> Result<()> {
+        let st = lock(&self.state);
+        let target = Lsn::new(st.next_lsn.get() - 1);
+        self.wait_locked(st, target).map(drop)
+    }
+
+    /// Waits until `lsn` is durable, leading a group commit whenever no one else is.
+    fn wait_locked<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        lsn: Lsn,
+    ) -> Result<MutexGuard<'a, State>> {
+        loop {
+            if let Some(cause) = &st.poisoned {
+                return Err(Error::Poisoned {
+                    cause: cause.clone(),
+                });
+            }
+            if st.synced >= lsn {
+                return Ok(st);
+            }
+            if st.leader {
+                st = self.cond.wait(st).unwrap_or_else(PoisonError::into_inner);
+            } else {
+                st = self.lead(st, true)?;
+            }
+        }
+    }
+
+    /// Writes everything queued (and syncs, if `sync`) as the single leader.
+    fn lead<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        sync: bool,
+    ) -> Result<MutexGuard<'a, State>> {
+        st.leader = true;
+        let batch = std::mem::take(&mut st.queue);
+        st.queued_bytes = 0;
+        let (written, synced) = (st.written, st.synced);
+        drop(st);
+        let result = self.write_batch(batch, written, synced, sync);
+        let mut st = lock(&self.state);
+        st.leader = false;
+        let out = match result {
+            Ok(done) => {
+                st.written = st.written.max(done.written);
+                if done.synced > st.synced {
+                    let covered = done.synced.get() - st.synced.get();
+                    st.stats.record_sync(covered, done.sync_time);
+                    st.synced = done.synced;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if st.poisoned.is_none() {
+                    tracing::error!(error = %e, "WAL write or sync failed; refusing further appends");
+                    st.poisoned = Some(e.to_string());
+                }
+                Err(e)
+            }
+        };
+        self.cond.notify_all();
+        out.map(|()| st)
+    }
+
+    fn write_batch(
+        &self,
+        batch: Vec<Queued>,
+        written: Lsn,
+        synced: Lsn,
+        sync: bool,
+    ) -> Result<Progress> {
+        let mut io = lock(&self.io);
+        let mut done = Progress {
+            written,
+            synced,
+            sync_time: None,
+        };
+        let mut buf = Vec::new();
+        for rec in batch {
+            let flen = frame_len(rec.payload.len()) as u64;
+            let rotate = match &io.active {
+                None => true,
+                Some(a) => {
+                    let used = a.len + buf.len() as u64;
+                    used + flen > self.opts.segment_size && used > SEGMENT_HEADER as u64
+                }
+            };
+            if rotate {
+                Self::flush(&mut io, &mut buf, &mut done, true)?;
+                self.start_segment(&mut io, rec.lsn)?;
+            }
+            let meta = FrameMeta {
+                lsn: rec.lsn,
+                synced_through: done.synced,
+                time_us: rec.time_us,
+                record_type: rec.record_type,
+            };
+            encode_frame(&mut buf, meta, &rec.payload);
+            if let Some(seg) = io.segments.last_mut() {
+                seg.note_record(rec.lsn, rec.time_us);
+            }
+            done.written = rec.lsn;
+        }
+        Self::flush(&mut io, &mut buf, &mut done, sync)?;
+        Ok(done)
+    }
+
+    /// Writes `buf` to the active segment and, with `sync`, fsyncs it.
+    fn flush(io: &mut Io, buf: &mut Vec<u8>, done: &mut Progress, sync: bool) -> Result<()> {
+        let Some(active) = io.active.as_mut() else {
+            return Ok(());
+        };
+        let path = io
+            .segments
+            .last()
+            .map(|s| s.path.clone())
+            .unwrap_or_default();
+        if !buf.is_empty() {
+            active
+                .file
+                .write_at(buf, active.len)
+                .map_err(|e| Error::io("append to", &path, e))?;
+            active.len += buf.len() as u64;
+            active.unsynced = true;
+            buf.clear();
+        }
+        if sync && active.unsynced {
+            let start = Instant::now();
+            active
+                .file
+                .sync()
+                .map_err(|e| Error::io("sync", &path, e))?;
+            active.unsynced = false;
+            done.synced = done.written;
+            done.sync_time = Some(start.elapsed());
+        }
+        Ok(())
+    }
+
+    /// Creates the segment that starts at `first`: header, optional zero preallocation,
+    /// fsync, directory fsync — all before any record goes in.
+    fn start_segment(&self, io: &mut Io, first: Lsn) -> Result<()> {
+        let path = self.dir.join(segment_name(first));
+        let file = self
+            .vfs
+            .open(&path, OpenMode::CreateNew)
+            .map_err(|e| Error::io("create segment", &path, e))?;
+        file.write_at(&encode_segment_header(first), 0)
+            .map_err(|e| Error::io("write header of", &path, e))?;
+        if self.opts.preallocate {
+            let zeros = vec![0u8; 1 << 20];
+            let mut at = SEGMENT_HEADER as u64;
+            while at < self.opts.segment_size {
+                let n = usize::try_from((self.opts.segment_size - at).min(zeros.len() as u64))
+                    .unwrap_or(zeros.len());
+                file.write_at(&zeros[..n], at)
+                    .map_err(|e| Error::io("preallocate", &path, e))?;
+                at += n as u64;
+            }
+        }
+        file.sync()
+            .map_err(|e| Error::io("sync new segment", &path, e))?;
+        self.vfs
+            .sync_dir(&self.dir)
+            .map_err(|e| Error::io("sync directory", &self.dir, e))?;
+        tracing::debug!(segment = %path.display(), "WAL segment started");
+        io.active = Some(Active {
+            file,
+            len: SEGMENT_HEADER as u64,
+            unsynced: false,
+        });
+        io.segments.push(SegmentInfo::new(first, path));
+        Ok(())
+    }
+
+    /// Deletes or archives closed segments.
+    fn retire(&self, gone: Vec<SegmentInfo>) -> Result<usize> {
+        let n = gone.len();
+        for seg in gone {
+            match &self.opts.archive_dir {
+                Some(archive) => {
+                    let entry = ArchivedSegment {
+                        first: seg.first,
+                        last: seg.last.unwrap_or(seg.first),
+                        min_time_us: seg.min_time_us.unwrap_or(0),
+                        max_time_us: seg.max_time_us.unwrap_or(0),
+                        path: seg.path,
+                    };
+                    archive_segment(&*self.vfs, archive, &entry)?;
+                }
+                None => self
+                    .vfs
+                    .remove(&seg.path)
+                    .map_err(|e| Error::io("remove", &seg.path, e))?,
+            }
+        }
+        if n > 0 && self.opts.archive_dir.is_none() {
+            self.vfs
+                .sync_dir(&self.dir)
+                .map_err(|e| Error::io("sync directory", &self.dir, e))?;
+        }
+        Ok(n)
+    }
+
+    fn flusher(&self) {
+        let mut stop = lock(&self.stop);
+        loop {
+            let (guard, _) = self
+                .stop_cond
+                .wait_timeout(stop, self.opts.flush_interval)
+                .unwrap_or_else(PoisonError::into_inner);
+            stop = guard;
+            if *stop {
+                return;
+            }
+            let pending = {
+                let st = lock(&self.state);
+                st.poisoned.is_none() && st.synced.get() + 1 < st.next_lsn.get()
+            };
+            if pending && let Err(e) = self.sync_all() {
+                tracing::error!(error = %e, "background WAL flush failed");
+            }
+        }
+    }
+}
+
+/// What a leader achieved: the last LSN written and the last LSN durable.
+struct Progress {
+    written: Lsn,
+    synced: Lsn,
+    sync_time: Option<Duration>,
+}
