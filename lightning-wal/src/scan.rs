@@ -223,7 +223,11 @@ pub(crate) fn scan_dir(vfs: &dyn Vfs, dir: &Path, max_payload: u32) -> Result<La
             continue;
         }
         let missing = last.next();
-        let mut evidence = max_synced_after(&buf, stop.offset + ALIGN, missing, max_payload);
+        let in_segment = max_synced_after(&buf, stop.offset + ALIGN, missing, max_payload);
+        // A segment header is synced before any record goes in, so a damaged header over
+        // valid records is damage to durable data, whatever the records say.
+        let header_under_records = stop.offset == 0 && in_segment.is_some();
+        let mut evidence = in_segment;
         let rest: Vec<PathBuf> = iter.map(|(_, p)| p).collect();
         for p in &rest {
             let later = read_whole(vfs, p)?;
@@ -233,13 +237,18 @@ pub(crate) fn scan_dir(vfs: &dyn Vfs, dir: &Path, max_payload: u32) -> Result<La
                 evidence = Some(found);
             }
         }
+        let what = if stop.what == "end of written data" && !rest.is_empty() {
+            "records missing before the next segment"
+        } else {
+            stop.what
+        };
         if let Some((synced, witness)) = evidence
-            && synced >= missing
+            && (synced >= missing || header_under_records)
         {
             return Err(Error::Corruption {
                 file: info.path.clone(),
                 offset: stop.offset as u64,
-                what: stop.what,
+                what,
                 detail: format!(
                     "record {missing} was durable: record {witness}, written later, says the log was synced through {synced}"
                 ),
@@ -249,7 +258,7 @@ pub(crate) fn scan_dir(vfs: &dyn Vfs, dir: &Path, max_payload: u32) -> Result<La
         let torn = (stop.what != "end of written data" || !rest.is_empty()).then(|| TornTail {
             segment: info.path.clone(),
             offset: info.end,
-            what: stop.what,
+            what,
             discarded_bytes,
             discarded_segments: rest.len(),
         });

@@ -206,16 +206,27 @@ impl Wal {
             .map_err(|e| Error::io("create directory", dir, e))?;
         let layout = scan_dir(&*vfs, dir, opts.max_record_size)?;
         let mut segments = layout.segments;
-        // Cut the torn tail: truncate the last segment after its last valid record and
-        // remove segments beyond it, so appends continue from a clean end.
+        // Make the last segment's valid bytes durable and cut what follows them. The bytes
+        // are written again, not just fsynced: after a failed fsync the OS may hold pages
+        // that read back fine but never reached the disk, and a later fsync skips them
+        // (see the fsyncgate study, ATC 2020). Appends then continue from a clean end.
         if let Some(seg) = segments.last()
-            && seg.end < seg.file_len
+            && seg.last.is_some()
         {
             let f = vfs
                 .open(&seg.path, OpenMode::ReadWrite)
                 .map_err(|e| Error::io("open", &seg.path, e))?;
-            f.set_len(seg.end)
-                .map_err(|e| Error::io("truncate", &seg.path, e))?;
+            let valid = usize::try_from(seg.end)
+                .map_err(|_| Error::InvalidOptions("segment larger than memory"))?;
+            let mut bytes = vec![0u8; valid];
+            f.read_at(&mut bytes, 0)
+                .map_err(|e| Error::io("read", &seg.path, e))?;
+            f.write_at(&bytes, 0)
+                .map_err(|e| Error::io("rewrite", &seg.path, e))?;
+            if seg.end < seg.file_len {
+                f.set_len(seg.end)
+                    .map_err(|e| Error::io("truncate", &seg.path, e))?;
+            }
             f.sync().map_err(|e| Error::io("sync", &seg.path, e))?;
         }
         let mut removed = false;

@@ -1,0 +1,250 @@
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lightning_page::vfs::{MemVfs, Vfs};
+use lightning_wal::{Durability, Error, Lsn, Wal, WalOptions};
+
+use crate::{all_records, dir, open, payload, small};
+
+#[test]
+fn records_round_trip_across_segments_and_reopen() {
+    let vfs = Arc::new(MemVfs::new());
+    let wal = open(&vfs, &small()).unwrap();
+    let sizes = [0usize, 1, 7, 8, 100, 1000, 3000, 4000, 9000, 50];
+    for (i, len) in sizes.iter().enumerate() {
+        let a = wal
+            .append(
+                u8::try_from(i).unwrap(),
+                &payload(i as u64 + 1, *len),
+                Durability::Immediate,
+            )
+            .unwrap();
+        assert_eq!(a.lsn(), Lsn::new(i as u64 + 1));
+    }
+    assert_eq!(wal.durable_lsn(), Lsn::new(10));
+    wal.close().unwrap();
+    let segments = vfs.list(dir()).unwrap();
+    assert!(
+        segments.len() >= 5,
+        "4 KiB segments must rotate: {segments:?}"
+    );
+
+    let wal = open(&vfs, &small()).unwrap();
+    let r = wal.recovery();
+    assert_eq!(
+        (r.first_lsn, r.last_lsn, r.torn_tail.is_none()),
+        (Lsn::new(1), Lsn::new(10), true)
+    );
+    let records = all_records(&wal);
+    assert_eq!(records.len(), 10);
+    for (i, rec) in records.iter().enumerate() {
+        assert_eq!(rec.lsn, Lsn::new(i as u64 + 1));
+        assert_eq!(rec.record_type, u8::try_from(i).unwrap());
+        assert_eq!(rec.payload, payload(i as u64 + 1, sizes[i]));
+    }
+    // Reading from the middle starts at the right record, and appends continue numbering.
+    let tail: Vec<_> = wal
+        .read_from(Lsn::new(7))
+        .unwrap()
+        .map(|r| r.unwrap().lsn.get())
+        .collect();
+    assert_eq!(tail, vec![7, 8, 9, 10]);
+    assert_eq!(
+        wal.append(0, b"next", Durability::Immediate).unwrap().lsn(),
+        Lsn::new(11)
+    );
+}
+
+#[test]
+fn eventual_and_none_become_durable_by_flusher_or_sync() {
+    let vfs = Arc::new(MemVfs::new());
+    let opts = WalOptions {
+        flush_interval: Duration::from_millis(5),
+        ..small()
+    };
+    let wal = open(&vfs, &opts).unwrap();
+    let a = wal.append(1, b"eventual", Durability::Eventual).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while wal.durable_lsn() < a.lsn() {
+        assert!(
+            Instant::now() < deadline,
+            "the flusher never synced an Eventual record"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let b = wal.append(1, b"none", Durability::None).unwrap();
+    b.wait().unwrap();
+    assert!(wal.durable_lsn() >= b.lsn());
+    let stats = wal.stats();
+    assert_eq!((stats.appends, stats.bytes), (2, 12));
+    assert!(
+        stats.syncs >= 2 && stats.records_per_sync.iter().sum::<u64>() >= 2,
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn buffered_records_are_written_when_the_buffer_fills() {
+    let vfs = Arc::new(MemVfs::new());
+    let opts = WalOptions {
+        buffer_limit: 1000,
+        ..small()
+    };
+    let wal = open(&vfs, &opts).unwrap();
+    for i in 0..50u64 {
+        wal.append(1, &payload(i, 100), Durability::None).unwrap();
+    }
+    // Not all durable (only segment rotations synced), but most of it was written out by
+    // appenders as the buffer filled.
+    assert!(wal.durable_lsn() < Lsn::new(50));
+    assert!(all_records(&wal).len() >= 40);
+    wal.sync().unwrap();
+    assert_eq!(wal.durable_lsn(), Lsn::new(50));
+}
+
+#[test]
+fn concurrent_immediate_appenders_all_get_distinct_durable_lsns() {
+    let vfs = Arc::new(MemVfs::new());
+    let wal = Arc::new(
+        open(
+            &vfs,
+            &WalOptions {
+                segment_size: 1 << 16,
+                ..small()
+            },
+        )
+        .unwrap(),
+    );
+    let handles: Vec<_> = (0..8u64)
+        .map(|t| {
+            let wal = Arc::clone(&wal);
+            std::thread::spawn(move || {
+                (0..200u64)
+                    .map(|i| {
+                        let lsn = wal
+                            .append(1, &payload(t * 1000 + i, 64), Durability::Immediate)
+                            .unwrap()
+                            .lsn();
+                        assert!(wal.durable_lsn() >= lsn);
+                        lsn
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut lsns: Vec<u64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .map(Lsn::get)
+        .collect();
+    lsns.sort_unstable();
+    assert_eq!(lsns, (1..=1600).collect::<Vec<_>>());
+    let records = all_records(&wal);
+    assert_eq!(records.len(), 1600);
+    let stats = wal.stats();
+    assert_eq!(stats.records_per_sync.iter().sum::<u64>(), stats.syncs);
+}
+
+#[test]
+fn bad_arguments_are_errors() {
+    let vfs = Arc::new(MemVfs::new());
+    let tiny = WalOptions {
+        segment_size: 100,
+        ..small()
+    };
+    assert!(matches!(open(&vfs, &tiny), Err(Error::InvalidOptions(_))));
+    let wal = open(
+        &vfs,
+        &WalOptions {
+            max_record_size: 10,
+            ..small()
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        wal.append(1, &[0u8; 11], Durability::Immediate),
+        Err(Error::RecordTooLarge { len: 11, max: 10 })
+    ));
+    assert_eq!(
+        wal.append(1, &[0u8; 10], Durability::Immediate)
+            .unwrap()
+            .lsn(),
+        Lsn::new(1)
+    );
+}
+
+#[test]
+fn truncation_removes_covered_segments_and_numbering_continues() {
+    let vfs = Arc::new(MemVfs::new());
+    let wal = open(&vfs, &small()).unwrap();
+    for i in 1..=40u64 {
+        wal.append(1, &payload(i, 500), Durability::Immediate)
+            .unwrap();
+    }
+    let before = vfs.list(dir()).unwrap().len();
+    let gone = wal.truncate_before(Lsn::new(30)).unwrap();
+    assert!(gone > 0 && vfs.list(dir()).unwrap().len() == before - gone);
+    let first = all_records(&wal)[0].lsn;
+    assert!(
+        first <= Lsn::new(30) && first > Lsn::new(1),
+        "first remaining record {first}"
+    );
+    // Truncating everything keeps the active segment.
+    wal.truncate_before(Lsn::new(1000)).unwrap();
+    assert!(!vfs.list(dir()).unwrap().is_empty());
+    wal.close().unwrap();
+    let wal = open(&vfs, &small()).unwrap();
+    assert_eq!(wal.recovery().last_lsn, Lsn::new(40));
+    assert!(wal.recovery().first_lsn > Lsn::new(30));
+    assert_eq!(
+        wal.append(1, b"x", Durability::Immediate).unwrap().lsn(),
+        Lsn::new(41)
+    );
+}
+
+#[test]
+fn archived_segments_are_indexed_by_lsn_and_time() {
+    let vfs = Arc::new(MemVfs::new());
+    let opts = WalOptions {
+        archive_dir: Some("db/wal-archive".into()),
+        ..small()
+    };
+    let wal = open(&vfs, &opts).unwrap();
+    for i in 1..=30u64 {
+        wal.append(1, &payload(i, 700), Durability::Immediate)
+            .unwrap();
+    }
+    let gone = wal.truncate_before(Lsn::new(25)).unwrap();
+    let index = lightning_wal::load_index(&*vfs, "db/wal-archive".as_ref()).unwrap();
+    assert_eq!(index.len(), gone);
+    let mut next = Lsn::new(1);
+    for seg in &index {
+        assert_eq!(seg.first, next, "archived ranges are contiguous");
+        assert!(seg.last >= seg.first && seg.max_time_us >= seg.min_time_us);
+        assert!(vfs.exists(&seg.path).unwrap());
+        next = seg.last.next();
+    }
+    // The archive plus the live log still hold every record.
+    let live_first = all_records(&wal)[0].lsn;
+    assert_eq!(live_first, next);
+    let last_time = index.last().unwrap().max_time_us;
+    assert_eq!(
+        lightning_wal::last_lsn_at(&index, last_time),
+        Some(index.last().unwrap().last)
+    );
+}
+
+#[test]
+fn opening_a_directory_of_foreign_files_ignores_them() {
+    let vfs = Arc::new(MemVfs::new());
+    vfs.create_dir_all(dir()).unwrap();
+    let f = vfs
+        .open(
+            &dir().join("README.txt"),
+            lightning_page::vfs::OpenMode::CreateNew,
+        )
+        .unwrap();
+    f.write_at(b"not a segment", 0).unwrap();
+    let wal = Wal::open(vfs.clone(), dir(), small()).unwrap();
+    assert_eq!(wal.recovery().last_lsn, Lsn::ZERO);
+}

@@ -1,0 +1,139 @@
+//! Bit flips: in the last record they truncate the log, anywhere before it they are errors.
+
+use std::sync::Arc;
+
+use lightning_page::vfs::{CrashVfs, Vfs};
+use lightning_testkit::Rng;
+use lightning_wal::{Durability, Error, Lsn, WalOptions};
+
+use crate::{all_records, dir, open, payload, small};
+
+/// Where each record's checksummed bytes lie: (segment path, start, end) per LSN.
+fn layout(vfs: &CrashVfs, lens: &[usize]) -> Vec<(std::path::PathBuf, u64, u64)> {
+    let mut out = Vec::new();
+    let mut segs = vfs.list(dir()).unwrap().into_iter();
+    let mut seg = segs.next().unwrap();
+    let mut at = 32u64;
+    let mut first_in_seg = 1u64;
+    for (i, len) in lens.iter().enumerate() {
+        let lsn = i as u64 + 1;
+        let next_name = format!("{lsn:020}.wal");
+        if lsn != first_in_seg && seg.file_name().unwrap().to_str() != Some(&next_name) {
+            if let Some(next) = vfs
+                .list(dir())
+                .unwrap()
+                .into_iter()
+                .find(|p| p.ends_with(&next_name))
+            {
+                seg = next;
+                at = 32;
+                first_in_seg = lsn;
+                segs = vec![].into_iter();
+            }
+        }
+        let covered = 40 + *len as u64;
+        out.push((seg.clone(), at, at + covered));
+        at += covered.div_ceil(8) * 8;
+    }
+    out
+}
+
+#[test]
+fn bit_flips_at_the_tail_truncate_and_mid_log_are_errors() {
+    let mut rng = Rng::new(3);
+    let (mut truncated, mut errors) = (0, 0);
+    for round in 0..300u64 {
+        let vfs = Arc::new(CrashVfs::new(round));
+        let opts = WalOptions {
+            preallocate: round % 2 == 0,
+            ..small()
+        };
+        let wal = open(&vfs, &opts).unwrap();
+        let lens: Vec<usize> = (0..12)
+            .map(|_| usize::try_from(rng.below(900)).unwrap())
+            .collect();
+        for (i, len) in lens.iter().enumerate() {
+            wal.append(1, &payload(i as u64 + 1, *len), Durability::Immediate)
+                .unwrap();
+        }
+        drop(wal);
+        let spots = layout(&vfs, &lens);
+        let victim = usize::try_from(rng.below(12)).unwrap();
+        let (seg, start, end) = &spots[victim];
+        let offset = start + rng.below(end - start);
+        let mut byte = vfs.contents(seg).unwrap()[usize::try_from(offset).unwrap()];
+        byte ^= 1 << rng.below(8);
+        vfs.corrupt(seg, offset, &[byte]).unwrap();
+
+        match open(&vfs, &opts) {
+            Ok(wal) => {
+                assert_eq!(
+                    victim,
+                    11,
+                    "round {round}: a mid-log flip of record {} went unnoticed",
+                    victim + 1
+                );
+                let r = wal.recovery();
+                assert_eq!(r.last_lsn, Lsn::new(11), "round {round}");
+                assert!(r.torn_tail.is_some());
+                assert_eq!(all_records(&wal).len(), 11);
+                truncated += 1;
+            }
+            Err(Error::Corruption {
+                file, offset: at, ..
+            }) => {
+                assert!(
+                    victim < 11,
+                    "round {round}: the last record's flip must truncate"
+                );
+                assert_eq!(
+                    (&file, at),
+                    (seg, *start),
+                    "round {round}: error names segment and offset"
+                );
+                errors += 1;
+            }
+            Err(e) => panic!("round {round}: unexpected {e}"),
+        }
+    }
+    assert!(
+        truncated > 10 && errors > 200,
+        "truncated {truncated}, errors {errors}"
+    );
+}
+
+#[test]
+fn a_damaged_segment_header_under_records_is_corruption() {
+    let vfs = Arc::new(CrashVfs::new(9));
+    let wal = open(&vfs, &small()).unwrap();
+    wal.append(1, b"only record", Durability::Immediate)
+        .unwrap();
+    drop(wal);
+    let seg = vfs.list(dir()).unwrap().remove(0);
+    vfs.corrupt(&seg, 3, b"X").unwrap();
+    let e = open(&vfs, &small()).unwrap_err();
+    assert!(matches!(&e, Error::Corruption { offset: 0, .. }), "{e}");
+    assert!(e.to_string().contains("00000000000000000001.wal"), "{e}");
+}
+
+#[test]
+fn a_missing_middle_segment_is_corruption() {
+    let vfs = Arc::new(CrashVfs::new(10));
+    let wal = open(&vfs, &small()).unwrap();
+    for i in 1..=20u64 {
+        wal.append(1, &payload(i, 1500), Durability::Immediate)
+            .unwrap();
+    }
+    drop(wal);
+    let segs = vfs.list(dir()).unwrap();
+    assert!(segs.len() >= 4);
+    vfs.remove(&segs[1]).unwrap();
+    let e = open(&vfs, &small()).unwrap_err();
+    assert!(
+        e.is_corruption()
+            && e.to_string()
+                .contains("records missing before the next segment"),
+        "{e}"
+    );
+    assert!(e.to_string().contains(&*segs[0].to_string_lossy()), "{e}");
+}
