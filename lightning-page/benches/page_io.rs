@@ -14,46 +14,13 @@
     reason = "throughput figures are floating point"
 )]
 
-use std::fmt::Write as _;
 use std::hint::black_box;
-use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+use lightning_testkit::bench::{Figure, quick, repeat, write_report};
 
 use lightning_page::vfs::OsVfs;
 use lightning_page::{OpenOptions, PageBuf, PageFile, PageId, PageSize, PageType};
-
-struct Figure {
-    name: String,
-    value: f64,
-    unit: &'static str,
-    detail: String,
-}
-
-/// Repeats `f` until `budget` has passed; returns (iterations, elapsed).
-fn repeat(budget: Duration, mut f: impl FnMut()) -> (u64, Duration) {
-    let start = Instant::now();
-    let mut n = 0;
-    while start.elapsed() < budget {
-        for _ in 0..16 {
-            f();
-        }
-        n += 16;
-    }
-    (n, start.elapsed())
-}
-
-/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-fn civil_date(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap();
-    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap();
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
 
 fn checksum_figures(budget: Duration, figures: &mut Vec<Figure>) {
     for size in [4096usize, 8192, 65536] {
@@ -147,57 +114,12 @@ fn page_io_figures(budget: Duration, quick: bool, figures: &mut Vec<Figure>) {
     });
 }
 
-fn write_reports(quick: bool, figures: &[Figure]) {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let (y, m, d) = civil_date(i64::try_from(secs / 86_400).unwrap());
-    let date = format!("{y:04}-{m:02}-{d:02}");
-    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../benchmark_results")
-        .join(&date);
-    std::fs::create_dir_all(&out).unwrap();
-
-    let mut json = format!(
-        "{{\n  \"suite\": \"page\",\n  \"date\": \"{date}\",\n  \"quick\": {quick},\n  \"figures\": [\n"
-    );
-    let mut rows = String::new();
-    for (i, f) in figures.iter().enumerate() {
-        let comma = if i + 1 < figures.len() { "," } else { "" };
-        writeln!(
-            json,
-            "    {{\"name\": \"{}\", \"value\": {:.3}, \"unit\": \"{}\", \"detail\": \"{}\"}}{comma}",
-            f.name, f.value, f.unit, f.detail
-        )
-        .unwrap();
-        writeln!(
-            rows,
-            "<tr><td>{}</td><td>{:.3}</td><td>{}</td><td>{}</td></tr>",
-            f.name, f.value, f.unit, f.detail
-        )
-        .unwrap();
-        println!(
-            "{:<32} {:>14.3} {:<8} {}",
-            f.name, f.value, f.unit, f.detail
-        );
-    }
-    json.push_str("  ]\n}\n");
-    std::fs::write(out.join("page.json"), json).unwrap();
-    let html = format!(
-        "<!doctype html><meta charset=utf-8><title>lightning-page bench {date}</title>\
-         <h1>lightning-page bench, {date}</h1><table border=1 cellpadding=4>\
-         <tr><th>figure</th><th>value</th><th>unit</th><th>how</th></tr>\n{rows}</table>\n"
-    );
-    std::fs::write(out.join("page.html"), html).unwrap();
-    println!("wrote {}", out.join("page.json").display());
-}
-
 fn main() {
-    let quick = std::env::var_os("LIGHTNING_BENCH_QUICK").is_some();
+    let quick = quick();
     let budget = Duration::from_millis(if quick { 50 } else { 1500 });
     let mut figures = Vec::new();
     checksum_figures(budget, &mut figures);
     page_io_figures(budget, quick, &mut figures);
-    write_reports(quick, &figures);
+    let path = write_report("page", &figures).unwrap();
+    println!("wrote {}", path.display());
 }

@@ -1,1 +1,219 @@
-fn main() {}
+//! Bench: durable commits per second and commit latency under group commit, throughput of
+//! `Eventual` and `None` appends, and the raw fdatasync limit of the same disk, all in one
+//! run. Writes `benchmark_results/<YYYY-MM-DD>/wal.json` and `wal.html`.
+//!
+//! ```text
+//! cargo bench -p lightning-wal --bench wal_commit
+//! ```
+//! `LIGHTNING_BENCH_QUICK=1` shortens every measurement (a smoke run). The temporary files
+//! go to `LIGHTNING_BENCH_DIR` if set (to measure a particular disk), else the system's
+//! temporary directory.
+#![expect(
+    clippy::print_stdout,
+    clippy::unwrap_used,
+    reason = "a bench binary reports on stdout and fails loudly"
+)]
+#![expect(
+    clippy::cast_precision_loss,
+    reason = "throughput figures are floating point"
+)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use lightning_page::vfs::{OpenMode, OsVfs, Vfs};
+use lightning_testkit::bench::{Figure, percentile, quick, write_report};
+use lightning_wal::{Durability, Wal, WalOptions};
+
+fn temp_dir() -> tempfile::TempDir {
+    match std::env::var_os("LIGHTNING_BENCH_DIR") {
+        Some(d) => tempfile::tempdir_in(PathBuf::from(d)).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    }
+}
+
+/// The physical limit: 128-byte appends to a preallocated (written and synced) file, each
+/// followed by fdatasync. Returns syncs per second.
+fn raw_fdatasync(budget: Duration, figures: &mut Vec<Figure>) -> f64 {
+    let dir = temp_dir();
+    let path = dir.path().join("raw");
+    let file = OsVfs.open(&path, OpenMode::CreateNew).unwrap();
+    let len = 64u64 << 20;
+    let zeros = vec![0u8; 1 << 20];
+    for at in (0..len).step_by(zeros.len()) {
+        file.write_at(&zeros, at).unwrap();
+    }
+    file.sync().unwrap();
+    let rec = [7u8; 128];
+    let mut lat = Vec::new();
+    let start = Instant::now();
+    let mut at = 0;
+    while start.elapsed() < budget && at + 128 < len {
+        let t = Instant::now();
+        file.write_at(&rec, at).unwrap();
+        file.sync().unwrap();
+        lat.push(u64::try_from(t.elapsed().as_micros()).unwrap());
+        at += 128;
+    }
+    let n = lat.len();
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    let (p50, p99) = (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99));
+    figures.push(Figure::new(
+        "raw_fdatasync_128b",
+        rate,
+        "syncs/s",
+        format!("{n} pwrite+fdatasync on a preallocated file; p50 {p50} us, p99 {p99} us"),
+    ));
+    figures.push(Figure::new(
+        "raw_fdatasync_128b_p50",
+        p50 as f64,
+        "us",
+        "latency of one pwrite+fdatasync",
+    ));
+    rate
+}
+
+/// `threads` appenders doing `Immediate` appends of `size` bytes for `budget`. Returns
+/// commits per second.
+fn durable_commits(
+    threads: usize,
+    size: usize,
+    budget: Duration,
+    figures: &mut Vec<Figure>,
+) -> f64 {
+    let dir = temp_dir();
+    let opts = WalOptions {
+        segment_size: 64 << 20,
+        ..WalOptions::default()
+    };
+    let wal = Arc::new(Wal::open(Arc::new(OsVfs), &dir.path().join("wal"), opts).unwrap());
+    // Warm up: the first segment's creation and preallocation are not part of the figure.
+    wal.append(0, b"warm", Durability::Immediate).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let (wal, stop) = (Arc::clone(&wal), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let payload = vec![0x5Au8; size];
+                let mut lat = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    wal.append(1, &payload, Durability::Immediate).unwrap();
+                    lat.push(u64::try_from(t.elapsed().as_micros()).unwrap());
+                }
+                lat
+            })
+        })
+        .collect();
+    std::thread::sleep(budget);
+    stop.store(true, Ordering::Relaxed);
+    let mut lat: Vec<u64> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    let elapsed = start.elapsed().as_secs_f64();
+    let stats = wal.stats();
+    let n = lat.len();
+    let rate = n as f64 / elapsed;
+    let (p50, p99) = (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99));
+    let per_sync = n as f64 / stats.syncs.max(1) as f64;
+    let name = format!("durable_commits_{threads}t_{size}b");
+    figures.push(Figure::new(
+        &name,
+        rate,
+        "commits/s",
+        format!("{n} Immediate appends by {threads} threads; p50 {p50} us, p99 {p99} us; {per_sync:.1} records per fsync"),
+    ));
+    figures.push(Figure::new(
+        format!("{name}_p50"),
+        p50 as f64,
+        "us",
+        "commit latency",
+    ));
+    figures.push(Figure::new(
+        format!("{name}_p99"),
+        p99 as f64,
+        "us",
+        "commit latency",
+    ));
+    rate
+}
+
+/// One thread appending 4 KiB records with `durability` until `total` bytes, then a sync.
+fn buffered_throughput(durability: Durability, total: usize, figures: &mut Vec<Figure>) {
+    let dir = temp_dir();
+    let wal = Wal::open(
+        Arc::new(OsVfs),
+        &dir.path().join("wal"),
+        WalOptions {
+            segment_size: 64 << 20,
+            ..WalOptions::default()
+        },
+    )
+    .unwrap();
+    wal.append(0, b"warm", Durability::Immediate).unwrap();
+    let payload = vec![0xA5u8; 4096];
+    let start = Instant::now();
+    for _ in 0..total / payload.len() {
+        wal.append(1, &payload, durability).unwrap();
+    }
+    wal.sync().unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    let label = if durability == Durability::Eventual {
+        "eventual"
+    } else {
+        "none"
+    };
+    figures.push(Figure::new(
+        format!("{label}_4k_throughput"),
+        total as f64 / secs / 1e6,
+        "MB/s",
+        format!("{} MB of 4 KiB {durability:?} appends from one thread, then one sync, in {secs:.2} s (segment creation included)", total >> 20),
+    ));
+}
+
+fn main() {
+    let quick = quick();
+    let budget = Duration::from_millis(if quick { 200 } else { 2000 });
+    let mut figures = Vec::new();
+    let raw = raw_fdatasync(budget, &mut figures);
+    let mut one = [0.0; 2];
+    let mut sixteen = [0.0; 2];
+    for (i, size) in [128usize, 4096].into_iter().enumerate() {
+        for threads in [1usize, 4, 16, 64] {
+            let rate = durable_commits(threads, size, budget, &mut figures);
+            if threads == 1 {
+                one[i] = rate;
+            }
+            if threads == 16 {
+                sixteen[i] = rate;
+            }
+        }
+    }
+    let total = if quick { 16 << 20 } else { 256 << 20 };
+    buffered_throughput(Durability::Eventual, total, &mut figures);
+    buffered_throughput(Durability::None, total, &mut figures);
+    figures.push(Figure::new(
+        "target_1t_vs_raw_128b",
+        one[0] / raw,
+        "ratio",
+        "1-thread durable commits / raw fdatasync rate (target >= 0.8)",
+    ));
+    figures.push(Figure::new(
+        "target_16t_vs_1t_128b",
+        sixteen[0] / one[0],
+        "ratio",
+        "16-thread / 1-thread durable commits (target >= 8)",
+    ));
+    figures.push(Figure::new(
+        "target_16t_vs_1t_4k",
+        sixteen[1] / one[1],
+        "ratio",
+        "16-thread / 1-thread durable commits, 4 KiB records",
+    ));
+    let path = write_report("wal", &figures).unwrap();
+    println!("wrote {}", path.display());
+}

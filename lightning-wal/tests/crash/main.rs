@@ -52,6 +52,51 @@ fn read_all(wal: &Wal) -> Result<Vec<Record>, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The recovered log is gap-free, whole, in each thread's order, and holds every
+/// acknowledged record where it was acknowledged.
+fn verify(
+    seed: u64,
+    mode: CrashMode,
+    records: &[Record],
+    acked: &BTreeMap<Lsn, (u8, u32)>,
+) -> Result<(), String> {
+    let mut identities = HashSet::new();
+    let mut last_seq: BTreeMap<u8, u32> = BTreeMap::new();
+    for (i, r) in records.iter().enumerate() {
+        if r.lsn != Lsn::new(i as u64 + 1) {
+            return Err(format!("{mode:?}: gap: position {i} holds LSN {}", r.lsn));
+        }
+        let (t, seq) = identify(seed, r)?;
+        if !identities.insert((t, seq)) {
+            return Err(format!("{mode:?}: thread {t} record {seq} appears twice"));
+        }
+        if last_seq.get(&t).is_some_and(|&prev| prev >= seq) {
+            return Err(format!(
+                "{mode:?}: thread {t} records out of order at LSN {}",
+                r.lsn
+            ));
+        }
+        last_seq.insert(t, seq);
+        if let Some(&(at, aseq)) = acked.get(&r.lsn)
+            && (at, aseq) != (t, seq)
+        {
+            return Err(format!(
+                "{mode:?}: LSN {} holds another record than was acknowledged",
+                r.lsn
+            ));
+        }
+    }
+    for (lsn, who) in acked {
+        if lsn.get() > records.len() as u64 {
+            return Err(format!(
+                "{mode:?}: acknowledged record {lsn} {who:?} lost (log ends at {})",
+                records.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, Default)]
 struct Tally {
     acked: u64,
@@ -132,40 +177,7 @@ fn scenario(seed: u64, tally: &Mutex<Tally>) -> Result<(), String> {
     if again != records {
         return Err(format!("{mode:?}: reopening twice gave a different log"));
     }
-    let mut seen = HashSet::new();
-    let mut last_seq: BTreeMap<u8, u32> = BTreeMap::new();
-    for (i, r) in records.iter().enumerate() {
-        if r.lsn != Lsn::new(i as u64 + 1) {
-            return Err(format!("{mode:?}: gap: position {i} holds LSN {}", r.lsn));
-        }
-        let (t, seq) = identify(seed, r)?;
-        if !seen.insert((t, seq)) {
-            return Err(format!("{mode:?}: thread {t} record {seq} appears twice"));
-        }
-        if last_seq.get(&t).is_some_and(|&prev| prev >= seq) {
-            return Err(format!(
-                "{mode:?}: thread {t} records out of order at LSN {}",
-                r.lsn
-            ));
-        }
-        last_seq.insert(t, seq);
-        if let Some(&(at, aseq)) = acked.get(&r.lsn)
-            && (at, aseq) != (t, seq)
-        {
-            return Err(format!(
-                "{mode:?}: LSN {} holds another record than was acknowledged",
-                r.lsn
-            ));
-        }
-    }
-    for (lsn, who) in &acked {
-        if lsn.get() > records.len() as u64 {
-            return Err(format!(
-                "{mode:?}: acknowledged record {lsn} {who:?} lost (log ends at {})",
-                records.len()
-            ));
-        }
-    }
+    verify(seed, mode, &records, &acked)?;
     let mut tally = tally.lock().unwrap();
     tally.acked += acked.len() as u64;
     tally.recovered += records.len() as u64;

@@ -10,26 +10,17 @@ use crate::{all_records, dir, open, payload, small};
 
 /// Where each record's checksummed bytes lie: (segment path, start, end) per LSN.
 fn layout(vfs: &CrashVfs, lens: &[usize]) -> Vec<(std::path::PathBuf, u64, u64)> {
+    let segs = vfs.list(dir()).unwrap();
+    let first_of = |p: &std::path::PathBuf| -> u64 {
+        p.file_stem().unwrap().to_str().unwrap().parse().unwrap()
+    };
     let mut out = Vec::new();
-    let mut segs = vfs.list(dir()).unwrap().into_iter();
-    let mut seg = segs.next().unwrap();
     let mut at = 32u64;
-    let mut first_in_seg = 1u64;
     for (i, len) in lens.iter().enumerate() {
         let lsn = i as u64 + 1;
-        let next_name = format!("{lsn:020}.wal");
-        if lsn != first_in_seg && seg.file_name().unwrap().to_str() != Some(&next_name) {
-            if let Some(next) = vfs
-                .list(dir())
-                .unwrap()
-                .into_iter()
-                .find(|p| p.ends_with(&next_name))
-            {
-                seg = next;
-                at = 32;
-                first_in_seg = lsn;
-                segs = vec![].into_iter();
-            }
+        let seg = segs.iter().rev().find(|p| first_of(p) <= lsn).unwrap();
+        if first_of(seg) == lsn {
+            at = 32;
         }
         let covered = 40 + *len as u64;
         out.push((seg.clone(), at, at + covered));

@@ -1,4 +1,4 @@
-//! Failing the Nth write, sync or set_len along an append / rotate / truncate / reopen
+//! Failing the Nth write, sync or `set_len` along an append / rotate / truncate / reopen
 //! workload: the log works or refuses with an error, and recovery yields a valid prefix.
 
 use std::collections::BTreeMap;

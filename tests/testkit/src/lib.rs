@@ -4,7 +4,8 @@
 //! - [`scaled`]: scenario counts that CI keeps modest and a soak run raises with an
 //!   environment variable instead of an edit;
 //! - [`run_seeds`]: runs a scenario per seed and reports every failing seed with the
-//!   command that replays it.
+//!   command that replays it;
+//! - [`bench`]: the report format every bench binary writes.
 //!
 //! # Environment
 //!
@@ -20,6 +21,8 @@
 //! assert!(rng.below(6) < 6);
 //! ```
 #![forbid(unsafe_code)]
+
+pub mod bench;
 
 use std::fmt::Display;
 
