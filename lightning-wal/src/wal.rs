@@ -90,6 +90,18 @@ struct State {
     written: Lsn,
     synced: Lsn,
     leader: bool,
+    /// A syncing leader is gathering: records queued now join the current batch.
+    collecting: bool,
+    /// Records in the last batch a leader took; what it waits to see queued again.
+    last_batch: usize,
+    /// While a leader gathers: the queue length that should wake it (else `usize::MAX`).
+    gather_target: usize,
+    /// Recent fsync latency (moving average), bounding how long a leader gathers.
+    sync_estimate: Duration,
+    /// Batches started so far; batch `n` wakes its members on `conds[n % 2]`.
+    batches: u64,
+    /// The last LSN taken into a batch.
+    taken: Lsn,
     poisoned: Option<String>,
     closed: bool,
     stats: StatsInner,
@@ -113,7 +125,11 @@ struct Inner {
     dir: PathBuf,
     opts: WalOptions,
     state: Mutex<State>,
-    cond: Condvar,
+    /// Waiters for batch `n` sleep on `conds[n % 2]`: finishing a batch wakes its members
+    /// and one waiter of the next batch (its leader), not every thread in the process.
+    conds: [Condvar; 2],
+    /// A gathering leader sleeps here until enough records are queued.
+    arrival: Condvar,
     io: Mutex<Io>,
     stop: Mutex<bool>,
     stop_cond: Condvar,
@@ -122,6 +138,10 @@ struct Inner {
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // State is updated in whole steps under the lock; a panicked holder leaves it usable.
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn parity(batch: u64) -> usize {
+    usize::from(batch % 2 == 1)
 }
 
 fn now_us() -> u64 {
@@ -262,11 +282,18 @@ impl Wal {
                 written: layout.last,
                 synced: layout.last,
                 leader: false,
+                batches: 0,
+                sync_estimate: Duration::ZERO,
+                last_batch: 0,
+                collecting: false,
+                gather_target: usize::MAX,
+                taken: layout.last,
                 poisoned: None,
                 closed: false,
                 stats: StatsInner::default(),
             }),
-            cond: Condvar::new(),
+            conds: [Condvar::new(), Condvar::new()],
+            arrival: Condvar::new(),
             io: Mutex::new(Io {
                 active: None,
                 segments,
@@ -420,7 +447,7 @@ impl Inner {
             tracing::error!(error = %e, "WAL poisoned");
             st.poisoned = Some(e.to_string());
         }
-        self.cond.notify_all();
+        self.conds.iter().for_each(Condvar::notify_all);
     }
 
     fn append(&self, record_type: u8, payload: &[u8], durability: Durability) -> Result<Lsn> {
@@ -431,6 +458,8 @@ impl Inner {
             });
         }
         let time_us = now_us();
+        let payload = payload.to_vec();
+        let frame = frame_len(payload.len());
         let mut st = lock(&self.state);
         if let Some(cause) = &st.poisoned {
             return Err(Error::Poisoned {
@@ -442,15 +471,18 @@ impl Inner {
         }
         let lsn = st.next_lsn;
         st.next_lsn = lsn.next();
-        st.queued_bytes += frame_len(payload.len());
+        st.queued_bytes += frame;
+        st.stats.appends += 1;
+        st.stats.bytes += payload.len() as u64;
+        if st.queue.len() + 1 >= st.gather_target {
+            self.arrival.notify_one();
+        }
         st.queue.push(Queued {
             lsn,
             record_type,
             time_us,
-            payload: payload.to_vec(),
+            payload,
         });
-        st.stats.appends += 1;
-        st.stats.bytes += payload.len() as u64;
         match durability {
             Durability::Immediate => {
                 drop(self.wait_locked(st, lsn)?);
@@ -491,28 +523,54 @@ impl Inner {
                 return Ok(st);
             }
             if st.leader {
-                st = self.cond.wait(st).unwrap_or_else(PoisonError::into_inner);
+                // The batch in flight covers `lsn` if it took it or is still gathering;
+                // otherwise the next one will.
+                let batch = if st.taken >= lsn || st.collecting {
+                    st.batches
+                } else {
+                    st.batches + 1
+                };
+                st = self.conds[parity(batch)]
+                    .wait(st)
+                    .unwrap_or_else(PoisonError::into_inner);
             } else {
                 st = self.lead(st, true)?;
             }
         }
     }
 
-    /// Writes everything queued (and syncs, if `sync`) as the single leader.
+    /// Writes everything queued (and syncs, if `sync`) as the single leader, then wakes
+    /// the batch's members and, if records are queued, one waiter of the next batch to lead
+    /// it.
     fn lead<'a>(
         &'a self,
         mut st: MutexGuard<'a, State>,
         sync: bool,
     ) -> Result<MutexGuard<'a, State>> {
         st.leader = true;
+        // The batch gets its number before gathering: records queued meanwhile belong to it,
+        // and their waiters must sleep on its condvar.
+        st.batches += 1;
+        let number = st.batches;
+        if sync {
+            st.collecting = true;
+            st = self.gather(st);
+            st.collecting = false;
+        }
         let batch = std::mem::take(&mut st.queue);
+        if sync {
+            st.last_batch = batch.len();
+        }
+        if let Some(last) = batch.last() {
+            st.taken = last.lsn;
+        }
         st.queued_bytes = 0;
         let (written, synced) = (st.written, st.synced);
         drop(st);
         let result = self.write_batch(batch, written, synced, sync);
         let mut st = lock(&self.state);
         st.leader = false;
-        let out = match result {
+        match result {
             Ok(done) => {
                 st.written = st.written.max(done.written);
                 if done.synced > st.synced {
@@ -520,18 +578,47 @@ impl Inner {
                     st.stats.record_sync(covered, done.sync_time);
                     st.synced = done.synced;
                 }
-                Ok(())
+                if let Some(t) = done.sync_time {
+                    // Exponential moving average, 1/8 weight to the newest sample.
+                    st.sync_estimate = (st.sync_estimate * 7 + t) / 8;
+                }
+                self.conds[parity(number)].notify_all();
+                if !st.queue.is_empty() {
+                    self.conds[parity(number + 1)].notify_one();
+                }
+                Ok(st)
             }
             Err(e) => {
                 if st.poisoned.is_none() {
                     tracing::error!(error = %e, "WAL write or sync failed; refusing further appends");
                     st.poisoned = Some(e.to_string());
                 }
+                // Everyone must see the poisoning, whichever batch they wait for.
+                self.conds.iter().for_each(Condvar::notify_all);
                 Err(e)
             }
-        };
-        self.cond.notify_all();
-        out.map(|()| st)
+        }
+    }
+
+    /// Before a syncing batch, give the appenders the last batch released a moment to
+    /// come back: a closed loop of committers re-appends within microseconds, and without
+    /// this the threads split into two alternating half-size groups. The leader waits
+    /// until as many records are queued as the last batch held, or a quarter of a typical
+    /// fsync has passed, whichever is first. A lone appender (last batch of one, nothing
+    /// queued but its own record) goes straight on.
+    fn gather<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        let budget = st.sync_estimate / 4;
+        let target = st.last_batch;
+        if budget.is_zero() || st.queue.len() >= target {
+            return st;
+        }
+        st.gather_target = target;
+        let (mut st, _) = self
+            .arrival
+            .wait_timeout(st, budget)
+            .unwrap_or_else(PoisonError::into_inner);
+        st.gather_target = usize::MAX;
+        st
     }
 
     fn write_batch(
@@ -674,17 +761,22 @@ impl Inner {
         Ok(n)
     }
 
+    /// The background flusher: every `flush_interval`, makes pending records durable.
+    /// It never holds the stop lock while syncing, so shutdown is never held up by it.
     fn flusher(&self) {
-        let mut stop = lock(&self.stop);
         loop {
-            let (guard, _) = self
-                .stop_cond
-                .wait_timeout(stop, self.opts.flush_interval)
-                .unwrap_or_else(PoisonError::into_inner);
-            stop = guard;
+            let mut stop = lock(&self.stop);
+            if !*stop {
+                stop = self
+                    .stop_cond
+                    .wait_timeout(stop, self.opts.flush_interval)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
             if *stop {
                 return;
             }
+            drop(stop);
             let pending = {
                 let st = lock(&self.state);
                 st.poisoned.is_none() && st.synced.get() + 1 < st.next_lsn.get()
