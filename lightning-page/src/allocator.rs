@@ -8,9 +8,9 @@ use crate::superblock::Superblock;
 use crate::{Error, Result};
 
 const NEXT_OFF: usize = 0;
-const COUNT_OFF: usize = NEXT_OFF + 8;
-const RESERVED_OFF: usize = COUNT_OFF + 4;
-const IDS_OFF: usize = RESERVED_OFF + 4;
+const FREE_COUNT_OFF: usize = NEXT_OFF + 8;
+const PENDING_COUNT_OFF: usize = FREE_COUNT_OFF + 4;
+const IDS_OFF: usize = PENDING_COUNT_OFF + 4;
 const NONE: u64 = u64::MAX;
 
 /// The first page the allocator hands out; pages 0 and 1 are the superblocks.
@@ -18,30 +18,33 @@ pub const FIRST_DATA_PAGE: PageId = PageId::new(2);
 
 /// Allocates and frees pages under the copy-on-write generation rules.
 ///
-/// Rules (DESIGN.md section 3, points 5 and 6), with `G` the current generation and `G-1`
-/// the newest checkpoint that may be durable:
+/// The page file keeps the images of the **two** newest durable checkpoints intact, so that
+/// opening can fall back to the older superblock when the newer one is damaged (see
+/// `docs/adr/004-two-retained-checkpoint-images.md`). With `G` the current generation:
 ///
-/// - a page allocated and freed inside generation `G` is referenced by no superblock, so
-///   it is reusable at once;
-/// - any other freed page may still be referenced by a durable (or in-flight) checkpoint
-///   image, so it waits until the checkpoint of generation `G` is durable;
-/// - a checkpoint persists the free list as the image of generation `G` sees it, in
-///   free-list pages taken only from pages that are reusable now (never from a page some
-///   durable image may reference). The previous checkpoint's free-list pages are free in
-///   the new image and reusable once it is durable.
+/// - a page allocated and freed inside generation `G` is in no image, so it is reusable
+///   at once;
+/// - a page freed during `G` that an earlier image holds is in the image of checkpoint
+///   `G - 1`; it becomes reusable once checkpoint `G + 1` is durable, when `G - 1` is no
+///   longer one of the two retained images;
+/// - a checkpoint persists both kinds — pages free in both retained images (reusable at
+///   load) and pages freed during its generation (pending) — in free-list pages taken
+///   only from pages reusable now. The previous checkpoint's free-list pages are pending
+///   in the new image, like any page freed during its generation.
 ///
 /// # Free-list page layout (payload of a [`PageType::FreeList`] page)
 ///
-/// | offset | size  | field                                        |
-/// |-------:|------:|----------------------------------------------|
-/// | 0      | 8     | next free-list page id, `u64::MAX` for none  |
-/// | 8      | 4     | `n`, the number of ids in this page          |
-/// | 12     | 4     | reserved, zero                               |
-/// | 16     | 8 * n | free page ids, strictly ascending            |
+/// | offset | size  | field                                                  |
+/// |-------:|------:|--------------------------------------------------------|
+/// | 0      | 8     | next free-list page id, `u64::MAX` for none            |
+/// | 8      | 4     | `f`, the number of reusable page ids in this page      |
+/// | 12     | 4     | `p`, the number of pending page ids in this page       |
+/// | 16     | 8 * f | reusable page ids, strictly ascending                  |
+/// | ...    | 8 * p | pending page ids (freed during the checkpoint's generation), strictly ascending |
 ///
-/// The chain itself climbs: each free-list page has a higher id than the one before it
-/// (list pages are taken lowest-first, then from the end of the file), which also rules
-/// out loops.
+/// The chain fills pages with reusable ids first, then pending ids, and climbs: each
+/// free-list page has a higher id than the one before it (list pages are taken
+/// lowest-first, then from the end of the file), which also rules out loops.
 ///
 /// # Use
 ///
@@ -60,8 +63,10 @@ pub const FIRST_DATA_PAGE: PageId = PageId::new(2);
 /// assert_eq!(alloc.allocate(), a);
 /// file.extend_to(alloc.page_count())?;
 /// let sb = alloc.checkpoint(&file, None, 0)?;
-/// alloc.free(a)?;                       // now part of a durable image: waits a checkpoint
+/// alloc.free(a)?;                       // in a durable image now: waits two checkpoints
 /// assert_ne!(alloc.allocate(), a);
+/// alloc.checkpoint(&file, None, 0)?;
+/// assert!(!alloc.free_pages().any(|p| p == a));
 /// alloc.checkpoint(&file, None, 0)?;
 /// assert!(alloc.free_pages().any(|p| p == a));
 /// # assert_eq!(sb.generation, 1);
@@ -72,17 +77,19 @@ pub struct PageAllocator {
     generation: u64,
     page_count: u64,
     free: BTreeSet<PageId>,
-    /// Freed pages waiting for the checkpoint of the generation they were freed in.
+    /// Freed pages an image may still hold, with the generation they were freed in.
     pending: BTreeMap<PageId, u64>,
     /// Pages allocated in the current generation.
     fresh: BTreeSet<PageId>,
-    /// Pages holding the free list of the newest started checkpoint.
+    /// Pages holding the free list of the newest started checkpoint, ascending.
     list_pages: Vec<PageId>,
+    /// A checkpoint that was begun and has not been reported durable.
+    in_flight: Option<u64>,
     ids_per_page: usize,
 }
 
-/// What [`PageAllocator::begin_checkpoint`] captured: the free list of the image of one
-/// generation, and the pages it is to be written to.
+/// What [`PageAllocator::begin_checkpoint`] captured: the free lists of the image of one
+/// generation, and the pages they are to be written to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckpointPlan {
     /// The generation the checkpoint records.
@@ -91,8 +98,10 @@ pub struct CheckpointPlan {
     pub page_count: u64,
     /// Pages the free list goes to, in chain order.
     pub list_pages: Vec<PageId>,
-    /// The free pages of the image, ascending.
+    /// Pages free in this image and the one before it (reusable when loaded), ascending.
     pub free: Vec<PageId>,
+    /// Pages free in this image but held by the one before it, ascending.
+    pub pending: Vec<PageId>,
 }
 
 /// Counts describing the allocator, for stats and tests.
@@ -119,12 +128,13 @@ impl PageAllocator {
         let sb = file.superblock();
         let ids_per_page = (file.page_size().max_payload() - IDS_OFF) / 8;
         let mut alloc = PageAllocator {
-            generation: sb.generation + 1,
+            generation: sb.generation.saturating_add(1),
             page_count: sb.page_count,
             free: BTreeSet::new(),
             pending: BTreeMap::new(),
             fresh: BTreeSet::new(),
             list_pages: Vec::new(),
+            in_flight: None,
             ids_per_page,
         };
         let mut next = sb.freelist_root;
@@ -162,31 +172,42 @@ impl PageAllocator {
                 ));
             }
             alloc.list_pages.push(id);
-            let p = page.payload();
-            let (following, ids) = decode_list_page(p).map_err(|(what, e, f)| bad(what, e, f))?;
-            let mut last = None;
-            for raw in ids {
-                let free = PageId::new(raw);
-                if free < FIRST_DATA_PAGE || raw >= sb.page_count || last.is_some_and(|l| l >= free)
-                {
-                    return Err(bad(
-                        "free page id out of range or order",
-                        format!("ascending in 2..{}", sb.page_count),
-                        raw.to_string(),
-                    ));
+            let (following, free, pending) =
+                decode_list_page(page.payload()).map_err(|(what, e, f)| bad(what, e, f))?;
+            for (ids, is_pending) in [(free, false), (pending, true)] {
+                let mut last = None;
+                for raw in ids {
+                    let p = PageId::new(raw);
+                    if p < FIRST_DATA_PAGE || raw >= sb.page_count || last.is_some_and(|l| l >= p) {
+                        return Err(bad(
+                            "free page id out of range or order",
+                            format!("ascending in 2..{}", sb.page_count),
+                            raw.to_string(),
+                        ));
+                    }
+                    let dup = alloc.free.contains(&p) || alloc.pending.contains_key(&p);
+                    if dup {
+                        return Err(bad(
+                            "page listed free twice",
+                            "each page once".into(),
+                            raw.to_string(),
+                        ));
+                    }
+                    if is_pending {
+                        alloc.pending.insert(p, sb.generation);
+                    } else {
+                        alloc.free.insert(p);
+                    }
+                    last = Some(p);
                 }
-                if !alloc.free.insert(free) || alloc.is_list_page(free) {
-                    return Err(bad(
-                        "page listed free twice",
-                        "each page once".into(),
-                        raw.to_string(),
-                    ));
-                }
-                last = Some(free);
             }
             next = following;
         }
-        if let Some(p) = alloc.list_pages.iter().find(|p| alloc.free.contains(p)) {
+        if let Some(p) = alloc
+            .list_pages
+            .iter()
+            .find(|p| alloc.free.contains(p) || alloc.pending.contains_key(p))
+        {
             return Err(Error::Corruption {
                 file: file.path().to_path_buf(),
                 page: *p,
@@ -198,6 +219,7 @@ impl PageAllocator {
         tracing::debug!(
             generation = alloc.generation,
             free = alloc.free.len(),
+            pending = alloc.pending.len(),
             "allocator loaded"
         );
         Ok(alloc)
@@ -247,6 +269,10 @@ impl PageAllocator {
         Ok(())
     }
 
+    fn is_list_page(&self, id: PageId) -> bool {
+        self.list_pages.binary_search(&id).is_ok()
+    }
+
     /// Pages reusable now, ascending.
     pub fn free_pages(&self) -> impl Iterator<Item = PageId> + '_ {
         self.free.iter().copied()
@@ -255,10 +281,6 @@ impl PageAllocator {
     /// Freed pages waiting for a durable checkpoint, ascending.
     pub fn pending_pages(&self) -> impl Iterator<Item = PageId> + '_ {
         self.pending.keys().copied()
-    }
-
-    fn is_list_page(&self, id: PageId) -> bool {
-        self.list_pages.binary_search(&id).is_ok()
     }
 
     /// Pages holding the free list of the newest started checkpoint, ascending (chain order).
@@ -277,28 +299,42 @@ impl PageAllocator {
         }
     }
 
-    /// Ends the current generation `G` at a quiet point: captures the free list of `G`'s
-    /// image, picks the pages it will be written to, and starts generation `G + 1`.
-    /// Writers may continue at once; pages they free wait for checkpoint `G + 1`.
-    pub fn begin_checkpoint(&mut self) -> CheckpointPlan {
+    /// Ends the current generation `G` at a quiet point: captures the free lists of `G`'s
+    /// image, picks the pages they will be written to, and starts generation `G + 1`.
+    /// Writers may continue at once.
+    ///
+    /// Only one checkpoint may be in flight: until [`checkpoint_durable`](Self::checkpoint_durable)
+    /// reports it, another `begin_checkpoint` fails with [`Error::CheckpointInFlight`]. After
+    /// a checkpoint fails, reload the allocator from the page file.
+    pub fn begin_checkpoint(&mut self) -> Result<CheckpointPlan> {
+        if let Some(generation) = self.in_flight {
+            return Err(Error::CheckpointInFlight { generation });
+        }
         let generation = self.generation;
         let old_list = std::mem::take(&mut self.list_pages);
-        // Free in G's image: reusable pages, pages freed up to G, and the old list pages.
-        let mut image_free: BTreeSet<PageId> = self.free.clone();
-        image_free.extend(
+        // Freed in earlier generations: free in this image and the one before it.
+        let mut free: BTreeSet<PageId> = self.free.clone();
+        free.extend(
             self.pending
                 .iter()
-                .filter(|(_, g)| **g <= generation)
+                .filter(|(_, g)| **g < generation)
                 .map(|(p, _)| *p),
         );
-        image_free.extend(old_list.iter().copied());
-        // List pages come from pages reusable now (no durable image references them) or
-        // from the end of the file, and are not themselves free in the image. Taken lowest
+        // Freed during this generation (or the previous list): the image before still holds them.
+        let mut pending: BTreeSet<PageId> = self
+            .pending
+            .iter()
+            .filter(|(_, g)| **g >= generation)
+            .map(|(p, _)| *p)
+            .collect();
+        pending.extend(old_list.iter().copied());
+        // List pages come from pages reusable now (no retained image holds them) or from
+        // the end of the file, and are not themselves free in the image. Taken lowest
         // first and then from the end, they ascend, as the chain format requires.
         let mut list = Vec::new();
-        while list.len() * self.ids_per_page < image_free.len() {
+        while list.len() * self.ids_per_page < free.len() + pending.len() {
             let id = if let Some(id) = self.free.pop_first() {
-                image_free.remove(&id);
+                free.remove(&id);
                 id
             } else {
                 self.page_count += 1;
@@ -312,15 +348,17 @@ impl PageAllocator {
         self.list_pages.clone_from(&list);
         self.fresh.clear();
         self.generation = generation + 1;
-        CheckpointPlan {
+        self.in_flight = Some(generation);
+        Ok(CheckpointPlan {
             generation,
             page_count: self.page_count,
             list_pages: list,
-            free: image_free.into_iter().collect(),
-        }
+            free: free.into_iter().collect(),
+            pending: pending.into_iter().collect(),
+        })
     }
 
-    /// Writes the plan's free list into its pages (extending the file if needed) and
+    /// Writes the plan's free lists into its pages (extending the file if needed) and
     /// returns the root to record in the superblock.
     pub fn write_free_list(
         &self,
@@ -328,32 +366,40 @@ impl PageAllocator {
         plan: &CheckpointPlan,
     ) -> Result<Option<PageId>> {
         file.extend_to(plan.page_count)?;
-        let mut chunks = plan.free.chunks(self.ids_per_page.max(1));
+        let per_page = self.ids_per_page.max(1);
+        let mut free = plan.free.iter();
+        let mut pending = plan.pending.iter();
         for (i, id) in plan.list_pages.iter().enumerate() {
             let next = plan.list_pages.get(i + 1).map_or(NONE, |p| p.get());
-            let ids = chunks.next().unwrap_or_default();
+            let f: Vec<PageId> = free.by_ref().take(per_page).copied().collect();
+            let p: Vec<PageId> = pending.by_ref().take(per_page - f.len()).copied().collect();
             let mut page = PageBuf::new(file.page_size(), PageType::FreeList);
             let body = page.body_mut();
-            body[NEXT_OFF..COUNT_OFF].copy_from_slice(&next.to_le_bytes());
-            // At most ids_per_page (< 8192) ids: the count always fits.
-            let count = u32::try_from(ids.len()).unwrap_or(u32::MAX);
-            body[COUNT_OFF..RESERVED_OFF].copy_from_slice(&count.to_le_bytes());
-            for (j, free) in ids.iter().enumerate() {
+            body[NEXT_OFF..FREE_COUNT_OFF].copy_from_slice(&next.to_le_bytes());
+            // At most ids_per_page (< 8192) ids: the counts always fit.
+            let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
+            body[FREE_COUNT_OFF..PENDING_COUNT_OFF].copy_from_slice(&count(f.len()));
+            body[PENDING_COUNT_OFF..IDS_OFF].copy_from_slice(&count(p.len()));
+            for (j, page_id) in f.iter().chain(&p).enumerate() {
                 let at = IDS_OFF + 8 * j;
-                body[at..at + 8].copy_from_slice(&free.get().to_le_bytes());
+                body[at..at + 8].copy_from_slice(&page_id.get().to_le_bytes());
             }
-            page.set_payload_len(IDS_OFF + 8 * ids.len())?;
+            page.set_payload_len(IDS_OFF + 8 * (f.len() + p.len()))?;
             file.write_page(*id, plan.generation, &mut page)?;
         }
         Ok(plan.list_pages.first().copied())
     }
 
-    /// Marks checkpoint `generation` durable: pages freed up to it become reusable.
+    /// Marks checkpoint `generation` durable. The image before it is no longer the older
+    /// of the two retained images, so pages freed before `generation` become reusable.
     pub fn checkpoint_durable(&mut self, generation: u64) {
+        if self.in_flight == Some(generation) {
+            self.in_flight = None;
+        }
         let ready: Vec<PageId> = self
             .pending
             .iter()
-            .filter(|(_, g)| **g <= generation)
+            .filter(|(_, g)| **g < generation)
             .map(|(p, _)| *p)
             .collect();
         for p in ready {
@@ -372,7 +418,7 @@ impl PageAllocator {
         catalog_root: Option<PageId>,
         checkpoint_lsn: u64,
     ) -> Result<Superblock> {
-        let plan = self.begin_checkpoint();
+        let plan = self.begin_checkpoint()?;
         let freelist_root = self.write_free_list(file, &plan)?;
         let sb = Superblock {
             generation: plan.generation,
@@ -390,9 +436,11 @@ impl PageAllocator {
 
 type DecodeError = (&'static str, String, String);
 
-fn decode_list_page(
-    p: &[u8],
-) -> Result<(Option<PageId>, impl Iterator<Item = u64> + '_), DecodeError> {
+/// A decoded free-list page: the next page of the chain, reusable ids, pending ids.
+type ListPage = (Option<PageId>, Vec<u64>, Vec<u64>);
+
+/// Splits a free-list page payload into (next page, reusable ids, pending ids).
+fn decode_list_page(p: &[u8]) -> Result<ListPage, DecodeError> {
     let Some(head) = p.get(..IDS_OFF) else {
         return Err((
             "free-list page too short",
@@ -401,35 +449,40 @@ fn decode_list_page(
         ));
     };
     let mut next = [0u8; 8];
-    next.copy_from_slice(&head[NEXT_OFF..COUNT_OFF]);
+    next.copy_from_slice(&head[NEXT_OFF..FREE_COUNT_OFF]);
     let next = u64::from_le_bytes(next);
-    let count = u32::from_le_bytes([
-        head[COUNT_OFF],
-        head[COUNT_OFF + 1],
-        head[COUNT_OFF + 2],
-        head[COUNT_OFF + 3],
-    ]);
+    let count = |o: usize| {
+        u64::from(u32::from_le_bytes([
+            head[o],
+            head[o + 1],
+            head[o + 2],
+            head[o + 3],
+        ]))
+    };
+    let (f, pend) = (count(FREE_COUNT_OFF), count(PENDING_COUNT_OFF));
     let ids = &p[IDS_OFF..];
-    if ids.len() != 8 * count as usize {
+    if ids.len() as u64 != 8 * (f + pend) {
         return Err((
-            "free-list count disagrees with payload length",
-            (8 * u64::from(count)).to_string(),
+            "free-list counts disagree with payload length",
+            (8 * (f + pend)).to_string(),
             ids.len().to_string(),
         ));
     }
+    let all: Vec<u64> = ids
+        .chunks_exact(8)
+        .map(|c| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(c);
+            u64::from_le_bytes(a)
+        })
+        .collect();
+    let split = usize::try_from(f).unwrap_or(all.len()).min(all.len());
     let following = if next == NONE {
         None
     } else {
         Some(PageId::new(next))
     };
-    Ok((
-        following,
-        ids.chunks_exact(8).map(|c| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(c);
-            u64::from_le_bytes(a)
-        }),
-    ))
+    Ok((following, all[..split].to_vec(), all[split..].to_vec()))
 }
 
 #[cfg(test)]
@@ -444,6 +497,7 @@ mod tests {
             pending: BTreeMap::new(),
             fresh: BTreeSet::new(),
             list_pages: Vec::new(),
+            in_flight: None,
             ids_per_page,
         }
     }
@@ -458,26 +512,41 @@ mod tests {
     }
 
     #[test]
-    fn pages_from_an_older_generation_wait_for_the_checkpoint() {
+    fn pages_of_an_image_wait_until_two_newer_checkpoints_are_durable() {
         let mut a = fresh_alloc(4);
         let p = a.allocate();
-        let plan = a.begin_checkpoint();
-        assert_eq!(plan.free, vec![]);
-        a.free(p).unwrap();
+        let plan1 = a.begin_checkpoint().unwrap(); // image 1 holds p
+        a.checkpoint_durable(plan1.generation);
+        a.free(p).unwrap(); // freed during generation 2
         assert_eq!(a.pending_pages().collect::<Vec<_>>(), vec![p]);
         assert_ne!(a.allocate(), p);
-        // Checkpoint of the generation p was freed in (2) begins: p is free in its image
-        // but still not reusable until that checkpoint is durable.
-        let plan2 = a.begin_checkpoint();
-        assert!(plan2.free.contains(&p));
-        assert!(!a.free_pages().any(|x| x == p));
-        a.checkpoint_durable(plan.generation);
+        let plan2 = a.begin_checkpoint().unwrap();
         assert!(
-            !a.free_pages().any(|x| x == p),
-            "durability of an older checkpoint is not enough"
+            plan2.pending.contains(&p) && !plan2.free.contains(&p),
+            "{plan2:?}"
         );
         a.checkpoint_durable(plan2.generation);
+        assert!(!a.free_pages().any(|x| x == p), "image 1 is still retained");
+        let plan3 = a.begin_checkpoint().unwrap();
+        assert!(plan3.free.contains(&p), "{plan3:?}");
+        assert!(
+            !a.free_pages().any(|x| x == p),
+            "not before checkpoint 3 is durable"
+        );
+        a.checkpoint_durable(plan3.generation);
         assert!(a.free_pages().any(|x| x == p));
+    }
+
+    #[test]
+    fn only_one_checkpoint_in_flight() {
+        let mut a = fresh_alloc(4);
+        let plan = a.begin_checkpoint().unwrap();
+        assert!(matches!(
+            a.begin_checkpoint(),
+            Err(Error::CheckpointInFlight { generation: 1 })
+        ));
+        a.checkpoint_durable(plan.generation);
+        assert!(a.begin_checkpoint().is_ok());
     }
 
     #[test]
@@ -504,9 +573,8 @@ mod tests {
         for p in &pages[..7] {
             a.free(*p).unwrap(); // fresh: reusable at once
         }
-        let plan = a.begin_checkpoint();
-        // 7 reusable pages, 2 ids per page: 3 list pages hold the other 4... and 4 ids
-        // need 2 pages, so 3 pages is the fixed point: 3 pages, 4 free ids.
+        let plan = a.begin_checkpoint().unwrap();
+        // 7 reusable pages, 2 ids per page: 3 list pages hold the other 4.
         assert!(plan.list_pages.len() * 2 >= plan.free.len());
         assert_eq!(plan.list_pages.len() + plan.free.len(), 7);
         for l in &plan.list_pages {
@@ -517,10 +585,12 @@ mod tests {
     #[test]
     fn decoder_rejects_bad_counts() {
         let mut p = vec![0u8; IDS_OFF + 8];
-        p[COUNT_OFF] = 2;
+        p[FREE_COUNT_OFF] = 2;
         assert!(decode_list_page(&p).is_err());
         assert!(decode_list_page(&p[..4]).is_err());
-        p[COUNT_OFF] = 1;
-        assert!(decode_list_page(&p).is_ok());
+        p[FREE_COUNT_OFF] = 0;
+        p[PENDING_COUNT_OFF] = 1;
+        let (_, f, pend) = decode_list_page(&p).unwrap();
+        assert_eq!((f.len(), pend.len()), (0, 1));
     }
 }

@@ -130,6 +130,24 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A checkpoint was begun and never reported durable: it is still running or it failed.
+    #[error(
+        "checkpoint {generation} was begun and has not finished; if it failed, reload the \
+         allocator from the page file (reopen the database) before checkpointing again"
+    )]
+    CheckpointInFlight {
+        /// The generation of the unfinished checkpoint.
+        generation: u64,
+    },
+
+    /// A superblock the caller built that would not read back (a root outside its image,
+    /// a page count below 2, ...). Nothing was written.
+    #[error("refusing to write an invalid superblock: {what}")]
+    InvalidSuperblock {
+        /// What is wrong with it.
+        what: String,
+    },
+
     /// A superblock generation that does not follow the current one.
     #[error(
         "superblock generation {given} does not follow the current generation {current}; \

@@ -284,7 +284,7 @@ impl PageFile {
     pub fn commit_superblock(&self, sb: Superblock) -> Result<()> {
         self.check_writable()?;
         let current = self.superblock();
-        if sb.generation != current.generation.wrapping_add(1) {
+        if current.generation.checked_add(1) != Some(sb.generation) {
             return Err(Error::GenerationOutOfOrder {
                 current: current.generation,
                 given: sb.generation,
@@ -304,9 +304,16 @@ impl PageFile {
                 page_count: self.page_count(),
             });
         }
-        self.sync()?;
         let slot = sb.slot();
         let mut page = sb.to_page()?;
+        // Refuse what would not read back: a superblock that fails its own checks would
+        // make open fall back to the older one after its pages had been reused.
+        if let Err(m) = Superblock::decode(page.payload()) {
+            return Err(Error::InvalidSuperblock {
+                what: m.to_string(),
+            });
+        }
+        self.sync()?;
         let written = self
             .file
             .write_at(
@@ -326,8 +333,16 @@ impl PageFile {
 }
 
 /// Reads both superblock slots and returns the newest valid one with its format version.
+/// Why one superblock slot was rejected; an I/O error is not a rejection but an error.
+type Slot = std::result::Result<(Superblock, u32), String>;
+
+/// Reads both superblock slots and returns the newest valid one with its format version.
+///
+/// Falling back to the older slot when the newer one is damaged is safe because the
+/// allocator keeps both retained images intact (ADR 004). A failed read is an error, never a
+/// reason to fall back: a transient fault must not roll the database back a checkpoint.
 fn read_superblocks(file: &dyn VfsFile, path: &Path, len: u64) -> Result<(Superblock, u32)> {
-    let slot0 = read_slot0(file, len);
+    let slot0 = read_slot0(file, path, len)?;
     let candidates: Vec<PageSize> = match &slot0 {
         Ok((sb, _)) => vec![sb.page_size],
         Err(_) => PageSize::ALL.to_vec(),
@@ -336,7 +351,7 @@ fn read_superblocks(file: &dyn VfsFile, path: &Path, len: u64) -> Result<(Superb
     let mut slot1 = Err(String::from("no page size gives a valid page 1"));
     let mut telling = false;
     for ps in candidates {
-        match read_slot(file, len, PageId::new(1), ps) {
+        match read_slot(file, path, len, PageId::new(1), ps)? {
             Ok(found) => {
                 slot1 = Ok(found);
                 break;
@@ -370,35 +385,41 @@ fn read_superblocks(file: &dyn VfsFile, path: &Path, len: u64) -> Result<(Superb
     }
 }
 
-fn read_slot0(file: &dyn VfsFile, len: u64) -> Result<(Superblock, u32), String> {
+fn read_slot0(file: &dyn VfsFile, path: &Path, len: u64) -> Result<Slot> {
     let min = PageSize::MIN.len();
     if len < min as u64 {
-        return Err(format!("file is {len} bytes, shorter than one page"));
+        return Ok(Err(format!("file is {len} bytes, shorter than one page")));
     }
     let mut head = vec![0u8; min];
     file.read_at(&mut head, 0)
-        .map_err(|e| format!("read failed: {e}"))?;
-    let (sb, _) = Superblock::decode(head.get(HEADER_LEN..).unwrap_or_default())
-        .map_err(|m| m.to_string())?;
-    read_slot(file, len, PageId::new(0), sb.page_size)
+        .map_err(|e| Error::io("read superblock 0 of", path, e))?;
+    match Superblock::decode(head.get(HEADER_LEN..).unwrap_or_default()) {
+        Ok((sb, _)) => read_slot(file, path, len, PageId::new(0), sb.page_size),
+        Err(m) => Ok(Err(m.to_string())),
+    }
 }
 
 fn read_slot(
     file: &dyn VfsFile,
+    path: &Path,
     len: u64,
     slot: PageId,
     ps: PageSize,
-) -> Result<(Superblock, u32), String> {
+) -> Result<Slot> {
     let offset = ps.offset_of(slot);
     if len < offset + u64::from(ps.bytes()) {
-        return Err(format!(
+        return Ok(Err(format!(
             "file is {len} bytes, too short for page {slot} of {ps} bytes"
-        ));
+        )));
     }
     let mut buf = vec![0u8; ps.len()];
     file.read_at(&mut buf, offset)
-        .map_err(|e| format!("read failed: {e}"))?;
-    let header = PageHeader::decode_verified(&buf, slot, Some(PageType::Superblock))
+        .map_err(|e| Error::io(format!("read superblock {slot} of"), path, e))?;
+    Ok(check_slot(&buf, slot, ps))
+}
+
+fn check_slot(buf: &[u8], slot: PageId, ps: PageSize) -> Slot {
+    let header = PageHeader::decode_verified(buf, slot, Some(PageType::Superblock))
         .map_err(|m| m.to_string())?;
     let payload = buf
         .get(HEADER_LEN..HEADER_LEN + header.payload_len as usize)

@@ -182,6 +182,13 @@ impl Superblock {
                 key_check,
             },
         };
+        if sb.generation == u64::MAX {
+            return Err(Mismatch::new(
+                "superblock generation exhausted",
+                "< u64::MAX",
+                sb.generation,
+            ));
+        }
         if sb.page_count < 2 {
             return Err(Mismatch::new(
                 "superblock page count below 2",

@@ -203,6 +203,8 @@ struct State {
     rng: Rng,
     faults: Vec<ArmedFault>,
     io_calls: u64,
+    /// A power-cut fault fired: every call fails until the next `crash`.
+    powered_off: bool,
 }
 
 /// An in-memory file system with simulated power cuts, torn writes and failing devices.
@@ -215,8 +217,9 @@ struct State {
 /// - [`VfsFile::sync`] moves that file's pending writes and length changes into its durable
 ///   contents;
 /// - [`Vfs::sync_dir`] makes the pending creates, renames and removes in that directory
-///   durable (a created file whose directory was never synced vanishes in a power cut, even
-///   if its data was synced);
+///   durable, together with every namespace operation issued before them (journaled
+///   metadata is ordered); a created file whose directory was never synced vanishes in a
+///   power cut, even if its data was synced;
 /// - [`CrashVfs::crash`] cuts the power: it builds a post-crash image from the durable state
 ///   plus a part of the log chosen by a [`CrashMode`], makes that image the new live and
 ///   durable state, and invalidates every open handle.
@@ -271,6 +274,9 @@ impl State {
     /// Counts an I/O call against the armed faults; `Err` with the fault's kind if one fires.
     fn fault(&mut self, op: FaultOp) -> Result<(), FaultKind> {
         self.io_calls += 1;
+        if self.powered_off {
+            return Err(FaultKind::PowerCut);
+        }
         let mut fail = None;
         for armed in &mut self.faults {
             let f = armed.fault;
@@ -289,9 +295,21 @@ impl State {
             }
             armed.seen += 1;
         }
+        if fail == Some(FaultKind::PowerCut) {
+            self.powered_off = true;
+        }
         match fail {
             Some(kind) => Err(kind),
             None => Ok(()),
+        }
+    }
+
+    /// Namespace operations are not counted as I/O calls, but fail once the power is off.
+    fn check_power(&self) -> io::Result<()> {
+        if self.powered_off {
+            Err(injected(FaultKind::PowerCut))
+        } else {
+            Ok(())
         }
     }
 
@@ -413,6 +431,7 @@ impl State {
         self.live_ns = ns.clone();
         self.durable_ns = ns;
         self.faults.clear();
+        self.powered_off = false;
         self.epoch += 1;
         report
     }
@@ -433,6 +452,7 @@ impl CrashVfs {
                 rng: Rng(seed),
                 faults: Vec::new(),
                 io_calls: 0,
+                powered_off: false,
             })),
         }
     }
@@ -558,6 +578,7 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 impl Vfs for CrashVfs {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn VfsFile>> {
         let mut st = self.lock();
+        st.check_power()?;
         let ino = match (st.live_ns.get(path).copied(), mode) {
             (Some(_), OpenMode::CreateNew) => {
                 return Err(io::Error::new(
@@ -589,6 +610,7 @@ impl Vfs for CrashVfs {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut st = self.lock();
+        st.check_power()?;
         let ino = st.live_ns.remove(from).ok_or_else(|| not_found(from))?;
         st.live_ns.insert(to.to_path_buf(), ino);
         st.log.push(LogOp::Rename {
@@ -600,6 +622,7 @@ impl Vfs for CrashVfs {
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut st = self.lock();
+        st.check_power()?;
         st.live_ns.remove(path).ok_or_else(|| not_found(path))?;
         st.log.push(LogOp::Remove {
             path: path.to_path_buf(),
@@ -609,12 +632,14 @@ impl Vfs for CrashVfs {
 
     fn exists(&self, path: &Path) -> io::Result<bool> {
         let st = self.lock();
+        st.check_power()?;
         Ok(st.live_ns.contains_key(path) || st.dirs.contains(path))
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
-        Ok(self
-            .lock()
+        let st = self.lock();
+        st.check_power()?;
+        Ok(st
             .live_ns
             .keys()
             .filter(|p| parent_dir(p) == dir)
@@ -623,17 +648,26 @@ impl Vfs for CrashVfs {
     }
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.lock().dirs.insert(dir.to_path_buf());
+        let mut st = self.lock();
+        st.check_power()?;
+        st.dirs.insert(dir.to_path_buf());
         Ok(())
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut st = self.lock();
         st.check_fault(FaultOp::Sync)?;
+        // Like a journaling file system, namespace operations become durable in the order
+        // they were issued: syncing `dir` commits every pending namespace operation up to
+        // the last one that touches it (so a rename into `dir` of a file created elsewhere
+        // takes its create along). Data writes stay pending.
+        let Some(last) = st.log.iter().rposition(|op| op.touches_dir(dir)) else {
+            return Ok(());
+        };
         let log = std::mem::take(&mut st.log);
         let mut rest = Vec::with_capacity(log.len());
-        for op in log {
-            if op.touches_dir(dir) {
+        for (i, op) in log.into_iter().enumerate() {
+            if i <= last && !op.is_data() {
                 State::apply_dir_op(&mut st.durable_ns, &op);
             } else {
                 rest.push(op);

@@ -5,6 +5,7 @@
 
 #![cfg(test)] // test-only code throughout: clippy treats helpers like test functions
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use lightning_page::vfs::{CrashMode, CrashVfs, Fault, FaultKind, FaultOp};
@@ -160,26 +161,32 @@ fn superblock_torture_power_cuts_during_alternating_commits() {
     }
 }
 
-/// Builds a file whose generation 1 holds 600 pages, frees every other one, and returns
-/// the pieces, ready for checkpoint 2.
-fn before_second_checkpoint(seed: u64) -> (CrashVfs, PageFile, PageAllocator) {
+/// Builds a file whose generation 1 holds 600 tagged pages, frees every other one, and
+/// returns the pieces (with the page ids), ready for checkpoint 2.
+fn before_second_checkpoint(seed: u64) -> (CrashVfs, PageFile, PageAllocator, Vec<PageId>) {
     let vfs = CrashVfs::new(seed);
     let file = PageFile::create(&vfs, Path::new(PATH), PageSize::MIN).unwrap();
     let mut alloc = PageAllocator::load(&file).unwrap();
     let ids: Vec<PageId> = (0..600).map(|_| alloc.allocate()).collect();
     file.extend_to(alloc.page_count()).unwrap();
+    for id in &ids {
+        let mut p = PageBuf::new(PageSize::MIN, PageType::BTreeLeaf);
+        p.set_payload(&id.get().to_le_bytes()).unwrap();
+        file.write_page(*id, alloc.generation(), &mut p).unwrap();
+    }
     alloc.checkpoint(&file, None, 1).unwrap();
     for id in ids.iter().step_by(2) {
         alloc.free(*id).unwrap();
     }
-    (vfs, file, alloc)
+    (vfs, file, alloc, ids)
 }
 
 /// A whole checkpoint (free list + superblock) cut at every one of its I/O calls in turn,
-/// under every crash mode: the reopened file holds generation 1 or 2, whole.
+/// under every crash mode: the reopened file holds generation 1 or 2, whole — every page of
+/// the image intact, and free, pending and free-list pages exactly the rest.
 #[test]
 fn checkpoint_cut_at_every_io_call_recovers_a_complete_image() {
-    let (vfs, file, mut alloc) = before_second_checkpoint(0);
+    let (vfs, file, mut alloc, _) = before_second_checkpoint(0);
     let before = vfs.io_calls();
     alloc.checkpoint(&file, None, 2).unwrap();
     let calls = vfs.io_calls() - before;
@@ -190,7 +197,7 @@ fn checkpoint_cut_at_every_io_call_recovers_a_complete_image() {
     let mut outcomes = [0u32; 2];
     for nth in 0..calls {
         for mode in 0..6 {
-            let (vfs, file, mut alloc) = before_second_checkpoint(nth * 6 + mode);
+            let (vfs, file, mut alloc, ids) = before_second_checkpoint(nth * 6 + mode);
             vfs.inject(Fault {
                 op: FaultOp::Any,
                 nth,
@@ -205,19 +212,38 @@ fn checkpoint_cut_at_every_io_call_recovers_a_complete_image() {
             let file = PageFile::open(&vfs, Path::new(PATH), OpenOptions::default()).unwrap();
             let sb = file.superblock();
             let alloc = PageAllocator::load(&file).unwrap();
-            match sb.generation {
-                1 => assert_eq!(
-                    (alloc.stats().free, sb.checkpoint_lsn),
-                    (0, 1),
-                    "cut {nth} mode {mode}"
-                ),
-                2 => assert_eq!(
-                    (alloc.stats().free, sb.checkpoint_lsn),
-                    (300, 2),
-                    "cut {nth} mode {mode}"
-                ),
-                g => panic!("cut {nth} mode {mode}: generation {g}"),
+            let what = format!("cut {nth} mode {mode} generation {}", sb.generation);
+            let image: BTreeSet<PageId> = match sb.generation {
+                1 => ids.iter().copied().collect(),
+                2 => ids.iter().copied().skip(1).step_by(2).collect(),
+                g => panic!("{what}: generation {g}"),
+            };
+            assert_eq!(sb.checkpoint_lsn, sb.generation, "{what}");
+            for id in &image {
+                let (page, _) = file.read_page(*id, Some(PageType::BTreeLeaf)).unwrap();
+                assert_eq!(page.payload(), id.get().to_le_bytes(), "{what}: page {id}");
             }
+            // Generation 2's freed pages are held by image 1, so they come back pending.
+            let pending: BTreeSet<PageId> = alloc.pending_pages().collect();
+            let expected_pending: BTreeSet<PageId> = if sb.generation == 2 {
+                ids.iter().copied().step_by(2).collect()
+            } else {
+                BTreeSet::new()
+            };
+            assert_eq!(pending, expected_pending, "{what}");
+            let mut all: BTreeSet<PageId> = image.clone();
+            for p in alloc
+                .free_pages()
+                .chain(alloc.pending_pages())
+                .chain(alloc.list_pages().iter().copied())
+            {
+                assert!(all.insert(p), "{what}: page {p} counted twice");
+            }
+            assert_eq!(
+                all,
+                (2..sb.page_count).map(PageId::new).collect(),
+                "{what}: pages leaked"
+            );
             outcomes[usize::try_from(sb.generation - 1).unwrap()] += 1;
         }
     }

@@ -1,9 +1,10 @@
 //! Model test of the allocator against a reference, across simulated power cuts.
 //!
-//! The reference is what the generation rules promise: a page in the newest durable
-//! checkpoint's image is never handed out again before a newer checkpoint is durable, and
-//! after any power cut the reopened file holds exactly one durable image, whose pages are
-//! intact and whose free list is exactly the complement of the pages it uses.
+//! The reference is what the generation rules promise: a page in either of the two newest
+//! durable checkpoint images is never handed out again; after any power cut the reopened
+//! file holds one durable image, whose pages are intact and whose free, pending and
+//! free-list pages are exactly the complement of the pages it uses; and when the newest
+//! superblock rots, the older retained image is intact too.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -28,6 +29,12 @@ enum Cmd {
     Crash {
         mode: u64,
     },
+    /// Fail the `nth` write or sync of a checkpoint with EIO; then reload from the file.
+    FailCheckpoint {
+        nth: u64,
+    },
+    /// Bit rot destroys the newest superblock; the reopened file falls back a checkpoint.
+    RotNewestSuperblock,
 }
 
 fn cmd() -> impl Strategy<Value = Cmd> {
@@ -37,6 +44,8 @@ fn cmd() -> impl Strategy<Value = Cmd> {
         2 => Just(Cmd::Checkpoint),
         1 => (0u64..12, any::<u64>()).prop_map(|(nth, mode)| Cmd::CrashInCheckpoint { nth, mode }),
         1 => any::<u64>().prop_map(|mode| Cmd::Crash { mode }),
+        1 => (0u64..8).prop_map(|nth| Cmd::FailCheckpoint { nth }),
+        1 => Just(Cmd::RotNewestSuperblock),
     ]
 }
 
@@ -52,6 +61,13 @@ struct Harness {
     images: BTreeMap<u64, BTreeMap<PageId, u64>>,
     /// Newest checkpoint whose commit returned.
     durable: u64,
+    /// Generations of the durable images the file must keep intact (one or two).
+    retained: Vec<u64>,
+    /// A checkpoint failed since the last durable one: its superblock write may have hit
+    /// the older retained image's slot, so only the newest image is known to survive.
+    checkpoint_failed: bool,
+    /// Generation each page freed from an image was freed in.
+    freed_in: BTreeMap<PageId, u64>,
     next_tag: u64,
 }
 
@@ -75,6 +91,9 @@ impl Harness {
             born: BTreeMap::new(),
             images: BTreeMap::from([(0, BTreeMap::new())]),
             durable: 0,
+            retained: vec![0],
+            checkpoint_failed: false,
+            freed_in: BTreeMap::new(),
             next_tag: 1,
         }
     }
@@ -109,12 +128,14 @@ impl Harness {
             "page {} handed out twice",
             id
         );
-        let durable_image = &self.images[&self.durable];
-        prop_assert!(
-            !durable_image.contains_key(&id),
-            "page {} of the durable image reused",
-            id
-        );
+        for g in &self.retained {
+            prop_assert!(
+                !self.images[g].contains_key(&id),
+                "page {} of retained image {} reused",
+                id,
+                g
+            );
+        }
         self.file.extend_to(self.alloc.page_count()).unwrap();
         let tag = self.next_tag;
         self.next_tag += 1;
@@ -137,6 +158,9 @@ impl Harness {
         self.alloc.free(id).unwrap();
         self.in_use.remove(&id);
         let fresh = self.born.remove(&id) == Some(self.alloc.generation());
+        if !fresh {
+            self.freed_in.insert(id, self.alloc.generation());
+        }
         let now = self.alloc.free_pages().any(|p| p == id);
         let pending = self.alloc.pending_pages().any(|p| p == id);
         prop_assert_eq!(
@@ -152,25 +176,51 @@ impl Harness {
     fn checkpoint(&mut self) -> Result<bool, TestCaseError> {
         self.images
             .insert(self.alloc.generation(), self.in_use.clone());
-        match self.alloc.checkpoint(&self.file, None, 0) {
-            Ok(sb) => {
-                self.durable = sb.generation;
-                prop_assert_eq!(self.alloc.pending_pages().count(), 0);
-                Ok(true)
-            }
-            Err(_) => Ok(false),
+        let Ok(sb) = self.alloc.checkpoint(&self.file, None, 0) else {
+            self.checkpoint_failed = true;
+            return Ok(false);
+        };
+        self.durable = sb.generation;
+        self.checkpoint_failed = false;
+        self.retained.push(sb.generation);
+        if self.retained.len() > 2 {
+            self.retained.remove(0);
         }
+        // Still pending: only what was freed during this generation (and the old free-list
+        // pages, which the model does not track).
+        for p in self.alloc.pending_pages() {
+            if let Some(g) = self.freed_in.get(&p) {
+                prop_assert_eq!(*g, sb.generation, "page {} pending too long", p);
+            }
+        }
+        let pending: BTreeSet<PageId> = self.alloc.pending_pages().collect();
+        self.freed_in.retain(|p, _| pending.contains(p));
+        Ok(true)
     }
 
     fn crash_and_reopen(&mut self, mode: u64) -> Result<(), TestCaseError> {
+        self.reopen(mode, false)
+    }
+
+    /// Crashes, reopens and checks the recovered image; `rotted` says the newest superblock
+    /// was destroyed, so the older retained image must come back.
+    fn reopen(&mut self, mode: u64, rotted: bool) -> Result<(), TestCaseError> {
         self.vfs.crash(CrashMode::from_index(mode));
         self.file = PageFile::open(&self.vfs, Path::new(PATH), OpenOptions::default()).unwrap();
         let sb = self.file.superblock();
-        prop_assert!(
-            sb.generation >= self.durable,
-            "acknowledged checkpoint {} lost",
-            self.durable
-        );
+        if rotted {
+            prop_assert_eq!(
+                Some(&sb.generation),
+                self.retained.first(),
+                "fallback to the older image"
+            );
+        } else {
+            prop_assert!(
+                sb.generation >= self.durable,
+                "acknowledged checkpoint {} lost",
+                self.durable
+            );
+        }
         let Some(image) = self.images.get(&sb.generation).cloned() else {
             return Err(TestCaseError::fail(format!(
                 "generation {} was never checkpointed",
@@ -189,19 +239,44 @@ impl Harness {
         }
         self.in_use = image;
         self.born = self.in_use.keys().map(|id| (*id, 0)).collect();
+        // After a fallback only the recovered image is known intact; otherwise the one
+        // before it (if it was durable) is retained too.
+        let older = sb
+            .generation
+            .checked_sub(1)
+            .filter(|g| !rotted && !self.checkpoint_failed && self.retained.contains(g));
+        self.checkpoint_failed = false;
+        self.retained = older.into_iter().chain([sb.generation]).collect();
         self.durable = sb.generation;
         self.images.retain(|g, _| *g <= sb.generation);
-        let free: BTreeSet<PageId> = self.alloc.free_pages().collect();
-        let listed: BTreeSet<PageId> = self.alloc.list_pages().iter().copied().collect();
-        let expected: BTreeSet<PageId> = (2..sb.page_count)
-            .map(PageId::new)
-            .filter(|p| !self.in_use.contains_key(p) && !listed.contains(p))
-            .collect();
+        let mut seen: BTreeSet<PageId> = self.in_use.keys().copied().collect();
+        for p in self
+            .alloc
+            .free_pages()
+            .chain(self.alloc.pending_pages())
+            .chain(self.alloc.list_pages().iter().copied())
+        {
+            prop_assert!(seen.insert(p), "recovered page {} both used and free", p);
+        }
         prop_assert_eq!(
-            free,
-            expected,
-            "recovered free list is not the complement of the image"
+            seen,
+            (2..sb.page_count).map(PageId::new).collect::<BTreeSet<_>>(),
+            "recovered lists are not the complement of the image"
         );
+        for (p, g) in &self.freed_in {
+            if *g == sb.generation && !self.in_use.contains_key(p) {
+                prop_assert!(
+                    self.alloc.pending_pages().any(|x| x == *p),
+                    "page {} freed during {} not pending",
+                    p,
+                    g
+                );
+            }
+        }
+        self.freed_in.clear();
+        for p in self.alloc.pending_pages() {
+            self.freed_in.insert(p, sb.generation);
+        }
         Ok(())
     }
 
@@ -223,6 +298,37 @@ impl Harness {
                 self.crash_and_reopen(*mode)?;
             }
             Cmd::Crash { mode } => self.crash_and_reopen(*mode)?,
+            Cmd::FailCheckpoint { nth } => {
+                self.vfs.inject(Fault {
+                    op: FaultOp::Write,
+                    nth: *nth,
+                    permanent: false,
+                    kind: FaultKind::Io,
+                });
+                self.vfs.inject(Fault {
+                    op: FaultOp::Sync,
+                    nth: *nth,
+                    permanent: false,
+                    kind: FaultKind::Io,
+                });
+                if !self.checkpoint()? {
+                    // A failed checkpoint leaves the allocator refusing to checkpoint again
+                    // until it is reloaded; the database reopens, as after a crash.
+                    prop_assert!(self.alloc.begin_checkpoint().is_err());
+                    self.vfs.clear_faults();
+                    self.crash_and_reopen(0)?;
+                }
+                self.vfs.clear_faults();
+            }
+            Cmd::RotNewestSuperblock => {
+                if self.retained.len() == 2 {
+                    let slot = self.durable % 2;
+                    self.vfs
+                        .corrupt(Path::new(PATH), slot * 4096 + 100, b"rot")
+                        .unwrap();
+                    self.reopen(0, true)?;
+                }
+            }
         }
         self.check_partition()
     }

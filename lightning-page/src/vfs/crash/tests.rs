@@ -380,3 +380,45 @@ fn power_cut_fault_keeps_pending_writes_for_the_crash_to_decide() {
     vfs.crash(CrashMode::KeepPrefix(1));
     assert_eq!(vfs.contents(Path::new("a")).unwrap(), b"pending");
 }
+
+#[test]
+fn a_power_cut_stops_every_later_call_until_the_crash() {
+    let vfs = CrashVfs::new(11);
+    let f = vfs.open(Path::new("a"), OpenMode::CreateNew).unwrap();
+    vfs.inject(Fault {
+        op: FaultOp::Sync,
+        nth: 0,
+        permanent: false,
+        kind: FaultKind::PowerCut,
+    });
+    assert!(f.sync().is_err());
+    assert!(
+        f.write_at(b"after", 0).is_err(),
+        "writes after the cut must not land"
+    );
+    assert!(vfs.open(Path::new("b"), OpenMode::CreateNew).is_err());
+    assert!(vfs.rename(Path::new("a"), Path::new("c")).is_err());
+    assert!(vfs.remove(Path::new("a")).is_err());
+    vfs.crash(CrashMode::LoseDirOps);
+    let g = vfs.open(Path::new("b"), OpenMode::CreateNew).unwrap();
+    g.write_at(b"works again", 0).unwrap();
+}
+
+#[test]
+fn syncing_the_target_directory_of_a_rename_keeps_the_file() {
+    let vfs = CrashVfs::new(12);
+    vfs.create_dir_all(Path::new("wal")).unwrap();
+    vfs.create_dir_all(Path::new("archive")).unwrap();
+    let f = vfs.open(Path::new("wal/x"), OpenMode::CreateNew).unwrap();
+    f.write_at(b"data", 0).unwrap();
+    f.sync().unwrap();
+    vfs.rename(Path::new("wal/x"), Path::new("archive/x"))
+        .unwrap();
+    vfs.sync_dir(Path::new("archive")).unwrap();
+    vfs.crash(CrashMode::DropUnsynced);
+    assert_eq!(
+        vfs.contents(Path::new("archive/x")).as_deref(),
+        Some(&b"data"[..])
+    );
+    assert_eq!(vfs.contents(Path::new("wal/x")), None);
+}
