@@ -91,7 +91,7 @@ struct State {
     synced: Lsn,
     leader: bool,
     /// A syncing leader is gathering: records queued now join the current batch.
-    collecting: bool,
+    collecting: Option<u64>,
     /// Records in the last batch a leader took; what it waits to see queued again.
     last_batch: usize,
     /// While a leader gathers: the queue length that should wake it (else `usize::MAX`).
@@ -128,8 +128,6 @@ struct Inner {
     /// Waiters for batch `n` sleep on `conds[n % 2]`: finishing a batch wakes its members
     /// and one waiter of the next batch (its leader), not every thread in the process.
     conds: [Condvar; 2],
-    /// A gathering leader sleeps here until enough records are queued.
-    arrival: Condvar,
     io: Mutex<Io>,
     stop: Mutex<bool>,
     stop_cond: Condvar,
@@ -285,7 +283,7 @@ impl Wal {
                 batches: 0,
                 sync_estimate: Duration::ZERO,
                 last_batch: 0,
-                collecting: false,
+                collecting: None,
                 gather_target: usize::MAX,
                 taken: layout.last,
                 poisoned: None,
@@ -293,7 +291,6 @@ impl Wal {
                 stats: StatsInner::default(),
             }),
             conds: [Condvar::new(), Condvar::new()],
-            arrival: Condvar::new(),
             io: Mutex::new(Io {
                 active: None,
                 segments,
@@ -474,15 +471,21 @@ impl Inner {
         st.queued_bytes += frame;
         st.stats.appends += 1;
         st.stats.bytes += payload.len() as u64;
-        if st.queue.len() + 1 >= st.gather_target {
-            self.arrival.notify_one();
-        }
         st.queue.push(Queued {
             lsn,
             record_type,
             time_us,
             payload,
         });
+        // This record completes the batch a leader is gathering: write it now, from this
+        // thread, which is already running, instead of waking the sleeping leader.
+        if let Some(number) = st.collecting
+            && st.queue.len() >= st.gather_target
+        {
+            st.collecting = None;
+            st.gather_target = usize::MAX;
+            st = self.run_batch(st, number, true)?;
+        }
         match durability {
             Durability::Immediate => {
                 drop(self.wait_locked(st, lsn)?);
@@ -525,7 +528,7 @@ impl Inner {
             if st.leader {
                 // The batch in flight covers `lsn` if it took it or is still gathering;
                 // otherwise the next one will.
-                let batch = if st.taken >= lsn || st.collecting {
+                let batch = if st.taken >= lsn || st.collecting.is_some() {
                     st.batches
                 } else {
                     st.batches + 1
@@ -539,9 +542,9 @@ impl Inner {
         }
     }
 
-    /// Writes everything queued (and syncs, if `sync`) as the single leader, then wakes
-    /// the batch's members and, if records are queued, one waiter of the next batch to lead
-    /// it.
+    /// Leads the next batch: gathers (when syncing), then writes everything queued and
+    /// syncs if `sync`. If an arriving appender completes the gathering batch, that thread
+    /// writes it instead and this one returns to waiting like any member.
     fn lead<'a>(
         &'a self,
         mut st: MutexGuard<'a, State>,
@@ -553,10 +556,26 @@ impl Inner {
         st.batches += 1;
         let number = st.batches;
         if sync {
-            st.collecting = true;
-            st = self.gather(st);
-            st.collecting = false;
+            st = self.gather(st, number);
+            if st.collecting != Some(number) {
+                // Handed off: another thread is writing batch `number`.
+                return Ok(st);
+            }
+            st.collecting = None;
+            st.gather_target = usize::MAX;
         }
+        self.run_batch(st, number, sync)
+    }
+
+    /// Takes the queue as batch `number`, writes it (and syncs, if `sync`), publishes the
+    /// result, and wakes the batch's members and, if records are queued, one waiter of the
+    /// next batch to lead it. The caller holds the leader role.
+    fn run_batch<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        number: u64,
+        sync: bool,
+    ) -> Result<MutexGuard<'a, State>> {
         let batch = std::mem::take(&mut st.queue);
         if sync {
             st.last_batch = batch.len();
@@ -606,19 +625,23 @@ impl Inner {
     /// until as many records are queued as the last batch held, or a quarter of a typical
     /// fsync has passed, whichever is first. A lone appender (last batch of one, nothing
     /// queued but its own record) goes straight on.
-    fn gather<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+    fn gather<'a>(&'a self, mut st: MutexGuard<'a, State>, number: u64) -> MutexGuard<'a, State> {
         let budget = st.sync_estimate / 4;
-        let target = st.last_batch;
+        // The members of the last batch are coming back and those already queued are here;
+        // the leader is usually both, so it is counted once.
+        let target = (st.last_batch + st.queue.len()).saturating_sub(1).max(1);
+        st.collecting = Some(number);
         if budget.is_zero() || st.queue.len() >= target {
             return st;
         }
         st.gather_target = target;
-        let (mut st, _) = self
-            .arrival
+        // Whoever completes the batch takes it over (see `append`); the timeout bounds the
+        // wait when nobody does. The leader sleeps on its batch's condvar: after a hand-off
+        // it is a member like any other, woken once when the batch is durable.
+        self.conds[parity(number)]
             .wait_timeout(st, budget)
-            .unwrap_or_else(PoisonError::into_inner);
-        st.gather_target = usize::MAX;
-        st
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
     }
 
     fn write_batch(

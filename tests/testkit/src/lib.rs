@@ -5,7 +5,7 @@
 //!   environment variable instead of an edit;
 //! - [`run_seeds`]: runs a scenario per seed and reports every failing seed with the
 //!   command that replays it;
-//! - [`bench`]: the report format every bench binary writes.
+//! - [`bench`](mod@bench): the report format every bench binary writes.
 //!
 //! # Environment
 //!
