@@ -1,0 +1,559 @@
+//! The buffer pool: frames, a sharded page table, pin guards, SIEVE eviction, write-back.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use lightning_page::{PageBuf, PageFile, PageId, PageType};
+
+use crate::error::BoxError;
+use crate::sieve::{SieveQueue, Verdict};
+use crate::{Error, Result};
+
+/// Decides what happens before a dirty page is written back: the database makes the WAL
+/// durable up to the page's changes ("WAL before data") and says which checkpoint
+/// generation the page belongs to.
+pub trait WriteBack: Send + Sync {
+    /// Called once for each dirty page about to be written, with its contents. Returns
+    /// the generation to stamp on the page; an error keeps the page dirty and unwritten.
+    fn before_write(&self, page: PageId, data: &PageBuf) -> std::result::Result<u64, BoxError>;
+}
+
+/// A [`WriteBack`] that stamps every page with one generation and has no other rule.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedGeneration(pub u64);
+
+impl WriteBack for FixedGeneration {
+    fn before_write(&self, _page: PageId, _data: &PageBuf) -> std::result::Result<u64, BoxError> {
+        Ok(self.0)
+    }
+}
+
+/// Counters of the pool's work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Pins served from a frame.
+    pub hits: u64,
+    /// Pins that read the page from the file.
+    pub misses: u64,
+    /// Pages evicted to make room.
+    pub evictions: u64,
+    /// Dirty pages written back (by eviction or flush).
+    pub write_backs: u64,
+    /// Bytes read from the file.
+    pub bytes_read: u64,
+    /// Bytes written to the file.
+    pub bytes_written: u64,
+    /// Frames in the pool.
+    pub frames: u64,
+}
+
+impl CacheStats {
+    /// Hits over all pins (0 when there were none).
+    #[expect(clippy::cast_precision_loss, reason = "a ratio")]
+    pub fn hit_ratio(&self) -> f64 {
+        let all = self.hits + self.misses;
+        if all == 0 {
+            0.0
+        } else {
+            self.hits as f64 / all as f64
+        }
+    }
+}
+
+const SHARDS: usize = 64;
+const NO_PAGE: u64 = u64::MAX;
+
+/// A multiplicative hash for page ids: they are dense integers, and `SipHash` would cost more
+/// than the rest of the hit path.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01B3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
+    }
+}
+
+type Table = HashMap<u64, u32, BuildHasherDefault<IdHasher>>;
+
+struct FrameData {
+    /// The page held, once loaded.
+    page: Option<PageId>,
+    buf: PageBuf,
+    dirty: bool,
+}
+
+struct Frame {
+    /// Page the frame is assigned to (mirrors the page table), `NO_PAGE` when free.
+    page: AtomicU64,
+    /// Guards and claims holding the frame; changed only under the page's shard lock when
+    /// it goes up from zero.
+    pins: AtomicU32,
+    visited: AtomicBool,
+    data: RwLock<FrameData>,
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    evictions: AtomicU64,
+    write_backs: AtomicU64,
+    bytes_read: AtomicU64,
+    bytes_written: AtomicU64,
+}
+
+/// A buffer pool over one [`PageFile`].
+///
+/// Pages are pinned through guards: [`PageRef`] (shared, many readers) and [`PageMut`]
+/// (exclusive, one writer). A pinned frame is never evicted. Misses read through the page
+/// file, which verifies every page's checksum. Eviction is SIEVE (see `docs/adr/006-…`),
+/// whose hit path sets one bit. Dirty pages are written back on eviction and by
+/// [`flush`](Self::flush), each time after the [`WriteBack`] hook agrees.
+///
+/// ```
+/// use std::sync::Arc;
+/// use lightning_cache::{BufferPool, FixedGeneration};
+/// use lightning_page::{PageFile, PageId, PageSize, PageType, vfs::MemVfs};
+///
+/// let file = Arc::new(PageFile::create(&MemVfs::new(), "data.ldb".as_ref(), PageSize::MIN)?);
+/// file.extend_to(10)?;
+/// let pool = BufferPool::new(file, 4 * 4096, Arc::new(FixedGeneration(1)))?;
+/// {
+///     let mut page = pool.create(PageId::new(5), PageType::BTreeLeaf)?;
+///     page.page_mut().set_payload(b"hello")?;
+/// }
+/// pool.flush()?;
+/// assert_eq!(pool.pin(PageId::new(5))?.payload(), b"hello");
+/// # Ok::<(), lightning_cache::Error>(())
+/// ```
+pub struct BufferPool {
+    file: Arc<PageFile>,
+    hook: Arc<dyn WriteBack>,
+    frames: Box<[Frame]>,
+    shards: Box<[Mutex<Table>]>,
+    /// Frames holding pages, in SIEVE order.
+    queue: Mutex<SieveQueue>,
+    /// Frames holding nothing.
+    free: Mutex<Vec<u32>>,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for BufferPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BufferPool")
+            .field("file", &self.file.path())
+            .field("frames", &self.frames.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves its structure consistent before it can panic.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn shard_of(page: u64) -> usize {
+    // Top bits of a multiplicative hash pick the shard.
+    (page.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize % SHARDS
+}
+
+/// How a frame was obtained for a page.
+enum Pinned {
+    /// The page is in this frame (pinned once for the caller).
+    Ready(u32),
+    /// The caller claimed this empty frame and must fill it (pinned, write-locked by the caller next).
+    Load(u32),
+}
+
+impl BufferPool {
+    /// A pool of `capacity` bytes (rounded down to whole pages, at least 2) over `file`.
+    pub fn new(file: Arc<PageFile>, capacity: u64, hook: Arc<dyn WriteBack>) -> Result<Self> {
+        let page_size = file.page_size();
+        let n = capacity / u64::from(page_size.bytes());
+        if n < 2 {
+            return Err(Error::CapacityTooSmall {
+                bytes: capacity,
+                page_size: page_size.bytes(),
+            });
+        }
+        let n = u32::try_from(n.min(u64::from(u32::MAX - 1))).unwrap_or(u32::MAX - 1);
+        let frames: Box<[Frame]> = (0..n)
+            .map(|_| Frame {
+                page: AtomicU64::new(NO_PAGE),
+                pins: AtomicU32::new(0),
+                visited: AtomicBool::new(false),
+                data: RwLock::new(FrameData {
+                    page: None,
+                    buf: PageBuf::new(page_size, PageType::Overflow),
+                    dirty: false,
+                }),
+            })
+            .collect();
+        Ok(BufferPool {
+            file,
+            hook,
+            frames,
+            shards: (0..SHARDS).map(|_| Mutex::new(Table::default())).collect(),
+            queue: Mutex::new(SieveQueue::new(n as usize)),
+            free: Mutex::new((0..n).rev().collect()),
+            counters: Counters::default(),
+        })
+    }
+
+    /// The page file under the pool.
+    pub fn file(&self) -> &Arc<PageFile> {
+        &self.file
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> CacheStats {
+        let c = &self.counters;
+        CacheStats {
+            hits: c.hits.load(Ordering::Relaxed),
+            misses: c.misses.load(Ordering::Relaxed),
+            evictions: c.evictions.load(Ordering::Relaxed),
+            write_backs: c.write_backs.load(Ordering::Relaxed),
+            bytes_read: c.bytes_read.load(Ordering::Relaxed),
+            bytes_written: c.bytes_written.load(Ordering::Relaxed),
+            frames: self.frames.len() as u64,
+        }
+    }
+
+    /// Pins `page` for reading, loading it if needed.
+    pub fn pin(&self, page: PageId) -> Result<PageRef<'_>> {
+        loop {
+            let frame = self.acquire(page, true)?;
+            let f = &self.frames[frame as usize];
+            let data = f.data.read().unwrap_or_else(PoisonError::into_inner);
+            if data.page == Some(page) {
+                return Ok(PageRef { frame: f, data });
+            }
+            // The load this pin waited for failed; try again (and see the error first hand).
+            drop(data);
+            f.pins.fetch_sub(1, Ordering::Release);
+        }
+    }
+
+    /// Pins `page` for writing, loading it if needed.
+    pub fn pin_mut(&self, page: PageId) -> Result<PageMut<'_>> {
+        loop {
+            let frame = self.acquire(page, true)?;
+            let f = &self.frames[frame as usize];
+            let data = f.data.write().unwrap_or_else(PoisonError::into_inner);
+            if data.page == Some(page) {
+                return Ok(PageMut { frame: f, data });
+            }
+            drop(data);
+            f.pins.fetch_sub(1, Ordering::Release);
+        }
+    }
+
+    /// Pins a page that exists only in memory so far (just allocated): an empty page of
+    /// `page_type`, dirty, without reading the file.
+    pub fn create(&self, page: PageId, page_type: PageType) -> Result<PageMut<'_>> {
+        let frame = self.acquire(page, false)?;
+        let f = &self.frames[frame as usize];
+        let mut data = f.data.write().unwrap_or_else(PoisonError::into_inner);
+        data.buf = PageBuf::new(self.file.page_size(), page_type);
+        data.page = Some(page);
+        data.dirty = true;
+        Ok(PageMut { frame: f, data })
+    }
+
+    /// Finds or loads the frame for `page` and pins it once. With `read` false, a missing
+    /// page is not read from the file (the caller initializes it).
+    fn acquire(&self, page: PageId, read: bool) -> Result<u32> {
+        match self.lookup_or_claim(page.get())? {
+            Pinned::Ready(frame) => {
+                self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                Ok(frame)
+            }
+            Pinned::Load(frame) => {
+                if read {
+                    self.counters.misses.fetch_add(1, Ordering::Relaxed);
+                    self.load(page, frame)?;
+                } else {
+                    // The caller fills the frame under its write lock; it is pinned until
+                    // then, so it can join the eviction order now.
+                    self.frames[frame as usize]
+                        .visited
+                        .store(false, Ordering::Relaxed);
+                    lock(&self.queue).push(frame);
+                }
+                Ok(frame)
+            }
+        }
+    }
+
+    /// The hit path, or on a miss a claimed frame registered for `key`.
+    fn lookup_or_claim(&self, key: u64) -> Result<Pinned> {
+        {
+            let table = lock(&self.shards[shard_of(key)]);
+            if let Some(&frame) = table.get(&key) {
+                let f = &self.frames[frame as usize];
+                f.pins.fetch_add(1, Ordering::Acquire);
+                f.visited.store(true, Ordering::Relaxed);
+                return Ok(Pinned::Ready(frame));
+            }
+        }
+        let frame = self.take_frame()?;
+        let f = &self.frames[frame as usize];
+        let mut table = lock(&self.shards[shard_of(key)]);
+        if let Some(&other) = table.get(&key) {
+            // Someone loaded it meanwhile: give our frame back and use theirs.
+            let o = &self.frames[other as usize];
+            o.pins.fetch_add(1, Ordering::Acquire);
+            o.visited.store(true, Ordering::Relaxed);
+            drop(table);
+            f.pins.store(0, Ordering::Release);
+            lock(&self.free).push(frame);
+            return Ok(Pinned::Ready(other));
+        }
+        table.insert(key, frame);
+        f.page.store(key, Ordering::Release);
+        drop(table);
+        Ok(Pinned::Load(frame))
+    }
+
+    /// Reads `page` into the claimed `frame`; on failure unregisters it and frees the frame.
+    fn load(&self, page: PageId, frame: u32) -> Result<()> {
+        let f = &self.frames[frame as usize];
+        let mut data = f.data.write().unwrap_or_else(PoisonError::into_inner);
+        data.page = None;
+        match self.file.read_page(page, None) {
+            Ok((buf, _)) => {
+                self.counters
+                    .bytes_read
+                    .fetch_add(buf.size() as u64, Ordering::Relaxed);
+                data.buf = buf;
+                data.page = Some(page);
+                data.dirty = false;
+                drop(data);
+                f.visited.store(false, Ordering::Relaxed);
+                lock(&self.queue).push(frame);
+                Ok(())
+            }
+            Err(e) => {
+                lock(&self.shards[shard_of(page.get())]).remove(&page.get());
+                f.page.store(NO_PAGE, Ordering::Release);
+                drop(data);
+                f.pins.store(0, Ordering::Release);
+                lock(&self.free).push(frame);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// A frame holding nothing, pinned once for the caller: a free one, or an evicted one.
+    fn take_frame(&self) -> Result<u32> {
+        if let Some(frame) = lock(&self.free).pop() {
+            self.frames[frame as usize].pins.store(1, Ordering::Release);
+            return Ok(frame);
+        }
+        loop {
+            let victim = {
+                let mut queue = lock(&self.queue);
+                let frames = &self.frames;
+                queue.evict(|s| {
+                    let f = &frames[s as usize];
+                    if f.pins.load(Ordering::Acquire) > 0 {
+                        Verdict::Pinned
+                    } else if f.visited.swap(false, Ordering::Relaxed) {
+                        Verdict::Spare
+                    } else {
+                        Verdict::Evict
+                    }
+                })
+            };
+            let Some(victim) = victim else {
+                return Err(Error::CacheFull {
+                    frames: self.frames.len(),
+                });
+            };
+            if self.evict(victim)? {
+                self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+                return Ok(victim);
+            }
+        }
+    }
+
+    /// Empties `frame` (already out of the queue): claims it if no one holds it, writes it
+    /// back if dirty, and unregisters its page. `Ok(false)` if it got pinned meanwhile (it
+    /// goes back in the queue).
+    fn evict(&self, frame: u32) -> Result<bool> {
+        let f = &self.frames[frame as usize];
+        let key = f.page.load(Ordering::Acquire);
+        {
+            let table = lock(&self.shards[shard_of(key)]);
+            if f.pins.load(Ordering::Acquire) != 0 {
+                drop(table);
+                lock(&self.queue).push(frame);
+                return Ok(false);
+            }
+            f.pins.store(1, Ordering::Release);
+        }
+        // Write back while the page is still registered, so no one reads a stale copy
+        // from the file meanwhile; a pinner now waits on the frame lock.
+        let mut data = f.data.write().unwrap_or_else(PoisonError::into_inner);
+        if data.dirty
+            && let Err(e) = self.write_back(&mut data)
+        {
+            drop(data);
+            f.pins.fetch_sub(1, Ordering::Release);
+            lock(&self.queue).push(frame);
+            return Err(e);
+        }
+        let mut table = lock(&self.shards[shard_of(key)]);
+        if f.pins.load(Ordering::Acquire) != 1 {
+            // Pinned while we wrote: it stays.
+            drop(table);
+            drop(data);
+            f.pins.fetch_sub(1, Ordering::Release);
+            lock(&self.queue).push(frame);
+            return Ok(false);
+        }
+        table.remove(&key);
+        f.page.store(NO_PAGE, Ordering::Release);
+        drop(table);
+        data.page = None;
+        Ok(true)
+    }
+
+    /// Writes one dirty frame's page after the hook agrees; clears `dirty` only on success.
+    fn write_back(&self, data: &mut FrameData) -> Result<()> {
+        let Some(page) = data.page else { return Ok(()) };
+        let generation = self
+            .hook
+            .before_write(page, &data.buf)
+            .map_err(|source| Error::WriteBack { page, source })?;
+        self.file.write_page(page, generation, &mut data.buf)?;
+        data.dirty = false;
+        self.counters.write_backs.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .bytes_written
+            .fetch_add(data.buf.size() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Writes back every dirty page (each once, after the hook agrees). Pages stay cached.
+    /// Waits for writers holding a page. Returns the first error after trying every page;
+    /// pages that failed stay dirty. Durability is the caller's: follow with
+    /// [`PageFile::sync`].
+    pub fn flush(&self) -> Result<()> {
+        let mut first_error = None;
+        for (i, f) in self.frames.iter().enumerate() {
+            let key = f.page.load(Ordering::Acquire);
+            if key == NO_PAGE {
+                continue;
+            }
+            {
+                let table = lock(&self.shards[shard_of(key)]);
+                if table.get(&key) != Some(&u32::try_from(i).unwrap_or(u32::MAX)) {
+                    continue;
+                }
+                f.pins.fetch_add(1, Ordering::Acquire);
+            }
+            let mut data = f.data.write().unwrap_or_else(PoisonError::into_inner);
+            if data.dirty
+                && let Err(e) = self.write_back(&mut data)
+            {
+                tracing::warn!(page = key, error = %e, "write-back failed; the page stays dirty");
+                first_error.get_or_insert(e);
+            }
+            drop(data);
+            f.pins.fetch_sub(1, Ordering::Release);
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Whether `page` is cached and dirty (for tests and diagnostics).
+    pub fn is_dirty(&self, page: PageId) -> Option<bool> {
+        let frame = *lock(&self.shards[shard_of(page.get())]).get(&page.get())?;
+        let data = self.frames[frame as usize]
+            .data
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        (data.page == Some(page)).then_some(data.dirty)
+    }
+}
+
+/// A page pinned for reading. Dereferences to the [`PageBuf`].
+pub struct PageRef<'a> {
+    frame: &'a Frame,
+    data: RwLockReadGuard<'a, FrameData>,
+}
+
+impl Deref for PageRef<'_> {
+    type Target = PageBuf;
+    fn deref(&self) -> &PageBuf {
+        &self.data.buf
+    }
+}
+
+impl Drop for PageRef<'_> {
+    fn drop(&mut self) {
+        self.frame.pins.fetch_sub(1, Ordering::Release);
+    }
+}
+
+impl std::fmt::Debug for PageRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageRef")
+            .field("page", &self.data.page)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A page pinned for writing. Reading goes through `Deref`; [`page_mut`](Self::page_mut)
+/// marks it dirty.
+pub struct PageMut<'a> {
+    frame: &'a Frame,
+    data: RwLockWriteGuard<'a, FrameData>,
+}
+
+impl PageMut<'_> {
+    /// The page, for changing; marks it dirty.
+    pub fn page_mut(&mut self) -> &mut PageBuf {
+        self.data.dirty = true;
+        &mut self.data.buf
+    }
+
+    /// Whether the page has changes not yet written back.
+    pub fn is_dirty(&self) -> bool {
+        self.data.dirty
+    }
+}
+
+impl Deref for PageMut<'_> {
+    type Target = PageBuf;
+    fn deref(&self) -> &PageBuf {
+        &self.data.buf
+    }
+}
+
+impl Drop for PageMut<'_> {
+    fn drop(&mut self) {
+        self.frame.pins.fetch_sub(1, Ordering::Release);
+    }
+}
+
+impl std::fmt::Debug for PageMut<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageMut")
+            .field("page", &self.data.page)
+            .field("dirty", &self.data.dirty)
+            .finish_non_exhaustive()
+    }
+}
