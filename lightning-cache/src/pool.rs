@@ -94,6 +94,9 @@ struct FrameData {
     dirty: bool,
 }
 
+/// Aligned to two cache lines so that pins of neighbouring frames by different threads do
+/// not bounce one line between cores.
+#[repr(align(128))]
 struct Frame {
     /// Page the frame is assigned to (mirrors the page table), `NO_PAGE` when free.
     page: AtomicU64,
@@ -104,9 +107,17 @@ struct Frame {
     data: RwLock<FrameData>,
 }
 
+/// One shard of the page table, with its own hit counter (a global one would be written
+/// by every pin of every thread). Aligned to keep shards off each other's cache lines.
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard {
+    table: Mutex<Table>,
+    hits: AtomicU64,
+}
+
 #[derive(Default)]
 struct Counters {
-    hits: AtomicU64,
     misses: AtomicU64,
     evictions: AtomicU64,
     write_backs: AtomicU64,
@@ -142,7 +153,7 @@ pub struct BufferPool {
     file: Arc<PageFile>,
     hook: Arc<dyn WriteBack>,
     frames: Box<[Frame]>,
-    shards: Box<[Mutex<Table>]>,
+    shards: Box<[Shard]>,
     /// Frames holding pages, in SIEVE order.
     queue: Mutex<SieveQueue>,
     /// Frames holding nothing.
@@ -205,7 +216,7 @@ impl BufferPool {
             file,
             hook,
             frames,
-            shards: (0..SHARDS).map(|_| Mutex::new(Table::default())).collect(),
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             queue: Mutex::new(SieveQueue::new(n as usize)),
             free: Mutex::new((0..n).rev().collect()),
             counters: Counters::default(),
@@ -221,7 +232,11 @@ impl BufferPool {
     pub fn stats(&self) -> CacheStats {
         let c = &self.counters;
         CacheStats {
-            hits: c.hits.load(Ordering::Relaxed),
+            hits: self
+                .shards
+                .iter()
+                .map(|s| s.hits.load(Ordering::Relaxed))
+                .sum(),
             misses: c.misses.load(Ordering::Relaxed),
             evictions: c.evictions.load(Ordering::Relaxed),
             write_backs: c.write_backs.load(Ordering::Relaxed),
@@ -276,10 +291,7 @@ impl BufferPool {
     /// page is not read from the file (the caller initializes it).
     fn acquire(&self, page: PageId, read: bool) -> Result<u32> {
         match self.lookup_or_claim(page.get())? {
-            Pinned::Ready(frame) => {
-                self.counters.hits.fetch_add(1, Ordering::Relaxed);
-                Ok(frame)
-            }
+            Pinned::Ready(frame) => Ok(frame),
             Pinned::Load(frame) => {
                 if read {
                     self.counters.misses.fetch_add(1, Ordering::Relaxed);
@@ -300,17 +312,23 @@ impl BufferPool {
     /// The hit path, or on a miss a claimed frame registered for `key`.
     fn lookup_or_claim(&self, key: u64) -> Result<Pinned> {
         {
-            let table = lock(&self.shards[shard_of(key)]);
+            let shard = &self.shards[shard_of(key)];
+            let table = lock(&shard.table);
             if let Some(&frame) = table.get(&key) {
                 let f = &self.frames[frame as usize];
                 f.pins.fetch_add(1, Ordering::Acquire);
-                f.visited.store(true, Ordering::Relaxed);
+                // Only write the bit when it changes: a store dirties the cache line.
+                if !f.visited.load(Ordering::Relaxed) {
+                    f.visited.store(true, Ordering::Relaxed);
+                }
+                drop(table);
+                shard.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(Pinned::Ready(frame));
             }
         }
         let frame = self.take_frame()?;
         let f = &self.frames[frame as usize];
-        let mut table = lock(&self.shards[shard_of(key)]);
+        let mut table = lock(&self.shards[shard_of(key)].table);
         if let Some(&other) = table.get(&key) {
             // Someone loaded it meanwhile: give our frame back and use theirs.
             let o = &self.frames[other as usize];
@@ -346,7 +364,7 @@ impl BufferPool {
                 Ok(())
             }
             Err(e) => {
-                lock(&self.shards[shard_of(page.get())]).remove(&page.get());
+                lock(&self.shards[shard_of(page.get())].table).remove(&page.get());
                 f.page.store(NO_PAGE, Ordering::Release);
                 drop(data);
                 f.pins.store(0, Ordering::Release);
@@ -396,7 +414,7 @@ impl BufferPool {
         let f = &self.frames[frame as usize];
         let key = f.page.load(Ordering::Acquire);
         {
-            let table = lock(&self.shards[shard_of(key)]);
+            let table = lock(&self.shards[shard_of(key)].table);
             if f.pins.load(Ordering::Acquire) != 0 {
                 drop(table);
                 lock(&self.queue).push(frame);
@@ -415,7 +433,7 @@ impl BufferPool {
             lock(&self.queue).push(frame);
             return Err(e);
         }
-        let mut table = lock(&self.shards[shard_of(key)]);
+        let mut table = lock(&self.shards[shard_of(key)].table);
         if f.pins.load(Ordering::Acquire) != 1 {
             // Pinned while we wrote: it stays.
             drop(table);
@@ -459,7 +477,7 @@ impl BufferPool {
                 continue;
             }
             {
-                let table = lock(&self.shards[shard_of(key)]);
+                let table = lock(&self.shards[shard_of(key)].table);
                 if table.get(&key) != Some(&u32::try_from(i).unwrap_or(u32::MAX)) {
                     continue;
                 }
@@ -480,7 +498,7 @@ impl BufferPool {
 
     /// Whether `page` is cached and dirty (for tests and diagnostics).
     pub fn is_dirty(&self, page: PageId) -> Option<bool> {
-        let frame = *lock(&self.shards[shard_of(page.get())]).get(&page.get())?;
+        let frame = *lock(&self.shards[shard_of(page.get())].table).get(&page.get())?;
         let data = self.frames[frame as usize]
             .data
             .read()

@@ -197,8 +197,9 @@ impl Policy for Sieve {
     }
 }
 
-/// Hits of Belady's optimal offline policy (evict the key used furthest in the future).
-pub fn belady_hits(trace: &[u64], capacity: usize) -> u64 {
+/// Hits of Belady's optimal offline policy (evict the key used furthest in the future),
+/// counting only accesses at or after position `from`.
+pub fn belady_hits(trace: &[u64], capacity: usize, from: usize) -> u64 {
     let capacity = capacity.max(1);
     // next[i]: the position of the next access to trace[i]'s key after i.
     let mut next = vec![usize::MAX; trace.len()];
@@ -214,7 +215,7 @@ pub fn belady_hits(trace: &[u64], capacity: usize) -> u64 {
     let mut hits = 0;
     for (i, k) in trace.iter().enumerate() {
         if cached.contains_key(k) {
-            hits += 1;
+            hits += u64::from(i >= from);
         } else if cached.len() >= capacity {
             // Lazy deletion: heap entries whose next use no longer matches are stale.
             while let Some((when, key)) = heap.pop() {
@@ -254,8 +255,8 @@ fn unit(state: &mut u64) -> f64 {
     (mix(state) >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// `len` keys from `0..pages` with zipfian popularity of exponent `theta`; key 0 is not
-/// always the hottest (ranks are scattered over the key space).
+/// `len` keys from `0..pages` with zipfian popularity of exponent `theta`. Ranks are
+/// scattered over the key space by a bijection, so hot keys are not neighbours.
 pub fn zipf_trace(pages: u64, theta: f64, len: usize, seed: u64) -> Vec<u64> {
     let n = usize::try_from(pages).unwrap_or(usize::MAX).max(1);
     let mut cdf = Vec::with_capacity(n);
@@ -271,11 +272,38 @@ pub fn zipf_trace(pages: u64, theta: f64, len: usize, seed: u64) -> Vec<u64> {
         .map(|_| {
             let u = unit(&mut state) * sum;
             let rank = cdf.partition_point(|c| *c < u).min(n - 1) as u64;
-            // Scatter ranks over the key space with an odd multiplier (a bijection mod 2^64),
-            // then fold into range.
-            rank.wrapping_mul(0x9E37_79B9_7F4A_7C15) % pages.max(1)
+            scatter(rank, pages.max(1))
         })
         .collect()
+}
+
+/// A bijection of `0..pages` onto itself: an affine map modulo the next power of two,
+/// repeated until the value falls in range (cycle walking).
+fn scatter(rank: u64, pages: u64) -> u64 {
+    let mask = pages.next_power_of_two() - 1;
+    let mut x = rank;
+    loop {
+        x = x
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(0x632B_E59B_D9B4_E019)
+            & mask;
+        if x < pages {
+            return x;
+        }
+    }
+}
+
+/// Hits of `policy` over `trace`, counting only accesses after the first `warmup` (the
+/// steady-state hit ratio, without the compulsory misses of filling the cache).
+#[expect(clippy::cast_precision_loss, reason = "a ratio")]
+pub fn steady_hit_ratio(policy: &mut dyn Policy, trace: &[u64], warmup: usize) -> f64 {
+    let warmup = warmup.min(trace.len());
+    for k in &trace[..warmup] {
+        policy.access(*k);
+    }
+    let rest = &trace[warmup..];
+    let hits = rest.iter().filter(|k| policy.access(**k)).count();
+    hits as f64 / rest.len().max(1) as f64
 }
 
 /// `len` keys uniform over `0..pages`.
@@ -329,7 +357,7 @@ mod tests {
     fn belady_bounds_every_policy_and_all_fit_means_only_cold_misses() {
         let trace = zipf_trace(500, 0.99, 20_000, 2);
         for cap in [10, 50, 250] {
-            let best = belady_hits(&trace, cap);
+            let best = belady_hits(&trace, cap, 0);
             for mut p in [
                 Box::new(Lru::new(cap)) as Box<dyn Policy>,
                 Box::new(Clock::new(cap)),
@@ -340,12 +368,21 @@ mod tests {
             }
         }
         let distinct = trace.iter().collect::<std::collections::HashSet<_>>().len() as u64;
-        assert_eq!(belady_hits(&trace, 500), trace.len() as u64 - distinct);
+        assert_eq!(belady_hits(&trace, 500, 0), trace.len() as u64 - distinct);
         let mut s = Sieve::new(500);
         assert_eq!(
             trace.iter().filter(|k| s.access(**k)).count() as u64,
             trace.len() as u64 - distinct
         );
+    }
+
+    #[test]
+    fn scatter_is_a_bijection() {
+        for pages in [1u64, 7, 100, 1024, 1000] {
+            let mut seen: Vec<u64> = (0..pages).map(|r| scatter(r, pages)).collect();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..pages).collect::<Vec<_>>());
+        }
     }
 
     #[test]

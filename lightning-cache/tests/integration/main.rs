@@ -21,9 +21,19 @@ pub(crate) fn file(vfs: &dyn Vfs, pages: u64) -> Arc<PageFile> {
 }
 
 pub(crate) fn pool(frames: u64, pages: u64) -> BufferPool {
-    BufferPool::new(file(&MemVfs::new(), pages), frames * u64::from(PS.bytes()), Arc::new(FixedGeneration(1))).unwrap()
+    BufferPool::new(
+        file(&MemVfs::new(), pages),
+        frames * u64::from(PS.bytes()),
+        Arc::new(FixedGeneration(1)),
+    )
+    .unwrap()
 }
 
-pub(crate) fn pool_on(vfs: &CrashVfs, frames: u64, pages: u64, hook: Arc<dyn WriteBack>) -> BufferPool {
+pub(crate) fn pool_on(
+    vfs: &CrashVfs,
+    frames: u64,
+    pages: u64,
+    hook: Arc<dyn WriteBack>,
+) -> BufferPool {
     BufferPool::new(file(vfs, pages), frames * u64::from(PS.bytes()), hook).unwrap()
 }

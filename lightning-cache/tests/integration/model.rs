@@ -10,11 +10,19 @@ use crate::pool;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Write { page: u64, byte: u8, len: usize },
-    Read { page: u64 },
+    Write {
+        page: u64,
+        byte: u8,
+        len: usize,
+    },
+    Read {
+        page: u64,
+    },
     Flush,
     /// Hold several pins at once, then release them.
-    HoldMany { pages: Vec<u64> },
+    HoldMany {
+        pages: Vec<u64>,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {

@@ -30,19 +30,38 @@ fn hook_runs_exactly_once_per_dirty_page_per_flush() {
     let hook = Arc::new(Recorder::default());
     let pool = pool_on(&vfs, 16, 20, hook.clone());
     for id in 2..12u64 {
-        pool.create(PageId::new(id), PageType::Overflow).unwrap().page_mut().set_payload(&[1]).unwrap();
+        pool.create(PageId::new(id), PageType::Overflow)
+            .unwrap()
+            .page_mut()
+            .set_payload(&[1])
+            .unwrap();
     }
     // Only read: stays clean.
     drop(pool.pin(PageId::new(5)).unwrap());
     // Written twice between flushes: still one write-back.
     for _ in 0..2 {
-        pool.pin_mut(PageId::new(3)).unwrap().page_mut().set_payload(&[2]).unwrap();
+        pool.pin_mut(PageId::new(3))
+            .unwrap()
+            .page_mut()
+            .set_payload(&[2])
+            .unwrap();
     }
     pool.flush().unwrap();
-    assert_eq!(*hook.calls.lock().unwrap(), (2..12).map(|i| (i, 1)).collect());
+    assert_eq!(
+        *hook.calls.lock().unwrap(),
+        (2..12).map(|i| (i, 1)).collect()
+    );
     pool.flush().unwrap();
-    assert_eq!(hook.calls.lock().unwrap().values().sum::<u32>(), 10, "clean pages are not written again");
-    pool.pin_mut(PageId::new(4)).unwrap().page_mut().set_payload(&[3]).unwrap();
+    assert_eq!(
+        hook.calls.lock().unwrap().values().sum::<u32>(),
+        10,
+        "clean pages are not written again"
+    );
+    pool.pin_mut(PageId::new(4))
+        .unwrap()
+        .page_mut()
+        .set_payload(&[3])
+        .unwrap();
     pool.flush().unwrap();
     assert_eq!(hook.calls.lock().unwrap()[&4], 2);
     // The hook's generation is stamped on the page.
@@ -56,15 +75,22 @@ fn a_refusing_hook_keeps_the_page_dirty_and_returns_the_error() {
     let vfs = CrashVfs::new(2);
     let hook = Arc::new(Recorder::default());
     let pool = pool_on(&vfs, 4, 20, hook.clone());
-    pool.create(PageId::new(2), PageType::Overflow).unwrap().page_mut().set_payload(b"x").unwrap();
+    pool.create(PageId::new(2), PageType::Overflow)
+        .unwrap()
+        .page_mut()
+        .set_payload(b"x")
+        .unwrap();
     *hook.refuse.lock().unwrap() = true;
     assert!(matches!(pool.flush(), Err(Error::WriteBack { .. })));
     assert_eq!(pool.is_dirty(PageId::new(2)), Some(true));
     // Eviction needs the same write-back and fails the same way, keeping the page.
     for id in 3..6 {
-        let _ = pool.create(PageId::new(id), PageType::Overflow);
+        drop(pool.create(PageId::new(id), PageType::Overflow));
     }
-    assert!(matches!(pool.create(PageId::new(9), PageType::Overflow), Err(Error::WriteBack { .. })));
+    assert!(matches!(
+        pool.create(PageId::new(9), PageType::Overflow),
+        Err(Error::WriteBack { .. })
+    ));
     assert_eq!(pool.is_dirty(PageId::new(2)), Some(true));
     *hook.refuse.lock().unwrap() = false;
     pool.flush().unwrap();
@@ -75,8 +101,17 @@ fn a_refusing_hook_keeps_the_page_dirty_and_returns_the_error() {
 fn a_failing_write_keeps_the_page_dirty_and_returns_the_error() {
     let vfs = CrashVfs::new(3);
     let pool = pool_on(&vfs, 4, 20, Arc::new(lightning_cache::FixedGeneration(1)));
-    pool.create(PageId::new(2), PageType::Overflow).unwrap().page_mut().set_payload(b"x").unwrap();
-    vfs.inject(Fault { op: FaultOp::Write, nth: 0, permanent: false, kind: FaultKind::NoSpace });
+    pool.create(PageId::new(2), PageType::Overflow)
+        .unwrap()
+        .page_mut()
+        .set_payload(b"x")
+        .unwrap();
+    vfs.inject(Fault {
+        op: FaultOp::Write,
+        nth: 0,
+        permanent: false,
+        kind: FaultKind::NoSpace,
+    });
     assert!(matches!(pool.flush(), Err(Error::Page(_))));
     assert_eq!(pool.is_dirty(PageId::new(2)), Some(true));
     pool.flush().unwrap();
@@ -86,7 +121,9 @@ fn a_failing_write_keeps_the_page_dirty_and_returns_the_error() {
 #[test]
 fn all_frames_pinned_is_cache_full_not_a_deadlock() {
     let pool = pool(3, 20);
-    let guards: Vec<_> = (2..5).map(|i| pool.create(PageId::new(i), PageType::Overflow).unwrap()).collect();
+    let guards: Vec<_> = (2..5)
+        .map(|i| pool.create(PageId::new(i), PageType::Overflow).unwrap())
+        .collect();
     let e = pool.pin(PageId::new(9)).unwrap_err();
     assert!(matches!(e, Error::CacheFull { frames: 3 }), "{e}");
     drop(guards);
@@ -96,30 +133,51 @@ fn all_frames_pinned_is_cache_full_not_a_deadlock() {
 #[test]
 fn shared_pins_coexist_and_pinned_pages_are_never_evicted() {
     let pool = pool(2, 20);
-    pool.create(PageId::new(2), PageType::Overflow).unwrap().page_mut().set_payload(b"keep").unwrap();
+    pool.create(PageId::new(2), PageType::Overflow)
+        .unwrap()
+        .page_mut()
+        .set_payload(b"keep")
+        .unwrap();
     let a = pool.pin(PageId::new(2)).unwrap();
     let b = pool.pin(PageId::new(2)).unwrap();
     for id in 3..10 {
-        pool.create(PageId::new(id), PageType::Overflow).unwrap().page_mut().set_payload(&[1]).unwrap();
+        pool.create(PageId::new(id), PageType::Overflow)
+            .unwrap()
+            .page_mut()
+            .set_payload(&[1])
+            .unwrap();
     }
     assert_eq!((a.payload(), b.payload()), (&b"keep"[..], &b"keep"[..]));
-    assert_eq!(pool.is_dirty(PageId::new(2)), Some(true), "still cached, never written back");
+    assert_eq!(
+        pool.is_dirty(PageId::new(2)),
+        Some(true),
+        "still cached, never written back"
+    );
 }
 
 #[test]
 fn damaged_pages_on_disk_are_reported_not_cached() {
     let vfs = CrashVfs::new(4);
     let pool = pool_on(&vfs, 4, 20, Arc::new(lightning_cache::FixedGeneration(1)));
-    pool.create(PageId::new(6), PageType::BTreeLeaf).unwrap().page_mut().set_payload(b"row").unwrap();
+    pool.create(PageId::new(6), PageType::BTreeLeaf)
+        .unwrap()
+        .page_mut()
+        .set_payload(b"row")
+        .unwrap();
     pool.flush().unwrap();
     // Push it out, damage it on disk, read it back.
     for id in 2..6 {
         pool.create(PageId::new(id), PageType::Overflow).unwrap();
     }
-    vfs.corrupt("data.ldb".as_ref(), 6 * 4096 + 50, b"!").unwrap();
+    vfs.corrupt("data.ldb".as_ref(), 6 * 4096 + 50, b"!")
+        .unwrap();
     let e = pool.pin(PageId::new(6)).unwrap_err();
     assert!(matches!(&e, Error::Page(p) if p.is_corruption()), "{e}");
-    assert_eq!(pool.is_dirty(PageId::new(6)), None, "a failed load leaves nothing cached");
+    assert_eq!(
+        pool.is_dirty(PageId::new(6)),
+        None,
+        "a failed load leaves nothing cached"
+    );
     // Pages never written read as corruption too (all zeros), never as garbage.
     assert!(pool.pin(PageId::new(15)).is_err());
 }
@@ -128,7 +186,11 @@ fn damaged_pages_on_disk_are_reported_not_cached() {
 fn stats_count_hits_misses_and_evictions() {
     let pool = pool(4, 100);
     for id in 2..50 {
-        pool.create(PageId::new(id), PageType::Overflow).unwrap().page_mut().set_payload(&[1]).unwrap();
+        pool.create(PageId::new(id), PageType::Overflow)
+            .unwrap()
+            .page_mut()
+            .set_payload(&[1])
+            .unwrap();
     }
     pool.flush().unwrap();
     for _ in 0..3 {
@@ -137,7 +199,10 @@ fn stats_count_hits_misses_and_evictions() {
         }
     }
     let s = pool.stats();
-    assert!(s.misses >= 100 && s.evictions >= 100 && s.write_backs >= 48, "{s:?}");
+    assert!(
+        s.misses >= 100 && s.evictions >= 100 && s.write_backs >= 48,
+        "{s:?}"
+    );
     assert!(s.hit_ratio() < 0.5);
     for _ in 0..100 {
         drop(pool.pin(PageId::new(49)).unwrap());

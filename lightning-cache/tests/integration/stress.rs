@@ -1,7 +1,7 @@
 //! Threads pin, modify and release random pages through a tiny pool: nothing is lost.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use lightning_cache::Error;
 use lightning_page::{PageId, PageType};
@@ -14,13 +14,19 @@ fn concurrent_increments_through_a_tiny_pool_are_never_lost() {
     const PAGES: u64 = 64;
     let pool = Arc::new(pool(8, PAGES + 2));
     for id in 2..PAGES + 2 {
-        pool.create(PageId::new(id), PageType::Overflow).unwrap().page_mut().set_payload(&0u64.to_le_bytes()).unwrap();
+        pool.create(PageId::new(id), PageType::Overflow)
+            .unwrap()
+            .page_mut()
+            .set_payload(&0u64.to_le_bytes())
+            .unwrap();
     }
-    let expected: Arc<Vec<AtomicU64>> = Arc::new((0..PAGES + 2).map(|_| AtomicU64::new(0)).collect());
+    let expected: Arc<Vec<AtomicU64>> =
+        Arc::new((0..PAGES + 2).map(|_| AtomicU64::new(0)).collect());
     let full = Arc::new(AtomicU64::new(0));
     let threads: Vec<_> = (0..4u64)
         .map(|t| {
-            let (pool, expected, full) = (Arc::clone(&pool), Arc::clone(&expected), Arc::clone(&full));
+            let (pool, expected, full) =
+                (Arc::clone(&pool), Arc::clone(&expected), Arc::clone(&full));
             std::thread::spawn(move || {
                 let mut rng = Rng::new(t);
                 for _ in 0..lightning_testkit::scaled(5000) {
@@ -60,8 +66,15 @@ fn concurrent_increments_through_a_tiny_pool_are_never_lost() {
         let (buf, _) = pool.file().read_page(PageId::new(id), None).unwrap();
         let mut n = [0u8; 8];
         n.copy_from_slice(buf.payload());
-        assert_eq!(u64::from_le_bytes(n), expected[usize::try_from(id).unwrap()].load(Ordering::Relaxed), "page {id}");
+        assert_eq!(
+            u64::from_le_bytes(n),
+            expected[usize::try_from(id).unwrap()].load(Ordering::Relaxed),
+            "page {id}"
+        );
     }
     let s = pool.stats();
-    assert!(s.evictions > 1000, "a tiny pool must evict constantly: {s:?}");
+    assert!(
+        s.evictions > 1000,
+        "a tiny pool must evict constantly: {s:?}"
+    );
 }
