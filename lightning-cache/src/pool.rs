@@ -133,6 +133,10 @@ struct Counters {
 /// whose hit path sets one bit. Dirty pages are written back on eviction and by
 /// [`flush`](Self::flush), each time after the [`WriteBack`] hook agrees.
 ///
+/// A thread must not pin a page it already holds a guard on: a writer waiting for the same
+/// page (another thread's [`pin_mut`](Self::pin_mut), or [`flush`](Self::flush) writing it
+/// back) can make the second pin wait for the first guard, which never goes.
+///
 /// ```
 /// use std::sync::Arc;
 /// use lightning_cache::{BufferPool, FixedGeneration};
@@ -257,7 +261,7 @@ impl BufferPool {
             }
             // The load this pin waited for failed; try again (and see the error first hand).
             drop(data);
-            f.pins.fetch_sub(1, Ordering::Release);
+            self.release(frame);
         }
     }
 
@@ -271,20 +275,37 @@ impl BufferPool {
                 return Ok(PageMut { frame: f, data });
             }
             drop(data);
-            f.pins.fetch_sub(1, Ordering::Release);
+            self.release(frame);
         }
     }
 
     /// Pins a page that exists only in memory so far (just allocated): an empty page of
     /// `page_type`, dirty, without reading the file.
     pub fn create(&self, page: PageId, page_type: PageType) -> Result<PageMut<'_>> {
-        let frame = self.acquire(page, false)?;
+        loop {
+            let frame = self.acquire(page, false)?;
+            let f = &self.frames[frame as usize];
+            let mut data = f.data.write().unwrap_or_else(PoisonError::into_inner);
+            // The frame may have been given up by a failed load of `page` meanwhile.
+            if f.page.load(Ordering::Acquire) != page.get() {
+                drop(data);
+                self.release(frame);
+                continue;
+            }
+            data.buf = PageBuf::new(self.file.page_size(), page_type);
+            data.page = Some(page);
+            data.dirty = true;
+            return Ok(PageMut { frame: f, data });
+        }
+    }
+
+    /// Drops one pin taken by this pool on `frame`. A frame a failed load gave up (no page,
+    /// out of the table) goes back to the free list when its last pin goes.
+    fn release(&self, frame: u32) {
         let f = &self.frames[frame as usize];
-        let mut data = f.data.write().unwrap_or_else(PoisonError::into_inner);
-        data.buf = PageBuf::new(self.file.page_size(), page_type);
-        data.page = Some(page);
-        data.dirty = true;
-        Ok(PageMut { frame: f, data })
+        if f.pins.fetch_sub(1, Ordering::AcqRel) == 1 && f.page.load(Ordering::Acquire) == NO_PAGE {
+            lock(&self.free).push(frame);
+        }
     }
 
     /// Finds or loads the frame for `page` and pins it once. With `read` false, a missing
@@ -364,11 +385,14 @@ impl BufferPool {
                 Ok(())
             }
             Err(e) => {
-                lock(&self.shards[shard_of(page.get())].table).remove(&page.get());
+                // Unregister under the shard lock, so no new pin can find the frame; pins
+                // taken before (waiters on the data lock) see no page and let go.
+                let mut table = lock(&self.shards[shard_of(page.get())].table);
+                table.remove(&page.get());
                 f.page.store(NO_PAGE, Ordering::Release);
+                drop(table);
                 drop(data);
-                f.pins.store(0, Ordering::Release);
-                lock(&self.free).push(frame);
+                self.release(frame);
                 Err(e.into())
             }
         }
@@ -483,15 +507,19 @@ impl BufferPool {
                 }
                 f.pins.fetch_add(1, Ordering::Acquire);
             }
-            let mut data = f.data.write().unwrap_or_else(PoisonError::into_inner);
-            if data.dirty
-                && let Err(e) = self.write_back(&mut data)
-            {
-                tracing::warn!(page = key, error = %e, "write-back failed; the page stays dirty");
-                first_error.get_or_insert(e);
+            // Look under a shared lock first: clean pages (most of them) never wait for,
+            // or make wait, anyone.
+            let dirty = f.data.read().unwrap_or_else(PoisonError::into_inner).dirty;
+            if dirty {
+                let mut data = f.data.write().unwrap_or_else(PoisonError::into_inner);
+                if data.dirty
+                    && let Err(e) = self.write_back(&mut data)
+                {
+                    tracing::warn!(page = key, error = %e, "write-back failed; the page stays dirty");
+                    first_error.get_or_insert(e);
+                }
             }
-            drop(data);
-            f.pins.fetch_sub(1, Ordering::Release);
+            self.release(u32::try_from(i).unwrap_or(u32::MAX));
         }
         first_error.map_or(Ok(()), Err)
     }
