@@ -118,36 +118,56 @@ fn store_index(vfs: &dyn Vfs, dir: &Path, entries: &[ArchivedSegment]) -> Result
 }
 
 /// Moves a closed, synced segment into the archive and records it in the index.
+///
+/// The index entry is written first: a power cut before the move leaves an entry whose file
+/// is still in the log directory (the next truncation archives it again and the entry is
+/// rewritten); the reverse order could leave an archived segment no index knows of.
 pub(crate) fn archive_segment(vfs: &dyn Vfs, archive: &Path, seg: &ArchivedSegment) -> Result<()> {
     vfs.create_dir_all(archive)
         .map_err(|e| Error::io("create directory", archive, e))?;
     let name = seg.path.file_name().map(PathBuf::from).unwrap_or_default();
     let target = archive.join(&name);
+    let mut entries = load_index(vfs, archive)?;
+    entries.retain(|e| e.first != seg.first);
+    entries.push(ArchivedSegment {
+        path: target.clone(),
+        ..seg.clone()
+    });
+    entries.sort_by_key(|e| e.first);
+    store_index(vfs, archive, &entries)?;
     vfs.rename(&seg.path, &target)
         .map_err(|e| Error::io("archive", &seg.path, e))?;
     vfs.sync_dir(archive)
         .map_err(|e| Error::io("sync directory", archive, e))?;
     let from = parent_dir(&seg.path);
     vfs.sync_dir(&from)
-        .map_err(|e| Error::io("sync directory", &from, e))?;
-    let mut entries = load_index(vfs, archive)?;
-    entries.retain(|e| e.first != seg.first);
-    entries.push(ArchivedSegment {
-        path: target,
-        ..seg.clone()
-    });
-    entries.sort_by_key(|e| e.first);
-    store_index(vfs, archive, &entries)
+        .map_err(|e| Error::io("sync directory", &from, e))
 }
 
 /// The archived segments needed to replay up to `target` (inclusive), oldest first: every
-/// segment whose first LSN is at or below it.
-pub fn segments_through(index: &[ArchivedSegment], target: Lsn) -> Vec<ArchivedSegment> {
-    index
+/// segment whose first LSN is at or below it. A gap between them (a segment missing from
+/// the index) is corruption: replaying across it would skip commits.
+pub fn segments_through(index: &[ArchivedSegment], target: Lsn) -> Result<Vec<ArchivedSegment>> {
+    let out: Vec<ArchivedSegment> = index
         .iter()
         .filter(|s| s.first <= target)
         .cloned()
-        .collect()
+        .collect();
+    for pair in out.windows(2) {
+        if pair[1].first != pair[0].last.next() {
+            return Err(Error::Corruption {
+                file: pair[1].path.clone(),
+                offset: 0,
+                what: "archive has a gap",
+                detail: format!(
+                    "records {} to {} are in no archived segment",
+                    pair[0].last.next(),
+                    Lsn::new(pair[1].first.get() - 1)
+                ),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// A conservative bound for point-in-time recovery: the last LSN of the newest archived
@@ -207,6 +227,12 @@ mod tests {
         assert_eq!(last_lsn_at(&index, 100), Some(Lsn::new(10)));
         assert_eq!(last_lsn_at(&index, 150), Some(Lsn::new(10)));
         assert_eq!(last_lsn_at(&index, 250), Some(Lsn::new(25)));
-        assert_eq!(segments_through(&index, Lsn::new(11)).len(), 2);
+        assert_eq!(segments_through(&index, Lsn::new(11)).unwrap().len(), 2);
+        let gap = vec![seg(1, 10), seg(12, 25)];
+        assert!(
+            segments_through(&gap, Lsn::new(20))
+                .unwrap_err()
+                .is_corruption()
+        );
     }
 }

@@ -20,10 +20,10 @@ impl Lsn {
         self.0
     }
 
-    /// The LSN after this one.
+    /// The LSN after this one (saturating: `u64::MAX` is never a valid record's LSN).
     #[must_use]
     pub const fn next(self) -> Lsn {
-        Lsn(self.0 + 1)
+        Lsn(self.0.saturating_add(1))
     }
 }
 
@@ -169,6 +169,9 @@ pub(crate) fn decode_frame(buf: &[u8], offset: usize, max_payload: u32) -> Decod
     if u32_at(header, CRC_OFF) != crc32c::crc32c(&body[LEN_OFF..]) {
         return Decoded::Invalid("frame checksum mismatch");
     }
+    if u64_at(header, LSN_OFF) == u64::MAX {
+        return Decoded::Invalid("frame LSN out of range");
+    }
     let meta = FrameMeta {
         lsn: Lsn(u64_at(header, LSN_OFF)),
         synced_through: Lsn(u64_at(header, SYNCED_OFF)),
@@ -180,6 +183,17 @@ pub(crate) fn decode_frame(buf: &[u8], offset: usize, max_payload: u32) -> Decod
         payload: &body[FRAME_HEADER..],
         next: offset + frame_len(len),
     }
+}
+
+/// The LSN, synced-through LSN and payload length a frame header at `offset` claims,
+/// unchecked (no checksum): a cheap filter before [`decode_frame`].
+pub(crate) fn peek_header(buf: &[u8], offset: usize) -> Option<(Lsn, Lsn, u32)> {
+    let h = buf.get(offset..offset.checked_add(FRAME_HEADER)?)?;
+    Some((
+        Lsn(u64_at(h, LSN_OFF)),
+        Lsn(u64_at(h, SYNCED_OFF)),
+        u32_at(h, LEN_OFF),
+    ))
 }
 
 /// Encodes a segment header.

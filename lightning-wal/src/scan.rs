@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use lightning_page::vfs::{OpenMode, Vfs};
 
 use crate::frame::{
-    ALIGN, Decoded, Lsn, Record, SEGMENT_HEADER, check_segment_header, decode_frame,
+    ALIGN, Decoded, FRAME_HEADER, Lsn, Record, SEGMENT_HEADER, check_segment_header, decode_frame,
+    peek_header,
 };
 use crate::{Error, Result};
 
@@ -63,8 +64,6 @@ pub struct TornTail {
     pub what: &'static str,
     /// Bytes after the end (in that segment) that recovery discards on open for write.
     pub discarded_bytes: u64,
-    /// Later segments that hold nothing of the valid log.
-    pub discarded_segments: usize,
 }
 
 /// The valid log found on disk.
@@ -72,8 +71,6 @@ pub struct TornTail {
 pub(crate) struct Layout {
     /// Segments holding the valid log, oldest first.
     pub(crate) segments: Vec<SegmentInfo>,
-    /// Segments after the valid log's end (torn tail leftovers).
-    pub(crate) beyond: Vec<PathBuf>,
     /// The last valid record; `first - 1` (or zero) for an empty log.
     pub(crate) last: Lsn,
     pub(crate) torn: Option<TornTail>,
@@ -164,17 +161,28 @@ fn scan_segment(
     }
 }
 
-/// The largest `synced_through` among valid frames at or after `from` (aligned probing),
-/// considering only frames numbered `min_lsn` or later.
-fn max_synced_after(buf: &[u8], from: usize, min_lsn: Lsn, max_payload: u32) -> Option<(Lsn, Lsn)> {
+/// The largest `synced_through` among valid frames after a stop at `stop` in `buf`,
+/// considering only frames that could follow it: numbered `missing` or later, with fewer
+/// records between than bytes allow, and claiming durability only of earlier records.
+/// Aligned offsets are probed inside damaged bytes; after a valid frame the probe jumps over
+/// it, so payloads are never taken for frames. Cheap header checks come before any checksum.
+fn max_synced_after(buf: &[u8], stop: usize, missing: Lsn, max_payload: u32) -> Option<(Lsn, Lsn)> {
     let mut best: Option<(Lsn, Lsn)> = None;
-    let mut at = from.div_ceil(ALIGN) * ALIGN;
-    while at + ALIGN <= buf.len() {
-        if let Decoded::Frame { meta, .. } = decode_frame(buf, at, max_payload)
-            && meta.lsn >= min_lsn
-            && best.is_none_or(|(s, _)| meta.synced_through > s)
-        {
-            best = Some((meta.synced_through, meta.lsn));
+    let mut at = (stop + ALIGN).div_ceil(ALIGN) * ALIGN;
+    while at + FRAME_HEADER <= buf.len() {
+        let room = ((at - stop) / FRAME_HEADER) as u64 + 1;
+        let plausible = peek_header(buf, at).is_some_and(|(lsn, synced, len)| {
+            lsn >= missing
+                && lsn.get() - missing.get() <= room
+                && synced < lsn
+                && len <= max_payload
+        });
+        if plausible && let Decoded::Frame { meta, next, .. } = decode_frame(buf, at, max_payload) {
+            if best.is_none_or(|(s, _)| meta.synced_through > s) {
+                best = Some((meta.synced_through, meta.lsn));
+            }
+            at = next;
+            continue;
         }
         at += ALIGN;
     }
@@ -191,7 +199,7 @@ pub(crate) fn scan_dir(vfs: &dyn Vfs, dir: &Path, max_payload: u32) -> Result<La
     let mut iter = listed.into_iter().peekable();
     while let Some((first, path)) = iter.next() {
         let expected = last.next();
-        if first != expected {
+        if first != expected || first.get() == u64::MAX {
             return Err(Error::Corruption {
                 file: path,
                 offset: 0,
@@ -211,71 +219,70 @@ pub(crate) fn scan_dir(vfs: &dyn Vfs, dir: &Path, max_payload: u32) -> Result<La
             segments.push(info);
             continue;
         };
+        let Some((next_first, _)) = iter.peek() else {
+            // The last segment: a stop here is a torn tail unless a later frame proves the
+            // missing record was durable.
+            let missing = last.next();
+            let evidence = max_synced_after(&buf, stop.offset, missing, max_payload);
+            // A segment header is synced before any record goes in, so a damaged header over
+            // valid records is damage to durable data, whatever the records say.
+            let header_under_records = stop.offset == 0 && evidence.is_some();
+            if let Some((synced, witness)) = evidence
+                && (synced >= missing || header_under_records)
+            {
+                return Err(Error::Corruption {
+                    file: info.path.clone(),
+                    offset: stop.offset as u64,
+                    what: stop.what,
+                    detail: format!(
+                        "record {missing} was durable: record {witness}, written later, says the log was synced through {synced}"
+                    ),
+                });
+            }
+            let torn = (stop.what != "end of written data").then(|| TornTail {
+                segment: info.path.clone(),
+                offset: info.end,
+                what: stop.what,
+                discarded_bytes: info.file_len - info.end,
+            });
+            if let Some(t) = &torn {
+                tracing::warn!(segment = %t.segment.display(), offset = t.offset, what = t.what, "WAL ends in a torn tail; unacknowledged records after it are discarded");
+            }
+            segments.push(info);
+            return Ok(Layout {
+                segments,
+                last,
+                torn,
+            });
+        };
         // A segment that ends early is fine when the next one carries on exactly.
-        if iter
-            .peek()
-            .is_some_and(|(next_first, _)| *next_first == last.next())
-        {
+        if *next_first == last.next() {
             if stop.what != "end of written data" {
                 tracing::warn!(segment = %info.path.display(), offset = stop.offset, what = stop.what, "junk after the last record of a closed segment");
             }
             segments.push(info);
             continue;
         }
-        let missing = last.next();
-        let in_segment = max_synced_after(&buf, stop.offset + ALIGN, missing, max_payload);
-        // A segment header is synced before any record goes in, so a damaged header over
-        // valid records is damage to durable data, whatever the records say.
-        let header_under_records = stop.offset == 0 && in_segment.is_some();
-        let mut evidence = in_segment;
-        let rest: Vec<PathBuf> = iter.map(|(_, p)| p).collect();
-        for p in &rest {
-            let later = read_whole(vfs, p)?;
-            if let Some(found) = max_synced_after(&later, SEGMENT_HEADER, missing, max_payload)
-                && evidence.is_none_or(|(s, _)| found.0 > s)
-            {
-                evidence = Some(found);
-            }
-        }
-        let what = if stop.what == "end of written data" && !rest.is_empty() {
+        // A segment is synced before the next one is created, so its loss, whatever the
+        // frames say, is damage to durable data.
+        let what = if stop.what == "end of written data" {
             "records missing before the next segment"
         } else {
             stop.what
         };
-        if let Some((synced, witness)) = evidence
-            && (synced >= missing || header_under_records)
-        {
-            return Err(Error::Corruption {
-                file: info.path.clone(),
-                offset: stop.offset as u64,
-                what,
-                detail: format!(
-                    "record {missing} was durable: record {witness}, written later, says the log was synced through {synced}"
-                ),
-            });
-        }
-        let discarded_bytes = info.file_len - info.end;
-        let torn = (stop.what != "end of written data" || !rest.is_empty()).then(|| TornTail {
-            segment: info.path.clone(),
-            offset: info.end,
+        return Err(Error::Corruption {
+            file: info.path.clone(),
+            offset: stop.offset as u64,
             what,
-            discarded_bytes,
-            discarded_segments: rest.len(),
-        });
-        if let Some(t) = &torn {
-            tracing::warn!(segment = %t.segment.display(), offset = t.offset, what = t.what, "WAL ends in a torn tail; unacknowledged records after it are discarded");
-        }
-        segments.push(info);
-        return Ok(Layout {
-            segments,
-            beyond: rest,
-            last,
-            torn,
+            detail: format!(
+                "record {} is missing, yet segment {} was created after this one was synced",
+                last.next(),
+                next_first
+            ),
         });
     }
     Ok(Layout {
         segments,
-        beyond: Vec::new(),
         last,
         torn: None,
     })
@@ -291,6 +298,8 @@ pub struct RecordIter {
     at: usize,
     from: Lsn,
     last: Lsn,
+    /// The LSN the next frame must carry.
+    expected: Lsn,
     max_payload: u32,
     done: bool,
 }
@@ -316,6 +325,7 @@ impl RecordIter {
             path: PathBuf::new(),
             at: 0,
             from,
+            expected: Lsn::ZERO,
             last,
             max_payload,
             done: false,
@@ -329,12 +339,15 @@ impl Iterator for RecordIter {
     fn next(&mut self) -> Option<Self::Item> {
         while !self.done {
             match decode_frame(&self.buf, self.at, self.max_payload) {
+                // Only the record the sequence expects counts: a stray frame after the last
+                // record of a segment (junk recovery tolerated) ends that segment.
                 Decoded::Frame {
                     meta,
                     payload,
                     next,
-                } if self.at >= SEGMENT_HEADER => {
+                } if self.at >= SEGMENT_HEADER && meta.lsn == self.expected => {
                     self.at = next;
+                    self.expected = meta.lsn.next();
                     if meta.lsn > self.last {
                         self.done = true;
                         return None;
@@ -350,7 +363,7 @@ impl Iterator for RecordIter {
                 }
                 _ => {
                     // End of this segment (recovery validated it): on to the next.
-                    let Some((_, path)) = self.segments.next() else {
+                    let Some((first, path)) = self.segments.next() else {
                         self.done = true;
                         return None;
                     };
@@ -359,6 +372,7 @@ impl Iterator for RecordIter {
                             self.buf = buf;
                             self.path = path;
                             self.at = SEGMENT_HEADER;
+                            self.expected = first;
                         }
                         Err(e) => {
                             self.done = true;

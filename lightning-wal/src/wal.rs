@@ -131,6 +131,8 @@ struct Inner {
     io: Mutex<Io>,
     stop: Mutex<bool>,
     stop_cond: Condvar,
+    /// Serializes truncations.
+    truncating: Mutex<()>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -223,7 +225,7 @@ impl Wal {
         vfs.create_dir_all(dir)
             .map_err(|e| Error::io("create directory", dir, e))?;
         let layout = scan_dir(&*vfs, dir, opts.max_record_size)?;
-        let mut segments = layout.segments;
+        let segments = layout.segments;
         // Make the last segment's valid bytes durable and cut what follows them. The bytes
         // are written again, not just fsynced: after a failed fsync the OS may hold pages
         // that read back fine but never reached the disk, and a later fsync skips them
@@ -247,21 +249,30 @@ impl Wal {
             }
             f.sync().map_err(|e| Error::io("sync", &seg.path, e))?;
         }
-        let mut removed = false;
-        for p in &layout.beyond {
-            vfs.remove(p).map_err(|e| Error::io("remove", p, e))?;
-            removed = true;
-        }
-        if segments.last().is_some_and(|s| s.last.is_none()) {
-            if let Some(s) = segments.pop() {
-                vfs.remove(&s.path)
-                    .map_err(|e| Error::io("remove", &s.path, e))?;
-            }
-            removed = true;
-        }
-        if removed {
+        // A last segment without records keeps the log's numbering (its name is the next
+        // LSN, and truncation may have removed everything before it): it becomes the active
+        // segment again, with its header rewritten and anything after it cut.
+        let mut active = None;
+        if let Some(seg) = segments.last()
+            && seg.last.is_none()
+        {
+            let f = vfs
+                .open(&seg.path, OpenMode::ReadWrite)
+                .map_err(|e| Error::io("open", &seg.path, e))?;
+            f.write_at(&encode_segment_header(seg.first), 0)
+                .map_err(|e| Error::io("rewrite header of", &seg.path, e))?;
+            f.set_len(SEGMENT_HEADER as u64)
+                .map_err(|e| Error::io("truncate", &seg.path, e))?;
+            f.sync().map_err(|e| Error::io("sync", &seg.path, e))?;
+            // Its name may never have been made durable (creation failed before the
+            // directory sync): make sure of it before records go in.
             vfs.sync_dir(dir)
                 .map_err(|e| Error::io("sync directory", dir, e))?;
+            active = Some(Active {
+                file: f,
+                len: SEGMENT_HEADER as u64,
+                unsynced: false,
+            });
         }
         let recovery = Recovery {
             first_lsn: segments.first().map_or(layout.last.next(), |s| s.first),
@@ -291,12 +302,10 @@ impl Wal {
                 stats: StatsInner::default(),
             }),
             conds: [Condvar::new(), Condvar::new()],
-            io: Mutex::new(Io {
-                active: None,
-                segments,
-            }),
+            io: Mutex::new(Io { active, segments }),
             stop: Mutex::new(false),
             stop_cond: Condvar::new(),
+            truncating: Mutex::new(()),
             opts,
         });
         let flusher = if inner.opts.flush_interval.is_zero() {
@@ -380,18 +389,31 @@ impl Wal {
     /// always stays. Returns how many segments went.
     pub fn truncate_before(&self, lsn: Lsn) -> Result<usize> {
         self.inner.check_usable()?;
-        let mut io = lock(&self.inner.io);
-        let keep_from = io.segments.len().saturating_sub(1);
-        let n = (0..keep_from)
-            .take_while(|&i| io.segments[i + 1].first <= lsn)
-            .count();
-        let gone: Vec<SegmentInfo> = io.segments.drain(..n).collect();
-        drop(io);
-        let result = self.inner.retire(gone);
-        if let Err(e) = &result {
-            self.inner.poison(e);
+        // One truncation at a time: segments leave strictly oldest first, so the log
+        // directory never has a gap (a later segment archived while an earlier one stays).
+        let _one_at_a_time = lock(&self.inner.truncating);
+        let candidates: Vec<SegmentInfo> = {
+            let io = lock(&self.inner.io);
+            let keep_from = io.segments.len().saturating_sub(1);
+            let n = (0..keep_from)
+                .take_while(|&i| io.segments[i + 1].first <= lsn)
+                .count();
+            io.segments[..n].to_vec()
+        };
+        // Archive or delete outside the I/O lock, so commits go on meanwhile. A failure
+        // leaves the log itself intact: it is returned, not poisoning, and the segments not
+        // yet retired stay in the log for the next truncation.
+        let mut retired = 0;
+        let mut outcome = Ok(());
+        for seg in candidates {
+            if let Err(e) = self.inner.retire(seg) {
+                outcome = Err(e);
+                break;
+            }
+            retired += 1;
         }
-        result
+        lock(&self.inner.io).segments.drain(..retired);
+        outcome.map(|()| retired)
     }
 
     /// Makes everything durable, stops the flusher, and closes the log.
@@ -438,15 +460,6 @@ impl Inner {
         Ok(())
     }
 
-    fn poison(&self, e: &Error) {
-        let mut st = lock(&self.state);
-        if st.poisoned.is_none() {
-            tracing::error!(error = %e, "WAL poisoned");
-            st.poisoned = Some(e.to_string());
-        }
-        self.conds.iter().for_each(Condvar::notify_all);
-    }
-
     fn append(&self, record_type: u8, payload: &[u8], durability: Durability) -> Result<Lsn> {
         if payload.len() > self.opts.max_record_size as usize {
             return Err(Error::RecordTooLarge {
@@ -479,7 +492,8 @@ impl Inner {
         });
         // This record completes the batch a leader is gathering: write it now, from this
         // thread, which is already running, instead of waking the sleeping leader.
-        if let Some(number) = st.collecting
+        if durability == Durability::Immediate
+            && let Some(number) = st.collecting
             && st.queue.len() >= st.gather_target
         {
             st.collecting = None;
@@ -586,7 +600,11 @@ impl Inner {
         st.queued_bytes = 0;
         let (written, synced) = (st.written, st.synced);
         drop(st);
+        // If the write panics (a VFS implementation may), the guard poisons the log and
+        // wakes everyone instead of leaving them waiting for a leader that is gone.
+        let guard = PanicGuard { inner: self };
         let result = self.write_batch(batch, written, synced, sync);
+        std::mem::forget(guard);
         let mut st = lock(&self.state);
         st.leader = false;
         match result {
@@ -755,33 +773,25 @@ impl Inner {
         Ok(())
     }
 
-    /// Deletes or archives closed segments.
-    fn retire(&self, gone: Vec<SegmentInfo>) -> Result<usize> {
-        let n = gone.len();
-        for seg in gone {
-            match &self.opts.archive_dir {
-                Some(archive) => {
-                    let entry = ArchivedSegment {
-                        first: seg.first,
-                        last: seg.last.unwrap_or(seg.first),
-                        min_time_us: seg.min_time_us.unwrap_or(0),
-                        max_time_us: seg.max_time_us.unwrap_or(0),
-                        path: seg.path,
-                    };
-                    archive_segment(&*self.vfs, archive, &entry)?;
-                }
-                None => self
-                    .vfs
-                    .remove(&seg.path)
-                    .map_err(|e| Error::io("remove", &seg.path, e))?,
-            }
-        }
-        if n > 0 && self.opts.archive_dir.is_none() {
+    /// Deletes or archives one closed segment, durably, before the next one is touched.
+    fn retire(&self, seg: SegmentInfo) -> Result<()> {
+        let Some(archive) = &self.opts.archive_dir else {
             self.vfs
+                .remove(&seg.path)
+                .map_err(|e| Error::io("remove", &seg.path, e))?;
+            return self
+                .vfs
                 .sync_dir(&self.dir)
-                .map_err(|e| Error::io("sync directory", &self.dir, e))?;
-        }
-        Ok(n)
+                .map_err(|e| Error::io("sync directory", &self.dir, e));
+        };
+        let entry = ArchivedSegment {
+            first: seg.first,
+            last: seg.last.unwrap_or(seg.first),
+            min_time_us: seg.min_time_us.unwrap_or(0),
+            max_time_us: seg.max_time_us.unwrap_or(0),
+            path: seg.path,
+        };
+        archive_segment(&*self.vfs, archive, &entry)
     }
 
     /// The background flusher: every `flush_interval`, makes pending records durable.
@@ -808,6 +818,21 @@ impl Inner {
                 tracing::error!(error = %e, "background WAL flush failed");
             }
         }
+    }
+}
+
+/// Poisons the log and wakes every waiter if dropped during unwinding from a leader's write.
+struct PanicGuard<'a> {
+    inner: &'a Inner,
+}
+
+impl Drop for PanicGuard<'_> {
+    fn drop(&mut self) {
+        let mut st = lock(&self.inner.state);
+        st.leader = false;
+        st.poisoned
+            .get_or_insert_with(|| String::from("a panic while writing the log"));
+        self.inner.conds.iter().for_each(Condvar::notify_all);
     }
 }
 

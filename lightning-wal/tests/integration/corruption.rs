@@ -128,3 +128,76 @@ fn a_missing_middle_segment_is_corruption() {
     );
     assert!(e.to_string().contains(&*segs[0].to_string_lossy()), "{e}");
 }
+
+#[test]
+fn damage_before_a_later_segment_is_corruption_even_without_frames_to_prove_it() {
+    let vfs = Arc::new(CrashVfs::new(11));
+    let wal = open(&vfs, &small()).unwrap();
+    for i in 1..=12u64 {
+        wal.append(1, &payload(i, 1500), Durability::Immediate)
+            .unwrap();
+    }
+    drop(wal);
+    let segs = vfs.list(dir()).unwrap();
+    let (last, before) = (&segs[segs.len() - 1], &segs[segs.len() - 2]);
+    // The newest segment keeps only its header (its first record torn away) ...
+    vfs.open(last, lightning_page::vfs::OpenMode::ReadWrite)
+        .unwrap()
+        .set_len(32)
+        .unwrap();
+    // ... and the last record of the segment before it rots.
+    let len = vfs
+        .contents(before)
+        .unwrap()
+        .iter()
+        .rposition(|b| *b != 0)
+        .unwrap();
+    vfs.corrupt(before, u64::try_from(len).unwrap() - 3, b"\xFF")
+        .unwrap();
+    let e = open(&vfs, &small()).unwrap_err();
+    assert!(e.is_corruption(), "{e}");
+    assert!(e.to_string().contains(&*before.to_string_lossy()), "{e}");
+}
+
+#[test]
+fn numbering_survives_an_empty_last_segment_after_truncation() {
+    let vfs = Arc::new(CrashVfs::new(12));
+    let wal = open(&vfs, &small()).unwrap();
+    for i in 1..=10u64 {
+        wal.append(1, &payload(i, 1500), Durability::Immediate)
+            .unwrap();
+    }
+    wal.truncate_before(Lsn::new(10)).unwrap();
+    // A record that does not fit starts a new segment; it is never synced.
+    wal.append(1, &payload(11, 3000), Durability::None).unwrap();
+    // The shutdown's flush creates segment 11 (file sync, directory sync); the power goes
+    // at the sync of the record written into it.
+    vfs.inject(lightning_page::vfs::Fault {
+        op: lightning_page::vfs::FaultOp::Sync,
+        nth: 2,
+        permanent: true,
+        kind: lightning_page::vfs::FaultKind::PowerCut,
+    });
+    drop(wal);
+    vfs.crash(lightning_page::vfs::CrashMode::DropUnsynced);
+    let names = vfs.list(dir()).unwrap();
+    assert!(
+        names
+            .iter()
+            .any(|p| p.ends_with("00000000000000000011.wal")),
+        "{names:?}"
+    );
+    for _ in 0..2 {
+        let wal = open(&vfs, &small()).unwrap();
+        assert_eq!(
+            wal.recovery().last_lsn,
+            Lsn::new(10),
+            "the log must not restart at 1"
+        );
+    }
+    let wal = open(&vfs, &small()).unwrap();
+    assert_eq!(
+        wal.append(1, b"next", Durability::Immediate).unwrap().lsn(),
+        Lsn::new(11)
+    );
+}

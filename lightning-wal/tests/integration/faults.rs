@@ -44,9 +44,10 @@ fn workload(vfs: &Arc<CrashVfs>) -> BTreeMap<Lsn, Vec<u8>> {
                 return acked;
             }
         }
-        if i % 8 == 0 && wal.truncate_before(Lsn::new(i - 4)).is_err() {
-            assert!(wal.append(1, b"x", Durability::Immediate).is_err());
-            return acked;
+        // A failed truncation or archiving leaves the log itself intact: appends go on (or
+        // fail on their own if the device is still failing).
+        if i % 8 == 0 {
+            let _ignored = wal.truncate_before(Lsn::new(i - 4));
         }
     }
     drop(wal);
