@@ -367,7 +367,9 @@ impl Wal {
             .snapshot(Lsn::new(st.next_lsn.get() - 1), st.synced)
     }
 
-    /// Reads the records from `from` up to the last one written when called.
+    /// Reads the records from `from` up to the last one written when called. A truncation
+    /// running meanwhile may remove segments the iterator has not reached; it then yields an
+    /// I/O error.
     pub fn read_from(&self, from: Lsn) -> Result<RecordIter> {
         let last = lock(&self.inner.state).written;
         let segs = lock(&self.inner.io)
