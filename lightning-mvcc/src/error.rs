@@ -1,0 +1,69 @@
+/// Everything that can go wrong in `lightning-mvcc`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Validation failed: another transaction committed a conflicting change after this
+    /// one's snapshot. Retry the transaction.
+    #[error("transaction conflict: {0}; retry the transaction")]
+    Conflict(Conflict),
+
+    /// A version list read from storage is malformed.
+    #[error("corrupt version list: {0}")]
+    Corrupt(&'static str),
+
+    /// The durability step (the WAL) failed; the transaction did not commit.
+    #[error("commit could not be made durable: {0}")]
+    Durability(String),
+}
+
+/// Which validation failed, naming the key or range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Conflict {
+    /// A key this transaction wrote was written and committed by another transaction after
+    /// this one's snapshot (first committer wins).
+    WriteWrite {
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// A key this transaction read was changed by a commit after its snapshot
+    /// (serializable only).
+    ReadWrite {
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// A range this transaction scanned gained, lost or changed a key by a commit after its
+    /// snapshot (serializable only).
+    Phantom {
+        /// Start of the range (inclusive), if bounded.
+        start: Option<Vec<u8>>,
+        /// End of the range (exclusive), if bounded.
+        end: Option<Vec<u8>>,
+    },
+}
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |k: &[u8]| String::from_utf8_lossy(k).into_owned();
+        match self {
+            Conflict::WriteWrite { key } => write!(f, "key {:?} was written by a newer commit", show(key)),
+            Conflict::ReadWrite { key } => write!(f, "key {:?} read by this transaction changed since its snapshot", show(key)),
+            Conflict::Phantom { start, end } => write!(
+                f,
+                "range {:?}..{:?} scanned by this transaction changed since its snapshot",
+                start.as_deref().map(show),
+                end.as_deref().map(show)
+            ),
+        }
+    }
+}
+
+impl Error {
+    /// Whether retrying the transaction can succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Conflict(_))
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,147 @@
+//! Timestamps: the oracle that hands out read and commit timestamps.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+
+/// A logical timestamp: snapshots read at one, commits are stamped with one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(u64);
+
+impl Timestamp {
+    /// A timestamp.
+    pub const fn new(t: u64) -> Self {
+        Timestamp(t)
+    }
+
+    /// The raw number.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Clock {
+    /// The last commit timestamp handed out.
+    last_issued: u64,
+    /// Every commit up to this one is applied and visible: new snapshots read here.
+    watermark: u64,
+    /// Issued commit timestamps not yet finished (applied or abandoned).
+    in_flight: BTreeSet<u64>,
+    /// Active snapshots: read timestamp -> how many.
+    readers: BTreeMap<u64, usize>,
+}
+
+/// Hands out timestamps and keeps the watermark of fully applied commits, so that a new
+/// snapshot never sees half of a commit, and the oldest active snapshot, for trimming.
+#[derive(Debug, Default)]
+pub struct TimestampOracle {
+    clock: Mutex<Clock>,
+    /// Signalled when the watermark moves.
+    moved: Condvar,
+}
+
+impl TimestampOracle {
+    /// An oracle starting after `last_committed` (0 for a new database).
+    pub fn new(last_committed: Timestamp) -> Self {
+        let clock = Clock { last_issued: last_committed.0, watermark: last_committed.0, ..Clock::default() };
+        TimestampOracle { clock: Mutex::new(clock), moved: Condvar::new() }
+    }
+
+    fn clock(&self) -> MutexGuard<'_, Clock> {
+        self.clock.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts a snapshot: returns the read timestamp (the watermark) and registers it.
+    pub fn begin_read(&self) -> Timestamp {
+        let mut c = self.clock();
+        let ts = c.watermark;
+        *c.readers.entry(ts).or_default() += 1;
+        Timestamp(ts)
+    }
+
+    /// Ends a snapshot started by [`begin_read`](Self::begin_read).
+    pub fn end_read(&self, ts: Timestamp) {
+        let mut c = self.clock();
+        if let Some(n) = c.readers.get_mut(&ts.0) {
+            *n -= 1;
+            if *n == 0 {
+                c.readers.remove(&ts.0);
+            }
+        }
+    }
+
+    /// The oldest read timestamp any active snapshot holds, or the watermark if none.
+    pub fn oldest_active(&self) -> Timestamp {
+        let c = self.clock();
+        Timestamp(c.readers.keys().next().copied().unwrap_or(c.watermark))
+    }
+
+    /// Issues the next commit timestamp.
+    pub fn issue_commit(&self) -> Timestamp {
+        let mut c = self.clock();
+        c.last_issued += 1;
+        let ts = c.last_issued;
+        c.in_flight.insert(ts);
+        Timestamp(ts)
+    }
+
+    /// Waits until every commit before `ts` is finished: commits apply in timestamp order.
+    pub fn wait_turn(&self, ts: Timestamp) {
+        let mut c = self.clock();
+        while c.in_flight.first().is_some_and(|first| *first < ts.0) {
+            c = self.moved.wait(c).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Marks commit `ts` finished (applied, or abandoned after a durability failure) and
+    /// moves the watermark past every finished commit in order.
+    pub fn finish(&self, ts: Timestamp) {
+        let mut c = self.clock();
+        c.in_flight.remove(&ts.0);
+        c.watermark = c.in_flight.first().map_or(c.last_issued, |first| first - 1);
+        self.moved.notify_all();
+    }
+
+    /// The read timestamp a snapshot started now would get.
+    pub fn watermark(&self) -> Timestamp {
+        Timestamp(self.clock().watermark)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watermark_never_passes_an_unfinished_commit() {
+        let o = TimestampOracle::new(Timestamp(0));
+        let (a, b, c) = (o.issue_commit(), o.issue_commit(), o.issue_commit());
+        o.finish(b);
+        assert_eq!(o.watermark(), Timestamp(0), "1 is still in flight");
+        o.finish(a);
+        assert_eq!(o.watermark(), Timestamp(2));
+        o.finish(c);
+        assert_eq!(o.watermark(), Timestamp(3));
+    }
+
+    #[test]
+    fn oldest_active_tracks_readers() {
+        let o = TimestampOracle::new(Timestamp(5));
+        let r1 = o.begin_read();
+        let t = o.issue_commit();
+        o.finish(t);
+        let r2 = o.begin_read();
+        assert_eq!((r1, r2, o.oldest_active()), (Timestamp(5), Timestamp(6), Timestamp(5)));
+        o.end_read(r1);
+        assert_eq!(o.oldest_active(), Timestamp(6));
+        o.end_read(r2);
+        assert_eq!(o.oldest_active(), Timestamp(6));
+    }
+}

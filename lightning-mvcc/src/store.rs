@@ -1,0 +1,72 @@
+//! The storage seam: what MVCC needs from the layer that keeps versions.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::{PoisonError, RwLock};
+
+use crate::versions::{Version, VersionList, VersionValue};
+use crate::{Result, Timestamp};
+
+/// A key range: start and end bounds.
+pub type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+/// Whether `key` lies in `range`.
+pub fn in_range(range: &KeyRange, key: &[u8]) -> bool {
+    let after_start = match &range.0 {
+        Bound::Included(s) => key >= s.as_slice(),
+        Bound::Excluded(s) => key > s.as_slice(),
+        Bound::Unbounded => true,
+    };
+    let before_end = match &range.1 {
+        Bound::Included(e) => key <= e.as_slice(),
+        Bound::Excluded(e) => key < e.as_slice(),
+        Bound::Unbounded => true,
+    };
+    after_start && before_end
+}
+
+/// Where versions live. The database implements it over B+trees; [`MemStore`] is the
+/// in-memory implementation the tests use.
+pub trait VersionStore: Send + Sync {
+    /// The versions of `key`, newest first (empty if none).
+    fn versions(&self, key: &[u8]) -> Result<VersionList>;
+    /// Every key in `range` with its versions, in key order.
+    fn scan(&self, range: &KeyRange) -> Result<Vec<(Vec<u8>, VersionList)>>;
+    /// Installs the writes of the commit at `commit_ts` (a `None` value deletes). Called in
+    /// commit-timestamp order.
+    fn apply(&self, commit_ts: Timestamp, writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()>;
+}
+
+/// An in-memory [`VersionStore`].
+#[derive(Debug, Default)]
+pub struct MemStore {
+    map: RwLock<BTreeMap<Vec<u8>, VersionList>>,
+}
+
+impl MemStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl VersionStore for MemStore {
+    fn versions(&self, key: &[u8]) -> Result<VersionList> {
+        let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(map.get(key).cloned().unwrap_or_default())
+    }
+
+    fn scan(&self, range: &KeyRange) -> Result<Vec<(Vec<u8>, VersionList)>> {
+        let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(map.range::<Vec<u8>, _>((range.0.as_ref(), range.1.as_ref())).map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+
+    fn apply(&self, commit_ts: Timestamp, writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
+        for (key, value) in writes {
+            let value = value.clone().map_or(VersionValue::Tombstone, VersionValue::Value);
+            map.entry(key.clone()).or_default().push(Version { commit_ts, value })?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,257 @@
+//! Transactions: snapshot reads, buffered writes, and commit-time validation.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::store::{KeyRange, VersionStore, in_range};
+use crate::versions::VersionValue;
+use crate::{Conflict, Error, Result, Timestamp, TimestampOracle};
+
+/// How strongly a transaction is isolated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Isolation {
+    /// Reads from one snapshot; write-write conflicts abort (first committer wins). Allows
+    /// write skew.
+    #[default]
+    Snapshot,
+    /// Snapshot isolation plus validation of every key read and range scanned against the
+    /// commits after the snapshot (backward OCC): no write skew, no phantoms.
+    Serializable,
+}
+
+/// The durability step of a commit: given the commit timestamp and the write set, make it
+/// durable (append to the WAL) before it is applied. An error aborts the commit.
+pub type Durability<'a> = &'a dyn Fn(Timestamp, &[(Vec<u8>, Option<Vec<u8>>)]) -> std::result::Result<(), String>;
+
+/// Counters of the transaction manager.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TxnStats {
+    /// Transactions committed (with writes).
+    pub commits: u64,
+    /// Aborted by a write-write conflict.
+    pub write_conflicts: u64,
+    /// Aborted because a key read changed (serializable).
+    pub read_conflicts: u64,
+    /// Aborted because a scanned range changed (serializable).
+    pub phantom_conflicts: u64,
+    /// Transactions open now.
+    pub active: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    commits: AtomicU64,
+    write_conflicts: AtomicU64,
+    read_conflicts: AtomicU64,
+    phantom_conflicts: AtomicU64,
+    active: AtomicU64,
+}
+
+/// Write sets of recent commits, oldest first: what validation checks against.
+#[derive(Default)]
+struct CommitLog {
+    entries: VecDeque<(Timestamp, Vec<Vec<u8>>)>,
+}
+
+/// Begins transactions and runs the commit pipeline: validate, stamp, make durable, apply in
+/// timestamp order, publish.
+pub struct TxnManager<S> {
+    store: Arc<S>,
+    oracle: TimestampOracle,
+    log: Mutex<CommitLog>,
+    counters: Counters,
+}
+
+impl<S> std::fmt::Debug for TxnManager<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TxnManager").field("oracle", &self.oracle).finish_non_exhaustive()
+    }
+}
+
+impl<S: VersionStore> TxnManager<S> {
+    /// A manager over `store`, whose newest commit is `last_committed`.
+    pub fn new(store: Arc<S>, last_committed: Timestamp) -> Self {
+        TxnManager { store, oracle: TimestampOracle::new(last_committed), log: Mutex::default(), counters: Counters::default() }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    /// The timestamp oracle (for the oldest active snapshot, when trimming versions).
+    pub fn oracle(&self) -> &TimestampOracle {
+        &self.oracle
+    }
+
+    /// Starts a transaction reading from a snapshot of everything committed so far.
+    pub fn begin(&self, isolation: Isolation) -> Transaction<'_, S> {
+        self.counters.active.fetch_add(1, Ordering::Relaxed);
+        Transaction {
+            mgr: self,
+            read_ts: self.oracle.begin_read(),
+            isolation,
+            writes: BTreeMap::new(),
+            reads: BTreeSet::new(),
+            ranges: Vec::new(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> TxnStats {
+        let c = &self.counters;
+        TxnStats {
+            commits: c.commits.load(Ordering::Relaxed),
+            write_conflicts: c.write_conflicts.load(Ordering::Relaxed),
+            read_conflicts: c.read_conflicts.load(Ordering::Relaxed),
+            phantom_conflicts: c.phantom_conflicts.load(Ordering::Relaxed),
+            active: c.active.load(Ordering::Relaxed),
+        }
+    }
+
+    fn validate(&self, txn: &Transaction<'_, S>, log: &CommitLog) -> Result<()> {
+        let serializable = txn.isolation == Isolation::Serializable;
+        for (ts, keys) in log.entries.iter().rev() {
+            if *ts <= txn.read_ts {
+                break;
+            }
+            for key in keys {
+                let conflict = if txn.writes.contains_key(key) {
+                    self.counters.write_conflicts.fetch_add(1, Ordering::Relaxed);
+                    Conflict::WriteWrite { key: key.clone() }
+                } else if serializable && txn.reads.contains(key) {
+                    self.counters.read_conflicts.fetch_add(1, Ordering::Relaxed);
+                    Conflict::ReadWrite { key: key.clone() }
+                } else if let Some(r) = txn.ranges.iter().find(|r| serializable && in_range(r, key)) {
+                    self.counters.phantom_conflicts.fetch_add(1, Ordering::Relaxed);
+                    let bound = |b: &Bound<Vec<u8>>| match b {
+                        Bound::Included(k) | Bound::Excluded(k) => Some(k.clone()),
+                        Bound::Unbounded => None,
+                    };
+                    Conflict::Phantom { start: bound(&r.0), end: bound(&r.1) }
+                } else {
+                    continue;
+                };
+                return Err(Error::Conflict(conflict));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A transaction: reads from its snapshot (and its own writes), buffers writes until commit.
+/// Dropping it without committing rolls it back.
+pub struct Transaction<'m, S> {
+    mgr: &'m TxnManager<S>,
+    read_ts: Timestamp,
+    isolation: Isolation,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    reads: BTreeSet<Vec<u8>>,
+    ranges: Vec<KeyRange>,
+}
+
+impl<S> std::fmt::Debug for Transaction<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction").field("read_ts", &self.read_ts).field("isolation", &self.isolation).finish_non_exhaustive()
+    }
+}
+
+fn resolve(value: &VersionValue) -> Result<Option<Vec<u8>>> {
+    match value {
+        VersionValue::Value(v) => Ok(Some(v.clone())),
+        VersionValue::Tombstone => Ok(None),
+        VersionValue::Overflow { .. } => Err(Error::Corrupt("overflow values are resolved by the storage layer")),
+    }
+}
+
+impl<S: VersionStore> Transaction<'_, S> {
+    /// The snapshot this transaction reads.
+    pub fn read_ts(&self) -> Timestamp {
+        self.read_ts
+    }
+
+    /// Reads `key`: this transaction's own write if any, else the snapshot's version.
+    pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(v) = self.writes.get(key) {
+            return Ok(v.clone());
+        }
+        self.reads.insert(key.to_vec());
+        let versions = self.mgr.store.versions(key)?;
+        versions.visible(self.read_ts).map_or(Ok(None), |v| resolve(&v.value))
+    }
+
+    /// Reads every key in `range` as of the snapshot, merged with this transaction's writes.
+    pub fn scan(&mut self, range: KeyRange) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        for (key, versions) in self.mgr.store.scan(&range)? {
+            if let Some(v) = versions.visible(self.read_ts)
+                && let Some(value) = resolve(&v.value)?
+            {
+                out.insert(key, value);
+            }
+        }
+        for (key, value) in self.writes.range::<Vec<u8>, _>((range.0.as_ref(), range.1.as_ref())) {
+            match value {
+                Some(v) => out.insert(key.clone(), v.clone()),
+                None => out.remove(key),
+            };
+        }
+        self.ranges.push(range);
+        Ok(out.into_iter().collect())
+    }
+
+    /// Writes `value` at `key` (visible to this transaction at once, to others on commit).
+    pub fn put(&mut self, key: &[u8], value: &[u8]) {
+        self.writes.insert(key.to_vec(), Some(value.to_vec()));
+    }
+
+    /// Deletes `key`.
+    pub fn delete(&mut self, key: &[u8]) {
+        self.writes.insert(key.to_vec(), None);
+    }
+
+    /// Commits: validates against the commits after the snapshot, stamps a commit timestamp,
+    /// makes the write set durable through `durability`, applies it in timestamp order and
+    /// publishes it. A read-only transaction commits at its snapshot with no validation.
+    pub fn commit(self, durability: Durability<'_>) -> Result<Timestamp> {
+        if self.writes.is_empty() {
+            return Ok(self.read_ts);
+        }
+        let mgr = self.mgr;
+        let commit_ts = {
+            let mut log = mgr.log.lock().unwrap_or_else(PoisonError::into_inner);
+            mgr.validate(&self, &log)?;
+            let ts = mgr.oracle.issue_commit();
+            log.entries.push_back((ts, self.writes.keys().cloned().collect()));
+            // Commits at or before the oldest snapshot cannot conflict with any transaction.
+            let oldest = mgr.oracle.oldest_active();
+            while log.entries.front().is_some_and(|(t, _)| *t <= oldest) {
+                log.entries.pop_front();
+            }
+            ts
+        };
+        let writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = self.writes.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        if let Err(e) = durability(commit_ts, &writes) {
+            // Not durable, not applied: it never happened, but its timestamp must still be
+            // passed for later commits to apply.
+            mgr.oracle.wait_turn(commit_ts);
+            mgr.oracle.finish(commit_ts);
+            return Err(Error::Durability(e));
+        }
+        mgr.oracle.wait_turn(commit_ts);
+        let applied = mgr.store.apply(commit_ts, &writes);
+        mgr.oracle.finish(commit_ts);
+        applied?;
+        mgr.counters.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(commit_ts)
+    }
+}
+
+impl<S> Drop for Transaction<'_, S> {
+    fn drop(&mut self) {
+        self.mgr.oracle.end_read(self.read_ts);
+        self.mgr.counters.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
