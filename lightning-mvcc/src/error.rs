@@ -46,8 +46,14 @@ impl std::fmt::Display for Conflict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let show = |k: &[u8]| String::from_utf8_lossy(k).into_owned();
         match self {
-            Conflict::WriteWrite { key } => write!(f, "key {:?} was written by a newer commit", show(key)),
-            Conflict::ReadWrite { key } => write!(f, "key {:?} read by this transaction changed since its snapshot", show(key)),
+            Conflict::WriteWrite { key } => {
+                write!(f, "key {:?} was written by a newer commit", show(key))
+            }
+            Conflict::ReadWrite { key } => write!(
+                f,
+                "key {:?} read by this transaction changed since its snapshot",
+                show(key)
+            ),
             Conflict::Phantom { start, end } => write!(
                 f,
                 "range {:?}..{:?} scanned by this transaction changed since its snapshot",

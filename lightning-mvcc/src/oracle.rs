@@ -50,8 +50,15 @@ pub struct TimestampOracle {
 impl TimestampOracle {
     /// An oracle starting after `last_committed` (0 for a new database).
     pub fn new(last_committed: Timestamp) -> Self {
-        let clock = Clock { last_issued: last_committed.0, watermark: last_committed.0, ..Clock::default() };
-        TimestampOracle { clock: Mutex::new(clock), moved: Condvar::new() }
+        let clock = Clock {
+            last_issued: last_committed.0,
+            watermark: last_committed.0,
+            ..Clock::default()
+        };
+        TimestampOracle {
+            clock: Mutex::new(clock),
+            moved: Condvar::new(),
+        }
     }
 
     fn clock(&self) -> MutexGuard<'_, Clock> {
@@ -138,7 +145,10 @@ mod tests {
         let t = o.issue_commit();
         o.finish(t);
         let r2 = o.begin_read();
-        assert_eq!((r1, r2, o.oldest_active()), (Timestamp(5), Timestamp(6), Timestamp(5)));
+        assert_eq!(
+            (r1, r2, o.oldest_active()),
+            (Timestamp(5), Timestamp(6), Timestamp(5))
+        );
         o.end_read(r1);
         assert_eq!(o.oldest_active(), Timestamp(6));
         o.end_read(r2);

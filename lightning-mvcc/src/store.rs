@@ -58,14 +58,21 @@ impl VersionStore for MemStore {
 
     fn scan(&self, range: &KeyRange) -> Result<Vec<(Vec<u8>, VersionList)>> {
         let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
-        Ok(map.range::<Vec<u8>, _>((range.0.as_ref(), range.1.as_ref())).map(|(k, v)| (k.clone(), v.clone())).collect())
+        Ok(map
+            .range::<Vec<u8>, _>((range.0.as_ref(), range.1.as_ref()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
     }
 
     fn apply(&self, commit_ts: Timestamp, writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
         let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
         for (key, value) in writes {
-            let value = value.clone().map_or(VersionValue::Tombstone, VersionValue::Value);
-            map.entry(key.clone()).or_default().push(Version { commit_ts, value })?;
+            let value = value
+                .clone()
+                .map_or(VersionValue::Tombstone, VersionValue::Value);
+            map.entry(key.clone())
+                .or_default()
+                .push(Version { commit_ts, value })?;
         }
         Ok(())
     }

@@ -23,7 +23,8 @@ pub enum Isolation {
 
 /// The durability step of a commit: given the commit timestamp and the write set, make it
 /// durable (append to the WAL) before it is applied. An error aborts the commit.
-pub type Durability<'a> = &'a dyn Fn(Timestamp, &[(Vec<u8>, Option<Vec<u8>>)]) -> std::result::Result<(), String>;
+pub type Durability<'a> =
+    &'a dyn Fn(Timestamp, &[(Vec<u8>, Option<Vec<u8>>)]) -> std::result::Result<(), String>;
 
 /// Counters of the transaction manager.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -66,14 +67,21 @@ pub struct TxnManager<S> {
 
 impl<S> std::fmt::Debug for TxnManager<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TxnManager").field("oracle", &self.oracle).finish_non_exhaustive()
+        f.debug_struct("TxnManager")
+            .field("oracle", &self.oracle)
+            .finish_non_exhaustive()
     }
 }
 
 impl<S: VersionStore> TxnManager<S> {
     /// A manager over `store`, whose newest commit is `last_committed`.
     pub fn new(store: Arc<S>, last_committed: Timestamp) -> Self {
-        TxnManager { store, oracle: TimestampOracle::new(last_committed), log: Mutex::default(), counters: Counters::default() }
+        TxnManager {
+            store,
+            oracle: TimestampOracle::new(last_committed),
+            log: Mutex::default(),
+            counters: Counters::default(),
+        }
     }
 
     /// The store.
@@ -111,31 +119,41 @@ impl<S: VersionStore> TxnManager<S> {
         }
     }
 
+    /// Checks `txn` against the commits after its snapshot: write-write conflicts first
+    /// (the most specific error), then, when serializable, keys read and ranges scanned.
     fn validate(&self, txn: &Transaction<'_, S>, log: &CommitLog) -> Result<()> {
-        let serializable = txn.isolation == Isolation::Serializable;
-        for (ts, keys) in log.entries.iter().rev() {
-            if *ts <= txn.read_ts {
-                break;
-            }
-            for key in keys {
-                let conflict = if txn.writes.contains_key(key) {
-                    self.counters.write_conflicts.fetch_add(1, Ordering::Relaxed);
-                    Conflict::WriteWrite { key: key.clone() }
-                } else if serializable && txn.reads.contains(key) {
-                    self.counters.read_conflicts.fetch_add(1, Ordering::Relaxed);
-                    Conflict::ReadWrite { key: key.clone() }
-                } else if let Some(r) = txn.ranges.iter().find(|r| serializable && in_range(r, key)) {
-                    self.counters.phantom_conflicts.fetch_add(1, Ordering::Relaxed);
-                    let bound = |b: &Bound<Vec<u8>>| match b {
-                        Bound::Included(k) | Bound::Excluded(k) => Some(k.clone()),
-                        Bound::Unbounded => None,
-                    };
-                    Conflict::Phantom { start: bound(&r.0), end: bound(&r.1) }
-                } else {
-                    continue;
-                };
-                return Err(Error::Conflict(conflict));
-            }
+        let newer = || {
+            log.entries
+                .iter()
+                .rev()
+                .take_while(|(ts, _)| *ts > txn.read_ts)
+                .flat_map(|(_, keys)| keys)
+        };
+        if let Some(key) = newer().find(|k| txn.writes.contains_key(*k)) {
+            self.counters
+                .write_conflicts
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(Error::Conflict(Conflict::WriteWrite { key: key.clone() }));
+        }
+        if txn.isolation != Isolation::Serializable {
+            return Ok(());
+        }
+        if let Some(key) = newer().find(|k| txn.reads.contains(*k)) {
+            self.counters.read_conflicts.fetch_add(1, Ordering::Relaxed);
+            return Err(Error::Conflict(Conflict::ReadWrite { key: key.clone() }));
+        }
+        if let Some(r) = txn.ranges.iter().find(|r| newer().any(|k| in_range(r, k))) {
+            self.counters
+                .phantom_conflicts
+                .fetch_add(1, Ordering::Relaxed);
+            let bound = |b: &Bound<Vec<u8>>| match b {
+                Bound::Included(k) | Bound::Excluded(k) => Some(k.clone()),
+                Bound::Unbounded => None,
+            };
+            return Err(Error::Conflict(Conflict::Phantom {
+                start: bound(&r.0),
+                end: bound(&r.1),
+            }));
         }
         Ok(())
     }
@@ -154,7 +172,10 @@ pub struct Transaction<'m, S> {
 
 impl<S> std::fmt::Debug for Transaction<'_, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Transaction").field("read_ts", &self.read_ts).field("isolation", &self.isolation).finish_non_exhaustive()
+        f.debug_struct("Transaction")
+            .field("read_ts", &self.read_ts)
+            .field("isolation", &self.isolation)
+            .finish_non_exhaustive()
     }
 }
 
@@ -162,7 +183,9 @@ fn resolve(value: &VersionValue) -> Result<Option<Vec<u8>>> {
     match value {
         VersionValue::Value(v) => Ok(Some(v.clone())),
         VersionValue::Tombstone => Ok(None),
-        VersionValue::Overflow { .. } => Err(Error::Corrupt("overflow values are resolved by the storage layer")),
+        VersionValue::Overflow { .. } => Err(Error::Corrupt(
+            "overflow values are resolved by the storage layer",
+        )),
     }
 }
 
@@ -179,7 +202,9 @@ impl<S: VersionStore> Transaction<'_, S> {
         }
         self.reads.insert(key.to_vec());
         let versions = self.mgr.store.versions(key)?;
-        versions.visible(self.read_ts).map_or(Ok(None), |v| resolve(&v.value))
+        versions
+            .visible(self.read_ts)
+            .map_or(Ok(None), |v| resolve(&v.value))
     }
 
     /// Reads every key in `range` as of the snapshot, merged with this transaction's writes.
@@ -192,7 +217,10 @@ impl<S: VersionStore> Transaction<'_, S> {
                 out.insert(key, value);
             }
         }
-        for (key, value) in self.writes.range::<Vec<u8>, _>((range.0.as_ref(), range.1.as_ref())) {
+        for (key, value) in self
+            .writes
+            .range::<Vec<u8>, _>((range.0.as_ref(), range.1.as_ref()))
+        {
             match value {
                 Some(v) => out.insert(key.clone(), v.clone()),
                 None => out.remove(key),
@@ -224,7 +252,8 @@ impl<S: VersionStore> Transaction<'_, S> {
             let mut log = mgr.log.lock().unwrap_or_else(PoisonError::into_inner);
             mgr.validate(&self, &log)?;
             let ts = mgr.oracle.issue_commit();
-            log.entries.push_back((ts, self.writes.keys().cloned().collect()));
+            log.entries
+                .push_back((ts, self.writes.keys().cloned().collect()));
             // Commits at or before the oldest snapshot cannot conflict with any transaction.
             let oldest = mgr.oracle.oldest_active();
             while log.entries.front().is_some_and(|(t, _)| *t <= oldest) {
@@ -232,7 +261,11 @@ impl<S: VersionStore> Transaction<'_, S> {
             }
             ts
         };
-        let writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = self.writes.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
+            .writes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         if let Err(e) = durability(commit_ts, &writes) {
             // Not durable, not applied: it never happened, but its timestamp must still be
             // passed for later commits to apply.

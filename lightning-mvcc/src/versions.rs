@@ -55,8 +55,14 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn take(&mut self, n: usize) -> Result<&[u8]> {
-        let end = self.at.checked_add(n).ok_or(Error::Corrupt("length overflow"))?;
-        let s = self.bytes.get(self.at..end).ok_or(Error::Corrupt("version list cut short"))?;
+        let end = self
+            .at
+            .checked_add(n)
+            .ok_or(Error::Corrupt("length overflow"))?;
+        let s = self
+            .bytes
+            .get(self.at..end)
+            .ok_or(Error::Corrupt("version list cut short"))?;
         self.at = end;
         Ok(s)
     }
@@ -112,7 +118,11 @@ impl VersionList {
         let Some(keep) = self.versions.iter().position(|v| v.commit_ts <= oldest) else {
             return 0;
         };
-        let cut = if self.versions[keep].value == VersionValue::Tombstone { keep } else { keep + 1 };
+        let cut = if self.versions[keep].value == VersionValue::Tombstone {
+            keep
+        } else {
+            keep + 1
+        };
         let before = self.versions.len();
         self.versions.truncate(cut);
         before - self.versions.len()
@@ -133,7 +143,9 @@ impl VersionList {
             match &v.value {
                 VersionValue::Value(bytes) => {
                     out.push(VALUE);
-                    out.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_le_bytes());
+                    out.extend_from_slice(
+                        &u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_le_bytes(),
+                    );
                     out.extend_from_slice(bytes);
                 }
                 VersionValue::Tombstone => out.push(TOMBSTONE),
@@ -168,7 +180,10 @@ impl VersionList {
                     VersionValue::Value(r.take(len)?.to_vec())
                 }
                 TOMBSTONE => VersionValue::Tombstone,
-                OVERFLOW => VersionValue::Overflow { page: r.u64()?, len: r.u32()? },
+                OVERFLOW => VersionValue::Overflow {
+                    page: r.u64()?,
+                    len: r.u32()?,
+                },
                 _ => return Err(Error::Corrupt("unknown version kind")),
             };
             versions.push(Version { commit_ts, value });
@@ -192,8 +207,14 @@ mod tests {
     fn list(vs: &[(u64, Option<&str>)]) -> VersionList {
         let mut l = VersionList::new();
         for (t, v) in vs {
-            let value = v.map_or(VersionValue::Tombstone, |s| VersionValue::Value(s.as_bytes().to_vec()));
-            l.push(Version { commit_ts: ts(*t), value }).unwrap();
+            let value = v.map_or(VersionValue::Tombstone, |s| {
+                VersionValue::Value(s.as_bytes().to_vec())
+            });
+            l.push(Version {
+                commit_ts: ts(*t),
+                value,
+            })
+            .unwrap();
         }
         l
     }
@@ -211,30 +232,63 @@ mod tests {
     fn trimming_keeps_what_snapshots_can_see() {
         let mut l = list(&[(10, Some("a")), (20, Some("b")), (30, Some("c"))]);
         assert_eq!(l.trim(ts(25)), 1);
-        assert_eq!(l.versions().iter().map(|v| v.commit_ts.get()).collect::<Vec<_>>(), vec![30, 20]);
+        assert_eq!(
+            l.versions()
+                .iter()
+                .map(|v| v.commit_ts.get())
+                .collect::<Vec<_>>(),
+            vec![30, 20]
+        );
         let mut l = list(&[(10, Some("a")), (20, None)]);
-        assert_eq!(l.trim(ts(25)), 2, "a tombstone nobody needs goes with what it hides");
+        assert_eq!(
+            l.trim(ts(25)),
+            2,
+            "a tombstone nobody needs goes with what it hides"
+        );
         assert!(l.is_empty());
-        assert!(list(&[(10, Some("a"))]).push(Version { commit_ts: ts(10), value: VersionValue::Tombstone }).is_err());
+        assert!(
+            list(&[(10, Some("a"))])
+                .push(Version {
+                    commit_ts: ts(10),
+                    value: VersionValue::Tombstone
+                })
+                .is_err()
+        );
     }
 
     fn any_list() -> impl Strategy<Value = VersionList> {
-        proptest::collection::vec((1u64..1000, 0u8..3, proptest::collection::vec(any::<u8>(), 0..50), any::<u64>(), any::<u32>()), 0..10)
-            .prop_map(|raw| {
-                let mut stamps: Vec<u64> = raw.iter().map(|r| r.0).collect();
-                stamps.sort_unstable();
-                stamps.dedup();
-                let mut l = VersionList::new();
-                for (t, r) in stamps.iter().zip(&raw) {
-                    let value = match r.1 {
-                        0 => VersionValue::Value(r.2.clone()),
-                        1 => VersionValue::Tombstone,
-                        _ => VersionValue::Overflow { page: r.3, len: r.4 },
-                    };
-                    l.push(Version { commit_ts: Timestamp::new(*t), value }).unwrap();
-                }
-                l
-            })
+        proptest::collection::vec(
+            (
+                1u64..1000,
+                0u8..3,
+                proptest::collection::vec(any::<u8>(), 0..50),
+                any::<u64>(),
+                any::<u32>(),
+            ),
+            0..10,
+        )
+        .prop_map(|raw| {
+            let mut stamps: Vec<u64> = raw.iter().map(|r| r.0).collect();
+            stamps.sort_unstable();
+            stamps.dedup();
+            let mut l = VersionList::new();
+            for (t, r) in stamps.iter().zip(&raw) {
+                let value = match r.1 {
+                    0 => VersionValue::Value(r.2.clone()),
+                    1 => VersionValue::Tombstone,
+                    _ => VersionValue::Overflow {
+                        page: r.3,
+                        len: r.4,
+                    },
+                };
+                l.push(Version {
+                    commit_ts: Timestamp::new(*t),
+                    value,
+                })
+                .unwrap();
+            }
+            l
+        })
     }
 
     proptest! {
