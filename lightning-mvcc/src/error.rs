@@ -7,6 +7,21 @@ pub enum Error {
     #[error("transaction conflict: {0}; retry the transaction")]
     Conflict(Conflict),
 
+    /// This transaction was chosen to break a deadlock (the youngest in a wait-for cycle).
+    /// Its locks are released on rollback; retry it.
+    #[error("transaction {txn} was chosen as the victim of a deadlock; roll it back and retry")]
+    Deadlock {
+        /// The victim.
+        txn: u64,
+    },
+
+    /// A lock wait ran into the lock timeout.
+    #[error("gave up waiting for a lock after {waited:?}; retry the transaction")]
+    LockTimeout {
+        /// How long it waited.
+        waited: std::time::Duration,
+    },
+
     /// A version list read from storage is malformed.
     #[error("corrupt version list: {0}")]
     Corrupt(&'static str),
@@ -67,7 +82,10 @@ impl std::fmt::Display for Conflict {
 impl Error {
     /// Whether retrying the transaction can succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Conflict(_))
+        matches!(
+            self,
+            Error::Conflict(_) | Error::Deadlock { .. } | Error::LockTimeout { .. }
+        )
     }
 }
 

@@ -10,6 +10,10 @@
 //!   (first committer wins); [`Isolation::Serializable`] also validates every key read and
 //!   range scanned against the commits after the snapshot, so write skew and phantoms abort.
 //!   Conflicts are retryable [`Error::Conflict`]s naming the key or range.
+//! - Pessimistic mode ([`TxnOptions::pessimistic`]): exclusive key locks on writes and
+//!   [`Transaction::get_for_update`], shared locks on serializable reads, FIFO queues,
+//!   upgrades, a lock timeout, and deadlock detection when a wait begins: the youngest
+//!   member of a cycle gets a retryable [`Error::Deadlock`] ([`LockManager`]).
 //!
 //! It knows nothing of pages: storage is the [`VersionStore`] trait, with [`MemStore`] for
 //! tests.
@@ -23,14 +27,14 @@
 //! let mgr = TxnManager::new(Arc::new(MemStore::new()), Timestamp::new(0));
 //! let no_wal = |_ts, _writes: &[(Vec<u8>, Option<Vec<u8>>)]| Ok(());
 //! let mut t = mgr.begin(Isolation::Snapshot);
-//! t.put(b"alice", b"10");
+//! t.put(b"alice", b"10")?;
 //! t.commit(&no_wal)?;
 //!
 //! // Two transactions update the same key from the same snapshot: the second to commit loses.
 //! let mut a = mgr.begin(Isolation::Snapshot);
 //! let mut b = mgr.begin(Isolation::Snapshot);
-//! a.put(b"alice", b"11");
-//! b.put(b"alice", b"12");
+//! a.put(b"alice", b"11")?;
+//! b.put(b"alice", b"12")?;
 //! a.commit(&no_wal)?;
 //! assert!(b.commit(&no_wal).unwrap_err().is_retryable());
 //! # Ok::<(), lightning_mvcc::Error>(())
@@ -44,13 +48,15 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod error;
+mod locks;
 mod oracle;
 mod store;
 mod txn;
 mod versions;
 
 pub use error::{Conflict, Error, Result};
+pub use locks::{LockManager, LockMode, LockStats, TxnId};
 pub use oracle::{Timestamp, TimestampOracle};
 pub use store::{KeyRange, MemStore, VersionStore, in_range};
-pub use txn::{Durability, Isolation, Transaction, TxnManager, TxnStats};
+pub use txn::{Durability, Isolation, Transaction, TxnManager, TxnOptions, TxnStats};
 pub use versions::{Version, VersionList, VersionValue};

@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
+use crate::locks::{LockManager, LockMode, TxnId};
 use crate::store::{KeyRange, VersionStore, in_range};
 use crate::versions::VersionValue;
 use crate::{Conflict, Error, Result, Timestamp, TimestampOracle};
@@ -19,6 +21,16 @@ pub enum Isolation {
     /// Snapshot isolation plus validation of every key read and range scanned against the
     /// commits after the snapshot (backward OCC): no write skew, no phantoms.
     Serializable,
+}
+
+/// How a transaction runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TxnOptions {
+    /// The isolation level.
+    pub isolation: Isolation,
+    /// Take key locks as it goes (exclusive on writes and `get_for_update`, shared on reads
+    /// when serializable) instead of finding conflicts only at commit.
+    pub pessimistic: bool,
 }
 
 /// The durability step of a commit: given the commit timestamp and the write set, make it
@@ -61,6 +73,8 @@ struct CommitLog {
 pub struct TxnManager<S> {
     store: Arc<S>,
     oracle: TimestampOracle,
+    locks: LockManager,
+    next_id: AtomicU64,
     log: Mutex<CommitLog>,
     counters: Counters,
 }
@@ -76,9 +90,20 @@ impl<S> std::fmt::Debug for TxnManager<S> {
 impl<S: VersionStore> TxnManager<S> {
     /// A manager over `store`, whose newest commit is `last_committed`.
     pub fn new(store: Arc<S>, last_committed: Timestamp) -> Self {
+        Self::with_lock_timeout(store, last_committed, Duration::from_secs(5))
+    }
+
+    /// A manager whose pessimistic lock waits give up after `lock_timeout`.
+    pub fn with_lock_timeout(
+        store: Arc<S>,
+        last_committed: Timestamp,
+        lock_timeout: Duration,
+    ) -> Self {
         TxnManager {
             store,
             oracle: TimestampOracle::new(last_committed),
+            locks: LockManager::new(lock_timeout),
+            next_id: AtomicU64::new(1),
             log: Mutex::default(),
             counters: Counters::default(),
         }
@@ -94,13 +119,28 @@ impl<S: VersionStore> TxnManager<S> {
         &self.oracle
     }
 
-    /// Starts a transaction reading from a snapshot of everything committed so far.
+    /// The lock manager (for its stats).
+    pub fn locks(&self) -> &LockManager {
+        &self.locks
+    }
+
+    /// Starts an optimistic transaction reading from a snapshot of everything committed so far.
     pub fn begin(&self, isolation: Isolation) -> Transaction<'_, S> {
+        self.begin_with(TxnOptions {
+            isolation,
+            pessimistic: false,
+        })
+    }
+
+    /// Starts a transaction with `options`.
+    pub fn begin_with(&self, options: TxnOptions) -> Transaction<'_, S> {
         self.counters.active.fetch_add(1, Ordering::Relaxed);
         Transaction {
             mgr: self,
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            pessimistic: options.pessimistic,
             read_ts: self.oracle.begin_read(),
-            isolation,
+            isolation: options.isolation,
             writes: BTreeMap::new(),
             reads: BTreeSet::new(),
             ranges: Vec::new(),
@@ -163,6 +203,8 @@ impl<S: VersionStore> TxnManager<S> {
 /// Dropping it without committing rolls it back.
 pub struct Transaction<'m, S> {
     mgr: &'m TxnManager<S>,
+    id: TxnId,
+    pessimistic: bool,
     read_ts: Timestamp,
     isolation: Isolation,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
@@ -195,10 +237,19 @@ impl<S: VersionStore> Transaction<'_, S> {
         self.read_ts
     }
 
-    /// Reads `key`: this transaction's own write if any, else the snapshot's version.
+    /// This transaction's id (younger transactions have higher ids).
+    pub fn id(&self) -> TxnId {
+        self.id
+    }
+
+    /// Reads `key`: this transaction's own write if any, else the snapshot's version. A
+    /// pessimistic serializable transaction takes a shared lock first.
     pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         if let Some(v) = self.writes.get(key) {
             return Ok(v.clone());
+        }
+        if self.pessimistic && self.isolation == Isolation::Serializable {
+            self.mgr.locks.lock(self.id, key, LockMode::Shared)?;
         }
         self.reads.insert(key.to_vec());
         let versions = self.mgr.store.versions(key)?;
@@ -231,13 +282,62 @@ impl<S: VersionStore> Transaction<'_, S> {
     }
 
     /// Writes `value` at `key` (visible to this transaction at once, to others on commit).
-    pub fn put(&mut self, key: &[u8], value: &[u8]) {
+    /// A pessimistic transaction locks the key first.
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.lock_for_write(key)?;
         self.writes.insert(key.to_vec(), Some(value.to_vec()));
+        Ok(())
     }
 
-    /// Deletes `key`.
-    pub fn delete(&mut self, key: &[u8]) {
+    /// Deletes `key`. A pessimistic transaction locks the key first.
+    pub fn delete(&mut self, key: &[u8]) -> Result<()> {
+        self.lock_for_write(key)?;
         self.writes.insert(key.to_vec(), None);
+        Ok(())
+    }
+
+    /// Reads `key` for a later update: locks it exclusively (in any mode), so no one else can
+    /// change it before this transaction commits.
+    pub fn get_for_update(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.exclusive(key)?;
+        self.get(key)
+    }
+
+    fn lock_for_write(&mut self, key: &[u8]) -> Result<()> {
+        if self.pessimistic {
+            self.exclusive(key)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Takes the exclusive lock, then checks that no version newer than the snapshot was
+    /// committed meanwhile: holding the lock from here on is worthless if the snapshot is
+    /// already stale, and without this check lost updates slip through.
+    fn exclusive(&mut self, key: &[u8]) -> Result<()> {
+        self.mgr.locks.lock(self.id, key, LockMode::Exclusive)?;
+        let newer_in_store = self
+            .mgr
+            .store
+            .versions(key)?
+            .latest_ts()
+            .is_some_and(|t| t > self.read_ts);
+        let newer_in_flight = {
+            let log = self.mgr.log.lock().unwrap_or_else(PoisonError::into_inner);
+            log.entries
+                .iter()
+                .rev()
+                .take_while(|(ts, _)| *ts > self.read_ts)
+                .any(|(_, keys)| keys.iter().any(|k| k == key))
+        };
+        if newer_in_store || newer_in_flight {
+            self.mgr
+                .counters
+                .write_conflicts
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(Error::Conflict(Conflict::WriteWrite { key: key.to_vec() }));
+        }
+        Ok(())
     }
 
     /// Commits: validates against the commits after the snapshot, stamps a commit timestamp,
@@ -284,6 +384,11 @@ impl<S: VersionStore> Transaction<'_, S> {
 
 impl<S> Drop for Transaction<'_, S> {
     fn drop(&mut self) {
+        // Commit or rollback: locks go after the write set is applied (commit consumes the
+        // transaction and drops it at the end).
+        if self.pessimistic {
+            self.mgr.locks.release_all(self.id);
+        }
         self.mgr.oracle.end_read(self.read_ts);
         self.mgr.counters.active.fetch_sub(1, Ordering::Relaxed);
     }

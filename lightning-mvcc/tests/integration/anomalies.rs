@@ -23,8 +23,8 @@ fn no_wal(_ts: Timestamp, _writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), 
 fn setup() -> Mgr {
     let mgr = TxnManager::new(Arc::new(MemStore::new()), Timestamp::new(0));
     let mut t = mgr.begin(Isolation::Snapshot);
-    t.put(b"x", b"10");
-    t.put(b"y", b"20");
+    t.put(b"x", b"10").unwrap();
+    t.put(b"y", b"20").unwrap();
     t.commit(&no_wal).unwrap();
     mgr
 }
@@ -55,11 +55,11 @@ fn g0_dirty_write_is_prevented() {
         let mgr = setup();
         let mut t1 = mgr.begin(level);
         let mut t2 = mgr.begin(level);
-        t1.put(b"x", b"11");
-        t2.put(b"x", b"12");
-        t1.put(b"y", b"21");
+        t1.put(b"x", b"11").unwrap();
+        t2.put(b"x", b"12").unwrap();
+        t1.put(b"y", b"21").unwrap();
         t1.commit(&no_wal).unwrap();
-        t2.put(b"y", b"22");
+        t2.put(b"y", b"22").unwrap();
         assert_eq!(
             conflict(t2.commit(&no_wal)),
             Conflict::WriteWrite { key: b"x".to_vec() }
@@ -77,7 +77,7 @@ fn g1a_aborted_read_is_prevented() {
         let mgr = setup();
         let mut t1 = mgr.begin(level);
         let mut t2 = mgr.begin(level);
-        t1.put(b"x", b"101");
+        t1.put(b"x", b"101").unwrap();
         assert_eq!(get(&mut t2, "x").as_deref(), Some("10"));
         drop(t1); // rollback
         assert_eq!(get(&mut t2, "x").as_deref(), Some("10"));
@@ -92,9 +92,9 @@ fn g1b_intermediate_read_is_prevented() {
         let mgr = setup();
         let mut t1 = mgr.begin(level);
         let mut t2 = mgr.begin(level);
-        t1.put(b"x", b"101");
+        t1.put(b"x", b"101").unwrap();
         assert_eq!(get(&mut t2, "x").as_deref(), Some("10"));
-        t1.put(b"x", b"11");
+        t1.put(b"x", b"11").unwrap();
         t1.commit(&no_wal).unwrap();
         assert_eq!(
             get(&mut t2, "x").as_deref(),
@@ -110,8 +110,8 @@ fn g1c_circular_information_flow_is_prevented() {
         let mgr = setup();
         let mut t1 = mgr.begin(level);
         let mut t2 = mgr.begin(level);
-        t1.put(b"x", b"11");
-        t2.put(b"y", b"22");
+        t1.put(b"x", b"11").unwrap();
+        t2.put(b"y", b"22").unwrap();
         assert_eq!(get(&mut t1, "y").as_deref(), Some("20"));
         assert_eq!(get(&mut t2, "x").as_deref(), Some("10"));
         t1.commit(&no_wal).unwrap();
@@ -134,10 +134,10 @@ fn otv_observed_transaction_vanishes_is_prevented() {
         let mut t1 = mgr.begin(level);
         let mut t2 = mgr.begin(level);
         let mut t3 = mgr.begin(level);
-        t1.put(b"x", b"11");
-        t1.put(b"y", b"19");
-        t2.put(b"x", b"12");
-        t2.put(b"y", b"18");
+        t1.put(b"x", b"11").unwrap();
+        t1.put(b"y", b"19").unwrap();
+        t2.put(b"x", b"12").unwrap();
+        t2.put(b"y", b"18").unwrap();
         assert_eq!(get(&mut t3, "x").as_deref(), Some("10"));
         t1.commit(&no_wal).unwrap();
         assert_eq!(
@@ -167,7 +167,7 @@ fn pmp_predicate_many_preceders_is_prevented() {
         let mut t1 = mgr.begin(level);
         let mut t2 = mgr.begin(level);
         assert!(t1.scan(range("p/", "p0")).unwrap().is_empty());
-        t2.put(b"p/3", b"30");
+        t2.put(b"p/3", b"30").unwrap();
         t2.commit(&no_wal).unwrap();
         assert!(
             t1.scan(range("p/", "p0")).unwrap().is_empty(),
@@ -185,11 +185,12 @@ fn pmp_write_is_prevented() {
         // t1: value += 10 on every row.
         for k in ["x", "y"] {
             let v: u32 = get(&mut t1, k).unwrap().parse().unwrap();
-            t1.put(k.as_bytes(), (v + 10).to_string().as_bytes());
+            t1.put(k.as_bytes(), (v + 10).to_string().as_bytes())
+                .unwrap();
         }
         // t2: delete where value = 20 (still sees y = 20).
         assert_eq!(get(&mut t2, "y").as_deref(), Some("20"));
-        t2.delete(b"y");
+        t2.delete(b"y").unwrap();
         t1.commit(&no_wal).unwrap();
         assert_eq!(
             conflict(t2.commit(&no_wal)),
@@ -210,8 +211,8 @@ fn p4_lost_update_is_prevented() {
         let mut t2 = mgr.begin(level);
         let a: u32 = get(&mut t1, "x").unwrap().parse().unwrap();
         let b: u32 = get(&mut t2, "x").unwrap().parse().unwrap();
-        t1.put(b"x", (a + 1).to_string().as_bytes());
-        t2.put(b"x", (b + 1).to_string().as_bytes());
+        t1.put(b"x", (a + 1).to_string().as_bytes()).unwrap();
+        t2.put(b"x", (b + 1).to_string().as_bytes()).unwrap();
         t1.commit(&no_wal).unwrap();
         assert_eq!(
             conflict(t2.commit(&no_wal)),
@@ -230,8 +231,8 @@ fn g_single_read_skew_is_prevented() {
         assert_eq!(get(&mut t1, "x").as_deref(), Some("10"));
         get(&mut t2, "x");
         get(&mut t2, "y");
-        t2.put(b"x", b"12");
-        t2.put(b"y", b"18");
+        t2.put(b"x", b"12").unwrap();
+        t2.put(b"y", b"18").unwrap();
         t2.commit(&no_wal).unwrap();
         assert_eq!(
             get(&mut t1, "y").as_deref(),
@@ -253,7 +254,7 @@ fn g_single_with_predicate_dependencies_is_prevented() {
             t1.scan((Bound::Unbounded, Bound::Unbounded)).unwrap().len(),
             2
         );
-        t2.put(b"x", b"18"); // no longer divisible by 5
+        t2.put(b"x", b"18").unwrap(); // no longer divisible by 5
         t2.commit(&no_wal).unwrap();
         let again = t1.scan((Bound::Unbounded, Bound::Unbounded)).unwrap();
         assert_eq!(again[0].1, b"10", "the predicate sees the snapshot");
@@ -267,10 +268,10 @@ fn g_single_write_variant_is_prevented() {
         let mut t1 = mgr.begin(level);
         let mut t2 = mgr.begin(level);
         assert_eq!(get(&mut t1, "x").as_deref(), Some("10"));
-        t2.put(b"x", b"12");
-        t2.put(b"y", b"18");
+        t2.put(b"x", b"12").unwrap();
+        t2.put(b"y", b"18").unwrap();
         t2.commit(&no_wal).unwrap();
-        t1.delete(b"y");
+        t1.delete(b"y").unwrap();
         assert_eq!(
             conflict(t1.commit(&no_wal)),
             Conflict::WriteWrite { key: b"y".to_vec() }
@@ -288,8 +289,8 @@ fn g2_item_write_skew_is_allowed_by_snapshot_only() {
             get(t, "x");
             get(t, "y");
         }
-        t1.put(b"x", b"11");
-        t2.put(b"y", b"21");
+        t1.put(b"x", b"11").unwrap();
+        t2.put(b"y", b"21").unwrap();
         t1.commit(&no_wal).unwrap();
         let r2 = t2.commit(&no_wal);
         match level {
@@ -310,8 +311,8 @@ fn g2_predicate_anti_dependency_cycle_is_allowed_by_snapshot_only() {
         // Both read the predicate "rows under p/" (empty) and insert a row matching it.
         assert!(t1.scan(range("p/", "p0")).unwrap().is_empty());
         assert!(t2.scan(range("p/", "p0")).unwrap().is_empty());
-        t1.put(b"p/1", b"30");
-        t2.put(b"p/2", b"42");
+        t1.put(b"p/1", b"30").unwrap();
+        t2.put(b"p/2", b"42").unwrap();
         t1.commit(&no_wal).unwrap();
         let r2 = t2.commit(&no_wal);
         match level {
@@ -325,12 +326,12 @@ fn g2_predicate_anti_dependency_cycle_is_allowed_by_snapshot_only() {
 fn a_failed_durability_step_commits_nothing_and_blocks_nothing() {
     let mgr = setup();
     let mut t1 = mgr.begin(Isolation::Snapshot);
-    t1.put(b"x", b"99");
+    t1.put(b"x", b"99").unwrap();
     let e = t1.commit(&|_, _| Err("WAL full".into())).unwrap_err();
     assert!(matches!(e, Error::Durability(_)) && !e.is_retryable());
     assert_eq!(committed(&mgr, "x").as_deref(), Some("10"));
     let mut t2 = mgr.begin(Isolation::Snapshot);
-    t2.put(b"z", b"1");
+    t2.put(b"z", b"1").unwrap();
     t2.commit(&no_wal).unwrap();
     assert_eq!(committed(&mgr, "z").as_deref(), Some("1"));
 }

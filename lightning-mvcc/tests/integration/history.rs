@@ -66,11 +66,11 @@ fn run_history(seed: u64, level: Isolation) -> (Mgr, Vec<Committed>) {
                                 }
                             }
                             4..=6 => {
-                                txn.put(&k, tag.to_string().as_bytes());
+                                txn.put(&k, tag.to_string().as_bytes()).unwrap();
                                 writes.insert(k);
                             }
                             7 => {
-                                txn.delete(&k);
+                                txn.delete(&k).unwrap();
                                 writes.insert(k);
                             }
                             _ => {

@@ -5,3 +5,4 @@
 
 mod anomalies;
 mod history;
+mod locks;

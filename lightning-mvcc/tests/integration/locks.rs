@@ -1,0 +1,137 @@
+//! Pessimistic mode: deadlock cycles of 2 to 8 transactions each resolved with exactly one
+//! victim, no victim without a cycle, timeouts, and lost updates prevented by locking.
+
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::Duration;
+
+use lightning_mvcc::{Error, Isolation, LockManager, LockMode, MemStore, Timestamp, TxnManager, TxnOptions};
+
+fn key(i: u64) -> Vec<u8> {
+    format!("k{i}").into_bytes()
+}
+
+#[test]
+fn cycles_of_two_to_eight_have_exactly_one_victim_the_youngest() {
+    for n in 2..=8u64 {
+        for round in 0..5 {
+            let m = LockManager::new(Duration::from_secs(10));
+            let barrier = Barrier::new(usize::try_from(n).unwrap());
+            let outcomes: Mutex<Vec<(u64, Result<(), String>)>> = Mutex::new(Vec::new());
+            std::thread::scope(|s| {
+                for id in 1..=n {
+                    let (m, barrier, outcomes) = (&m, &barrier, &outcomes);
+                    s.spawn(move || {
+                        m.lock(id, &key(id), LockMode::Exclusive).unwrap();
+                        barrier.wait();
+                        // Each waits for the next one's key: a cycle through all n.
+                        let r = m.lock(id, &key(id % n + 1), LockMode::Exclusive);
+                        let outcome = r.map_err(|e| match e {
+                            Error::Deadlock { txn } => format!("deadlock {txn}"),
+                            other => other.to_string(),
+                        });
+                        outcomes.lock().unwrap().push((id, outcome));
+                        m.release_all(id);
+                    });
+                }
+            });
+            let outcomes = outcomes.into_inner().unwrap();
+            let victims: Vec<&(u64, Result<(), String>)> = outcomes.iter().filter(|(_, r)| r.is_err()).collect();
+            assert_eq!(victims.len(), 1, "n {n} round {round}: {outcomes:?}");
+            assert_eq!(victims[0], &(n, Err(format!("deadlock {n}"))), "the youngest is the victim");
+            assert_eq!(m.stats().deadlocks, 1, "n {n}: one detection per cycle");
+        }
+    }
+}
+
+#[test]
+fn a_chain_of_waits_without_a_cycle_has_no_victim() {
+    let m = LockManager::new(Duration::from_secs(10));
+    m.lock(1, b"a", LockMode::Exclusive).unwrap();
+    m.lock(2, b"b", LockMode::Exclusive).unwrap();
+    std::thread::scope(|s| {
+        let t2 = s.spawn(|| {
+            m.lock(2, b"a", LockMode::Exclusive)?; // waits for 1
+            m.release_all(2);
+            Ok::<(), Error>(())
+        });
+        let t3 = s.spawn(|| {
+            m.lock(3, b"b", LockMode::Exclusive)?; // waits for 2
+            m.release_all(3);
+            Ok::<(), Error>(())
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        m.release_all(1);
+        t2.join().unwrap().unwrap();
+        t3.join().unwrap().unwrap();
+    });
+    assert_eq!(m.stats().deadlocks, 0);
+    assert!(m.stats().waits >= 2);
+}
+
+#[test]
+fn lock_waits_time_out_with_a_retryable_error() {
+    let mgr = TxnManager::with_lock_timeout(Arc::new(MemStore::new()), Timestamp::new(0), Duration::from_millis(40));
+    let pess = TxnOptions { isolation: Isolation::Snapshot, pessimistic: true };
+    let mut t1 = mgr.begin_with(pess);
+    t1.put(b"x", b"1").unwrap();
+    let mut t2 = mgr.begin_with(pess);
+    let e = t2.put(b"x", b"2").unwrap_err();
+    assert!(matches!(e, Error::LockTimeout { .. }) && e.is_retryable(), "{e}");
+    assert_eq!(mgr.locks().stats().timeouts, 1);
+}
+
+#[test]
+fn get_for_update_prevents_lost_updates() {
+    let mgr = TxnManager::new(Arc::new(MemStore::new()), Timestamp::new(0));
+    let pess = TxnOptions { isolation: Isolation::Snapshot, pessimistic: true };
+    let no_wal = |_: Timestamp, _: &[(Vec<u8>, Option<Vec<u8>>)]| Ok(());
+    let mut t = mgr.begin(Isolation::Snapshot);
+    t.put(b"counter", b"0").unwrap();
+    t.commit(&no_wal).unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..25 {
+                    loop {
+                        let mut t = mgr.begin_with(pess);
+                        let attempt = (|| {
+                            let v: u64 = String::from_utf8(t.get_for_update(b"counter")?.unwrap()).unwrap().parse().unwrap();
+                            t.put(b"counter", (v + 1).to_string().as_bytes())?;
+                            Ok::<(), Error>(())
+                        })();
+                        match attempt.and_then(|()| t.commit(&no_wal).map(drop)) {
+                            Ok(()) => break,
+                            Err(e) if e.is_retryable() => {}
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let mut t = mgr.begin(Isolation::Snapshot);
+    assert_eq!(t.get(b"counter").unwrap().as_deref(), Some(&b"100"[..]), "no increment lost");
+}
+
+#[test]
+fn a_deadlock_between_transactions_aborts_the_younger_and_the_older_commits() {
+    let mgr = TxnManager::new(Arc::new(MemStore::new()), Timestamp::new(0));
+    let pess = TxnOptions { isolation: Isolation::Snapshot, pessimistic: true };
+    let no_wal = |_: Timestamp, _: &[(Vec<u8>, Option<Vec<u8>>)]| Ok(());
+    let mut older = mgr.begin_with(pess);
+    let mut younger = mgr.begin_with(pess);
+    older.put(b"a", b"1").unwrap();
+    younger.put(b"b", b"2").unwrap();
+    std::thread::scope(|s| {
+        let o = s.spawn(move || {
+            older.put(b"b", b"1")?;
+            older.commit(&no_wal)
+        });
+        std::thread::sleep(Duration::from_millis(30));
+        let e = younger.put(b"a", b"2").unwrap_err();
+        assert!(matches!(e, Error::Deadlock { .. }) && e.is_retryable(), "{e}");
+        drop(younger); // rollback releases its locks
+        o.join().unwrap().unwrap();
+    });
+    assert_eq!(mgr.locks().stats().deadlocks, 1);
+}
