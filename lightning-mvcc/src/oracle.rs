@@ -1,8 +1,8 @@
 //! Timestamps: the oracle that hands out read and commit timestamps.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 /// A logical timestamp: snapshots read at one, commits are stamped with one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -36,6 +36,9 @@ struct Clock {
     in_flight: BTreeSet<u64>,
     /// Active snapshots: read timestamp -> how many.
     readers: BTreeMap<u64, usize>,
+    /// Commits waiting for their turn to apply, each on its own condvar, so that finishing
+    /// a commit wakes exactly the one whose turn it now is.
+    turns: HashMap<u64, Arc<Condvar>>,
 }
 
 /// Hands out timestamps and keeps the watermark of fully applied commits, so that a new
@@ -43,8 +46,6 @@ struct Clock {
 #[derive(Debug, Default)]
 pub struct TimestampOracle {
     clock: Mutex<Clock>,
-    /// Signalled when the watermark moves.
-    moved: Condvar,
 }
 
 impl TimestampOracle {
@@ -57,7 +58,6 @@ impl TimestampOracle {
         };
         TimestampOracle {
             clock: Mutex::new(clock),
-            moved: Condvar::new(),
         }
     }
 
@@ -102,9 +102,14 @@ impl TimestampOracle {
     /// Waits until every commit before `ts` is finished: commits apply in timestamp order.
     pub fn wait_turn(&self, ts: Timestamp) {
         let mut c = self.clock();
-        while c.in_flight.first().is_some_and(|first| *first < ts.0) {
-            c = self.moved.wait(c).unwrap_or_else(PoisonError::into_inner);
+        if c.in_flight.first().is_none_or(|first| *first >= ts.0) {
+            return;
         }
+        let turn = Arc::clone(c.turns.entry(ts.0).or_default());
+        while c.in_flight.first().is_some_and(|first| *first < ts.0) {
+            c = turn.wait(c).unwrap_or_else(PoisonError::into_inner);
+        }
+        c.turns.remove(&ts.0);
     }
 
     /// Marks commit `ts` finished (applied, or abandoned after a durability failure) and
@@ -113,7 +118,12 @@ impl TimestampOracle {
         let mut c = self.clock();
         c.in_flight.remove(&ts.0);
         c.watermark = c.in_flight.first().map_or(c.last_issued, |first| first - 1);
-        self.moved.notify_all();
+        // Wake the commit whose turn it is now, if it waits (one wake-up, not a herd).
+        if let Some(next) = c.in_flight.first()
+            && let Some(turn) = c.turns.get(next)
+        {
+            turn.notify_one();
+        }
     }
 
     /// The read timestamp a snapshot started now would get.

@@ -32,21 +32,47 @@ pub trait VersionStore: Send + Sync {
     fn versions(&self, key: &[u8]) -> Result<VersionList>;
     /// Every key in `range` with its versions, in key order.
     fn scan(&self, range: &KeyRange) -> Result<Vec<(Vec<u8>, VersionList)>>;
-    /// Installs the writes of the commit at `commit_ts` (a `None` value deletes). Called in
+    /// Installs the writes of the commit at `commit_ts` (a `None` value deletes), and trims
+    /// the written keys' versions no snapshot at or after `oldest_active` can see. Called in
     /// commit-timestamp order.
-    fn apply(&self, commit_ts: Timestamp, writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()>;
+    fn apply(
+        &self,
+        commit_ts: Timestamp,
+        writes: &[(Vec<u8>, Option<Vec<u8>>)],
+        oldest_active: Timestamp,
+    ) -> Result<()>;
+
+    /// The version of `key` a snapshot at `read_ts` sees. The default goes through
+    /// [`versions`](Self::versions); stores override it to avoid copying the whole list.
+    fn visible(&self, key: &[u8], read_ts: Timestamp) -> Result<Option<Version>> {
+        Ok(self.versions(key)?.visible(read_ts).cloned())
+    }
+
+    /// The newest commit timestamp of `key`.
+    fn latest_ts(&self, key: &[u8]) -> Result<Option<Timestamp>> {
+        Ok(self.versions(key)?.latest_ts())
+    }
 }
 
 /// An in-memory [`VersionStore`].
 #[derive(Debug, Default)]
 pub struct MemStore {
     map: RwLock<BTreeMap<Vec<u8>, VersionList>>,
+    keep_all: bool,
 }
 
 impl MemStore {
-    /// An empty store.
+    /// An empty store that trims versions no snapshot can see.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store that keeps every version ever written (for checking whole histories).
+    pub fn keeping_all_versions() -> Self {
+        MemStore {
+            keep_all: true,
+            ..Self::default()
+        }
     }
 }
 
@@ -64,16 +90,36 @@ impl VersionStore for MemStore {
             .collect())
     }
 
-    fn apply(&self, commit_ts: Timestamp, writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+    fn apply(
+        &self,
+        commit_ts: Timestamp,
+        writes: &[(Vec<u8>, Option<Vec<u8>>)],
+        oldest_active: Timestamp,
+    ) -> Result<()> {
         let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
         for (key, value) in writes {
             let value = value
                 .clone()
                 .map_or(VersionValue::Tombstone, VersionValue::Value);
-            map.entry(key.clone())
-                .or_default()
-                .push(Version { commit_ts, value })?;
+            let versions = map.entry(key.clone()).or_default();
+            versions.push(Version { commit_ts, value })?;
+            if !self.keep_all {
+                versions.trim(oldest_active);
+            }
+            if versions.is_empty() {
+                map.remove(key);
+            }
         }
         Ok(())
+    }
+
+    fn visible(&self, key: &[u8], read_ts: Timestamp) -> Result<Option<Version>> {
+        let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(map.get(key).and_then(|v| v.visible(read_ts)).cloned())
+    }
+
+    fn latest_ts(&self, key: &[u8]) -> Result<Option<Timestamp>> {
+        let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(map.get(key).and_then(VersionList::latest_ts))
     }
 }

@@ -252,9 +252,9 @@ impl<S: VersionStore> Transaction<'_, S> {
             self.mgr.locks.lock(self.id, key, LockMode::Shared)?;
         }
         self.reads.insert(key.to_vec());
-        let versions = self.mgr.store.versions(key)?;
-        versions
-            .visible(self.read_ts)
+        self.mgr
+            .store
+            .visible(key, self.read_ts)?
             .map_or(Ok(None), |v| resolve(&v.value))
     }
 
@@ -319,8 +319,7 @@ impl<S: VersionStore> Transaction<'_, S> {
         let newer_in_store = self
             .mgr
             .store
-            .versions(key)?
-            .latest_ts()
+            .latest_ts(key)?
             .is_some_and(|t| t > self.read_ts);
         let newer_in_flight = {
             let log = self.mgr.log.lock().unwrap_or_else(PoisonError::into_inner);
@@ -374,7 +373,9 @@ impl<S: VersionStore> Transaction<'_, S> {
             return Err(Error::Durability(e));
         }
         mgr.oracle.wait_turn(commit_ts);
-        let applied = mgr.store.apply(commit_ts, &writes);
+        let applied = mgr
+            .store
+            .apply(commit_ts, &writes, mgr.oracle.oldest_active());
         mgr.oracle.finish(commit_ts);
         applied?;
         mgr.counters.commits.fetch_add(1, Ordering::Relaxed);

@@ -335,3 +335,24 @@ fn a_failed_durability_step_commits_nothing_and_blocks_nothing() {
     t2.commit(&no_wal).unwrap();
     assert_eq!(committed(&mgr, "z").as_deref(), Some("1"));
 }
+
+#[test]
+fn trimming_on_write_keeps_what_active_snapshots_see() {
+    use lightning_mvcc::VersionStore;
+    let mgr = setup();
+    let mut reader = mgr.begin(Isolation::Snapshot);
+    for i in 0..50 {
+        let mut t = mgr.begin(Isolation::Snapshot);
+        t.put(b"x", i.to_string().as_bytes()).unwrap();
+        t.commit(&no_wal).unwrap();
+    }
+    assert_eq!(get(&mut reader, "x").as_deref(), Some("10"), "the old snapshot still reads its version");
+    // Trimming works below the oldest active snapshot: everything from the reader's version
+    // on stays while it lives.
+    assert_eq!(mgr.store().versions(b"x").unwrap().versions().len(), 51);
+    drop(reader);
+    let mut t = mgr.begin(Isolation::Snapshot);
+    t.put(b"x", b"last").unwrap();
+    t.commit(&no_wal).unwrap();
+    assert_eq!(mgr.store().versions(b"x").unwrap().versions().len(), 1);
+}

@@ -42,7 +42,7 @@ type Mgr = Arc<TxnManager<MemStore>>;
 
 fn run_history(seed: u64, level: Isolation) -> (Mgr, Vec<Committed>) {
     let mgr = Arc::new(TxnManager::new(
-        Arc::new(MemStore::new()),
+        Arc::new(MemStore::keeping_all_versions()),
         Timestamp::new(0),
     ));
     let log: Mutex<Vec<Committed>> = Mutex::new(Vec::new());

@@ -4,7 +4,9 @@
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
-use lightning_mvcc::{Error, Isolation, LockManager, LockMode, MemStore, Timestamp, TxnManager, TxnOptions};
+use lightning_mvcc::{
+    Error, Isolation, LockManager, LockMode, MemStore, Timestamp, TxnManager, TxnOptions,
+};
 
 fn key(i: u64) -> Vec<u8> {
     format!("k{i}").into_bytes()
@@ -35,9 +37,14 @@ fn cycles_of_two_to_eight_have_exactly_one_victim_the_youngest() {
                 }
             });
             let outcomes = outcomes.into_inner().unwrap();
-            let victims: Vec<&(u64, Result<(), String>)> = outcomes.iter().filter(|(_, r)| r.is_err()).collect();
+            let victims: Vec<&(u64, Result<(), String>)> =
+                outcomes.iter().filter(|(_, r)| r.is_err()).collect();
             assert_eq!(victims.len(), 1, "n {n} round {round}: {outcomes:?}");
-            assert_eq!(victims[0], &(n, Err(format!("deadlock {n}"))), "the youngest is the victim");
+            assert_eq!(
+                victims[0],
+                &(n, Err(format!("deadlock {n}"))),
+                "the youngest is the victim"
+            );
             assert_eq!(m.stats().deadlocks, 1, "n {n}: one detection per cycle");
         }
     }
@@ -70,20 +77,33 @@ fn a_chain_of_waits_without_a_cycle_has_no_victim() {
 
 #[test]
 fn lock_waits_time_out_with_a_retryable_error() {
-    let mgr = TxnManager::with_lock_timeout(Arc::new(MemStore::new()), Timestamp::new(0), Duration::from_millis(40));
-    let pess = TxnOptions { isolation: Isolation::Snapshot, pessimistic: true };
+    let mgr = TxnManager::with_lock_timeout(
+        Arc::new(MemStore::new()),
+        Timestamp::new(0),
+        Duration::from_millis(40),
+    );
+    let pess = TxnOptions {
+        isolation: Isolation::Snapshot,
+        pessimistic: true,
+    };
     let mut t1 = mgr.begin_with(pess);
     t1.put(b"x", b"1").unwrap();
     let mut t2 = mgr.begin_with(pess);
     let e = t2.put(b"x", b"2").unwrap_err();
-    assert!(matches!(e, Error::LockTimeout { .. }) && e.is_retryable(), "{e}");
+    assert!(
+        matches!(e, Error::LockTimeout { .. }) && e.is_retryable(),
+        "{e}"
+    );
     assert_eq!(mgr.locks().stats().timeouts, 1);
 }
 
 #[test]
 fn get_for_update_prevents_lost_updates() {
     let mgr = TxnManager::new(Arc::new(MemStore::new()), Timestamp::new(0));
-    let pess = TxnOptions { isolation: Isolation::Snapshot, pessimistic: true };
+    let pess = TxnOptions {
+        isolation: Isolation::Snapshot,
+        pessimistic: true,
+    };
     let no_wal = |_: Timestamp, _: &[(Vec<u8>, Option<Vec<u8>>)]| Ok(());
     let mut t = mgr.begin(Isolation::Snapshot);
     t.put(b"counter", b"0").unwrap();
@@ -95,7 +115,10 @@ fn get_for_update_prevents_lost_updates() {
                     loop {
                         let mut t = mgr.begin_with(pess);
                         let attempt = (|| {
-                            let v: u64 = String::from_utf8(t.get_for_update(b"counter")?.unwrap()).unwrap().parse().unwrap();
+                            let v: u64 = String::from_utf8(t.get_for_update(b"counter")?.unwrap())
+                                .unwrap()
+                                .parse()
+                                .unwrap();
                             t.put(b"counter", (v + 1).to_string().as_bytes())?;
                             Ok::<(), Error>(())
                         })();
@@ -110,13 +133,20 @@ fn get_for_update_prevents_lost_updates() {
         }
     });
     let mut t = mgr.begin(Isolation::Snapshot);
-    assert_eq!(t.get(b"counter").unwrap().as_deref(), Some(&b"100"[..]), "no increment lost");
+    assert_eq!(
+        t.get(b"counter").unwrap().as_deref(),
+        Some(&b"100"[..]),
+        "no increment lost"
+    );
 }
 
 #[test]
 fn a_deadlock_between_transactions_aborts_the_younger_and_the_older_commits() {
     let mgr = TxnManager::new(Arc::new(MemStore::new()), Timestamp::new(0));
-    let pess = TxnOptions { isolation: Isolation::Snapshot, pessimistic: true };
+    let pess = TxnOptions {
+        isolation: Isolation::Snapshot,
+        pessimistic: true,
+    };
     let no_wal = |_: Timestamp, _: &[(Vec<u8>, Option<Vec<u8>>)]| Ok(());
     let mut older = mgr.begin_with(pess);
     let mut younger = mgr.begin_with(pess);
@@ -129,7 +159,10 @@ fn a_deadlock_between_transactions_aborts_the_younger_and_the_older_commits() {
         });
         std::thread::sleep(Duration::from_millis(30));
         let e = younger.put(b"a", b"2").unwrap_err();
-        assert!(matches!(e, Error::Deadlock { .. }) && e.is_retryable(), "{e}");
+        assert!(
+            matches!(e, Error::Deadlock { .. }) && e.is_retryable(),
+            "{e}"
+        );
         drop(younger); // rollback releases its locks
         o.join().unwrap().unwrap();
     });
