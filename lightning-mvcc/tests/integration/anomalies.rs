@@ -346,7 +346,11 @@ fn trimming_on_write_keeps_what_active_snapshots_see() {
         t.put(b"x", i.to_string().as_bytes()).unwrap();
         t.commit(&no_wal).unwrap();
     }
-    assert_eq!(get(&mut reader, "x").as_deref(), Some("10"), "the old snapshot still reads its version");
+    assert_eq!(
+        get(&mut reader, "x").as_deref(),
+        Some("10"),
+        "the old snapshot still reads its version"
+    );
     // Trimming works below the oldest active snapshot: everything from the reader's version
     // on stays while it lives.
     assert_eq!(mgr.store().versions(b"x").unwrap().versions().len(), 51);
