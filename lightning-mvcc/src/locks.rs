@@ -62,7 +62,13 @@ pub struct LockStats {
     pub timeouts: u64,
 }
 
-/// Key locks with FIFO queues and deadlock detection; see the [module docs](self).
+/// Key locks with FIFO queues, upgrades, a lock-wait timeout and deadlock detection.
+///
+/// When a transaction starts to wait, its wait-for edges (to the holders and to the earlier
+/// queued requests it conflicts with) are added and the graph is searched for a cycle through
+/// it at that moment. Exactly one member of a cycle is chosen as victim — the youngest (the
+/// highest transaction id) — and its wait fails with [`Error::Deadlock`]; the others proceed
+/// once it releases its locks.
 #[derive(Debug)]
 pub struct LockManager {
     state: Mutex<State>,
