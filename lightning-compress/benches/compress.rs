@@ -1,0 +1,99 @@
+//! Bench: compression ratio and encode/decode speed (GB/s of decoded data, one core) per
+//! distribution, and predicate evaluation on encoded data. Writes
+//! `benchmark_results/<YYYY-MM-DD>/compress.json` and `.html`.
+//!
+//! ```text
+//! cargo bench -p lightning-compress --bench compress
+//! ```
+//! Not yet: TPC-H columns (`tpchgen`) and lz4/zstd comparison points.
+#![expect(
+    clippy::print_stdout,
+    clippy::unwrap_used,
+    reason = "a bench binary reports on stdout and fails loudly"
+)]
+#![expect(
+    clippy::cast_precision_loss,
+    reason = "ratios and rates are floating point"
+)]
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use lightning_compress::{Predicate, decode, encode, explain, filter};
+use lightning_testkit::Rng;
+use lightning_testkit::bench::{Figure, quick, repeat, write_report};
+
+fn main() {
+    let budget = Duration::from_millis(if quick() { 100 } else { 1000 });
+    let n = 1 << 16;
+    let mut rng = Rng::new(1);
+    let cases: Vec<(&str, Vec<u64>)> = vec![
+        (
+            "sorted_timestamps",
+            (0..n)
+                .map(|i| 1_700_000_000_000 + i * 1000 + rng.below(10))
+                .collect(),
+        ),
+        ("small_ints_0_100", (0..n).map(|_| rng.below(100)).collect()),
+        (
+            "low_cardinality_8",
+            (0..n)
+                .map(|_| {
+                    [17, 42, 99, 1_000_003, 5, 8, 1 << 40, 77]
+                        [usize::try_from(rng.below(8)).unwrap()]
+                })
+                .collect(),
+        ),
+        (
+            "runs_of_1000",
+            (0..n).map(|i| (i / 1000) * 7_777_777).collect(),
+        ),
+        ("random_u64", (0..n).map(|_| rng.next_u64()).collect()),
+    ];
+    let mut figures = Vec::new();
+    for (name, values) in &cases {
+        let raw = values.len() as f64 * 8.0;
+        let block = encode(values).unwrap();
+        let (k, t) = repeat(budget, || {
+            black_box(encode(black_box(values)).unwrap());
+        });
+        let enc = k as f64 * raw / t.as_secs_f64() / 1e9;
+        let mut out = Vec::with_capacity(values.len());
+        let (k, t) = repeat(budget, || {
+            out.clear();
+            decode(black_box(&block), &mut out).unwrap();
+        });
+        let dec = k as f64 * raw / t.as_secs_f64() / 1e9;
+        let (k, t) = repeat(budget, || {
+            black_box(filter(black_box(&block), &Predicate::Lt(50)).unwrap());
+        });
+        let filt = k as f64 * values.len() as f64 / t.as_secs_f64() / 1e9;
+        let how = explain(&block).unwrap();
+        figures.push(Figure::new(
+            format!("ratio_{name}"),
+            raw / block.len() as f64,
+            "x",
+            how,
+        ));
+        figures.push(Figure::new(
+            format!("encode_{name}"),
+            enc,
+            "GB/s",
+            "of decoded data, one core",
+        ));
+        figures.push(Figure::new(
+            format!("decode_{name}"),
+            dec,
+            "GB/s",
+            "of decoded data, one core",
+        ));
+        figures.push(Figure::new(
+            format!("filter_lt_{name}"),
+            filt,
+            "G values/s",
+            "predicate v < 50 on the encoded block",
+        ));
+    }
+    let path = write_report("compress", &figures).unwrap();
+    println!("wrote {}", path.display());
+}

@@ -1,0 +1,443 @@
+//! Encoded blocks of integers: the schemes, their byte layout, the chooser and the decoder.
+//!
+//! # Block layout (little-endian)
+//!
+//! | offset | size | field                                        |
+//! |-------:|-----:|----------------------------------------------|
+//! | 0      | 1    | format version (1)                           |
+//! | 1      | 1    | scheme ([`Scheme`])                          |
+//! | 2      | 2    | reserved, zero                               |
+//! | 4      | 4    | `n`, the number of values                    |
+//! | 8      | ...  | the scheme's body                            |
+//!
+//! Bodies (values are `u64` in an order-preserving domain; `i64` maps by flipping the sign bit):
+//!
+//! - plain: `n` × 8 bytes;
+//! - constant: the value (8);
+//! - frame of reference: `min` (8), `width` (1), 7 zero bytes, `n` offsets from `min`
+//!   bit-packed at `width`;
+//! - delta: the first value (8), the smallest delta (8, wrapping), `width` (1), 7 zero bytes,
+//!   `n - 1` deltas minus the smallest, bit-packed;
+//! - run-length: the number of runs `r` (4), 4 zero bytes, then two nested blocks, each
+//!   prefixed by its byte length (4): the `r` run values, then the `r` run lengths;
+//! - dictionary: a nested block of the `d` distinct values, ascending, prefixed by its byte
+//!   length (4); `width` (1), 7 zero bytes; `n` codes bit-packed at `width`.
+//!
+//! Nested blocks use only plain, constant, frame of reference or delta (no deeper cascades).
+
+use crate::bitpack::{bits, pack, packed_len, unpack};
+use crate::{Error, Result};
+
+/// The most values one block holds; a decoder refuses more (no unbounded allocation).
+pub const MAX_VALUES: usize = 1 << 20;
+const VERSION: u8 = 1;
+const HEADER: usize = 8;
+
+/// An encoding scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Scheme {
+    /// Values as they are.
+    Plain,
+    /// One value repeated.
+    Constant,
+    /// Offsets from the minimum, bit-packed.
+    FrameOfReference,
+    /// Differences between neighbours, frame-of-reference packed (sorted data).
+    Delta,
+    /// Runs of equal values: run values and lengths, each encoded again.
+    RunLength,
+    /// Distinct values once, and bit-packed codes.
+    Dictionary,
+}
+
+impl Scheme {
+    fn byte(self) -> u8 {
+        match self {
+            Scheme::Plain => 0,
+            Scheme::Constant => 1,
+            Scheme::FrameOfReference => 2,
+            Scheme::Delta => 3,
+            Scheme::RunLength => 4,
+            Scheme::Dictionary => 5,
+        }
+    }
+
+    fn from_byte(b: u8) -> Result<Self> {
+        Ok(match b {
+            0 => Scheme::Plain,
+            1 => Scheme::Constant,
+            2 => Scheme::FrameOfReference,
+            3 => Scheme::Delta,
+            4 => Scheme::RunLength,
+            5 => Scheme::Dictionary,
+            _ => return Err(Error::Corrupt("unknown scheme")),
+        })
+    }
+}
+
+/// Facts about a block that decide the scheme.
+struct Stats {
+    min: u64,
+    max: u64,
+    runs: usize,
+    distinct: Option<Vec<u64>>,
+    delta_range: Option<(u64, u64)>,
+}
+
+fn stats(values: &[u64], cascade: bool) -> Stats {
+    let (mut min, mut max) = (u64::MAX, 0);
+    let mut runs = usize::from(!values.is_empty());
+    for (i, v) in values.iter().enumerate() {
+        min = min.min(*v);
+        max = max.max(*v);
+        if i > 0 && values[i - 1] != *v {
+            runs += 1;
+        }
+    }
+    let distinct = cascade.then(|| {
+        let mut d = values.to_vec();
+        d.sort_unstable();
+        d.dedup();
+        d
+    });
+    let delta_range = (values.len() >= 2).then(|| {
+        let mut lo = u64::MAX;
+        let mut hi = 0u64;
+        for w in values.windows(2) {
+            // Deltas as signed numbers shifted into the order-preserving u64 domain.
+            let d = w[1].wrapping_sub(w[0]) ^ (1 << 63);
+            lo = lo.min(d);
+            hi = hi.max(d);
+        }
+        (lo, hi)
+    });
+    Stats {
+        min,
+        max,
+        runs,
+        distinct,
+        delta_range,
+    }
+}
+
+/// Estimated body sizes, and the smallest scheme.
+fn choose(values: &[u64], cascade: bool) -> (Scheme, Stats) {
+    let n = values.len();
+    let s = stats(values, cascade);
+    if n == 0 {
+        return (Scheme::Plain, s);
+    }
+    let mut best = (Scheme::Plain, 8 * n);
+    let mut consider = |scheme, size: usize| {
+        if size < best.1 {
+            best = (scheme, size);
+        }
+    };
+    if n > 0 && s.min == s.max {
+        consider(Scheme::Constant, 8);
+    }
+    if n > 0 {
+        consider(
+            Scheme::FrameOfReference,
+            16 + packed_len(n, bits(s.max - s.min)),
+        );
+    }
+    if let Some((lo, hi)) = s.delta_range {
+        consider(Scheme::Delta, 24 + packed_len(n - 1, bits(hi - lo)));
+    }
+    if cascade && s.runs * 2 <= n {
+        // Run values and lengths, each frame-of-reference packed (a fair estimate).
+        let len_bits = bits(n as u64);
+        consider(
+            Scheme::RunLength,
+            8 + 2 * (8 + 16)
+                + packed_len(s.runs, bits(s.max - s.min))
+                + packed_len(s.runs, len_bits),
+        );
+    }
+    if let Some(d) = &s.distinct
+        && d.len() * 2 <= n
+        && d.len() > 1
+    {
+        let dict = 16 + packed_len(d.len(), bits(s.max - s.min));
+        consider(
+            Scheme::Dictionary,
+            4 + 8 + 8 + dict + packed_len(n, bits(d.len() as u64 - 1)),
+        );
+    }
+    (best.0, s)
+}
+
+/// Encodes `values` with the smallest scheme (and cascades). At most [`MAX_VALUES`].
+pub fn encode(values: &[u64]) -> Result<Vec<u8>> {
+    if values.len() > MAX_VALUES {
+        return Err(Error::TooManyValues {
+            len: values.len(),
+            max: MAX_VALUES,
+        });
+    }
+    Ok(encode_with(values, true))
+}
+
+fn encode_with(values: &[u64], cascade: bool) -> Vec<u8> {
+    let (scheme, s) = choose(values, cascade);
+    let mut out = Vec::with_capacity(HEADER + 8 * values.len() / 4);
+    out.extend_from_slice(&[VERSION, scheme.byte(), 0, 0]);
+    // Callers bound blocks to MAX_VALUES, far below u32::MAX.
+    out.extend_from_slice(
+        &u32::try_from(values.len())
+            .unwrap_or(u32::MAX)
+            .to_le_bytes(),
+    );
+    match scheme {
+        Scheme::Plain => values
+            .iter()
+            .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        Scheme::Constant => out.extend_from_slice(&values[0].to_le_bytes()),
+        Scheme::FrameOfReference => {
+            let width = bits(s.max - s.min);
+            out.extend_from_slice(&s.min.to_le_bytes());
+            out.extend_from_slice(&[u8::try_from(width).unwrap_or(64), 0, 0, 0, 0, 0, 0, 0]);
+            let offsets: Vec<u64> = values.iter().map(|v| v - s.min).collect();
+            pack(&offsets, width, &mut out);
+        }
+        Scheme::Delta => {
+            let (lo, hi) = s.delta_range.unwrap_or((0, 0));
+            let width = bits(hi - lo);
+            out.extend_from_slice(&values[0].to_le_bytes());
+            out.extend_from_slice(&lo.to_le_bytes());
+            out.extend_from_slice(&[u8::try_from(width).unwrap_or(64), 0, 0, 0, 0, 0, 0, 0]);
+            let deltas: Vec<u64> = values
+                .windows(2)
+                .map(|w| (w[1].wrapping_sub(w[0]) ^ (1 << 63)) - lo)
+                .collect();
+            pack(&deltas, width, &mut out);
+        }
+        Scheme::RunLength => {
+            let mut run_values = Vec::with_capacity(s.runs);
+            let mut run_lengths = Vec::with_capacity(s.runs);
+            for v in values {
+                match run_values.last() {
+                    Some(last) if last == v => *run_lengths.last_mut().unwrap_or(&mut 0) += 1,
+                    _ => {
+                        run_values.push(*v);
+                        run_lengths.push(1u64);
+                    }
+                }
+            }
+            out.extend_from_slice(
+                &u32::try_from(run_values.len())
+                    .unwrap_or(u32::MAX)
+                    .to_le_bytes(),
+            );
+            out.extend_from_slice(&[0; 4]);
+            nested(&mut out, &encode_with(&run_values, false));
+            nested(&mut out, &encode_with(&run_lengths, false));
+        }
+        Scheme::Dictionary => {
+            let dict = s.distinct.unwrap_or_default();
+            nested(&mut out, &encode_with(&dict, false));
+            let width = bits(dict.len() as u64 - 1);
+            out.extend_from_slice(&[u8::try_from(width).unwrap_or(64), 0, 0, 0, 0, 0, 0, 0]);
+            let codes: Vec<u64> = values
+                .iter()
+                .map(|v| dict.partition_point(|d| d < v) as u64)
+                .collect();
+            pack(&codes, width, &mut out);
+        }
+    }
+    out
+}
+
+fn nested(out: &mut Vec<u8>, block: &[u8]) {
+    out.extend_from_slice(&u32::try_from(block.len()).unwrap_or(u32::MAX).to_le_bytes());
+    out.extend_from_slice(block);
+}
+
+/// Reads a block without trusting it.
+pub(crate) struct Cursor<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self
+            .at
+            .checked_add(n)
+            .ok_or(Error::Corrupt("length overflow"))?;
+        let s = self
+            .bytes
+            .get(self.at..end)
+            .ok_or(Error::Corrupt("block cut short"))?;
+        self.at = end;
+        Ok(s)
+    }
+
+    pub(crate) fn u64(&mut self) -> Result<u64> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    pub(crate) fn u32(&mut self) -> Result<u32> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// A width byte and its 7 zero bytes.
+    pub(crate) fn width(&mut self) -> Result<u32> {
+        let b = self.take(8)?;
+        let w = u32::from(b[0]);
+        if w > 64 {
+            return Err(Error::Corrupt("bit width above 64"));
+        }
+        Ok(w)
+    }
+
+    pub(crate) fn packed(&mut self, n: usize, width: u32) -> Result<&'a [u8]> {
+        self.take(packed_len(n, width))
+    }
+
+    pub(crate) fn nested(&mut self) -> Result<&'a [u8]> {
+        let len = self.u32()? as usize;
+        self.take(len)
+    }
+}
+
+/// A decoded header: scheme, count, and a cursor at the body.
+pub(crate) fn header(bytes: &[u8]) -> Result<(Scheme, usize, Cursor<'_>)> {
+    let mut c = Cursor { bytes, at: 0 };
+    let h = c.take(HEADER)?;
+    if h[0] != VERSION {
+        return Err(Error::Corrupt("unknown block format version"));
+    }
+    let scheme = Scheme::from_byte(h[1])?;
+    let n = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
+    if n > MAX_VALUES {
+        return Err(Error::Corrupt(
+            "block claims more values than a block holds",
+        ));
+    }
+    Ok((scheme, n, c))
+}
+
+/// The scheme of an encoded block.
+pub fn scheme_of(bytes: &[u8]) -> Result<Scheme> {
+    header(bytes).map(|(s, _, _)| s)
+}
+
+/// Decodes a block, appending its values to `out`.
+pub fn decode(bytes: &[u8], out: &mut Vec<u64>) -> Result<()> {
+    decode_depth(bytes, out, 0)
+}
+
+fn decode_depth(bytes: &[u8], out: &mut Vec<u64>, depth: u8) -> Result<()> {
+    let (scheme, n, mut c) = header(bytes)?;
+    let start = out.len();
+    match scheme {
+        Scheme::Plain => {
+            let body = c.take(n.checked_mul(8).ok_or(Error::Corrupt("length overflow"))?)?;
+            out.extend(body.chunks_exact(8).map(|b| {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(b);
+                u64::from_le_bytes(a)
+            }));
+        }
+        Scheme::Constant => {
+            let v = c.u64()?;
+            out.resize(start + n, v);
+        }
+        Scheme::FrameOfReference => {
+            let min = c.u64()?;
+            let width = c.width()?;
+            let packed = c.packed(n, width)?;
+            out.resize(start + n, 0);
+            unpack(packed, width, &mut out[start..]);
+            for v in &mut out[start..] {
+                *v = v.wrapping_add(min);
+            }
+        }
+        Scheme::Delta => {
+            if n == 0 {
+                return Err(Error::Corrupt("delta block without values"));
+            }
+            let first = c.u64()?;
+            let lo = c.u64()?;
+            let width = c.width()?;
+            let packed = c.packed(n - 1, width)?;
+            out.resize(start + n, 0);
+            unpack(packed, width, &mut out[start + 1..]);
+            out[start] = first;
+            for i in start + 1..start + n {
+                let delta = out[i].wrapping_add(lo) ^ (1 << 63);
+                out[i] = out[i - 1].wrapping_add(delta);
+            }
+        }
+        Scheme::RunLength | Scheme::Dictionary if depth > 0 => {
+            return Err(Error::Corrupt("cascade nested too deep"));
+        }
+        Scheme::RunLength => {
+            let runs = c.u32()? as usize;
+            c.take(4)?;
+            let (mut values, mut lengths) = (Vec::new(), Vec::new());
+            decode_depth(c.nested()?, &mut values, depth + 1)?;
+            decode_depth(c.nested()?, &mut lengths, depth + 1)?;
+            if values.len() != runs || lengths.len() != runs {
+                return Err(Error::Corrupt("run count disagrees with its blocks"));
+            }
+            let total = lengths
+                .iter()
+                .try_fold(0u64, |a, l| a.checked_add(*l))
+                .ok_or(Error::Corrupt("run lengths overflow"))?;
+            if total != n as u64 || lengths.contains(&0) {
+                return Err(Error::Corrupt(
+                    "run lengths do not add up to the value count",
+                ));
+            }
+            out.reserve(n);
+            for (v, l) in values.iter().zip(&lengths) {
+                // `total == n` bounds every length.
+                out.extend(std::iter::repeat_n(*v, usize::try_from(*l).unwrap_or(0)));
+            }
+        }
+        Scheme::Dictionary => {
+            let mut dict = Vec::new();
+            decode_depth(c.nested()?, &mut dict, depth + 1)?;
+            let width = c.width()?;
+            let packed = c.packed(n, width)?;
+            out.resize(start + n, 0);
+            unpack(packed, width, &mut out[start..]);
+            for v in &mut out[start..] {
+                *v = *dict
+                    .get(usize::try_from(*v).unwrap_or(usize::MAX))
+                    .ok_or(Error::Corrupt("dictionary code out of range"))?;
+            }
+        }
+    }
+    if c.at != bytes.len() {
+        out.truncate(start);
+        return Err(Error::Corrupt("trailing bytes after the block"));
+    }
+    Ok(())
+}
+
+/// A human-readable account of a block's encoding (scheme, cascade, sizes).
+pub fn explain(bytes: &[u8]) -> Result<String> {
+    let (scheme, n, mut c) = header(bytes)?;
+    let inner = match scheme {
+        Scheme::RunLength => {
+            c.take(8)?;
+            let v = c.nested()?;
+            let l = c.nested()?;
+            format!(" [values: {}; lengths: {}]", explain(v)?, explain(l)?)
+        }
+        Scheme::Dictionary => format!(" [dictionary: {}]", explain(c.nested()?)?),
+        _ => String::new(),
+    };
+    Ok(format!(
+        "{scheme:?} of {n} values in {} bytes{inner}",
+        bytes.len()
+    ))
+}

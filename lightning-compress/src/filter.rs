@@ -1,0 +1,225 @@
+//! Predicates evaluated on encoded blocks, producing a selection without decoding every value
+//! where the scheme allows: a constant block is judged once, a run-length block once per run,
+//! a dictionary block once per distinct value (then by code), and a frame-of-reference block
+//! in its offset domain (the minimum is never added back) after a range check against its
+//! bounds.
+
+use crate::bitpack::unpack;
+use crate::block::{Scheme, decode, header};
+use crate::{Error, Result};
+
+/// A comparison against constants, in the order-preserving `u64` domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Predicate {
+    /// `v == c`
+    Eq(u64),
+    /// `v < c`
+    Lt(u64),
+    /// `v <= c`
+    Le(u64),
+    /// `v > c`
+    Gt(u64),
+    /// `v >= c`
+    Ge(u64),
+    /// `lo <= v <= hi`
+    Between(u64, u64),
+    /// `v` is one of the values.
+    In(Vec<u64>),
+}
+
+impl Predicate {
+    /// Whether `v` passes.
+    pub fn test(&self, v: u64) -> bool {
+        match self {
+            Predicate::Eq(c) => v == *c,
+            Predicate::Lt(c) => v < *c,
+            Predicate::Le(c) => v <= *c,
+            Predicate::Gt(c) => v > *c,
+            Predicate::Ge(c) => v >= *c,
+            Predicate::Between(lo, hi) => *lo <= v && v <= *hi,
+            Predicate::In(set) => set.contains(&v),
+        }
+    }
+
+    /// The same predicate on offsets from `min`, where every value of the block lies in
+    /// `min..=max`: `None` when the bounds alone decide it (`Some(true)`-like results are
+    /// expressed as `Between(0, max - min)`).
+    fn shifted(&self, min: u64, max: u64) -> Predicate {
+        let span = max - min;
+        let off = |c: u64| c.saturating_sub(min);
+        match self {
+            Predicate::Eq(c) if *c < min || *c > max => Predicate::In(Vec::new()),
+            Predicate::Eq(c) => Predicate::Eq(c - min),
+            Predicate::Lt(c) if *c <= min => Predicate::In(Vec::new()),
+            Predicate::Lt(c) => Predicate::Lt(off(*c)),
+            Predicate::Le(c) if *c < min => Predicate::In(Vec::new()),
+            Predicate::Le(c) => Predicate::Le(off(*c).min(span)),
+            Predicate::Gt(c) if *c >= max => Predicate::In(Vec::new()),
+            Predicate::Gt(c) => Predicate::Gt(if *c < min {
+                return Predicate::Between(0, span);
+            } else {
+                c - min
+            }),
+            Predicate::Ge(c) if *c > max => Predicate::In(Vec::new()),
+            Predicate::Ge(c) => Predicate::Ge(off(*c)),
+            Predicate::Between(lo, hi) if *hi < min || *lo > max || lo > hi => {
+                Predicate::In(Vec::new())
+            }
+            Predicate::Between(lo, hi) => Predicate::Between(off(*lo), (hi.min(&max)) - min),
+            Predicate::In(set) => Predicate::In(
+                set.iter()
+                    .filter(|c| **c >= min && **c <= max)
+                    .map(|c| c - min)
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// A selection: one bit per value of a block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl Selection {
+    fn new(len: usize, all: bool) -> Self {
+        let mut words = vec![if all { u64::MAX } else { 0 }; len.div_ceil(64)];
+        if all
+            && !len.is_multiple_of(64)
+            && let Some(last) = words.last_mut()
+        {
+            *last = (1u64 << (len % 64)) - 1;
+        }
+        Selection { words, len }
+    }
+
+    fn set(&mut self, i: usize) {
+        self.words[i / 64] |= 1 << (i % 64);
+    }
+
+    /// Whether value `i` is selected.
+    pub fn get(&self, i: usize) -> bool {
+        i < self.len && self.words[i / 64] >> (i % 64) & 1 == 1
+    }
+
+    /// Selected values.
+    pub fn count(&self) -> usize {
+        self.words.iter().map(|w| w.count_ones() as usize).sum()
+    }
+
+    /// Values in the block.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the block had no values.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+const CHUNK: usize = 1024;
+
+/// Evaluates `pred` on the encoded block.
+pub fn filter(bytes: &[u8], pred: &Predicate) -> Result<Selection> {
+    let (scheme, n, mut c) = header(bytes)?;
+    match scheme {
+        Scheme::Constant => {
+            let v = c.u64()?;
+            Ok(Selection::new(n, pred.test(v)))
+        }
+        Scheme::FrameOfReference => {
+            let min = c.u64()?;
+            let width = c.width()?;
+            let packed = c.packed(n, width)?;
+            let span = if width == 64 {
+                u64::MAX
+            } else {
+                (1u64 << width).saturating_sub(1)
+            };
+            let shifted = pred.shifted(min, min.saturating_add(span));
+            let mut sel = Selection::new(n, false);
+            if shifted == Predicate::In(Vec::new()) {
+                return Ok(sel);
+            }
+            let mut buf = vec![0u64; CHUNK];
+            let per_chunk_bytes = CHUNK * width as usize / 8;
+            for (k, start) in (0..n).step_by(CHUNK).enumerate() {
+                let m = CHUNK.min(n - start);
+                let from = k * per_chunk_bytes;
+                unpack(packed.get(from..).unwrap_or_default(), width, &mut buf[..m]);
+                for (j, off) in buf[..m].iter().enumerate() {
+                    if shifted.test(*off) {
+                        sel.set(start + j);
+                    }
+                }
+            }
+            Ok(sel)
+        }
+        Scheme::RunLength => {
+            c.take(8)?;
+            let (mut values, mut lengths) = (Vec::new(), Vec::new());
+            decode(c.nested()?, &mut values)?;
+            decode(c.nested()?, &mut lengths)?;
+            let mut sel = Selection::new(n, false);
+            let mut at = 0usize;
+            for (v, l) in values.iter().zip(&lengths) {
+                let l = usize::try_from(*l).map_err(|_| Error::Corrupt("run too long"))?;
+                let end = at
+                    .checked_add(l)
+                    .filter(|e| *e <= n)
+                    .ok_or(Error::Corrupt("runs past the value count"))?;
+                if pred.test(*v) {
+                    (at..end).for_each(|i| sel.set(i));
+                }
+                at = end;
+            }
+            if at != n {
+                return Err(Error::Corrupt(
+                    "run lengths do not add up to the value count",
+                ));
+            }
+            Ok(sel)
+        }
+        Scheme::Dictionary => {
+            let mut dict = Vec::new();
+            decode(c.nested()?, &mut dict)?;
+            let matching: Vec<bool> = dict.iter().map(|v| pred.test(*v)).collect();
+            let width = c.width()?;
+            let packed = c.packed(n, width)?;
+            let mut sel = Selection::new(n, false);
+            let mut buf = vec![0u64; CHUNK];
+            let per_chunk_bytes = CHUNK * width as usize / 8;
+            for (k, start) in (0..n).step_by(CHUNK).enumerate() {
+                let m = CHUNK.min(n - start);
+                unpack(
+                    packed.get(k * per_chunk_bytes..).unwrap_or_default(),
+                    width,
+                    &mut buf[..m],
+                );
+                for (j, code) in buf[..m].iter().enumerate() {
+                    let hit = matching
+                        .get(usize::try_from(*code).unwrap_or(usize::MAX))
+                        .ok_or(Error::Corrupt("dictionary code out of range"))?;
+                    if *hit {
+                        sel.set(start + j);
+                    }
+                }
+            }
+            Ok(sel)
+        }
+        Scheme::Plain | Scheme::Delta => {
+            let mut values = Vec::with_capacity(n);
+            decode(bytes, &mut values)?;
+            let mut sel = Selection::new(n, false);
+            for (i, v) in values.iter().enumerate() {
+                if pred.test(*v) {
+                    sel.set(i);
+                }
+            }
+            Ok(sel)
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! Lightweight column encodings for Lightning DB's columnar segments (integers so far).
+//!
+//! [`encode`] picks, per block of up to [`MAX_VALUES`] values, the smallest of: plain,
+//! constant, frame of reference with bit-packing, delta (sorted data), run-length (run values
+//! and lengths encoded again) and dictionary (distinct values encoded again, codes
+//! bit-packed) — a one-level cascade in the spirit of `BtrBlocks`; [`explain`] shows the choice.
+//! [`decode`] treats its input as untrusted: malformed bytes are [`Error::Corrupt`], never a
+//! panic or an allocation beyond the block limit. [`filter`] evaluates a [`Predicate`] on the
+//! encoded block (once per run, once per dictionary entry, in the offset domain of a frame)
+//! and returns a [`Selection`].
+//!
+//! Values are `u64`; [`i64_key`] maps signed values into the same order-preserving domain.
+//! Not yet: floats (ALP), strings (dictionary, FSST), booleans, patched frames for outliers.
+//!
+//! # Example
+//!
+//! ```
+//! use lightning_compress::{Predicate, Scheme, decode, encode, filter, scheme_of};
+//!
+//! let prices: Vec<u64> = (0..10_000).map(|i| 1_000 + i % 50).collect();
+//! let block = encode(&prices)?;
+//! assert_eq!(scheme_of(&block)?, Scheme::FrameOfReference);
+//! assert!(block.len() < prices.len()); // under a byte per value
+//! let mut back = Vec::new();
+//! decode(&block, &mut back)?;
+//! assert_eq!(back, prices);
+//! let cheap = filter(&block, &Predicate::Lt(1_010))?;
+//! assert_eq!(cheap.count(), 10_000 / 50 * 10);
+//! # Ok::<(), lightning_compress::Error>(())
+//! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
+
+mod bitpack;
+mod block;
+mod error;
+mod filter;
+
+pub use block::{MAX_VALUES, Scheme, decode, encode, explain, scheme_of};
+pub use error::{Error, Result};
+pub use filter::{Predicate, Selection, filter};
+
+/// Maps an `i64` into the `u64` domain so that order is preserved (flip the sign bit).
+pub fn i64_key(v: i64) -> u64 {
+    u64::from_le_bytes(v.to_le_bytes()) ^ (1 << 63)
+}
+
+/// The inverse of [`i64_key`].
+pub fn i64_from_key(k: u64) -> i64 {
+    i64::from_le_bytes((k ^ (1 << 63)).to_le_bytes())
+}

@@ -1,0 +1,162 @@
+//! Integration suite of lightning-compress: round trips, scheme choice, predicates on encoded
+//! data, and hostile input.
+
+#![cfg(test)] // test-only code throughout: clippy treats helpers like test functions
+
+use lightning_compress::{
+    Predicate, Scheme, decode, encode, explain, filter, i64_from_key, i64_key, scheme_of,
+};
+use proptest::prelude::*;
+
+fn round_trip(values: &[u64]) -> Vec<u8> {
+    let block = encode(values).unwrap();
+    let mut back = Vec::new();
+    decode(&block, &mut back).unwrap();
+    assert_eq!(back, values, "{}", explain(&block).unwrap());
+    block
+}
+
+#[test]
+fn edge_cases_round_trip() {
+    round_trip(&[]);
+    round_trip(&[7]);
+    round_trip(&[0, u64::MAX]);
+    round_trip(&[u64::MAX; 100]);
+    round_trip(&[u64::MAX, 0, u64::MAX, 0]);
+    let signed: Vec<u64> = [i64::MIN, -1, 0, 1, i64::MAX]
+        .iter()
+        .map(|v| i64_key(*v))
+        .collect();
+    let block = round_trip(&signed);
+    let mut back = Vec::new();
+    decode(&block, &mut back).unwrap();
+    assert_eq!(
+        back.iter().map(|k| i64_from_key(*k)).collect::<Vec<_>>(),
+        vec![i64::MIN, -1, 0, 1, i64::MAX]
+    );
+}
+
+#[test]
+fn a_million_values_round_trip_and_compress() {
+    let sorted: Vec<u64> = (0..1_000_000u64).map(|i| 1_700_000_000 + i * 3).collect();
+    let block = round_trip(&sorted);
+    assert_eq!(scheme_of(&block).unwrap(), Scheme::Delta);
+    assert!(
+        block.len() < 1000,
+        "constant deltas pack to nothing: {} bytes",
+        block.len()
+    );
+    let mut rng = lightning_testkit::Rng::new(5);
+    let random: Vec<u64> = (0..1_000_000).map(|_| rng.next_u64()).collect();
+    let block = round_trip(&random);
+    assert_eq!(scheme_of(&block).unwrap(), Scheme::Plain);
+}
+
+#[test]
+fn the_chooser_picks_the_obvious_scheme() {
+    let cases: Vec<(Vec<u64>, Scheme)> = vec![
+        (vec![42; 5000], Scheme::Constant),
+        ((0..5000).map(|i| 1_000_000 + i).collect(), Scheme::Delta),
+        (
+            (0..5000).map(|i| (i / 500) * 1_000_000_007).collect(),
+            Scheme::RunLength,
+        ),
+        (
+            (0..5000)
+                .map(|i| [3, 1_000_000_000_007, 77, 5_000_000_000_011][i % 4])
+                .collect(),
+            Scheme::Dictionary,
+        ),
+        (
+            (0..5000).map(|i| (i * 7919) % 1000).collect(),
+            Scheme::FrameOfReference,
+        ),
+    ];
+    for (values, expected) in cases {
+        let block = round_trip(&values);
+        assert_eq!(
+            scheme_of(&block).unwrap(),
+            expected,
+            "{}",
+            explain(&block).unwrap()
+        );
+        assert!(
+            block.len() < values.len() * 8 / 4,
+            "{} should compress 4x+",
+            explain(&block).unwrap()
+        );
+    }
+}
+
+fn values() -> impl Strategy<Value = Vec<u64>> {
+    prop_oneof![
+        proptest::collection::vec(any::<u64>(), 0..2000),
+        proptest::collection::vec(0u64..16, 0..2000),
+        proptest::collection::vec(
+            prop_oneof![Just(0u64), Just(u64::MAX), Just(1 << 63)],
+            0..500
+        ),
+        (any::<u64>(), 0u64..5, 0usize..3000).prop_map(|(start, step, n)| (0..n as u64)
+            .map(|i| start.wrapping_add(i * step))
+            .collect()),
+        proptest::collection::vec((any::<u64>(), 1usize..50), 0..60).prop_map(|runs| runs
+            .into_iter()
+            .flat_map(|(v, n)| std::iter::repeat_n(v, n))
+            .collect()),
+    ]
+}
+
+fn predicate() -> impl Strategy<Value = Predicate> {
+    let c = prop_oneof![any::<u64>(), 0u64..20, Just(0), Just(u64::MAX)];
+    prop_oneof![
+        c.clone().prop_map(Predicate::Eq),
+        c.clone().prop_map(Predicate::Lt),
+        c.clone().prop_map(Predicate::Le),
+        c.clone().prop_map(Predicate::Gt),
+        c.clone().prop_map(Predicate::Ge),
+        (c.clone(), c.clone()).prop_map(|(a, b)| Predicate::Between(a.min(b), a.max(b))),
+        proptest::collection::vec(c, 0..5).prop_map(Predicate::In),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(u32::try_from(lightning_testkit::scaled(512)).unwrap_or(u32::MAX)))]
+
+    #[test]
+    fn every_distribution_round_trips(v in values()) {
+        round_trip(&v);
+    }
+
+    #[test]
+    fn predicates_on_encoded_data_match_decoded(v in values(), p in predicate()) {
+        let block = encode(&v).unwrap();
+        let sel = filter(&block, &p).unwrap();
+        prop_assert_eq!(sel.len(), v.len());
+        for (i, x) in v.iter().enumerate() {
+            prop_assert_eq!(sel.get(i), p.test(*x), "value {} under {:?} ({})", x, p, explain(&block).unwrap());
+        }
+    }
+
+    #[test]
+    fn damaged_blocks_are_errors_never_panics(v in values(), cut in any::<prop::sample::Index>(), bit in any::<prop::sample::Index>(), junk in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let block = encode(&v).unwrap();
+        let mut out = Vec::new();
+        if !block.is_empty() {
+            let n = cut.index(block.len());
+            prop_assert!(decode(&block[..n], &mut out).is_err(), "a truncated block must not decode");
+            let mut flipped = block.clone();
+            let b = bit.index(block.len() * 8);
+            flipped[b / 8] ^= 1 << (b % 8);
+            out.clear();
+            if decode(&flipped, &mut out).is_ok() {
+                // Payload bits carry no checksum (segments do): decoding may succeed with
+                // other values, but never with more than the block holds.
+                prop_assert!(out.len() <= lightning_compress::MAX_VALUES);
+            }
+            drop(filter(&flipped, &Predicate::Lt(10)));
+        }
+        out.clear();
+        drop(decode(&junk, &mut out));
+        drop(filter(&junk, &Predicate::Eq(0)));
+    }
+}
