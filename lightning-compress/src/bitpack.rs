@@ -37,37 +37,81 @@ pub(crate) fn pack(values: &[u64], width: u32, out: &mut Vec<u8>) {
     }
 }
 
-/// Unpacks `out.len()` values of `width` bits from `bytes` (which must hold
-/// [`packed_len`] bytes; the caller checks).
-pub(crate) fn unpack(bytes: &[u8], width: u32, out: &mut [u64]) {
-    if width == 0 {
-        out.fill(0);
-        return;
-    }
-    let word = |i: usize| -> u64 {
-        let mut a = [0u8; 8];
-        if let Some(s) = bytes.get(i * 8..i * 8 + 8) {
-            a.copy_from_slice(s);
-        }
-        u64::from_le_bytes(a)
-    };
-    let mask = if width == 64 {
-        u64::MAX
-    } else {
-        (1u64 << width) - 1
-    };
-    let w = width as usize;
+/// Unpacks one group of 64 values of `W` bits from `W` words. With `W` a constant and
+/// fixed-size arrays, every shift and index is known at compile time: the loop unrolls into
+/// straight-line code the compiler vectorizes.
+#[expect(
+    clippy::inline_always,
+    reason = "the kernel must be inlined into each width's loop"
+)]
+#[inline(always)]
+fn unpack_group<const W: usize>(words: &[u64; 65], base: u64, out: &mut [u64; 64]) {
+    let mask = if W == 64 { u64::MAX } else { (1u64 << W) - 1 };
     for (i, o) in out.iter_mut().enumerate() {
-        let bit = i * w;
+        let bit = i * W;
         let (idx, off) = (bit / 64, bit % 64);
-        let lo = word(idx) >> off;
-        let v = if off + w > 64 {
-            lo | (word(idx + 1) << (64 - off))
+        let lo = words[idx] >> off;
+        let v = if off + W > 64 {
+            lo | (words[idx + 1] << (64 - off))
         } else {
             lo
         };
-        *o = v & mask;
+        *o = (v & mask).wrapping_add(base);
     }
+}
+
+fn unpack_fixed<const W: usize>(bytes: &[u8], base: u64, out: &mut [u64]) {
+    let mut words = [0u64; 65];
+    let mut group = [0u64; 64];
+    for (g, chunk) in out.chunks_mut(64).enumerate() {
+        // Group g starts at word g * W (64 values of W bits fill exactly W words).
+        let start = g * W * 8;
+        match bytes.get(start..start + W * 8) {
+            Some(src) => {
+                for (w, b) in words.iter_mut().zip(src.chunks_exact(8)) {
+                    let mut a = [0u8; 8];
+                    a.copy_from_slice(b);
+                    *w = u64::from_le_bytes(a);
+                }
+            }
+            None => {
+                // The last, partial group: read what is there.
+                for (k, w) in words.iter_mut().enumerate().take(W) {
+                    let at = start + k * 8;
+                    *w = bytes.get(at..at + 8).map_or(0, |b| {
+                        let mut a = [0u8; 8];
+                        a.copy_from_slice(b);
+                        u64::from_le_bytes(a)
+                    });
+                }
+            }
+        }
+        unpack_group::<W>(&words, base, &mut group);
+        chunk.copy_from_slice(&group[..chunk.len()]);
+    }
+}
+
+macro_rules! dispatch {
+    ($width:expr, $bytes:expr, $base:expr, $out:expr, $($w:literal)*) => {
+        match $width {
+            $($w => unpack_fixed::<$w>($bytes, $base, $out),)*
+            _ => $out.fill($base),
+        }
+    };
+}
+
+/// Unpacks `out.len()` values of `width` bits from `bytes` (which must hold
+/// [`packed_len`] bytes; the caller checks). Runs a kernel specialized for the width.
+pub(crate) fn unpack(bytes: &[u8], width: u32, out: &mut [u64]) {
+    unpack_plus(bytes, width, 0, out);
+}
+
+/// Like [`unpack`], adding `base` (wrapping) to every value in the same pass: a frame of
+/// reference decodes in one pass over the output.
+pub(crate) fn unpack_plus(bytes: &[u8], width: u32, base: u64, out: &mut [u64]) {
+    dispatch!(width, bytes, base, out,
+        1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32
+        33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64);
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@
 //!
 //! Nested blocks use only plain, constant, frame of reference or delta (no deeper cascades).
 
-use crate::bitpack::{bits, pack, packed_len, unpack};
+use crate::bitpack::{bits, pack, packed_len, unpack, unpack_plus};
 use crate::{Error, Result};
 
 /// The most values one block holds; a decoder refuses more (no unbounded allocation).
@@ -354,10 +354,7 @@ fn decode_depth(bytes: &[u8], out: &mut Vec<u64>, depth: u8) -> Result<()> {
             let width = c.width()?;
             let packed = c.packed(n, width)?;
             out.resize(start + n, 0);
-            unpack(packed, width, &mut out[start..]);
-            for v in &mut out[start..] {
-                *v = v.wrapping_add(min);
-            }
+            unpack_plus(packed, width, min, &mut out[start..]);
         }
         Scheme::Delta => {
             if n == 0 {
