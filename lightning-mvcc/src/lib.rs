@@ -57,6 +57,6 @@ mod versions;
 pub use error::{Conflict, Error, Result};
 pub use locks::{LockManager, LockMode, LockStats, TxnId};
 pub use oracle::{Timestamp, TimestampOracle};
-pub use store::{KeyRange, MemStore, VersionStore, in_range};
+pub use store::{KeyRange, MemStore, VersionStore, in_range, range_is_empty};
 pub use txn::{Durability, Isolation, Transaction, TxnManager, TxnOptions, TxnStats};
 pub use versions::{Version, VersionList, VersionValue};

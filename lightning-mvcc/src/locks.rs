@@ -141,9 +141,15 @@ impl LockManager {
                     Some(i) => lock.holders[i].1 = mode,
                     None => lock.holders.push((txn, mode)),
                 }
+                let others_waiting = !lock.queue.is_empty();
                 st.held.entry(txn).or_default().insert(key.to_vec());
                 if st.waits_for.remove(&txn).is_some() {
                     st.wait_time += start.elapsed();
+                }
+                // Requests queued behind this one may be grantable now (two shared requests
+                // behind an exclusive holder): let them look.
+                if queued && others_waiting {
+                    self.changed.notify_all();
                 }
                 return Ok(());
             }
@@ -206,6 +212,11 @@ impl LockManager {
     }
 
     fn leave_queue(st: &mut State, txn: TxnId, key: &[u8]) {
+        // Nobody waits for a request that is gone: drop the edges to it, or a later wait
+        // could close a cycle that does not exist.
+        for deps in st.waits_for.values_mut() {
+            deps.remove(&txn);
+        }
         if let Some(lock) = st.keys.get_mut(key) {
             lock.queue.retain(|(t, _)| *t != txn);
             if lock.holders.is_empty() && lock.queue.is_empty() {

@@ -10,6 +10,16 @@ use crate::{Result, Timestamp};
 /// A key range: start and end bounds.
 pub type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
 
+/// Whether no key can lie in `range` (start after end, or an empty half-open interval).
+pub fn range_is_empty(range: &KeyRange) -> bool {
+    match (&range.0, &range.1) {
+        (Bound::Included(s), Bound::Included(e)) => s > e,
+        (Bound::Included(s) | Bound::Excluded(s), Bound::Excluded(e))
+        | (Bound::Excluded(s), Bound::Included(e)) => s >= e,
+        _ => false,
+    }
+}
+
 /// Whether `key` lies in `range`.
 pub fn in_range(range: &KeyRange, key: &[u8]) -> bool {
     let after_start = match &range.0 {
@@ -83,6 +93,9 @@ impl VersionStore for MemStore {
     }
 
     fn scan(&self, range: &KeyRange) -> Result<Vec<(Vec<u8>, VersionList)>> {
+        if range_is_empty(range) {
+            return Ok(Vec::new());
+        }
         let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
         Ok(map
             .range::<Vec<u8>, _>((range.0.as_ref(), range.1.as_ref()))
@@ -97,6 +110,16 @@ impl VersionStore for MemStore {
         oldest_active: Timestamp,
     ) -> Result<()> {
         let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
+        // All or nothing: refuse before changing anything if any key has a newer version.
+        if writes.iter().any(|(k, _)| {
+            map.get(k)
+                .and_then(VersionList::latest_ts)
+                .is_some_and(|t| t >= commit_ts)
+        }) {
+            return Err(crate::Error::Corrupt(
+                "commit applied out of timestamp order",
+            ));
+        }
         for (key, value) in writes {
             let value = value
                 .clone()

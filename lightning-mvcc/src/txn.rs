@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::locks::{LockManager, LockMode, TxnId};
-use crate::store::{KeyRange, VersionStore, in_range};
+use crate::store::{KeyRange, VersionStore, in_range, range_is_empty};
 use crate::versions::VersionValue;
 use crate::{Conflict, Error, Result, Timestamp, TimestampOracle};
 
@@ -139,6 +139,7 @@ impl<S: VersionStore> TxnManager<S> {
             mgr: self,
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             pessimistic: options.pessimistic,
+            locked: false,
             read_ts: self.oracle.begin_read(),
             isolation: options.isolation,
             writes: BTreeMap::new(),
@@ -205,6 +206,8 @@ pub struct Transaction<'m, S> {
     mgr: &'m TxnManager<S>,
     id: TxnId,
     pessimistic: bool,
+    /// Whether this transaction took any lock (optimistic ones too, via `get_for_update`).
+    locked: bool,
     read_ts: Timestamp,
     isolation: Isolation,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
@@ -249,6 +252,7 @@ impl<S: VersionStore> Transaction<'_, S> {
             return Ok(v.clone());
         }
         if self.pessimistic && self.isolation == Isolation::Serializable {
+            self.locked = true;
             self.mgr.locks.lock(self.id, key, LockMode::Shared)?;
         }
         self.reads.insert(key.to_vec());
@@ -260,6 +264,9 @@ impl<S: VersionStore> Transaction<'_, S> {
 
     /// Reads every key in `range` as of the snapshot, merged with this transaction's writes.
     pub fn scan(&mut self, range: KeyRange) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        if range_is_empty(&range) {
+            return Ok(Vec::new());
+        }
         let mut out: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         for (key, versions) in self.mgr.store.scan(&range)? {
             if let Some(v) = versions.visible(self.read_ts)
@@ -315,6 +322,7 @@ impl<S: VersionStore> Transaction<'_, S> {
     /// committed meanwhile: holding the lock from here on is worthless if the snapshot is
     /// already stale, and without this check lost updates slip through.
     fn exclusive(&mut self, key: &[u8]) -> Result<()> {
+        self.locked = true;
         self.mgr.locks.lock(self.id, key, LockMode::Exclusive)?;
         let newer_in_store = self
             .mgr
@@ -365,21 +373,42 @@ impl<S: VersionStore> Transaction<'_, S> {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        // Whatever happens from here (an error, a panic in the callback or the store), the
+        // timestamp must be finished, or every later commit waits for its turn forever.
+        let turn = Turn {
+            oracle: &mgr.oracle,
+            ts: commit_ts,
+        };
         if let Err(e) = durability(commit_ts, &writes) {
-            // Not durable, not applied: it never happened, but its timestamp must still be
-            // passed for later commits to apply.
-            mgr.oracle.wait_turn(commit_ts);
-            mgr.oracle.finish(commit_ts);
+            // Not durable, not applied: it never happened. Its write set leaves the log, so
+            // it causes no conflicts.
+            let mut log = mgr.log.lock().unwrap_or_else(PoisonError::into_inner);
+            log.entries.retain(|(t, _)| *t != commit_ts);
+            drop(log);
+            drop(turn);
             return Err(Error::Durability(e));
         }
         mgr.oracle.wait_turn(commit_ts);
         let applied = mgr
             .store
             .apply(commit_ts, &writes, mgr.oracle.oldest_active());
-        mgr.oracle.finish(commit_ts);
+        drop(turn);
         applied?;
         mgr.counters.commits.fetch_add(1, Ordering::Relaxed);
         Ok(commit_ts)
+    }
+}
+
+/// Finishes a commit timestamp when dropped (after waiting for its turn), on every path.
+struct Turn<'a> {
+    oracle: &'a TimestampOracle,
+    ts: Timestamp,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.oracle.wait_turn(self.ts);
+        self.oracle.finish(self.ts);
     }
 }
 
@@ -387,7 +416,7 @@ impl<S> Drop for Transaction<'_, S> {
     fn drop(&mut self) {
         // Commit or rollback: locks go after the write set is applied (commit consumes the
         // transaction and drops it at the end).
-        if self.pessimistic {
+        if self.locked {
             self.mgr.locks.release_all(self.id);
         }
         self.mgr.oracle.end_read(self.read_ts);

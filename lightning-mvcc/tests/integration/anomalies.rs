@@ -361,3 +361,44 @@ fn trimming_on_write_keeps_what_active_snapshots_see() {
     // Left: the new version and the one the committing transaction's own snapshot sees.
     assert_eq!(mgr.store().versions(b"x").unwrap().versions().len(), 2);
 }
+
+#[test]
+fn a_failed_commit_causes_no_conflicts_for_others() {
+    let mgr = setup();
+    let mut t2 = mgr.begin(Isolation::Serializable);
+    let mut t1 = mgr.begin(Isolation::Snapshot);
+    t1.put(b"x", b"99").unwrap();
+    assert!(t1.commit(&|_, _| Err("WAL full".into())).is_err());
+    assert_eq!(get(&mut t2, "x").as_deref(), Some("10"));
+    t2.put(b"x", b"11").unwrap();
+    t2.commit(&no_wal).unwrap();
+    assert_eq!(committed(&mgr, "x").as_deref(), Some("11"));
+}
+
+#[test]
+fn empty_and_inverted_ranges_scan_to_nothing() {
+    let mgr = setup();
+    let mut t = mgr.begin(Isolation::Serializable);
+    let k = |s: &str| s.as_bytes().to_vec();
+    assert!(
+        t.scan((Bound::Excluded(k("a")), Bound::Excluded(k("a"))))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        t.scan((Bound::Included(k("y")), Bound::Included(k("x"))))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        t.scan((Bound::Included(k("b")), Bound::Excluded(k("a"))))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        t.scan((Bound::Included(k("x")), Bound::Included(k("x"))))
+            .unwrap()
+            .len(),
+        1
+    );
+}

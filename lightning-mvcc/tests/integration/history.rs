@@ -57,6 +57,9 @@ fn run_history(seed: u64, level: Isolation) -> (Mgr, Vec<Committed>) {
                     let mut reads = Vec::new();
                     let mut writes: BTreeSet<Vec<u8>> = BTreeSet::new();
                     for _ in 0..=rng.below(4) {
+                        // Let the other threads in between operations, so that
+                        // transactions overlap instead of running one after another.
+                        std::thread::yield_now();
                         let k = key(rng.below(KEYS));
                         match rng.below(10) {
                             0..=3 => {
@@ -241,25 +244,39 @@ fn dependency_graph_is_acyclic(
 #[test]
 fn serializable_histories_have_acyclic_dependency_graphs() {
     let mut total = 0;
+    let mut conflicts = 0;
     let ran = run_seeds("serializable histories", scaled(1000), |seed| {
         let (mgr, txns) = run_history(seed, Isolation::Serializable);
         total += txns.len();
+        let s = mgr.stats();
+        conflicts += s.write_conflicts + s.read_conflicts + s.phantom_conflicts;
         check(&mgr, &txns, Isolation::Serializable)
     });
-    println!("{ran} serializable histories, {total} committed transactions checked");
+    println!(
+        "{ran} serializable histories, {total} committed transactions checked, {conflicts} aborted by validation"
+    );
     assert!(
         total > usize::try_from(ran).unwrap() * 5,
         "most transactions must commit: {total}"
+    );
+    assert!(
+        conflicts > ran,
+        "the histories must be concurrent enough to conflict: {conflicts}"
     );
 }
 
 #[test]
 fn snapshot_histories_read_their_snapshot_and_first_committer_wins() {
-    let ran = run_seeds("snapshot histories", scaled(1000), |seed| {
+    let mut conflicts = 0;
+    run_seeds("snapshot histories", scaled(1000), |seed| {
         let (mgr, txns) = run_history(seed, Isolation::Snapshot);
+        conflicts += mgr.stats().write_conflicts;
         check(&mgr, &txns, Isolation::Snapshot)
     });
-    assert!(ran >= 1000);
+    assert!(
+        conflicts > 0,
+        "first-committer-wins must have fired somewhere"
+    );
 }
 
 #[test]

@@ -138,6 +138,10 @@ fn get_for_update_prevents_lost_updates() {
         Some(&b"100"[..]),
         "no increment lost"
     );
+    assert!(
+        mgr.locks().stats().waits > 0,
+        "the updaters must have queued on the lock"
+    );
 }
 
 #[test]
@@ -167,4 +171,51 @@ fn a_deadlock_between_transactions_aborts_the_younger_and_the_older_commits() {
         o.join().unwrap().unwrap();
     });
     assert_eq!(mgr.locks().stats().deadlocks, 1);
+}
+
+#[test]
+fn an_optimistic_get_for_update_releases_its_lock() {
+    let mgr = TxnManager::with_lock_timeout(
+        Arc::new(MemStore::new()),
+        Timestamp::new(0),
+        Duration::from_millis(200),
+    );
+    let no_wal = |_: Timestamp, _: &[(Vec<u8>, Option<Vec<u8>>)]| Ok(());
+    let mut t1 = mgr.begin(Isolation::Snapshot);
+    t1.get_for_update(b"k").unwrap();
+    t1.put(b"k", b"1").unwrap();
+    t1.commit(&no_wal).unwrap();
+    let mut t2 = mgr.begin_with(TxnOptions {
+        isolation: Isolation::Snapshot,
+        pessimistic: true,
+    });
+    t2.put(b"k", b"2").unwrap();
+    t2.commit(&no_wal).unwrap();
+    assert_eq!(mgr.locks().stats().timeouts, 0);
+}
+
+#[test]
+fn shared_waiters_behind_a_writer_are_all_granted_when_it_leaves() {
+    let m = LockManager::new(Duration::from_secs(10));
+    m.lock(1, b"k", LockMode::Exclusive).unwrap();
+    std::thread::scope(|s| {
+        let start = std::time::Instant::now();
+        let readers: Vec<_> = (2..=3u64)
+            .map(|id| {
+                s.spawn({
+                    let m = &m;
+                    move || m.lock(id, b"k", LockMode::Shared)
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(30));
+        m.release_all(1);
+        for r in readers {
+            r.join().unwrap().unwrap();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "a shared waiter slept until its timeout"
+        );
+    });
 }
