@@ -119,6 +119,8 @@ fn get_for_update_prevents_lost_updates() {
                                 .unwrap()
                                 .parse()
                                 .unwrap();
+                            // Hold the lock a moment, so the others queue behind it.
+                            std::thread::sleep(Duration::from_micros(200));
                             t.put(b"counter", (v + 1).to_string().as_bytes())?;
                             Ok::<(), Error>(())
                         })();
