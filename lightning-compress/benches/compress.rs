@@ -19,7 +19,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use lightning_compress::{Predicate, decode, encode, explain, filter};
+use lightning_compress::{Predicate, decode, decode_f64, encode, encode_f64, explain, filter};
 use lightning_testkit::Rng;
 use lightning_testkit::bench::{Figure, quick, repeat, write_report};
 
@@ -94,6 +94,46 @@ fn main() {
             "predicate v < 50 on the encoded block",
         ));
     }
+    floats(&mut rng, n, budget, &mut figures);
     let path = write_report("compress", &figures).unwrap();
     println!("wrote {}", path.display());
+}
+
+/// Doubles: decimals and random bit patterns.
+fn floats(rng: &mut Rng, n: u64, budget: Duration, figures: &mut Vec<Figure>) {
+    let float_cases: Vec<(&str, Vec<f64>)> = vec![
+        (
+            "prices_2_decimals",
+            (0..n)
+                .map(|_| f64::from(u32::try_from(100 + rng.below(1_000_000)).unwrap()) / 100.0)
+                .collect(),
+        ),
+        (
+            "random_doubles",
+            (0..n)
+                .map(|_| f64::from_bits(rng.next_u64() >> 2))
+                .collect(),
+        ),
+    ];
+    for (name, values) in &float_cases {
+        let raw = values.len() as f64 * 8.0;
+        let block = encode_f64(values).unwrap();
+        let mut out = Vec::with_capacity(values.len());
+        let (k, t) = repeat(budget, || {
+            out.clear();
+            decode_f64(black_box(&block), &mut out).unwrap();
+        });
+        figures.push(Figure::new(
+            format!("ratio_f64_{name}"),
+            raw / block.len() as f64,
+            "x",
+            format!("{} bytes", block.len()),
+        ));
+        figures.push(Figure::new(
+            format!("decode_f64_{name}"),
+            k as f64 * raw / t.as_secs_f64() / 1e9,
+            "GB/s",
+            "of decoded data, one core",
+        ));
+    }
 }

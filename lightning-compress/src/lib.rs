@@ -10,7 +10,10 @@
 //! and returns a [`Selection`].
 //!
 //! Values are `u64`; [`i64_key`] maps signed values into the same order-preserving domain.
-//! Not yet: floats (ALP), strings (dictionary, FSST), booleans, patched frames for outliers.
+//! Doubles: [`encode_f64`] scales decimals to integers (in the spirit of ALP) with exceptions
+//! for values that do not round-trip, or stores raw bits; every bit pattern round-trips.
+//!
+//! Not yet: strings (dictionary, FSST), booleans, patched frames for outliers.
 //!
 //! # Example
 //!
@@ -36,10 +39,12 @@ mod bitpack;
 mod block;
 mod error;
 mod filter;
+mod float;
 
 pub use block::{MAX_VALUES, Scheme, decode, encode, explain, scheme_of};
 pub use error::{Error, Result};
 pub use filter::{Predicate, Selection, filter};
+pub use float::{decode_f64, encode_f64};
 
 /// Maps an `i64` into the `u64` domain so that order is preserved (flip the sign bit).
 pub fn i64_key(v: i64) -> u64 {

@@ -1,0 +1,238 @@
+//! Floating point: a decimal-aware scheme in the spirit of ALP (SIGMOD 2024), with
+//! exceptions stored apart, and a raw fallback — an exact round trip for every bit pattern.
+//!
+//! Many stored doubles are decimals (prices, measurements): `v × 10^e` is an integer for a
+//! small `e`. The scheme picks `e` on a sample, stores `round(v × 10^e)` as integers (encoded
+//! again by the integer chooser), and keeps each value whose round trip is not bit-exact
+//! (NaN payloads, -0.0, infinities, too many digits) as an exception: its position and bits.
+//!
+//! # Layout (little-endian)
+//!
+//! | offset | size | field                                                      |
+//! |-------:|-----:|------------------------------------------------------------|
+//! | 0      | 1    | format version (1)                                         |
+//! | 1      | 1    | kind: 0 decimal, 1 raw bits                                |
+//! | 2      | 1    | exponent `e` (0..=18)                                      |
+//! | 3      | 1    | reserved, zero                                             |
+//! | 4      | 4    | `n`, the number of values                                  |
+//! | 8      | ...  | length-prefixed (4) integer block: the scaled integers (order-preserving `i64` keys), or the raw bits |
+//! | ...    | ...  | decimal only: length-prefixed (4) integer blocks of exception positions, then of their bits |
+
+use crate::block::{Cursor, MAX_VALUES, decode, encode};
+use crate::{Error, Result, i64_from_key, i64_key};
+
+const VERSION: u8 = 1;
+const DECIMAL: u8 = 0;
+const RAW: u8 = 1;
+const MAX_EXPONENT: usize = 18;
+const POW10: [f64; MAX_EXPONENT + 1] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18,
+];
+/// Integers up to 2^53 are exact doubles.
+const EXACT: f64 = 9_007_199_254_740_992.0;
+
+/// The integer `v × 10^e` stands for, if it decodes back to exactly `v`.
+fn scaled(v: f64, e: usize) -> Option<i64> {
+    let d = (v * POW10[e]).round();
+    // NaN fails this test too (`is_finite` and the bound exclude it).
+    if !d.is_finite() || d.abs() >= EXACT {
+        return None;
+    }
+    #[expect(clippy::cast_possible_truncation, reason = "|d| < 2^53 was checked")]
+    let n = d as i64;
+    #[expect(clippy::cast_precision_loss, reason = "|n| < 2^53: exact")]
+    let back = n as f64 / POW10[e];
+    (back.to_bits() == v.to_bits()).then_some(n)
+}
+
+fn best_exponent(values: &[f64]) -> usize {
+    let step = (values.len() / 256).max(1);
+    let sample: Vec<f64> = values.iter().step_by(step).copied().collect();
+    (0..=MAX_EXPONENT)
+        .min_by_key(|e| sample.iter().filter(|v| scaled(**v, *e).is_none()).count() * 64 + e)
+        .unwrap_or(0)
+}
+
+fn nested(out: &mut Vec<u8>, block: &[u8]) {
+    out.extend_from_slice(&u32::try_from(block.len()).unwrap_or(u32::MAX).to_le_bytes());
+    out.extend_from_slice(block);
+}
+
+/// Encodes `values`: decimal scaling with exceptions when it pays, raw bits otherwise.
+pub fn encode_f64(values: &[f64]) -> Result<Vec<u8>> {
+    if values.len() > MAX_VALUES {
+        return Err(Error::TooManyValues {
+            len: values.len(),
+            max: MAX_VALUES,
+        });
+    }
+    let e = best_exponent(values);
+    let mut ints = Vec::with_capacity(values.len());
+    let (mut positions, mut bits) = (Vec::new(), Vec::new());
+    let mut last = 0i64;
+    for (i, v) in values.iter().enumerate() {
+        if let Some(n) = scaled(*v, e) {
+            last = n;
+            ints.push(i64_key(n));
+        } else {
+            // Repeat the previous integer: it costs nothing in a frame or a run.
+            ints.push(i64_key(last));
+            positions.push(i as u64);
+            bits.push(v.to_bits());
+        }
+    }
+    let n = u32::try_from(values.len())
+        .unwrap_or(u32::MAX)
+        .to_le_bytes();
+    let decimal = {
+        let mut out = vec![VERSION, DECIMAL, u8::try_from(e).unwrap_or(0), 0];
+        out.extend_from_slice(&n);
+        nested(&mut out, &encode(&ints)?);
+        nested(&mut out, &encode(&positions)?);
+        nested(&mut out, &encode(&bits)?);
+        out
+    };
+    let raw_bits: Vec<u64> = values.iter().map(|v| v.to_bits()).collect();
+    let mut raw = vec![VERSION, RAW, 0, 0];
+    raw.extend_from_slice(&n);
+    nested(&mut raw, &encode(&raw_bits)?);
+    Ok(if decimal.len() < raw.len() {
+        decimal
+    } else {
+        raw
+    })
+}
+
+/// Decodes a float block, appending to `out`.
+pub fn decode_f64(bytes: &[u8], out: &mut Vec<f64>) -> Result<()> {
+    let mut cursor = Cursor { bytes, at: 0 };
+    let head = cursor.take(8)?;
+    if head[0] != VERSION {
+        return Err(Error::Corrupt("unknown float block version"));
+    }
+    let n = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+    if n > MAX_VALUES {
+        return Err(Error::Corrupt(
+            "float block claims more values than a block holds",
+        ));
+    }
+    let mut ints = Vec::new();
+    decode(cursor.nested()?, &mut ints)?;
+    if ints.len() != n {
+        return Err(Error::Corrupt(
+            "float block count disagrees with its values",
+        ));
+    }
+    let start = out.len();
+    match head[1] {
+        RAW => out.extend(ints.iter().map(|b| f64::from_bits(*b))),
+        DECIMAL => {
+            let e = usize::from(head[2]);
+            let p = *POW10
+                .get(e)
+                .ok_or(Error::Corrupt("float exponent out of range"))?;
+            #[expect(
+                clippy::cast_precision_loss,
+                reason = "the encoder only stores |n| < 2^53"
+            )]
+            out.extend(ints.iter().map(|k| i64_from_key(*k) as f64 / p));
+            let (mut positions, mut bits) = (Vec::new(), Vec::new());
+            decode(cursor.nested()?, &mut positions)?;
+            decode(cursor.nested()?, &mut bits)?;
+            if positions.len() != bits.len() {
+                out.truncate(start);
+                return Err(Error::Corrupt("exception positions and values disagree"));
+            }
+            for (pos, b) in positions.iter().zip(&bits) {
+                let Some(slot) = usize::try_from(*pos)
+                    .ok()
+                    .filter(|p| *p < n)
+                    .map(|p| start + p)
+                else {
+                    out.truncate(start);
+                    return Err(Error::Corrupt("exception position out of range"));
+                };
+                out[slot] = f64::from_bits(*b);
+            }
+        }
+        _ => return Err(Error::Corrupt("unknown float block kind")),
+    }
+    if cursor.at != bytes.len() {
+        out.truncate(start);
+        return Err(Error::Corrupt("trailing bytes after the float block"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn round_trip(values: &[f64]) -> Vec<u8> {
+        let block = encode_f64(values).unwrap();
+        let mut back = Vec::new();
+        decode_f64(&block, &mut back).unwrap();
+        assert_eq!(
+            back.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+        block
+    }
+
+    #[test]
+    fn special_values_round_trip_exactly() {
+        let nan_payload = f64::from_bits(0x7FF8_0000_0000_1234);
+        round_trip(&[
+            0.0,
+            -0.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            nan_payload,
+            f64::MIN_POSITIVE,
+            5e-324,
+            f64::MAX,
+            f64::MIN,
+            1.5,
+        ]);
+        round_trip(&[]);
+    }
+
+    #[test]
+    fn prices_compress_as_decimals() {
+        let prices: Vec<f64> = (0..10_000)
+            .map(|i| f64::from(1000 + (i * 37) % 90_000) / 100.0)
+            .collect();
+        let block = round_trip(&prices);
+        assert_eq!(block[1], DECIMAL);
+        assert!(block.len() * 3 < prices.len() * 8, "{} bytes", block.len());
+    }
+
+    proptest! {
+        #[test]
+        fn every_bit_pattern_round_trips(bits in proptest::collection::vec(any::<u64>(), 0..500)) {
+            let values: Vec<f64> = bits.iter().map(|b| f64::from_bits(*b)).collect();
+            round_trip(&values);
+        }
+
+        #[test]
+        fn decimals_with_outliers_round_trip(cents in proptest::collection::vec(-1_000_000i32..1_000_000, 0..500), odd in proptest::collection::vec(any::<u64>(), 0..10)) {
+            let mut values: Vec<f64> = cents.iter().map(|c| f64::from(*c) / 100.0).collect();
+            for (i, b) in odd.iter().enumerate() {
+                if !values.is_empty() {
+                    let at = (i * 7919) % values.len();
+                    values[at] = f64::from_bits(*b);
+                }
+            }
+            round_trip(&values);
+        }
+
+        #[test]
+        fn hostile_float_blocks_never_panic(junk in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let mut out = Vec::new();
+            drop(decode_f64(&junk, &mut out));
+        }
+    }
+}
