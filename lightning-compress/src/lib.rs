@@ -13,7 +13,11 @@
 //! Doubles: [`encode_f64`] scales decimals to integers (in the spirit of ALP) with exceptions
 //! for values that do not round-trip, or stores raw bits; every bit pattern round-trips.
 //!
-//! Not yet: strings (dictionary, FSST), booleans, patched frames for outliers.
+//! Booleans and validity bitmaps go through the integer chooser (one bit, runs or a
+//! constant); byte strings through [`encode_strings`] (a dictionary when it pays, else bytes
+//! and encoded lengths).
+//!
+//! Not yet: FSST for high-cardinality text, patched frames for outliers.
 //!
 //! # Example
 //!
@@ -40,11 +44,13 @@ mod block;
 mod error;
 mod filter;
 mod float;
+mod strings;
 
 pub use block::{MAX_VALUES, Scheme, decode, encode, explain, scheme_of};
 pub use error::{Error, Result};
 pub use filter::{Predicate, Selection, filter};
 pub use float::{decode_f64, encode_f64};
+pub use strings::{decode_bools, decode_strings, encode_bools, encode_strings};
 
 /// Maps an `i64` into the `u64` domain so that order is preserved (flip the sign bit).
 pub fn i64_key(v: i64) -> u64 {

@@ -1,0 +1,228 @@
+//! Booleans and byte strings, built on the integer encodings.
+//!
+//! Booleans (and validity bitmaps) are 0/1 integers: the chooser bit-packs them at one bit,
+//! or stores runs, or a constant. Strings are either a dictionary — the distinct strings once,
+//! in sorted order, and integer codes encoded again — or the bytes as they are with their
+//! lengths encoded as integers; whichever is smaller.
+//!
+//! # String block layout (little-endian)
+//!
+//! | offset | size | field                                                           |
+//! |-------:|-----:|-----------------------------------------------------------------|
+//! | 0      | 1    | format version (1)                                              |
+//! | 1      | 1    | kind: 0 plain, 1 dictionary                                     |
+//! | 2      | 2    | reserved, zero                                                  |
+//! | 4      | 4    | `n`, the number of strings                                      |
+//! | 8      | ...  | plain: length-prefixed (4) integer block of the lengths, then the bytes (length-prefixed, 4) |
+//! | 8      | ...  | dictionary: a nested plain string block of the `d` distinct strings (length-prefixed, 4), then a length-prefixed integer block of the `n` codes |
+
+use crate::block::{Cursor, MAX_VALUES, decode, encode};
+use crate::{Error, Result};
+
+const VERSION: u8 = 1;
+const PLAIN: u8 = 0;
+const DICTIONARY: u8 = 1;
+
+/// Encodes booleans (validity bitmaps too).
+pub fn encode_bools(values: &[bool]) -> Result<Vec<u8>> {
+    encode(&values.iter().map(|b| u64::from(*b)).collect::<Vec<_>>())
+}
+
+/// Decodes booleans, appending to `out`.
+pub fn decode_bools(bytes: &[u8], out: &mut Vec<bool>) -> Result<()> {
+    let mut ints = Vec::new();
+    decode(bytes, &mut ints)?;
+    if ints.iter().any(|v| *v > 1) {
+        return Err(Error::Corrupt(
+            "boolean block holds a value other than 0 or 1",
+        ));
+    }
+    out.extend(ints.iter().map(|v| *v == 1));
+    Ok(())
+}
+
+fn nested(out: &mut Vec<u8>, block: &[u8]) {
+    out.extend_from_slice(&u32::try_from(block.len()).unwrap_or(u32::MAX).to_le_bytes());
+    out.extend_from_slice(block);
+}
+
+fn header(kind: u8, n: usize) -> Vec<u8> {
+    let mut out = vec![VERSION, kind, 0, 0];
+    out.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes());
+    out
+}
+
+fn plain<S: AsRef<[u8]>>(values: &[S]) -> Result<Vec<u8>> {
+    let mut out = header(PLAIN, values.len());
+    nested(
+        &mut out,
+        &encode(
+            &values
+                .iter()
+                .map(|s| s.as_ref().len() as u64)
+                .collect::<Vec<_>>(),
+        )?,
+    );
+    let bytes: Vec<u8> = values
+        .iter()
+        .flat_map(|s| s.as_ref().iter().copied())
+        .collect();
+    nested(&mut out, &bytes);
+    Ok(out)
+}
+
+/// Encodes byte strings: a dictionary when it is smaller, else plain bytes and lengths.
+pub fn encode_strings<S: AsRef<[u8]>>(values: &[S]) -> Result<Vec<u8>> {
+    if values.len() > MAX_VALUES {
+        return Err(Error::TooManyValues {
+            len: values.len(),
+            max: MAX_VALUES,
+        });
+    }
+    let as_plain = plain(values)?;
+    let mut distinct: Vec<&[u8]> = values.iter().map(AsRef::as_ref).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() * 2 > values.len() {
+        return Ok(as_plain);
+    }
+    let codes: Vec<u64> = values
+        .iter()
+        .map(|s| distinct.partition_point(|d| *d < s.as_ref()) as u64)
+        .collect();
+    let mut out = header(DICTIONARY, values.len());
+    nested(&mut out, &plain(&distinct)?);
+    nested(&mut out, &encode(&codes)?);
+    Ok(if out.len() < as_plain.len() {
+        out
+    } else {
+        as_plain
+    })
+}
+
+fn decode_plain(bytes: &[u8], depth: u8) -> Result<Vec<Vec<u8>>> {
+    let mut c = Cursor { bytes, at: 0 };
+    let head = c.take(8)?;
+    if head[0] != VERSION {
+        return Err(Error::Corrupt("unknown string block version"));
+    }
+    let n = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+    if n > MAX_VALUES {
+        return Err(Error::Corrupt(
+            "string block claims more values than a block holds",
+        ));
+    }
+    let strings = match head[1] {
+        PLAIN => {
+            let mut lengths = Vec::new();
+            decode(c.nested()?, &mut lengths)?;
+            let data = c.nested()?;
+            if lengths.len() != n {
+                return Err(Error::Corrupt("string count disagrees with its lengths"));
+            }
+            let total = lengths
+                .iter()
+                .try_fold(0u64, |a, l| a.checked_add(*l))
+                .ok_or(Error::Corrupt("string lengths overflow"))?;
+            if total != data.len() as u64 {
+                return Err(Error::Corrupt("string lengths disagree with the bytes"));
+            }
+            let mut at = 0usize;
+            lengths
+                .iter()
+                .map(|l| {
+                    // The lengths add up to the bytes present, so each fits.
+                    let l = usize::try_from(*l).unwrap_or(0);
+                    let s = data[at..at + l].to_vec();
+                    at += l;
+                    s
+                })
+                .collect()
+        }
+        DICTIONARY if depth == 0 => {
+            let dict = decode_plain(c.nested()?, depth + 1)?;
+            let mut codes = Vec::new();
+            decode(c.nested()?, &mut codes)?;
+            if codes.len() != n {
+                return Err(Error::Corrupt("string count disagrees with its codes"));
+            }
+            codes
+                .iter()
+                .map(|code| {
+                    dict.get(usize::try_from(*code).unwrap_or(usize::MAX))
+                        .cloned()
+                        .ok_or(Error::Corrupt("string code out of range"))
+                })
+                .collect::<Result<Vec<_>>>()?
+        }
+        _ => return Err(Error::Corrupt("unknown or nested string block kind")),
+    };
+    if c.at != bytes.len() {
+        return Err(Error::Corrupt("trailing bytes after the string block"));
+    }
+    Ok(strings)
+}
+
+/// Decodes byte strings, appending to `out`.
+pub fn decode_strings(bytes: &[u8], out: &mut Vec<Vec<u8>>) -> Result<()> {
+    out.extend(decode_plain(bytes, 0)?);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn low_cardinality_strings_use_a_dictionary() {
+        let flags: Vec<&str> = (0..10_000)
+            .map(|i| ["AIR", "RAIL", "SHIP", "TRUCK", "MAIL"][i % 5])
+            .collect();
+        let block = encode_strings(&flags).unwrap();
+        assert_eq!(block[1], DICTIONARY);
+        assert!(block.len() < 10_000, "{} bytes", block.len());
+        let mut back = Vec::new();
+        decode_strings(&block, &mut back).unwrap();
+        assert!(back.iter().zip(&flags).all(|(a, b)| a == b.as_bytes()));
+    }
+
+    #[test]
+    fn validity_bitmaps_pack_to_bits_or_runs() {
+        let mostly_valid: Vec<bool> = (0..8192).map(|i| i % 1000 != 0).collect();
+        let block = encode_bools(&mostly_valid).unwrap();
+        assert!(block.len() <= 8192 / 8 + 64, "{} bytes", block.len());
+        let mut back = Vec::new();
+        decode_bools(&block, &mut back).unwrap();
+        assert_eq!(back, mostly_valid);
+        let mut bad = Vec::new();
+        assert!(decode_bools(&encode(&[0, 1, 2]).unwrap(), &mut bad).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn strings_round_trip(values in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..20), 0..300), repeat in 1usize..4) {
+            let values: Vec<Vec<u8>> = values.iter().cycle().take(values.len() * repeat).cloned().collect();
+            let block = encode_strings(&values).unwrap();
+            let mut back = Vec::new();
+            decode_strings(&block, &mut back).unwrap();
+            prop_assert_eq!(back, values);
+        }
+
+        #[test]
+        fn booleans_round_trip(values in proptest::collection::vec(any::<bool>(), 0..2000)) {
+            let mut back = Vec::new();
+            decode_bools(&encode_bools(&values).unwrap(), &mut back).unwrap();
+            prop_assert_eq!(back, values);
+        }
+
+        #[test]
+        fn hostile_string_blocks_never_panic(junk in proptest::collection::vec(any::<u8>(), 0..300), values in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..8), 1..50), cut in any::<prop::sample::Index>()) {
+            let mut out = Vec::new();
+            drop(decode_strings(&junk, &mut out));
+            let block = encode_strings(&values).unwrap();
+            let n = cut.index(block.len());
+            prop_assert!(decode_strings(&block[..n], &mut out).is_err());
+        }
+    }
+}
