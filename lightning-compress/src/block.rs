@@ -49,6 +49,9 @@ pub enum Scheme {
     RunLength,
     /// Distinct values once, and bit-packed codes.
     Dictionary,
+    /// A frame of reference whose width fits most values; the few that do not (outliers)
+    /// are stored apart as exceptions, so one large value does not widen every value.
+    PatchedFrame,
 }
 
 impl Scheme {
@@ -60,6 +63,7 @@ impl Scheme {
             Scheme::Delta => 3,
             Scheme::RunLength => 4,
             Scheme::Dictionary => 5,
+            Scheme::PatchedFrame => 6,
         }
     }
 
@@ -71,6 +75,7 @@ impl Scheme {
             3 => Scheme::Delta,
             4 => Scheme::RunLength,
             5 => Scheme::Dictionary,
+            6 => Scheme::PatchedFrame,
             _ => return Err(Error::Corrupt("unknown scheme")),
         })
     }
@@ -156,6 +161,13 @@ fn choose(values: &[u64], cascade: bool) -> (Scheme, Stats) {
                 + packed_len(s.runs, len_bits),
         );
     }
+    if cascade && let Some((width, exceptions)) = patch_width(values, s.min) {
+        // Exceptions: positions and values, each frame-of-reference packed (estimate 2 x 8 bytes).
+        consider(
+            Scheme::PatchedFrame,
+            16 + 8 + 16 * exceptions + packed_len(n, width),
+        );
+    }
     if let Some(d) = &s.distinct
         && d.len() * 2 <= n
         && d.len() > 1
@@ -167,6 +179,28 @@ fn choose(values: &[u64], cascade: bool) -> (Scheme, Stats) {
         );
     }
     (best.0, s)
+}
+
+/// The width that minimizes packed size plus exceptions, and how many values exceed it;
+/// `None` when no value would be an exception (a plain frame is as good).
+fn patch_width(values: &[u64], min: u64) -> Option<(u32, usize)> {
+    let mut histogram = [0usize; 65];
+    for v in values {
+        histogram[bits(v - min) as usize] += 1;
+    }
+    let n = values.len();
+    let mut above = 0usize;
+    let mut best: Option<(usize, u32, usize)> = None;
+    for width in (0..=64u32).rev() {
+        if above > 0 && above * 8 <= n {
+            let size = packed_len(n, width) + 16 * above;
+            if best.is_none_or(|(b, _, _)| size < b) {
+                best = Some((size, width, above));
+            }
+        }
+        above += histogram[width as usize];
+    }
+    best.map(|(_, w, e)| (w, e))
 }
 
 /// Encodes `values` with the smallest scheme (and cascades). At most [`MAX_VALUES`].
@@ -234,6 +268,34 @@ fn encode_with(values: &[u64], cascade: bool) -> Vec<u8> {
             out.extend_from_slice(&[0; 4]);
             nested(&mut out, &encode_with(&run_values, false));
             nested(&mut out, &encode_with(&run_lengths, false));
+        }
+        Scheme::PatchedFrame => {
+            let (width, _) = patch_width(values, s.min).unwrap_or((64, 0));
+            let limit = if width == 64 {
+                u64::MAX
+            } else {
+                (1u64 << width) - 1
+            };
+            let (mut positions, mut outliers) = (Vec::new(), Vec::new());
+            let offsets: Vec<u64> = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let off = v - s.min;
+                    if off > limit {
+                        positions.push(i as u64);
+                        outliers.push(*v);
+                        0
+                    } else {
+                        off
+                    }
+                })
+                .collect();
+            out.extend_from_slice(&s.min.to_le_bytes());
+            out.extend_from_slice(&[u8::try_from(width).unwrap_or(64), 0, 0, 0, 0, 0, 0, 0]);
+            pack(&offsets, width, &mut out);
+            nested(&mut out, &encode_with(&positions, false));
+            nested(&mut out, &encode_with(&outliers, false));
         }
         Scheme::Dictionary => {
             let dict = s.distinct.unwrap_or_default();
@@ -372,7 +434,7 @@ fn decode_depth(bytes: &[u8], out: &mut Vec<u64>, depth: u8) -> Result<()> {
                 out[i] = out[i - 1].wrapping_add(delta);
             }
         }
-        Scheme::RunLength | Scheme::Dictionary if depth > 0 => {
+        Scheme::RunLength | Scheme::Dictionary | Scheme::PatchedFrame if depth > 0 => {
             return Err(Error::Corrupt("cascade nested too deep"));
         }
         Scheme::RunLength => {
@@ -399,6 +461,12 @@ fn decode_depth(bytes: &[u8], out: &mut Vec<u64>, depth: u8) -> Result<()> {
                 out.extend(std::iter::repeat_n(*v, usize::try_from(*l).unwrap_or(0)));
             }
         }
+        Scheme::PatchedFrame => {
+            if let Err(e) = decode_patched(&mut c, n, depth, out) {
+                out.truncate(start);
+                return Err(e);
+            }
+        }
         Scheme::Dictionary => {
             let mut dict = Vec::new();
             decode_depth(c.nested()?, &mut dict, depth + 1)?;
@@ -420,6 +488,30 @@ fn decode_depth(bytes: &[u8], out: &mut Vec<u64>, depth: u8) -> Result<()> {
     Ok(())
 }
 
+/// The body of a patched frame: the frame, then the exceptions written over it.
+fn decode_patched(c: &mut Cursor<'_>, n: usize, depth: u8, out: &mut Vec<u64>) -> Result<()> {
+    let start = out.len();
+    let min = c.u64()?;
+    let width = c.width()?;
+    let packed = c.packed(n, width)?;
+    out.resize(start + n, 0);
+    unpack_plus(packed, width, min, &mut out[start..]);
+    let (mut positions, mut outliers) = (Vec::new(), Vec::new());
+    decode_depth(c.nested()?, &mut positions, depth + 1)?;
+    decode_depth(c.nested()?, &mut outliers, depth + 1)?;
+    if positions.len() != outliers.len() {
+        return Err(Error::Corrupt("exception positions and values disagree"));
+    }
+    for (p, v) in positions.iter().zip(&outliers) {
+        let slot = usize::try_from(*p)
+            .ok()
+            .filter(|p| *p < n)
+            .ok_or(Error::Corrupt("exception position out of range"))?;
+        out[start + slot] = *v;
+    }
+    Ok(())
+}
+
 /// A human-readable account of a block's encoding (scheme, cascade, sizes).
 pub fn explain(bytes: &[u8]) -> Result<String> {
     let (scheme, n, mut c) = header(bytes)?;
@@ -431,6 +523,12 @@ pub fn explain(bytes: &[u8]) -> Result<String> {
             format!(" [values: {}; lengths: {}]", explain(v)?, explain(l)?)
         }
         Scheme::Dictionary => format!(" [dictionary: {}]", explain(c.nested()?)?),
+        Scheme::PatchedFrame => {
+            c.take(16)?;
+            let width = u32::from(bytes.get(16).copied().unwrap_or(0));
+            c.packed(n, width)?;
+            format!(" [exceptions: {}]", explain(c.nested()?)?)
+        }
         _ => String::new(),
     };
     Ok(format!(

@@ -210,7 +210,7 @@ pub fn filter(bytes: &[u8], pred: &Predicate) -> Result<Selection> {
             }
             Ok(sel)
         }
-        Scheme::Plain | Scheme::Delta => {
+        Scheme::Plain | Scheme::Delta | Scheme::PatchedFrame => {
             let mut values = Vec::with_capacity(n);
             decode(bytes, &mut values)?;
             let mut sel = Selection::new(n, false);

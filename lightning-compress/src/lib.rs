@@ -1,7 +1,7 @@
 //! Lightweight column encodings for Lightning DB's columnar segments (integers so far).
 //!
 //! [`encode`] picks, per block of up to [`MAX_VALUES`] values, the smallest of: plain,
-//! constant, frame of reference with bit-packing, delta (sorted data), run-length (run values
+//! constant, frame of reference with bit-packing (patched for outliers), delta (sorted data), run-length (run values
 //! and lengths encoded again) and dictionary (distinct values encoded again, codes
 //! bit-packed) — a one-level cascade in the spirit of `BtrBlocks`; [`explain`] shows the choice.
 //! [`decode`] treats its input as untrusted: malformed bytes are [`Error::Corrupt`], never a
@@ -17,7 +17,9 @@
 //! constant); byte strings through [`encode_strings`] (a dictionary when it pays, else bytes
 //! and encoded lengths).
 //!
-//! Not yet: FSST for high-cardinality text, patched frames for outliers.
+//! A patched frame keeps a few outliers apart so one large value does not widen every value.
+//!
+//! Not yet: FSST for high-cardinality text.
 //!
 //! # Example
 //!

@@ -71,6 +71,18 @@ fn the_chooser_picks_the_obvious_scheme() {
             (0..5000).map(|i| (i * 7919) % 1000).collect(),
             Scheme::FrameOfReference,
         ),
+        (
+            (0..5000)
+                .map(|i| {
+                    if i % 997 == 0 {
+                        u64::MAX - i
+                    } else {
+                        (i * 7919) % 1000
+                    }
+                })
+                .collect(),
+            Scheme::PatchedFrame,
+        ),
     ];
     for (values, expected) in cases {
         let block = round_trip(&values);
@@ -103,6 +115,17 @@ fn values() -> impl Strategy<Value = Vec<u64>> {
             .into_iter()
             .flat_map(|(v, n)| std::iter::repeat_n(v, n))
             .collect()),
+        (
+            proptest::collection::vec(0u64..300, 100..2000),
+            proptest::collection::vec((any::<prop::sample::Index>(), any::<u64>()), 0..8)
+        )
+            .prop_map(|(mut v, outliers)| {
+                for (at, x) in outliers {
+                    let i = at.index(v.len());
+                    v[i] = x;
+                }
+                v
+            }),
     ]
 }
 
