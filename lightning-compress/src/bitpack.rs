@@ -86,8 +86,13 @@ fn unpack_fixed<const W: usize>(bytes: &[u8], base: u64, out: &mut [u64]) {
                 }
             }
         }
-        unpack_group::<W>(&words, base, &mut group);
-        chunk.copy_from_slice(&group[..chunk.len()]);
+        // Full groups are written in place; only the last, partial one goes through a copy.
+        if let Ok(full) = <&mut [u64; 64]>::try_from(&mut *chunk) {
+            unpack_group::<W>(&words, base, full);
+        } else {
+            unpack_group::<W>(&words, base, &mut group);
+            chunk.copy_from_slice(&group[..chunk.len()]);
+        }
     }
 }
 
