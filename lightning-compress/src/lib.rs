@@ -1,4 +1,4 @@
-//! Lightweight column encodings for Lightning DB's columnar segments (integers so far).
+//! Lightweight column encodings for Lightning DB's columnar segments.
 //!
 //! [`encode`] picks, per block of up to [`MAX_VALUES`] values, the smallest of: plain,
 //! constant, frame of reference with bit-packing (patched for outliers), delta (sorted data), run-length (run values
