@@ -312,7 +312,8 @@ fn encode_with(values: &[u64], cascade: bool) -> Vec<u8> {
     out
 }
 
-fn nested(out: &mut Vec<u8>, block: &[u8]) {
+/// Appends `block` prefixed by its byte length (4).
+pub(crate) fn nested(out: &mut Vec<u8>, block: &[u8]) {
     out.extend_from_slice(&u32::try_from(block.len()).unwrap_or(u32::MAX).to_le_bytes());
     out.extend_from_slice(block);
 }

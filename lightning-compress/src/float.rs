@@ -18,7 +18,7 @@
 //! | 8      | ...  | length-prefixed (4) integer block: the scaled integers (order-preserving `i64` keys), or the raw bits |
 //! | ...    | ...  | decimal only: length-prefixed (4) integer blocks of exception positions, then of their bits |
 
-use crate::block::{Cursor, MAX_VALUES, decode, encode};
+use crate::block::{Cursor, MAX_VALUES, decode, encode, nested};
 use crate::{Error, Result, i64_from_key, i64_key};
 
 const VERSION: u8 = 1;
@@ -52,11 +52,6 @@ fn best_exponent(values: &[f64]) -> usize {
     (0..=MAX_EXPONENT)
         .min_by_key(|e| sample.iter().filter(|v| scaled(**v, *e).is_none()).count() * 64 + e)
         .unwrap_or(0)
-}
-
-fn nested(out: &mut Vec<u8>, block: &[u8]) {
-    out.extend_from_slice(&u32::try_from(block.len()).unwrap_or(u32::MAX).to_le_bytes());
-    out.extend_from_slice(block);
 }
 
 /// Encodes `values`: decimal scaling with exceptions when it pays, raw bits otherwise.

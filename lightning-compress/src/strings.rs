@@ -16,7 +16,7 @@
 //! | 8      | ...  | plain: length-prefixed (4) integer block of the lengths, then the bytes (length-prefixed, 4) |
 //! | 8      | ...  | dictionary: a nested plain string block of the `d` distinct strings (length-prefixed, 4), then a length-prefixed integer block of the `n` codes |
 
-use crate::block::{Cursor, MAX_VALUES, decode, encode};
+use crate::block::{Cursor, MAX_VALUES, decode, encode, nested};
 use crate::{Error, Result};
 
 const VERSION: u8 = 1;
@@ -39,11 +39,6 @@ pub fn decode_bools(bytes: &[u8], out: &mut Vec<bool>) -> Result<()> {
     }
     out.extend(ints.iter().map(|v| *v == 1));
     Ok(())
-}
-
-fn nested(out: &mut Vec<u8>, block: &[u8]) {
-    out.extend_from_slice(&u32::try_from(block.len()).unwrap_or(u32::MAX).to_le_bytes());
-    out.extend_from_slice(block);
 }
 
 fn header(kind: u8, n: usize) -> Vec<u8> {
