@@ -14,12 +14,11 @@
 //! for values that do not round-trip, or stores raw bits; every bit pattern round-trips.
 //!
 //! Booleans and validity bitmaps go through the integer chooser (one bit, runs or a
-//! constant); byte strings through [`encode_strings`] (a dictionary when it pays, else bytes
-//! and encoded lengths).
+//! constant); byte strings through [`encode_strings`] (a dictionary, FSST — a trained table
+//! of up to 255 short substrings, each replaced by one byte — or bytes and encoded lengths;
+//! the smallest).
 //!
 //! A patched frame keeps a few outliers apart so one large value does not widen every value.
-//!
-//! Not yet: FSST for high-cardinality text.
 //!
 //! # Example
 //!
@@ -46,6 +45,7 @@ mod block;
 mod error;
 mod filter;
 mod float;
+mod fsst;
 mod strings;
 
 pub use block::{MAX_VALUES, Scheme, decode, encode, explain, scheme_of};

@@ -3,25 +3,31 @@
 //! Booleans (and validity bitmaps) are 0/1 integers: the chooser bit-packs them at one bit,
 //! or stores runs, or a constant. Strings are either a dictionary — the distinct strings once,
 //! in sorted order, and integer codes encoded again — or the bytes as they are with their
-//! lengths encoded as integers; whichever is smaller.
+//! lengths encoded as integers, or FSST: each string compressed with a symbol table of up to
+//! 255 substrings of 1 to 8 bytes trained on the block; whichever is smallest.
 //!
 //! # String block layout (little-endian)
 //!
 //! | offset | size | field                                                           |
 //! |-------:|-----:|-----------------------------------------------------------------|
 //! | 0      | 1    | format version (1)                                              |
-//! | 1      | 1    | kind: 0 plain, 1 dictionary                                     |
+//! | 1      | 1    | kind: 0 plain, 1 dictionary, 2 FSST                             |
 //! | 2      | 2    | reserved, zero                                                  |
 //! | 4      | 4    | `n`, the number of strings                                      |
 //! | 8      | ...  | plain: length-prefixed (4) integer block of the lengths, then the bytes (length-prefixed, 4) |
 //! | 8      | ...  | dictionary: a nested plain string block of the `d` distinct strings (length-prefixed, 4), then a length-prefixed integer block of the `n` codes |
+//! | 8      | ...  | FSST: the symbol table (length-prefixed, 4; layout in the `fsst` module), a length-prefixed integer block of the `n` compressed lengths, then the compressed bytes (length-prefixed, 4) |
 
 use crate::block::{Cursor, MAX_VALUES, decode, encode, nested};
+use crate::fsst;
 use crate::{Error, Result};
 
 const VERSION: u8 = 1;
 const PLAIN: u8 = 0;
 const DICTIONARY: u8 = 1;
+const FSST: u8 = 2;
+/// Below this many bytes of text a symbol table does not pay for itself.
+const FSST_MIN_BYTES: usize = 1024;
 
 /// Encodes booleans (validity bitmaps too).
 pub fn encode_bools(values: &[bool]) -> Result<Vec<u8>> {
@@ -66,7 +72,23 @@ fn plain<S: AsRef<[u8]>>(values: &[S]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Encodes byte strings: a dictionary when it is smaller, else plain bytes and lengths.
+fn fsst_block<S: AsRef<[u8]>>(values: &[S]) -> Result<Vec<u8>> {
+    let table = fsst::Table::train(values);
+    let mut lengths = Vec::with_capacity(values.len());
+    let mut codes = Vec::new();
+    for s in values {
+        let before = codes.len();
+        table.compress(s.as_ref(), &mut codes);
+        lengths.push((codes.len() - before) as u64);
+    }
+    let mut out = header(FSST, values.len());
+    nested(&mut out, &table.to_bytes());
+    nested(&mut out, &encode(&lengths)?);
+    nested(&mut out, &codes);
+    Ok(out)
+}
+
+/// Encodes byte strings: the smallest of a dictionary, FSST, or plain bytes and lengths.
 pub fn encode_strings<S: AsRef<[u8]>>(values: &[S]) -> Result<Vec<u8>> {
     if values.len() > MAX_VALUES {
         return Err(Error::TooManyValues {
@@ -74,7 +96,14 @@ pub fn encode_strings<S: AsRef<[u8]>>(values: &[S]) -> Result<Vec<u8>> {
             max: MAX_VALUES,
         });
     }
-    let as_plain = plain(values)?;
+    let mut as_plain = plain(values)?;
+    let text: usize = values.iter().map(|s| s.as_ref().len()).sum();
+    if text >= FSST_MIN_BYTES {
+        let as_fsst = fsst_block(values)?;
+        if as_fsst.len() < as_plain.len() {
+            as_plain = as_fsst;
+        }
+    }
     let mut distinct: Vec<&[u8]> = values.iter().map(AsRef::as_ref).collect();
     distinct.sort_unstable();
     distinct.dedup();
@@ -150,6 +179,33 @@ fn decode_plain(bytes: &[u8], depth: u8) -> Result<Vec<Vec<u8>>> {
                 })
                 .collect::<Result<Vec<_>>>()?
         }
+        FSST if depth == 0 => {
+            let decoder = fsst::Decoder::from_bytes(c.nested()?)?;
+            let mut lengths = Vec::new();
+            decode(c.nested()?, &mut lengths)?;
+            let data = c.nested()?;
+            if lengths.len() != n {
+                return Err(Error::Corrupt("string count disagrees with its lengths"));
+            }
+            let mut at = 0usize;
+            let strings = lengths
+                .iter()
+                .map(|l| {
+                    let codes = usize::try_from(*l)
+                        .ok()
+                        .and_then(|l| data.get(at..at.checked_add(l)?))
+                        .ok_or(Error::Corrupt("FSST lengths run past the bytes"))?;
+                    at += codes.len();
+                    let mut s = Vec::with_capacity(codes.len() * 3);
+                    decoder.decompress(codes, &mut s)?;
+                    Ok(s)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if at != data.len() {
+                return Err(Error::Corrupt("FSST lengths disagree with the bytes"));
+            }
+            strings
+        }
         _ => return Err(Error::Corrupt("unknown or nested string block kind")),
     };
     if c.at != bytes.len() {
@@ -180,6 +236,41 @@ mod tests {
         let mut back = Vec::new();
         decode_strings(&block, &mut back).unwrap();
         assert!(back.iter().zip(&flags).all(|(a, b)| a == b.as_bytes()));
+    }
+
+    #[test]
+    fn high_cardinality_text_uses_fsst() {
+        let words = [
+            "slyly", "express", "pinto", "beans", "haggle", "final", "ideas", "along",
+        ];
+        let comments: Vec<String> = (0..20_000usize)
+            .map(|i| {
+                format!(
+                    "{} {} {} #{i}",
+                    words[i % 8],
+                    words[(i / 8) % 8],
+                    words[(i * 5 + 3) % 8]
+                )
+            })
+            .collect();
+        let raw: usize = comments.iter().map(String::len).sum();
+        let block = encode_strings(&comments).unwrap();
+        assert_eq!(block[1], FSST);
+        assert!(block.len() * 2 < raw, "{} of {raw} bytes", block.len());
+        let mut back = Vec::new();
+        decode_strings(&block, &mut back).unwrap();
+        assert!(back.iter().zip(&comments).all(|(a, b)| a == b.as_bytes()));
+        assert_eq!(back.len(), comments.len());
+        // Every cut and a bit flip in each byte of the header and table is an error or a
+        // different (never a panicking) result.
+        for cut in [1, 8, 12, block.len() / 2, block.len() - 1] {
+            assert!(decode_strings(&block[..cut], &mut Vec::new()).is_err());
+        }
+        for at in 0..block.len().min(600) {
+            let mut bad = block.clone();
+            bad[at] ^= 0x5a;
+            drop(decode_strings(&bad, &mut Vec::new()));
+        }
     }
 
     #[test]

@@ -1,0 +1,318 @@
+//! A static symbol-table compressor for high-cardinality text, in the spirit of FSST
+//! (Boncz, Neumann, Leis, VLDB 2020).
+//!
+//! Up to 255 symbols of 1 to 8 bytes each replace the text they match with a one-byte code;
+//! code 255 escapes one literal byte. Each string is compressed on its own, so one string
+//! decodes without its neighbours. The table is trained on a sample of the block in a few
+//! generations: compress the sample with the current table, count how often each symbol and
+//! each pair of adjacent symbols occurs, and keep the 255 candidates (symbols, literal bytes and
+//! pairs concatenated up to 8 bytes) that save the most bytes.
+//!
+//! # Table layout
+//!
+//! `count` (1 byte, at most 255), then `count` symbol lengths (1 byte each, 1 to 8), then the
+//! symbol bytes one after another.
+
+use std::collections::HashMap;
+
+use crate::{Error, Result};
+
+/// The code that escapes one literal byte.
+const ESCAPE: u8 = 255;
+const MAX_SYMBOLS: usize = 255;
+const MAX_SYMBOL_LEN: usize = 8;
+/// Bytes of text the table is trained on.
+const SAMPLE_BYTES: usize = 32 * 1024;
+const GENERATIONS: usize = 5;
+const SINGLE_BYTE_BOOST: u64 = 8;
+/// Pseudo-codes while training: 0..255 symbols, 256 + b the literal byte b.
+const CODES: usize = 512;
+
+/// A trained symbol table.
+pub(crate) struct Table {
+    symbols: Vec<Vec<u8>>,
+    /// Codes by first byte, longest symbol first.
+    by_first: Vec<Vec<u8>>,
+}
+
+impl Table {
+    fn new(symbols: Vec<Vec<u8>>) -> Self {
+        let mut by_first = vec![Vec::new(); 256];
+        for (code, s) in symbols.iter().enumerate() {
+            if let (Some(first), Ok(code)) = (s.first(), u8::try_from(code)) {
+                by_first[usize::from(*first)].push(code);
+            }
+        }
+        for list in &mut by_first {
+            list.sort_by_key(|c| std::cmp::Reverse(symbols[usize::from(*c)].len()));
+        }
+        Table { symbols, by_first }
+    }
+
+    /// The longest symbol at the start of `s`, with its length.
+    fn find(&self, s: &[u8]) -> Option<(u8, usize)> {
+        let first = *s.first()?;
+        self.by_first[usize::from(first)].iter().find_map(|c| {
+            let sym = &self.symbols[usize::from(*c)];
+            s.starts_with(sym).then_some((*c, sym.len()))
+        })
+    }
+
+    /// Appends the codes for `s` to `out`.
+    pub(crate) fn compress(&self, s: &[u8], out: &mut Vec<u8>) {
+        let mut at = 0;
+        while let Some(rest) = s.get(at..).filter(|r| !r.is_empty()) {
+            if let Some((code, len)) = self.find(rest) {
+                out.push(code);
+                at += len;
+            } else {
+                out.push(ESCAPE);
+                out.push(rest[0]);
+                at += 1;
+            }
+        }
+    }
+
+    /// Trains a table on a sample of `values`.
+    pub(crate) fn train<S: AsRef<[u8]>>(values: &[S]) -> Self {
+        let total: usize = values.iter().map(|s| s.as_ref().len()).sum();
+        // Every `step`-th string, so the sample spans the block.
+        let step = (total / SAMPLE_BYTES).max(1);
+        let sample: Vec<&[u8]> = values
+            .iter()
+            .step_by(step)
+            .map(AsRef::as_ref)
+            .filter(|s| !s.is_empty())
+            .collect();
+        let mut table = Table::new(Vec::new());
+        let mut count1 = vec![0u64; CODES];
+        let mut count2 = vec![0u64; CODES * CODES];
+        for _ in 0..GENERATIONS {
+            count1.fill(0);
+            count2.fill(0);
+            for s in &sample {
+                let mut at = 0;
+                let mut prev: Option<usize> = None;
+                while let Some(rest) = s.get(at..).filter(|r| !r.is_empty()) {
+                    let (code, len) = match table.find(rest) {
+                        Some((c, len)) => (usize::from(c), len),
+                        None => (256 + usize::from(rest[0]), 1),
+                    };
+                    count1[code] += 1;
+                    if len > 1 {
+                        // Keep the single byte's frequency known, so literals keep their
+                        // slots when longer symbols take over (an escape costs two bytes).
+                        count1[256 + usize::from(rest[0])] += 1;
+                    }
+                    if let Some(p) = prev {
+                        count2[p * CODES + code] += 1;
+                    }
+                    prev = Some(code);
+                    at += len;
+                }
+            }
+            table = Table::new(table.best_candidates(&count1, &count2));
+        }
+        table
+    }
+
+    fn pseudo(&self, code: usize) -> Vec<u8> {
+        match code.checked_sub(256) {
+            Some(byte) => vec![u8::try_from(byte).unwrap_or(0)],
+            None => self.symbols.get(code).cloned().unwrap_or_default(),
+        }
+    }
+
+    /// The symbols that save the most bytes on the counted sample.
+    fn best_candidates(&self, count1: &[u64], count2: &[u64]) -> Vec<Vec<u8>> {
+        let mut gains: HashMap<Vec<u8>, u64> = HashMap::new();
+        for (code, n) in count1.iter().enumerate().filter(|(_, n)| **n > 0) {
+            let sym = self.pseudo(code);
+            // A literal byte costs two bytes as an escape, and a byte missing from the table
+            // is escaped wherever no longer symbol covers it: single bytes get a boost so the
+            // frequent ones keep their slots.
+            let gain = if sym.len() == 1 {
+                n * SINGLE_BYTE_BOOST
+            } else {
+                n * sym.len() as u64
+            };
+            *gains.entry(sym).or_default() += gain;
+        }
+        for (pair, n) in count2.iter().enumerate().filter(|(_, n)| **n > 0) {
+            let (a, b) = (pair / CODES, pair % CODES);
+            let mut sym = self.pseudo(a);
+            if sym.len() >= MAX_SYMBOL_LEN {
+                continue;
+            }
+            sym.extend(self.pseudo(b));
+            sym.truncate(MAX_SYMBOL_LEN);
+            let gain = n * sym.len() as u64;
+            *gains.entry(sym).or_default() += gain;
+        }
+        let mut ranked: Vec<(Vec<u8>, u64)> = gains.into_iter().collect();
+        // Highest gain first; ties broken by the bytes so training is deterministic.
+        ranked.sort_unstable_by(|(sa, ga), (sb, gb)| gb.cmp(ga).then_with(|| sa.cmp(sb)));
+        ranked.truncate(MAX_SYMBOLS);
+        ranked.into_iter().map(|(s, _)| s).collect()
+    }
+
+    /// The table's bytes (see the module docs).
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        let mut out = vec![u8::try_from(self.symbols.len()).unwrap_or(u8::MAX)];
+        out.extend(
+            self.symbols
+                .iter()
+                .map(|s| u8::try_from(s.len()).unwrap_or(0)),
+        );
+        for s in &self.symbols {
+            out.extend_from_slice(s);
+        }
+        out
+    }
+}
+
+/// A table read back from untrusted bytes, ready to decode.
+pub(crate) struct Decoder {
+    /// Each symbol padded to 8 bytes, with its length.
+    symbols: Vec<([u8; MAX_SYMBOL_LEN], usize)>,
+}
+
+impl Decoder {
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let (&count, rest) = bytes
+            .split_first()
+            .ok_or(Error::Corrupt("FSST symbol table is empty"))?;
+        let count = usize::from(count);
+        if count > MAX_SYMBOLS {
+            return Err(Error::Corrupt("FSST symbol table claims 256 symbols"));
+        }
+        let lens = rest
+            .get(..count)
+            .ok_or(Error::Corrupt("FSST symbol lengths cut short"))?;
+        let mut data = &rest[count..];
+        let mut symbols = Vec::with_capacity(count);
+        for &len in lens {
+            let len = usize::from(len);
+            if !(1..=MAX_SYMBOL_LEN).contains(&len) {
+                return Err(Error::Corrupt("FSST symbol length outside 1..=8"));
+            }
+            let (sym, tail) = data
+                .split_at_checked(len)
+                .ok_or(Error::Corrupt("FSST symbol bytes cut short"))?;
+            let mut padded = [0u8; MAX_SYMBOL_LEN];
+            padded[..len].copy_from_slice(sym);
+            symbols.push((padded, len));
+            data = tail;
+        }
+        if !data.is_empty() {
+            return Err(Error::Corrupt("trailing bytes after the FSST symbol table"));
+        }
+        Ok(Decoder { symbols })
+    }
+
+    /// Appends the text `codes` stands for to `out`.
+    pub(crate) fn decompress(&self, codes: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        let mut it = codes.iter();
+        while let Some(&code) = it.next() {
+            if code == ESCAPE {
+                let literal = it
+                    .next()
+                    .ok_or(Error::Corrupt("FSST escape at the end of a string"))?;
+                out.push(*literal);
+            } else {
+                let (sym, len) = self
+                    .symbols
+                    .get(usize::from(code))
+                    .ok_or(Error::Corrupt("FSST code beyond the symbol table"))?;
+                out.extend_from_slice(&sym[..*len]);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn round_trip(values: &[Vec<u8>]) -> usize {
+        let table = Table::train(values);
+        let decoder = Decoder::from_bytes(&table.to_bytes()).unwrap();
+        let mut compressed = 0;
+        for v in values {
+            let mut codes = Vec::new();
+            table.compress(v, &mut codes);
+            compressed += codes.len();
+            let mut back = Vec::new();
+            decoder.decompress(&codes, &mut back).unwrap();
+            assert_eq!(&back, v);
+        }
+        compressed
+    }
+
+    #[test]
+    fn repetitive_text_compresses_well() {
+        let words = [
+            "furiously",
+            "quickly",
+            "regular",
+            "deposits",
+            "accounts",
+            "sleep",
+            "carefully",
+            "final",
+            "packages",
+            "ironic",
+            "the",
+            "blithely",
+            "among",
+            "requests",
+        ];
+        let values: Vec<Vec<u8>> = (0..5_000usize)
+            .map(|i| {
+                (0..5)
+                    .map(|j| words[(i * 7 + j * 13 + i / 3) % words.len()])
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .into_bytes()
+            })
+            .collect();
+        let raw: usize = values.iter().map(Vec::len).sum();
+        let compressed = round_trip(&values);
+        assert!(compressed * 2 < raw, "{compressed} of {raw} bytes");
+    }
+
+    #[test]
+    fn hostile_tables_are_refused() {
+        assert!(Decoder::from_bytes(&[]).is_err());
+        assert!(Decoder::from_bytes(&[255]).is_err());
+        assert!(Decoder::from_bytes(&[1, 0]).is_err());
+        assert!(Decoder::from_bytes(&[1, 9, 1, 2, 3, 4, 5, 6, 7, 8, 9]).is_err());
+        assert!(Decoder::from_bytes(&[1, 2, b'a']).is_err());
+        assert!(Decoder::from_bytes(&[1, 1, b'a', b'b']).is_err());
+        let d = Decoder::from_bytes(&[1, 2, b'a', b'b']).unwrap();
+        let mut out = Vec::new();
+        assert!(d.decompress(&[1], &mut out).is_err());
+        assert!(d.decompress(&[0, ESCAPE], &mut out).is_err());
+        out.clear();
+        d.decompress(&[0, ESCAPE, b'c', 0], &mut out).unwrap();
+        assert_eq!(out, b"abcab");
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_round_trip(values in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..200)) {
+            round_trip(&values);
+        }
+
+        #[test]
+        fn random_codes_never_panic(table in proptest::collection::vec(any::<u8>(), 0..64), codes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            if let Ok(d) = Decoder::from_bytes(&table) {
+                let mut out = Vec::new();
+                drop(d.decompress(&codes, &mut out));
+                prop_assert!(out.len() <= codes.len() * MAX_SYMBOL_LEN);
+            }
+        }
+    }
+}
