@@ -126,12 +126,28 @@ fn stats(values: &[u64], cascade: bool) -> Stats {
     }
 }
 
-/// Estimated body sizes, and the smallest scheme.
-fn choose(values: &[u64], cascade: bool) -> (Scheme, Stats) {
+/// Run values and run lengths.
+fn runs_of(values: &[u64]) -> (Vec<u64>, Vec<u64>) {
+    let mut run_values: Vec<u64> = Vec::new();
+    let mut run_lengths: Vec<u64> = Vec::new();
+    for v in values {
+        match (run_values.last(), run_lengths.last_mut()) {
+            (Some(last), Some(len)) if last == v => *len += 1,
+            _ => {
+                run_values.push(*v);
+                run_lengths.push(1);
+            }
+        }
+    }
+    (run_values, run_lengths)
+}
+
+/// Estimated body sizes: the smallest scheme, and its estimated body size.
+fn choose(values: &[u64], cascade: bool) -> (Scheme, Stats, usize) {
     let n = values.len();
     let s = stats(values, cascade);
     if n == 0 {
-        return (Scheme::Plain, s);
+        return (Scheme::Plain, s, 0);
     }
     let mut best = (Scheme::Plain, 8 * n);
     let mut consider = |scheme, size: usize| {
@@ -152,13 +168,12 @@ fn choose(values: &[u64], cascade: bool) -> (Scheme, Stats) {
         consider(Scheme::Delta, 24 + packed_len(n - 1, bits(hi - lo)));
     }
     if cascade && s.runs * 2 <= n {
-        // Run values and lengths, each frame-of-reference packed (a fair estimate).
-        let len_bits = bits(n as u64);
+        // Run values and lengths, each sized by the nested chooser (sorted keys with
+        // repeats: run values delta-packed, lengths in a few bits).
+        let (run_values, run_lengths) = runs_of(values);
         consider(
             Scheme::RunLength,
-            8 + 2 * (8 + 16)
-                + packed_len(s.runs, bits(s.max - s.min))
-                + packed_len(s.runs, len_bits),
+            8 + 2 * (4 + HEADER) + choose(&run_values, false).2 + choose(&run_lengths, false).2,
         );
     }
     if cascade && let Some((width, exceptions)) = patch_width(values, s.min) {
@@ -178,7 +193,7 @@ fn choose(values: &[u64], cascade: bool) -> (Scheme, Stats) {
             4 + 8 + 8 + dict + packed_len(n, bits(d.len() as u64 - 1)),
         );
     }
-    (best.0, s)
+    (best.0, s, best.1)
 }
 
 /// The width that minimizes packed size plus exceptions, and how many values exceed it;
@@ -215,7 +230,7 @@ pub fn encode(values: &[u64]) -> Result<Vec<u8>> {
 }
 
 fn encode_with(values: &[u64], cascade: bool) -> Vec<u8> {
-    let (scheme, s) = choose(values, cascade);
+    let (scheme, s, _) = choose(values, cascade);
     let mut out = Vec::with_capacity(HEADER + 8 * values.len() / 4);
     out.extend_from_slice(&[VERSION, scheme.byte(), 0, 0]);
     // Callers bound blocks to MAX_VALUES, far below u32::MAX.
@@ -249,17 +264,7 @@ fn encode_with(values: &[u64], cascade: bool) -> Vec<u8> {
             pack(&deltas, width, &mut out);
         }
         Scheme::RunLength => {
-            let mut run_values = Vec::with_capacity(s.runs);
-            let mut run_lengths = Vec::with_capacity(s.runs);
-            for v in values {
-                match run_values.last() {
-                    Some(last) if last == v => *run_lengths.last_mut().unwrap_or(&mut 0) += 1,
-                    _ => {
-                        run_values.push(*v);
-                        run_lengths.push(1u64);
-                    }
-                }
-            }
+            let (run_values, run_lengths) = runs_of(values);
             out.extend_from_slice(
                 &u32::try_from(run_values.len())
                     .unwrap_or(u32::MAX)

@@ -4,9 +4,12 @@
 //! Up to 255 symbols of 1 to 8 bytes each replace the text they match with a one-byte code;
 //! code 255 escapes one literal byte. Each string is compressed on its own, so one string
 //! decodes without its neighbours. The table is trained on a sample of the block in a few
-//! generations: compress the sample with the current table, count how often each symbol and
-//! each pair of adjacent symbols occurs, and keep the 255 candidates (symbols, literal bytes and
-//! pairs concatenated up to 8 bytes) that save the most bytes.
+//! generations: compress the sample with the current table (greedy longest match), count how
+//! often each symbol and each pair of adjacent symbols occurs, and keep the 255 candidates
+//! (symbols, literal bytes and pairs concatenated up to 8 bytes) that save the most bytes.
+//! The encoder then parses each string optimally (fewest code bytes, by dynamic programming),
+//! which is about 5 % smaller than greedy parsing on TPC-H `l_comment`; training on the
+//! optimal parse measured no better and slower.
 //!
 //! # Table layout
 //!
@@ -22,8 +25,8 @@ const ESCAPE: u8 = 255;
 const MAX_SYMBOLS: usize = 255;
 const MAX_SYMBOL_LEN: usize = 8;
 /// Bytes of text the table is trained on.
-const SAMPLE_BYTES: usize = 32 * 1024;
-const GENERATIONS: usize = 5;
+const SAMPLE_BYTES: usize = 64 * 1024;
+const GENERATIONS: usize = 10;
 const SINGLE_BYTE_BOOST: u64 = 8;
 /// Pseudo-codes while training: 0..255 symbols, 256 + b the literal byte b.
 const CODES: usize = 512;
@@ -58,17 +61,35 @@ impl Table {
         })
     }
 
-    /// Appends the codes for `s` to `out`.
-    pub(crate) fn compress(&self, s: &[u8], out: &mut Vec<u8>) {
+    /// Appends the codes for `s` to `out`: the fewest code bytes, found by dynamic
+    /// programming over the symbols matching at each position (greedy longest-match leaves
+    /// a few percent on the table). `scratch` is reused between calls.
+    pub(crate) fn compress(&self, s: &[u8], out: &mut Vec<u8>, scratch: &mut Vec<(u32, u8)>) {
+        // scratch[i] = (fewest code bytes for s[i..], code chosen at i; ESCAPE for a literal).
+        scratch.clear();
+        scratch.resize(s.len() + 1, (0, ESCAPE));
+        for i in (0..s.len()).rev() {
+            let mut best = (scratch[i + 1].0 + 2, ESCAPE);
+            for &code in &self.by_first[usize::from(s[i])] {
+                let sym = &self.symbols[usize::from(code)];
+                if s[i..].starts_with(sym) {
+                    let cost = scratch[i + sym.len()].0 + 1;
+                    if cost < best.0 {
+                        best = (cost, code);
+                    }
+                }
+            }
+            scratch[i] = best;
+        }
         let mut at = 0;
-        while let Some(rest) = s.get(at..).filter(|r| !r.is_empty()) {
-            if let Some((code, len)) = self.find(rest) {
-                out.push(code);
-                at += len;
-            } else {
-                out.push(ESCAPE);
-                out.push(rest[0]);
+        while at < s.len() {
+            let code = scratch[at].1;
+            out.push(code);
+            if code == ESCAPE {
+                out.push(s[at]);
                 at += 1;
+            } else {
+                at += self.symbols[usize::from(code)].len();
             }
         }
     }
@@ -242,7 +263,7 @@ mod tests {
         let mut compressed = 0;
         for v in values {
             let mut codes = Vec::new();
-            table.compress(v, &mut codes);
+            table.compress(v, &mut codes, &mut Vec::new());
             compressed += codes.len();
             let mut back = Vec::new();
             decoder.decompress(&codes, &mut back).unwrap();

@@ -76,9 +76,10 @@ fn fsst_block<S: AsRef<[u8]>>(values: &[S]) -> Result<Vec<u8>> {
     let table = fsst::Table::train(values);
     let mut lengths = Vec::with_capacity(values.len());
     let mut codes = Vec::new();
+    let mut scratch = Vec::new();
     for s in values {
         let before = codes.len();
-        table.compress(s.as_ref(), &mut codes);
+        table.compress(s.as_ref(), &mut codes, &mut scratch);
         lengths.push((codes.len() - before) as u64);
     }
     let mut out = header(FSST, values.len());
