@@ -1,4 +1,4 @@
-//! Bench: every column of TPC-H `lineitem`, generated in-process by `tpchgen`, encoded in row
+//! Bench: every column of TPC-H `lineitem` and `orders`, generated in-process by `tpchgen`, encoded in row
 //! groups of 100,000 values; compressed size against raw binary (fixed-width columns at their
 //! width, strings as bytes plus u32 offsets). The same raw bytes of each row group also go
 //! through lz4 (`lz4_flex`, block format) and zstd (level 3) as reference points in the same
@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use lightning_compress::{encode, encode_strings, i64_key};
 use lightning_testkit::bench::{Figure, write_report};
-use tpchgen::generators::LineItemGenerator;
+use tpchgen::generators::{LineItemGenerator, OrderGenerator};
 
 const GROUP: usize = 100_000;
 
@@ -73,7 +73,7 @@ impl Column {
     }
 }
 
-const NAMES: [&str; 16] = [
+const LINEITEM: [&str; 16] = [
     "l_orderkey",
     "l_partkey",
     "l_suppkey",
@@ -92,13 +92,27 @@ const NAMES: [&str; 16] = [
     "l_comment",
 ];
 
+const ORDERS: [&str; 9] = [
+    "o_orderkey",
+    "o_custkey",
+    "o_orderstatus",
+    "o_totalprice",
+    "o_orderdate",
+    "o_orderpriority",
+    "o_clerk",
+    "o_shippriority",
+    "o_comment",
+];
+
 fn main() {
     let sf: f64 = std::env::var("LIGHTNING_TPCH_SF")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.1);
+    let mut figures = Vec::new();
+
     let start = Instant::now();
-    let mut cols: Vec<Column> = (0..16).map(|_| Column::default()).collect();
+    let mut cols: Vec<Column> = (0..LINEITEM.len()).map(|_| Column::default()).collect();
     let mut rows = 0usize;
     for li in LineItemGenerator::new(sf, 1, 1).iter() {
         cols[0].int(li.l_orderkey, 8);
@@ -123,62 +137,105 @@ fn main() {
         }
     }
     cols.iter_mut().for_each(Column::flush);
-    let secs = start.elapsed().as_secs_f64();
+    report(
+        &mut figures,
+        "lineitem",
+        &LINEITEM,
+        &cols,
+        &format!(
+            "SF {sf}: {rows} rows, generated and encoded in {:.1} s (reference at SF 1: DuckDB 3.6x, Parquet+zstd 4.3-4.7x; target 5x)",
+            start.elapsed().as_secs_f64()
+        ),
+    );
+
+    let start = Instant::now();
+    let mut cols: Vec<Column> = (0..ORDERS.len()).map(|_| Column::default()).collect();
+    let mut rows = 0usize;
+    for o in OrderGenerator::new(sf, 1, 1).iter() {
+        cols[0].int(o.o_orderkey, 8);
+        cols[1].int(o.o_custkey, 8);
+        cols[2].string(o.o_orderstatus.as_str());
+        cols[3].int(o.o_totalprice.into_inner(), 8);
+        cols[4].int(i64::from(o.o_orderdate.to_unix_epoch()), 4);
+        cols[5].string(o.o_orderpriority);
+        cols[6].string(&o.o_clerk.to_string());
+        cols[7].int(i64::from(o.o_shippriority), 4);
+        cols[8].string(o.o_comment);
+        rows += 1;
+        if rows.is_multiple_of(GROUP) {
+            cols.iter_mut().for_each(Column::flush);
+        }
+    }
+    cols.iter_mut().for_each(Column::flush);
+    report(
+        &mut figures,
+        "orders",
+        &ORDERS,
+        &cols,
+        &format!(
+            "SF {sf}: {rows} rows, generated and encoded in {:.1} s",
+            start.elapsed().as_secs_f64()
+        ),
+    );
+
+    let path = write_report("tpch", &figures).unwrap();
+    println!("wrote {}", path.display());
+}
+
+/// Adds a table's figures: overall ratio and sizes (ours, lz4, zstd-3), then each column.
+fn report(figures: &mut Vec<Figure>, table: &str, names: &[&str], cols: &[Column], detail: &str) {
     let (raw, enc): (u64, u64) = cols
         .iter()
         .fold((0, 0), |(r, e), c| (r + c.raw, e + c.encoded));
     let lz4: u64 = cols.iter().map(|c| c.lz4).sum();
     let zstd: u64 = cols.iter().map(|c| c.zstd).sum();
-    let mut figures = vec![
-        Figure::new(
-            "lineitem_ratio",
-            raw as f64 / enc as f64,
-            "x",
-            format!(
-                "SF {sf}: {rows} rows, {:.1} MB raw -> {:.1} MB encoded, generated and encoded in {secs:.1} s (reference at SF 1: DuckDB 3.6x, Parquet+zstd 4.3-4.7x; target 5x)",
-                raw as f64 / 1e6,
-                enc as f64 / 1e6
-            ),
+    let mb = |b: u64| b as f64 / 1e6;
+    figures.push(Figure::new(
+        format!("{table}_ratio"),
+        raw as f64 / enc.max(1) as f64,
+        "x",
+        format!(
+            "{detail}: {:.1} MB raw -> {:.1} MB encoded",
+            mb(raw),
+            mb(enc)
         ),
-        Figure::new(
-            "lineitem_encoded_mb",
-            enc as f64 / 1e6,
-            "MB",
-            format!("SF {sf}"),
+    ));
+    figures.push(Figure::new(
+        format!("{table}_encoded_mb"),
+        mb(enc),
+        "MB",
+        "",
+    ));
+    figures.push(Figure::new(
+        format!("{table}_lz4_mb"),
+        mb(lz4),
+        "MB",
+        format!(
+            "lz4 block format on the raw bytes of each column and row group ({:.2}x)",
+            raw as f64 / lz4.max(1) as f64
         ),
-        Figure::new(
-            "lineitem_lz4_mb",
-            lz4 as f64 / 1e6,
-            "MB",
-            format!(
-                "SF {sf}: lz4 block format on the raw bytes of each column and row group ({:.2}x)",
-                raw as f64 / lz4.max(1) as f64
-            ),
+    ));
+    figures.push(Figure::new(
+        format!("{table}_zstd_mb"),
+        mb(zstd),
+        "MB",
+        format!(
+            "zstd level 3 on the raw bytes of each column and row group ({:.2}x)",
+            raw as f64 / zstd.max(1) as f64
         ),
-        Figure::new(
-            "lineitem_zstd_mb",
-            zstd as f64 / 1e6,
-            "MB",
-            format!(
-                "SF {sf}: zstd level 3 on the raw bytes of each column and row group ({:.2}x)",
-                raw as f64 / zstd.max(1) as f64
-            ),
-        ),
-    ];
-    for (name, c) in NAMES.iter().zip(&cols) {
+    ));
+    for (name, c) in names.iter().zip(cols) {
         figures.push(Figure::new(
             format!("ratio_{name}"),
             c.raw as f64 / c.encoded.max(1) as f64,
             "x",
             format!(
                 "{:.2} MB -> {:.2} MB (lz4 {:.2} MB, zstd-3 {:.2} MB)",
-                c.raw as f64 / 1e6,
-                c.encoded as f64 / 1e6,
-                c.lz4 as f64 / 1e6,
-                c.zstd as f64 / 1e6
+                mb(c.raw),
+                mb(c.encoded),
+                mb(c.lz4),
+                mb(c.zstd)
             ),
         ));
     }
-    let path = write_report("tpch", &figures).unwrap();
-    println!("wrote {}", path.display());
 }
