@@ -5,7 +5,7 @@
 //! ```text
 //! cargo bench -p lightning-compress --bench compress
 //! ```
-//! Not yet: TPC-H columns (`tpchgen`) and lz4/zstd comparison points.
+//! Whole TPC-H tables, with lz4/zstd reference points, are in the `tpch` bench.
 #![expect(
     clippy::print_stdout,
     clippy::unwrap_used,
@@ -19,7 +19,10 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use lightning_compress::{Predicate, decode, decode_f64, encode, encode_f64, explain, filter};
+use lightning_compress::{
+    Predicate, decode, decode_f64, decode_strings, encode, encode_f64, encode_strings, explain,
+    filter,
+};
 use lightning_testkit::Rng;
 use lightning_testkit::bench::{Figure, quick, repeat, write_report};
 
@@ -95,6 +98,7 @@ fn main() {
         ));
     }
     floats(&mut rng, n, budget, &mut figures);
+    comments(budget, &mut figures);
     let path = write_report("compress", &figures).unwrap();
     println!("wrote {}", path.display());
 }
@@ -136,4 +140,43 @@ fn floats(rng: &mut Rng, n: u64, budget: Duration, figures: &mut Vec<Figure>) {
             "of decoded data, one core",
         ));
     }
+}
+
+/// High-cardinality text: 65,536 TPC-H `l_comment` values (FSST).
+fn comments(budget: Duration, figures: &mut Vec<Figure>) {
+    let values: Vec<String> = tpchgen::generators::LineItemGenerator::new(0.02, 1, 1)
+        .iter()
+        .take(1 << 16)
+        .map(|li| li.l_comment.to_owned())
+        .collect();
+    let raw = values.iter().map(String::len).sum::<usize>() as f64;
+    let block = encode_strings(&values).unwrap();
+    let (k, t) = repeat(budget, || {
+        black_box(encode_strings(black_box(&values)).unwrap());
+    });
+    let enc = k as f64 * raw / t.as_secs_f64() / 1e9;
+    let mut out = Vec::with_capacity(values.len());
+    let (k, t) = repeat(budget, || {
+        out.clear();
+        decode_strings(black_box(&block), &mut out).unwrap();
+    });
+    let dec = k as f64 * raw / t.as_secs_f64() / 1e9;
+    figures.push(Figure::new(
+        "ratio_strings_l_comment",
+        raw / block.len() as f64,
+        "x",
+        format!("{} text bytes -> {} bytes (FSST)", raw, block.len()),
+    ));
+    figures.push(Figure::new(
+        "encode_strings_l_comment",
+        enc,
+        "GB/s",
+        "of text, one core (table training included)",
+    ));
+    figures.push(Figure::new(
+        "decode_strings_l_comment",
+        dec,
+        "GB/s",
+        "of text into one Vec<u8> per string, one core",
+    ));
 }
