@@ -76,6 +76,48 @@ impl Predicate {
     }
 }
 
+impl Predicate {
+    /// The predicate as an inclusive range `lo..=hi`, when it is one (`None` for `In` and for
+    /// empty ranges, which take the general path).
+    fn as_range(&self) -> Option<(u64, u64)> {
+        match self {
+            Predicate::Eq(c) => Some((*c, *c)),
+            Predicate::Lt(c) => Some((0, c.checked_sub(1)?)),
+            Predicate::Le(c) => Some((0, *c)),
+            Predicate::Gt(c) => Some((c.checked_add(1)?, u64::MAX)),
+            Predicate::Ge(c) => Some((*c, u64::MAX)),
+            Predicate::Between(lo, hi) if lo <= hi => Some((*lo, *hi)),
+            Predicate::Between(..) | Predicate::In(_) => None,
+        }
+    }
+}
+
+/// Sets the bits of `values` (which start at value `start`, a multiple of 64) that pass, 64 at
+/// a time without branches: one subtraction and one comparison per value for a range, one
+/// table lookup for anything else.
+fn select(sel: &mut Selection, start: usize, values: &[u64], pass: impl Fn(u64) -> bool) {
+    for (w, group) in values.chunks(64).enumerate() {
+        let mut word = 0u64;
+        for (j, v) in group.iter().enumerate() {
+            word |= u64::from(pass(*v)) << j;
+        }
+        if let Some(slot) = sel.words.get_mut(start / 64 + w) {
+            *slot |= word;
+        }
+    }
+}
+
+/// Like [`select`] for a range predicate.
+fn select_range(sel: &mut Selection, start: usize, values: &[u64], pred: &Predicate) {
+    match pred.as_range() {
+        Some((lo, hi)) => {
+            let span = hi - lo;
+            select(sel, start, values, |v| v.wrapping_sub(lo) <= span);
+        }
+        None => select(sel, start, values, |v| pred.test(v)),
+    }
+}
+
 /// A selection: one bit per value of a block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
@@ -150,11 +192,7 @@ pub fn filter(bytes: &[u8], pred: &Predicate) -> Result<Selection> {
                 let m = CHUNK.min(n - start);
                 let from = k * per_chunk_bytes;
                 unpack(packed.get(from..).unwrap_or_default(), width, &mut buf[..m]);
-                for (j, off) in buf[..m].iter().enumerate() {
-                    if shifted.test(*off) {
-                        sel.set(start + j);
-                    }
-                }
+                select_range(&mut sel, start, &buf[..m], &shifted);
             }
             Ok(sel)
         }
@@ -199,14 +237,15 @@ pub fn filter(bytes: &[u8], pred: &Predicate) -> Result<Selection> {
                     width,
                     &mut buf[..m],
                 );
-                for (j, code) in buf[..m].iter().enumerate() {
-                    let hit = matching
-                        .get(usize::try_from(*code).unwrap_or(usize::MAX))
-                        .ok_or(Error::Corrupt("dictionary code out of range"))?;
-                    if *hit {
-                        sel.set(start + j);
-                    }
+                if buf[..m].iter().any(|code| *code >= matching.len() as u64) {
+                    return Err(Error::Corrupt("dictionary code out of range"));
                 }
+                select(&mut sel, start, &buf[..m], |code| {
+                    matching
+                        .get(usize::try_from(code).unwrap_or(usize::MAX))
+                        .copied()
+                        .unwrap_or(false)
+                });
             }
             Ok(sel)
         }
@@ -214,11 +253,7 @@ pub fn filter(bytes: &[u8], pred: &Predicate) -> Result<Selection> {
             let mut values = Vec::with_capacity(n);
             decode(bytes, &mut values)?;
             let mut sel = Selection::new(n, false);
-            for (i, v) in values.iter().enumerate() {
-                if pred.test(*v) {
-                    sel.set(i);
-                }
-            }
+            select_range(&mut sel, 0, &values, pred);
             Ok(sel)
         }
     }
