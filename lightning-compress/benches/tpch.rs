@@ -111,75 +111,83 @@ fn main() {
         .unwrap_or(0.1);
     let mut figures = Vec::new();
 
-    let start = Instant::now();
-    let mut cols: Vec<Column> = (0..LINEITEM.len()).map(|_| Column::default()).collect();
-    let mut rows = 0usize;
-    for li in LineItemGenerator::new(sf, 1, 1).iter() {
-        cols[0].int(li.l_orderkey, 8);
-        cols[1].int(li.l_partkey, 8);
-        cols[2].int(li.l_suppkey, 8);
-        cols[3].int(i64::from(li.l_linenumber), 4);
-        cols[4].int(li.l_quantity, 8);
-        cols[5].int(li.l_extendedprice.into_inner(), 8);
-        cols[6].int(li.l_discount.into_inner(), 8);
-        cols[7].int(li.l_tax.into_inner(), 8);
-        cols[8].string(li.l_returnflag);
-        cols[9].string(li.l_linestatus);
-        cols[10].int(i64::from(li.l_shipdate.to_unix_epoch()), 4);
-        cols[11].int(i64::from(li.l_commitdate.to_unix_epoch()), 4);
-        cols[12].int(i64::from(li.l_receiptdate.to_unix_epoch()), 4);
-        cols[13].string(li.l_shipinstruct);
-        cols[14].string(li.l_shipmode);
-        cols[15].string(li.l_comment);
-        rows += 1;
-        if rows.is_multiple_of(GROUP) {
-            cols.iter_mut().for_each(Column::flush);
-        }
-    }
-    cols.iter_mut().for_each(Column::flush);
+    let (cols, rows, secs) = table(
+        LINEITEM.len(),
+        LineItemGenerator::new(sf, 1, 1).iter(),
+        |cols, li| {
+            cols[0].int(li.l_orderkey, 8);
+            cols[1].int(li.l_partkey, 8);
+            cols[2].int(li.l_suppkey, 8);
+            cols[3].int(i64::from(li.l_linenumber), 4);
+            cols[4].int(li.l_quantity, 8);
+            cols[5].int(li.l_extendedprice.into_inner(), 8);
+            cols[6].int(li.l_discount.into_inner(), 8);
+            cols[7].int(li.l_tax.into_inner(), 8);
+            cols[8].string(li.l_returnflag);
+            cols[9].string(li.l_linestatus);
+            cols[10].int(i64::from(li.l_shipdate.to_unix_epoch()), 4);
+            cols[11].int(i64::from(li.l_commitdate.to_unix_epoch()), 4);
+            cols[12].int(i64::from(li.l_receiptdate.to_unix_epoch()), 4);
+            cols[13].string(li.l_shipinstruct);
+            cols[14].string(li.l_shipmode);
+            cols[15].string(li.l_comment);
+        },
+    );
     report(
         &mut figures,
         "lineitem",
         &LINEITEM,
         &cols,
         &format!(
-            "SF {sf}: {rows} rows, generated and encoded in {:.1} s (reference at SF 1: DuckDB 3.6x, Parquet+zstd 4.3-4.7x; target 5x)",
-            start.elapsed().as_secs_f64()
+            "SF {sf}: {rows} rows, generated and encoded in {secs:.1} s (reference at SF 1: DuckDB 3.6x, Parquet+zstd 4.3-4.7x; target 5x)"
         ),
     );
 
-    let start = Instant::now();
-    let mut cols: Vec<Column> = (0..ORDERS.len()).map(|_| Column::default()).collect();
-    let mut rows = 0usize;
-    for o in OrderGenerator::new(sf, 1, 1).iter() {
-        cols[0].int(o.o_orderkey, 8);
-        cols[1].int(o.o_custkey, 8);
-        cols[2].string(o.o_orderstatus.as_str());
-        cols[3].int(o.o_totalprice.into_inner(), 8);
-        cols[4].int(i64::from(o.o_orderdate.to_unix_epoch()), 4);
-        cols[5].string(o.o_orderpriority);
-        cols[6].string(&o.o_clerk.to_string());
-        cols[7].int(i64::from(o.o_shippriority), 4);
-        cols[8].string(o.o_comment);
-        rows += 1;
-        if rows.is_multiple_of(GROUP) {
-            cols.iter_mut().for_each(Column::flush);
-        }
-    }
-    cols.iter_mut().for_each(Column::flush);
+    let (cols, rows, secs) = table(
+        ORDERS.len(),
+        OrderGenerator::new(sf, 1, 1).iter(),
+        |cols, o| {
+            cols[0].int(o.o_orderkey, 8);
+            cols[1].int(o.o_custkey, 8);
+            cols[2].string(o.o_orderstatus.as_str());
+            cols[3].int(o.o_totalprice.into_inner(), 8);
+            cols[4].int(i64::from(o.o_orderdate.to_unix_epoch()), 4);
+            cols[5].string(o.o_orderpriority);
+            cols[6].string(&o.o_clerk.to_string());
+            cols[7].int(i64::from(o.o_shippriority), 4);
+            cols[8].string(o.o_comment);
+        },
+    );
     report(
         &mut figures,
         "orders",
         &ORDERS,
         &cols,
-        &format!(
-            "SF {sf}: {rows} rows, generated and encoded in {:.1} s",
-            start.elapsed().as_secs_f64()
-        ),
+        &format!("SF {sf}: {rows} rows, generated and encoded in {secs:.1} s"),
     );
 
     let path = write_report("tpch", &figures).unwrap();
     println!("wrote {}", path.display());
+}
+
+/// Generates and encodes a table in row groups of [`GROUP`]: its columns, rows and seconds.
+fn table<T>(
+    width: usize,
+    rows: impl Iterator<Item = T>,
+    fill: impl Fn(&mut [Column], T),
+) -> (Vec<Column>, usize, f64) {
+    let start = Instant::now();
+    let mut cols: Vec<Column> = (0..width).map(|_| Column::default()).collect();
+    let mut n = 0usize;
+    for row in rows {
+        fill(&mut cols, row);
+        n += 1;
+        if n.is_multiple_of(GROUP) {
+            cols.iter_mut().for_each(Column::flush);
+        }
+    }
+    cols.iter_mut().for_each(Column::flush);
+    (cols, n, start.elapsed().as_secs_f64())
 }
 
 /// Adds a table's figures: overall ratio and sizes (ours, lz4, zstd-3), then each column.
