@@ -88,6 +88,8 @@ struct Stats {
     runs: usize,
     distinct: Option<Vec<u64>>,
     delta_range: Option<(u64, u64)>,
+    /// Run values and lengths, once the chooser has split them.
+    run_parts: Option<(Vec<u64>, Vec<u64>)>,
 }
 
 fn stats(values: &[u64], cascade: bool) -> Stats {
@@ -123,21 +125,25 @@ fn stats(values: &[u64], cascade: bool) -> Stats {
         runs,
         distinct,
         delta_range,
+        run_parts: None,
     }
 }
 
-/// Run values and run lengths.
-fn runs_of(values: &[u64]) -> (Vec<u64>, Vec<u64>) {
-    let mut run_values: Vec<u64> = Vec::new();
-    let mut run_lengths: Vec<u64> = Vec::new();
-    for v in values {
-        match (run_values.last(), run_lengths.last_mut()) {
-            (Some(last), Some(len)) if last == v => *len += 1,
-            _ => {
-                run_values.push(*v);
-                run_lengths.push(1);
-            }
+/// Run values and run lengths; `runs` (from [`stats`]) sizes the vectors.
+fn runs_of(values: &[u64], runs: usize) -> (Vec<u64>, Vec<u64>) {
+    let mut run_values = Vec::with_capacity(runs);
+    let mut run_lengths = Vec::with_capacity(runs);
+    let mut start = 0;
+    for (i, pair) in values.windows(2).enumerate() {
+        if pair[0] != pair[1] {
+            run_values.push(pair[0]);
+            run_lengths.push((i + 1 - start) as u64);
+            start = i + 1;
         }
+    }
+    if let Some(last) = values.last() {
+        run_values.push(*last);
+        run_lengths.push((values.len() - start) as u64);
     }
     (run_values, run_lengths)
 }
@@ -145,7 +151,7 @@ fn runs_of(values: &[u64]) -> (Vec<u64>, Vec<u64>) {
 /// Estimated body sizes: the smallest scheme, and its estimated body size.
 fn choose(values: &[u64], cascade: bool) -> (Scheme, Stats, usize) {
     let n = values.len();
-    let s = stats(values, cascade);
+    let mut s = stats(values, cascade);
     if n == 0 {
         return (Scheme::Plain, s, 0);
     }
@@ -170,11 +176,12 @@ fn choose(values: &[u64], cascade: bool) -> (Scheme, Stats, usize) {
     if cascade && s.runs * 2 <= n {
         // Run values and lengths, each sized by the nested chooser (sorted keys with
         // repeats: run values delta-packed, lengths in a few bits).
-        let (run_values, run_lengths) = runs_of(values);
+        let (run_values, run_lengths) = runs_of(values, s.runs);
         consider(
             Scheme::RunLength,
             8 + 2 * (4 + HEADER) + choose(&run_values, false).2 + choose(&run_lengths, false).2,
         );
+        s.run_parts = Some((run_values, run_lengths));
     }
     if cascade && let Some((width, exceptions)) = patch_width(values, s.min) {
         // Exceptions: positions and values, each frame-of-reference packed (estimate 2 x 8 bytes).
@@ -264,7 +271,7 @@ fn encode_with(values: &[u64], cascade: bool) -> Vec<u8> {
             pack(&deltas, width, &mut out);
         }
         Scheme::RunLength => {
-            let (run_values, run_lengths) = runs_of(values);
+            let (run_values, run_lengths) = s.run_parts.unwrap_or_else(|| runs_of(values, s.runs));
             out.extend_from_slice(
                 &u32::try_from(run_values.len())
                     .unwrap_or(u32::MAX)
