@@ -8,7 +8,9 @@ use lightning_page::{OpenOptions, PageAllocator, PageFile, PageId};
 fuzz_target!(|data: &[u8]| {
     let vfs = MemVfs::new();
     let path = std::path::Path::new("data.ldb");
-    let Ok(f) = vfs.open(path, OpenMode::CreateNew) else { return };
+    let Ok(f) = vfs.open(path, OpenMode::CreateNew) else {
+        return;
+    };
     if f.write_at(data, 0).is_err() {
         return;
     }

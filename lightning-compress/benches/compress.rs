@@ -20,8 +20,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use lightning_compress::{
-    Predicate, decode, decode_f64, decode_strings, encode, encode_f64, encode_strings, explain,
-    filter,
+    Predicate, decode, decode_f64, decode_strings, decode_strings_into, encode, encode_f64,
+    encode_strings, explain, filter,
 };
 use lightning_testkit::Rng;
 use lightning_testkit::bench::{Figure, quick, repeat, write_report};
@@ -178,6 +178,13 @@ fn comments(budget: Duration, figures: &mut Vec<Figure>) {
         decode_strings(black_box(&block), &mut out).unwrap();
     });
     let dec = k as f64 * raw / t.as_secs_f64() / 1e9;
+    let (mut data, mut ends) = (Vec::new(), Vec::new());
+    let (k, t) = repeat(budget, || {
+        data.clear();
+        ends.clear();
+        decode_strings_into(black_box(&block), &mut data, &mut ends).unwrap();
+    });
+    let flat = k as f64 * raw / t.as_secs_f64() / 1e9;
     figures.push(Figure::new(
         "ratio_strings_l_comment",
         raw / block.len() as f64,
@@ -195,5 +202,11 @@ fn comments(budget: Duration, figures: &mut Vec<Figure>) {
         dec,
         "GB/s",
         "of text into one Vec<u8> per string, one core",
+    ));
+    figures.push(Figure::new(
+        "decode_strings_into_l_comment",
+        flat,
+        "GB/s",
+        "of text into caller-provided bytes + end offsets, one core",
     ));
 }

@@ -233,6 +233,9 @@ impl Decoder {
 
     /// Appends the text `codes` stands for to `out`.
     pub(crate) fn decompress(&self, codes: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        // At most 8 bytes per code: one reservation, then fixed 8-byte copies (a single
+        // store each) trimmed to the symbol's length.
+        out.reserve(codes.len() * MAX_SYMBOL_LEN);
         let mut it = codes.iter();
         while let Some(&code) = it.next() {
             if code == ESCAPE {
@@ -245,7 +248,9 @@ impl Decoder {
                     .symbols
                     .get(usize::from(code))
                     .ok_or(Error::Corrupt("FSST code beyond the symbol table"))?;
-                out.extend_from_slice(&sym[..*len]);
+                let end = out.len() + *len;
+                out.extend_from_slice(sym);
+                out.truncate(end);
             }
         }
         Ok(())

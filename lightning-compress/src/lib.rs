@@ -52,7 +52,9 @@ pub use block::{MAX_VALUES, Scheme, decode, encode, explain, scheme_of};
 pub use error::{Error, Result};
 pub use filter::{Predicate, Selection, filter};
 pub use float::{decode_f64, encode_f64};
-pub use strings::{decode_bools, decode_strings, encode_bools, encode_strings};
+pub use strings::{
+    decode_bools, decode_strings, decode_strings_into, encode_bools, encode_strings,
+};
 
 /// Maps an `i64` into the `u64` domain so that order is preserved (flip the sign bit).
 pub fn i64_key(v: i64) -> u64 {

@@ -125,7 +125,9 @@ pub fn encode_strings<S: AsRef<[u8]>>(values: &[S]) -> Result<Vec<u8>> {
     })
 }
 
-fn decode_plain(bytes: &[u8], depth: u8) -> Result<Vec<Vec<u8>>> {
+/// Decodes a string block, appending every string's bytes to `data` and its end offset in
+/// `data` to `ends`. On error the appended part is unspecified (callers roll back).
+fn decode_flat(bytes: &[u8], depth: u8, data: &mut Vec<u8>, ends: &mut Vec<usize>) -> Result<()> {
     let mut c = Cursor { bytes, at: 0 };
     let head = c.take(8)?;
     if head[0] != VERSION {
@@ -137,11 +139,11 @@ fn decode_plain(bytes: &[u8], depth: u8) -> Result<Vec<Vec<u8>>> {
             "string block claims more values than a block holds",
         ));
     }
-    let strings = match head[1] {
+    match head[1] {
         PLAIN => {
             let mut lengths = Vec::new();
             decode(c.nested()?, &mut lengths)?;
-            let data = c.nested()?;
+            let bytes = c.nested()?;
             if lengths.len() != n {
                 return Err(Error::Corrupt("string count disagrees with its lengths"));
             }
@@ -149,75 +151,88 @@ fn decode_plain(bytes: &[u8], depth: u8) -> Result<Vec<Vec<u8>>> {
                 .iter()
                 .try_fold(0u64, |a, l| a.checked_add(*l))
                 .ok_or(Error::Corrupt("string lengths overflow"))?;
-            if total != data.len() as u64 {
+            if total != bytes.len() as u64 {
                 return Err(Error::Corrupt("string lengths disagree with the bytes"));
             }
-            let mut at = 0usize;
-            lengths
-                .iter()
-                .map(|l| {
-                    // The lengths add up to the bytes present, so each fits.
-                    let l = usize::try_from(*l).unwrap_or(0);
-                    let s = data[at..at + l].to_vec();
-                    at += l;
-                    s
-                })
-                .collect()
+            let mut end = data.len();
+            data.extend_from_slice(bytes);
+            for l in &lengths {
+                // The lengths add up to the bytes present, so each fits.
+                end += usize::try_from(*l).unwrap_or(0);
+                ends.push(end);
+            }
         }
         DICTIONARY if depth == 0 => {
-            let dict = decode_plain(c.nested()?, depth + 1)?;
+            let (mut dict, mut dict_ends) = (Vec::new(), Vec::new());
+            decode_flat(c.nested()?, depth + 1, &mut dict, &mut dict_ends)?;
             let mut codes = Vec::new();
             decode(c.nested()?, &mut codes)?;
             if codes.len() != n {
                 return Err(Error::Corrupt("string count disagrees with its codes"));
             }
-            codes
-                .iter()
-                .map(|code| {
-                    dict.get(usize::try_from(*code).unwrap_or(usize::MAX))
-                        .cloned()
-                        .ok_or(Error::Corrupt("string code out of range"))
-                })
-                .collect::<Result<Vec<_>>>()?
+            for code in &codes {
+                let k = usize::try_from(*code).unwrap_or(usize::MAX);
+                let end = *dict_ends
+                    .get(k)
+                    .ok_or(Error::Corrupt("string code out of range"))?;
+                let start = k.checked_sub(1).map_or(0, |p| dict_ends[p]);
+                data.extend_from_slice(&dict[start..end]);
+                ends.push(data.len());
+            }
         }
         FSST if depth == 0 => {
             let decoder = fsst::Decoder::from_bytes(c.nested()?)?;
             let mut lengths = Vec::new();
             decode(c.nested()?, &mut lengths)?;
-            let data = c.nested()?;
+            let compressed = c.nested()?;
             if lengths.len() != n {
                 return Err(Error::Corrupt("string count disagrees with its lengths"));
             }
             let mut at = 0usize;
-            let strings = lengths
-                .iter()
-                .map(|l| {
-                    let codes = usize::try_from(*l)
-                        .ok()
-                        .and_then(|l| data.get(at..at.checked_add(l)?))
-                        .ok_or(Error::Corrupt("FSST lengths run past the bytes"))?;
-                    at += codes.len();
-                    let mut s = Vec::with_capacity(codes.len() * 3);
-                    decoder.decompress(codes, &mut s)?;
-                    Ok(s)
-                })
-                .collect::<Result<Vec<_>>>()?;
-            if at != data.len() {
+            for l in &lengths {
+                let codes = usize::try_from(*l)
+                    .ok()
+                    .and_then(|l| compressed.get(at..at.checked_add(l)?))
+                    .ok_or(Error::Corrupt("FSST lengths run past the bytes"))?;
+                at += codes.len();
+                decoder.decompress(codes, data)?;
+                ends.push(data.len());
+            }
+            if at != compressed.len() {
                 return Err(Error::Corrupt("FSST lengths disagree with the bytes"));
             }
-            strings
         }
         _ => return Err(Error::Corrupt("unknown or nested string block kind")),
-    };
+    }
     if c.at != bytes.len() {
         return Err(Error::Corrupt("trailing bytes after the string block"));
     }
-    Ok(strings)
+    Ok(())
 }
 
-/// Decodes byte strings, appending to `out`.
+/// Decodes byte strings into caller-provided buffers: appends every string's bytes to `data`
+/// and, per string, its end offset in `data` to `ends` (string `i` is
+/// `data[ends[i - 1]..ends[i]]`, the first starting where `data` ended before the call). The
+/// fast path: no allocation per string. On error both buffers are left as they were.
+pub fn decode_strings_into(bytes: &[u8], data: &mut Vec<u8>, ends: &mut Vec<usize>) -> Result<()> {
+    let (data_len, ends_len) = (data.len(), ends.len());
+    decode_flat(bytes, 0, data, ends).inspect_err(|_| {
+        data.truncate(data_len);
+        ends.truncate(ends_len);
+    })
+}
+
+/// Decodes byte strings, appending one `Vec` per string to `out` (see
+/// [`decode_strings_into`] for the allocation-free form).
 pub fn decode_strings(bytes: &[u8], out: &mut Vec<Vec<u8>>) -> Result<()> {
-    out.extend(decode_plain(bytes, 0)?);
+    let (mut data, mut ends) = (Vec::new(), Vec::new());
+    decode_flat(bytes, 0, &mut data, &mut ends)?;
+    let mut start = 0;
+    out.extend(ends.iter().map(|end| {
+        let s = data[start..*end].to_vec();
+        start = *end;
+        s
+    }));
     Ok(())
 }
 
@@ -294,6 +309,24 @@ mod tests {
             let mut back = Vec::new();
             decode_strings(&block, &mut back).unwrap();
             prop_assert_eq!(back, values);
+        }
+
+        #[test]
+        fn flat_decoding_matches(values in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..30), 0..300), repeat in 1usize..4, prefix in proptest::collection::vec(any::<u8>(), 0..5)) {
+            let values: Vec<Vec<u8>> = values.iter().cycle().take(values.len() * repeat).cloned().collect();
+            let block = encode_strings(&values).unwrap();
+            let (mut data, mut ends) = (prefix.clone(), vec![prefix.len()]);
+            decode_strings_into(&block, &mut data, &mut ends).unwrap();
+            prop_assert_eq!(ends.len(), values.len() + 1);
+            for (i, v) in values.iter().enumerate() {
+                prop_assert_eq!(&data[ends[i]..ends[i + 1]], v.as_slice());
+            }
+            // A damaged block leaves the buffers as they were.
+            let (before_data, before_ends) = (data.clone(), ends.clone());
+            if decode_strings_into(&block[..block.len() - 1], &mut data, &mut ends).is_err() {
+                prop_assert_eq!(&data, &before_data);
+                prop_assert_eq!(&ends, &before_ends);
+            }
         }
 
         #[test]
