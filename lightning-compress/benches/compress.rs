@@ -20,8 +20,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use lightning_compress::{
-    Predicate, decode, decode_f64, decode_strings, decode_strings_into, encode, encode_f64,
-    encode_strings, explain, filter,
+    Predicate, Scheme, decode, decode_f64, decode_into, decode_strings, decode_strings_into,
+    encode, encode_f64, encode_strings, explain, filter, scheme_of,
 };
 use lightning_testkit::Rng;
 use lightning_testkit::bench::{Figure, quick, repeat, write_report};
@@ -114,10 +114,40 @@ fn main() {
             ),
         ));
     }
+    unpacking(&mut rng, budget, &mut figures);
     floats(&mut rng, n, budget, &mut figures);
     comments(budget, &mut figures);
     let path = write_report("compress", &figures).unwrap();
     println!("wrote {}", path.display());
+}
+
+/// Bit-unpacking speed per width: a frame-of-reference block of 1024 values (one interleaved
+/// chunk) decoded again and again into the same buffer, which stays in the L1 cache, as a
+/// vectorized scan would use it.
+fn unpacking(rng: &mut Rng, budget: Duration, figures: &mut Vec<Figure>) {
+    for width in [1u32, 3, 7, 12, 17, 25, 33, 48] {
+        let values: Vec<u64> = (0..1024u64)
+            .map(|i| {
+                if i == 0 {
+                    (1 << width) - 1
+                } else {
+                    rng.below(1 << width)
+                }
+            })
+            .collect();
+        let block = encode(&values).unwrap();
+        assert_eq!(scheme_of(&block).unwrap(), Scheme::FrameOfReference);
+        let mut out = [0u64; 1024];
+        let (k, t) = repeat(budget, || {
+            decode_into(black_box(&block), &mut out).unwrap();
+        });
+        figures.push(Figure::new(
+            format!("unpack_w{width}"),
+            k as f64 * 1024.0 / t.as_secs_f64() / 1e9,
+            "G values/s",
+            format!("1024 values of {width} bits into an L1-resident u64 buffer, one core"),
+        ));
+    }
 }
 
 /// Doubles: decimals and random bit patterns.

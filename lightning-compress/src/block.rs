@@ -4,7 +4,7 @@
 //!
 //! | offset | size | field                                        |
 //! |-------:|-----:|----------------------------------------------|
-//! | 0      | 1    | format version (1)                           |
+//! | 0      | 1    | format version (2)                           |
 //! | 1      | 1    | scheme ([`Scheme`])                          |
 //! | 2      | 2    | reserved, zero                               |
 //! | 4      | 4    | `n`, the number of values                    |
@@ -30,7 +30,7 @@ use crate::{Error, Result};
 
 /// The most values one block holds; a decoder refuses more (no unbounded allocation).
 pub const MAX_VALUES: usize = 1 << 20;
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 const HEADER: usize = 8;
 
 /// An encoding scheme.
@@ -375,6 +375,15 @@ impl<'a> Cursor<'a> {
         self.take(packed_len(n, width))
     }
 
+    /// Checks that the cursor consumed all of `bytes`.
+    fn end(&self, bytes: &[u8]) -> Result<()> {
+        if self.at == bytes.len() {
+            Ok(())
+        } else {
+            Err(Error::Corrupt("trailing bytes after the block"))
+        }
+    }
+
     pub(crate) fn nested(&mut self) -> Result<&'a [u8]> {
         let len = self.u32()? as usize;
         self.take(len)
@@ -408,28 +417,100 @@ pub fn decode(bytes: &[u8], out: &mut Vec<u64>) -> Result<()> {
     decode_depth(bytes, out, 0)
 }
 
+/// Decodes a block into the front of a caller-provided buffer and returns the number of
+/// values written. The buffer must hold at least the block's value count
+/// ([`Error::BufferTooSmall`] otherwise, with nothing written). This is the fast path of a
+/// vectorized scan: decoding blocks of 1024 values into one reused buffer keeps it in the L1
+/// cache and writes each value once ([`decode`] first zero-fills the space it appends).
+pub fn decode_into(bytes: &[u8], out: &mut [u64]) -> Result<usize> {
+    decode_slice(bytes, out, 0)
+}
+
 fn decode_depth(bytes: &[u8], out: &mut Vec<u64>, depth: u8) -> Result<()> {
     let (scheme, n, mut c) = header(bytes)?;
-    let start = out.len();
+    // Plain values and runs are appended as they are read; the other schemes are written into
+    // zero-filled space.
     match scheme {
         Scheme::Plain => {
-            let body = c.take(n.checked_mul(8).ok_or(Error::Corrupt("length overflow"))?)?;
-            out.extend(body.chunks_exact(8).map(|b| {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(b);
-                u64::from_le_bytes(a)
-            }));
+            let body = plain_body(&mut c, n)?;
+            c.end(bytes)?;
+            out.extend(body.iter().map(|b| u64::from_le_bytes(*b)));
+            Ok(())
+        }
+        Scheme::RunLength if depth == 0 => {
+            let (values, lengths) = runs(&mut c, n, depth)?;
+            c.end(bytes)?;
+            out.reserve(n);
+            for (v, l) in values.iter().zip(&lengths) {
+                // `runs` checked that the lengths add up to `n`.
+                out.extend(std::iter::repeat_n(*v, usize::try_from(*l).unwrap_or(0)));
+            }
+            Ok(())
+        }
+        _ => {
+            let start = out.len();
+            out.resize(start + n, 0);
+            match decode_slice(bytes, &mut out[start..], depth) {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    out.truncate(start);
+                    Err(e)
+                }
+            }
+        }
+    }
+}
+
+/// The `n` little-endian values of a plain block.
+fn plain_body<'a>(c: &mut Cursor<'a>, n: usize) -> Result<&'a [[u8; 8]]> {
+    let body = c.take(n.checked_mul(8).ok_or(Error::Corrupt("length overflow"))?)?;
+    Ok(body.as_chunks::<8>().0)
+}
+
+/// The run values and run lengths of a run-length block of `n` values, checked: as many of
+/// each as the block says, no empty run, lengths adding up to `n`.
+fn runs(c: &mut Cursor<'_>, n: usize, depth: u8) -> Result<(Vec<u64>, Vec<u64>)> {
+    let count = c.u32()? as usize;
+    c.take(4)?;
+    let (mut values, mut lengths) = (Vec::new(), Vec::new());
+    decode_depth(c.nested()?, &mut values, depth + 1)?;
+    decode_depth(c.nested()?, &mut lengths, depth + 1)?;
+    if values.len() != count || lengths.len() != count {
+        return Err(Error::Corrupt("run count disagrees with its blocks"));
+    }
+    let total = lengths
+        .iter()
+        .try_fold(0u64, |a, l| a.checked_add(*l))
+        .ok_or(Error::Corrupt("run lengths overflow"))?;
+    if total != n as u64 || lengths.contains(&0) {
+        return Err(Error::Corrupt(
+            "run lengths do not add up to the value count",
+        ));
+    }
+    Ok((values, lengths))
+}
+
+fn decode_slice(bytes: &[u8], out: &mut [u64], depth: u8) -> Result<usize> {
+    let (scheme, n, mut c) = header(bytes)?;
+    let have = out.len();
+    let out = out
+        .get_mut(..n)
+        .ok_or(Error::BufferTooSmall { need: n, have })?;
+    match scheme {
+        Scheme::Plain => {
+            for (o, b) in out.iter_mut().zip(plain_body(&mut c, n)?) {
+                *o = u64::from_le_bytes(*b);
+            }
         }
         Scheme::Constant => {
             let v = c.u64()?;
-            out.resize(start + n, v);
+            out.fill(v);
         }
         Scheme::FrameOfReference => {
             let min = c.u64()?;
             let width = c.width()?;
             let packed = c.packed(n, width)?;
-            out.resize(start + n, 0);
-            unpack_plus(packed, width, min, &mut out[start..]);
+            unpack_plus(packed, width, min, out);
         }
         Scheme::Delta => {
             if n == 0 {
@@ -439,10 +520,9 @@ fn decode_depth(bytes: &[u8], out: &mut Vec<u64>, depth: u8) -> Result<()> {
             let lo = c.u64()?;
             let width = c.width()?;
             let packed = c.packed(n - 1, width)?;
-            out.resize(start + n, 0);
-            unpack(packed, width, &mut out[start + 1..]);
-            out[start] = first;
-            for i in start + 1..start + n {
+            unpack(packed, width, &mut out[1..]);
+            out[0] = first;
+            for i in 1..n {
                 let delta = out[i].wrapping_add(lo) ^ (1 << 63);
                 out[i] = out[i - 1].wrapping_add(delta);
             }
@@ -451,64 +531,43 @@ fn decode_depth(bytes: &[u8], out: &mut Vec<u64>, depth: u8) -> Result<()> {
             return Err(Error::Corrupt("cascade nested too deep"));
         }
         Scheme::RunLength => {
-            let runs = c.u32()? as usize;
-            c.take(4)?;
-            let (mut values, mut lengths) = (Vec::new(), Vec::new());
-            decode_depth(c.nested()?, &mut values, depth + 1)?;
-            decode_depth(c.nested()?, &mut lengths, depth + 1)?;
-            if values.len() != runs || lengths.len() != runs {
-                return Err(Error::Corrupt("run count disagrees with its blocks"));
-            }
-            let total = lengths
-                .iter()
-                .try_fold(0u64, |a, l| a.checked_add(*l))
-                .ok_or(Error::Corrupt("run lengths overflow"))?;
-            if total != n as u64 || lengths.contains(&0) {
-                return Err(Error::Corrupt(
-                    "run lengths do not add up to the value count",
-                ));
-            }
-            out.reserve(n);
+            let (values, lengths) = runs(&mut c, n, depth)?;
+            let mut at = 0;
             for (v, l) in values.iter().zip(&lengths) {
-                // `total == n` bounds every length.
-                out.extend(std::iter::repeat_n(*v, usize::try_from(*l).unwrap_or(0)));
+                // `runs` checked that the lengths add up to `n`.
+                let end = at + usize::try_from(*l).unwrap_or(0);
+                out[at..end].fill(*v);
+                at = end;
             }
         }
-        Scheme::PatchedFrame => {
-            if let Err(e) = decode_patched(&mut c, n, depth, out) {
-                out.truncate(start);
-                return Err(e);
-            }
-        }
+        Scheme::PatchedFrame => decode_patched(&mut c, depth, out)?,
         Scheme::Dictionary => {
             let mut dict = Vec::new();
             decode_depth(c.nested()?, &mut dict, depth + 1)?;
+            if !dict.is_sorted_by(|a, b| a < b) {
+                return Err(Error::Corrupt("dictionary values not ascending"));
+            }
             let width = c.width()?;
             let packed = c.packed(n, width)?;
-            out.resize(start + n, 0);
-            unpack(packed, width, &mut out[start..]);
-            for v in &mut out[start..] {
+            unpack(packed, width, out);
+            for v in out.iter_mut() {
                 *v = *dict
                     .get(usize::try_from(*v).unwrap_or(usize::MAX))
                     .ok_or(Error::Corrupt("dictionary code out of range"))?;
             }
         }
     }
-    if c.at != bytes.len() {
-        out.truncate(start);
-        return Err(Error::Corrupt("trailing bytes after the block"));
-    }
-    Ok(())
+    c.end(bytes)?;
+    Ok(n)
 }
 
 /// The body of a patched frame: the frame, then the exceptions written over it.
-fn decode_patched(c: &mut Cursor<'_>, n: usize, depth: u8, out: &mut Vec<u64>) -> Result<()> {
-    let start = out.len();
+fn decode_patched(c: &mut Cursor<'_>, depth: u8, out: &mut [u64]) -> Result<()> {
+    let n = out.len();
     let min = c.u64()?;
     let width = c.width()?;
     let packed = c.packed(n, width)?;
-    out.resize(start + n, 0);
-    unpack_plus(packed, width, min, &mut out[start..]);
+    unpack_plus(packed, width, min, out);
     let (mut positions, mut outliers) = (Vec::new(), Vec::new());
     decode_depth(c.nested()?, &mut positions, depth + 1)?;
     decode_depth(c.nested()?, &mut outliers, depth + 1)?;
@@ -520,7 +579,7 @@ fn decode_patched(c: &mut Cursor<'_>, n: usize, depth: u8, out: &mut Vec<u64>) -
             .ok()
             .filter(|p| *p < n)
             .ok_or(Error::Corrupt("exception position out of range"))?;
-        out[start + slot] = *v;
+        out[slot] = *v;
     }
     Ok(())
 }

@@ -13,6 +13,16 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// A caller-provided buffer is shorter than the block's value count.
+    #[error(
+        "the output buffer holds {have} values but the block has {need}; pass a buffer of at least {need} (at most MAX_VALUES)"
+    )]
+    BufferTooSmall {
+        /// Values in the block.
+        need: usize,
+        /// Values the buffer holds.
+        have: usize,
+    },
 }
 
 /// `Result` with this crate's [`Error`].

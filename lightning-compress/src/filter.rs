@@ -4,8 +4,8 @@
 //! in its offset domain (the minimum is never added back) after a range check against its
 //! bounds.
 
-use crate::bitpack::unpack;
-use crate::block::{Scheme, decode, header};
+use crate::bitpack::{select_range as select_packed, unpack};
+use crate::block::{Cursor, Scheme, decode, header};
 use crate::{Error, Result};
 
 /// A comparison against constants, in the order-preserving `u64` domain.
@@ -186,6 +186,11 @@ pub fn filter(bytes: &[u8], pred: &Predicate) -> Result<Selection> {
             if shifted == Predicate::In(Vec::new()) {
                 return Ok(sel);
             }
+            if let Some((lo, hi)) = shifted.as_range() {
+                // Compare the packed offsets in place, never adding the minimum back.
+                select_packed(packed, width, n, (lo, hi - lo, u64::MAX), &mut sel.words);
+                return Ok(sel);
+            }
             let mut buf = vec![0u64; CHUNK];
             let per_chunk_bytes = CHUNK * width as usize / 8;
             for (k, start) in (0..n).step_by(CHUNK).enumerate() {
@@ -221,34 +226,7 @@ pub fn filter(bytes: &[u8], pred: &Predicate) -> Result<Selection> {
             }
             Ok(sel)
         }
-        Scheme::Dictionary => {
-            let mut dict = Vec::new();
-            decode(c.nested()?, &mut dict)?;
-            let matching: Vec<bool> = dict.iter().map(|v| pred.test(*v)).collect();
-            let width = c.width()?;
-            let packed = c.packed(n, width)?;
-            let mut sel = Selection::new(n, false);
-            let mut buf = vec![0u64; CHUNK];
-            let per_chunk_bytes = CHUNK * width as usize / 8;
-            for (k, start) in (0..n).step_by(CHUNK).enumerate() {
-                let m = CHUNK.min(n - start);
-                unpack(
-                    packed.get(k * per_chunk_bytes..).unwrap_or_default(),
-                    width,
-                    &mut buf[..m],
-                );
-                if buf[..m].iter().any(|code| *code >= matching.len() as u64) {
-                    return Err(Error::Corrupt("dictionary code out of range"));
-                }
-                select(&mut sel, start, &buf[..m], |code| {
-                    matching
-                        .get(usize::try_from(code).unwrap_or(usize::MAX))
-                        .copied()
-                        .unwrap_or(false)
-                });
-            }
-            Ok(sel)
-        }
+        Scheme::Dictionary => filter_dictionary(c, n, pred),
         Scheme::Plain | Scheme::Delta | Scheme::PatchedFrame => {
             let mut values = Vec::with_capacity(n);
             decode(bytes, &mut values)?;
@@ -257,4 +235,63 @@ pub fn filter(bytes: &[u8], pred: &Predicate) -> Result<Selection> {
             Ok(sel)
         }
     }
+}
+
+/// A dictionary block: a range predicate becomes a range of codes (the dictionary is
+/// ascending) compared packed; anything else is judged once per distinct value.
+fn filter_dictionary(mut c: Cursor<'_>, n: usize, pred: &Predicate) -> Result<Selection> {
+    let mut dict = Vec::new();
+    decode(c.nested()?, &mut dict)?;
+    if !dict.is_sorted_by(|a, b| a < b) {
+        return Err(Error::Corrupt("dictionary values not ascending"));
+    }
+    let width = c.width()?;
+    let packed = c.packed(n, width)?;
+    let mut sel = Selection::new(n, false);
+    if let Some((lo, hi)) = pred.as_range() {
+        // The dictionary is ascending: the matching values have consecutive codes,
+        // so the predicate becomes a range of codes compared packed.
+        let first = dict.partition_point(|v| *v < lo);
+        let end = dict.partition_point(|v| *v <= hi);
+        let last_code = (dict.len() as u64).wrapping_sub(1);
+        let codes = if first < end {
+            (first as u64, (end - first - 1) as u64)
+        } else {
+            // Nothing matches: an empty range (`lo` past every code) still checks
+            // the codes.
+            (u64::MAX, 0)
+        };
+        if select_packed(
+            packed,
+            width,
+            n,
+            (codes.0, codes.1, last_code),
+            &mut sel.words,
+        ) || dict.is_empty() && n > 0
+        {
+            return Err(Error::Corrupt("dictionary code out of range"));
+        }
+        return Ok(sel);
+    }
+    let matching: Vec<bool> = dict.iter().map(|v| pred.test(*v)).collect();
+    let mut buf = vec![0u64; CHUNK];
+    let per_chunk_bytes = CHUNK * width as usize / 8;
+    for (k, start) in (0..n).step_by(CHUNK).enumerate() {
+        let m = CHUNK.min(n - start);
+        unpack(
+            packed.get(k * per_chunk_bytes..).unwrap_or_default(),
+            width,
+            &mut buf[..m],
+        );
+        if buf[..m].iter().any(|code| *code >= matching.len() as u64) {
+            return Err(Error::Corrupt("dictionary code out of range"));
+        }
+        select(&mut sel, start, &buf[..m], |code| {
+            matching
+                .get(usize::try_from(code).unwrap_or(usize::MAX))
+                .copied()
+                .unwrap_or(false)
+        });
+    }
+    Ok(sel)
 }

@@ -4,10 +4,12 @@
 //! constant, frame of reference with bit-packing (patched for outliers), delta (sorted data), run-length (run values
 //! and lengths encoded again) and dictionary (distinct values encoded again, codes
 //! bit-packed) — a one-level cascade in the spirit of `BtrBlocks`; [`explain`] shows the choice.
-//! [`decode`] treats its input as untrusted: malformed bytes are [`Error::Corrupt`], never a
+//! [`decode`] appends to a `Vec`, [`decode_into`] writes into a caller's buffer (the fast
+//! path for scans: 1024-value blocks into one reused buffer unpack at 5–9 G values/s with AVX2).
+//! Both treat their input as untrusted: malformed bytes are [`Error::Corrupt`], never a
 //! panic or an allocation beyond the block limit. [`filter`] evaluates a [`Predicate`] on the
-//! encoded block (once per run, once per dictionary entry, in the offset domain of a frame)
-//! and returns a [`Selection`].
+//! encoded block (once per run; a range on the packed offsets of a frame or the packed codes
+//! of a dictionary, without decoding) and returns a [`Selection`].
 //!
 //! Values are `u64`; [`i64_key`] maps signed values into the same order-preserving domain.
 //! Doubles: [`encode_f64`] scales decimals to integers (in the spirit of ALP) with exceptions
@@ -37,7 +39,8 @@
 //! # Ok::<(), lightning_compress::Error>(())
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
-#![forbid(unsafe_code)]
+// The one `unsafe` is in `bitpack`: calling the AVX2 instantiation of a kernel after the
+// CPU was checked for AVX2 (the workspace denies `unsafe_code` everywhere else).
 #![doc(test(attr(deny(warnings))))]
 
 mod bitpack;
@@ -48,7 +51,7 @@ mod float;
 mod fsst;
 mod strings;
 
-pub use block::{MAX_VALUES, Scheme, decode, encode, explain, scheme_of};
+pub use block::{MAX_VALUES, Scheme, decode, decode_into, encode, explain, scheme_of};
 pub use error::{Error, Result};
 pub use filter::{Predicate, Selection, filter};
 pub use float::{decode_f64, encode_f64};

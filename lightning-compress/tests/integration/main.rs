@@ -4,7 +4,8 @@
 #![cfg(test)] // test-only code throughout: clippy treats helpers like test functions
 
 use lightning_compress::{
-    Predicate, Scheme, decode, encode, explain, filter, i64_from_key, i64_key, scheme_of,
+    Predicate, Scheme, decode, decode_into, encode, explain, filter, i64_from_key, i64_key,
+    scheme_of,
 };
 use proptest::prelude::*;
 
@@ -13,6 +14,21 @@ fn round_trip(values: &[u64]) -> Vec<u8> {
     let mut back = Vec::new();
     decode(&block, &mut back).unwrap();
     assert_eq!(back, values, "{}", explain(&block).unwrap());
+    // The same values into a caller's buffer (with room to spare; the rest is untouched),
+    // and a refusal, writing nothing, when the buffer is one value short.
+    let mut buf = vec![u64::MAX - 1; values.len() + 3];
+    assert_eq!(decode_into(&block, &mut buf).unwrap(), values.len());
+    assert_eq!(&buf[..values.len()], values);
+    assert!(buf[values.len()..].iter().all(|v| *v == u64::MAX - 1));
+    if let Some(short) = values.len().checked_sub(1) {
+        let mut small = vec![7u64; short];
+        let err = decode_into(&block, &mut small).unwrap_err();
+        assert!(
+            matches!(err, lightning_compress::Error::BufferTooSmall { need, have } if need == values.len() && have == short),
+            "{err}"
+        );
+        assert!(small.iter().all(|v| *v == 7));
+    }
     block
 }
 
