@@ -20,8 +20,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use lightning_compress::{
-    Predicate, Scheme, decode, decode_f64, decode_into, decode_strings, decode_strings_into,
-    encode, encode_f64, encode_strings, explain, filter, scheme_of,
+    FloatPredicate, Predicate, Scheme, StringPredicate, decode, decode_f64, decode_into,
+    decode_strings, decode_strings_into, encode, encode_f64, encode_strings, explain, filter,
+    filter_f64, filter_strings, scheme_of,
 };
 use lightning_testkit::Rng;
 use lightning_testkit::bench::{Figure, quick, repeat, write_report};
@@ -117,6 +118,7 @@ fn main() {
     unpacking(&mut rng, budget, &mut figures);
     floats(&mut rng, n, budget, &mut figures);
     comments(budget, &mut figures);
+    ship_modes(budget, &mut figures);
     let path = write_report("compress", &figures).unwrap();
     println!("wrote {}", path.display());
 }
@@ -186,7 +188,75 @@ fn floats(rng: &mut Rng, n: u64, budget: Duration, figures: &mut Vec<Figure>) {
             "GB/s",
             "of decoded data, one core",
         ));
+        // v < 2500.0 on the encoded block against decoding then comparing.
+        let pred = FloatPredicate::Lt(2500.0);
+        let (k, t) = repeat(budget, || {
+            black_box(filter_f64(black_box(&block), &pred).unwrap());
+        });
+        let filt = k as f64 * values.len() as f64 / t.as_secs_f64() / 1e9;
+        let mut bits = vec![0u64; values.len().div_ceil(64)];
+        let (k, t) = repeat(budget, || {
+            out.clear();
+            decode_f64(black_box(&block), &mut out).unwrap();
+            for (w, group) in bits.iter_mut().zip(out.chunks(64)) {
+                *w = group
+                    .iter()
+                    .enumerate()
+                    .fold(0, |acc, (j, v)| acc | (u64::from(*v < 2500.0) << j));
+            }
+            black_box(&bits);
+        });
+        let base = k as f64 * values.len() as f64 / t.as_secs_f64() / 1e9;
+        figures.push(Figure::new(
+            format!("filter_f64_lt_{name}"),
+            filt,
+            "G values/s",
+            format!(
+                "v < 2500.0 on the encoded block; decode-then-filter {base:.3} G values/s ({:.2}x)",
+                filt / base
+            ),
+        ));
     }
+}
+
+/// Low-cardinality strings (TPC-H `l_shipmode`, 7 values): a dictionary block filtered on its
+/// codes against decoding every string and comparing.
+fn ship_modes(budget: Duration, figures: &mut Vec<Figure>) {
+    let values: Vec<String> = tpchgen::generators::LineItemGenerator::new(0.02, 1, 1)
+        .iter()
+        .take(1 << 16)
+        .map(|li| li.l_shipmode.to_owned())
+        .collect();
+    let block = encode_strings(&values).unwrap();
+    let pred = StringPredicate::Eq(b"MAIL".to_vec());
+    let (k, t) = repeat(budget, || {
+        black_box(filter_strings(black_box(&block), &pred).unwrap());
+    });
+    let filt = k as f64 * values.len() as f64 / t.as_secs_f64() / 1e9;
+    let (mut data, mut ends) = (Vec::new(), Vec::new());
+    let mut bits = vec![0u64; values.len().div_ceil(64)];
+    let (k, t) = repeat(budget, || {
+        data.clear();
+        ends.clear();
+        decode_strings_into(black_box(&block), &mut data, &mut ends).unwrap();
+        let mut start = 0;
+        for (i, end) in ends.iter().enumerate() {
+            let hit = &data[start..*end] == b"MAIL";
+            bits[i / 64] = (bits[i / 64] & !(1 << (i % 64))) | (u64::from(hit) << (i % 64));
+            start = *end;
+        }
+        black_box(&bits);
+    });
+    let base = k as f64 * values.len() as f64 / t.as_secs_f64() / 1e9;
+    figures.push(Figure::new(
+        "filter_strings_eq_l_shipmode",
+        filt,
+        "G values/s",
+        format!(
+            "l_shipmode = 'MAIL' on the dictionary block; decode-then-filter {base:.3} G values/s ({:.2}x)",
+            filt / base
+        ),
+    ));
 }
 
 /// High-cardinality text: 65,536 TPC-H `l_comment` values (FSST).

@@ -126,7 +126,7 @@ pub struct Selection {
 }
 
 impl Selection {
-    fn new(len: usize, all: bool) -> Self {
+    pub(crate) fn new(len: usize, all: bool) -> Self {
         let mut words = vec![if all { u64::MAX } else { 0 }; len.div_ceil(64)];
         if all
             && !len.is_multiple_of(64)
@@ -137,8 +137,33 @@ impl Selection {
         Selection { words, len }
     }
 
-    fn set(&mut self, i: usize) {
+    pub(crate) fn set(&mut self, i: usize) {
         self.words[i / 64] |= 1 << (i % 64);
+    }
+
+    /// A selection of `values.len()` values, value `i` selected when `pass(values[i])`;
+    /// 64 at a time without branches.
+    pub(crate) fn of<T: Copy>(values: &[T], pass: impl Fn(T) -> bool) -> Self {
+        let words = values
+            .chunks(64)
+            .map(|group| {
+                group
+                    .iter()
+                    .enumerate()
+                    .fold(0u64, |w, (j, v)| w | (u64::from(pass(*v)) << j))
+            })
+            .collect();
+        Selection {
+            words,
+            len: values.len(),
+        }
+    }
+
+    /// Sets or clears value `i` (ignored past the end).
+    pub(crate) fn put(&mut self, i: usize, on: bool) {
+        if let Some(w) = self.words.get_mut(i / 64) {
+            *w = (*w & !(1 << (i % 64))) | (u64::from(on) << (i % 64));
+        }
     }
 
     /// Whether value `i` is selected.

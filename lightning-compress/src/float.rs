@@ -19,6 +19,7 @@
 //! | ...    | ...  | decimal only: length-prefixed (4) integer blocks of exception positions, then of their bits |
 
 use crate::block::{Cursor, MAX_VALUES, decode, encode, nested};
+use crate::filter::{Predicate, Selection, filter};
 use crate::{Error, Result, i64_from_key, i64_key};
 
 const VERSION: u8 = 1;
@@ -230,4 +231,160 @@ mod tests {
             drop(decode_f64(&junk, &mut out));
         }
     }
+}
+
+/// A comparison of doubles against constants, with IEEE 754 semantics: NaN passes nothing
+/// (not even `Eq(NaN)`), `-0.0 == 0.0`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FloatPredicate {
+    /// `v == c`
+    Eq(f64),
+    /// `v < c`
+    Lt(f64),
+    /// `v <= c`
+    Le(f64),
+    /// `v > c`
+    Gt(f64),
+    /// `v >= c`
+    Ge(f64),
+    /// `lo <= v <= hi`
+    Between(f64, f64),
+    /// `v` equals one of the values.
+    In(Vec<f64>),
+}
+
+impl FloatPredicate {
+    /// Whether `v` passes.
+    #[expect(
+        clippy::float_cmp,
+        reason = "a predicate compares exactly, as SQL does"
+    )]
+    pub fn test(&self, v: f64) -> bool {
+        match self {
+            FloatPredicate::Eq(c) => v == *c,
+            FloatPredicate::Lt(c) => v < *c,
+            FloatPredicate::Le(c) => v <= *c,
+            FloatPredicate::Gt(c) => v > *c,
+            FloatPredicate::Ge(c) => v >= *c,
+            FloatPredicate::Between(lo, hi) => *lo <= v && v <= *hi,
+            FloatPredicate::In(set) => set.contains(&v),
+        }
+    }
+
+    /// The same predicate on the stored integer keys of a decimal block, where key `k`
+    /// decodes to `value(k)`, a non-decreasing function of `k` (the keys preserve order, and
+    /// converting and dividing by a positive power of ten are monotone). `None` for `In`.
+    fn on_keys(&self, value: &dyn Fn(u64) -> f64) -> Option<Predicate> {
+        // The first key whose value passes `pass`, which holds for a suffix of the keys.
+        let first = |pass: &dyn Fn(f64) -> bool| {
+            let (mut lo, mut hi) = (0u64, u64::MAX);
+            if !pass(value(hi)) {
+                return None;
+            }
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if pass(value(mid)) {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            Some(lo)
+        };
+        let none = Predicate::In(Vec::new());
+        let all = Predicate::Ge(0);
+        // Keys below `end` (all keys for `None`).
+        let below = |end: Option<u64>| end.map_or(all.clone(), Predicate::Lt);
+        let from = |start: Option<u64>| start.map_or(none.clone(), Predicate::Ge);
+        let between = |start: Option<u64>, end: Option<u64>| match (start, end) {
+            (Some(s), None) => Predicate::Ge(s),
+            (Some(s), Some(e)) if s < e => Predicate::Between(s, e - 1),
+            _ => none.clone(),
+        };
+        Some(match self {
+            FloatPredicate::In(_) => return None,
+            p if p.has_nan() => none,
+            FloatPredicate::Lt(c) => below(first(&|v| v >= *c)),
+            FloatPredicate::Le(c) => below(first(&|v| v > *c)),
+            FloatPredicate::Gt(c) => from(first(&|v| v > *c)),
+            FloatPredicate::Ge(c) => from(first(&|v| v >= *c)),
+            FloatPredicate::Eq(c) => between(first(&|v| v >= *c), first(&|v| v > *c)),
+            FloatPredicate::Between(lo, hi) => between(first(&|v| v >= *lo), first(&|v| v > *hi)),
+        })
+    }
+
+    fn has_nan(&self) -> bool {
+        match self {
+            FloatPredicate::Eq(c)
+            | FloatPredicate::Lt(c)
+            | FloatPredicate::Le(c)
+            | FloatPredicate::Gt(c)
+            | FloatPredicate::Ge(c) => c.is_nan(),
+            FloatPredicate::Between(lo, hi) => lo.is_nan() || hi.is_nan(),
+            FloatPredicate::In(_) => false,
+        }
+    }
+}
+
+/// Evaluates `pred` on an encoded float block. On a decimal block the predicate becomes a
+/// range of the scaled integers (found by binary search over the decoding function itself, so
+/// it agrees with [`decode_f64`] bit for bit), evaluated on the integer block without decoding
+/// it; then each exception is judged on its own value. Raw blocks and `In` are decoded and
+/// tested value by value.
+pub fn filter_f64(bytes: &[u8], pred: &FloatPredicate) -> Result<Selection> {
+    let mut cursor = Cursor { bytes, at: 0 };
+    let head = cursor.take(8)?;
+    if head[0] != VERSION {
+        return Err(Error::Corrupt("unknown float block version"));
+    }
+    let n = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+    let decoded = |pred: &FloatPredicate| -> Result<Selection> {
+        let mut values = Vec::new();
+        decode_f64(bytes, &mut values)?;
+        // One loop per comparison, so the predicate is not matched per value.
+        Ok(match pred {
+            FloatPredicate::Lt(c) => Selection::of(&values, |v| v < *c),
+            FloatPredicate::Le(c) => Selection::of(&values, |v| v <= *c),
+            FloatPredicate::Gt(c) => Selection::of(&values, |v| v > *c),
+            FloatPredicate::Ge(c) => Selection::of(&values, |v| v >= *c),
+            other => Selection::of(&values, |v| other.test(v)),
+        })
+    };
+    if head[1] != DECIMAL {
+        return decoded(pred);
+    }
+    let p = *POW10
+        .get(usize::from(head[2]))
+        .ok_or(Error::Corrupt("float exponent out of range"))?;
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "the same conversion decode_f64 makes"
+    )]
+    let value = |k: u64| i64_from_key(k) as f64 / p;
+    let Some(on_keys) = pred.on_keys(&value) else {
+        return decoded(pred);
+    };
+    let mut sel = filter(cursor.nested()?, &on_keys)?;
+    if sel.len() != n {
+        return Err(Error::Corrupt(
+            "float block count disagrees with its values",
+        ));
+    }
+    let (mut positions, mut bits) = (Vec::new(), Vec::new());
+    decode(cursor.nested()?, &mut positions)?;
+    decode(cursor.nested()?, &mut bits)?;
+    if positions.len() != bits.len() {
+        return Err(Error::Corrupt("exception positions and values disagree"));
+    }
+    if cursor.at != bytes.len() {
+        return Err(Error::Corrupt("trailing bytes after the float block"));
+    }
+    for (pos, b) in positions.iter().zip(&bits) {
+        let at = usize::try_from(*pos)
+            .ok()
+            .filter(|at| *at < n)
+            .ok_or(Error::Corrupt("exception position out of range"))?;
+        sel.put(at, pred.test(f64::from_bits(*b)));
+    }
+    Ok(sel)
 }

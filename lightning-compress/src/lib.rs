@@ -9,7 +9,9 @@
 //! Both treat their input as untrusted: malformed bytes are [`Error::Corrupt`], never a
 //! panic or an allocation beyond the block limit. [`filter`] evaluates a [`Predicate`] on the
 //! encoded block (once per run; a range on the packed offsets of a frame or the packed codes
-//! of a dictionary, without decoding) and returns a [`Selection`].
+//! of a dictionary, without decoding) and returns a [`Selection`]; [`filter_f64`] and
+//! [`filter_strings`] do the same for doubles (a range of the scaled integers) and strings (a
+//! range or set of dictionary codes).
 //!
 //! Values are `u64`; [`i64_key`] maps signed values into the same order-preserving domain.
 //! Doubles: [`encode_f64`] scales decimals to integers (in the spirit of ALP) with exceptions
@@ -54,9 +56,10 @@ mod strings;
 pub use block::{MAX_VALUES, Scheme, decode, decode_into, encode, explain, scheme_of};
 pub use error::{Error, Result};
 pub use filter::{Predicate, Selection, filter};
-pub use float::{decode_f64, encode_f64};
+pub use float::{FloatPredicate, decode_f64, encode_f64, filter_f64};
 pub use strings::{
-    decode_bools, decode_strings, decode_strings_into, encode_bools, encode_strings,
+    StringPredicate, decode_bools, decode_strings, decode_strings_into, encode_bools,
+    encode_strings, filter_strings,
 };
 
 /// Maps an `i64` into the `u64` domain so that order is preserved (flip the sign bit).

@@ -19,6 +19,7 @@
 //! | 8      | ...  | FSST: the symbol table (length-prefixed, 4; layout in the `fsst` module), a length-prefixed integer block of the `n` compressed lengths, then the compressed bytes (length-prefixed, 4) |
 
 use crate::block::{Cursor, MAX_VALUES, decode, encode, nested};
+use crate::filter::{Predicate, Selection, filter};
 use crate::fsst;
 use crate::{Error, Result};
 
@@ -165,6 +166,7 @@ fn decode_flat(bytes: &[u8], depth: u8, data: &mut Vec<u8>, ends: &mut Vec<usize
         DICTIONARY if depth == 0 => {
             let (mut dict, mut dict_ends) = (Vec::new(), Vec::new());
             decode_flat(c.nested()?, depth + 1, &mut dict, &mut dict_ends)?;
+            check_ascending(&dict, &dict_ends)?;
             let mut codes = Vec::new();
             decode(c.nested()?, &mut codes)?;
             if codes.len() != n {
@@ -345,4 +347,161 @@ mod tests {
             prop_assert!(decode_strings(&block[..n], &mut out).is_err());
         }
     }
+}
+
+/// A comparison of byte strings (lexicographic, as `[u8]` orders them) against constants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StringPredicate {
+    /// `s == c`
+    Eq(Vec<u8>),
+    /// `s < c`
+    Lt(Vec<u8>),
+    /// `s <= c`
+    Le(Vec<u8>),
+    /// `s > c`
+    Gt(Vec<u8>),
+    /// `s >= c`
+    Ge(Vec<u8>),
+    /// `lo <= s <= hi`
+    Between(Vec<u8>, Vec<u8>),
+    /// `s` is one of the strings.
+    In(Vec<Vec<u8>>),
+    /// `s` starts with the prefix (SQL `LIKE 'prefix%'`).
+    StartsWith(Vec<u8>),
+}
+
+impl StringPredicate {
+    /// Whether `s` passes.
+    pub fn test(&self, s: &[u8]) -> bool {
+        match self {
+            StringPredicate::Eq(c) => s == c.as_slice(),
+            StringPredicate::Lt(c) => s < c.as_slice(),
+            StringPredicate::Le(c) => s <= c.as_slice(),
+            StringPredicate::Gt(c) => s > c.as_slice(),
+            StringPredicate::Ge(c) => s >= c.as_slice(),
+            StringPredicate::Between(lo, hi) => lo.as_slice() <= s && s <= hi.as_slice(),
+            StringPredicate::In(set) => set.iter().any(|c| c.as_slice() == s),
+            StringPredicate::StartsWith(p) => s.starts_with(p),
+        }
+    }
+
+    /// The codes `first..end` of a sorted dictionary whose strings pass, for every predicate
+    /// but `In` (the passing strings of a sorted list are consecutive).
+    fn code_range(&self, dict: &Strings<'_>) -> Option<(usize, usize)> {
+        let first_not = |pass_before: &dyn Fn(&[u8]) -> bool| dict.partition_point(pass_before);
+        let (first, end) = match self {
+            StringPredicate::Eq(c) => (
+                first_not(&|s| s < c.as_slice()),
+                first_not(&|s| s <= c.as_slice()),
+            ),
+            StringPredicate::Lt(c) => (0, first_not(&|s| s < c.as_slice())),
+            StringPredicate::Le(c) => (0, first_not(&|s| s <= c.as_slice())),
+            StringPredicate::Gt(c) => (first_not(&|s| s <= c.as_slice()), dict.len()),
+            StringPredicate::Ge(c) => (first_not(&|s| s < c.as_slice()), dict.len()),
+            StringPredicate::Between(lo, hi) => (
+                first_not(&|s| s < lo.as_slice()),
+                first_not(&|s| s <= hi.as_slice()),
+            ),
+            StringPredicate::StartsWith(p) => (
+                first_not(&|s| s < p.as_slice()),
+                first_not(&|s| s < p.as_slice() || s.starts_with(p)),
+            ),
+            StringPredicate::In(_) => return None,
+        };
+        Some((first, end.max(first)))
+    }
+}
+
+/// Strings stored back to back with their end offsets.
+struct Strings<'a> {
+    data: &'a [u8],
+    ends: &'a [usize],
+}
+
+impl Strings<'_> {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn get(&self, i: usize) -> &[u8] {
+        let start = i.checked_sub(1).map_or(0, |p| self.ends[p]);
+        &self.data[start..self.ends[i]]
+    }
+
+    /// The first index whose string does not pass `pred` (which must hold for a prefix).
+    fn partition_point(&self, pred: &dyn Fn(&[u8]) -> bool) -> usize {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if pred(self.get(mid)) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+}
+
+/// A dictionary must be strictly ascending: ranges of codes rely on it.
+fn check_ascending(data: &[u8], ends: &[usize]) -> Result<()> {
+    let dict = Strings { data, ends };
+    if (1..dict.len()).all(|i| dict.get(i - 1) < dict.get(i)) {
+        Ok(())
+    } else {
+        Err(Error::Corrupt("string dictionary not strictly ascending"))
+    }
+}
+
+/// Evaluates `pred` on an encoded string block. On a dictionary block the predicate is judged
+/// on the distinct strings only (by binary search: they are sorted) and becomes a range or set
+/// of codes, which is evaluated on the encoded codes without decoding them; plain and FSST
+/// blocks are decoded into one flat buffer and tested string by string.
+pub fn filter_strings(bytes: &[u8], pred: &StringPredicate) -> Result<Selection> {
+    let mut c = Cursor { bytes, at: 0 };
+    let head = c.take(8)?;
+    if head[0] != VERSION {
+        return Err(Error::Corrupt("unknown string block version"));
+    }
+    let n = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+    if head[1] != DICTIONARY {
+        let (mut data, mut ends) = (Vec::new(), Vec::new());
+        decode_flat(bytes, 0, &mut data, &mut ends)?;
+        let strings = Strings {
+            data: &data,
+            ends: &ends,
+        };
+        let all: Vec<usize> = (0..strings.len()).collect();
+        return Ok(Selection::of(&all, |i| pred.test(strings.get(i))));
+    }
+    let (mut data, mut ends) = (Vec::new(), Vec::new());
+    decode_flat(c.nested()?, 1, &mut data, &mut ends)?;
+    check_ascending(&data, &ends)?;
+    let dict = Strings {
+        data: &data,
+        ends: &ends,
+    };
+    let codes = c.nested()?;
+    if c.at != bytes.len() {
+        return Err(Error::Corrupt("trailing bytes after the string block"));
+    }
+    let on_codes = match pred.code_range(&dict) {
+        Some((first, end)) if first < end => Predicate::Between(first as u64, (end - 1) as u64),
+        Some(_) => Predicate::In(Vec::new()),
+        None => Predicate::In(
+            (0..dict.len())
+                .filter(|i| pred.test(dict.get(*i)))
+                .map(|i| i as u64)
+                .collect(),
+        ),
+    };
+    let sel = filter(codes, &on_codes)?;
+    if sel.len() != n {
+        return Err(Error::Corrupt("string count disagrees with its codes"));
+    }
+    // A code past the dictionary is damage, as when decoding (no string to compare).
+    if filter(codes, &Predicate::Ge(dict.len() as u64))?.count() > 0 {
+        return Err(Error::Corrupt("string code out of range"));
+    }
+    Ok(sel)
 }

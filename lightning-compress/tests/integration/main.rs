@@ -9,6 +9,8 @@ use lightning_compress::{
 };
 use proptest::prelude::*;
 
+mod predicates;
+
 fn round_trip(values: &[u64]) -> Vec<u8> {
     let block = encode(values).unwrap();
     let mut back = Vec::new();
