@@ -25,7 +25,8 @@ def newest_reports():
     figures = {}
     for report in sorted(dates[-1].glob("*.json")):
         data = json.loads(report.read_text())
-        if data.get("quick"):
+        if data.get("quick") or "figures" not in data:
+            # Quick runs, and reference data that is not a bench report (duckdb-columns.json).
             continue
         for f in data["figures"]:
             figures[f"{data['suite']}/{f['name']}"] = (f["value"], f["unit"])
