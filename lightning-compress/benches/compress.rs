@@ -125,7 +125,7 @@ fn main() {
 
 /// Bit-unpacking speed per width: a frame-of-reference block of 1024 values (one interleaved
 /// chunk) decoded again and again into the same buffer, which stays in the L1 cache, as a
-/// vectorized scan would use it.
+/// vectorized scan would use it. Best of five runs.
 fn unpacking(rng: &mut Rng, budget: Duration, figures: &mut Vec<Figure>) {
     for width in [1u32, 3, 7, 12, 17, 25, 33, 48] {
         let values: Vec<u64> = (0..1024u64)
@@ -140,12 +140,19 @@ fn unpacking(rng: &mut Rng, budget: Duration, figures: &mut Vec<Figure>) {
         let block = encode(&values).unwrap();
         assert_eq!(scheme_of(&block).unwrap(), Scheme::FrameOfReference);
         let mut out = [0u64; 1024];
-        let (k, t) = repeat(budget, || {
-            decode_into(black_box(&block), &mut out).unwrap();
-        });
+        // The best of five slices of the budget: a kernel this short is easily disturbed by
+        // the other core's work on a shared machine.
+        let best = (0..5)
+            .map(|_| {
+                let (k, t) = repeat(budget / 5, || {
+                    decode_into(black_box(&block), &mut out).unwrap();
+                });
+                k as f64 * 1024.0 / t.as_secs_f64() / 1e9
+            })
+            .fold(0.0, f64::max);
         figures.push(Figure::new(
             format!("unpack_w{width}"),
-            k as f64 * 1024.0 / t.as_secs_f64() / 1e9,
+            best,
             "G values/s",
             format!("1024 values of {width} bits into an L1-resident u64 buffer, one core"),
         ));
