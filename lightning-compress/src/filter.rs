@@ -206,7 +206,16 @@ pub fn filter(bytes: &[u8], pred: &Predicate) -> Result<Selection> {
             } else {
                 (1u64 << width).saturating_sub(1)
             };
-            let shifted = pred.shifted(min, min.saturating_add(span));
+            let Some(max) = min.checked_add(span) else {
+                // Offsets that wrap past u64::MAX (never written by the encoder): judge the
+                // decoded values, as `decode` sees them.
+                let mut values = Vec::with_capacity(n);
+                decode(bytes, &mut values)?;
+                let mut sel = Selection::new(n, false);
+                select_range(&mut sel, 0, &values, pred);
+                return Ok(sel);
+            };
+            let shifted = pred.shifted(min, max);
             let mut sel = Selection::new(n, false);
             if shifted == Predicate::In(Vec::new()) {
                 return Ok(sel);
