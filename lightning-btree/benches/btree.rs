@@ -1,0 +1,2 @@
+//! Bench placeholder, replaced below.
+fn main() {}

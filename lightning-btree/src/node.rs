@@ -1,0 +1,418 @@
+//! Node pages: a slotted layout read in place, and an owned form for changes.
+//!
+//! # Node layout (payload of a `BTreeLeaf` or `BTreeBranch` page, little-endian)
+//!
+//! | offset | size      | field                                                    |
+//! |-------:|----------:|----------------------------------------------------------|
+//! | 0      | 1         | node format version (1)                                  |
+//! | 1      | 1         | level: 0 for a leaf, children's level + 1 for a branch   |
+//! | 2      | 2         | `count`, cells in the node                               |
+//! | 4      | 4         | reserved, zero                                           |
+//! | 8      | 8         | branch: the first (leftmost) child; leaf: zero           |
+//! | 16     | 2 × count | slots: each cell's offset in the payload, in key order   |
+//! | ...    | ...       | cells                                                    |
+//!
+//! Cells start with the key length (2) and the key. A leaf cell goes on with a flag byte:
+//! 0 = inline value, then its length (4) and bytes; 1 = overflow value, then the first
+//! overflow page (8) and the value length (8). A branch cell goes on with its child (8):
+//! the child holding keys `>=` the cell's key (and below the next cell's key).
+//!
+//! # Overflow page layout (payload of an `Overflow` page)
+//!
+//! | offset | size | field                                      |
+//! |-------:|-----:|--------------------------------------------|
+//! | 0      | 8    | next page of the chain, `u64::MAX` for none |
+//! | 8      | ...  | the next bytes of the value                |
+
+use lightning_page::{PageBuf, PageId, PageType};
+
+use crate::{Error, Result};
+
+const VERSION: u8 = 1;
+pub(crate) const HEAD: usize = 16;
+pub(crate) const NO_PAGE: u64 = u64::MAX;
+pub(crate) const OVERFLOW_HEAD: usize = 8;
+
+/// A value as a leaf stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Val {
+    Inline(Vec<u8>),
+    Overflow { first: PageId, len: u64 },
+}
+
+impl Val {
+    fn cell_len(&self) -> usize {
+        match self {
+            Val::Inline(v) => 1 + 4 + v.len(),
+            Val::Overflow { .. } => 1 + 16,
+        }
+    }
+}
+
+/// A value read in place.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ValRef<'a> {
+    Inline(&'a [u8]),
+    Overflow { first: PageId, len: u64 },
+}
+
+impl ValRef<'_> {
+    pub(crate) fn to_owned(self) -> Val {
+        match self {
+            ValRef::Inline(v) => Val::Inline(v.to_vec()),
+            ValRef::Overflow { first, len } => Val::Overflow { first, len },
+        }
+    }
+}
+
+/// An owned node, decoded for a change and encoded again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Node {
+    Leaf(Vec<(Vec<u8>, Val)>),
+    Branch {
+        level: u8,
+        first: PageId,
+        entries: Vec<(Vec<u8>, PageId)>,
+    },
+}
+
+impl Node {
+    /// Payload bytes the node takes.
+    pub(crate) fn size(&self) -> usize {
+        HEAD + match self {
+            Node::Leaf(e) => e
+                .iter()
+                .map(|(k, v)| 2 + 2 + k.len() + v.cell_len())
+                .sum::<usize>(),
+            Node::Branch { entries, .. } => entries.iter().map(|(k, _)| 2 + 2 + k.len() + 8).sum(),
+        }
+    }
+
+    pub(crate) fn level(&self) -> u8 {
+        match self {
+            Node::Leaf(_) => 0,
+            Node::Branch { level, .. } => *level,
+        }
+    }
+
+    pub(crate) fn page_type(&self) -> PageType {
+        match self {
+            Node::Leaf(_) => PageType::BTreeLeaf,
+            Node::Branch { .. } => PageType::BTreeBranch,
+        }
+    }
+
+    /// Writes the node into `page` (whose payload area must be large enough: callers split
+    /// nodes above the capacity first).
+    pub(crate) fn encode(&self, page: &mut PageBuf) -> Result<()> {
+        let size = self.size();
+        let body = page.body_mut();
+        body[..size].fill(0);
+        body[0] = VERSION;
+        body[1] = self.level();
+        let count = match self {
+            Node::Leaf(e) => e.len(),
+            Node::Branch { entries, .. } => entries.len(),
+        };
+        body[2..4].copy_from_slice(&u16::try_from(count).unwrap_or(u16::MAX).to_le_bytes());
+        if let Node::Branch { first, .. } = self {
+            body[8..16].copy_from_slice(&first.get().to_le_bytes());
+        }
+        let mut at = HEAD + 2 * count;
+        let mut slot = HEAD;
+        let put = |body: &mut [u8], at: &mut usize, bytes: &[u8]| {
+            body[*at..*at + bytes.len()].copy_from_slice(bytes);
+            *at += bytes.len();
+        };
+        match self {
+            Node::Leaf(entries) => {
+                for (k, v) in entries {
+                    body[slot..slot + 2].copy_from_slice(&offset(at).to_le_bytes());
+                    slot += 2;
+                    put(body, &mut at, &offset(k.len()).to_le_bytes());
+                    put(body, &mut at, k);
+                    match v {
+                        Val::Inline(v) => {
+                            put(body, &mut at, &[0]);
+                            put(
+                                body,
+                                &mut at,
+                                &u32::try_from(v.len()).unwrap_or(u32::MAX).to_le_bytes(),
+                            );
+                            put(body, &mut at, v);
+                        }
+                        Val::Overflow { first, len } => {
+                            put(body, &mut at, &[1]);
+                            put(body, &mut at, &first.get().to_le_bytes());
+                            put(body, &mut at, &len.to_le_bytes());
+                        }
+                    }
+                }
+            }
+            Node::Branch { entries, .. } => {
+                for (k, child) in entries {
+                    body[slot..slot + 2].copy_from_slice(&offset(at).to_le_bytes());
+                    slot += 2;
+                    put(body, &mut at, &offset(k.len()).to_le_bytes());
+                    put(body, &mut at, k);
+                    put(body, &mut at, &child.get().to_le_bytes());
+                }
+            }
+        }
+        page.set_payload_len(size)?;
+        Ok(())
+    }
+}
+
+/// Offsets and lengths inside a payload (at most 64 KiB) fit in `u16`.
+fn offset(n: usize) -> u16 {
+    u16::try_from(n).unwrap_or(u16::MAX)
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<usize> {
+    Some(usize::from(u16::from_le_bytes(
+        b.get(at..at + 2)?.try_into().ok()?,
+    )))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<usize> {
+    usize::try_from(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?)).ok()
+}
+
+pub(crate) fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// A node read in place from a page's payload, every access bounds-checked.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NodeView<'a> {
+    page: PageId,
+    payload: &'a [u8],
+    level: u8,
+    count: usize,
+}
+
+impl<'a> NodeView<'a> {
+    /// Parses the header of a node page; `page_type` is the page's type.
+    pub(crate) fn new(page: PageId, page_type: PageType, payload: &'a [u8]) -> Result<Self> {
+        let bad = |what: &str| Error::corrupt(page, what.to_string());
+        if payload.len() < HEAD {
+            return Err(bad("node shorter than its header"));
+        }
+        if payload[0] != VERSION {
+            return Err(bad("unknown node format version"));
+        }
+        let level = payload[1];
+        let is_leaf = match page_type {
+            PageType::BTreeLeaf => true,
+            PageType::BTreeBranch => false,
+            other => return Err(bad(&format!("a {other} page where a tree node belongs"))),
+        };
+        if is_leaf != (level == 0) {
+            return Err(bad("node level disagrees with its page type"));
+        }
+        let count = u16_at(payload, 2).unwrap_or(0);
+        if HEAD + 2 * count > payload.len() {
+            return Err(bad("slot array runs past the payload"));
+        }
+        Ok(NodeView {
+            page,
+            payload,
+            level,
+            count,
+        })
+    }
+
+    pub(crate) fn level(&self) -> u8 {
+        self.level
+    }
+
+    pub(crate) fn is_leaf(&self) -> bool {
+        self.level == 0
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        self.count
+    }
+
+    pub(crate) fn size(&self) -> usize {
+        self.payload.len()
+    }
+
+    fn bad(&self, what: &str) -> Error {
+        Error::corrupt(self.page, what.to_string())
+    }
+
+    /// Where cell `i`'s key starts, and its length.
+    fn cell(&self, i: usize) -> Result<(usize, usize)> {
+        let at = u16_at(self.payload, HEAD + 2 * i).ok_or_else(|| self.bad("slot out of range"))?;
+        if at < HEAD + 2 * self.count {
+            return Err(self.bad("cell offset inside the slot array"));
+        }
+        let len = u16_at(self.payload, at).ok_or_else(|| self.bad("cell past the payload"))?;
+        if at + 2 + len > self.payload.len() {
+            return Err(self.bad("key runs past the payload"));
+        }
+        Ok((at + 2, len))
+    }
+
+    pub(crate) fn key(&self, i: usize) -> Result<&'a [u8]> {
+        let (at, len) = self.cell(i)?;
+        Ok(&self.payload[at..at + len])
+    }
+
+    /// The value of leaf cell `i`.
+    pub(crate) fn value(&self, i: usize) -> Result<ValRef<'a>> {
+        let (at, len) = self.cell(i)?;
+        let at = at + len;
+        match self.payload.get(at) {
+            Some(0) => {
+                let n = u32_at(self.payload, at + 1)
+                    .ok_or_else(|| self.bad("value length past the payload"))?;
+                let v = self
+                    .payload
+                    .get(at + 5..at + 5 + n)
+                    .ok_or_else(|| self.bad("value runs past the payload"))?;
+                Ok(ValRef::Inline(v))
+            }
+            Some(1) => {
+                let first = u64_at(self.payload, at + 1)
+                    .ok_or_else(|| self.bad("overflow reference past the payload"))?;
+                let len = u64_at(self.payload, at + 9)
+                    .ok_or_else(|| self.bad("overflow reference past the payload"))?;
+                Ok(ValRef::Overflow {
+                    first: PageId::new(first),
+                    len,
+                })
+            }
+            _ => Err(self.bad("unknown value flag")),
+        }
+    }
+
+    /// Child `i` of a branch, `0..=count`: 0 is the first child, `i` the child of cell `i - 1`.
+    pub(crate) fn child(&self, i: usize) -> Result<PageId> {
+        let raw = if i == 0 {
+            u64_at(self.payload, 8)
+        } else {
+            let (at, len) = self.cell(i - 1)?;
+            u64_at(self.payload, at + len)
+        };
+        raw.map(PageId::new)
+            .ok_or_else(|| self.bad("child pointer past the payload"))
+    }
+
+    /// Binary search among the keys: `Ok(i)` if key `i` equals `key`, else `Err(i)` where it
+    /// would go.
+    pub(crate) fn search(&self, key: &[u8]) -> Result<std::result::Result<usize, usize>> {
+        let (mut lo, mut hi) = (0, self.count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.key(mid)?.cmp(key) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Ok(Ok(mid)),
+            }
+        }
+        Ok(Err(lo))
+    }
+
+    /// The child of a branch whose range holds `key`: after every cell key `<= key`.
+    pub(crate) fn route(&self, key: &[u8]) -> Result<usize> {
+        Ok(match self.search(key)? {
+            Ok(i) => i + 1,
+            Err(i) => i,
+        })
+    }
+
+    /// Decodes the whole node for a change.
+    pub(crate) fn decode(self) -> Result<Node> {
+        if self.is_leaf() {
+            let mut e = Vec::with_capacity(self.count);
+            for i in 0..self.count {
+                e.push((self.key(i)?.to_vec(), self.value(i)?.to_owned()));
+            }
+            Ok(Node::Leaf(e))
+        } else {
+            let mut e = Vec::with_capacity(self.count);
+            for i in 0..self.count {
+                e.push((self.key(i)?.to_vec(), self.child(i + 1)?));
+            }
+            Ok(Node::Branch {
+                level: self.level,
+                first: self.child(0)?,
+                entries: e,
+            })
+        }
+    }
+}
+
+/// Decodes a node read in place (a function, so it can be passed for any lifetime).
+pub(crate) fn decode(view: NodeView<'_>) -> Result<Node> {
+    view.decode()
+}
+
+/// The shortest key `s` with `left < s <= right` (suffix truncation of separators):
+/// `right`'s shortest prefix greater than `left`.
+pub(crate) fn separator(left: &[u8], right: &[u8]) -> Vec<u8> {
+    let common = left.iter().zip(right).take_while(|(a, b)| a == b).count();
+    right[..(common + 1).min(right.len())].to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lightning_page::PageSize;
+
+    #[test]
+    fn nodes_round_trip_through_pages() {
+        let leaf = Node::Leaf(vec![
+            (b"a".to_vec(), Val::Inline(b"1".to_vec())),
+            (
+                b"bb".to_vec(),
+                Val::Overflow {
+                    first: PageId::new(9),
+                    len: 100_000,
+                },
+            ),
+            (Vec::new(), Val::Inline(Vec::new())),
+        ]);
+        let branch = Node::Branch {
+            level: 2,
+            first: PageId::new(5),
+            entries: vec![
+                (b"m".to_vec(), PageId::new(6)),
+                (b"t".to_vec(), PageId::new(7)),
+            ],
+        };
+        for node in [leaf, branch] {
+            let mut page = PageBuf::new(PageSize::MIN, node.page_type());
+            node.encode(&mut page).unwrap();
+            assert_eq!(page.payload().len(), node.size());
+            let view = NodeView::new(PageId::new(3), node.page_type(), page.payload()).unwrap();
+            assert_eq!(view.decode().unwrap(), node);
+        }
+    }
+
+    #[test]
+    fn separators_are_the_shortest_between() {
+        assert_eq!(separator(b"abc", b"abd"), b"abd");
+        assert_eq!(separator(b"abc", b"b"), b"b");
+        assert_eq!(separator(b"a", b"abcdef"), b"ab");
+        assert_eq!(separator(b"", b"x"), b"x");
+    }
+
+    #[test]
+    fn hostile_payloads_are_errors() {
+        for bytes in [
+            vec![],
+            vec![1, 0, 255, 255],
+            vec![1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 200, 0],
+        ] {
+            if let Ok(v) = NodeView::new(PageId::new(2), PageType::BTreeLeaf, &bytes) {
+                for i in 0..v.count() {
+                    assert!(v.key(i).is_err() || v.value(i).is_err());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,953 @@
+//! The tree: descent, insert with splits, delete with merge or redistribution, copy-on-write
+//! of pages from older generations.
+
+use std::collections::VecDeque;
+use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use lightning_page::PageId;
+
+use crate::node::{HEAD, Node, NodeView, Val, separator};
+use crate::store::{Checkpoint, Store};
+use crate::{Error, Result};
+
+/// Deepest tree a descent follows before calling the structure corrupt (a cycle).
+pub(crate) const MAX_DEPTH: usize = 64;
+/// Largest value stored (in an overflow chain).
+pub const MAX_VALUE_LEN: u64 = 1 << 32;
+
+/// Entries of one leaf, values read: (key, value), ascending.
+pub(crate) type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// What a scan finds in a node: a leaf's entries, or the children to visit in order.
+enum Found {
+    Leaf(Vec<(Vec<u8>, Val)>),
+    Children(Vec<PageId>),
+}
+
+/// Sizes derived from the page size.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Payload bytes of a node.
+    pub(crate) capacity: usize,
+    /// Largest cell (slot included): a quarter of the space after the header.
+    pub(crate) max_cell: usize,
+    /// Longest key.
+    pub(crate) max_key: usize,
+    /// Nodes other than the root hold at least this many payload bytes.
+    pub(crate) min_fill: usize,
+}
+
+impl Limits {
+    pub(crate) fn new(capacity: usize) -> Self {
+        let max_cell = (capacity - HEAD) / 4;
+        Limits {
+            capacity,
+            max_cell,
+            // A leaf cell with an overflow reference: slot 2, key length 2, flag 1, 16.
+            max_key: max_cell - 21,
+            min_fill: capacity / 4,
+        }
+    }
+}
+
+/// What a change did to a node: where it is now (a copy, if it was of an older
+/// generation), the right half if it split, and whether it fell below the fill bound.
+#[derive(Debug)]
+struct Change {
+    page: PageId,
+    split: Option<(Vec<u8>, PageId)>,
+    underflow: bool,
+}
+
+impl Change {
+    fn none(page: PageId) -> Self {
+        Change {
+            page,
+            split: None,
+            underflow: false,
+        }
+    }
+}
+
+/// A B+tree of byte-string keys and values over the pages of a [`Store`].
+///
+/// Any number of readers run together; a writer excludes them for the duration of one
+/// operation (a tree-level lock: `docs/adr/008-btree-concurrency.md` has the measurements
+/// and the path to latch coupling). Iterators and cursors take the lock once per leaf, so
+/// long scans and a writer interleave; a scan sees each leaf as of when it reached it.
+pub struct BTree {
+    pub(crate) store: Arc<Store>,
+    pub(crate) root: RwLock<PageId>,
+    pub(crate) version: AtomicU64,
+    pub(crate) limits: Limits,
+}
+
+impl std::fmt::Debug for BTree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BTree")
+            .field("root", &self.root())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn set_child(
+    first: &mut PageId,
+    entries: &mut [(Vec<u8>, PageId)],
+    i: usize,
+    id: PageId,
+) {
+    if i == 0 {
+        *first = id;
+    } else {
+        entries[i - 1].1 = id;
+    }
+}
+
+pub(crate) fn child_of(first: PageId, entries: &[(Vec<u8>, PageId)], i: usize) -> PageId {
+    if i == 0 { first } else { entries[i - 1].1 }
+}
+
+/// Index of the child whose range holds `key` among a branch's owned entries.
+fn route_owned(entries: &[(Vec<u8>, PageId)], key: &[u8]) -> usize {
+    entries.partition_point(|(k, _)| k.as_slice() <= key)
+}
+
+fn cell_size(key: &[u8], val: &Val) -> usize {
+    Node::Leaf(vec![(key.to_vec(), val.clone())]).size() - HEAD
+}
+
+/// Splits an overfull node in two of about equal bytes; returns the left half, the key
+/// that separates them in the parent, and the right half. The split point maximizes the
+/// smaller half, so both stay above the fill bound even with keys at the size limit.
+pub(crate) fn split(node: Node) -> (Node, Vec<u8>, Node) {
+    match node {
+        Node::Leaf(mut e) => {
+            let sizes: Vec<usize> = e.iter().map(|(k, v)| cell_size(k, v)).collect();
+            let total: usize = sizes.iter().sum();
+            let mut best = (0, 1.min(e.len()));
+            let mut run = 0;
+            for i in 1..e.len() {
+                run += sizes[i - 1];
+                let smaller = run.min(total - run);
+                if smaller > best.0 {
+                    best = (smaller, i);
+                }
+            }
+            let right = e.split_off(best.1);
+            let sep = match (e.last(), right.first()) {
+                (Some((l, _)), Some((r, _))) => separator(l, r),
+                (_, Some((r, _))) => r.clone(),
+                _ => Vec::new(),
+            };
+            (Node::Leaf(e), sep, Node::Leaf(right))
+        }
+        Node::Branch {
+            level,
+            first,
+            mut entries,
+        } => {
+            // Entry `i` moves up; entries before it stay left, entries after it go right.
+            let sizes: Vec<usize> = entries.iter().map(|(k, _)| 2 + 2 + k.len() + 8).collect();
+            let total: usize = sizes.iter().sum();
+            let mut best = (0, 0);
+            let mut run = 0;
+            for (i, s) in sizes.iter().enumerate() {
+                let smaller = run.min(total - run - s);
+                if i == 0 || smaller > best.0 {
+                    best = (smaller, i);
+                }
+                run += s;
+            }
+            let mut right = entries.split_off(best.1.min(entries.len()));
+            let (sep, right_first) = if right.is_empty() {
+                (Vec::new(), first)
+            } else {
+                right.remove(0)
+            };
+            (
+                Node::Branch {
+                    level,
+                    first,
+                    entries,
+                },
+                sep,
+                Node::Branch {
+                    level,
+                    first: right_first,
+                    entries: right,
+                },
+            )
+        }
+    }
+}
+
+impl BTree {
+    /// Creates an empty tree (one empty leaf) in `store`.
+    pub fn create(store: Arc<Store>) -> Result<Self> {
+        let limits = Limits::new(store.capacity());
+        let root = store.allocate()?;
+        let tree = BTree {
+            store,
+            root: RwLock::new(root),
+            version: AtomicU64::new(0),
+            limits,
+        };
+        tree.write(root, &Node::Leaf(Vec::new()))?;
+        Ok(tree)
+    }
+
+    /// Opens the tree whose root is `root` (for example the root a checkpoint recorded).
+    pub fn open(store: Arc<Store>, root: PageId) -> Result<Self> {
+        let limits = Limits::new(store.capacity());
+        let tree = BTree {
+            store,
+            root: RwLock::new(root),
+            version: AtomicU64::new(0),
+            limits,
+        };
+        tree.with_node(root, |_| Ok(()))?;
+        Ok(tree)
+    }
+
+    /// The root page.
+    pub fn root(&self) -> PageId {
+        *self.read_root()
+    }
+
+    /// The store the tree lives in.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The longest key this tree takes (about a quarter of a page).
+    pub fn max_key_len(&self) -> usize {
+        self.limits.max_key
+    }
+
+    pub(crate) fn read_root(&self) -> RwLockReadGuard<'_, PageId> {
+        self.root.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_root(&self) -> RwLockWriteGuard<'_, PageId> {
+        self.root.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on node `id` read in place.
+    pub(crate) fn with_node<R>(
+        &self,
+        id: PageId,
+        f: impl FnOnce(NodeView<'_>) -> Result<R>,
+    ) -> Result<R> {
+        let page = self.store.pool().pin(id)?;
+        let view = NodeView::new(id, page.page_type(), page.payload())?;
+        f(view)
+    }
+
+    fn load(&self, id: PageId) -> Result<Node> {
+        self.with_node(id, crate::node::decode)
+    }
+
+    pub(crate) fn write(&self, id: PageId, node: &Node) -> Result<()> {
+        let mut page = self.store.pool().create(id, node.page_type())?;
+        node.encode(page.page_mut())
+    }
+
+    /// `id` itself if it belongs to the current generation, else a new page (and `id` goes
+    /// back to the allocator, reusable once no retained checkpoint image holds it).
+    fn writable(&self, id: PageId) -> Result<PageId> {
+        if self.store.is_fresh(id) {
+            return Ok(id);
+        }
+        let copy = self.store.allocate()?;
+        self.store.free(id)?;
+        Ok(copy)
+    }
+
+    /// Writes `node` to `id` or its copy, splitting it when it exceeds a page.
+    fn store_node(&self, id: PageId, node: Node) -> Result<Change> {
+        let size = node.size();
+        if size <= self.limits.capacity {
+            let page = self.writable(id)?;
+            self.write(page, &node)?;
+            return Ok(Change {
+                page,
+                split: None,
+                underflow: size < self.limits.min_fill,
+            });
+        }
+        let (left, sep, right) = split(node);
+        let page = self.writable(id)?;
+        self.write(page, &left)?;
+        let other = self.store.allocate()?;
+        self.write(other, &right)?;
+        Ok(Change {
+            page,
+            split: Some((sep, other)),
+            underflow: false,
+        })
+    }
+
+    /// The value stored under `key`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let root = self.read_root();
+        let mut id = *root;
+        for _ in 0..MAX_DEPTH {
+            enum Step {
+                Down(PageId),
+                Found(Val),
+                Missing,
+            }
+            let step = self.with_node(id, |v| {
+                if v.is_leaf() {
+                    Ok(match v.search(key)? {
+                        Ok(i) => Step::Found(v.value(i)?.to_owned()),
+                        Err(_) => Step::Missing,
+                    })
+                } else {
+                    Ok(Step::Down(v.child(v.route(key)?)?))
+                }
+            })?;
+            match step {
+                Step::Down(child) => id = child,
+                Step::Missing => return Ok(None),
+                Step::Found(Val::Inline(v)) => return Ok(Some(v)),
+                Step::Found(Val::Overflow { first, len }) => {
+                    return self.store.read_overflow(first, len).map(Some);
+                }
+            }
+        }
+        Err(Error::corrupt(
+            id,
+            "tree deeper than any valid tree (a cycle?)",
+        ))
+    }
+
+    fn check_key(&self, key: &[u8]) -> Result<()> {
+        if key.len() > self.limits.max_key {
+            return Err(Error::KeyTooLarge {
+                len: key.len(),
+                max: self.limits.max_key,
+            });
+        }
+        Ok(())
+    }
+
+    /// Inserts `value` under `key`, replacing any value there.
+    pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.check_key(key)?;
+        if value.len() as u64 > MAX_VALUE_LEN {
+            return Err(Error::ValueTooLarge {
+                len: value.len(),
+                max: MAX_VALUE_LEN,
+            });
+        }
+        let mut root = self.write_root();
+        let val = if cell_size(key, &Val::Inline(value.to_vec())) <= self.limits.max_cell {
+            Val::Inline(value.to_vec())
+        } else {
+            Val::Overflow {
+                first: self.store.write_overflow(value)?,
+                len: value.len() as u64,
+            }
+        };
+        self.version.fetch_add(1, Ordering::Release);
+        let (change, old) = self.insert_rec(*root, key, val, 0)?;
+        self.finish(&mut root, change)?;
+        if let Some(Val::Overflow { first, len }) = old {
+            self.store.free_overflow(first, len)?;
+        }
+        Ok(())
+    }
+
+    fn insert_rec(
+        &self,
+        id: PageId,
+        key: &[u8],
+        val: Val,
+        depth: usize,
+    ) -> Result<(Change, Option<Val>)> {
+        if depth > MAX_DEPTH {
+            return Err(Error::corrupt(
+                id,
+                "tree deeper than any valid tree (a cycle?)",
+            ));
+        }
+        match self.load(id)? {
+            Node::Leaf(mut e) => {
+                let old = match e.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
+                    Ok(i) => Some(std::mem::replace(&mut e[i].1, val)),
+                    Err(i) => {
+                        e.insert(i, (key.to_vec(), val));
+                        None
+                    }
+                };
+                Ok((self.store_node(id, Node::Leaf(e))?, old))
+            }
+            Node::Branch {
+                level,
+                first,
+                entries,
+            } => {
+                let idx = route_owned(&entries, key);
+                let child = child_of(first, &entries, idx);
+                let (c, old) = self.insert_rec(child, key, val, depth + 1)?;
+                // A replaced value can be shorter: the child may underflow on an insert too.
+                Ok((
+                    self.child_changed(id, level, first, entries, idx, child, c)?,
+                    old,
+                ))
+            }
+        }
+    }
+
+    /// Installs the root after a change: a new root above a split, and a root branch with
+    /// a single child replaced by that child.
+    fn finish(&self, root: &mut PageId, change: Change) -> Result<()> {
+        *root = change.page;
+        if let Some((sep, right)) = change.split {
+            let level = self.with_node(change.page, |v| Ok(v.level()))?;
+            let id = self.store.allocate()?;
+            self.write(
+                id,
+                &Node::Branch {
+                    level: level.saturating_add(1),
+                    first: change.page,
+                    entries: vec![(sep, right)],
+                },
+            )?;
+            *root = id;
+        }
+        loop {
+            let only = self.with_node(*root, |v| {
+                (!v.is_leaf() && v.count() == 0)
+                    .then(|| v.child(0))
+                    .transpose()
+            })?;
+            let Some(child) = only else {
+                return Ok(());
+            };
+            self.store.free(*root)?;
+            *root = child;
+        }
+    }
+
+    /// Removes `key`; returns whether it was there.
+    pub fn remove(&self, key: &[u8]) -> Result<bool> {
+        let mut root = self.write_root();
+        self.version.fetch_add(1, Ordering::Release);
+        let Some((change, old)) = self.remove_rec(*root, key, 0)? else {
+            return Ok(false);
+        };
+        self.finish(&mut root, change)?;
+        if let Val::Overflow { first, len } = old {
+            self.store.free_overflow(first, len)?;
+        }
+        Ok(true)
+    }
+
+    fn remove_rec(&self, id: PageId, key: &[u8], depth: usize) -> Result<Option<(Change, Val)>> {
+        if depth > MAX_DEPTH {
+            return Err(Error::corrupt(
+                id,
+                "tree deeper than any valid tree (a cycle?)",
+            ));
+        }
+        match self.load(id)? {
+            Node::Leaf(mut e) => {
+                let Ok(i) = e.binary_search_by(|(k, _)| k.as_slice().cmp(key)) else {
+                    return Ok(None);
+                };
+                let (_, old) = e.remove(i);
+                Ok(Some((self.store_node(id, Node::Leaf(e))?, old)))
+            }
+            Node::Branch {
+                level,
+                first,
+                entries,
+            } => {
+                let idx = route_owned(&entries, key);
+                let child = child_of(first, &entries, idx);
+                let Some((c, old)) = self.remove_rec(child, key, depth + 1)? else {
+                    return Ok(None);
+                };
+                Ok(Some((
+                    self.child_changed(id, level, first, entries, idx, child, c)?,
+                    old,
+                )))
+            }
+        }
+    }
+
+    /// Branch `id` after its child `idx` (page `child`) changed as `c` says: the child's new
+    /// page, the right half of a split, a rebalance if it fell below the fill bound.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the decoded branch, passed by parts"
+    )]
+    fn child_changed(
+        &self,
+        id: PageId,
+        level: u8,
+        mut first: PageId,
+        mut entries: Vec<(Vec<u8>, PageId)>,
+        idx: usize,
+        child: PageId,
+        c: Change,
+    ) -> Result<Change> {
+        if c.page == child && c.split.is_none() && !c.underflow {
+            return Ok(Change::none(id));
+        }
+        set_child(&mut first, &mut entries, idx, c.page);
+        if let Some((sep, right)) = c.split {
+            entries.insert(idx, (sep, right));
+        }
+        if c.underflow {
+            self.rebalance(&mut first, &mut entries, idx)?;
+        }
+        self.store_node(
+            id,
+            Node::Branch {
+                level,
+                first,
+                entries,
+            },
+        )
+    }
+
+    /// Child `idx` fell below the fill bound: merge it with a neighbour if both fit in one
+    /// page, else move entries over from the neighbour so both are about equally full.
+    fn rebalance(
+        &self,
+        first: &mut PageId,
+        entries: &mut Vec<(Vec<u8>, PageId)>,
+        idx: usize,
+    ) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let (l, r) = if idx > 0 { (idx - 1, idx) } else { (0, 1) };
+        let (lid, rid) = (child_of(*first, entries, l), child_of(*first, entries, r));
+        let sep = entries[r - 1].0.clone();
+        let combined = match (self.load(lid)?, self.load(rid)?) {
+            (Node::Leaf(mut a), Node::Leaf(b)) => {
+                a.extend(b);
+                Node::Leaf(a)
+            }
+            (
+                Node::Branch {
+                    level,
+                    first: f1,
+                    entries: mut e1,
+                },
+                Node::Branch {
+                    level: level2,
+                    first: f2,
+                    entries: e2,
+                },
+            ) if level == level2 => {
+                e1.push((sep, f2));
+                e1.extend(e2);
+                Node::Branch {
+                    level,
+                    first: f1,
+                    entries: e1,
+                }
+            }
+            _ => return Err(Error::corrupt(lid, "neighbouring nodes of different kinds")),
+        };
+        if combined.size() <= self.limits.capacity {
+            let page = self.writable(lid)?;
+            self.write(page, &combined)?;
+            set_child(first, entries, l, page);
+            entries.remove(r - 1);
+            self.store.free(rid)?;
+        } else {
+            let (left, sep, right) = split(combined);
+            let lp = self.writable(lid)?;
+            self.write(lp, &left)?;
+            let rp = self.writable(rid)?;
+            self.write(rp, &right)?;
+            set_child(first, entries, l, lp);
+            set_child(first, entries, r, rp);
+            entries[r - 1].0 = sep;
+        }
+        Ok(())
+    }
+
+    /// Makes everything written so far durable: the tree's dirty pages (of the generation
+    /// that ends now), then the free list and a superblock recording the root and `lsn`.
+    /// The tree is locked against writers meanwhile; the pages of the new image are never
+    /// written again.
+    pub fn checkpoint(&self, lsn: u64) -> Result<Checkpoint> {
+        let root = self.write_root();
+        self.store.checkpoint(Some(*root), lsn)
+    }
+
+    /// The entries of the first leaf (in key order) with a key after `bound`: those keys
+    /// and their values, ascending. `None` when no key is after `bound`.
+    pub(crate) fn leaf_after(&self, bound: Bound<&[u8]>) -> Result<Option<Entries>> {
+        let root = self.read_root();
+        self.scan(*root, bound, true, 0)
+    }
+
+    /// The entries of the last leaf with a key before `bound`, ascending.
+    pub(crate) fn leaf_before(&self, bound: Bound<&[u8]>) -> Result<Option<Entries>> {
+        let root = self.read_root();
+        self.scan(*root, bound, false, 0)
+    }
+
+    fn scan(
+        &self,
+        id: PageId,
+        bound: Bound<&[u8]>,
+        forward: bool,
+        depth: usize,
+    ) -> Result<Option<Entries>> {
+        if depth > MAX_DEPTH {
+            return Err(Error::corrupt(
+                id,
+                "tree deeper than any valid tree (a cycle?)",
+            ));
+        }
+        let found = self.with_node(id, |v| {
+            let key = match bound {
+                Bound::Included(k) | Bound::Excluded(k) => Some(k),
+                Bound::Unbounded => None,
+            };
+            if v.is_leaf() {
+                let range = match (key.map(|k| v.search(k)).transpose()?, bound, forward) {
+                    (None, _, _) => 0..v.count(),
+                    (Some(Ok(i)), Bound::Excluded(_), true) => i + 1..v.count(),
+                    (Some(Ok(i) | Err(i)), _, true) => i..v.count(),
+                    (Some(Ok(i)), Bound::Included(_), false) => 0..i + 1,
+                    (Some(Ok(i) | Err(i)), _, false) => 0..i,
+                };
+                let mut out = Vec::with_capacity(range.len());
+                for i in range {
+                    out.push((v.key(i)?.to_vec(), v.value(i)?.to_owned()));
+                }
+                Ok(Found::Leaf(out))
+            } else {
+                let at = match key {
+                    Some(k) => v.route(k)?,
+                    None if forward => 0,
+                    None => v.count(),
+                };
+                let ids: Result<Vec<PageId>> = if forward {
+                    (at..=v.count()).map(|i| v.child(i)).collect()
+                } else {
+                    (0..=at).rev().map(|i| v.child(i)).collect()
+                };
+                Ok(Found::Children(ids?))
+            }
+        })?;
+        match found {
+            Found::Leaf(e) if e.is_empty() => Ok(None),
+            Found::Leaf(e) => e
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        Val::Inline(v) => v,
+                        Val::Overflow { first, len } => self.store.read_overflow(first, len)?,
+                    };
+                    Ok((k, v))
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(Some),
+            Found::Children(ids) => {
+                for child in ids {
+                    if let Some(e) = self.scan(child, bound, forward, depth + 1)? {
+                        return Ok(Some(e));
+                    }
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// The smallest entry.
+    pub fn first(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        Ok(self
+            .leaf_after(Bound::Unbounded)?
+            .and_then(|e| e.into_iter().next()))
+    }
+
+    /// The largest entry.
+    pub fn last(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        Ok(self
+            .leaf_before(Bound::Unbounded)?
+            .and_then(|e| e.into_iter().next_back()))
+    }
+
+    /// Whether the tree holds no entries.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.first()?.is_none())
+    }
+
+    /// Entries with keys in `range`, ascending (or descending with `.rev()`).
+    pub fn range(&self, range: impl std::ops::RangeBounds<[u8]>) -> Range<'_> {
+        Range {
+            tree: self,
+            lo: range.start_bound().map(<[u8]>::to_vec),
+            hi: range.end_bound().map(<[u8]>::to_vec),
+            front: VecDeque::new(),
+            back: VecDeque::new(),
+            front_last: None,
+            back_last: None,
+            done: false,
+        }
+    }
+
+    /// Entries whose keys start with `prefix`, ascending.
+    pub fn prefix(&self, prefix: &[u8]) -> Range<'_> {
+        let mut end = prefix.to_vec();
+        // The first key after every key with this prefix: drop trailing 0xff bytes and add
+        // one to the last byte; with nothing left, there is no upper bound.
+        while end.last() == Some(&u8::MAX) {
+            end.pop();
+        }
+        let hi = match end.last_mut() {
+            Some(b) => {
+                *b += 1;
+                Bound::Excluded(end)
+            }
+            None => Bound::Unbounded,
+        };
+        Range {
+            tree: self,
+            lo: Bound::Included(prefix.to_vec()),
+            hi,
+            front: VecDeque::new(),
+            back: VecDeque::new(),
+            front_last: None,
+            back_last: None,
+            done: false,
+        }
+    }
+
+    /// A cursor, not yet positioned.
+    pub fn cursor(&self) -> Cursor<'_> {
+        Cursor {
+            tree: self,
+            batch: Vec::new(),
+            at: 0,
+            version: 0,
+        }
+    }
+}
+
+fn below_hi(hi: &Bound<Vec<u8>>, k: &[u8]) -> bool {
+    match hi {
+        Bound::Included(h) => k <= h.as_slice(),
+        Bound::Excluded(h) => k < h.as_slice(),
+        Bound::Unbounded => true,
+    }
+}
+
+fn above_lo(lo: &Bound<Vec<u8>>, k: &[u8]) -> bool {
+    match lo {
+        Bound::Included(l) => k >= l.as_slice(),
+        Bound::Excluded(l) => k > l.as_slice(),
+        Bound::Unbounded => true,
+    }
+}
+
+/// Entries of a key range, from either end: an iterator of `Result<(key, value)>`.
+///
+/// It reads one leaf at a time (taking the tree's read lock for that leaf only).
+pub struct Range<'t> {
+    tree: &'t BTree,
+    lo: Bound<Vec<u8>>,
+    hi: Bound<Vec<u8>>,
+    front: VecDeque<(Vec<u8>, Vec<u8>)>,
+    back: VecDeque<(Vec<u8>, Vec<u8>)>,
+    front_last: Option<Vec<u8>>,
+    back_last: Option<Vec<u8>>,
+    done: bool,
+}
+
+impl std::fmt::Debug for Range<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Range")
+            .field("lo", &self.lo)
+            .field("hi", &self.hi)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Iterator for Range<'_> {
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.done {
+            if let Some((k, v)) = self.front.pop_front() {
+                let before_back = self.back_last.as_ref().is_none_or(|b| k < *b);
+                if !below_hi(&self.hi, &k) || !before_back {
+                    self.done = true;
+                    return None;
+                }
+                self.front_last = Some(k.clone());
+                return Some(Ok((k, v)));
+            }
+            let bound = match &self.front_last {
+                Some(k) => Bound::Excluded(k.as_slice()),
+                None => self.lo.as_ref().map(Vec::as_slice),
+            };
+            match self.tree.leaf_after(bound) {
+                Ok(Some(e)) => self.front = e.into(),
+                Ok(None) => self.done = true,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        None
+    }
+}
+
+impl DoubleEndedIterator for Range<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        while !self.done {
+            if let Some((k, v)) = self.back.pop_back() {
+                let after_front = self.front_last.as_ref().is_none_or(|f| k > *f);
+                if !above_lo(&self.lo, &k) || !after_front {
+                    self.done = true;
+                    return None;
+                }
+                self.back_last = Some(k.clone());
+                return Some(Ok((k, v)));
+            }
+            let bound = match &self.back_last {
+                Some(k) => Bound::Excluded(k.as_slice()),
+                None => self.hi.as_ref().map(Vec::as_slice),
+            };
+            match self.tree.leaf_before(bound) {
+                Ok(Some(e)) => self.back = e.into(),
+                Ok(None) => self.done = true,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// A position in the tree that moves by key: [`seek`](Self::seek), [`next`](Self::next),
+/// [`prev`](Self::prev), [`first`](Self::first), [`last`](Self::last). It keeps the leaf it
+/// stands on and reads it again only when the tree changed or it steps off the leaf.
+pub struct Cursor<'t> {
+    tree: &'t BTree,
+    batch: Vec<(Vec<u8>, Vec<u8>)>,
+    at: usize,
+    version: u64,
+}
+
+impl std::fmt::Debug for Cursor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cursor")
+            .field("key", &self.key())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cursor<'_> {
+    fn load(
+        &mut self,
+        batch: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+        at_end: bool,
+    ) -> Option<(&[u8], &[u8])> {
+        self.batch = batch.unwrap_or_default();
+        self.at = if at_end {
+            self.batch.len().saturating_sub(1)
+        } else {
+            0
+        };
+        self.entry()
+    }
+
+    fn entry(&self) -> Option<(&[u8], &[u8])> {
+        self.batch
+            .get(self.at)
+            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+    }
+
+    fn fresh(&mut self) -> bool {
+        let now = self.tree.version.load(Ordering::Acquire);
+        let same = now == self.version;
+        self.version = now;
+        same
+    }
+
+    /// The entry under the cursor.
+    pub fn key(&self) -> Option<&[u8]> {
+        self.entry().map(|(k, _)| k)
+    }
+
+    /// The value under the cursor.
+    pub fn value(&self) -> Option<&[u8]> {
+        self.entry().map(|(_, v)| v)
+    }
+
+    /// Moves to the first entry with a key `>= key`.
+    pub fn seek(&mut self, key: &[u8]) -> Result<Option<(&[u8], &[u8])>> {
+        self.fresh();
+        let batch = self.tree.leaf_after(Bound::Included(key))?;
+        Ok(self.load(batch, false))
+    }
+
+    /// Moves to the last entry with a key `<= key`.
+    pub fn seek_for_prev(&mut self, key: &[u8]) -> Result<Option<(&[u8], &[u8])>> {
+        self.fresh();
+        let batch = self.tree.leaf_before(Bound::Included(key))?;
+        Ok(self.load(batch, true))
+    }
+
+    /// Moves to the smallest entry.
+    pub fn first(&mut self) -> Result<Option<(&[u8], &[u8])>> {
+        self.fresh();
+        let batch = self.tree.leaf_after(Bound::Unbounded)?;
+        Ok(self.load(batch, false))
+    }
+
+    /// Moves to the largest entry.
+    pub fn last(&mut self) -> Result<Option<(&[u8], &[u8])>> {
+        self.fresh();
+        let batch = self.tree.leaf_before(Bound::Unbounded)?;
+        Ok(self.load(batch, true))
+    }
+
+    /// Moves to the next entry; `None` past the end (the cursor is then unpositioned).
+    #[expect(
+        clippy::should_implement_trait,
+        reason = "a fallible step that lends its entry, not an Iterator"
+    )]
+    pub fn next(&mut self) -> Result<Option<(&[u8], &[u8])>> {
+        let Some(current) = self.key().map(<[u8]>::to_vec) else {
+            return Ok(None);
+        };
+        if self.fresh() && self.at + 1 < self.batch.len() {
+            self.at += 1;
+            return Ok(self.entry());
+        }
+        let batch = self.tree.leaf_after(Bound::Excluded(&current))?;
+        Ok(self.load(batch, false))
+    }
+
+    /// Moves to the previous entry; `None` before the start.
+    pub fn prev(&mut self) -> Result<Option<(&[u8], &[u8])>> {
+        let Some(current) = self.key().map(<[u8]>::to_vec) else {
+            return Ok(None);
+        };
+        if self.fresh() && self.at > 0 {
+            self.at -= 1;
+            return Ok(self.entry());
+        }
+        let batch = self.tree.leaf_before(Bound::Excluded(&current))?;
+        Ok(self.load(batch, true))
+    }
+}
