@@ -109,11 +109,6 @@ pub(crate) fn child_of(first: PageId, entries: &[(Vec<u8>, PageId)], i: usize) -
     if i == 0 { first } else { entries[i - 1].1 }
 }
 
-/// Index of the child whose range holds `key` among a branch's owned entries.
-fn route_owned(entries: &[(Vec<u8>, PageId)], key: &[u8]) -> usize {
-    entries.partition_point(|(k, _)| k.as_slice() <= key)
-}
-
 fn cell_size(key: &[u8], val: &Val) -> usize {
     Node::Leaf(vec![(key.to_vec(), val.clone())]).size() - HEAD
 }
@@ -254,14 +249,24 @@ impl BTree {
         node.encode(page.page_mut())
     }
 
-    /// `id` itself if it belongs to the current generation, else a new page (and `id` goes
-    /// back to the allocator, reusable once no retained checkpoint image holds it).
-    fn writable(&self, id: PageId) -> Result<PageId> {
+    /// Writes `node` over the node at `id` if that page belongs to the current generation
+    /// (in place, in its cached frame), else to a new page — copy-on-write: `id` goes back
+    /// to the allocator, reusable once no retained checkpoint image holds it. Returns where
+    /// the node is now.
+    fn put(&self, id: PageId, node: &Node) -> Result<PageId> {
         if self.store.is_fresh(id) {
+            let mut page = self.store.pool().pin_mut(id)?;
+            if page.page_type() == node.page_type() {
+                node.encode(page.page_mut())?;
+                return Ok(id);
+            }
+            drop(page);
+            self.write(id, node)?;
             return Ok(id);
         }
         let copy = self.store.allocate()?;
         self.store.free(id)?;
+        self.write(copy, node)?;
         Ok(copy)
     }
 
@@ -269,8 +274,7 @@ impl BTree {
     fn store_node(&self, id: PageId, node: Node) -> Result<Change> {
         let size = node.size();
         if size <= self.limits.capacity {
-            let page = self.writable(id)?;
-            self.write(page, &node)?;
+            let page = self.put(id, &node)?;
             return Ok(Change {
                 page,
                 split: None,
@@ -278,8 +282,7 @@ impl BTree {
             });
         }
         let (left, sep, right) = split(node);
-        let page = self.writable(id)?;
-        self.write(page, &left)?;
+        let page = self.put(id, &left)?;
         let other = self.store.allocate()?;
         self.write(other, &right)?;
         Ok(Change {
@@ -374,32 +377,34 @@ impl BTree {
                 "tree deeper than any valid tree (a cycle?)",
             ));
         }
-        match self.load(id)? {
-            Node::Leaf(mut e) => {
-                let old = match e.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
-                    Ok(i) => Some(std::mem::replace(&mut e[i].1, val)),
-                    Err(i) => {
-                        e.insert(i, (key.to_vec(), val));
-                        None
-                    }
-                };
-                Ok((self.store_node(id, Node::Leaf(e))?, old))
+        let Some((idx, child)) = self.route(id, key)? else {
+            let Node::Leaf(mut e) = self.load(id)? else {
+                return Err(Error::corrupt(id, "changed from leaf to branch"));
+            };
+            let old = match e.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
+                Ok(i) => Some(std::mem::replace(&mut e[i].1, val)),
+                Err(i) => {
+                    e.insert(i, (key.to_vec(), val));
+                    None
+                }
+            };
+            return Ok((self.store_node(id, Node::Leaf(e))?, old));
+        };
+        let (c, old) = self.insert_rec(child, key, val, depth + 1)?;
+        // A replaced value can be shorter: the child may underflow on an insert too.
+        Ok((self.child_changed(id, idx, child, c)?, old))
+    }
+
+    /// For a branch, the child whose range holds `key` (index and page); `None` for a leaf.
+    /// Reads the node in place, without decoding it.
+    fn route(&self, id: PageId, key: &[u8]) -> Result<Option<(usize, PageId)>> {
+        self.with_node(id, |v| {
+            if v.is_leaf() {
+                return Ok(None);
             }
-            Node::Branch {
-                level,
-                first,
-                entries,
-            } => {
-                let idx = route_owned(&entries, key);
-                let child = child_of(first, &entries, idx);
-                let (c, old) = self.insert_rec(child, key, val, depth + 1)?;
-                // A replaced value can be shorter: the child may underflow on an insert too.
-                Ok((
-                    self.child_changed(id, level, first, entries, idx, child, c)?,
-                    old,
-                ))
-            }
-        }
+            let i = v.route(key)?;
+            Ok(Some((i, v.child(i)?)))
+        })
     }
 
     /// Installs the root after a change: a new root above a split, and a root branch with
@@ -454,51 +459,36 @@ impl BTree {
                 "tree deeper than any valid tree (a cycle?)",
             ));
         }
-        match self.load(id)? {
-            Node::Leaf(mut e) => {
-                let Ok(i) = e.binary_search_by(|(k, _)| k.as_slice().cmp(key)) else {
-                    return Ok(None);
-                };
-                let (_, old) = e.remove(i);
-                Ok(Some((self.store_node(id, Node::Leaf(e))?, old)))
-            }
-            Node::Branch {
-                level,
-                first,
-                entries,
-            } => {
-                let idx = route_owned(&entries, key);
-                let child = child_of(first, &entries, idx);
-                let Some((c, old)) = self.remove_rec(child, key, depth + 1)? else {
-                    return Ok(None);
-                };
-                Ok(Some((
-                    self.child_changed(id, level, first, entries, idx, child, c)?,
-                    old,
-                )))
-            }
-        }
+        let Some((idx, child)) = self.route(id, key)? else {
+            let Node::Leaf(mut e) = self.load(id)? else {
+                return Err(Error::corrupt(id, "changed from leaf to branch"));
+            };
+            let Ok(i) = e.binary_search_by(|(k, _)| k.as_slice().cmp(key)) else {
+                return Ok(None);
+            };
+            let (_, old) = e.remove(i);
+            return Ok(Some((self.store_node(id, Node::Leaf(e))?, old)));
+        };
+        let Some((c, old)) = self.remove_rec(child, key, depth + 1)? else {
+            return Ok(None);
+        };
+        Ok(Some((self.child_changed(id, idx, child, c)?, old)))
     }
 
     /// Branch `id` after its child `idx` (page `child`) changed as `c` says: the child's new
     /// page, the right half of a split, a rebalance if it fell below the fill bound.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the decoded branch, passed by parts"
-    )]
-    fn child_changed(
-        &self,
-        id: PageId,
-        level: u8,
-        mut first: PageId,
-        mut entries: Vec<(Vec<u8>, PageId)>,
-        idx: usize,
-        child: PageId,
-        c: Change,
-    ) -> Result<Change> {
+    fn child_changed(&self, id: PageId, idx: usize, child: PageId, c: Change) -> Result<Change> {
         if c.page == child && c.split.is_none() && !c.underflow {
             return Ok(Change::none(id));
         }
+        let Node::Branch {
+            level,
+            mut first,
+            mut entries,
+        } = self.load(id)?
+        else {
+            return Err(Error::corrupt(id, "changed from branch to leaf"));
+        };
         set_child(&mut first, &mut entries, idx, c.page);
         if let Some((sep, right)) = c.split {
             entries.insert(idx, (sep, right));
@@ -558,17 +548,14 @@ impl BTree {
             _ => return Err(Error::corrupt(lid, "neighbouring nodes of different kinds")),
         };
         if combined.size() <= self.limits.capacity {
-            let page = self.writable(lid)?;
-            self.write(page, &combined)?;
+            let page = self.put(lid, &combined)?;
             set_child(first, entries, l, page);
             entries.remove(r - 1);
             self.store.free(rid)?;
         } else {
             let (left, sep, right) = split(combined);
-            let lp = self.writable(lid)?;
-            self.write(lp, &left)?;
-            let rp = self.writable(rid)?;
-            self.write(rp, &right)?;
+            let lp = self.put(lid, &left)?;
+            let rp = self.put(rid, &right)?;
             set_child(first, entries, l, lp);
             set_child(first, entries, r, rp);
             entries[r - 1].0 = sep;
