@@ -174,7 +174,7 @@ fn main() {
         ));
         let t = Instant::now();
         let scanned = tree
-            .range(..)
+            .iter()
             .map(|e| black_box(e.unwrap()))
             .fold(0u64, |n, _| n + 1);
         assert_eq!(scanned, n);

@@ -673,12 +673,24 @@ impl BTree {
         Ok(self.first()?.is_none())
     }
 
-    /// Entries with keys in `range`, ascending (or descending with `.rev()`).
-    pub fn range(&self, range: impl std::ops::RangeBounds<[u8]>) -> Range<'_> {
+    /// Entries with keys in `range`, ascending (or descending with `.rev()`). Bounds are
+    /// anything that views as bytes: `tree.range(&b"a"[..]..&b"m"[..])`,
+    /// `tree.range(key.to_vec()..)`, `tree.range((Bound::Excluded(k), Bound::Unbounded))`.
+    pub fn range<K: AsRef<[u8]>, R: std::ops::RangeBounds<K>>(&self, range: R) -> Range<'_> {
+        let own = |b: Bound<&K>| b.map(|k| k.as_ref().to_vec());
+        self.range_of(own(range.start_bound()), own(range.end_bound()))
+    }
+
+    /// Every entry, ascending (or descending with `.rev()`).
+    pub fn iter(&self) -> Range<'_> {
+        self.range_of(Bound::Unbounded, Bound::Unbounded)
+    }
+
+    fn range_of(&self, lo: Bound<Vec<u8>>, hi: Bound<Vec<u8>>) -> Range<'_> {
         Range {
             tree: self,
-            lo: range.start_bound().map(<[u8]>::to_vec),
-            hi: range.end_bound().map(<[u8]>::to_vec),
+            lo,
+            hi,
             front: VecDeque::new(),
             back: VecDeque::new(),
             front_last: None,
@@ -702,16 +714,7 @@ impl BTree {
             }
             None => Bound::Unbounded,
         };
-        Range {
-            tree: self,
-            lo: Bound::Included(prefix.to_vec()),
-            hi,
-            front: VecDeque::new(),
-            back: VecDeque::new(),
-            front_last: None,
-            back_last: None,
-            done: false,
-        }
+        self.range_of(Bound::Included(prefix.to_vec()), hi)
     }
 
     /// A cursor, not yet positioned.
@@ -936,5 +939,14 @@ impl Cursor<'_> {
         }
         let batch = self.tree.leaf_before(Bound::Excluded(&current))?;
         Ok(self.load(batch, true))
+    }
+}
+
+impl<'t> IntoIterator for &'t BTree {
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
+    type IntoIter = Range<'t>;
+
+    fn into_iter(self) -> Range<'t> {
+        self.iter()
     }
 }

@@ -138,7 +138,7 @@ fn a_flipped_bit_in_any_page_is_reported_by_check_and_by_the_read() {
                         .any(|p| p.what.contains("checksum") || p.page == *page),
                     "page {page}: {report}"
                 );
-                let scan: Result<Vec<_>, _> = tree.range(..).collect();
+                let scan: Result<Vec<_>, _> = tree.iter().collect();
                 let err = scan.expect_err("a full scan reads every page");
                 assert!(err.is_corruption(), "page {page}: {err}");
             }

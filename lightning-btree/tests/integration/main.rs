@@ -33,7 +33,7 @@ pub(crate) fn assert_same(tree: &BTree, model: &std::collections::BTreeMap<Vec<u
     let report = tree.check().unwrap();
     assert!(report.is_ok(), "{report}");
     assert_eq!(report.entries, model.len() as u64, "{report}");
-    let all: Vec<(Vec<u8>, Vec<u8>)> = tree.range(..).collect::<Result<_, _>>().unwrap();
+    let all: Vec<(Vec<u8>, Vec<u8>)> = tree.iter().collect::<Result<_, _>>().unwrap();
     assert!(
         all.iter().map(|(k, v)| (k, v)).eq(model.iter()),
         "full scan differs from the model"

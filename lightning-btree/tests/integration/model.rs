@@ -110,8 +110,6 @@ fn run(ops: Vec<Op>, cache: u64) -> Result<(), TestCaseError> {
                         .range::<Vec<u8>, _>((lo.clone(), hi.clone()))
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect();
-                    let lo = lo.as_ref().map(Vec::as_slice);
-                    let hi = hi.as_ref().map(Vec::as_slice);
                     let got: Vec<(Vec<u8>, Vec<u8>)> = if rev {
                         let mut g: Vec<_> = tree
                             .range((lo, hi))

@@ -216,7 +216,7 @@ fn cursors_and_prefixes_walk_across_leaves_both_ways() {
         tree.last().unwrap().map(|e| e.0),
         model.keys().next_back().cloned()
     );
-    let mut both = tree.range((Bound::Included(&b"b"[..]), Bound::Excluded(&b"c"[..])));
+    let mut both = tree.range::<&[u8], _>((Bound::Included(&b"b"[..]), Bound::Excluded(&b"c"[..])));
     let (f, b) = (
         both.next().unwrap().unwrap().0,
         both.next_back().unwrap().unwrap().0,
