@@ -401,6 +401,43 @@ mod tests {
         assert_eq!(separator(b"", b"x"), b"x");
     }
 
+    proptest::proptest! {
+        /// Random payloads, and valid nodes with flipped bits or cut short, decode to errors
+        /// or to something; never a panic.
+        #[test]
+        fn any_payload_decodes_or_errors(
+            junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            keys in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..30), 1..20),
+            flip in proptest::prelude::any::<proptest::sample::Index>(),
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+            leaf in proptest::prelude::any::<bool>(),
+        ) {
+            let node = if leaf {
+                Node::Leaf(keys.iter().map(|k| (k.clone(), Val::Inline(k.clone()))).collect())
+            } else {
+                Node::Branch { level: 1, first: PageId::new(2), entries: keys.iter().map(|k| (k.clone(), PageId::new(3))).collect() }
+            };
+            let mut page = PageBuf::new(PageSize::MIN, node.page_type());
+            node.encode(&mut page).unwrap();
+            let mut flipped = page.payload().to_vec();
+            let bit = flip.index(flipped.len() * 8);
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            let short = &page.payload()[..cut.index(page.payload().len())];
+            for bytes in [&junk[..], &flipped[..], short] {
+                for t in [PageType::BTreeLeaf, PageType::BTreeBranch, PageType::Overflow] {
+                    if let Ok(v) = NodeView::new(PageId::new(2), t, bytes) {
+                        drop(v.decode());
+                        drop(v.search(b"key"));
+                        drop(v.route(b"key"));
+                        for i in 0..=v.count() {
+                            drop((v.key(i), v.value(i), v.child(i)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn hostile_payloads_are_errors() {
         for bytes in [
