@@ -44,11 +44,13 @@
 mod bulk;
 mod check;
 mod error;
+mod iter;
 mod node;
 mod store;
 mod tree;
 
 pub use check::{CheckReport, Problem};
 pub use error::{Error, Result};
+pub use iter::{Cursor, Range};
 pub use store::{Checkpoint, Store};
-pub use tree::{BTree, Cursor, MAX_VALUE_LEN, Range};
+pub use tree::{BTree, MAX_VALUE_LEN};
