@@ -164,6 +164,96 @@ impl Node {
     }
 }
 
+/// The bytes of a leaf cell (without its slot).
+pub(crate) fn leaf_cell(key: &[u8], val: &Val) -> Vec<u8> {
+    let mut c = Vec::with_capacity(2 + key.len() + val.cell_len());
+    c.extend_from_slice(&offset(key.len()).to_le_bytes());
+    c.extend_from_slice(key);
+    match val {
+        Val::Inline(v) => {
+            c.push(0);
+            c.extend_from_slice(&u32::try_from(v.len()).unwrap_or(u32::MAX).to_le_bytes());
+            c.extend_from_slice(v);
+        }
+        Val::Overflow { first, len } => {
+            c.push(1);
+            c.extend_from_slice(&first.get().to_le_bytes());
+            c.extend_from_slice(&len.to_le_bytes());
+        }
+    }
+    c
+}
+
+/// In-place edits of a leaf page for the common changes, without decoding the node: the
+/// payload stays compact (slots, then cells with no gaps; cells need not be in key order).
+/// Callers check that the node is a valid leaf (a `NodeView` of it) and that an insert fits.
+pub(crate) struct LeafEdit<'a> {
+    body: &'a mut [u8],
+    len: usize,
+    count: usize,
+}
+
+impl<'a> LeafEdit<'a> {
+    pub(crate) fn new(page: &'a mut PageBuf) -> Self {
+        let len = page.payload().len();
+        let body = page.body_mut();
+        let count = u16_at(body, 2).unwrap_or(0);
+        LeafEdit { body, len, count }
+    }
+
+    fn slot(&self, i: usize) -> usize {
+        u16_at(self.body, HEAD + 2 * i).unwrap_or(0)
+    }
+
+    fn set_slot(&mut self, i: usize, at: usize) {
+        self.body[HEAD + 2 * i..HEAD + 2 * i + 2].copy_from_slice(&offset(at).to_le_bytes());
+    }
+
+    /// Inserts `cell` as slot `i`; returns the new payload length.
+    pub(crate) fn insert(mut self, i: usize, cell: &[u8]) -> usize {
+        let n = self.count;
+        // Make room for one more slot: the cells move up by two bytes.
+        let cells_from = HEAD + 2 * n;
+        self.body.copy_within(cells_from..self.len, cells_from + 2);
+        self.len += 2;
+        for s in 0..n {
+            let at = self.slot(s);
+            self.set_slot(s, at + 2);
+        }
+        self.body
+            .copy_within(HEAD + 2 * i..HEAD + 2 * n, HEAD + 2 * i + 2);
+        let at = self.len;
+        self.body[at..at + cell.len()].copy_from_slice(cell);
+        self.len += cell.len();
+        self.count = n + 1;
+        self.set_slot(i, at);
+        self.body[2..4].copy_from_slice(&offset(self.count).to_le_bytes());
+        self.len
+    }
+
+    /// Removes slot `i` and its cell of `cell_len` bytes; returns the new payload length.
+    pub(crate) fn remove(mut self, i: usize, cell_len: usize) -> usize {
+        let n = self.count;
+        let gone = self.slot(i);
+        self.body.copy_within(gone + cell_len..self.len, gone);
+        self.len -= cell_len;
+        self.body
+            .copy_within(HEAD + 2 * (i + 1)..HEAD + 2 * n, HEAD + 2 * i);
+        self.count = n - 1;
+        // One slot fewer: the cells move down by two bytes.
+        let cells_from = HEAD + 2 * n;
+        self.body.copy_within(cells_from..self.len, cells_from - 2);
+        self.len -= 2;
+        for s in 0..self.count {
+            let at = self.slot(s);
+            let at = if at > gone { at - cell_len } else { at };
+            self.set_slot(s, at - 2);
+        }
+        self.body[2..4].copy_from_slice(&offset(self.count).to_le_bytes());
+        self.len
+    }
+}
+
 /// Offsets and lengths inside a payload (at most 64 KiB) fit in `u16`.
 fn offset(n: usize) -> u16 {
     u16::try_from(n).unwrap_or(u16::MAX)
@@ -289,6 +379,12 @@ impl<'a> NodeView<'a> {
         }
     }
 
+    /// Bytes of leaf cell `i` (key length, key, value part), for an in-place removal.
+    pub(crate) fn leaf_cell_len(&self, i: usize) -> Result<usize> {
+        let (_, len) = self.cell(i)?;
+        Ok(2 + len + self.value(i)?.to_owned().cell_len())
+    }
+
     /// Child `i` of a branch, `0..=count`: 0 is the first child, `i` the child of cell `i - 1`.
     pub(crate) fn child(&self, i: usize) -> Result<PageId> {
         let raw = if i == 0 {
@@ -391,6 +487,50 @@ mod tests {
             let view = NodeView::new(PageId::new(3), node.page_type(), page.payload()).unwrap();
             assert_eq!(view.decode().unwrap(), node);
         }
+    }
+
+    #[test]
+    fn in_place_leaf_edits_match_decoded_edits() {
+        let mut model: Vec<(Vec<u8>, Val)> = Vec::new();
+        let mut page = PageBuf::new(PageSize::MIN, PageType::BTreeLeaf);
+        Node::Leaf(Vec::new()).encode(&mut page).unwrap();
+        let mut x = 7u64;
+        for step in 0..400 {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let [a, b, ..] = x.to_le_bytes();
+            let key = vec![a >> 4, b];
+            let view = NodeView::new(PageId::new(2), PageType::BTreeLeaf, page.payload()).unwrap();
+            let found = view.search(&key).unwrap();
+            let len = match found {
+                Ok(i) if step % 3 == 0 => {
+                    let cell = view.leaf_cell_len(i).unwrap();
+                    model.remove(i);
+                    LeafEdit::new(&mut page).remove(i, cell)
+                }
+                Err(i) if page.payload().len() + 64 < 4000 => {
+                    let val = if x.is_multiple_of(5) {
+                        Val::Overflow {
+                            first: PageId::new(x % 1000),
+                            len: x % 99_999,
+                        }
+                    } else {
+                        Val::Inline(vec![a; usize::from(b % 20)])
+                    };
+                    let cell = leaf_cell(&key, &val);
+                    model.insert(i, (key, val));
+                    LeafEdit::new(&mut page).insert(i, &cell)
+                }
+                _ => continue,
+            };
+            page.set_payload_len(len).unwrap();
+            let node = Node::Leaf(model.clone());
+            assert_eq!(len, node.size());
+            let view = NodeView::new(PageId::new(2), PageType::BTreeLeaf, page.payload()).unwrap();
+            assert_eq!(view.decode().unwrap(), node, "step {step}");
+        }
+        assert!(model.len() > 20);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use lightning_page::PageId;
 
-use crate::node::{HEAD, Node, NodeView, Val, separator};
+use crate::node::{HEAD, LeafEdit, Node, NodeView, Val, leaf_cell, separator};
 use crate::store::{Checkpoint, Store};
 use crate::{Error, Result};
 
@@ -51,6 +51,12 @@ struct Change {
     page: PageId,
     split: Option<(Vec<u8>, PageId)>,
     underflow: bool,
+}
+
+/// An in-place removal's outcome.
+enum Removed {
+    Done(Change, Val),
+    Absent,
 }
 
 impl Change {
@@ -370,6 +376,9 @@ impl BTree {
             ));
         }
         let Some((idx, child)) = self.route(id, key)? else {
+            if let Some(done) = self.insert_in_place(id, key, &val)? {
+                return Ok(done);
+            }
             let Node::Leaf(mut e) = self.load(id)? else {
                 return Err(Error::corrupt(id, "changed from leaf to branch"));
             };
@@ -385,6 +394,72 @@ impl BTree {
         let (c, old) = self.insert_rec(child, key, val, depth + 1)?;
         // A replaced value can be shorter: the child may underflow on an insert too.
         Ok((self.child_changed(id, idx, child, c)?, old))
+    }
+
+    /// The common insert without decoding the leaf: a leaf of the current generation with
+    /// room for the cell gets it in place (a replaced value's cell goes first). `None` when
+    /// the general path must run (a copy, a split).
+    fn insert_in_place(
+        &self,
+        id: PageId,
+        key: &[u8],
+        val: &Val,
+    ) -> Result<Option<(Change, Option<Val>)>> {
+        if !self.store.is_fresh(id) {
+            return Ok(None);
+        }
+        let cell = leaf_cell(key, val);
+        let mut page = self.store.pool().pin_mut(id)?;
+        let view = NodeView::new(id, page.page_type(), page.payload())?;
+        if !view.is_leaf() {
+            return Err(Error::corrupt(id, "changed from leaf to branch"));
+        }
+        let (slot, old) = match view.search(key)? {
+            Ok(i) => (i, Some((view.value(i)?.to_owned(), view.leaf_cell_len(i)?))),
+            Err(i) => (i, None),
+        };
+        let freed = old.as_ref().map_or(0, |(_, len)| len + 2);
+        if view.size() - freed + 2 + cell.len() > self.limits.capacity {
+            return Ok(None);
+        }
+        if let Some((_, cell_len)) = &old {
+            let len = LeafEdit::new(page.page_mut()).remove(slot, *cell_len);
+            page.page_mut().set_payload_len(len)?;
+        }
+        let len = LeafEdit::new(page.page_mut()).insert(slot, &cell);
+        page.page_mut().set_payload_len(len)?;
+        let change = Change {
+            page: id,
+            split: None,
+            underflow: len < self.limits.min_fill,
+        };
+        Ok(Some((change, old.map(|(v, _)| v))))
+    }
+
+    /// The common removal without decoding the leaf: in place in a leaf of the current
+    /// generation. `Some(Removed::Absent)` when the key is not there.
+    fn remove_in_place(&self, id: PageId, key: &[u8]) -> Result<Option<Removed>> {
+        if !self.store.is_fresh(id) {
+            return Ok(None);
+        }
+        let mut page = self.store.pool().pin_mut(id)?;
+        let view = NodeView::new(id, page.page_type(), page.payload())?;
+        if !view.is_leaf() {
+            return Err(Error::corrupt(id, "changed from leaf to branch"));
+        }
+        let Ok(i) = view.search(key)? else {
+            return Ok(Some(Removed::Absent));
+        };
+        let old = view.value(i)?.to_owned();
+        let cell_len = view.leaf_cell_len(i)?;
+        let len = LeafEdit::new(page.page_mut()).remove(i, cell_len);
+        page.page_mut().set_payload_len(len)?;
+        let change = Change {
+            page: id,
+            split: None,
+            underflow: len < self.limits.min_fill,
+        };
+        Ok(Some(Removed::Done(change, old)))
     }
 
     /// For a branch, the child whose range holds `key` (index and page); `None` for a leaf.
@@ -452,6 +527,11 @@ impl BTree {
             ));
         }
         let Some((idx, child)) = self.route(id, key)? else {
+            match self.remove_in_place(id, key)? {
+                Some(Removed::Done(change, old)) => return Ok(Some((change, old))),
+                Some(Removed::Absent) => return Ok(None),
+                None => {}
+            }
             let Node::Leaf(mut e) = self.load(id)? else {
                 return Err(Error::corrupt(id, "changed from leaf to branch"));
             };
