@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use lightning_btree::{BTree, Store};
-use lightning_page::vfs::{CrashMode, CrashVfs, OpenMode, Vfs};
+use lightning_page::vfs::{CrashMode, CrashVfs, Fault, FaultKind, FaultOp, OpenMode, Vfs};
 use lightning_page::{OpenOptions, PageFile, PageId, PageSize};
 use lightning_testkit::{Rng, run_seeds, scaled};
 
@@ -100,6 +100,70 @@ fn the_checkpoint_image_survives_power_cuts_and_is_never_written_again() {
         },
     );
     assert_eq!(scenarios, scaled(40));
+}
+
+#[test]
+fn a_power_cut_inside_a_checkpoint_leaves_the_previous_image_or_the_new_one() {
+    let (mut old, mut new) = (0, 0);
+    let scenarios = run_seeds(
+        "btree cut inside a checkpoint",
+        scaled(40),
+        |seed| -> Result<(), String> {
+            let vfs = CrashVfs::new(seed);
+            let mut rng = Rng::new(seed ^ 0x00c0_ffee);
+            let tree = tree_on(&vfs, 16 + rng.below(48));
+            let mut model = BTreeMap::new();
+            let n = 300 + rng.below(700);
+            churn(&tree, &mut model, &mut rng, n);
+            tree.checkpoint(1).map_err(|e| e.to_string())?;
+            let first = model.clone();
+            let n = 100 + rng.below(900);
+            churn(&tree, &mut model, &mut rng, n);
+            // The power goes out at the n-th write or sync of the second checkpoint (page
+            // writes, free list, superblock, syncs), or after it when it has fewer.
+            vfs.inject(Fault {
+                op: FaultOp::Any,
+                nth: rng.below(120),
+                permanent: true,
+                kind: FaultKind::PowerCut,
+            });
+            let finished = tree.checkpoint(2).is_ok();
+            drop(tree);
+            let report = vfs.crash(if rng.chance(50) {
+                CrashMode::RandomPrefix
+            } else {
+                CrashMode::TornWrite {
+                    garbage: rng.chance(50),
+                }
+            });
+            let tree = reopen(&vfs, 32);
+            let check = tree.check().map_err(|e| e.to_string())?;
+            if !check.is_ok() {
+                return Err(format!("after {report:?}: {check}"));
+            }
+            let all: Vec<(Vec<u8>, Vec<u8>)> = tree
+                .iter()
+                .collect::<Result<_, _>>()
+                .map_err(|e| e.to_string())?;
+            if all.iter().map(|(k, v)| (k, v)).eq(first.iter()) && !finished {
+                old += 1;
+            } else if all.iter().map(|(k, v)| (k, v)).eq(model.iter()) {
+                new += 1;
+            } else {
+                return Err(format!(
+                    "after {report:?}: the tree is neither checkpoint ({} entries)",
+                    all.len()
+                ));
+            }
+            Ok(())
+        },
+    );
+    assert_eq!(scenarios, scaled(40));
+    // Both outcomes occur: the cut really lands inside the checkpoint sometimes.
+    assert!(
+        old > 0 && new > 0,
+        "previous image {old} times, new image {new} times"
+    );
 }
 
 #[test]
