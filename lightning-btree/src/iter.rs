@@ -22,13 +22,13 @@ impl BTree {
     /// and their values, ascending. `None` when no key is after `bound`.
     pub(crate) fn leaf_after(&self, bound: Bound<&[u8]>) -> Result<Option<Entries>> {
         let root = self.read_root();
-        self.scan(*root, bound, true, 0)
+        self.scan(*root, bound, true, 0, &mut 0)
     }
 
     /// The entries of the last leaf with a key before `bound`, ascending.
     pub(crate) fn leaf_before(&self, bound: Bound<&[u8]>) -> Result<Option<Entries>> {
         let root = self.read_root();
-        self.scan(*root, bound, false, 0)
+        self.scan(*root, bound, false, 0, &mut 0)
     }
 
     fn scan(
@@ -37,11 +37,16 @@ impl BTree {
         bound: Bound<&[u8]>,
         forward: bool,
         depth: usize,
+        visited: &mut usize,
     ) -> Result<Option<Entries>> {
-        if depth > MAX_DEPTH {
+        // In a sound tree only the first child tried at each level can come back empty, so a
+        // scan visits at most about twice the depth; a crafted tree (children pointing back
+        // up) must not make it walk an exponential number of paths.
+        *visited += 1;
+        if depth > MAX_DEPTH || *visited > 4 * MAX_DEPTH {
             return Err(Error::corrupt(
                 id,
-                "tree deeper than any valid tree (a cycle?)",
+                "a scan found no end: the tree has a cycle or empty subtrees",
             ));
         }
         let found = self.with_node(id, |v| {
@@ -91,7 +96,7 @@ impl BTree {
                 .map(Some),
             Found::Children(ids) => {
                 for child in ids {
-                    if let Some(e) = self.scan(child, bound, forward, depth + 1)? {
+                    if let Some(e) = self.scan(child, bound, forward, depth + 1, visited)? {
                         return Ok(Some(e));
                     }
                 }

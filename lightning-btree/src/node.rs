@@ -107,6 +107,14 @@ impl Node {
     pub(crate) fn encode(&self, page: &mut PageBuf) -> Result<()> {
         let size = self.size();
         let body = page.body_mut();
+        if size > body.len() {
+            // Only a crafted page can hold a cell above the size limit; the tree reports it
+            // as corruption before getting here (see `BTree::write`).
+            return Err(Error::corrupt(
+                PageId::new(NO_PAGE),
+                format!("a node of {size} bytes does not fit in a page"),
+            ));
+        }
         body[..size].fill(0);
         body[0] = VERSION;
         body[1] = self.level();
@@ -218,7 +226,7 @@ impl<'a> LeafEdit<'a> {
         self.len += 2;
         for s in 0..n {
             let at = self.slot(s);
-            self.set_slot(s, at + 2);
+            self.set_slot(s, at.saturating_add(2));
         }
         self.body
             .copy_within(HEAD + 2 * i..HEAD + 2 * n, HEAD + 2 * i + 2);
@@ -244,10 +252,16 @@ impl<'a> LeafEdit<'a> {
         let cells_from = HEAD + 2 * n;
         self.body.copy_within(cells_from..self.len, cells_from - 2);
         self.len -= 2;
+        // Saturating: a crafted page whose cells overlap must not panic here (it stays
+        // corrupt and is reported when read).
         for s in 0..self.count {
             let at = self.slot(s);
-            let at = if at > gone { at - cell_len } else { at };
-            self.set_slot(s, at - 2);
+            let at = if at > gone {
+                at.saturating_sub(cell_len)
+            } else {
+                at
+            };
+            self.set_slot(s, at.saturating_sub(2));
         }
         self.body[2..4].copy_from_slice(&offset(self.count).to_le_bytes());
         self.len

@@ -199,11 +199,21 @@ impl Store {
         len: u64,
         mut page: impl FnMut(PageId, &[u8]) -> Result<()>,
     ) -> Result<()> {
+        if len > crate::MAX_VALUE_LEN {
+            return Err(Error::corrupt(
+                first,
+                format!("overflow value of {len} bytes claimed, above the limit"),
+            ));
+        }
         let chunk = (self.capacity() - OVERFLOW_HEAD) as u64;
         let pages = len.div_ceil(chunk).max(1);
+        let mut seen = HashSet::new();
         let mut id = first;
         let mut left = len;
         for i in 0..pages {
+            if !seen.insert(id) {
+                return Err(Error::corrupt(id, "overflow chain loops back on itself"));
+            }
             let p = self.pool.pin(id)?;
             if p.page_type() != PageType::Overflow {
                 return Err(Error::corrupt(

@@ -243,6 +243,7 @@ impl BTree {
     }
 
     pub(crate) fn write(&self, id: PageId, node: &Node) -> Result<()> {
+        self.fits(id, node)?;
         let mut page = self.store.pool().create(id, node.page_type())?;
         node.encode(page.page_mut())
     }
@@ -251,7 +252,19 @@ impl BTree {
     /// (in place, in its cached frame), else to a new page — copy-on-write: `id` goes back
     /// to the allocator, reusable once no retained checkpoint image holds it. Returns where
     /// the node is now.
+    /// A node above a page can only come from a crafted page (a cell above the limit).
+    fn fits(&self, id: PageId, node: &Node) -> Result<()> {
+        if node.size() > self.limits.capacity {
+            return Err(Error::corrupt(
+                id,
+                "holds a cell above the size limit: the node cannot be split into pages",
+            ));
+        }
+        Ok(())
+    }
+
     fn put(&self, id: PageId, node: &Node) -> Result<PageId> {
+        self.fits(id, node)?;
         if self.store.is_fresh(id) {
             let mut page = self.store.pool().pin_mut(id)?;
             if page.page_type() == node.page_type() {

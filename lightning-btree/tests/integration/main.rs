@@ -8,6 +8,7 @@
 )]
 
 mod checkpoint;
+mod hostile;
 mod model;
 mod stress;
 
