@@ -18,6 +18,8 @@
 //! | 8      | ...  | dictionary: a nested plain string block of the `d` distinct strings (length-prefixed, 4), then a length-prefixed integer block of the `n` codes |
 //! | 8      | ...  | FSST: the symbol table (length-prefixed, 4; layout in the `fsst` module), a length-prefixed integer block of the `n` compressed lengths, then the compressed bytes (length-prefixed, 4) |
 
+use std::collections::HashMap;
+
 use crate::block::{Cursor, MAX_VALUES, decode, encode, nested};
 use crate::filter::{Predicate, Selection, filter};
 use crate::fsst;
@@ -98,32 +100,55 @@ pub fn encode_strings<S: AsRef<[u8]>>(values: &[S]) -> Result<Vec<u8>> {
             max: MAX_VALUES,
         });
     }
-    let mut as_plain = plain(values)?;
     let text: usize = values.iter().map(|s| s.as_ref().len()).sum();
-    if text >= FSST_MIN_BYTES {
-        let as_fsst = fsst_block(values)?;
-        if as_fsst.len() < as_plain.len() {
-            as_plain = as_fsst;
+    let mut best = plain(values)?;
+    if let Some((distinct, codes)) = dictionary(values) {
+        let mut dict = header(DICTIONARY, values.len());
+        nested(&mut dict, &plain(&distinct)?);
+        nested(&mut dict, &encode(&codes)?);
+        if dict.len() < best.len() {
+            best = dict;
         }
     }
-    let mut distinct: Vec<&[u8]> = values.iter().map(AsRef::as_ref).collect();
-    distinct.sort_unstable();
-    distinct.dedup();
-    if distinct.len() * 2 > values.len() {
-        return Ok(as_plain);
+    // FSST replaces at most 8 bytes by one code byte, so it cannot get below an eighth of
+    // the text: when the best block so far is that small, training a table cannot pay.
+    if text >= FSST_MIN_BYTES && best.len() > text / 8 {
+        let as_fsst = fsst_block(values)?;
+        if as_fsst.len() < best.len() {
+            best = as_fsst;
+        }
     }
-    let codes: Vec<u64> = values
-        .iter()
-        .map(|s| distinct.partition_point(|d| *d < s.as_ref()) as u64)
-        .collect();
-    let mut out = header(DICTIONARY, values.len());
-    nested(&mut out, &plain(&distinct)?);
-    nested(&mut out, &encode(&codes)?);
-    Ok(if out.len() < as_plain.len() {
-        out
-    } else {
-        as_plain
-    })
+    Ok(best)
+}
+
+/// The distinct strings, ascending, and each value's code (its rank among them), when at
+/// most half the values are distinct (else `None`, found early). One hash lookup per value;
+/// only the distinct strings are sorted.
+fn dictionary<S: AsRef<[u8]>>(values: &[S]) -> Option<(Vec<&[u8]>, Vec<u64>)> {
+    let limit = values.len() / 2;
+    let mut ids: HashMap<&[u8], u32> = HashMap::new();
+    let mut seen: Vec<&[u8]> = Vec::new();
+    let mut first_ids = Vec::with_capacity(values.len());
+    for v in values {
+        let v = v.as_ref();
+        let next = u32::try_from(seen.len()).ok()?;
+        let id = *ids.entry(v).or_insert_with(|| {
+            seen.push(v);
+            next
+        });
+        if seen.len() > limit {
+            return None;
+        }
+        first_ids.push(id);
+    }
+    let mut order: Vec<u32> = (0..u32::try_from(seen.len()).ok()?).collect();
+    order.sort_unstable_by(|a, b| seen[*a as usize].cmp(seen[*b as usize]));
+    let mut rank = vec![0u64; seen.len()];
+    for (r, id) in order.iter().enumerate() {
+        rank[*id as usize] = r as u64;
+    }
+    let distinct = order.iter().map(|id| seen[*id as usize]).collect();
+    Some((distinct, first_ids.iter().map(|id| rank[*id as usize]).collect()))
 }
 
 /// Decodes a string block, appending every string's bytes to `data` and its end offset in
