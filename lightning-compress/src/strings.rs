@@ -148,7 +148,10 @@ fn dictionary<S: AsRef<[u8]>>(values: &[S]) -> Option<(Vec<&[u8]>, Vec<u64>)> {
         rank[*id as usize] = r as u64;
     }
     let distinct = order.iter().map(|id| seen[*id as usize]).collect();
-    Some((distinct, first_ids.iter().map(|id| rank[*id as usize]).collect()))
+    Some((
+        distinct,
+        first_ids.iter().map(|id| rank[*id as usize]).collect(),
+    ))
 }
 
 /// Decodes a string block, appending every string's bytes to `data` and its end offset in
