@@ -621,11 +621,16 @@ impl Inner {
                     // Exponential moving average, 1/8 weight to the newest sample.
                     st.sync_estimate = (st.sync_estimate * 7 + t) / 8;
                 }
+                // Wake the batch after releasing the lock: woken members need it at once,
+                // and notifying while holding it sends every one of them straight back to
+                // sleep on the mutex (a context switch each, on the commit's critical path).
+                let next = !st.queue.is_empty();
+                drop(st);
                 self.conds[parity(number)].notify_all();
-                if !st.queue.is_empty() {
+                if next {
                     self.conds[parity(number + 1)].notify_one();
                 }
-                Ok(st)
+                Ok(lock(&self.state))
             }
             Err(e) => {
                 if st.poisoned.is_none() {
