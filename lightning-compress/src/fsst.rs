@@ -34,8 +34,27 @@ const CODES: usize = 512;
 /// A trained symbol table.
 pub(crate) struct Table {
     symbols: Vec<Vec<u8>>,
-    /// Codes by first byte, longest symbol first.
-    by_first: Vec<Vec<u8>>,
+    /// Codes by first byte, longest symbol first, each with its symbol packed into a
+    /// little-endian word and the mask of its length: a match is one XOR and AND against
+    /// the next 8 bytes of text, not a `memcmp` call.
+    by_first: Vec<Vec<(u8, u64, u64, usize)>>,
+}
+
+/// Up to 8 bytes of `s` from `at`, little-endian, zero past the end; and how many are real.
+fn word_at(s: &[u8], at: usize) -> (u64, usize) {
+    let rest = s.get(at..).unwrap_or_default();
+    let n = rest.len().min(8);
+    let mut b = [0u8; 8];
+    b[..n].copy_from_slice(&rest[..n]);
+    (u64::from_le_bytes(b), n)
+}
+
+fn mask(len: usize) -> u64 {
+    if len >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * len)) - 1
+    }
 }
 
 impl Table {
@@ -43,11 +62,12 @@ impl Table {
         let mut by_first = vec![Vec::new(); 256];
         for (code, s) in symbols.iter().enumerate() {
             if let (Some(first), Ok(code)) = (s.first(), u8::try_from(code)) {
-                by_first[usize::from(*first)].push(code);
+                let (word, _) = word_at(s, 0);
+                by_first[usize::from(*first)].push((code, word, mask(s.len()), s.len()));
             }
         }
         for list in &mut by_first {
-            list.sort_by_key(|c| std::cmp::Reverse(symbols[usize::from(*c)].len()));
+            list.sort_by_key(|(_, _, _, len)| std::cmp::Reverse(*len));
         }
         Table { symbols, by_first }
     }
@@ -55,10 +75,12 @@ impl Table {
     /// The longest symbol at the start of `s`, with its length.
     fn find(&self, s: &[u8]) -> Option<(u8, usize)> {
         let first = *s.first()?;
-        self.by_first[usize::from(first)].iter().find_map(|c| {
-            let sym = &self.symbols[usize::from(*c)];
-            s.starts_with(sym).then_some((*c, sym.len()))
-        })
+        let (word, avail) = word_at(s, 0);
+        self.by_first[usize::from(first)]
+            .iter()
+            .find_map(|&(c, sym, m, len)| {
+                (len <= avail && (word ^ sym) & m == 0).then_some((c, len))
+            })
     }
 
     /// Appends the codes for `s` to `out`: the fewest code bytes, found by dynamic
@@ -70,10 +92,10 @@ impl Table {
         scratch.resize(s.len() + 1, (0, ESCAPE));
         for i in (0..s.len()).rev() {
             let mut best = (scratch[i + 1].0 + 2, ESCAPE);
-            for &code in &self.by_first[usize::from(s[i])] {
-                let sym = &self.symbols[usize::from(code)];
-                if s[i..].starts_with(sym) {
-                    let cost = scratch[i + sym.len()].0 + 1;
+            let (word, avail) = word_at(s, i);
+            for &(code, sym, m, len) in &self.by_first[usize::from(s[i])] {
+                if len <= avail && (word ^ sym) & m == 0 {
+                    let cost = scratch[i + len].0 + 1;
                     if cost < best.0 {
                         best = (cost, code);
                     }
