@@ -191,25 +191,7 @@ fn decode_flat(bytes: &[u8], depth: u8, data: &mut Vec<u8>, ends: &mut Vec<usize
                 ends.push(end);
             }
         }
-        DICTIONARY if depth == 0 => {
-            let (mut dict, mut dict_ends) = (Vec::new(), Vec::new());
-            decode_flat(c.nested()?, depth + 1, &mut dict, &mut dict_ends)?;
-            check_ascending(&dict, &dict_ends)?;
-            let mut codes = Vec::new();
-            decode(c.nested()?, &mut codes)?;
-            if codes.len() != n {
-                return Err(Error::Corrupt("string count disagrees with its codes"));
-            }
-            for code in &codes {
-                let k = usize::try_from(*code).unwrap_or(usize::MAX);
-                let end = *dict_ends
-                    .get(k)
-                    .ok_or(Error::Corrupt("string code out of range"))?;
-                let start = k.checked_sub(1).map_or(0, |p| dict_ends[p]);
-                data.extend_from_slice(&dict[start..end]);
-                ends.push(data.len());
-            }
-        }
+        DICTIONARY if depth == 0 => decode_dictionary(&mut c, n, data, ends)?,
         FSST if depth == 0 => {
             let decoder = fsst::Decoder::from_bytes(c.nested()?)?;
             let mut lengths = Vec::new();
@@ -236,6 +218,60 @@ fn decode_flat(bytes: &[u8], depth: u8, data: &mut Vec<u8>, ends: &mut Vec<usize
     }
     if c.at != bytes.len() {
         return Err(Error::Corrupt("trailing bytes after the string block"));
+    }
+    Ok(())
+}
+
+/// The body of a dictionary block: the distinct strings, then the codes, each string
+/// appended to `data` with its end in `ends`.
+fn decode_dictionary(
+    c: &mut Cursor<'_>,
+    n: usize,
+    data: &mut Vec<u8>,
+    ends: &mut Vec<usize>,
+) -> Result<()> {
+    let (mut dict, mut dict_ends) = (Vec::new(), Vec::new());
+    decode_flat(c.nested()?, 1, &mut dict, &mut dict_ends)?;
+    check_ascending(&dict, &dict_ends)?;
+    let mut raw = Vec::new();
+    decode(c.nested()?, &mut raw)?;
+    if raw.len() != n {
+        return Err(Error::Corrupt("string count disagrees with its codes"));
+    }
+    let codes: Vec<usize> = raw
+        .iter()
+        .map(|c| usize::try_from(*c).ok().filter(|k| *k < dict_ends.len()))
+        .collect::<Option<_>>()
+        .ok_or(Error::Corrupt("string code out of range"))?;
+    let entry = |k: usize| (k.checked_sub(1).map_or(0, |p| dict_ends[p]), dict_ends[k]);
+    if (0..dict_ends.len()).all(|k| entry(k).1 - entry(k).0 <= 8) {
+        // Short entries (flags, modes, codes): each one is a single 8-byte copy from a
+        // zero-padded copy of the entry, into a buffer with 8 bytes of slack.
+        let padded: Vec<([u8; 8], usize)> = (0..dict_ends.len())
+            .map(|k| {
+                let (start, end) = entry(k);
+                let mut w = [0u8; 8];
+                w[..end - start].copy_from_slice(&dict[start..end]);
+                (w, end - start)
+            })
+            .collect();
+        let total: usize = codes.iter().map(|k| padded[*k].1).sum();
+        let mut at = data.len();
+        data.resize(at + total + 8, 0);
+        ends.reserve(codes.len());
+        for k in &codes {
+            let (w, len) = &padded[*k];
+            data[at..at + 8].copy_from_slice(w);
+            at += len;
+            ends.push(at);
+        }
+        data.truncate(at);
+    } else {
+        for k in &codes {
+            let (start, end) = entry(*k);
+            data.extend_from_slice(&dict[start..end]);
+            ends.push(data.len());
+        }
     }
     Ok(())
 }
