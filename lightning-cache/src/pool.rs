@@ -3,8 +3,24 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicU64 as Counter, Ordering};
+use std::sync::{Arc, PoisonError};
+
+// The state machine's primitives: std's, or loom's under `--cfg loom` so that
+// `tests/loom.rs` can check every interleaving of pins, loads and evictions. Counters stay
+// std atomics: they are statistics, not state.
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+#[cfg(loom)]
+use loom::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+#[cfg(loom)]
+use loom::thread::yield_now;
+#[cfg(not(loom))]
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+#[cfg(not(loom))]
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+#[cfg(not(loom))]
+use std::thread::yield_now;
 
 use lightning_page::{PageBuf, PageFile, PageId, PageType};
 
@@ -110,19 +126,18 @@ struct Frame {
 /// One shard of the page table, with its own hit counter (a global one would be written
 /// by every pin of every thread). Aligned to keep shards off each other's cache lines.
 #[repr(align(128))]
-#[derive(Default)]
 struct Shard {
     table: Mutex<Table>,
-    hits: AtomicU64,
+    hits: Counter,
 }
 
 #[derive(Default)]
 struct Counters {
-    misses: AtomicU64,
-    evictions: AtomicU64,
-    write_backs: AtomicU64,
-    bytes_read: AtomicU64,
-    bytes_written: AtomicU64,
+    misses: Counter,
+    evictions: Counter,
+    write_backs: Counter,
+    bytes_read: Counter,
+    bytes_written: Counter,
 }
 
 /// A buffer pool over one [`PageFile`].
@@ -220,7 +235,12 @@ impl BufferPool {
             file,
             hook,
             frames,
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Shard {
+                    table: Mutex::new(Table::default()),
+                    hits: Counter::new(0),
+                })
+                .collect(),
             queue: Mutex::new(SieveQueue::new(n as usize)),
             free: Mutex::new((0..n).rev().collect()),
             counters: Counters::default(),
@@ -259,9 +279,11 @@ impl BufferPool {
             if data.page == Some(page) {
                 return Ok(PageRef { frame: f, data });
             }
-            // The load this pin waited for failed; try again (and see the error first hand).
+            // The frame is not loaded yet (its loader has not taken the frame lock) or the
+            // load failed: let the loader run, then try again (and see any error first hand).
             drop(data);
             self.release(frame);
+            yield_now();
         }
     }
 
@@ -276,6 +298,7 @@ impl BufferPool {
             }
             drop(data);
             self.release(frame);
+            yield_now();
         }
     }
 
@@ -290,6 +313,7 @@ impl BufferPool {
             if f.page.load(Ordering::Acquire) != page.get() {
                 drop(data);
                 self.release(frame);
+                yield_now();
                 continue;
             }
             data.buf = PageBuf::new(self.file.page_size(), page_type);
