@@ -50,6 +50,11 @@ pub struct Checkpoint {
 /// generation, then the free list and the superblock; pages of that image are never
 /// written again (a change copies them to new pages), and the pages it frees become
 /// reusable only after the next checkpoint is durable (the allocator's rule).
+///
+/// Several trees may share a store (one pool, one allocator) and change concurrently, also
+/// while one of them checkpoints. A checkpoint records one root in the superblock, so until
+/// the catalog (the database crate) records every tree's root, only that tree can be
+/// reopened from it, and `BTree::check`'s allocator cross-check assumes one tree per store.
 pub struct Store {
     pool: BufferPool,
     alloc: Mutex<PageAllocator>,
@@ -114,8 +119,9 @@ impl Store {
     /// superblock. The caller makes sure no tree changes meanwhile
     /// ([`BTree::checkpoint`](crate::BTree::checkpoint) holds the tree's writer lock).
     pub fn checkpoint(&self, root: Option<PageId>, lsn: u64) -> Result<Checkpoint> {
-        let mut fresh = lock(&self.fresh);
+        // Lock order: the allocator, then the generation's page set (as `allocate` does).
         let mut alloc = lock(&self.alloc);
+        let mut fresh = lock(&self.fresh);
         self.pool.flush()?;
         let superblock = alloc.checkpoint(self.pool.file(), root, lsn)?;
         self.stamp

@@ -263,3 +263,36 @@ fn readers_make_progress_beside_a_writer() {
     }
     assert!(tree.check().unwrap().is_ok());
 }
+
+#[test]
+fn two_trees_share_a_store_while_one_checkpoints() {
+    let one = tree_with_cache(64);
+    let store = one.store().clone();
+    let two = Arc::new(lightning_btree::BTree::create(store).unwrap());
+    let one = Arc::new(one);
+    let writer = {
+        let two = two.clone();
+        std::thread::spawn(move || {
+            for i in 0..3000u64 {
+                // Overflow values: several allocations per insert.
+                two.insert(&key_of(i, 16), &vec![i as u8; 5000]).unwrap();
+            }
+        })
+    };
+    for i in 0..3000u64 {
+        one.insert(&key_of(i, 24), b"one").unwrap();
+        if i % 10 == 0 {
+            // Takes the allocator and the generation's page set in the same order as the
+            // other tree's allocations: no deadlock.
+            one.checkpoint(i).unwrap();
+        }
+    }
+    writer.join().unwrap();
+    for i in (0..3000u64).step_by(7) {
+        assert_eq!(
+            one.get(&key_of(i, 24)).unwrap().as_deref(),
+            Some(&b"one"[..])
+        );
+        assert_eq!(two.get(&key_of(i, 16)).unwrap(), Some(vec![i as u8; 5000]));
+    }
+}
