@@ -376,7 +376,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Checks that the cursor consumed all of `bytes`.
-    fn end(&self, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn end(&self, bytes: &[u8]) -> Result<()> {
         if self.at == bytes.len() {
             Ok(())
         } else {

@@ -261,12 +261,25 @@ pub fn filter(bytes: &[u8], pred: &Predicate) -> Result<Selection> {
             Ok(sel)
         }
         Scheme::Dictionary => filter_dictionary(c, n, pred),
-        Scheme::Plain | Scheme::Delta | Scheme::PatchedFrame => {
+        Scheme::Plain => {
+            // Compare the stored words in place: no decoded copy.
+            let body = c.take(n.checked_mul(8).ok_or(Error::Corrupt("length overflow"))?)?;
+            c.end(bytes)?;
+            let words = body.as_chunks::<8>().0;
+            Ok(match pred.as_range() {
+                Some((lo, hi)) => {
+                    Selection::of(words, |w| u64::from_le_bytes(w).wrapping_sub(lo) <= hi - lo)
+                }
+                None => Selection::of(words, |w| pred.test(u64::from_le_bytes(w))),
+            })
+        }
+        Scheme::Delta | Scheme::PatchedFrame => {
             let mut values = Vec::with_capacity(n);
             decode(bytes, &mut values)?;
-            let mut sel = Selection::new(n, false);
-            select_range(&mut sel, 0, &values, pred);
-            Ok(sel)
+            Ok(match pred.as_range() {
+                Some((lo, hi)) => Selection::of(&values, |v| v.wrapping_sub(lo) <= hi - lo),
+                None => Selection::of(&values, |v| pred.test(v)),
+            })
         }
     }
 }
