@@ -75,17 +75,57 @@ fn raw_fdatasync(budget: Duration, figures: &mut Vec<Figure>) -> f64 {
     rate
 }
 
+/// How a durable-commit run is set up beyond threads and record size.
+#[derive(Clone, Copy, Default)]
+struct Setup {
+    /// Waiters never poll (`WalOptions::wait_spin` zero).
+    no_poll: bool,
+    /// A CPU-bound thread runs beside the appenders.
+    cpu_work: bool,
+}
+
+/// A CPU-bound loop until `stop`; returns rounds done.
+fn cpu_work(stop: &AtomicBool) -> u64 {
+    let (mut x, mut rounds) = (1u64, 0u64);
+    while !stop.load(Ordering::Relaxed) {
+        for i in 0..1000u64 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        rounds += 1;
+    }
+    rounds
+}
+
+/// CPU-bound rounds per second of one thread with the machine otherwise idle.
+fn cpu_work_alone(budget: Duration) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || cpu_work(&stop))
+    };
+    std::thread::sleep(budget);
+    stop.store(true, Ordering::Relaxed);
+    worker.join().unwrap() as f64 / budget.as_secs_f64()
+}
+
 /// `threads` appenders doing `Immediate` appends of `size` bytes for `budget`. Returns
-/// commits per second.
+/// commits per second, and the CPU-bound thread's rounds per second if there was one.
 fn durable_commits(
     threads: usize,
     size: usize,
     budget: Duration,
+    setup: Setup,
     figures: &mut Vec<Figure>,
-) -> f64 {
+) -> (f64, f64) {
     let dir = temp_dir();
     let opts = WalOptions {
         segment_size: 64 << 20,
+        wait_spin: if setup.no_poll {
+            Duration::ZERO
+        } else {
+            WalOptions::default().wait_spin
+        },
         ..WalOptions::default()
     };
     let wal = Arc::new(Wal::open(Arc::new(OsVfs), &dir.path().join("wal"), opts).unwrap());
@@ -108,8 +148,13 @@ fn durable_commits(
             })
         })
         .collect();
+    let cpu = setup.cpu_work.then(|| {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || cpu_work(&stop))
+    });
     std::thread::sleep(budget);
     stop.store(true, Ordering::Relaxed);
+    let cpu_rate = cpu.map_or(0.0, |c| c.join().unwrap() as f64 / budget.as_secs_f64());
     let mut lat: Vec<u64> = workers
         .into_iter()
         .flat_map(|w| w.join().unwrap())
@@ -120,12 +165,21 @@ fn durable_commits(
     let rate = n as f64 / elapsed;
     let (p50, p99) = (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99));
     let per_sync = n as f64 / stats.syncs.max(1) as f64;
-    let name = format!("durable_commits_{threads}t_{size}b");
+    let mut name = format!("durable_commits_{threads}t_{size}b");
+    let mut how = String::new();
+    if setup.no_poll {
+        name.push_str("_no_poll");
+        how.push_str(", waiters always sleep (wait_spin 0)");
+    }
+    if setup.cpu_work {
+        name.push_str("_beside_cpu_work");
+        how.push_str(", beside a CPU-bound thread");
+    }
     figures.push(Figure::new(
         &name,
         rate,
         "commits/s",
-        format!("{n} Immediate appends by {threads} threads; p50 {p50} us, p99 {p99} us; {per_sync:.1} records per fsync"),
+        format!("{n} Immediate appends by {threads} threads{how}; p50 {p50} us, p99 {p99} us; {per_sync:.1} records per fsync"),
     ));
     figures.push(Figure::new(
         format!("{name}_p50"),
@@ -139,7 +193,7 @@ fn durable_commits(
         "us",
         "commit latency",
     ));
-    rate
+    (rate, cpu_rate)
 }
 
 /// One thread appending 4 KiB records with `durability` until `total` bytes, then a sync.
@@ -184,7 +238,7 @@ fn main() {
     let mut sixteen = [0.0; 2];
     for (i, size) in [128usize, 4096].into_iter().enumerate() {
         for threads in [1usize, 4, 16, 64] {
-            let rate = durable_commits(threads, size, budget, &mut figures);
+            let (rate, _) = durable_commits(threads, size, budget, Setup::default(), &mut figures);
             if threads == 1 {
                 one[i] = rate;
             }
@@ -192,6 +246,30 @@ fn main() {
                 sixteen[i] = rate;
             }
         }
+    }
+    // What polling waiters buy, and what they cost a CPU-bound thread beside them.
+    let no_poll = Setup {
+        no_poll: true,
+        cpu_work: false,
+    };
+    durable_commits(16, 128, budget, no_poll, &mut figures);
+    let alone = cpu_work_alone(budget);
+    for no_poll in [false, true] {
+        let setup = Setup {
+            no_poll,
+            cpu_work: true,
+        };
+        let (_, beside) = durable_commits(16, 128, budget, setup, &mut figures);
+        figures.push(Figure::new(
+            if no_poll {
+                "cpu_work_beside_16t_no_poll"
+            } else {
+                "cpu_work_beside_16t"
+            },
+            beside / alone,
+            "ratio",
+            "a CPU-bound thread's progress beside 16 committing threads / alone",
+        ));
     }
     let total = if quick { 16 << 20 } else { 256 << 20 };
     buffered_throughput(Durability::Eventual, total, &mut figures);

@@ -33,6 +33,10 @@ pub struct WalStats {
     pub last_lsn: Lsn,
     /// Last LSN durable.
     pub durable_lsn: Lsn,
+    /// Waits for another thread's fsync that ended by polling (see `WalOptions::wait_spin`).
+    pub waits_polled: u64,
+    /// Times a waiter slept on a condition variable for another thread's fsync.
+    pub waits_slept: u64,
 }
 
 #[derive(Debug, Default)]
@@ -44,6 +48,7 @@ pub(crate) struct StatsInner {
     latency: [u64; LATENCY_BUCKETS],
     latency_total_us: u64,
     latency_max_us: u64,
+    pub(crate) waits_slept: u64,
 }
 
 fn group_bucket(records: u64) -> usize {
@@ -69,7 +74,7 @@ impl StatsInner {
         }
     }
 
-    pub(crate) fn snapshot(&self, last_lsn: Lsn, durable_lsn: Lsn) -> WalStats {
+    pub(crate) fn snapshot(&self, last_lsn: Lsn, durable_lsn: Lsn, waits_polled: u64) -> WalStats {
         WalStats {
             appends: self.appends,
             bytes: self.bytes,
@@ -80,6 +85,8 @@ impl StatsInner {
             sync_latency_max_us: self.latency_max_us,
             last_lsn,
             durable_lsn,
+            waits_polled,
+            waits_slept: self.waits_slept,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The writer: appends, group commit, segments, truncation, the background flusher.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -48,6 +49,12 @@ pub struct WalOptions {
     pub buffer_limit: usize,
     /// Move segments removed by [`Wal::truncate_before`] here instead of deleting them.
     pub archive_dir: Option<PathBuf>,
+    /// How long an `Immediate` appender whose batch another thread is syncing may poll for
+    /// it (yielding its core between looks) before it sleeps. It polls only when its
+    /// expected wait, twice the recent fsync latency, fits in this bound: on a fast disk
+    /// a sleeping thread's wake-up costs about as much as the fsync it waited for, on a
+    /// slow one polling would only burn the core. Zero: always sleep.
+    pub wait_spin: Duration,
 }
 
 impl Default for WalOptions {
@@ -59,6 +66,7 @@ impl Default for WalOptions {
             flush_interval: Duration::from_millis(10),
             buffer_limit: 1 << 20,
             archive_dir: None,
+            wait_spin: Duration::from_micros(500),
         }
     }
 }
@@ -107,6 +115,29 @@ struct State {
     stats: StatsInner,
 }
 
+impl State {
+    /// A log whose last record (written and durable) is `last`.
+    fn new(last: Lsn) -> State {
+        State {
+            next_lsn: last.next(),
+            queue: Vec::new(),
+            queued_bytes: 0,
+            written: last,
+            synced: last,
+            leader: false,
+            batches: 0,
+            sync_estimate: Duration::ZERO,
+            last_batch: 0,
+            collecting: None,
+            gather_target: usize::MAX,
+            taken: last,
+            poisoned: None,
+            closed: false,
+            stats: StatsInner::default(),
+        }
+    }
+}
+
 struct Active {
     file: Box<dyn VfsFile>,
     /// Write offset.
@@ -128,12 +159,30 @@ struct Inner {
     /// Waiters for batch `n` sleep on `conds[n % 2]`: finishing a batch wakes its members
     /// and one waiter of the next batch (its leader), not every thread in the process.
     conds: [Condvar; 2],
+    /// A leader gathering a batch sleeps here; the appender that completes it wakes it.
+    gather_cond: Condvar,
+    /// Mirror of `State::synced`, read by waiters polling without the lock.
+    durable: AtomicU64,
+    /// Bumped whenever a batch ends (or the log is poisoned): a polling waiter whose record
+    /// is still not durable then looks at the state again under the lock.
+    epoch: AtomicU64,
+    /// Whether polling pays off: a gathered batch that goes out short while waiters poll
+    /// costs `POLL_PENALTY`, every sleeping wait earns one back; waiters poll only while
+    /// it is not negative.
+    poll_credit: AtomicI64,
+    /// Waits that ended by polling.
+    waits_polled: AtomicU64,
     io: Mutex<Io>,
     stop: Mutex<bool>,
     stop_cond: Condvar,
     /// Serializes truncations.
     truncating: Mutex<()>,
 }
+
+/// What a short batch costs the poll credit while waiters poll, in sleeping waits.
+const POLL_PENALTY: i64 = 256;
+/// Upper bound of the poll credit.
+const POLL_CREDIT_MAX: i64 = 16;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // State is updated in whole steps under the lock; a panicked holder leaves it usable.
@@ -284,24 +333,13 @@ impl Wal {
         let inner = Arc::new(Inner {
             vfs,
             dir: dir.to_path_buf(),
-            state: Mutex::new(State {
-                next_lsn: layout.last.next(),
-                queue: Vec::new(),
-                queued_bytes: 0,
-                written: layout.last,
-                synced: layout.last,
-                leader: false,
-                batches: 0,
-                sync_estimate: Duration::ZERO,
-                last_batch: 0,
-                collecting: None,
-                gather_target: usize::MAX,
-                taken: layout.last,
-                poisoned: None,
-                closed: false,
-                stats: StatsInner::default(),
-            }),
+            state: Mutex::new(State::new(layout.last)),
             conds: [Condvar::new(), Condvar::new()],
+            gather_cond: Condvar::new(),
+            durable: AtomicU64::new(layout.last.get()),
+            epoch: AtomicU64::new(0),
+            poll_credit: AtomicI64::new(0),
+            waits_polled: AtomicU64::new(0),
             io: Mutex::new(Io { active, segments }),
             stop: Mutex::new(false),
             stop_cond: Condvar::new(),
@@ -363,8 +401,11 @@ impl Wal {
     /// Counters and histograms of the log's work so far.
     pub fn stats(&self) -> WalStats {
         let st = lock(&self.inner.state);
-        st.stats
-            .snapshot(Lsn::new(st.next_lsn.get() - 1), st.synced)
+        st.stats.snapshot(
+            Lsn::new(st.next_lsn.get() - 1),
+            st.synced,
+            self.inner.waits_polled.load(Ordering::Relaxed),
+        )
     }
 
     /// Reads the records from `from` up to the last one written when called. A truncation
@@ -500,11 +541,14 @@ impl Inner {
         {
             st.collecting = None;
             st.gather_target = usize::MAX;
+            // The gathering leader is a member now: wake it from its timed sleep so it
+            // waits for the batch like the others, not on a timer firing mid-fsync.
+            self.gather_cond.notify_one();
             st = self.run_batch(st, number, true)?;
         }
         match durability {
             Durability::Immediate => {
-                drop(self.wait_locked(st, lsn)?);
+                self.wait_locked(st, lsn)?;
             }
             Durability::Eventual | Durability::None => {
                 if st.queued_bytes >= self.opts.buffer_limit && !st.leader {
@@ -516,22 +560,22 @@ impl Inner {
     }
 
     fn wait_durable(&self, lsn: Lsn) -> Result<()> {
+        if self.durable.load(Ordering::Acquire) >= lsn.get() {
+            return Ok(());
+        }
         let st = lock(&self.state);
-        self.wait_locked(st, lsn).map(drop)
+        self.wait_locked(st, lsn)
     }
 
     fn sync_all(&self) -> Result<()> {
         let st = lock(&self.state);
         let target = Lsn::new(st.next_lsn.get() - 1);
-        self.wait_locked(st, target).map(drop)
+        self.wait_locked(st, target)
     }
 
     /// Waits until `lsn` is durable, leading a group commit whenever no one else is.
-    fn wait_locked<'a>(
-        &'a self,
-        mut st: MutexGuard<'a, State>,
-        lsn: Lsn,
-    ) -> Result<MutexGuard<'a, State>> {
+    fn wait_locked<'a>(&'a self, mut st: MutexGuard<'a, State>, lsn: Lsn) -> Result<()> {
+        let mut may_poll = true;
         loop {
             if let Some(cause) = &st.poisoned {
                 return Err(Error::Poisoned {
@@ -539,9 +583,28 @@ impl Inner {
                 });
             }
             if st.synced >= lsn {
-                return Ok(st);
+                return Ok(());
             }
             if st.leader {
+                let expected = st.sync_estimate * 2;
+                if may_poll
+                    && !expected.is_zero()
+                    && expected <= self.opts.wait_spin
+                    && self.poll_credit.load(Ordering::Relaxed) >= 0
+                {
+                    let epoch = self.epoch.load(Ordering::Acquire);
+                    drop(st);
+                    match self.poll(lsn, epoch, expected) {
+                        Polled::Durable => {
+                            self.waits_polled.fetch_add(1, Ordering::Relaxed);
+                            return Ok(());
+                        }
+                        Polled::BatchEnded => {}
+                        Polled::GaveUp => may_poll = false,
+                    }
+                    st = lock(&self.state);
+                    continue;
+                }
                 // The batch in flight covers `lsn` if it took it or is still gathering;
                 // otherwise the next one will.
                 let batch = if st.taken >= lsn || st.collecting.is_some() {
@@ -549,12 +612,37 @@ impl Inner {
                 } else {
                     st.batches + 1
                 };
+                // Each sleep earns back some credit: polling is tried again now and then.
+                if self.poll_credit.fetch_add(1, Ordering::Relaxed) >= POLL_CREDIT_MAX {
+                    self.poll_credit.store(POLL_CREDIT_MAX, Ordering::Relaxed);
+                }
+                st.stats.waits_slept += 1;
                 st = self.conds[parity(batch)]
                     .wait(st)
                     .unwrap_or_else(PoisonError::into_inner);
             } else {
                 st = self.lead(st, true)?;
             }
+        }
+    }
+
+    /// Polls, without the state lock, until `lsn` is durable, or a batch ends without making
+    /// it so (the caller looks again under the lock, and may lead), or `budget` has passed
+    /// (the caller sleeps). Between looks it yields its core, so a thread with work to do,
+    /// the syncing leader's included, runs first.
+    fn poll(&self, lsn: Lsn, epoch: u64, budget: Duration) -> Polled {
+        let start = Instant::now();
+        loop {
+            if self.durable.load(Ordering::Acquire) >= lsn.get() {
+                return Polled::Durable;
+            }
+            if self.epoch.load(Ordering::Acquire) != epoch {
+                return Polled::BatchEnded;
+            }
+            if start.elapsed() > budget {
+                return Polled::GaveUp;
+            }
+            std::thread::yield_now();
         }
     }
 
@@ -616,6 +704,7 @@ impl Inner {
                     let covered = done.synced.get() - st.synced.get();
                     st.stats.record_sync(covered, done.sync_time);
                     st.synced = done.synced;
+                    self.durable.store(done.synced.get(), Ordering::Release);
                 }
                 if let Some(t) = done.sync_time {
                     // Exponential moving average, 1/8 weight to the newest sample.
@@ -625,6 +714,9 @@ impl Inner {
                 // and notifying while holding it sends every one of them straight back to
                 // sleep on the mutex (a context switch each, on the commit's critical path).
                 let next = !st.queue.is_empty();
+                // Under the lock, after `leader` is cleared: a poller that sees the new
+                // epoch and looks again finds the leader role free.
+                self.epoch.fetch_add(1, Ordering::AcqRel);
                 drop(st);
                 self.conds[parity(number)].notify_all();
                 if next {
@@ -637,6 +729,7 @@ impl Inner {
                     tracing::error!(error = %e, "WAL write or sync failed; refusing further appends");
                     st.poisoned = Some(e.to_string());
                 }
+                self.epoch.fetch_add(1, Ordering::AcqRel);
                 // Everyone must see the poisoning, whichever batch they wait for.
                 self.conds.iter().for_each(Condvar::notify_all);
                 Err(e)
@@ -661,12 +754,23 @@ impl Inner {
         }
         st.gather_target = target;
         // Whoever completes the batch takes it over (see `append`); the timeout bounds the
-        // wait when nobody does. The leader sleeps on its batch's condvar: after a hand-off
-        // it is a member like any other, woken once when the batch is durable.
-        self.conds[parity(number)]
+        // wait when nobody does. The leader sleeps on a condvar of its own, which the
+        // appender taking the batch over signals: from then on it is a member like any
+        // other, and no timer wakes it in the middle of the fsync.
+        let (st, timeout) = self
+            .gather_cond
             .wait_timeout(st, budget)
-            .unwrap_or_else(PoisonError::into_inner)
-            .0
+            .unwrap_or_else(PoisonError::into_inner);
+        if timeout.timed_out() && st.collecting == Some(number) {
+            // The batch goes out short: its members came back late. If they were polling,
+            // other work is keeping them off the cores (a poller gets a core only when a
+            // busy thread's time slice ends, a sleeper as soon as it is woken): sleep for a
+            // while instead.
+            if self.poll_credit.load(Ordering::Relaxed) >= 0 {
+                self.poll_credit.fetch_sub(POLL_PENALTY, Ordering::Relaxed);
+            }
+        }
+        st
     }
 
     fn write_batch(
@@ -828,6 +932,15 @@ impl Inner {
     }
 }
 
+/// How a poll for durability ended.
+enum Polled {
+    Durable,
+    /// A batch ended without making the record durable: look again under the lock.
+    BatchEnded,
+    /// Out of budget: sleep instead.
+    GaveUp,
+}
+
 /// Poisons the log and wakes every waiter if dropped during unwinding from a leader's write.
 struct PanicGuard<'a> {
     inner: &'a Inner,
@@ -839,6 +952,7 @@ impl Drop for PanicGuard<'_> {
         st.leader = false;
         st.poisoned
             .get_or_insert_with(|| String::from("a panic while writing the log"));
+        self.inner.epoch.fetch_add(1, Ordering::AcqRel);
         self.inner.conds.iter().for_each(Condvar::notify_all);
     }
 }

@@ -1,8 +1,10 @@
+use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lightning_page::vfs::{MemVfs, Vfs};
-use lightning_wal::{Durability, Error, Lsn, Wal, WalOptions};
+use lightning_page::vfs::{MemVfs, OpenMode, Vfs, VfsFile};
+use lightning_wal::{Durability, Error, Lsn, Wal, WalOptions, WalStats};
 
 use crate::{all_records, dir, open, payload, small};
 
@@ -104,12 +106,28 @@ fn buffered_records_are_written_when_the_buffer_fills() {
 
 #[test]
 fn concurrent_immediate_appenders_all_get_distinct_durable_lsns() {
-    let vfs = Arc::new(MemVfs::new());
+    let stats = concurrent_immediate_appenders(WalOptions::default().wait_spin);
+    // 100 µs fsyncs fit the default polling bound: waiters poll for them.
+    assert!(stats.waits_polled > 0, "{stats:?}");
+}
+
+#[test]
+fn concurrent_immediate_appenders_that_always_sleep() {
+    let stats = concurrent_immediate_appenders(Duration::ZERO);
+    assert_eq!(stats.waits_polled, 0, "{stats:?}");
+    assert!(stats.waits_slept > 0, "{stats:?}");
+}
+
+/// 8 threads x 200 `Immediate` appends, fsyncs taking 100 µs: every LSN once, each durable
+/// when its append returns, every record readable.
+fn concurrent_immediate_appenders(wait_spin: Duration) -> WalStats {
+    let vfs = Arc::new(SlowSyncVfs(MemVfs::new()));
     let wal = Arc::new(
         open(
             &vfs,
             &WalOptions {
                 segment_size: 1 << 16,
+                wait_spin,
                 ..small()
             },
         )
@@ -143,6 +161,7 @@ fn concurrent_immediate_appenders_all_get_distinct_durable_lsns() {
     assert_eq!(records.len(), 1600);
     let stats = wal.stats();
     assert_eq!(stats.records_per_sync.iter().sum::<u64>(), stats.syncs);
+    stats
 }
 
 #[test]
@@ -239,12 +258,60 @@ fn opening_a_directory_of_foreign_files_ignores_them() {
     let vfs = Arc::new(MemVfs::new());
     vfs.create_dir_all(dir()).unwrap();
     let f = vfs
-        .open(
-            &dir().join("README.txt"),
-            lightning_page::vfs::OpenMode::CreateNew,
-        )
+        .open(&dir().join("README.txt"), OpenMode::CreateNew)
         .unwrap();
     f.write_at(b"not a segment", 0).unwrap();
     let wal = Wal::open(vfs.clone(), dir(), small()).unwrap();
     assert_eq!(wal.recovery().last_lsn, Lsn::ZERO);
+}
+
+/// A `MemVfs` whose file syncs take 100 µs, like a fast disk's: appenders overlap, and
+/// waiters have an fsync to wait for.
+#[derive(Debug)]
+struct SlowSyncVfs(MemVfs);
+
+#[derive(Debug)]
+struct SlowSyncFile(Box<dyn VfsFile>);
+
+impl Vfs for SlowSyncVfs {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn VfsFile>> {
+        Ok(Box::new(SlowSyncFile(self.0.open(path, mode)?)))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.0.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.0.remove(path)
+    }
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        self.0.exists(path)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        self.0.list(dir)
+    }
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.0.create_dir_all(dir)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.0.sync_dir(dir)
+    }
+}
+
+impl VfsFile for SlowSyncFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.0.read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.0.write_at(buf, offset)
+    }
+    fn sync(&self) -> io::Result<()> {
+        std::thread::sleep(Duration::from_micros(100));
+        self.0.sync()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.0.len()
+    }
 }
