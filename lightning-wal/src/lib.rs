@@ -8,7 +8,9 @@
 //! - **Segments** `<first LSN>.wal` of [`WalOptions::segment_size`], created with a header,
 //!   preallocated, synced and directory-synced before records go in.
 //! - **Group commit**: while one leader writes and fsyncs, later appenders queue; the next
-//!   leader writes them all with one write and one fsync. [`Durability`] per append.
+//!   leader writes them all with one write and one fsync. [`Durability`] per append. A
+//!   waiter polls for a fast fsync rather than sleeping ([`WalOptions::wait_spin`]): on a
+//!   fast disk waking a sleeping thread costs about as much as the fsync.
 //! - **Recovery**: [`Wal::open`] validates the log; a torn tail (damage no fsync had covered)
 //!   ends it and is cut off; damage to records an fsync had covered is
 //!   [`Error::Corruption`] naming segment and offset — never a silent skip.
