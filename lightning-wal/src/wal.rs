@@ -1,7 +1,7 @@
 //! The writer: appends, group commit, segments, truncation, the background flusher.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -166,10 +166,12 @@ struct Inner {
     /// Bumped whenever a batch ends (or the log is poisoned): a polling waiter whose record
     /// is still not durable then looks at the state again under the lock.
     epoch: AtomicU64,
-    /// Whether polling pays off: a gathered batch that goes out short while waiters poll
-    /// costs `POLL_PENALTY`, every sleeping wait earns one back; waiters poll only while
-    /// it is not negative.
+    /// Whether polling pays off: a gathered batch that times out short of its target while
+    /// waiters poll costs `POLL_PENALTY`, every sleeping wait earns one back; waiters poll
+    /// only while it is not negative.
     poll_credit: AtomicI64,
+    /// Waiters polling now.
+    pollers: AtomicUsize,
     /// Waits that ended by polling.
     waits_polled: AtomicU64,
     io: Mutex<Io>,
@@ -339,6 +341,7 @@ impl Wal {
             durable: AtomicU64::new(layout.last.get()),
             epoch: AtomicU64::new(0),
             poll_credit: AtomicI64::new(0),
+            pollers: AtomicUsize::new(0),
             waits_polled: AtomicU64::new(0),
             io: Mutex::new(Io { active, segments }),
             stop: Mutex::new(false),
@@ -594,7 +597,10 @@ impl Inner {
                 {
                     let epoch = self.epoch.load(Ordering::Acquire);
                     drop(st);
-                    match self.poll(lsn, epoch, expected) {
+                    self.pollers.fetch_add(1, Ordering::Relaxed);
+                    let polled = self.poll(lsn, epoch, expected);
+                    self.pollers.fetch_sub(1, Ordering::Relaxed);
+                    match polled {
                         Polled::Durable => {
                             self.waits_polled.fetch_add(1, Ordering::Relaxed);
                             return Ok(());
@@ -761,14 +767,17 @@ impl Inner {
             .gather_cond
             .wait_timeout(st, budget)
             .unwrap_or_else(PoisonError::into_inner);
-        if timeout.timed_out() && st.collecting == Some(number) {
-            // The batch goes out short: its members came back late. If they were polling,
-            // other work is keeping them off the cores (a poller gets a core only when a
-            // busy thread's time slice ends, a sleeper as soon as it is woken): sleep for a
-            // while instead.
-            if self.poll_credit.load(Ordering::Relaxed) >= 0 {
-                self.poll_credit.fetch_sub(POLL_PENALTY, Ordering::Relaxed);
-            }
+        if timeout.timed_out()
+            && st.collecting == Some(number)
+            && st.queue.len() < st.gather_target
+            && self.pollers.load(Ordering::Relaxed) > 0
+            && self.poll_credit.load(Ordering::Relaxed) >= 0
+        {
+            // The batch goes out short while waiters poll: its members came back late,
+            // kept off the cores by other work (a poller gets a core only when a busy
+            // thread's time slice ends, a sleeper as soon as it is woken). Sleep for a while
+            // instead.
+            self.poll_credit.fetch_sub(POLL_PENALTY, Ordering::Relaxed);
         }
         st
     }
