@@ -1,8 +1,9 @@
 //! Predicates evaluated on encoded blocks, producing a selection without decoding every value
 //! where the scheme allows: a constant block is judged once, a run-length block once per run,
-//! a dictionary block once per distinct value (then by code), and a frame-of-reference block
-//! in its offset domain (the minimum is never added back) after a range check against its
-//! bounds.
+//! a dictionary block once per distinct value (then by code), a frame-of-reference block in
+//! its offset domain (the minimum is never added back) after a range check against its
+//! bounds, and a delta block 1024 values at a time; when its header proves the values never
+//! decrease, a range is located from per-chunk sums of the deltas.
 
 use crate::bitpack::{select_range as select_packed, unpack};
 use crate::block::{Cursor, Scheme, decode, header};
@@ -137,8 +138,21 @@ impl Selection {
         Selection { words, len }
     }
 
-    pub(crate) fn set(&mut self, i: usize) {
-        self.words[i / 64] |= 1 << (i % 64);
+    /// Selects values `from..to` (clipped to the block), a word at a time.
+    pub(crate) fn set_range(&mut self, from: usize, to: usize) {
+        let to = to.min(self.len);
+        let mut i = from;
+        while i < to {
+            let bit = i % 64;
+            let take = (64 - bit).min(to - i);
+            let mask = if take == 64 {
+                u64::MAX
+            } else {
+                ((1u64 << take) - 1) << bit
+            };
+            self.words[i / 64] |= mask;
+            i += take;
+        }
     }
 
     /// A selection of `values.len()` values, value `i` selected when `pass(values[i])`;
@@ -188,6 +202,8 @@ impl Selection {
 }
 
 const CHUNK: usize = 1024;
+/// The sign bit: deltas are stored as signed steps shifted into the order-preserving domain.
+const SIGN: u64 = 1 << 63;
 
 /// Evaluates `pred` on the encoded block.
 pub fn filter(bytes: &[u8], pred: &Predicate) -> Result<Selection> {
@@ -249,7 +265,7 @@ pub fn filter(bytes: &[u8], pred: &Predicate) -> Result<Selection> {
                     .filter(|e| *e <= n)
                     .ok_or(Error::Corrupt("runs past the value count"))?;
                 if pred.test(*v) {
-                    (at..end).for_each(|i| sel.set(i));
+                    sel.set_range(at, end);
                 }
                 at = end;
             }
@@ -273,7 +289,8 @@ pub fn filter(bytes: &[u8], pred: &Predicate) -> Result<Selection> {
                 None => Selection::of(words, |w| pred.test(u64::from_le_bytes(w))),
             })
         }
-        Scheme::Delta | Scheme::PatchedFrame => {
+        Scheme::Delta => filter_delta(c, bytes, n, pred),
+        Scheme::PatchedFrame => {
             let mut values = Vec::with_capacity(n);
             decode(bytes, &mut values)?;
             Ok(match pred.as_range() {
@@ -281,6 +298,93 @@ pub fn filter(bytes: &[u8], pred: &Predicate) -> Result<Selection> {
                 None => Selection::of(&values, |v| pred.test(v)),
             })
         }
+    }
+}
+
+/// A delta block (first value, smallest delta, packed deltas). Values are rebuilt 1024 at a
+/// time into one buffer and compared, never decoded whole. When the header alone proves the
+/// values never decrease (every delta non-negative, and the largest possible sum cannot wrap)
+/// a range predicate selects one contiguous run: each chunk's last value comes from a plain
+/// sum of its deltas, so a chunk wholly below or inside the range is never prefix-summed, and
+/// the first chunk starting above it ends the scan.
+fn filter_delta(mut c: Cursor<'_>, bytes: &[u8], n: usize, pred: &Predicate) -> Result<Selection> {
+    if n == 0 {
+        return Err(Error::Corrupt("delta block without values"));
+    }
+    let first = c.u64()?;
+    let lo = c.u64()?;
+    let width = c.width()?;
+    let packed = c.packed(n - 1, width)?;
+    c.end(bytes)?;
+    // A stored delta `d` stands for `(d + lo) ^ SIGN` as a signed step (see `encode`).
+    let step = |d: u64| d.wrapping_add(lo) ^ SIGN;
+    let max_stored = if width == 64 {
+        u64::MAX
+    } else {
+        (1u64 << width) - 1
+    };
+    let never_decreasing = lo >= SIGN
+        && lo.checked_add(max_stored).is_some_and(|top| {
+            // Every step is `d + lo - SIGN` in 0..=top - SIGN; the values never wrap if even
+            // the largest steps cannot carry `first` past u64::MAX.
+            let total = u128::from(top - SIGN) * (n as u128 - 1);
+            u128::from(first) + total <= u128::from(u64::MAX)
+        });
+    let range = pred.as_range().filter(|_| never_decreasing);
+    let mut sel = Selection::new(n, false);
+    let mut deltas = vec![0u64; CHUNK];
+    let mut values = vec![0u64; CHUNK];
+    let per_chunk_bytes = CHUNK * width as usize / 8;
+    // `cur` is the first value of each chunk of values; chunk `k` of deltas leads from it
+    // to the values after it, its last delta to the next chunk's first value.
+    let mut cur = first;
+    for (k, start) in (0..n).step_by(CHUNK).enumerate() {
+        let m = CHUNK.min(n - start);
+        let md = CHUNK.min(n - 1 - start);
+        unpack(
+            packed.get(k * per_chunk_bytes..).unwrap_or_default(),
+            width,
+            &mut deltas[..md],
+        );
+        if let Some((plo, phi)) = range {
+            if cur > phi {
+                break;
+            }
+            let inner = &deltas[..m - 1];
+            let sum = inner
+                .iter()
+                .fold(0u64, |a, d| a.wrapping_add(*d))
+                .wrapping_add((lo - SIGN).wrapping_mul(inner.len() as u64));
+            let last = cur.wrapping_add(sum);
+            if last < plo {
+                // Wholly below the range.
+            } else if cur >= plo && last <= phi {
+                sel.set_range(start, start + m);
+            } else {
+                prefix_sum(cur, inner, step, &mut values[..m]);
+                select_range(&mut sel, start, &values[..m], pred);
+            }
+            if md == m {
+                cur = last.wrapping_add(step(deltas[m - 1]));
+            }
+        } else {
+            prefix_sum(cur, &deltas[..m - 1], step, &mut values[..m]);
+            select_range(&mut sel, start, &values[..m], pred);
+            if md == m {
+                cur = values[m - 1].wrapping_add(step(deltas[m - 1]));
+            }
+        }
+    }
+    Ok(sel)
+}
+
+/// `out[0] = first`, then each value the previous plus the next step.
+fn prefix_sum(first: u64, deltas: &[u64], step: impl Fn(u64) -> u64, out: &mut [u64]) {
+    let mut v = first;
+    out[0] = v;
+    for (o, d) in out[1..].iter_mut().zip(deltas) {
+        v = v.wrapping_add(step(*d));
+        *o = v;
     }
 }
 

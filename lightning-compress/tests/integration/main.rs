@@ -201,3 +201,109 @@ proptest! {
         drop(filter(&junk, &Predicate::Eq(0)));
     }
 }
+
+/// Ascending runs (as timestamps and keys are), in half the cases with a step back now and
+/// then, some wrapping past `u64::MAX`: the shapes the delta scheme takes, over several
+/// 1024-value chunks.
+fn ascending() -> impl Strategy<Value = Vec<u64>> {
+    (
+        prop_oneof![any::<u64>(), 0u64..1000, (u64::MAX - 100_000)..=u64::MAX],
+        any::<bool>(),
+        proptest::collection::vec((0u64..1000, 0u8..20), 1..4000),
+    )
+        .prop_map(|(start, backs, steps)| {
+            let mut v = start;
+            let mut out = vec![v];
+            for (step, back) in steps {
+                // With `backs`, one step in twenty goes back a little.
+                v = if backs && back == 0 {
+                    v.wrapping_sub(step / 4)
+                } else {
+                    v.wrapping_add(step)
+                };
+                out.push(v);
+            }
+            out
+        })
+}
+
+/// Predicates whose constants come from the values, so ranges start and end inside the block.
+fn predicate_within(values: Vec<u64>) -> impl Strategy<Value = Predicate> {
+    let n = values.len();
+    // Any value, or one at a chunk's edge (chunks hold 1024 values).
+    let at = prop_oneof![
+        0..n,
+        prop::sample::select(vec![1023usize, 1024, 2047, 2048, 3071, 3072])
+            .prop_map(move |i| i.min(n - 1)),
+    ];
+    let c = (at, 0u64..3).prop_map(move |(i, off)| values[i].wrapping_add(off).wrapping_sub(1));
+    prop_oneof![
+        c.clone().prop_map(Predicate::Eq),
+        c.clone().prop_map(Predicate::Lt),
+        c.clone().prop_map(Predicate::Le),
+        c.clone().prop_map(Predicate::Gt),
+        c.clone().prop_map(Predicate::Ge),
+        (c.clone(), c.clone()).prop_map(|(a, b)| Predicate::Between(a.min(b), a.max(b))),
+        (c.clone(), c.clone()).prop_map(|(a, b)| Predicate::Between(a.max(b), a.min(b))),
+        proptest::collection::vec(c, 0..4).prop_map(Predicate::In),
+    ]
+}
+
+#[test]
+fn a_range_on_an_ascending_delta_block_selects_one_run() {
+    let values: Vec<u64> = (0..10_000u64)
+        .map(|i| 1_700_000_000_000 + i * 1000 + i % 7)
+        .collect();
+    let block = encode(&values).unwrap();
+    assert_eq!(scheme_of(&block).unwrap(), Scheme::Delta);
+    let (lo, hi) = (values[3_000] + 1, values[7_777]);
+    let sel = filter(&block, &Predicate::Between(lo, hi)).unwrap();
+    let picked: Vec<usize> = (0..values.len()).filter(|i| sel.get(*i)).collect();
+    assert_eq!(picked, (3_001..=7_777).collect::<Vec<_>>());
+    assert_eq!(sel.count(), 4_777);
+    assert_eq!(
+        filter(&block, &Predicate::Gt(u64::MAX - 1))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert_eq!(filter(&block, &Predicate::Ge(0)).unwrap().count(), 10_000);
+    assert_eq!(
+        filter(&block, &Predicate::Lt(values[0])).unwrap().count(),
+        0
+    );
+    assert_eq!(
+        filter(&block, &Predicate::Le(values[9_999]))
+            .unwrap()
+            .count(),
+        10_000
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(u32::try_from(lightning_testkit::scaled(512)).unwrap_or(u32::MAX)))]
+
+    #[test]
+    fn delta_blocks_filter_like_decoded(
+        (v, p) in ascending().prop_flat_map(|v| (Just(v.clone()), predicate_within(v))),
+        bit in any::<prop::sample::Index>(),
+    ) {
+        let block = encode(&v).unwrap();
+        let sel = filter(&block, &p).unwrap();
+        prop_assert_eq!(sel.len(), v.len());
+        for (i, x) in v.iter().enumerate() {
+            prop_assert_eq!(sel.get(i), p.test(*x), "value {} at {} under {:?} ({})", x, i, p, explain(&block).unwrap());
+        }
+        // A damaged block that still decodes filters as its decoded values say.
+        let mut flipped = block.clone();
+        let b = bit.index(block.len() * 8);
+        flipped[b / 8] ^= 1 << (b % 8);
+        let mut out = Vec::new();
+        if decode(&flipped, &mut out).is_ok() {
+            let sel = filter(&flipped, &p).unwrap();
+            for (i, x) in out.iter().enumerate() {
+                prop_assert_eq!(sel.get(i), p.test(*x), "damaged: value {} at {} under {:?}", x, i, p);
+            }
+        }
+    }
+}
