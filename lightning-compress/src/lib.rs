@@ -9,7 +9,8 @@
 //! Both treat their input as untrusted: malformed bytes are [`Error::Corrupt`], never a
 //! panic or an allocation beyond the block limit. [`filter`] evaluates a [`Predicate`] on the
 //! encoded block (once per run; a range on the packed offsets of a frame or the packed codes
-//! of a dictionary, without decoding) and returns a [`Selection`]; [`filter_f64`] and
+//! of a dictionary, without decoding; a delta block 1024 values at a time, a range on sorted
+//! values located from sums of the deltas) and returns a [`Selection`]; [`filter_f64`] and
 //! [`filter_strings`] do the same for doubles (a range of the scaled integers) and strings (a
 //! range or set of dictionary codes).
 //!
