@@ -38,6 +38,14 @@ pub(crate) struct Table {
     /// little-endian word and the mask of its length: a match is one XOR and AND against
     /// the next 8 bytes of text, not a `memcmp` call.
     by_first: Vec<Vec<(u8, u64, u64, usize)>>,
+    /// The encoder's index. `single[b]`: the code of the one-byte symbol `b` (`ESCAPE` if
+    /// none). `two[b0 | b1 << 8]`: where in `multi` the symbols of two or more bytes that
+    /// start with `b0 b1` lie (start << 8 | count), longest first as in `by_first`, so a
+    /// position is tested against the few symbols that can match it, not every symbol that
+    /// shares its first byte.
+    single: [u8; 256],
+    two: Vec<u16>,
+    multi: Vec<(u8, u64, u64, usize)>,
 }
 
 /// Up to 8 bytes of `s` from `at`, little-endian, zero past the end; and how many are real.
@@ -69,7 +77,40 @@ impl Table {
         for list in &mut by_first {
             list.sort_by_key(|(_, _, _, len)| std::cmp::Reverse(*len));
         }
-        Table { symbols, by_first }
+        let mut single = [ESCAPE; 256];
+        let mut multi: Vec<(u8, u64, u64, usize)> = Vec::new();
+        for (first, list) in by_first.iter().enumerate() {
+            for &(code, word, m, len) in list {
+                if len == 1 {
+                    single[first] = code;
+                } else {
+                    multi.push((code, word, m, len));
+                }
+            }
+        }
+        // Grouped by the first two bytes; within a group the `by_first` order (longest
+        // first, then by code) is kept, so the parse picks exactly what it did before.
+        multi.sort_by_key(|&(_, word, _, len)| (word & 0xFFFF, std::cmp::Reverse(len)));
+        let mut two = vec![0u16; 1 << 16];
+        let mut at = 0;
+        while at < multi.len() {
+            let key = multi[at].1 & 0xFFFF;
+            let count = multi[at..]
+                .iter()
+                .take_while(|(_, w, _, _)| w & 0xFFFF == key)
+                .count();
+            // At most 255 symbols: start and count each fit a byte.
+            let packed = u16::try_from(at << 8 | count).unwrap_or(0);
+            two[usize::try_from(key).unwrap_or(0)] = packed;
+            at += count;
+        }
+        Table {
+            symbols,
+            by_first,
+            single,
+            two,
+            multi,
+        }
     }
 
     /// The longest symbol at the start of `s`, with its length.
@@ -92,14 +133,26 @@ impl Table {
         scratch.resize(s.len() + 1, (0, ESCAPE));
         for i in (0..s.len()).rev() {
             let mut best = (scratch[i + 1].0 + 2, ESCAPE);
-            let (word, avail) = word_at(s, i);
-            for &(code, sym, m, len) in &self.by_first[usize::from(s[i])] {
-                if len <= avail && (word ^ sym) & m == 0 {
-                    let cost = scratch[i + len].0 + 1;
-                    if cost < best.0 {
-                        best = (cost, code);
+            let (word, avail) = match s.get(i..i + 8) {
+                Some(w) => (u64::from_le_bytes(w.try_into().unwrap_or_default()), 8),
+                None => word_at(s, i),
+            };
+            if avail >= 2 {
+                let group = self.two[(word & 0xFFFF) as usize];
+                let start = usize::from(group >> 8);
+                let count = usize::from(group & 0xFF);
+                for &(code, sym, m, len) in self.multi.get(start..start + count).unwrap_or(&[]) {
+                    if len <= avail && (word ^ sym) & m == 0 {
+                        let cost = scratch[i + len].0 + 1;
+                        if cost < best.0 {
+                            best = (cost, code);
+                        }
                     }
                 }
+            }
+            let code = self.single[usize::from(s[i])];
+            if code != ESCAPE && scratch[i + 1].0 + 1 < best.0 {
+                best = (scratch[i + 1].0 + 1, code);
             }
             scratch[i] = best;
         }
@@ -284,6 +337,37 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// The parse as first written: every symbol sharing the first byte is tried.
+    fn compress_reference(table: &Table, s: &[u8]) -> Vec<u8> {
+        let mut scratch = vec![(0u32, ESCAPE); s.len() + 1];
+        for i in (0..s.len()).rev() {
+            let mut best = (scratch[i + 1].0 + 2, ESCAPE);
+            let (word, avail) = word_at(s, i);
+            for &(code, sym, m, len) in &table.by_first[usize::from(s[i])] {
+                if len <= avail && (word ^ sym) & m == 0 {
+                    let cost = scratch[i + len].0 + 1;
+                    if cost < best.0 {
+                        best = (cost, code);
+                    }
+                }
+            }
+            scratch[i] = best;
+        }
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < s.len() {
+            let code = scratch[at].1;
+            out.push(code);
+            if code == ESCAPE {
+                out.push(s[at]);
+                at += 1;
+            } else {
+                at += table.symbols[usize::from(code)].len();
+            }
+        }
+        out
+    }
+
     fn round_trip(values: &[Vec<u8>]) -> usize {
         let table = Table::train(values);
         let decoder = Decoder::from_bytes(&table.to_bytes()).unwrap();
@@ -291,6 +375,11 @@ mod tests {
         for v in values {
             let mut codes = Vec::new();
             table.compress(v, &mut codes, &mut Vec::new());
+            assert_eq!(
+                codes,
+                compress_reference(&table, v),
+                "the indexed parse differs"
+            );
             compressed += codes.len();
             let mut back = Vec::new();
             decoder.decompress(&codes, &mut back).unwrap();
