@@ -13,6 +13,8 @@
 //!   the [`WriteBack`] hook agrees (the database enforces "WAL before data" there). A failing
 //!   hook or write leaves the page dirty and returns the error.
 //! - When every frame is pinned, a pin fails with [`Error::CacheFull`]; it never deadlocks.
+//!   A frame only in transit (another thread's pin checking it, or its eviction or load)
+//!   does not count: the pin sweeps the pool again, yielding, up to 64 times first.
 //!
 //! # Example
 //!

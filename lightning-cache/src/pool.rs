@@ -25,6 +25,13 @@ use std::thread::yield_now;
 use lightning_page::{PageBuf, PageFile, PageId, PageType};
 
 use crate::error::BoxError;
+
+/// Sweeps of the eviction queue that find every frame pinned before a pin fails with
+/// `CacheFull` (one under loom, which explores every interleaving of each).
+#[cfg(not(loom))]
+const FULL_SWEEPS: u32 = 64;
+#[cfg(loom)]
+const FULL_SWEEPS: u32 = 1;
 use crate::sieve::{SieveQueue, Verdict};
 use crate::{Error, Result};
 
@@ -424,11 +431,12 @@ impl BufferPool {
 
     /// A frame holding nothing, pinned once for the caller: a free one, or an evicted one.
     fn take_frame(&self) -> Result<u32> {
-        if let Some(frame) = lock(&self.free).pop() {
-            self.frames[frame as usize].pins.store(1, Ordering::Release);
-            return Ok(frame);
-        }
+        let mut sweeps = 0;
         loop {
+            if let Some(frame) = lock(&self.free).pop() {
+                self.frames[frame as usize].pins.store(1, Ordering::Release);
+                return Ok(frame);
+            }
             let victim = {
                 let mut queue = lock(&self.queue);
                 let frames = &self.frames;
@@ -444,9 +452,19 @@ impl BufferPool {
                 })
             };
             let Some(victim) = victim else {
-                return Err(Error::CacheFull {
-                    frames: self.frames.len(),
-                });
+                // Every frame looked pinned, but some may only be in transit: a pin that
+                // has counted itself in before checking the frame holds its page, another
+                // thread's eviction or load (whose frame is out of the queue, and goes back
+                // to the free list if the load fails). Look again a few times, yielding,
+                // before calling the pool full.
+                sweeps += 1;
+                if sweeps > FULL_SWEEPS {
+                    return Err(Error::CacheFull {
+                        frames: self.frames.len(),
+                    });
+                }
+                yield_now();
+                continue;
             };
             if self.evict(victim)? {
                 self.counters.evictions.fetch_add(1, Ordering::Relaxed);
