@@ -376,6 +376,29 @@ fn a_failed_commit_causes_no_conflicts_for_others() {
 }
 
 #[test]
+fn a_failed_commit_leaves_the_earlier_writers_conflicts_in_place() {
+    for level in LEVELS {
+        let mgr = setup();
+        // An old snapshot keeps every later commit in the conflict log.
+        let mut late = mgr.begin(level);
+        let mut t1 = mgr.begin(Isolation::Snapshot);
+        t1.put(b"x", b"11").unwrap();
+        t1.commit(&no_wal).unwrap();
+        // A later writer of the same key whose durability step fails: it never happened,
+        // and the log must still know that `t1` wrote `x`.
+        let mut t2 = mgr.begin(Isolation::Snapshot);
+        t2.put(b"x", b"12").unwrap();
+        assert!(t2.commit(&|_, _| Err("WAL full".into())).is_err());
+        late.put(b"x", b"lost update").unwrap();
+        assert_eq!(
+            conflict(late.commit(&no_wal)),
+            Conflict::WriteWrite { key: b"x".to_vec() }
+        );
+        assert_eq!(committed(&mgr, "x").as_deref(), Some("11"));
+    }
+}
+
+#[test]
 fn empty_and_inverted_ranges_scan_to_nothing() {
     let mgr = setup();
     let mut t = mgr.begin(Isolation::Serializable);
