@@ -1,9 +1,12 @@
 //! End-to-end suite: the stack as it exists today, on the real file system.
 //!
 //! As crates land this suite grows to cover them together; today it drives the page file
-//! and allocator through the OS VFS and checks on-disk damage from outside the engine.
+//! and allocator through the OS VFS and checks on-disk damage from outside the engine, and
+//! (`oltp`) runs MVCC transactions whose durability step is the WAL through power cuts.
 
 #![cfg(test)] // test-only code throughout: clippy treats helpers like test functions
+
+mod oltp;
 
 use std::collections::BTreeMap;
 use std::path::Path;
