@@ -14,7 +14,8 @@
 //!   hook or write leaves the page dirty and returns the error.
 //! - When every frame is pinned, a pin fails with [`Error::CacheFull`]; it never deadlocks.
 //!   A frame only in transit (another thread's pin checking it, or its eviction or load)
-//!   does not count: the pin sweeps the pool again, yielding, up to 64 times first.
+//!   does not count: the pin sweeps the pool again, yielding, up to 64 times (and for at
+//!   most 1 ms) first.
 //!
 //! # Example
 //!

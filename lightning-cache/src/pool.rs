@@ -25,15 +25,19 @@ use std::thread::yield_now;
 use lightning_page::{PageBuf, PageFile, PageId, PageType};
 
 use crate::error::BoxError;
-
-/// Sweeps of the eviction queue that find every frame pinned before a pin fails with
-/// `CacheFull` (one under loom, which explores every interleaving of each).
-#[cfg(not(loom))]
-const FULL_SWEEPS: u32 = 64;
-#[cfg(loom)]
-const FULL_SWEEPS: u32 = 1;
 use crate::sieve::{SieveQueue, Verdict};
 use crate::{Error, Result};
+
+/// Sweeps of the eviction queue after one that found every frame pinned, before a pin fails
+/// with `CacheFull` (one under loom, which explores every interleaving of each).
+#[cfg(not(loom))]
+const FULL_RETRIES: u32 = 64;
+#[cfg(loom)]
+const FULL_RETRIES: u32 = 1;
+/// How long those sweeps may go on: a large pool that is really full must not hold the
+/// queue lock, which every miss needs, through dozens of long sweeps.
+#[cfg(not(loom))]
+const FULL_RETRY_TIME: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Decides what happens before a dirty page is written back: the database makes the WAL
 /// durable up to the page's changes ("WAL before data") and says which checkpoint
@@ -432,6 +436,8 @@ impl BufferPool {
     /// A frame holding nothing, pinned once for the caller: a free one, or an evicted one.
     fn take_frame(&self) -> Result<u32> {
         let mut sweeps = 0;
+        #[cfg(not(loom))]
+        let mut first_full: Option<std::time::Instant> = None;
         loop {
             if let Some(frame) = lock(&self.free).pop() {
                 self.frames[frame as usize].pins.store(1, Ordering::Release);
@@ -458,7 +464,14 @@ impl BufferPool {
                 // to the free list if the load fails). Look again a few times, yielding,
                 // before calling the pool full.
                 sweeps += 1;
-                if sweeps > FULL_SWEEPS {
+                #[cfg(not(loom))]
+                let out_of_time = first_full
+                    .get_or_insert_with(std::time::Instant::now)
+                    .elapsed()
+                    > FULL_RETRY_TIME;
+                #[cfg(loom)]
+                let out_of_time = false;
+                if sweeps > FULL_RETRIES || out_of_time {
                     return Err(Error::CacheFull {
                         frames: self.frames.len(),
                     });
