@@ -91,6 +91,11 @@ impl CommitLog {
                 }
             }
         }
+        // A long-lived snapshot can grow the log a lot; give the memory back once it ends.
+        if self.latest.capacity() > 4096 && self.latest.len() < self.latest.capacity() / 4 {
+            self.latest.shrink_to_fit();
+            self.entries.shrink_to_fit();
+        }
     }
 
     /// Takes commit `ts` out (its durability failed: it never happened).
