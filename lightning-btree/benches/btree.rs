@@ -20,7 +20,6 @@
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,7 +27,7 @@ use lightning_btree::{BTree, Store};
 use lightning_page::vfs::OsVfs;
 use lightning_page::{PageFile, PageSize};
 use lightning_testkit::Rng;
-use lightning_testkit::bench::{Figure, quick, write_report};
+use lightning_testkit::bench::{Figure, quick, temp_dir, write_report};
 
 const VALUE: usize = 100;
 
@@ -39,13 +38,6 @@ fn key(i: u64) -> [u8; 16] {
     k[..8].copy_from_slice(&i.to_be_bytes());
     k[8..].copy_from_slice(&i.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_be_bytes());
     k
-}
-
-fn temp_dir() -> tempfile::TempDir {
-    match std::env::var_os("LIGHTNING_BENCH_DIR") {
-        Some(d) => tempfile::tempdir_in(PathBuf::from(d)).unwrap(),
-        None => tempfile::tempdir().unwrap(),
-    }
 }
 
 fn new_tree(dir: &tempfile::TempDir, name: &str, cache: u64) -> BTree {
@@ -112,7 +104,7 @@ fn main() {
     }
     let data_bytes = n * (16 + VALUE as u64);
     let mut figures = Vec::new();
-    let dir = temp_dir();
+    let dir = temp_dir().unwrap();
 
     // The in-memory reference.
     let t = Instant::now();

@@ -18,26 +18,18 @@
     reason = "throughput figures are floating point"
 )]
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use lightning_page::vfs::{OpenMode, OsVfs, Vfs};
-use lightning_testkit::bench::{Figure, percentile, quick, write_report};
+use lightning_testkit::bench::{Figure, percentile, quick, temp_dir, write_report};
 use lightning_wal::{Durability, Wal, WalOptions};
-
-fn temp_dir() -> tempfile::TempDir {
-    match std::env::var_os("LIGHTNING_BENCH_DIR") {
-        Some(d) => tempfile::tempdir_in(PathBuf::from(d)).unwrap(),
-        None => tempfile::tempdir().unwrap(),
-    }
-}
 
 /// The physical limit: 128-byte appends to a preallocated (written and synced) file, each
 /// followed by fdatasync. Returns syncs per second.
 fn raw_fdatasync(budget: Duration, figures: &mut Vec<Figure>) -> f64 {
-    let dir = temp_dir();
+    let dir = temp_dir().unwrap();
     let path = dir.path().join("raw");
     let file = OsVfs.open(&path, OpenMode::CreateNew).unwrap();
     let len = 64u64 << 20;
@@ -118,7 +110,7 @@ fn durable_commits(
     setup: Setup,
     figures: &mut Vec<Figure>,
 ) -> (f64, f64) {
-    let dir = temp_dir();
+    let dir = temp_dir().unwrap();
     let opts = WalOptions {
         segment_size: 64 << 20,
         wait_spin: if setup.no_poll {
@@ -198,7 +190,7 @@ fn durable_commits(
 
 /// One thread appending 4 KiB records with `durability` until `total` bytes, then a sync.
 fn buffered_throughput(durability: Durability, total: usize, figures: &mut Vec<Figure>) {
-    let dir = temp_dir();
+    let dir = temp_dir().unwrap();
     let wal = Wal::open(
         Arc::new(OsVfs),
         &dir.path().join("wal"),

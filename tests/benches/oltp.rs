@@ -19,7 +19,6 @@
     reason = "throughput figures are floating point"
 )]
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -27,17 +26,10 @@ use std::time::{Duration, Instant};
 use lightning_mvcc::{Error, Isolation, MemStore, Timestamp, TxnManager};
 use lightning_page::vfs::OsVfs;
 use lightning_testkit::Rng;
-use lightning_testkit::bench::{Figure, percentile, quick, write_report};
+use lightning_testkit::bench::{Figure, percentile, quick, temp_dir, write_report};
 use lightning_wal::{Durability, Wal, WalOptions};
 
 const ACCOUNTS: u64 = 100_000;
-
-fn temp_dir() -> tempfile::TempDir {
-    match std::env::var_os("LIGHTNING_BENCH_DIR") {
-        Some(d) => tempfile::tempdir_in(PathBuf::from(d)).unwrap(),
-        None => tempfile::tempdir().unwrap(),
-    }
-}
 
 fn record(ts: Timestamp, writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Vec<u8> {
     let mut out = ts.get().to_le_bytes().to_vec();
@@ -59,7 +51,7 @@ enum Work {
 
 /// `threads` clients running `work` for `budget`; returns commits per second.
 fn run(work: Work, threads: u64, budget: Duration, figures: &mut Vec<Figure>) -> f64 {
-    let dir = temp_dir();
+    let dir = temp_dir().unwrap();
     let wal = Wal::open(
         Arc::new(OsVfs),
         &dir.path().join("wal"),

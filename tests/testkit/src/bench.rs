@@ -8,6 +8,15 @@ use std::io;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// A temporary directory for a bench's files: under `LIGHTNING_BENCH_DIR` if set (to measure
+/// a particular disk), else in the system's temporary directory. Removed when dropped.
+pub fn temp_dir() -> io::Result<tempfile::TempDir> {
+    match std::env::var_os("LIGHTNING_BENCH_DIR") {
+        Some(d) => tempfile::tempdir_in(PathBuf::from(d)),
+        None => tempfile::tempdir(),
+    }
+}
+
 /// One measured figure.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Figure {
