@@ -35,8 +35,8 @@ pub enum Error {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Conflict {
-    /// A key this transaction wrote was written and committed by another transaction after
-    /// this one's snapshot (first committer wins).
+    /// A key this transaction wrote, or read with `get_for_update`, was written and
+    /// committed by another transaction after this one's snapshot (first committer wins).
     WriteWrite {
         /// The key.
         key: Vec<u8>,

@@ -10,10 +10,18 @@
 //!   (first committer wins); [`Isolation::Serializable`] also validates every key read and
 //!   range scanned against the commits after the snapshot, so write skew and phantoms abort.
 //!   Conflicts are retryable [`Error::Conflict`]s naming the key or range.
+//! - [`Transaction::get_for_update`] reads a key for a later update: the key is validated
+//!   at commit like a written one, in both modes, so if anyone committed it after the
+//!   snapshot the commit fails. Optimistic transactions (the default) take no lock and
+//!   never wait, as in `RocksDB`'s optimistic transactions.
 //! - Pessimistic mode ([`TxnOptions::pessimistic`]): exclusive key locks on writes and
 //!   [`Transaction::get_for_update`], shared locks on serializable reads, FIFO queues,
 //!   upgrades, a lock timeout, and deadlock detection when a wait begins: the youngest
-//!   member of a cycle gets a retryable [`Error::Deadlock`] ([`LockManager`]).
+//!   member of a cycle gets a retryable [`Error::Deadlock`] ([`LockManager`]). Locks order
+//!   pessimistic transactions among themselves; optimistic writers look at no lock. A
+//!   pessimistic transaction's writes and `get_for_update` keys are validated at its commit
+//!   too, so when an optimistic writer commits a key that a pessimistic transaction holds
+//!   locked, the holder's commit fails with a conflict (design: ADR 007).
 //!
 //! It knows nothing of pages: storage is the [`VersionStore`] trait, with [`MemStore`] for
 //! tests.

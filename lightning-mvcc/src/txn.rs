@@ -29,7 +29,8 @@ pub struct TxnOptions {
     /// The isolation level.
     pub isolation: Isolation,
     /// Take key locks as it goes (exclusive on writes and `get_for_update`, shared on reads
-    /// when serializable) instead of finding conflicts only at commit.
+    /// when serializable) instead of finding conflicts only at commit. Optimistic
+    /// transactions (the default) take no lock and never wait.
     pub pessimistic: bool,
 }
 
@@ -43,7 +44,8 @@ pub type Durability<'a> =
 pub struct TxnStats {
     /// Transactions committed (with writes).
     pub commits: u64,
-    /// Aborted by a write-write conflict.
+    /// Aborted by a write-write conflict (a key written or read with `get_for_update` was
+    /// committed by another transaction after the snapshot).
     pub write_conflicts: u64,
     /// Aborted because a key read changed (serializable).
     pub read_conflicts: u64,
@@ -204,6 +206,7 @@ impl<S: VersionStore> TxnManager<S> {
             read_ts: self.oracle.begin_read(),
             isolation: options.isolation,
             writes: BTreeMap::new(),
+            for_update: BTreeSet::new(),
             reads: BTreeSet::new(),
             ranges: Vec::new(),
         }
@@ -222,7 +225,8 @@ impl<S: VersionStore> TxnManager<S> {
     }
 
     /// Checks `txn` against the commits after its snapshot: write-write conflicts first
-    /// (the most specific error), then, when serializable, keys read and ranges scanned.
+    /// (the most specific error) — keys written and keys read with `get_for_update`, in
+    /// either mode — then, when serializable, keys read and ranges scanned.
     fn validate(&self, txn: &Transaction<'_, S>, log: &CommitLog) -> Result<()> {
         let newer = || {
             log.entries
@@ -234,6 +238,7 @@ impl<S: VersionStore> TxnManager<S> {
         if let Some(key) = txn
             .writes
             .keys()
+            .chain(&txn.for_update)
             .find(|k| log.written_after(k, txn.read_ts))
         {
             self.counters
@@ -271,11 +276,14 @@ pub struct Transaction<'m, S> {
     mgr: &'m TxnManager<S>,
     id: TxnId,
     pessimistic: bool,
-    /// Whether this transaction took any lock (optimistic ones too, via `get_for_update`).
+    /// Whether this transaction took any lock (pessimistic ones only).
     locked: bool,
     read_ts: Timestamp,
     isolation: Isolation,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Keys read with `get_for_update`: validated at commit like the write set, in both
+    /// modes.
+    for_update: BTreeSet<Vec<u8>>,
     reads: BTreeSet<Vec<u8>>,
     ranges: Vec<KeyRange>,
 }
@@ -368,10 +376,24 @@ impl<S: VersionStore> Transaction<'_, S> {
         Ok(())
     }
 
-    /// Reads `key` for a later update: locks it exclusively (in any mode), so no one else can
-    /// change it before this transaction commits.
+    /// Reads `key` for a later update. If another transaction commits a change to `key`
+    /// after this one's snapshot, this one does not commit: its commit fails with a
+    /// retryable [`Conflict::WriteWrite`] naming the key, as if it had written the key. (A
+    /// transaction that writes nothing at all commits at its snapshot, unchecked: its reads
+    /// are one consistent snapshot.)
+    ///
+    /// - Optimistic (as in `RocksDB`'s optimistic transactions): takes no lock and never
+    ///   waits; the key is only registered for that check at commit.
+    /// - Pessimistic: also locks the key exclusively (waiting in line, with deadlock
+    ///   detection and the lock timeout) and fails at once with a conflict if the key already
+    ///   changed since the snapshot, so no other pessimistic transaction can change it
+    ///   before this one ends. Optimistic writers look at no lock: one can still commit the
+    ///   key meanwhile, and then the check at commit aborts this transaction.
     pub fn get_for_update(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.exclusive(key)?;
+        if self.pessimistic {
+            self.exclusive(key)?;
+        }
+        self.for_update.insert(key.to_vec());
         self.get(key)
     }
 

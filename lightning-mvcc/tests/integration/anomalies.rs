@@ -5,7 +5,9 @@
 use std::ops::Bound;
 use std::sync::Arc;
 
-use lightning_mvcc::{Conflict, Error, Isolation, MemStore, Timestamp, Transaction, TxnManager};
+use lightning_mvcc::{
+    Conflict, Error, Isolation, MemStore, Timestamp, Transaction, TxnManager, TxnOptions,
+};
 
 type Mgr = TxnManager<MemStore>;
 
@@ -299,6 +301,66 @@ fn g2_item_write_skew_is_allowed_by_snapshot_only() {
                 assert_eq!(conflict(r2), Conflict::ReadWrite { key: b"x".to_vec() });
             }
         }
+    }
+}
+
+/// Write skew through `get_for_update`, both optimistic: t1 reads x for update, t2 reads y,
+/// changes x (an optimistic put looks at no lock) and commits, t1 writes y. Both committing
+/// gives {x = 11, y = 21}, which no serial order gives (t1 first: t2 would have read y = 21;
+/// t2 first: t1 would have read x = 11). The key read for update is validated at commit like
+/// a write: t1 must abort.
+#[test]
+fn g2_item_write_skew_through_an_optimistic_get_for_update_is_prevented() {
+    for level in LEVELS {
+        let mgr = setup();
+        let mut t1 = mgr.begin(level);
+        let mut t2 = mgr.begin(level);
+        let x = t1.get_for_update(b"x").unwrap();
+        assert_eq!(x.as_deref(), Some(&b"10"[..]));
+        assert_eq!(get(&mut t2, "y").as_deref(), Some("20"));
+        t2.put(b"x", b"11").unwrap();
+        t2.commit(&no_wal).unwrap();
+        t1.put(b"y", b"21").unwrap();
+        assert_eq!(
+            conflict(t1.commit(&no_wal)),
+            Conflict::WriteWrite { key: b"x".to_vec() },
+            "{level:?}: x was read for update and changed by a newer commit"
+        );
+        assert_eq!(
+            (committed(&mgr, "x"), committed(&mgr, "y")),
+            (Some("11".into()), Some("20".into()))
+        );
+    }
+}
+
+/// The same script with t1 pessimistic (its `get_for_update` holds x's lock) and t2
+/// optimistic in the same manager: t2's put looks at no lock and commits, so t1's lock does
+/// not keep x unchanged. t1's commit validates the keys it read for update, as it validates
+/// its writes, and aborts (ADR 007).
+#[test]
+fn g2_item_write_skew_through_a_pessimistic_get_for_update_and_an_optimistic_writer_is_prevented() {
+    for level in LEVELS {
+        let mgr = setup();
+        let mut t1 = mgr.begin_with(TxnOptions {
+            isolation: level,
+            pessimistic: true,
+        });
+        let mut t2 = mgr.begin(level);
+        let x = t1.get_for_update(b"x").unwrap();
+        assert_eq!(x.as_deref(), Some(&b"10"[..]));
+        assert_eq!(get(&mut t2, "y").as_deref(), Some("20"));
+        t2.put(b"x", b"11").unwrap();
+        t2.commit(&no_wal).unwrap();
+        t1.put(b"y", b"21").unwrap();
+        assert_eq!(
+            conflict(t1.commit(&no_wal)),
+            Conflict::WriteWrite { key: b"x".to_vec() },
+            "{level:?}: x was read for update and changed by a newer commit"
+        );
+        assert_eq!(
+            (committed(&mgr, "x"), committed(&mgr, "y")),
+            (Some("11".into()), Some("20".into()))
+        );
     }
 }
 

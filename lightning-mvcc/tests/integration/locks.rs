@@ -175,25 +175,37 @@ fn a_deadlock_between_transactions_aborts_the_younger_and_the_older_commits() {
     assert_eq!(mgr.locks().stats().deadlocks, 1);
 }
 
+/// An optimistic `get_for_update` takes no lock: it returns at once on the thread that
+/// holds the key's lock in another (pessimistic) transaction. Were it to wait, it could
+/// only end in a lock timeout here, since the holder cannot go on.
 #[test]
-fn an_optimistic_get_for_update_releases_its_lock() {
-    let mgr = TxnManager::with_lock_timeout(
-        Arc::new(MemStore::new()),
-        Timestamp::new(0),
-        Duration::from_millis(200),
-    );
+fn an_optimistic_get_for_update_never_waits_for_a_lock() {
+    let mgr = TxnManager::new(Arc::new(MemStore::new()), Timestamp::new(0));
     let no_wal = |_: Timestamp, _: &[(Vec<u8>, Option<Vec<u8>>)]| Ok(());
-    let mut t1 = mgr.begin(Isolation::Snapshot);
-    t1.get_for_update(b"k").unwrap();
-    t1.put(b"k", b"1").unwrap();
-    t1.commit(&no_wal).unwrap();
-    let mut t2 = mgr.begin_with(TxnOptions {
-        isolation: Isolation::Snapshot,
-        pessimistic: true,
-    });
-    t2.put(b"k", b"2").unwrap();
-    t2.commit(&no_wal).unwrap();
-    assert_eq!(mgr.locks().stats().timeouts, 0);
+    let mut t = mgr.begin(Isolation::Snapshot);
+    t.put(b"k", b"0").unwrap();
+    t.commit(&no_wal).unwrap();
+    for level in [Isolation::Snapshot, Isolation::Serializable] {
+        let mut holder = mgr.begin_with(TxnOptions {
+            isolation: level,
+            pessimistic: true,
+        });
+        assert_eq!(
+            holder.get_for_update(b"k").unwrap().as_deref(),
+            Some(&b"0"[..])
+        );
+        let mut optimistic = mgr.begin(level);
+        assert_eq!(
+            optimistic.get_for_update(b"k").unwrap().as_deref(),
+            Some(&b"0"[..]),
+            "{level:?}"
+        );
+        // A read-only optimistic transaction commits at its snapshot.
+        optimistic.commit(&no_wal).unwrap();
+        drop(holder);
+    }
+    let stats = mgr.locks().stats();
+    assert_eq!((stats.waits, stats.timeouts), (0, 0), "{stats:?}");
 }
 
 #[test]
