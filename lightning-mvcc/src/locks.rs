@@ -52,7 +52,10 @@ struct State {
 /// Counters of the lock manager.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LockStats {
-    /// Requests that had to wait.
+    /// Requests that had to wait. A request is counted when it joins the queue, under the
+    /// same mutex that adds its wait-for edges and runs the deadlock check: once `waits`
+    /// reads `n`, `n` requests have queued and been checked (tests poll it to know that a
+    /// waiter is in line).
     pub waits: u64,
     /// Total time spent waiting.
     pub wait_time: Duration,
@@ -313,7 +316,10 @@ mod tests {
         m.lock(2, b"b", LockMode::Exclusive).unwrap();
         std::thread::scope(|s| {
             let older = s.spawn(|| m.lock(1, b"b", LockMode::Exclusive));
-            std::thread::sleep(Duration::from_millis(20));
+            // 1 waits for `b` first: 2's request closes the cycle and is the victim at once.
+            while m.stats().waits < 1 {
+                std::thread::yield_now();
+            }
             let e = m.lock(2, b"a", LockMode::Exclusive).unwrap_err();
             assert!(matches!(e, Error::Deadlock { txn: 2 }), "{e}");
             m.release_all(2);

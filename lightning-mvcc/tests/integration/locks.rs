@@ -1,15 +1,28 @@
 //! Pessimistic mode: deadlock cycles of 2 to 8 transactions each resolved with exactly one
 //! victim, no victim without a cycle, timeouts, and lost updates prevented by locking.
+//!
+//! No test sleeps to let another thread get somewhere or bounds an elapsed time: a test that
+//! needs a request to be waiting polls [`queued`] until the lock manager has counted it.
 
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
 use lightning_mvcc::{
-    Error, Isolation, LockManager, LockMode, MemStore, Timestamp, TxnManager, TxnOptions,
+    Conflict, Error, Isolation, LockManager, LockMode, MemStore, Timestamp, TxnManager, TxnOptions,
 };
 
 fn key(i: u64) -> Vec<u8> {
     format!("k{i}").into_bytes()
+}
+
+/// Returns once `n` lock requests have had to wait on `m`. `LockStats::waits` counts a
+/// request when it joins a queue, under the same lock-manager mutex that adds its wait-for
+/// edges and runs the deadlock check, so from here on the `n`-th waiter is queued with its
+/// edges in place (it may have been granted since, never the other way round).
+fn queued(m: &LockManager, n: u64) {
+    while m.stats().waits < n {
+        std::thread::yield_now();
+    }
 }
 
 #[test]
@@ -66,13 +79,15 @@ fn a_chain_of_waits_without_a_cycle_has_no_victim() {
             m.release_all(3);
             Ok::<(), Error>(())
         });
-        std::thread::sleep(Duration::from_millis(50));
+        // Both wait (2 for 1, 3 for 2) before 1 lets go: the chain is complete.
+        queued(&m, 2);
         m.release_all(1);
         t2.join().unwrap().unwrap();
         t3.join().unwrap().unwrap();
     });
     assert_eq!(m.stats().deadlocks, 0);
-    assert!(m.stats().waits >= 2);
+    // 3 is queued behind 2 until 2 is done with `b`: it never gets in without waiting.
+    assert_eq!(m.stats().waits, 2);
 }
 
 #[test]
@@ -119,8 +134,6 @@ fn get_for_update_prevents_lost_updates() {
                                 .unwrap()
                                 .parse()
                                 .unwrap();
-                            // Hold the lock a moment, so the others queue behind it.
-                            std::thread::sleep(Duration::from_micros(200));
                             t.put(b"counter", (v + 1).to_string().as_bytes())?;
                             Ok::<(), Error>(())
                         })();
@@ -140,10 +153,56 @@ fn get_for_update_prevents_lost_updates() {
         Some(&b"100"[..]),
         "no increment lost"
     );
-    assert!(
-        mgr.locks().stats().waits > 0,
-        "the updaters must have queued on the lock"
+}
+
+/// The queueing that `get_for_update_prevents_lost_updates` may or may not run into,
+/// forced: a second updater waits on the lock the first holds, is granted it when the first
+/// commits, finds its snapshot stale (a conflict, not a lost update) and succeeds on retry.
+#[test]
+fn a_queued_updater_gets_the_lock_when_the_holder_commits_and_aborts_its_stale_snapshot() {
+    let mgr = TxnManager::new(Arc::new(MemStore::new()), Timestamp::new(0));
+    let pess = TxnOptions {
+        isolation: Isolation::Snapshot,
+        pessimistic: true,
+    };
+    let no_wal = |_: Timestamp, _: &[(Vec<u8>, Option<Vec<u8>>)]| Ok(());
+    let mut t = mgr.begin(Isolation::Snapshot);
+    t.put(b"counter", b"0").unwrap();
+    t.commit(&no_wal).unwrap();
+    let mut first = mgr.begin_with(pess);
+    assert_eq!(
+        first.get_for_update(b"counter").unwrap().as_deref(),
+        Some(&b"0"[..])
     );
+    // Begun before `first` commits: its snapshot has counter = 0.
+    let mut second = mgr.begin_with(pess);
+    std::thread::scope(|s| {
+        let waiter = s.spawn(move || second.get_for_update(b"counter").map(drop));
+        queued(mgr.locks(), 1);
+        first.put(b"counter", b"1").unwrap();
+        first.commit(&no_wal).unwrap();
+        match waiter.join().unwrap() {
+            Err(Error::Conflict(c)) => assert_eq!(
+                c,
+                Conflict::WriteWrite {
+                    key: b"counter".to_vec()
+                }
+            ),
+            other => panic!("the stale updater must conflict, got {other:?}"),
+        }
+    });
+    let mut retry = mgr.begin_with(pess);
+    assert_eq!(
+        retry.get_for_update(b"counter").unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
+    retry.put(b"counter", b"2").unwrap();
+    retry.commit(&no_wal).unwrap();
+    let mut t = mgr.begin(Isolation::Snapshot);
+    assert_eq!(t.get(b"counter").unwrap().as_deref(), Some(&b"2"[..]));
+    let locks = mgr.locks().stats();
+    assert_eq!((locks.waits, locks.timeouts, locks.deadlocks), (1, 0, 0));
+    assert_eq!(mgr.stats().write_conflicts, 1);
 }
 
 #[test]
@@ -163,7 +222,9 @@ fn a_deadlock_between_transactions_aborts_the_younger_and_the_older_commits() {
             older.put(b"b", b"1")?;
             older.commit(&no_wal)
         });
-        std::thread::sleep(Duration::from_millis(30));
+        // The older waits for `b` first, so the younger's request closes the cycle and it
+        // is the victim at once (not woken as one).
+        queued(mgr.locks(), 1);
         let e = younger.put(b"a", b"2").unwrap_err();
         assert!(
             matches!(e, Error::Deadlock { .. }) && e.is_retryable(),
@@ -208,12 +269,14 @@ fn an_optimistic_get_for_update_never_waits_for_a_lock() {
     assert_eq!((stats.waits, stats.timeouts), (0, 0), "{stats:?}");
 }
 
+/// Two shared requests queued behind a writer are both granted when it leaves. The lock
+/// timeout is an hour: a waiter that missed its wake-up is not granted late (after its
+/// timeout) and passed, it hangs the test until nextest's slow-timeout fails it.
 #[test]
 fn shared_waiters_behind_a_writer_are_all_granted_when_it_leaves() {
-    let m = LockManager::new(Duration::from_secs(10));
+    let m = LockManager::new(Duration::from_secs(3600));
     m.lock(1, b"k", LockMode::Exclusive).unwrap();
     std::thread::scope(|s| {
-        let start = std::time::Instant::now();
         let readers: Vec<_> = (2..=3u64)
             .map(|id| {
                 s.spawn({
@@ -222,14 +285,12 @@ fn shared_waiters_behind_a_writer_are_all_granted_when_it_leaves() {
                 })
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(30));
+        queued(&m, 2);
         m.release_all(1);
         for r in readers {
             r.join().unwrap().unwrap();
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(2),
-            "a shared waiter slept until its timeout"
-        );
     });
+    let stats = m.stats();
+    assert_eq!((stats.waits, stats.timeouts), (2, 0), "{stats:?}");
 }
