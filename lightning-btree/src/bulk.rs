@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use lightning_page::PageId;
 
 use crate::node::{HEAD, Node, Val, separator};
+use crate::store::Op;
 use crate::tree::{BTree, MAX_VALUE_LEN, split};
 use crate::{Error, Result};
 
@@ -29,6 +30,7 @@ impl BTree {
         if !(0.5..=1.0).contains(&fill) {
             return Err(Error::BadFillFactor(fill));
         }
+        let _writer = self.store.writer()?;
         let mut root = self
             .root
             .write()
@@ -37,6 +39,29 @@ impl BTree {
             return Err(Error::NotEmpty);
         }
         self.version.fetch_add(1, Ordering::Release);
+        let mut op = Op::default();
+        let mut count = 0;
+        let old = *root;
+        let result = self.bulk_op(&mut op, old, items, fill).map(|(n, top)| {
+            count = n;
+            if let Some(top) = top {
+                *root = top;
+                op.free(old);
+            }
+        });
+        self.store.end(op, result)?;
+        Ok(count)
+    }
+
+    /// Writes the levels of a bulk load; returns the entries loaded and the new root
+    /// (`None` for no input).
+    fn bulk_op<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        op: &mut Op,
+        root: PageId,
+        items: impl IntoIterator<Item = (K, V)>,
+        fill: f64,
+    ) -> Result<(u64, Option<PageId>)> {
         #[expect(
             clippy::cast_possible_truncation,
             clippy::cast_sign_loss,
@@ -46,7 +71,7 @@ impl BTree {
         let target = ((self.limits.capacity as f64 * fill) as usize).max(self.limits.min_fill * 2);
         let target = target.min(self.limits.capacity);
 
-        let mut level = Level::new(self, 0, target);
+        let mut level = Level::new(self, &mut *op, 0, target);
         let mut leaf: Vec<(Vec<u8>, Val)> = Vec::new();
         let mut size = HEAD;
         let mut last: Option<Vec<u8>> = None;
@@ -68,7 +93,7 @@ impl BTree {
                 inline
             } else {
                 Val::Overflow {
-                    first: self.store.write_overflow(v)?,
+                    first: self.store.write_overflow(level.op, v)?,
                     len: v.len() as u64,
                 }
             };
@@ -83,18 +108,18 @@ impl BTree {
             count += 1;
         }
         if count == 0 {
-            return Ok(0);
+            return Ok((0, None));
         }
         level.push(Node::Leaf(leaf))?;
         let mut children = level.finish()?;
         let mut height = 0u8;
         while children.len() > 1 {
             height += 1;
-            let mut level = Level::new(self, height, target);
+            let mut level = Level::new(self, &mut *op, height, target);
             let mut it = children.into_iter();
             let (_, first) = it
                 .next()
-                .ok_or_else(|| Error::corrupt(*root, "bulk load lost a level"))?;
+                .ok_or_else(|| Error::corrupt(root, "bulk load lost a level"))?;
             let mut node = (first, Vec::new());
             let mut size = HEAD;
             for (low, child) in it {
@@ -110,12 +135,7 @@ impl BTree {
             level.push_branch(node, Vec::new())?;
             children = level.finish()?;
         }
-        let old = *root;
-        if let Some((_, top)) = children.first() {
-            *root = *top;
-            self.store.free(old)?;
-        }
-        Ok(count)
+        Ok((count, children.first().map(|(_, top)| *top)))
     }
 }
 
@@ -133,6 +153,7 @@ fn key_too_large(tree: &BTree, k: &[u8]) -> Result<bool> {
 /// two are evened out if the last would fall below the fill bound.
 struct Level<'t> {
     tree: &'t BTree,
+    op: &'t mut Op,
     height: u8,
     pending: Option<Pending>,
     /// Written nodes: the separator before each and its page.
@@ -143,9 +164,10 @@ struct Level<'t> {
 }
 
 impl<'t> Level<'t> {
-    fn new(tree: &'t BTree, level: u8, target: usize) -> Self {
+    fn new(tree: &'t BTree, op: &'t mut Op, level: u8, target: usize) -> Self {
         Level {
             tree,
+            op,
             height: level,
             pending: None,
             done: Vec::new(),
@@ -155,7 +177,7 @@ impl<'t> Level<'t> {
     }
 
     fn emit(&mut self, p: Pending) -> Result<()> {
-        let id = self.tree.store.allocate()?;
+        let id = self.tree.store.allocate(self.op)?;
         self.tree.write(id, &p.node)?;
         self.done.push((p.low, id));
         Ok(())

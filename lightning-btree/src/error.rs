@@ -24,6 +24,16 @@ pub enum Error {
         what: String,
     },
 
+    /// The store refuses work after a failure it could not undo (or a checkpoint that
+    /// failed for good): its state in memory may be damaged, so nothing more is written.
+    #[error(
+        "the B+tree store refuses work after an earlier failure: {reason}; reopen it from the page file (its last checkpoint is intact)"
+    )]
+    Poisoned {
+        /// What failed.
+        reason: String,
+    },
+
     /// A key longer than the tree's limit (about a quarter of a page).
     #[error(
         "key of {len} bytes exceeds the limit of {max} bytes for this page size; use shorter keys or a larger page size"

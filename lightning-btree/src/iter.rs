@@ -21,12 +21,14 @@ impl BTree {
     /// The entries of the first leaf (in key order) with a key after `bound`: those keys
     /// and their values, ascending. `None` when no key is after `bound`.
     pub(crate) fn leaf_after(&self, bound: Bound<&[u8]>) -> Result<Option<Entries>> {
+        self.store.check_usable()?;
         let root = self.read_root();
         self.scan(*root, bound, true, 0, &mut 0)
     }
 
     /// The entries of the last leaf with a key before `bound`, ascending.
     pub(crate) fn leaf_before(&self, bound: Bound<&[u8]>) -> Result<Option<Entries>> {
+        self.store.check_usable()?;
         let root = self.read_root();
         self.scan(*root, bound, false, 0, &mut 0)
     }

@@ -3,10 +3,12 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 
 use lightning_cache::{BoxError, BufferPool, CacheStats, WriteBack};
-use lightning_page::{PageAllocator, PageBuf, PageFile, PageId, PageType, Superblock};
+use lightning_page::{
+    CheckpointPlan, PageAllocator, PageBuf, PageFile, PageId, PageType, Superblock,
+};
 
 use crate::node::{NO_PAGE, OVERFLOW_HEAD, u64_at};
 use crate::{Error, Result};
@@ -15,10 +17,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Stamps written pages with the current generation and, when asked, records their ids.
+/// The generation a checkpoint records and that generation's pages, which keep that
+/// generation in their header whenever they are written until the checkpoint is durable.
+type Frozen = (u64, Arc<HashSet<PageId>>);
+
+/// Stamps written pages with their generation and, when asked, records their ids.
 #[derive(Debug, Default)]
 struct Stamp {
     generation: AtomicU64,
+    frozen: RwLock<Option<Frozen>>,
     recording: AtomicBool,
     written: Mutex<Vec<PageId>>,
 }
@@ -27,6 +34,12 @@ impl WriteBack for Stamp {
     fn before_write(&self, page: PageId, _data: &PageBuf) -> std::result::Result<u64, BoxError> {
         if self.recording.load(Ordering::Relaxed) {
             lock(&self.written).push(page);
+        }
+        if let Some((generation, pages)) =
+            &*self.frozen.read().unwrap_or_else(PoisonError::into_inner)
+            && pages.contains(&page)
+        {
+            return Ok(*generation);
         }
         Ok(self.generation.load(Ordering::Acquire))
     }
@@ -42,14 +55,56 @@ pub struct Checkpoint {
     pub dirty_pages: Vec<PageId>,
 }
 
+/// A checkpoint past its switch: what it records, and its generation's pages.
+#[derive(Debug)]
+struct InFlight {
+    plan: CheckpointPlan,
+    root: Option<PageId>,
+    lsn: u64,
+    pages: Arc<HashSet<PageId>>,
+}
+
+/// What one write operation did to the store, so that a failure can be undone: the pages
+/// it allocated (given back if it fails), the pages it frees (given back only when it
+/// succeeds: a page is written before its old copy is freed), and the bytes of the
+/// current-generation pages it changed in place, as they were before.
+#[derive(Debug, Default)]
+pub(crate) struct Op {
+    allocated: Vec<PageId>,
+    frees: Vec<PageId>,
+    before: Vec<(PageId, PageBuf)>,
+}
+
+impl Op {
+    /// Frees `id` once the operation has succeeded.
+    pub(crate) fn free(&mut self, id: PageId) {
+        self.frees.push(id);
+    }
+
+    /// Keeps the bytes of `page` (page `id`) before the operation first changes it, unless
+    /// the operation allocated it (then it is given back whole on failure).
+    pub(crate) fn save(&mut self, id: PageId, page: &PageBuf) {
+        if !self.allocated.contains(&id) && !self.before.iter().any(|(p, _)| *p == id) {
+            self.before.push((id, page.clone()));
+        }
+    }
+}
+
 /// Pages for trees: a [`BufferPool`] over a [`PageFile`], its [`PageAllocator`], and the
 /// set of pages allocated in the current generation (modified in place; every other page
 /// is copied before a change).
 ///
-/// A checkpoint ([`Store::checkpoint`]) writes the dirty pages stamped with the current
-/// generation, then the free list and the superblock; pages of that image are never
-/// written again (a change copies them to new pages), and the pages it frees become
-/// reusable only after the next checkpoint is durable (the allocator's rule).
+/// A checkpoint ([`Store::checkpoint`]) ends the current generation at a quiet point (no
+/// write operation in progress, a short exclusive section), then writes that
+/// generation's dirty pages, the free list and the superblock while readers and writers
+/// go on in the next generation: they copy every page of the image being written before
+/// changing it, and the pages that image holds are reusable only after later checkpoints
+/// (the allocator's rule). Pages of the image are never written again once it is durable.
+///
+/// Write operations are all or nothing: a failed one leaves the store and its trees as
+/// they were. When a failure cannot be undone (the undo itself fails, or the allocator
+/// refuses a free), the store is *poisoned*: every later operation and checkpoint fails
+/// with [`Error::Poisoned`] saying why, so that no checkpoint makes damage durable.
 ///
 /// Several trees may share a store (one pool, one allocator) and change concurrently, also
 /// while one of them checkpoints. A checkpoint records one root in the superblock, so until
@@ -60,6 +115,13 @@ pub struct Store {
     alloc: Mutex<PageAllocator>,
     fresh: Mutex<HashSet<PageId>>,
     stamp: Arc<Stamp>,
+    /// Held shared by every write operation, exclusively by a checkpoint's switch.
+    gate: RwLock<()>,
+    /// Serializes checkpoints; holds one that failed after its switch, finished first by
+    /// the next checkpoint.
+    checkpoints: Mutex<Option<InFlight>>,
+    poisoned: AtomicBool,
+    poison_cause: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -68,6 +130,11 @@ impl std::fmt::Debug for Store {
             .field("generation", &self.generation())
             .finish_non_exhaustive()
     }
+}
+
+/// A write operation in progress: the store's gate, held shared.
+pub(crate) struct Writer<'a> {
+    _gate: RwLockReadGuard<'a, ()>,
 }
 
 impl Store {
@@ -84,6 +151,10 @@ impl Store {
             alloc: Mutex::new(alloc),
             fresh: Mutex::new(HashSet::new()),
             stamp,
+            gate: RwLock::new(()),
+            checkpoints: Mutex::new(None),
+            poisoned: AtomicBool::new(false),
+            poison_cause: Mutex::new(None),
         })
     }
 
@@ -107,6 +178,14 @@ impl Store {
         lock(&self.alloc).clone()
     }
 
+    /// Why the store refuses work, if it does (see [`Error::Poisoned`]).
+    pub fn poisoned(&self) -> Option<String> {
+        if !self.poisoned.load(Ordering::Acquire) {
+            return None;
+        }
+        lock(&self.poison_cause).clone()
+    }
+
     /// Starts recording the ids of pages written to the file (for tests that assert what a
     /// checkpoint image is spared); returns what was recorded since the last call.
     pub fn record_writes(&self, on: bool) -> Vec<PageId> {
@@ -114,20 +193,134 @@ impl Store {
         std::mem::take(&mut *lock(&self.stamp.written))
     }
 
-    /// Writes every dirty page (stamped with the current generation), then the free list
-    /// and a superblock recording `root` and `lsn`, syncing before and after the
-    /// superblock. The caller makes sure no tree changes meanwhile
-    /// ([`BTree::checkpoint`](crate::BTree::checkpoint) holds the tree's writer lock).
-    pub fn checkpoint(&self, root: Option<PageId>, lsn: u64) -> Result<Checkpoint> {
-        // Lock order: the allocator, then the generation's page set (as `allocate` does).
-        let mut alloc = lock(&self.alloc);
-        let mut fresh = lock(&self.fresh);
-        self.pool.flush()?;
-        let superblock = alloc.checkpoint(self.pool.file(), root, lsn)?;
-        self.stamp
-            .generation
-            .store(alloc.generation(), Ordering::Release);
-        let mut dirty_pages: Vec<PageId> = fresh.drain().collect();
+    /// Refuses work once poisoned.
+    pub(crate) fn check_usable(&self) -> Result<()> {
+        match self.poisoned() {
+            Some(reason) => Err(Error::Poisoned { reason }),
+            None => Ok(()),
+        }
+    }
+
+    /// Poisons the store: `reason` is what every later call reports.
+    fn poison(&self, reason: String) {
+        tracing::error!(%reason, "B+tree store poisoned: it refuses every later operation");
+        lock(&self.poison_cause).get_or_insert(reason);
+        self.poisoned.store(true, Ordering::Release);
+    }
+
+    /// Starts a write operation: refused once poisoned; excludes a checkpoint's switch.
+    pub(crate) fn writer(&self) -> Result<Writer<'_>> {
+        self.check_usable()?;
+        let gate = self.gate.read().unwrap_or_else(PoisonError::into_inner);
+        self.check_usable()?;
+        Ok(Writer { _gate: gate })
+    }
+
+    /// Ends a write operation: on success applies its frees, on failure undoes it (and
+    /// poisons the store if that fails). The caller still holds the tree's writer lock.
+    pub(crate) fn end(&self, op: Op, result: Result<()>) -> Result<()> {
+        match result {
+            Ok(()) => {
+                for id in op.frees {
+                    if let Err(e) = self.free(id) {
+                        self.poison(format!("an operation's page could not be freed: {e}"));
+                        return Err(e);
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if let Err(undo) = self.undo(op) {
+                    self.poison(format!(
+                        "an operation failed ({e}) and undoing it failed too ({undo})"
+                    ));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Puts back the pages a failed operation changed in place and gives back the pages it
+    /// allocated.
+    fn undo(&self, op: Op) -> Result<()> {
+        for (id, bytes) in op.before.into_iter().rev() {
+            let mut page = self.pool.pin_mut(id)?;
+            *page.page_mut() = bytes;
+        }
+        for id in op.allocated.into_iter().rev() {
+            self.free(id)?;
+        }
+        Ok(())
+    }
+
+    /// Makes the trees' state durable: at a quiet point (no write operation running) ends
+    /// the current generation and calls `root` for the root to record; then, while readers
+    /// and writers go on, writes that generation's dirty pages, the free list and a
+    /// superblock recording the root and `lsn`, syncing before and after the superblock.
+    ///
+    /// A checkpoint that fails after its switch with a transient error (a failed write) is
+    /// finished first by the next call, which then makes its own; when the page file
+    /// refuses writes for good (a failed sync), the store is poisoned.
+    pub fn checkpoint(
+        &self,
+        lsn: u64,
+        root: impl FnOnce() -> Option<PageId>,
+    ) -> Result<Checkpoint> {
+        self.check_usable()?;
+        let mut slot = lock(&self.checkpoints);
+        if let Some(earlier) = slot.as_ref() {
+            tracing::info!(
+                generation = earlier.plan.generation,
+                "finishing a checkpoint that failed part way"
+            );
+            self.finish(earlier)?;
+            *slot = None;
+        }
+        let flight = {
+            let _quiet = self.gate.write().unwrap_or_else(PoisonError::into_inner);
+            self.check_usable()?;
+            let root = root();
+            // Lock order: the allocator, then the generation's page set (as `allocate` does).
+            let mut alloc = lock(&self.alloc);
+            let plan = alloc.begin_checkpoint()?;
+            let pages = Arc::new(std::mem::take(&mut *lock(&self.fresh)));
+            *self
+                .stamp
+                .frozen
+                .write()
+                .unwrap_or_else(PoisonError::into_inner) = Some((plan.generation, pages.clone()));
+            self.stamp
+                .generation
+                .store(alloc.generation(), Ordering::Release);
+            InFlight {
+                plan,
+                root,
+                lsn,
+                pages,
+            }
+        };
+        let flight = slot.insert(flight);
+        let done = self.finish(flight)?;
+        *slot = None;
+        Ok(done)
+    }
+
+    /// The part of a checkpoint after its switch: no lock held but the checkpoint's own.
+    fn finish(&self, flight: &InFlight) -> Result<Checkpoint> {
+        let result = self.write_image(flight);
+        if let Err(e) = &result
+            && self.file().is_poisoned()
+        {
+            self.poison(format!("checkpoint {} failed: {e}", flight.plan.generation));
+        }
+        let superblock = result?;
+        lock(&self.alloc).checkpoint_durable(superblock.generation);
+        *self
+            .stamp
+            .frozen
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+        let mut dirty_pages: Vec<PageId> = flight.pages.iter().copied().collect();
         dirty_pages.sort_unstable();
         tracing::debug!(
             generation = superblock.generation,
@@ -140,6 +333,22 @@ impl Store {
         })
     }
 
+    fn write_image(&self, flight: &InFlight) -> Result<Superblock> {
+        let file = self.file();
+        self.pool.flush_where(|id| flight.pages.contains(&id))?;
+        let freelist_root = flight.plan.write(file)?;
+        let superblock = Superblock {
+            generation: flight.plan.generation,
+            page_count: flight.plan.page_count,
+            freelist_root,
+            catalog_root: flight.root,
+            checkpoint_lsn: flight.lsn,
+            ..file.superblock()
+        };
+        file.commit_superblock(superblock)?;
+        Ok(superblock)
+    }
+
     pub(crate) fn pool(&self) -> &BufferPool {
         &self.pool
     }
@@ -149,23 +358,34 @@ impl Store {
         self.pool.file().page_size().max_payload()
     }
 
-    /// A new page of the current generation, the file grown to hold it.
-    pub(crate) fn allocate(&self) -> Result<PageId> {
+    /// A new page of the current generation for `op`, the file grown to hold it.
+    pub(crate) fn allocate(&self, op: &mut Op) -> Result<PageId> {
         let mut alloc = lock(&self.alloc);
         let id = alloc.allocate();
         if alloc.page_count() > self.pool.file().page_count() {
             // Grow in steps so that appends do not extend the file page by page.
             let step = (alloc.page_count() / 8).clamp(16, 4096);
-            self.pool.file().extend_to(alloc.page_count() + step)?;
+            if let Err(e) = self.pool.file().extend_to(alloc.page_count() + step) {
+                // Allocated in this generation: reusable at once.
+                alloc.free(id)?;
+                return Err(e.into());
+            }
         }
         lock(&self.fresh).insert(id);
+        op.allocated.push(id);
         Ok(id)
     }
 
     /// Returns a page: reusable at once if it was allocated in this generation, after the
-    /// next durable checkpoint otherwise.
-    pub(crate) fn free(&self, id: PageId) -> Result<()> {
-        lock(&self.fresh).remove(&id);
+    /// next durable checkpoints otherwise.
+    fn free(&self, id: PageId) -> Result<()> {
+        if lock(&self.fresh).remove(&id) {
+            // In no image: its cached bytes are garbage now, and must not be written back
+            // over whatever the page holds next (the allocator writes free lists directly).
+            // Discarded before the allocator may hand the page out again. A page of an
+            // image keeps its frame: the image's checkpoint may still write it.
+            self.pool.discard(id);
+        }
         lock(&self.alloc).free(id)?;
         Ok(())
     }
@@ -176,12 +396,12 @@ impl Store {
     }
 
     /// Writes a value into a new chain of overflow pages; returns the first page.
-    pub(crate) fn write_overflow(&self, value: &[u8]) -> Result<PageId> {
+    pub(crate) fn write_overflow(&self, op: &mut Op, value: &[u8]) -> Result<PageId> {
         let chunk = self.capacity() - OVERFLOW_HEAD;
         let pieces: Vec<&[u8]> = value.chunks(chunk).collect();
         let ids = pieces
             .iter()
-            .map(|_| self.allocate())
+            .map(|_| self.allocate(op))
             .collect::<Result<Vec<_>>>()?;
         let mut body = Vec::with_capacity(self.capacity());
         for (i, piece) in pieces.iter().enumerate() {
@@ -268,13 +488,11 @@ impl Store {
         Ok(out)
     }
 
-    /// Frees the pages of an overflow chain.
-    pub(crate) fn free_overflow(&self, first: PageId, len: u64) -> Result<()> {
-        let mut ids = Vec::new();
+    /// Frees the pages of an overflow chain when `op` succeeds.
+    pub(crate) fn free_overflow(&self, op: &mut Op, first: PageId, len: u64) -> Result<()> {
         self.walk_overflow(first, len, |id, _| {
-            ids.push(id);
+            op.free(id);
             Ok(())
-        })?;
-        ids.into_iter().try_for_each(|id| self.free(id))
+        })
     }
 }

@@ -6,8 +6,8 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use lightning_page::PageId;
 
-use crate::node::{HEAD, LeafEdit, Node, NodeView, Val, leaf_cell, separator};
-use crate::store::{Checkpoint, Store};
+use crate::node::{HEAD, LeafEdit, NO_PAGE, Node, NodeView, Val, leaf_cell, separator};
+use crate::store::{Checkpoint, Op, Store};
 use crate::{Error, Result};
 
 /// Deepest tree a descent follows before calling the structure corrupt (a cycle).
@@ -180,14 +180,22 @@ impl BTree {
     /// Creates an empty tree (one empty leaf) in `store`.
     pub fn create(store: Arc<Store>) -> Result<Self> {
         let limits = Limits::new(store.capacity());
-        let root = store.allocate()?;
         let tree = BTree {
             store,
-            root: RwLock::new(root),
+            root: RwLock::new(PageId::new(NO_PAGE)),
             version: AtomicU64::new(0),
             limits,
         };
-        tree.write(root, &Node::Leaf(Vec::new()))?;
+        {
+            let _writer = tree.store.writer()?;
+            let mut root = tree.write_root();
+            let mut op = Op::default();
+            let result = tree.store.allocate(&mut op).and_then(|id| {
+                tree.write(id, &Node::Leaf(Vec::new()))?;
+                Ok(id)
+            });
+            tree.store.end(op, result.map(|id| *root = id))?;
+        }
         Ok(tree)
     }
 
@@ -263,10 +271,11 @@ impl BTree {
         Ok(())
     }
 
-    fn put(&self, id: PageId, node: &Node) -> Result<PageId> {
+    fn put(&self, op: &mut Op, id: PageId, node: &Node) -> Result<PageId> {
         self.fits(id, node)?;
         if self.store.is_fresh(id) {
             let mut page = self.store.pool().pin_mut(id)?;
+            op.save(id, &page);
             if page.page_type() == node.page_type() {
                 node.encode(page.page_mut())?;
                 return Ok(id);
@@ -275,17 +284,18 @@ impl BTree {
             self.write(id, node)?;
             return Ok(id);
         }
-        let copy = self.store.allocate()?;
-        self.store.free(id)?;
+        // Write the copy before the original is freed (when the operation succeeds).
+        let copy = self.store.allocate(op)?;
         self.write(copy, node)?;
+        op.free(id);
         Ok(copy)
     }
 
     /// Writes `node` to `id` or its copy, splitting it when it exceeds a page.
-    fn store_node(&self, id: PageId, node: Node) -> Result<Change> {
+    fn store_node(&self, op: &mut Op, id: PageId, node: Node) -> Result<Change> {
         let size = node.size();
         if size <= self.limits.capacity {
-            let page = self.put(id, &node)?;
+            let page = self.put(op, id, &node)?;
             return Ok(Change {
                 page,
                 split: None,
@@ -293,8 +303,8 @@ impl BTree {
             });
         }
         let (left, sep, right) = split(node);
-        let page = self.put(id, &left)?;
-        let other = self.store.allocate()?;
+        let page = self.put(op, id, &left)?;
+        let other = self.store.allocate(op)?;
         self.write(other, &right)?;
         Ok(Change {
             page,
@@ -305,6 +315,7 @@ impl BTree {
 
     /// The value stored under `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.store.check_usable()?;
         let root = self.read_root();
         let mut id = *root;
         for _ in 0..MAX_DEPTH {
@@ -357,26 +368,34 @@ impl BTree {
                 max: MAX_VALUE_LEN,
             });
         }
+        let _writer = self.store.writer()?;
         let mut root = self.write_root();
+        self.version.fetch_add(1, Ordering::Release);
+        let mut op = Op::default();
+        let result = self.insert_op(&mut op, *root, key, value);
+        self.store.end(op, result.map(|new| *root = new))
+    }
+
+    fn insert_op(&self, op: &mut Op, root: PageId, key: &[u8], value: &[u8]) -> Result<PageId> {
         let val = if cell_size(key, &Val::Inline(value.to_vec())) <= self.limits.max_cell {
             Val::Inline(value.to_vec())
         } else {
             Val::Overflow {
-                first: self.store.write_overflow(value)?,
+                first: self.store.write_overflow(op, value)?,
                 len: value.len() as u64,
             }
         };
-        self.version.fetch_add(1, Ordering::Release);
-        let (change, old) = self.insert_rec(*root, key, val, 0)?;
-        self.finish(&mut root, change)?;
+        let (change, old) = self.insert_rec(op, root, key, val, 0)?;
+        let root = self.finish(op, change)?;
         if let Some(Val::Overflow { first, len }) = old {
-            self.store.free_overflow(first, len)?;
+            self.store.free_overflow(op, first, len)?;
         }
-        Ok(())
+        Ok(root)
     }
 
     fn insert_rec(
         &self,
+        op: &mut Op,
         id: PageId,
         key: &[u8],
         val: Val,
@@ -389,7 +408,7 @@ impl BTree {
             ));
         }
         let Some((idx, child)) = self.route(id, key)? else {
-            if let Some(done) = self.insert_in_place(id, key, &val)? {
+            if let Some(done) = self.insert_in_place(op, id, key, &val)? {
                 return Ok(done);
             }
             let Node::Leaf(mut e) = self.load(id)? else {
@@ -402,11 +421,11 @@ impl BTree {
                     None
                 }
             };
-            return Ok((self.store_node(id, Node::Leaf(e))?, old));
+            return Ok((self.store_node(op, id, Node::Leaf(e))?, old));
         };
-        let (c, old) = self.insert_rec(child, key, val, depth + 1)?;
+        let (c, old) = self.insert_rec(op, child, key, val, depth + 1)?;
         // A replaced value can be shorter: the child may underflow on an insert too.
-        Ok((self.child_changed(id, idx, child, c)?, old))
+        Ok((self.child_changed(op, id, idx, child, c)?, old))
     }
 
     /// The common insert without decoding the leaf: a leaf of the current generation with
@@ -414,6 +433,7 @@ impl BTree {
     /// the general path must run (a copy, a split).
     fn insert_in_place(
         &self,
+        op: &mut Op,
         id: PageId,
         key: &[u8],
         val: &Val,
@@ -435,6 +455,7 @@ impl BTree {
         if view.size() - freed + 2 + cell.len() > self.limits.capacity {
             return Ok(None);
         }
+        op.save(id, &page);
         if let Some((_, cell_len)) = &old {
             let len = LeafEdit::new(page.page_mut()).remove(slot, *cell_len);
             page.page_mut().set_payload_len(len)?;
@@ -451,7 +472,7 @@ impl BTree {
 
     /// The common removal without decoding the leaf: in place in a leaf of the current
     /// generation. `Some(Removed::Absent)` when the key is not there.
-    fn remove_in_place(&self, id: PageId, key: &[u8]) -> Result<Option<Removed>> {
+    fn remove_in_place(&self, op: &mut Op, id: PageId, key: &[u8]) -> Result<Option<Removed>> {
         if !self.store.is_fresh(id) {
             return Ok(None);
         }
@@ -465,6 +486,7 @@ impl BTree {
         };
         let old = view.value(i)?.to_owned();
         let cell_len = view.leaf_cell_len(i)?;
+        op.save(id, &page);
         let len = LeafEdit::new(page.page_mut()).remove(i, cell_len);
         page.page_mut().set_payload_len(len)?;
         let change = Change {
@@ -489,11 +511,11 @@ impl BTree {
 
     /// Installs the root after a change: a new root above a split, and a root branch with
     /// a single child replaced by that child.
-    fn finish(&self, root: &mut PageId, change: Change) -> Result<()> {
-        *root = change.page;
+    fn finish(&self, op: &mut Op, change: Change) -> Result<PageId> {
+        let mut root = change.page;
         if let Some((sep, right)) = change.split {
             let level = self.with_node(change.page, |v| Ok(v.level()))?;
-            let id = self.store.allocate()?;
+            let id = self.store.allocate(op)?;
             self.write(
                 id,
                 &Node::Branch {
@@ -502,37 +524,58 @@ impl BTree {
                     entries: vec![(sep, right)],
                 },
             )?;
-            *root = id;
+            root = id;
         }
         loop {
-            let only = self.with_node(*root, |v| {
+            let only = self.with_node(root, |v| {
                 (!v.is_leaf() && v.count() == 0)
                     .then(|| v.child(0))
                     .transpose()
             })?;
             let Some(child) = only else {
-                return Ok(());
+                return Ok(root);
             };
-            self.store.free(*root)?;
-            *root = child;
+            op.free(root);
+            root = child;
         }
     }
 
     /// Removes `key`; returns whether it was there.
     pub fn remove(&self, key: &[u8]) -> Result<bool> {
+        let _writer = self.store.writer()?;
         let mut root = self.write_root();
         self.version.fetch_add(1, Ordering::Release);
-        let Some((change, old)) = self.remove_rec(*root, key, 0)? else {
-            return Ok(false);
-        };
-        self.finish(&mut root, change)?;
-        if let Val::Overflow { first, len } = old {
-            self.store.free_overflow(first, len)?;
-        }
-        Ok(true)
+        let mut op = Op::default();
+        let mut found = false;
+        let result = self.remove_op(&mut op, *root, key).map(|new| {
+            if let Some(new) = new {
+                *root = new;
+                found = true;
+            }
+        });
+        self.store.end(op, result)?;
+        Ok(found)
     }
 
-    fn remove_rec(&self, id: PageId, key: &[u8], depth: usize) -> Result<Option<(Change, Val)>> {
+    /// The new root after removing `key`; `None` when it is not there.
+    fn remove_op(&self, op: &mut Op, root: PageId, key: &[u8]) -> Result<Option<PageId>> {
+        let Some((change, old)) = self.remove_rec(op, root, key, 0)? else {
+            return Ok(None);
+        };
+        let root = self.finish(op, change)?;
+        if let Val::Overflow { first, len } = old {
+            self.store.free_overflow(op, first, len)?;
+        }
+        Ok(Some(root))
+    }
+
+    fn remove_rec(
+        &self,
+        op: &mut Op,
+        id: PageId,
+        key: &[u8],
+        depth: usize,
+    ) -> Result<Option<(Change, Val)>> {
         if depth > MAX_DEPTH {
             return Err(Error::corrupt(
                 id,
@@ -540,7 +583,7 @@ impl BTree {
             ));
         }
         let Some((idx, child)) = self.route(id, key)? else {
-            match self.remove_in_place(id, key)? {
+            match self.remove_in_place(op, id, key)? {
                 Some(Removed::Done(change, old)) => return Ok(Some((change, old))),
                 Some(Removed::Absent) => return Ok(None),
                 None => {}
@@ -552,17 +595,24 @@ impl BTree {
                 return Ok(None);
             };
             let (_, old) = e.remove(i);
-            return Ok(Some((self.store_node(id, Node::Leaf(e))?, old)));
+            return Ok(Some((self.store_node(op, id, Node::Leaf(e))?, old)));
         };
-        let Some((c, old)) = self.remove_rec(child, key, depth + 1)? else {
+        let Some((c, old)) = self.remove_rec(op, child, key, depth + 1)? else {
             return Ok(None);
         };
-        Ok(Some((self.child_changed(id, idx, child, c)?, old)))
+        Ok(Some((self.child_changed(op, id, idx, child, c)?, old)))
     }
 
     /// Branch `id` after its child `idx` (page `child`) changed as `c` says: the child's new
     /// page, the right half of a split, a rebalance if it fell below the fill bound.
-    fn child_changed(&self, id: PageId, idx: usize, child: PageId, c: Change) -> Result<Change> {
+    fn child_changed(
+        &self,
+        op: &mut Op,
+        id: PageId,
+        idx: usize,
+        child: PageId,
+        c: Change,
+    ) -> Result<Change> {
         if c.page == child && c.split.is_none() && !c.underflow {
             return Ok(Change::none(id));
         }
@@ -579,9 +629,10 @@ impl BTree {
             entries.insert(idx, (sep, right));
         }
         if c.underflow {
-            self.rebalance(&mut first, &mut entries, idx)?;
+            self.rebalance(op, &mut first, &mut entries, idx)?;
         }
         self.store_node(
+            op,
             id,
             Node::Branch {
                 level,
@@ -595,6 +646,7 @@ impl BTree {
     /// page, else move entries over from the neighbour so both are about equally full.
     fn rebalance(
         &self,
+        op: &mut Op,
         first: &mut PageId,
         entries: &mut Vec<(Vec<u8>, PageId)>,
         idx: usize,
@@ -633,14 +685,14 @@ impl BTree {
             _ => return Err(Error::corrupt(lid, "neighbouring nodes of different kinds")),
         };
         if combined.size() <= self.limits.capacity {
-            let page = self.put(lid, &combined)?;
+            let page = self.put(op, lid, &combined)?;
             set_child(first, entries, l, page);
             entries.remove(r - 1);
-            self.store.free(rid)?;
+            op.free(rid);
         } else {
             let (left, sep, right) = split(combined);
-            let lp = self.put(lid, &left)?;
-            let rp = self.put(rid, &right)?;
+            let lp = self.put(op, lid, &left)?;
+            let rp = self.put(op, rid, &right)?;
             set_child(first, entries, l, lp);
             set_child(first, entries, r, rp);
             entries[r - 1].0 = sep;
@@ -650,10 +702,10 @@ impl BTree {
 
     /// Makes everything written so far durable: the tree's dirty pages (of the generation
     /// that ends now), then the free list and a superblock recording the root and `lsn`.
-    /// The tree is locked against writers meanwhile; the pages of the new image are never
-    /// written again.
+    /// Writers are held off only while the generation switches (no operation in
+    /// progress); readers and writers go on while the pages are written and synced. The
+    /// pages of the new image are never written again.
     pub fn checkpoint(&self, lsn: u64) -> Result<Checkpoint> {
-        let root = self.write_root();
-        self.store.checkpoint(Some(*root), lsn)
+        self.store.checkpoint(lsn, || Some(*self.read_root()))
     }
 }

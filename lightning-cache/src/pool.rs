@@ -549,10 +549,17 @@ impl BufferPool {
     /// pages that failed stay dirty. Durability is the caller's: follow with
     /// [`PageFile::sync`].
     pub fn flush(&self) -> Result<()> {
+        self.flush_where(|_| true)
+    }
+
+    /// Writes back the dirty pages for which `select` says yes, as [`flush`](Self::flush)
+    /// does for all: a checkpoint flushes the pages of the generation it records while
+    /// writers go on changing pages of the next.
+    pub fn flush_where(&self, mut select: impl FnMut(PageId) -> bool) -> Result<()> {
         let mut first_error = None;
         for (i, f) in self.frames.iter().enumerate() {
             let key = f.page.load(Ordering::Acquire);
-            if key == NO_PAGE {
+            if key == NO_PAGE || !select(PageId::new(key)) {
                 continue;
             }
             {
@@ -577,6 +584,35 @@ impl BufferPool {
             self.release(u32::try_from(i).unwrap_or(u32::MAX));
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Forgets the changes to `page` not yet written back, if it is cached: its frame turns
+    /// clean, so the page is never written from this copy. For a page the caller has just
+    /// freed, whose bytes no longer matter, and which may be written next by someone other
+    /// than the pool (a free list, say): a stale dirty copy written back later would
+    /// overwrite that.
+    pub fn discard(&self, page: PageId) {
+        let key = page.get();
+        let frame = {
+            let table = lock(&self.shards[shard_of(key)].table);
+            let Some(&frame) = table.get(&key) else {
+                return;
+            };
+            self.frames[frame as usize]
+                .pins
+                .fetch_add(1, Ordering::Acquire);
+            frame
+        };
+        {
+            let mut data = self.frames[frame as usize]
+                .data
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            if data.page == Some(page) {
+                data.dirty = false;
+            }
+        }
+        self.release(frame);
     }
 
     /// Whether `page` is cached and dirty (for tests and diagnostics).

@@ -102,6 +102,40 @@ pub struct CheckpointPlan {
     pub free: Vec<PageId>,
     /// Pages free in this image but held by the one before it, ascending.
     pub pending: Vec<PageId>,
+    /// Page ids one free-list page holds.
+    ids_per_page: usize,
+}
+
+impl CheckpointPlan {
+    /// Writes the free lists into the plan's pages (extending the file if needed) and
+    /// returns the root to record in the superblock. Needs no allocator: a checkpoint
+    /// writes its free list while writers go on allocating. Writing again after a failure
+    /// rewrites the same pages with the same bytes.
+    pub fn write(&self, file: &PageFile) -> Result<Option<PageId>> {
+        file.extend_to(self.page_count)?;
+        let per_page = self.ids_per_page.max(1);
+        let mut free = self.free.iter();
+        let mut pending = self.pending.iter();
+        for (i, id) in self.list_pages.iter().enumerate() {
+            let next = self.list_pages.get(i + 1).map_or(NONE, |p| p.get());
+            let f: Vec<PageId> = free.by_ref().take(per_page).copied().collect();
+            let p: Vec<PageId> = pending.by_ref().take(per_page - f.len()).copied().collect();
+            let mut page = PageBuf::new(file.page_size(), PageType::FreeList);
+            let body = page.body_mut();
+            body[NEXT_OFF..FREE_COUNT_OFF].copy_from_slice(&next.to_le_bytes());
+            // At most ids_per_page (< 8192) ids: the counts always fit.
+            let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
+            body[FREE_COUNT_OFF..PENDING_COUNT_OFF].copy_from_slice(&count(f.len()));
+            body[PENDING_COUNT_OFF..IDS_OFF].copy_from_slice(&count(p.len()));
+            for (j, page_id) in f.iter().chain(&p).enumerate() {
+                let at = IDS_OFF + 8 * j;
+                body[at..at + 8].copy_from_slice(&page_id.get().to_le_bytes());
+            }
+            page.set_payload_len(IDS_OFF + 8 * (f.len() + p.len()))?;
+            file.write_page(*id, self.generation, &mut page)?;
+        }
+        Ok(self.list_pages.first().copied())
+    }
 }
 
 /// Counts describing the allocator, for stats and tests.
@@ -304,8 +338,11 @@ impl PageAllocator {
     /// Writers may continue at once.
     ///
     /// Only one checkpoint may be in flight: until [`checkpoint_durable`](Self::checkpoint_durable)
-    /// reports it, another `begin_checkpoint` fails with [`Error::CheckpointInFlight`]. After
-    /// a checkpoint fails, reload the allocator from the page file.
+    /// reports it, another `begin_checkpoint` fails with [`Error::CheckpointInFlight`]. A
+    /// checkpoint that fails part way is finished by trying its remaining steps again with
+    /// the same plan ([`CheckpointPlan::write`], then the superblock): the plan and the
+    /// image it describes stay valid while writers go on in the next generation, because
+    /// nothing that image holds is reused before the checkpoint is durable.
     pub fn begin_checkpoint(&mut self) -> Result<CheckpointPlan> {
         if let Some(generation) = self.in_flight {
             return Err(Error::CheckpointInFlight { generation });
@@ -355,39 +392,18 @@ impl PageAllocator {
             list_pages: list,
             free: free.into_iter().collect(),
             pending: pending.into_iter().collect(),
+            ids_per_page: self.ids_per_page,
         })
     }
 
     /// Writes the plan's free lists into its pages (extending the file if needed) and
-    /// returns the root to record in the superblock.
+    /// returns the root to record in the superblock. The same as [`CheckpointPlan::write`].
     pub fn write_free_list(
         &self,
         file: &PageFile,
         plan: &CheckpointPlan,
     ) -> Result<Option<PageId>> {
-        file.extend_to(plan.page_count)?;
-        let per_page = self.ids_per_page.max(1);
-        let mut free = plan.free.iter();
-        let mut pending = plan.pending.iter();
-        for (i, id) in plan.list_pages.iter().enumerate() {
-            let next = plan.list_pages.get(i + 1).map_or(NONE, |p| p.get());
-            let f: Vec<PageId> = free.by_ref().take(per_page).copied().collect();
-            let p: Vec<PageId> = pending.by_ref().take(per_page - f.len()).copied().collect();
-            let mut page = PageBuf::new(file.page_size(), PageType::FreeList);
-            let body = page.body_mut();
-            body[NEXT_OFF..FREE_COUNT_OFF].copy_from_slice(&next.to_le_bytes());
-            // At most ids_per_page (< 8192) ids: the counts always fit.
-            let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
-            body[FREE_COUNT_OFF..PENDING_COUNT_OFF].copy_from_slice(&count(f.len()));
-            body[PENDING_COUNT_OFF..IDS_OFF].copy_from_slice(&count(p.len()));
-            for (j, page_id) in f.iter().chain(&p).enumerate() {
-                let at = IDS_OFF + 8 * j;
-                body[at..at + 8].copy_from_slice(&page_id.get().to_le_bytes());
-            }
-            page.set_payload_len(IDS_OFF + 8 * (f.len() + p.len()))?;
-            file.write_page(*id, plan.generation, &mut page)?;
-        }
-        Ok(plan.list_pages.first().copied())
+        plan.write(file)
     }
 
     /// Marks checkpoint `generation` durable. The image before it is no longer the older
@@ -412,25 +428,39 @@ impl PageAllocator {
     /// [`write_free_list`](Self::write_free_list), [`PageFile::commit_superblock`] (which
     /// syncs the pages written before it) and [`checkpoint_durable`](Self::checkpoint_durable).
     /// Returns the superblock now durable.
+    ///
+    /// All or nothing: when a step fails, the allocator is as it was before the call (no
+    /// page was handed out meanwhile), so the caller may simply try again.
     pub fn checkpoint(
         &mut self,
         file: &PageFile,
         catalog_root: Option<PageId>,
         checkpoint_lsn: u64,
     ) -> Result<Superblock> {
-        let plan = self.begin_checkpoint()?;
-        let freelist_root = self.write_free_list(file, &plan)?;
-        let sb = Superblock {
-            generation: plan.generation,
-            page_count: plan.page_count,
-            freelist_root,
-            catalog_root,
-            checkpoint_lsn,
-            ..file.superblock()
-        };
-        file.commit_superblock(sb)?;
-        self.checkpoint_durable(plan.generation);
-        Ok(sb)
+        let before = self.clone();
+        let result = self.begin_checkpoint().and_then(|plan| {
+            let freelist_root = plan.write(file)?;
+            let sb = Superblock {
+                generation: plan.generation,
+                page_count: plan.page_count,
+                freelist_root,
+                catalog_root,
+                checkpoint_lsn,
+                ..file.superblock()
+            };
+            file.commit_superblock(sb)?;
+            Ok(sb)
+        });
+        match result {
+            Ok(sb) => {
+                self.checkpoint_durable(sb.generation);
+                Ok(sb)
+            }
+            Err(e) => {
+                *self = before;
+                Err(e)
+            }
+        }
     }
 }
 

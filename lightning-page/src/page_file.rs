@@ -265,6 +265,11 @@ impl PageFile {
         Ok(())
     }
 
+    /// Whether a failed sync has poisoned the file (every later write and sync fails).
+    pub fn is_poisoned(&self) -> bool {
+        lock(&self.poisoned).is_some()
+    }
+
     /// Makes every page written so far durable. A failure poisons the file.
     pub fn sync(&self) -> Result<()> {
         self.check_writable()?;
@@ -279,8 +284,10 @@ impl PageFile {
     ///
     /// Syncs the pages written so far, writes `sb` to its slot (page `generation % 2`, so the
     /// previous superblock stays intact), and syncs again. `sb.generation` must be the
-    /// current generation plus one. Any failure poisons the file: the previous superblock
-    /// remains the durable one.
+    /// current generation plus one. On any failure the previous superblock remains the
+    /// durable one. A failed sync poisons the file; a failed superblock write does not: the
+    /// slot it may have torn holds no durable superblock, and the next attempt (the same
+    /// generation) rewrites that slot whole.
     pub fn commit_superblock(&self, sb: Superblock) -> Result<()> {
         self.check_writable()?;
         let current = self.superblock();
@@ -314,17 +321,12 @@ impl PageFile {
             });
         }
         self.sync()?;
-        let written = self
-            .file
+        self.file
             .write_at(
                 page.seal(slot, sb.generation),
                 self.page_size.offset_of(slot),
             )
-            .map_err(|e| Error::io(format!("write superblock {slot} of"), &self.path, e));
-        if let Err(e) = written {
-            *lock(&self.poisoned) = Some(e.to_string());
-            return Err(e);
-        }
+            .map_err(|e| Error::io(format!("write superblock {slot} of"), &self.path, e))?;
         self.sync()?;
         *lock(&self.superblock) = sb;
         tracing::debug!(path = %self.path.display(), generation = sb.generation, "superblock committed");
