@@ -10,6 +10,7 @@
 mod checkpoint;
 mod hostile;
 mod model;
+mod nonblocking;
 mod stress;
 
 use std::sync::Arc;
@@ -27,6 +28,20 @@ pub(crate) fn tree_with_cache(pages: u64) -> BTree {
 pub(crate) fn tree_on(vfs: &dyn Vfs, pages: u64) -> BTree {
     let file = Arc::new(PageFile::create(vfs, "data.ldb".as_ref(), PageSize::MIN).unwrap());
     BTree::create(Arc::new(Store::open(file, pages * 4096).unwrap())).unwrap()
+}
+
+/// The tree of the newest checkpoint in `vfs`'s `data.ldb`, with a pool of `pages` frames.
+pub(crate) fn reopen_from(vfs: &dyn Vfs, pages: u64) -> BTree {
+    let file = Arc::new(
+        PageFile::open(
+            vfs,
+            "data.ldb".as_ref(),
+            lightning_page::OpenOptions::default(),
+        )
+        .unwrap(),
+    );
+    let root = file.superblock().catalog_root.unwrap();
+    BTree::open(Arc::new(Store::open(file, pages * 4096).unwrap()), root).unwrap()
 }
 
 /// Asserts the tree is sound and holds exactly `model`.
