@@ -72,7 +72,7 @@ impl Change {
 /// A B+tree of byte-string keys and values over the pages of a [`Store`].
 ///
 /// Any number of readers run together; a writer excludes them for the duration of one
-/// operation (a tree-level lock: `docs/adr/008-btree-concurrency.md` has the measurements
+/// operation (a tree-level lock: `docs/adr/008-btree-structure-and-concurrency.md` has the measurements
 /// and the path to latch coupling). Iterators and cursors take the lock once per leaf, so
 /// long scans and a writer interleave; a scan sees each leaf as of when it reached it.
 pub struct BTree {

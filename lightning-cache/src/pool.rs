@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64 as Counter, Ordering};
 use std::sync::{Arc, PoisonError};
 
 // The state machine's primitives: std's, or loom's under `--cfg loom` so that
-// `tests/loom.rs` can check every interleaving of pins, loads and evictions. Counters stay
+// `tests/loom/main.rs` can check every interleaving of pins, loads and evictions. Counters stay
 // std atomics: they are statistics, not state.
 #[cfg(loom)]
 use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
