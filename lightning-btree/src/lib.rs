@@ -14,6 +14,10 @@
 //! - Copy-on-write per generation: a page of an older generation is copied before it
 //!   changes (and its parent, up to the root), so [`BTree::checkpoint`] leaves a durable
 //!   image that later writes never touch.
+//! - Every write operation is all or nothing: after an I/O error it is undone, and when the
+//!   undo is impossible the [`Store`] refuses all further work ([`Error::Poisoned`]) so no
+//!   checkpoint makes damage durable. A checkpoint blocks writers only while it switches
+//!   generations; readers and writers go on while it writes and syncs (ADR 009).
 //! - [`BTree::check`] verifies every invariant and reports damage as [`Problem`]s; every
 //!   decoder treats page bytes as untrusted ([`Error::Corruption`]).
 //!
