@@ -1,5 +1,6 @@
-//! Integration suite of lightning-mvcc: the classic anomalies and a randomized history
-//! checker over the in-memory store.
+//! Integration suite of lightning-mvcc: the classic anomalies, the lock manager, and a
+//! randomized history checker over the in-memory store whose seeds replay (one thread, a
+//! seeded scheduler).
 
 #![cfg(test)] // test-only code throughout: clippy treats helpers like test functions
 
