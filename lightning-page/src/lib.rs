@@ -50,6 +50,7 @@
 
 mod allocator;
 mod error;
+mod lsn;
 mod page;
 mod page_file;
 mod superblock;
@@ -57,6 +58,7 @@ pub mod vfs;
 
 pub use allocator::{AllocatorStats, CheckpointPlan, FIRST_DATA_PAGE, PageAllocator};
 pub use error::{Error, Result};
+pub use lsn::Lsn;
 pub use page::{HEADER_LEN, PageBuf, PageHeader, PageId, PageSize, PageType};
 pub use page_file::{OpenOptions, PageFile};
 pub use superblock::{EncryptionParams, FORMAT_VERSION, Superblock};

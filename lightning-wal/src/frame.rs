@@ -1,37 +1,6 @@
 //! Record frames and segment headers: encoding and untrusting decoding.
 
-use std::fmt;
-
-/// A log sequence number: records are numbered 1, 2, 3, ... without gaps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Lsn(u64);
-
-impl Lsn {
-    /// "Before the first record": no record has this LSN.
-    pub const ZERO: Lsn = Lsn(0);
-
-    /// Creates an LSN.
-    pub const fn new(n: u64) -> Self {
-        Lsn(n)
-    }
-
-    /// The raw number.
-    pub const fn get(self) -> u64 {
-        self.0
-    }
-
-    /// The LSN after this one (saturating: `u64::MAX` is never a valid record's LSN).
-    #[must_use]
-    pub const fn next(self) -> Lsn {
-        Lsn(self.0.saturating_add(1))
-    }
-}
-
-impl fmt::Display for Lsn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+pub use lightning_page::Lsn;
 
 /// A record read back from the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,8 +85,8 @@ pub(crate) fn encode_frame(out: &mut Vec<u8>, meta: FrameMeta, payload: &[u8]) {
     // The caller bounds payloads by max_record_size, a u32.
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
     f[LEN_OFF..LSN_OFF].copy_from_slice(&len.to_le_bytes());
-    f[LSN_OFF..SYNCED_OFF].copy_from_slice(&meta.lsn.0.to_le_bytes());
-    f[SYNCED_OFF..TIME_OFF].copy_from_slice(&meta.synced_through.0.to_le_bytes());
+    f[LSN_OFF..SYNCED_OFF].copy_from_slice(&meta.lsn.get().to_le_bytes());
+    f[SYNCED_OFF..TIME_OFF].copy_from_slice(&meta.synced_through.get().to_le_bytes());
     f[TIME_OFF..TYPE_OFF].copy_from_slice(&meta.time_us.to_le_bytes());
     f[TYPE_OFF] = meta.record_type;
     f[FRAME_HEADER..FRAME_HEADER + payload.len()].copy_from_slice(payload);
@@ -173,8 +142,8 @@ pub(crate) fn decode_frame(buf: &[u8], offset: usize, max_payload: u32) -> Decod
         return Decoded::Invalid("frame LSN out of range");
     }
     let meta = FrameMeta {
-        lsn: Lsn(u64_at(header, LSN_OFF)),
-        synced_through: Lsn(u64_at(header, SYNCED_OFF)),
+        lsn: Lsn::new(u64_at(header, LSN_OFF)),
+        synced_through: Lsn::new(u64_at(header, SYNCED_OFF)),
         time_us: u64_at(header, TIME_OFF),
         record_type: header[TYPE_OFF],
     };
@@ -190,8 +159,8 @@ pub(crate) fn decode_frame(buf: &[u8], offset: usize, max_payload: u32) -> Decod
 pub(crate) fn peek_header(buf: &[u8], offset: usize) -> Option<(Lsn, Lsn, u32)> {
     let h = buf.get(offset..offset.checked_add(FRAME_HEADER)?)?;
     Some((
-        Lsn(u64_at(h, LSN_OFF)),
-        Lsn(u64_at(h, SYNCED_OFF)),
+        Lsn::new(u64_at(h, LSN_OFF)),
+        Lsn::new(u64_at(h, SYNCED_OFF)),
         u32_at(h, LEN_OFF),
     ))
 }
@@ -210,7 +179,7 @@ pub(crate) fn encode_segment_header(first: Lsn) -> [u8; SEGMENT_HEADER] {
     let mut h = [0u8; SEGMENT_HEADER];
     h[SEG_MAGIC_OFF..SEG_VERSION_OFF].copy_from_slice(&SEG_MAGIC);
     h[SEG_VERSION_OFF..SEG_RESERVED_OFF].copy_from_slice(&SEG_VERSION.to_le_bytes());
-    h[SEG_FIRST_OFF..SEG_RESERVED2_OFF].copy_from_slice(&first.0.to_le_bytes());
+    h[SEG_FIRST_OFF..SEG_RESERVED2_OFF].copy_from_slice(&first.get().to_le_bytes());
     let crc = crc32c::crc32c(&h[..SEG_CRC_OFF]);
     h[SEG_CRC_OFF..].copy_from_slice(&crc.to_le_bytes());
     h
@@ -230,7 +199,7 @@ pub(crate) fn check_segment_header(buf: &[u8], first: Lsn) -> Result<(), &'stati
     if u32_at(h, SEG_VERSION_OFF) != SEG_VERSION {
         return Err("unsupported segment format version");
     }
-    if u64_at(h, SEG_FIRST_OFF) != first.0 {
+    if u64_at(h, SEG_FIRST_OFF) != first.get() {
         return Err("segment header names another first LSN than its file name");
     }
     Ok(())
@@ -262,13 +231,16 @@ mod tests {
 
     #[test]
     fn segment_header_round_trips_and_checks_its_name() {
-        let h = encode_segment_header(Lsn(42));
-        assert_eq!(check_segment_header(&h, Lsn(42)), Ok(()));
-        assert!(check_segment_header(&h, Lsn(43)).is_err());
+        let h = encode_segment_header(Lsn::new(42));
+        assert_eq!(check_segment_header(&h, Lsn::new(42)), Ok(()));
+        assert!(check_segment_header(&h, Lsn::new(43)).is_err());
         for bit in 0..SEGMENT_HEADER * 8 {
             let mut bad = h;
             bad[bit / 8] ^= 1 << (bit % 8);
-            assert!(check_segment_header(&bad, Lsn(42)).is_err(), "bit {bit}");
+            assert!(
+                check_segment_header(&bad, Lsn::new(42)).is_err(),
+                "bit {bit}"
+            );
         }
     }
 
@@ -278,7 +250,7 @@ mod tests {
             lsn in any::<u64>(), synced in any::<u64>(), time in any::<u64>(), t in any::<u8>(),
             payload in proptest::collection::vec(any::<u8>(), 0..3000), lead in 0usize..3,
         ) {
-            let meta = FrameMeta { lsn: Lsn(lsn), synced_through: Lsn(synced), time_us: time, record_type: t };
+            let meta = FrameMeta { lsn: Lsn::new(lsn), synced_through: Lsn::new(synced), time_us: time, record_type: t };
             let mut buf = vec![0u8; lead * ALIGN];
             encode_frame(&mut buf, meta, &payload);
             prop_assert_eq!(buf.len() % ALIGN, 0);
@@ -294,7 +266,7 @@ mod tests {
 
         #[test]
         fn every_bit_flip_is_caught(payload in proptest::collection::vec(any::<u8>(), 0..200), bit in 0usize..(240 * 8)) {
-            let meta = FrameMeta { lsn: Lsn(7), synced_through: Lsn(6), time_us: 1, record_type: 2 };
+            let meta = FrameMeta { lsn: Lsn::new(7), synced_through: Lsn::new(6), time_us: 1, record_type: 2 };
             let mut buf = Vec::new();
             encode_frame(&mut buf, meta, &payload);
             let used = FRAME_HEADER + payload.len();
