@@ -1,6 +1,8 @@
 //! Bench: 1M inserts (random and sequential order), 1M random gets, a full scan and a bulk
 //! load, 16-byte keys and 100-byte values, with a cache larger than the data and one at 10 %
-//! of it; `std::collections::BTreeMap` in the same run as the in-memory reference. The page
+//! of it; get and insert latencies (p50, p99, max) while another thread checkpoints a third
+//! of the tree's pages, beside the same with no checkpoint; `std::collections::BTreeMap` in
+//! the same run as the in-memory reference. The page
 //! file is on the real disk (a temporary directory; `LIGHTNING_BENCH_DIR` picks where).
 //! Writes `benchmark_results/<YYYY-MM-DD>/btree.json` and `.html`.
 //!
@@ -87,6 +89,106 @@ fn mixed(tree: BTree, n: u64, value: &[u8], detail: &str, figures: &mut Vec<Figu
         "ops/s",
         format!("1 writer beside 2 readers; {detail}"),
     ));
+}
+
+/// Latency of gets and inserts on this thread while another checkpoints the tree after a
+/// third of its keys were rewritten (the checkpoint writes those pages and syncs twice on the
+/// real disk): p50, p99 and the longest, in microseconds, beside the same figures with no
+/// checkpoint running, and the checkpoint's own duration.
+fn during_checkpoint(tree: BTree, n: u64, value: &[u8], detail: &str, figures: &mut Vec<Figure>) {
+    let tree = Arc::new(tree);
+    let mut rng = Rng::new(99);
+    let measure = |rng: &mut Rng, ops: &mut Vec<(u64, u64)>, next: &mut u64| {
+        let t = Instant::now();
+        assert!(tree.get(&key(rng.below(n))).unwrap().is_some());
+        let get = t.elapsed();
+        let t = Instant::now();
+        tree.insert(&key(*next), value).unwrap();
+        *next += 1;
+        let insert = t.elapsed();
+        ops.push((
+            u64::try_from(get.as_nanos()).unwrap_or(u64::MAX),
+            u64::try_from(insert.as_nanos()).unwrap_or(u64::MAX),
+        ));
+    };
+    let mut next = 2 * n;
+    for round in 0..3 {
+        for i in (0..n).step_by(3) {
+            tree.insert(&key(i), &vec![round; value.len()]).unwrap();
+        }
+        // The same operations with no checkpoint running.
+        let mut quiet = Vec::new();
+        for _ in 0..20_000 {
+            measure(&mut rng, &mut quiet, &mut next);
+        }
+        let checkpointer = {
+            let tree = tree.clone();
+            std::thread::spawn(move || {
+                let t = Instant::now();
+                let cp = tree.checkpoint(u64::from(round) + 10).unwrap();
+                (t.elapsed(), cp.dirty_pages.len())
+            })
+        };
+        let mut during = Vec::new();
+        while !checkpointer.is_finished() {
+            measure(&mut rng, &mut during, &mut next);
+        }
+        let (took, pages) = checkpointer.join().unwrap();
+        if round < 2 {
+            continue; // warm-up rounds
+        }
+        let pct = |v: &mut Vec<u64>, p: f64| -> f64 {
+            v.sort_unstable();
+            if v.is_empty() {
+                return 0.0;
+            }
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "an index into a non-empty vector"
+            )]
+            let i = ((v.len() - 1) as f64 * p).round() as usize;
+            v[i] as f64 / 1_000.0
+        };
+        let what = format!(
+            "{} operations of each kind during a checkpoint of {pages} dirty pages taking {:.1} ms; {detail}",
+            during.len(),
+            took.as_secs_f64() * 1e3
+        );
+        let quiet_what = format!(
+            "{} operations of each kind, no checkpoint running; {detail}",
+            quiet.len()
+        );
+        for (label, ops, what) in [
+            ("quiet", &quiet, &quiet_what),
+            ("during_checkpoint", &during, &what),
+        ] {
+            let mut gets: Vec<u64> = ops.iter().map(|o| o.0).collect();
+            let mut inserts: Vec<u64> = ops.iter().map(|o| o.1).collect();
+            for (op, v) in [("get", &mut gets), ("insert", &mut inserts)] {
+                for (name, p) in [("p50", 0.5), ("p99", 0.99), ("max", 1.0)] {
+                    figures.push(Figure::new(
+                        format!("{label}_{op}_{name}_us"),
+                        pct(v, p),
+                        "us",
+                        what.clone(),
+                    ));
+                }
+            }
+        }
+        figures.push(Figure::new(
+            "checkpoint_ms",
+            took.as_secs_f64() * 1e3,
+            "ms",
+            what.clone(),
+        ));
+        figures.push(Figure::new(
+            "ops_during_checkpoint",
+            during.len() as f64,
+            "get+insert pairs",
+            what,
+        ));
+    }
 }
 
 fn rate(n: u64, t: std::time::Duration) -> f64 {
@@ -181,6 +283,20 @@ fn main() {
         println!("{label}: random-order tree {report}");
         if label == "cache_2x" {
             mixed(tree, n, &value, &detail, &mut figures);
+            let tree = new_tree(&dir, "checkpoint-cache_2x", cache);
+            tree.bulk_load(
+                {
+                    let mut sorted: Vec<[u8; 16]> = (0..n).map(key).collect();
+                    sorted.sort_unstable();
+                    sorted
+                }
+                .iter()
+                .map(|k| (*k, &value)),
+                0.8,
+            )
+            .unwrap();
+            tree.checkpoint(1).unwrap();
+            during_checkpoint(tree, n, &value, &detail, &mut figures);
         } else {
             drop(tree);
         }
