@@ -117,8 +117,17 @@ type Table = HashMap<u64, u32, BuildHasherDefault<IdHasher>>;
 struct FrameData {
     /// The page held, once loaded.
     page: Option<PageId>,
-    buf: PageBuf,
+    /// Its bytes; allocated when the frame first holds a page, so a large pool costs
+    /// memory only for the pages it has held.
+    buf: Option<PageBuf>,
     dirty: bool,
+}
+
+/// What a guard shows if its frame had no buffer, which cannot happen (a guard exists only
+/// for a frame holding its page): an empty page, so that no path needs to panic.
+fn no_page() -> &'static PageBuf {
+    static EMPTY: std::sync::OnceLock<PageBuf> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| PageBuf::new(lightning_page::PageSize::MIN, PageType::Overflow))
 }
 
 /// Aligned to two cache lines so that pins of neighbouring frames by different threads do
@@ -237,7 +246,7 @@ impl BufferPool {
                 visited: AtomicBool::new(false),
                 data: RwLock::new(FrameData {
                     page: None,
-                    buf: PageBuf::new(page_size, PageType::Overflow),
+                    buf: None,
                     dirty: false,
                 }),
             })
@@ -327,7 +336,7 @@ impl BufferPool {
                 yield_now();
                 continue;
             }
-            data.buf = PageBuf::new(self.file.page_size(), page_type);
+            data.buf = Some(PageBuf::new(self.file.page_size(), page_type));
             data.page = Some(page);
             data.dirty = true;
             return Ok(PageMut { frame: f, data });
@@ -411,7 +420,7 @@ impl BufferPool {
                 self.counters
                     .bytes_read
                     .fetch_add(buf.size() as u64, Ordering::Relaxed);
-                data.buf = buf;
+                data.buf = Some(buf);
                 data.page = Some(page);
                 data.dirty = false;
                 drop(data);
@@ -530,17 +539,20 @@ impl BufferPool {
 
     /// Writes one dirty frame's page after the hook agrees; clears `dirty` only on success.
     fn write_back(&self, data: &mut FrameData) -> Result<()> {
-        let Some(page) = data.page else { return Ok(()) };
+        let (Some(page), Some(buf)) = (data.page, data.buf.as_mut()) else {
+            return Ok(());
+        };
         let generation = self
             .hook
-            .before_write(page, &data.buf)
+            .before_write(page, buf)
             .map_err(|source| Error::WriteBack { page, source })?;
-        self.file.write_page(page, generation, &mut data.buf)?;
+        self.file.write_page(page, generation, buf)?;
+        let size = buf.size() as u64;
         data.dirty = false;
         self.counters.write_backs.fetch_add(1, Ordering::Relaxed);
         self.counters
             .bytes_written
-            .fetch_add(data.buf.size() as u64, Ordering::Relaxed);
+            .fetch_add(size, Ordering::Relaxed);
         Ok(())
     }
 
@@ -635,7 +647,7 @@ pub struct PageRef<'a> {
 impl Deref for PageRef<'_> {
     type Target = PageBuf;
     fn deref(&self) -> &PageBuf {
-        &self.data.buf
+        self.data.buf.as_ref().unwrap_or_else(|| no_page())
     }
 }
 
@@ -664,7 +676,7 @@ impl PageMut<'_> {
     /// The page, for changing; marks it dirty.
     pub fn page_mut(&mut self) -> &mut PageBuf {
         self.data.dirty = true;
-        &mut self.data.buf
+        self.data.buf.get_or_insert_with(|| no_page().clone())
     }
 
     /// Whether the page has changes not yet written back.
@@ -676,7 +688,7 @@ impl PageMut<'_> {
 impl Deref for PageMut<'_> {
     type Target = PageBuf;
     fn deref(&self) -> &PageBuf {
-        &self.data.buf
+        self.data.buf.as_ref().unwrap_or_else(|| no_page())
     }
 }
 
