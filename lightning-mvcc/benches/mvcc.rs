@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use lightning_mvcc::{Error, Isolation, LockManager, LockMode, MemStore, Timestamp, TxnManager};
+use lightning_mvcc::{
+    Error, Isolation, LockManager, LockMode, MemStore, Timestamp, TxnId, TxnManager,
+};
 use lightning_testkit::Rng;
 use lightning_testkit::bench::{Figure, percentile, quick, write_report};
 
@@ -83,8 +85,9 @@ fn lock_latency(figures: &mut Vec<Figure>) {
     let n = 200_000u64;
     let start = Instant::now();
     for i in 0..n {
-        m.lock(i, &i.to_le_bytes(), LockMode::Exclusive).unwrap();
-        m.release_all(i);
+        m.lock(TxnId::new(i), &i.to_le_bytes(), LockMode::Exclusive)
+            .unwrap();
+        m.release_all(TxnId::new(i));
     }
     let ns = start.elapsed().as_nanos() as f64 / n as f64;
     figures.push(Figure::new(
@@ -107,6 +110,7 @@ fn deadlock_latency(rounds: u64, figures: &mut Vec<Figure>) {
             std::thread::spawn(move || {
                 for r in 0..rounds {
                     let base = (r * pairs + p) * 2 + 1;
+                    let (older_id, younger_id) = (TxnId::new(base), TxnId::new(base + 1));
                     let (a, b) = (
                         format!("a{p}-{r}").into_bytes(),
                         format!("b{p}-{r}").into_bytes(),
@@ -121,21 +125,21 @@ fn deadlock_latency(rounds: u64, figures: &mut Vec<Figure>) {
                     );
                     let a2 = a.clone();
                     let younger = std::thread::spawn(move || {
-                        m2.lock(base + 1, &b2, LockMode::Exclusive).unwrap();
+                        m2.lock(younger_id, &b2, LockMode::Exclusive).unwrap();
                         barrier2.wait();
                         std::thread::sleep(Duration::from_micros(200));
                         *closed2.lock().unwrap() = Some(Instant::now());
-                        let r = m2.lock(base + 1, &a2, LockMode::Exclusive);
+                        let r = m2.lock(younger_id, &a2, LockMode::Exclusive);
                         let done = Instant::now();
-                        m2.release_all(base + 1);
+                        m2.release_all(younger_id);
                         (r, done)
                     });
-                    m.lock(base, &a, LockMode::Exclusive).unwrap();
+                    m.lock(older_id, &a, LockMode::Exclusive).unwrap();
                     barrier.wait();
-                    let older = m.lock(base, &b, LockMode::Exclusive);
+                    let older = m.lock(older_id, &b, LockMode::Exclusive);
                     let (r, done) = younger.join().unwrap();
                     assert!(matches!(r, Err(Error::Deadlock { .. })) && older.is_ok());
-                    m.release_all(base);
+                    m.release_all(older_id);
                     let start = closed.lock().unwrap().unwrap();
                     samples
                         .lock()

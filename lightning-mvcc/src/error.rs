@@ -12,7 +12,7 @@ pub enum Error {
     #[error("transaction {txn} was chosen as the victim of a deadlock; roll it back and retry")]
     Deadlock {
         /// The victim.
-        txn: u64,
+        txn: crate::TxnId,
     },
 
     /// A lock wait ran into the lock timeout.

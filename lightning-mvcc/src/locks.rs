@@ -13,8 +13,28 @@ use std::time::{Duration, Instant};
 
 use crate::{Error, Result};
 
-/// Identifies a transaction to the lock manager; younger transactions have higher ids.
-pub type TxnId = u64;
+/// Identifies a transaction (to the lock manager, and in [`Error::Deadlock`]); younger
+/// transactions have higher ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TxnId(u64);
+
+impl TxnId {
+    /// A transaction id.
+    pub const fn new(id: u64) -> Self {
+        TxnId(id)
+    }
+
+    /// The raw number.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for TxnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// How a key is locked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,7 +202,11 @@ impl LockManager {
             if let Some(cycle) = Self::cycle_through(&st.waits_for, txn) {
                 let victim = cycle.iter().copied().max().unwrap_or(txn);
                 st.deadlocks += 1;
-                tracing::debug!(victim, members = cycle.len(), "deadlock detected");
+                tracing::debug!(
+                    victim = victim.get(),
+                    members = cycle.len(),
+                    "deadlock detected"
+                );
                 if victim == txn {
                     Self::leave_queue(&mut st, txn, key);
                     st.waits_for.remove(&txn);
@@ -289,40 +313,45 @@ mod tests {
     #[test]
     fn shared_locks_coexist_and_exclusive_waits() {
         let m = LockManager::new(Duration::from_millis(30));
-        m.lock(1, b"k", LockMode::Shared).unwrap();
-        m.lock(2, b"k", LockMode::Shared).unwrap();
+        m.lock(TxnId::new(1), b"k", LockMode::Shared).unwrap();
+        m.lock(TxnId::new(2), b"k", LockMode::Shared).unwrap();
         assert!(matches!(
-            m.lock(3, b"k", LockMode::Exclusive),
+            m.lock(TxnId::new(3), b"k", LockMode::Exclusive),
             Err(Error::LockTimeout { .. })
         ));
-        m.release_all(1);
-        m.release_all(2);
-        m.lock(3, b"k", LockMode::Exclusive).unwrap();
+        m.release_all(TxnId::new(1));
+        m.release_all(TxnId::new(2));
+        m.lock(TxnId::new(3), b"k", LockMode::Exclusive).unwrap();
         assert_eq!(m.stats().timeouts, 1);
     }
 
     #[test]
     fn a_sole_shared_holder_upgrades() {
         let m = LockManager::new(Duration::from_millis(30));
-        m.lock(1, b"k", LockMode::Shared).unwrap();
-        m.lock(1, b"k", LockMode::Exclusive).unwrap();
-        assert!(m.lock(2, b"k", LockMode::Shared).is_err());
+        m.lock(TxnId::new(1), b"k", LockMode::Shared).unwrap();
+        m.lock(TxnId::new(1), b"k", LockMode::Exclusive).unwrap();
+        assert!(m.lock(TxnId::new(2), b"k", LockMode::Shared).is_err());
     }
 
     #[test]
     fn two_way_deadlock_picks_the_youngest() {
         let m = LockManager::new(Duration::from_secs(5));
-        m.lock(1, b"a", LockMode::Exclusive).unwrap();
-        m.lock(2, b"b", LockMode::Exclusive).unwrap();
+        m.lock(TxnId::new(1), b"a", LockMode::Exclusive).unwrap();
+        m.lock(TxnId::new(2), b"b", LockMode::Exclusive).unwrap();
         std::thread::scope(|s| {
-            let older = s.spawn(|| m.lock(1, b"b", LockMode::Exclusive));
+            let older = s.spawn(|| m.lock(TxnId::new(1), b"b", LockMode::Exclusive));
             // 1 waits for `b` first: 2's request closes the cycle and is the victim at once.
             while m.stats().waits < 1 {
                 std::thread::yield_now();
             }
-            let e = m.lock(2, b"a", LockMode::Exclusive).unwrap_err();
-            assert!(matches!(e, Error::Deadlock { txn: 2 }), "{e}");
-            m.release_all(2);
+            let e = m
+                .lock(TxnId::new(2), b"a", LockMode::Exclusive)
+                .unwrap_err();
+            assert!(
+                matches!(e, Error::Deadlock { txn } if txn == TxnId::new(2)),
+                "{e}"
+            );
+            m.release_all(TxnId::new(2));
             older.join().unwrap().unwrap();
         });
         assert_eq!(m.stats().deadlocks, 1);

@@ -200,7 +200,7 @@ impl<S: VersionStore> TxnManager<S> {
         self.counters.active.fetch_add(1, Ordering::Relaxed);
         Transaction {
             mgr: self,
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            id: TxnId::new(self.next_id.fetch_add(1, Ordering::Relaxed)),
             pessimistic: options.pessimistic,
             locked: false,
             read_ts: self.oracle.begin_read(),

@@ -11,6 +11,8 @@
 //! value its length (4) and bytes; for an overflow reference the first page id (8) and the
 //! value's length (4); nothing for a tombstone.
 
+use lightning_page::PageId;
+
 use crate::{Error, Result, Timestamp};
 
 /// What a version holds.
@@ -23,7 +25,7 @@ pub enum VersionValue {
     /// A large value stored in overflow pages starting at `page`.
     Overflow {
         /// First overflow page.
-        page: u64,
+        page: PageId,
         /// The value's length in bytes.
         len: u32,
     },
@@ -151,7 +153,7 @@ impl VersionList {
                 VersionValue::Tombstone => out.push(TOMBSTONE),
                 VersionValue::Overflow { page, len } => {
                     out.push(OVERFLOW);
-                    out.extend_from_slice(&page.to_le_bytes());
+                    out.extend_from_slice(&page.get().to_le_bytes());
                     out.extend_from_slice(&len.to_le_bytes());
                 }
             }
@@ -181,7 +183,7 @@ impl VersionList {
                 }
                 TOMBSTONE => VersionValue::Tombstone,
                 OVERFLOW => VersionValue::Overflow {
-                    page: r.u64()?,
+                    page: PageId::new(r.u64()?),
                     len: r.u32()?,
                 },
                 _ => return Err(Error::Corrupt("unknown version kind")),
@@ -256,6 +258,45 @@ mod tests {
         );
     }
 
+    /// The bytes of docs/format/mvcc.md, written out: a change here is a format change.
+    #[test]
+    fn encoding_matches_the_documented_layout() {
+        let mut l = VersionList::new();
+        for (t, value) in [
+            (10, VersionValue::Value(b"ab".to_vec())),
+            (20, VersionValue::Tombstone),
+            (
+                30,
+                VersionValue::Overflow {
+                    page: PageId::new(7),
+                    len: 5,
+                },
+            ),
+        ] {
+            l.push(Version {
+                commit_ts: ts(t),
+                value,
+            })
+            .unwrap();
+        }
+        let want: Vec<u8> = [
+            &3u32.to_le_bytes()[..],
+            &30u64.to_le_bytes(),
+            &[OVERFLOW],
+            &7u64.to_le_bytes(),
+            &5u32.to_le_bytes(),
+            &20u64.to_le_bytes(),
+            &[TOMBSTONE],
+            &10u64.to_le_bytes(),
+            &[VALUE],
+            &2u32.to_le_bytes(),
+            b"ab",
+        ]
+        .concat();
+        assert_eq!(l.encode(), want);
+        assert_eq!(VersionList::decode(&want).unwrap(), l);
+    }
+
     fn any_list() -> impl Strategy<Value = VersionList> {
         proptest::collection::vec(
             (
@@ -277,7 +318,7 @@ mod tests {
                     0 => VersionValue::Value(r.2.clone()),
                     1 => VersionValue::Tombstone,
                     _ => VersionValue::Overflow {
-                        page: r.3,
+                        page: PageId::new(r.3),
                         len: r.4,
                     },
                 };

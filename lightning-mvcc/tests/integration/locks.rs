@@ -8,7 +8,8 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
 use lightning_mvcc::{
-    Conflict, Error, Isolation, LockManager, LockMode, MemStore, Timestamp, TxnManager, TxnOptions,
+    Conflict, Error, Isolation, LockManager, LockMode, MemStore, Timestamp, TxnId, TxnManager,
+    TxnOptions,
 };
 
 fn key(i: u64) -> Vec<u8> {
@@ -36,16 +37,17 @@ fn cycles_of_two_to_eight_have_exactly_one_victim_the_youngest() {
                 for id in 1..=n {
                     let (m, barrier, outcomes) = (&m, &barrier, &outcomes);
                     s.spawn(move || {
-                        m.lock(id, &key(id), LockMode::Exclusive).unwrap();
+                        m.lock(TxnId::new(id), &key(id), LockMode::Exclusive)
+                            .unwrap();
                         barrier.wait();
                         // Each waits for the next one's key: a cycle through all n.
-                        let r = m.lock(id, &key(id % n + 1), LockMode::Exclusive);
+                        let r = m.lock(TxnId::new(id), &key(id % n + 1), LockMode::Exclusive);
                         let outcome = r.map_err(|e| match e {
                             Error::Deadlock { txn } => format!("deadlock {txn}"),
                             other => other.to_string(),
                         });
                         outcomes.lock().unwrap().push((id, outcome));
-                        m.release_all(id);
+                        m.release_all(TxnId::new(id));
                     });
                 }
             });
@@ -66,22 +68,22 @@ fn cycles_of_two_to_eight_have_exactly_one_victim_the_youngest() {
 #[test]
 fn a_chain_of_waits_without_a_cycle_has_no_victim() {
     let m = LockManager::new(Duration::from_secs(10));
-    m.lock(1, b"a", LockMode::Exclusive).unwrap();
-    m.lock(2, b"b", LockMode::Exclusive).unwrap();
+    m.lock(TxnId::new(1), b"a", LockMode::Exclusive).unwrap();
+    m.lock(TxnId::new(2), b"b", LockMode::Exclusive).unwrap();
     std::thread::scope(|s| {
         let t2 = s.spawn(|| {
-            m.lock(2, b"a", LockMode::Exclusive)?; // waits for 1
-            m.release_all(2);
+            m.lock(TxnId::new(2), b"a", LockMode::Exclusive)?; // waits for 1
+            m.release_all(TxnId::new(2));
             Ok::<(), Error>(())
         });
         let t3 = s.spawn(|| {
-            m.lock(3, b"b", LockMode::Exclusive)?; // waits for 2
-            m.release_all(3);
+            m.lock(TxnId::new(3), b"b", LockMode::Exclusive)?; // waits for 2
+            m.release_all(TxnId::new(3));
             Ok::<(), Error>(())
         });
         // Both wait (2 for 1, 3 for 2) before 1 lets go: the chain is complete.
         queued(&m, 2);
-        m.release_all(1);
+        m.release_all(TxnId::new(1));
         t2.join().unwrap().unwrap();
         t3.join().unwrap().unwrap();
     });
@@ -275,18 +277,18 @@ fn an_optimistic_get_for_update_never_waits_for_a_lock() {
 #[test]
 fn shared_waiters_behind_a_writer_are_all_granted_when_it_leaves() {
     let m = LockManager::new(Duration::from_secs(3600));
-    m.lock(1, b"k", LockMode::Exclusive).unwrap();
+    m.lock(TxnId::new(1), b"k", LockMode::Exclusive).unwrap();
     std::thread::scope(|s| {
         let readers: Vec<_> = (2..=3u64)
             .map(|id| {
                 s.spawn({
                     let m = &m;
-                    move || m.lock(id, b"k", LockMode::Shared)
+                    move || m.lock(TxnId::new(id), b"k", LockMode::Shared)
                 })
             })
             .collect();
         queued(&m, 2);
-        m.release_all(1);
+        m.release_all(TxnId::new(1));
         for r in readers {
             r.join().unwrap().unwrap();
         }
