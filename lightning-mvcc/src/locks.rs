@@ -202,11 +202,7 @@ impl LockManager {
             if let Some(cycle) = Self::cycle_through(&st.waits_for, txn) {
                 let victim = cycle.iter().copied().max().unwrap_or(txn);
                 st.deadlocks += 1;
-                tracing::debug!(
-                    victim = victim.get(),
-                    members = cycle.len(),
-                    "deadlock detected"
-                );
+                tracing::debug!(%victim, members = cycle.len(), "deadlock detected");
                 if victim == txn {
                     Self::leave_queue(&mut st, txn, key);
                     st.waits_for.remove(&txn);
