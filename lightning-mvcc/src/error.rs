@@ -22,6 +22,31 @@ pub enum Error {
         waited: std::time::Duration,
     },
 
+    /// A value is longer than [`MAX_VALUE_LEN`](crate::MAX_VALUE_LEN), the most a version
+    /// holds (inline or in overflow pages). Nothing was written.
+    #[error(
+        "a value of {len} bytes is longer than the largest a version holds ({max} bytes); \
+         split it into smaller values"
+    )]
+    ValueTooLarge {
+        /// The value's length.
+        len: u64,
+        /// The limit, [`MAX_VALUE_LEN`](crate::MAX_VALUE_LEN).
+        max: u64,
+    },
+
+    /// A key has more versions than a version list can encode.
+    #[error(
+        "a key has {count} versions, more than a version list holds ({max}); end the \
+         long-lived snapshots that keep old versions from being trimmed"
+    )]
+    TooManyVersions {
+        /// The number of versions.
+        count: u64,
+        /// The limit.
+        max: u64,
+    },
+
     /// A version list read from storage is malformed.
     #[error("corrupt version list: {0}")]
     Corrupt(&'static str),

@@ -3,7 +3,12 @@
 //! - [`TimestampOracle`]: read and commit timestamps, a watermark of fully applied commits
 //!   (a new snapshot never sees half a commit), and the oldest active snapshot for trimming.
 //! - [`VersionList`]: a key's versions newest first, the visibility rule, trimming, and an
-//!   encoding whose decoder treats bytes as untrusted.
+//!   encoding whose decoder treats bytes as untrusted. A value is at most
+//!   [`MAX_VALUE_LEN`] bytes (4 GiB − 1), inline or in overflow pages — the limit the
+//!   database enforces ([`Transaction::put`] refuses longer values); large values live in
+//!   the store's overflow pages as [`VersionValue::Overflow`] references
+//!   ([`VersionValue::overflow`], [`VersionValue::as_overflow`]), which transactions resolve
+//!   through [`VersionStore::read_overflow`].
 //! - [`TxnManager`] / [`Transaction`]: snapshot reads with read-your-own-writes, buffered
 //!   writes, and a commit pipeline — validate, stamp, make durable (a callback: the WAL),
 //!   apply in timestamp order, publish. [`Isolation::Snapshot`] aborts write-write conflicts
@@ -63,8 +68,10 @@ mod txn;
 mod versions;
 
 pub use error::{Conflict, Error, Result};
+/// The page id of [`VersionValue::Overflow`] references (`lightning-page`'s).
+pub use lightning_page::PageId;
 pub use locks::{LockManager, LockMode, LockStats, TxnId};
 pub use oracle::{Timestamp, TimestampOracle};
 pub use store::{KeyRange, MemStore, VersionStore, in_range, range_is_empty};
 pub use txn::{Durability, Isolation, Transaction, TxnManager, TxnOptions, TxnStats};
-pub use versions::{Version, VersionList, VersionValue};
+pub use versions::{MAX_VALUE_LEN, Version, VersionList, VersionValue};

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{PoisonError, RwLock};
 
+use lightning_page::PageId;
+
 use crate::versions::{Version, VersionList, VersionValue};
 use crate::{Result, Timestamp};
 
@@ -61,6 +63,18 @@ pub trait VersionStore: Send + Sync {
     /// The newest commit timestamp of `key`.
     fn latest_ts(&self, key: &[u8]) -> Result<Option<Timestamp>> {
         Ok(self.versions(key)?.latest_ts())
+    }
+
+    /// The value of `len` bytes kept in the overflow chain that starts at `page`, for a
+    /// [`VersionValue::Overflow`] reference this store wrote (the database reads the B+tree's
+    /// overflow pages here). Transactions call it to resolve the references they read and
+    /// check the length they get back. The default is for stores that never write
+    /// overflow references: meeting one there means the stored versions are corrupt.
+    fn read_overflow(&self, page: PageId, len: u64) -> Result<Vec<u8>> {
+        let _ = (page, len);
+        Err(crate::Error::Corrupt(
+            "an overflow reference in a store that keeps no overflow values",
+        ))
     }
 }
 

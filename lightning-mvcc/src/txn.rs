@@ -297,13 +297,20 @@ impl<S> std::fmt::Debug for Transaction<'_, S> {
     }
 }
 
-fn resolve(value: &VersionValue) -> Result<Option<Vec<u8>>> {
+/// The value a version holds: inline, or read from the store's overflow pages.
+fn resolve<S: VersionStore>(store: &S, value: VersionValue) -> Result<Option<Vec<u8>>> {
     match value {
-        VersionValue::Value(v) => Ok(Some(v.clone())),
+        VersionValue::Value(v) => Ok(Some(v)),
         VersionValue::Tombstone => Ok(None),
-        VersionValue::Overflow { .. } => Err(Error::Corrupt(
-            "overflow values are resolved by the storage layer",
-        )),
+        VersionValue::Overflow { page, len } => {
+            let v = store.read_overflow(page, u64::from(len))?;
+            if u64::try_from(v.len()).ok() != Some(u64::from(len)) {
+                return Err(Error::Corrupt(
+                    "an overflow chain holds another length than its reference says",
+                ));
+            }
+            Ok(Some(v))
+        }
     }
 }
 
@@ -329,10 +336,10 @@ impl<S: VersionStore> Transaction<'_, S> {
             self.mgr.locks.lock(self.id, key, LockMode::Shared)?;
         }
         self.reads.insert(key.to_vec());
-        self.mgr
-            .store
+        let store = &*self.mgr.store;
+        store
             .visible(key, self.read_ts)?
-            .map_or(Ok(None), |v| resolve(&v.value))
+            .map_or(Ok(None), |v| resolve(store, v.value))
     }
 
     /// Reads every key in `range` as of the snapshot, merged with this transaction's writes.
@@ -343,7 +350,7 @@ impl<S: VersionStore> Transaction<'_, S> {
         let mut out: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         for (key, versions) in self.mgr.store.scan(&range)? {
             if let Some(v) = versions.visible(self.read_ts)
-                && let Some(value) = resolve(&v.value)?
+                && let Some(value) = resolve(&*self.mgr.store, v.value.clone())?
             {
                 out.insert(key, value);
             }
@@ -362,8 +369,11 @@ impl<S: VersionStore> Transaction<'_, S> {
     }
 
     /// Writes `value` at `key` (visible to this transaction at once, to others on commit).
-    /// A pessimistic transaction locks the key first.
+    /// A value longer than [`MAX_VALUE_LEN`](crate::MAX_VALUE_LEN) is refused with
+    /// [`Error::ValueTooLarge`] before anything else happens. A pessimistic transaction locks
+    /// the key first.
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        crate::versions::value_len(value.len())?;
         self.lock_for_write(key)?;
         self.writes.insert(key.to_vec(), Some(value.to_vec()));
         Ok(())

@@ -10,25 +10,94 @@
 //! Each version: `commit_ts` (8), kind (1: 0 value, 1 tombstone, 2 overflow), then for a
 //! value its length (4) and bytes; for an overflow reference the first page id (8) and the
 //! value's length (4); nothing for a tombstone.
+//!
+//! Both lengths are `u32`, so a value — inline or in overflow pages — is at most
+//! [`MAX_VALUE_LEN`] bytes; the count is a `u32` too. Longer values or more versions are an
+//! error ([`Error::ValueTooLarge`], [`Error::TooManyVersions`]) when a version is pushed and
+//! when a list is encoded, never a length cut to fit.
 
 use lightning_page::PageId;
 
 use crate::{Error, Result, Timestamp};
 
+/// The largest value a version holds, inline or in overflow pages: `u32::MAX` bytes
+/// (4 GiB − 1), the most the encoding's `u32` lengths can say.
+///
+/// This is the limit of the whole family and the one the database enforces:
+/// [`Transaction::put`](crate::Transaction::put) refuses a longer value before anything is
+/// buffered. The B+tree's own limit (`lightning_btree::MAX_VALUE_LEN`, 2^32 bytes) is one
+/// byte looser, so a value this crate accepts always fits the tree.
+pub const MAX_VALUE_LEN: u64 = (1 << 32) - 1;
+
+/// The largest number of versions a list holds (its encoded count is a `u32`).
+const MAX_VERSIONS: u64 = (1 << 32) - 1;
+
+/// A value's length as the encoding's `u32`, or [`Error::ValueTooLarge`].
+pub(crate) fn value_len(len: usize) -> Result<u32> {
+    u32::try_from(len).map_err(|_| Error::ValueTooLarge {
+        len: u64::try_from(len).unwrap_or(u64::MAX),
+        max: MAX_VALUE_LEN,
+    })
+}
+
+/// A version count as the encoding's `u32`, or [`Error::TooManyVersions`].
+fn version_count(count: usize) -> Result<u32> {
+    u32::try_from(count).map_err(|_| Error::TooManyVersions {
+        count: u64::try_from(count).unwrap_or(u64::MAX),
+        max: MAX_VERSIONS,
+    })
+}
+
 /// What a version holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VersionValue {
-    /// The value, inline.
+    /// The value, inline (at most [`MAX_VALUE_LEN`] bytes: [`VersionList::push`] refuses
+    /// longer ones).
     Value(Vec<u8>),
     /// The key was deleted.
     Tombstone,
-    /// A large value stored in overflow pages starting at `page`.
+    /// A large value stored in overflow pages starting at `page`, kept by the store (the
+    /// database's B+tree writes the chain, [`VersionStore::read_overflow`] reads it back).
+    /// Build one with [`VersionValue::overflow`] from the tree's `u64` length; read it with
+    /// [`VersionValue::as_overflow`].
+    ///
+    /// [`VersionStore::read_overflow`]: crate::VersionStore::read_overflow
     Overflow {
         /// First overflow page.
         page: PageId,
-        /// The value's length in bytes.
+        /// The value's length in bytes (a `u32`: at most [`MAX_VALUE_LEN`]).
         len: u32,
     },
+}
+
+impl VersionValue {
+    /// A reference to a value of `len` bytes kept in the overflow chain that starts at
+    /// `page`. Fails with [`Error::ValueTooLarge`] if `len` is above [`MAX_VALUE_LEN`].
+    pub fn overflow(page: PageId, len: u64) -> Result<Self> {
+        let len = u32::try_from(len).map_err(|_| Error::ValueTooLarge {
+            len,
+            max: MAX_VALUE_LEN,
+        })?;
+        Ok(VersionValue::Overflow { page, len })
+    }
+
+    /// The first page and the length of an overflow reference (the arguments the B+tree's
+    /// overflow reader takes); `None` for an inline value or a tombstone.
+    pub fn as_overflow(&self) -> Option<(PageId, u64)> {
+        match self {
+            VersionValue::Overflow { page, len } => Some((*page, u64::from(*len))),
+            VersionValue::Value(_) | VersionValue::Tombstone => None,
+        }
+    }
+
+    /// The value's length in bytes, inline or in overflow pages; `None` for a tombstone.
+    pub fn value_len(&self) -> Option<u64> {
+        match self {
+            VersionValue::Value(v) => Some(u64::try_from(v.len()).unwrap_or(u64::MAX)),
+            VersionValue::Overflow { len, .. } => Some(u64::from(*len)),
+            VersionValue::Tombstone => None,
+        }
+    }
 }
 
 /// One committed version of a key.
@@ -99,11 +168,17 @@ impl VersionList {
     }
 
     /// Adds a version newer than all present. An older or equal timestamp is refused: commits
-    /// are applied in timestamp order.
+    /// are applied in timestamp order. So is an inline value longer than [`MAX_VALUE_LEN`]
+    /// ([`Error::ValueTooLarge`]) and a version past the `u32` count
+    /// ([`Error::TooManyVersions`]): every list built by `push` encodes.
     pub fn push(&mut self, version: Version) -> Result<()> {
         if self.latest_ts().is_some_and(|t| t >= version.commit_ts) {
             return Err(Error::Corrupt("version older than the newest present"));
         }
+        if let VersionValue::Value(v) = &version.value {
+            value_len(v.len())?;
+        }
+        version_count(self.versions.len().saturating_add(1))?;
         self.versions.insert(0, version);
         Ok(())
     }
@@ -115,19 +190,18 @@ impl VersionList {
 
     /// Drops versions no snapshot at or after `oldest` can see: everything older than the
     /// newest version at or before `oldest`, and that one too if it is a tombstone. Returns
-    /// how many went.
-    pub fn trim(&mut self, oldest: Timestamp) -> usize {
+    /// the versions that went, newest first, so that a store can free the overflow chains
+    /// they reference ([`VersionValue::as_overflow`]).
+    pub fn trim(&mut self, oldest: Timestamp) -> Vec<Version> {
         let Some(keep) = self.versions.iter().position(|v| v.commit_ts <= oldest) else {
-            return 0;
+            return Vec::new();
         };
         let cut = if self.versions[keep].value == VersionValue::Tombstone {
             keep
         } else {
             keep + 1
         };
-        let before = self.versions.len();
-        self.versions.truncate(cut);
-        before - self.versions.len()
+        self.versions.split_off(cut)
     }
 
     /// Whether no version is left.
@@ -135,19 +209,18 @@ impl VersionList {
         self.versions.is_empty()
     }
 
-    /// Encodes the list (layout in the module docs).
-    pub fn encode(&self) -> Vec<u8> {
+    /// Encodes the list (layout in the module docs). A value longer than [`MAX_VALUE_LEN`]
+    /// or more versions than a `u32` counts is an error, not a length cut to fit (a list
+    /// built with [`push`](Self::push) or [`decode`](Self::decode) has neither).
+    pub fn encode(&self) -> Result<Vec<u8>> {
         let mut out = Vec::new();
-        let n = u32::try_from(self.versions.len()).unwrap_or(u32::MAX);
-        out.extend_from_slice(&n.to_le_bytes());
+        out.extend_from_slice(&version_count(self.versions.len())?.to_le_bytes());
         for v in &self.versions {
             out.extend_from_slice(&v.commit_ts.get().to_le_bytes());
             match &v.value {
                 VersionValue::Value(bytes) => {
                     out.push(VALUE);
-                    out.extend_from_slice(
-                        &u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_le_bytes(),
-                    );
+                    out.extend_from_slice(&value_len(bytes.len())?.to_le_bytes());
                     out.extend_from_slice(bytes);
                 }
                 VersionValue::Tombstone => out.push(TOMBSTONE),
@@ -158,7 +231,7 @@ impl VersionList {
                 }
             }
         }
-        out
+        Ok(out)
     }
 
     /// Decodes untrusted bytes: any malformation is [`Error::Corrupt`], never a panic, and
@@ -233,7 +306,13 @@ mod tests {
     #[test]
     fn trimming_keeps_what_snapshots_can_see() {
         let mut l = list(&[(10, Some("a")), (20, Some("b")), (30, Some("c"))]);
-        assert_eq!(l.trim(ts(25)), 1);
+        assert_eq!(
+            l.trim(ts(25)),
+            [Version {
+                commit_ts: ts(10),
+                value: VersionValue::Value(b"a".to_vec()),
+            }]
+        );
         assert_eq!(
             l.versions()
                 .iter()
@@ -243,7 +322,7 @@ mod tests {
         );
         let mut l = list(&[(10, Some("a")), (20, None)]);
         assert_eq!(
-            l.trim(ts(25)),
+            l.trim(ts(25)).len(),
             2,
             "a tombstone nobody needs goes with what it hides"
         );
@@ -293,8 +372,65 @@ mod tests {
             b"ab",
         ]
         .concat();
-        assert_eq!(l.encode(), want);
+        assert_eq!(l.encode().unwrap(), want);
         assert_eq!(VersionList::decode(&want).unwrap(), l);
+    }
+
+    /// Regression: the encoder used to cut an oversized length to `u32::MAX` and write a
+    /// list that decodes to something else. Lengths past the limit are errors, at the limit
+    /// they are encoded as they are. (Checked through the length conversion both `push` and
+    /// `encode` use: a 4 GiB value does not fit a test.)
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn oversized_lengths_are_errors_not_cut_to_fit() {
+        let max = usize::try_from(MAX_VALUE_LEN).unwrap();
+        assert_eq!(value_len(max).unwrap(), u32::MAX);
+        let e = value_len(max + 1).unwrap_err();
+        assert!(
+            matches!(e, Error::ValueTooLarge { len, max } if len == MAX_VALUE_LEN + 1 && max == MAX_VALUE_LEN),
+            "{e}"
+        );
+        assert!(e.to_string().contains("4294967296 bytes"), "{e}");
+        assert!(matches!(
+            version_count(max + 1),
+            Err(Error::TooManyVersions { .. })
+        ));
+        assert_eq!(version_count(max).unwrap(), u32::MAX);
+    }
+
+    #[test]
+    fn overflow_references_are_built_and_read_with_the_trees_lengths() {
+        let page = PageId::new(42);
+        let v = VersionValue::overflow(page, MAX_VALUE_LEN).unwrap();
+        assert_eq!(v.as_overflow(), Some((page, MAX_VALUE_LEN)));
+        assert_eq!(v.value_len(), Some(MAX_VALUE_LEN));
+        // The B+tree takes values up to 2^32 bytes; a version cannot say that length.
+        assert!(matches!(
+            VersionValue::overflow(page, 1 << 32),
+            Err(Error::ValueTooLarge { len, .. }) if len == 1 << 32
+        ));
+        assert_eq!(VersionValue::Tombstone.as_overflow(), None);
+        assert_eq!(VersionValue::Tombstone.value_len(), None);
+        assert_eq!(VersionValue::Value(b"abc".to_vec()).as_overflow(), None);
+        assert_eq!(VersionValue::Value(b"abc".to_vec()).value_len(), Some(3));
+    }
+
+    #[test]
+    fn trimming_hands_back_the_overflow_references_that_went() {
+        let mut l = VersionList::new();
+        for t in 1..=3 {
+            l.push(Version {
+                commit_ts: ts(t * 10),
+                value: VersionValue::overflow(PageId::new(t), 100).unwrap(),
+            })
+            .unwrap();
+        }
+        let gone: Vec<_> = l
+            .trim(ts(25))
+            .iter()
+            .filter_map(|v| v.value.as_overflow())
+            .collect();
+        assert_eq!(gone, [(PageId::new(1), 100)]);
     }
 
     fn any_list() -> impl Strategy<Value = VersionList> {
@@ -335,12 +471,12 @@ mod tests {
     proptest! {
         #[test]
         fn encoding_round_trips(l in any_list()) {
-            prop_assert_eq!(VersionList::decode(&l.encode()).unwrap(), l);
+            prop_assert_eq!(VersionList::decode(&l.encode().unwrap()).unwrap(), l);
         }
 
         #[test]
         fn truncations_and_random_bytes_are_errors_not_panics(l in any_list(), cut in any::<prop::sample::Index>(), junk in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let bytes = l.encode();
+            let bytes = l.encode().unwrap();
             if !bytes.is_empty() {
                 let n = cut.index(bytes.len());
                 if n < bytes.len() {
