@@ -1,124 +1,195 @@
-//! Reading in key order: scans that find one leaf at a time by descent, the `Range`
+//! Reading in key order: a position (the branch path from the root and a slot in a leaf)
+//! that reads cells in place and steps to the next leaf through its path, the `Range`
 //! iterator (both ends) and the `Cursor`.
+//!
+//! A position is valid while the tree's version is the one it was taken at: every write
+//! operation bumps the version under the tree's writer lock, so a reader that sees the
+//! same version under the reader lock knows every page on its path is still what it read.
+//! After a change the position is found again by a descent from the last key returned.
 
-use std::collections::VecDeque;
 use std::ops::Bound;
 use std::sync::atomic::Ordering;
 
 use lightning_page::PageId;
 
-use crate::node::Val;
-use crate::tree::{BTree, Entries, MAX_DEPTH};
+use crate::node::{NodeView, ValRef};
+use crate::tree::{BTree, MAX_DEPTH};
 use crate::{Error, Result};
 
-/// What a scan finds in a node: a leaf's entries, or the children to visit in order.
-enum Found {
-    Leaf(Vec<(Vec<u8>, Val)>),
-    Children(Vec<PageId>),
+/// Which way a position moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    Forward,
+    Backward,
+}
+
+/// A place in the tree: the branches from the root with the child taken in each, the leaf,
+/// and the slot of the next entry (forward) or one past it (backward).
+#[derive(Debug)]
+struct Pos {
+    version: u64,
+    path: Vec<(PageId, usize)>,
+    leaf: PageId,
+    slot: usize,
+    valid: bool,
+}
+
+impl Default for Pos {
+    fn default() -> Self {
+        Pos {
+            version: 0,
+            path: Vec::new(),
+            leaf: PageId::new(u64::MAX),
+            slot: 0,
+            valid: false,
+        }
+    }
+}
+
+/// Where in a leaf a bound puts the next entry: forward, the first slot at or after it;
+/// backward, one past the last slot at or before it.
+fn slot_for(v: &NodeView<'_>, bound: Bound<&[u8]>, dir: Dir) -> Result<usize> {
+    Ok(match (bound, dir) {
+        (Bound::Unbounded, Dir::Forward) => 0,
+        (Bound::Unbounded, Dir::Backward) => v.count(),
+        // At or after `k` forward, at or before it backward: the slot of `k` itself.
+        (Bound::Included(k), Dir::Forward) | (Bound::Excluded(k), Dir::Backward) => {
+            match v.search(k)? {
+                Ok(i) | Err(i) => i,
+            }
+        }
+        // Past `k` forward, through `k` backward: the slot after it.
+        (Bound::Excluded(k), Dir::Forward) | (Bound::Included(k), Dir::Backward) => {
+            match v.search(k)? {
+                Ok(i) => i + 1,
+                Err(i) => i,
+            }
+        }
+    })
 }
 
 impl BTree {
-    /// The entries of the first leaf (in key order) with a key after `bound`: those keys
-    /// and their values, ascending. `None` when no key is after `bound`.
-    pub(crate) fn leaf_after(&self, bound: Bound<&[u8]>) -> Result<Option<Entries>> {
-        self.store.check_usable()?;
-        let root = self.read_root();
-        self.scan(*root, bound, true, 0, &mut 0)
-    }
-
-    /// The entries of the last leaf with a key before `bound`, ascending.
-    pub(crate) fn leaf_before(&self, bound: Bound<&[u8]>) -> Result<Option<Entries>> {
-        self.store.check_usable()?;
-        let root = self.read_root();
-        self.scan(*root, bound, false, 0, &mut 0)
-    }
-
-    fn scan(
-        &self,
-        id: PageId,
-        bound: Bound<&[u8]>,
-        forward: bool,
-        depth: usize,
-        visited: &mut usize,
-    ) -> Result<Option<Entries>> {
-        // In a sound tree only the first child tried at each level can come back empty, so a
-        // scan visits at most about twice the depth; a crafted tree (children pointing back
-        // up) must not make it walk an exponential number of paths.
-        *visited += 1;
-        if depth > MAX_DEPTH || *visited > 4 * MAX_DEPTH {
-            return Err(Error::corrupt(
-                id,
-                "a scan found no end: the tree has a cycle or empty subtrees",
-            ));
-        }
-        let found = self.with_node(id, |v| {
-            let key = match bound {
-                Bound::Included(k) | Bound::Excluded(k) => Some(k),
-                Bound::Unbounded => None,
-            };
-            if v.is_leaf() {
-                let range = match (key.map(|k| v.search(k)).transpose()?, bound, forward) {
-                    (None, _, _) => 0..v.count(),
-                    (Some(Ok(i)), Bound::Excluded(_), true) => i + 1..v.count(),
-                    (Some(Ok(i) | Err(i)), _, true) => i..v.count(),
-                    (Some(Ok(i)), Bound::Included(_), false) => 0..i + 1,
-                    (Some(Ok(i) | Err(i)), _, false) => 0..i,
-                };
-                let mut out = Vec::with_capacity(range.len());
-                for i in range {
-                    out.push((v.key(i)?.to_vec(), v.value(i)?.to_owned()));
-                }
-                Ok(Found::Leaf(out))
-            } else {
-                let at = match key {
-                    Some(k) => v.route(k)?,
-                    None if forward => 0,
-                    None => v.count(),
-                };
-                let ids: Result<Vec<PageId>> = if forward {
-                    (at..=v.count()).map(|i| v.child(i)).collect()
-                } else {
-                    (0..=at).rev().map(|i| v.child(i)).collect()
-                };
-                Ok(Found::Children(ids?))
+    /// Places `pos` at `bound` going `dir`: a descent from the root. The caller holds the
+    /// reader lock (`root`).
+    fn seek_pos(&self, root: PageId, pos: &mut Pos, bound: Bound<&[u8]>, dir: Dir) -> Result<()> {
+        pos.valid = false;
+        pos.path.clear();
+        pos.version = self.version.load(Ordering::Acquire);
+        let mut id = root;
+        for _ in 0..=MAX_DEPTH {
+            enum Step {
+                Down(usize, PageId),
+                Leaf(usize),
             }
-        })?;
-        match found {
-            Found::Leaf(e) if e.is_empty() => Ok(None),
-            Found::Leaf(e) => e
-                .into_iter()
-                .map(|(k, v)| {
-                    let v = match v {
-                        Val::Inline(v) => v,
-                        Val::Overflow { first, len } => self.store.read_overflow(first, len)?,
+            let step = self.with_node(id, |v| {
+                if v.is_leaf() {
+                    return Ok(Step::Leaf(slot_for(&v, bound, dir)?));
+                }
+                let at = match (bound, dir) {
+                    (Bound::Included(k) | Bound::Excluded(k), _) => v.route(k)?,
+                    (Bound::Unbounded, Dir::Forward) => 0,
+                    (Bound::Unbounded, Dir::Backward) => v.count(),
+                };
+                Ok(Step::Down(at, v.child(at)?))
+            })?;
+            match step {
+                Step::Down(at, child) => {
+                    pos.path.push((id, at));
+                    id = child;
+                }
+                Step::Leaf(slot) => {
+                    pos.leaf = id;
+                    pos.slot = slot;
+                    pos.valid = true;
+                    return Ok(());
+                }
+            }
+        }
+        Err(Error::corrupt(
+            id,
+            "tree deeper than any valid tree (a cycle?)",
+        ))
+    }
+
+    /// Moves `pos` to the next leaf going `dir` (its first slot forward, past its last
+    /// backward) through the path, without a descent from the root. `false` past the end.
+    fn step_leaf(&self, pos: &mut Pos, dir: Dir) -> Result<bool> {
+        // In a sound tree only a root leaf is empty, so a step visits at most twice the
+        // depth; a crafted tree must not make it walk without end.
+        let mut visited = 0;
+        loop {
+            // Up to the deepest branch with a sibling in this direction.
+            let next = loop {
+                let Some((branch, at)) = pos.path.pop() else {
+                    pos.valid = false;
+                    return Ok(false);
+                };
+                let child = self.with_node(branch, |v| {
+                    if v.is_leaf() {
+                        return Err(Error::corrupt(branch, "a leaf on a branch path"));
+                    }
+                    let count = v.count();
+                    let to = match dir {
+                        Dir::Forward if at < count => Some(at + 1),
+                        Dir::Backward if at > 0 && at <= count => Some(at - 1),
+                        _ => None,
                     };
-                    Ok((k, v))
-                })
-                .collect::<Result<Vec<_>>>()
-                .map(Some),
-            Found::Children(ids) => {
-                for child in ids {
-                    if let Some(e) = self.scan(child, bound, forward, depth + 1, visited)? {
-                        return Ok(Some(e));
+                    to.map(|i| v.child(i).map(|c| (i, c))).transpose()
+                })?;
+                if let Some((i, child)) = child {
+                    pos.path.push((branch, i));
+                    break child;
+                }
+            };
+            // Down to the nearest leaf on that side.
+            let mut id = next;
+            loop {
+                visited += 1;
+                if visited > 4 * MAX_DEPTH || pos.path.len() > MAX_DEPTH {
+                    return Err(Error::corrupt(
+                        id,
+                        "a scan found no end: the tree has a cycle or empty subtrees",
+                    ));
+                }
+                let down = self.with_node(id, |v| {
+                    if v.is_leaf() {
+                        return Ok(Err(v.count()));
+                    }
+                    let at = match dir {
+                        Dir::Forward => 0,
+                        Dir::Backward => v.count(),
+                    };
+                    Ok(Ok((at, v.child(at)?)))
+                })?;
+                match down {
+                    Ok((at, child)) => {
+                        pos.path.push((id, at));
+                        id = child;
+                    }
+                    Err(count) => {
+                        pos.leaf = id;
+                        pos.slot = match dir {
+                            Dir::Forward => 0,
+                            Dir::Backward => count,
+                        };
+                        if count > 0 {
+                            return Ok(true);
+                        }
+                        break; // an empty leaf: try the next one
                     }
                 }
-                Ok(None)
             }
         }
     }
 
     /// The smallest entry.
     pub fn first(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
-        Ok(self
-            .leaf_after(Bound::Unbounded)?
-            .and_then(|e| e.into_iter().next()))
+        self.iter().next().transpose()
     }
 
     /// The largest entry.
     pub fn last(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
-        Ok(self
-            .leaf_before(Bound::Unbounded)?
-            .and_then(|e| e.into_iter().next_back()))
+        self.iter().next_back().transpose()
     }
 
     /// Whether the tree holds no entries.
@@ -144,10 +215,8 @@ impl BTree {
             tree: self,
             lo,
             hi,
-            front: VecDeque::new(),
-            back: VecDeque::new(),
-            front_last: None,
-            back_last: None,
+            front: End::default(),
+            back: End::default(),
             done: false,
         }
     }
@@ -174,9 +243,75 @@ impl BTree {
     pub fn cursor(&self) -> Cursor<'_> {
         Cursor {
             tree: self,
-            batch: Vec::new(),
-            at: 0,
-            version: 0,
+            pos: Pos::default(),
+            dir: Dir::Forward,
+            key: Vec::new(),
+            value: Vec::new(),
+            on: false,
+        }
+    }
+
+    /// The entry at `pos` going `dir`, read in place and copied into `key` and `value`,
+    /// with `pos` moved past it; `false` past the end. Finds the position again from
+    /// `from` (the last key returned, or the scan's start) when the tree changed since.
+    fn advance(
+        &self,
+        pos: &mut Pos,
+        dir: Dir,
+        from: Bound<&[u8]>,
+        accept: impl Fn(&[u8]) -> bool,
+        key: &mut Vec<u8>,
+        value: &mut Vec<u8>,
+    ) -> Result<bool> {
+        self.store.check_usable()?;
+        let root = self.read_root();
+        if !pos.valid || pos.version != self.version.load(Ordering::Acquire) {
+            self.seek_pos(*root, pos, from, dir)?;
+        }
+        loop {
+            let found = self.with_node(pos.leaf, |v| {
+                if !v.is_leaf() {
+                    return Err(Error::corrupt(pos.leaf, "a branch where a leaf belongs"));
+                }
+                let slot = match dir {
+                    Dir::Forward if pos.slot < v.count() => pos.slot,
+                    Dir::Backward if pos.slot > 0 && pos.slot <= v.count() => pos.slot - 1,
+                    _ => return Ok(None),
+                };
+                let k = v.key(slot)?;
+                if !accept(k) {
+                    return Ok(Some(None));
+                }
+                key.clear();
+                key.extend_from_slice(k);
+                let val = v.value(slot)?;
+                if let ValRef::Inline(bytes) = val {
+                    value.clear();
+                    value.extend_from_slice(bytes);
+                }
+                Ok(Some(Some((slot, val.to_owned()))))
+            })?;
+            match found {
+                Some(Some((slot, val))) => {
+                    pos.slot = match dir {
+                        Dir::Forward => slot + 1,
+                        Dir::Backward => slot,
+                    };
+                    if let crate::node::Val::Overflow { first, len } = val {
+                        *value = self.store.read_overflow(first, len)?;
+                    }
+                    return Ok(true);
+                }
+                Some(None) => {
+                    pos.valid = false;
+                    return Ok(false);
+                }
+                None => {
+                    if !self.step_leaf(pos, dir)? {
+                        return Ok(false);
+                    }
+                }
+            }
         }
     }
 }
@@ -197,17 +332,26 @@ fn above_lo(lo: &Bound<Vec<u8>>, k: &[u8]) -> bool {
     }
 }
 
+/// One end of a [`Range`]: its position and the last key it returned.
+#[derive(Debug, Default)]
+struct End {
+    pos: Pos,
+    last: Vec<u8>,
+    started: bool,
+}
+
 /// Entries of a key range, from either end: an iterator of `Result<(key, value)>`.
 ///
-/// It reads one leaf at a time (taking the tree's read lock for that leaf only).
+/// It reads each entry in place from its leaf (taking the tree's read lock for that step
+/// only) and moves to the next leaf through the path it keeps, so a scan of `n` entries
+/// copies `n` keys and values and descends from the root once, unless a writer changes the
+/// tree meanwhile (then it finds its place again from the last key it returned).
 pub struct Range<'t> {
     tree: &'t BTree,
     lo: Bound<Vec<u8>>,
     hi: Bound<Vec<u8>>,
-    front: VecDeque<(Vec<u8>, Vec<u8>)>,
-    back: VecDeque<(Vec<u8>, Vec<u8>)>,
-    front_last: Option<Vec<u8>>,
-    back_last: Option<Vec<u8>>,
+    front: End,
+    back: End,
     done: bool,
 }
 
@@ -220,74 +364,79 @@ impl std::fmt::Debug for Range<'_> {
     }
 }
 
+impl Range<'_> {
+    fn step(&mut self, dir: Dir) -> Option<Result<(Vec<u8>, Vec<u8>)>> {
+        if self.done {
+            return None;
+        }
+        let (this, other) = match dir {
+            Dir::Forward => (&mut self.front, &self.back),
+            Dir::Backward => (&mut self.back, &self.front),
+        };
+        let End { pos, last, started } = this;
+        let from = if *started {
+            Bound::Excluded(last.as_slice())
+        } else {
+            match dir {
+                Dir::Forward => self.lo.as_ref().map(Vec::as_slice),
+                Dir::Backward => self.hi.as_ref().map(Vec::as_slice),
+            }
+        };
+        let (lo, hi) = (&self.lo, &self.hi);
+        let accept = |k: &[u8]| match dir {
+            Dir::Forward => below_hi(hi, k) && (!other.started || k < other.last.as_slice()),
+            Dir::Backward => above_lo(lo, k) && (!other.started || k > other.last.as_slice()),
+        };
+        let mut key = Vec::new();
+        let mut value = Vec::new();
+        let found = self
+            .tree
+            .advance(pos, dir, from, accept, &mut key, &mut value);
+        match found {
+            Ok(true) => {
+                *started = true;
+                last.clear();
+                last.extend_from_slice(&key);
+                Some(Ok((key, value)))
+            }
+            Ok(false) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
 impl Iterator for Range<'_> {
     type Item = Result<(Vec<u8>, Vec<u8>)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        while !self.done {
-            if let Some((k, v)) = self.front.pop_front() {
-                let before_back = self.back_last.as_ref().is_none_or(|b| k < *b);
-                if !below_hi(&self.hi, &k) || !before_back {
-                    self.done = true;
-                    return None;
-                }
-                self.front_last = Some(k.clone());
-                return Some(Ok((k, v)));
-            }
-            let bound = match &self.front_last {
-                Some(k) => Bound::Excluded(k.as_slice()),
-                None => self.lo.as_ref().map(Vec::as_slice),
-            };
-            match self.tree.leaf_after(bound) {
-                Ok(Some(e)) => self.front = e.into(),
-                Ok(None) => self.done = true,
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(e));
-                }
-            }
-        }
-        None
+        self.step(Dir::Forward)
     }
 }
 
 impl DoubleEndedIterator for Range<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
-        while !self.done {
-            if let Some((k, v)) = self.back.pop_back() {
-                let after_front = self.front_last.as_ref().is_none_or(|f| k > *f);
-                if !above_lo(&self.lo, &k) || !after_front {
-                    self.done = true;
-                    return None;
-                }
-                self.back_last = Some(k.clone());
-                return Some(Ok((k, v)));
-            }
-            let bound = match &self.back_last {
-                Some(k) => Bound::Excluded(k.as_slice()),
-                None => self.hi.as_ref().map(Vec::as_slice),
-            };
-            match self.tree.leaf_before(bound) {
-                Ok(Some(e)) => self.back = e.into(),
-                Ok(None) => self.done = true,
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(e));
-                }
-            }
-        }
-        None
+        self.step(Dir::Backward)
     }
 }
 
 /// A position in the tree that moves by key: [`seek`](Self::seek), [`next`](Self::next),
-/// [`prev`](Self::prev), [`first`](Self::first), [`last`](Self::last). It keeps the leaf it
-/// stands on and reads it again only when the tree changed or it steps off the leaf.
+/// [`prev`](Self::prev), [`first`](Self::first), [`last`](Self::last). It keeps its path
+/// and its place in the leaf, and hands out the entry it stands on as slices of its own
+/// buffers: moving along a leaf allocates nothing.
 pub struct Cursor<'t> {
     tree: &'t BTree,
-    batch: Vec<(Vec<u8>, Vec<u8>)>,
-    at: usize,
-    version: u64,
+    pos: Pos,
+    /// The direction `pos` was last moved in.
+    dir: Dir,
+    key: Vec<u8>,
+    value: Vec<u8>,
+    on: bool,
 }
 
 impl std::fmt::Debug for Cursor<'_> {
@@ -299,31 +448,9 @@ impl std::fmt::Debug for Cursor<'_> {
 }
 
 impl Cursor<'_> {
-    fn load(
-        &mut self,
-        batch: Option<Vec<(Vec<u8>, Vec<u8>)>>,
-        at_end: bool,
-    ) -> Option<(&[u8], &[u8])> {
-        self.batch = batch.unwrap_or_default();
-        self.at = if at_end {
-            self.batch.len().saturating_sub(1)
-        } else {
-            0
-        };
-        self.entry()
-    }
-
     fn entry(&self) -> Option<(&[u8], &[u8])> {
-        self.batch
-            .get(self.at)
-            .map(|(k, v)| (k.as_slice(), v.as_slice()))
-    }
-
-    fn fresh(&mut self) -> bool {
-        let now = self.tree.version.load(Ordering::Acquire);
-        let same = now == self.version;
-        self.version = now;
-        same
+        self.on
+            .then_some((self.key.as_slice(), self.value.as_slice()))
     }
 
     /// The entry under the cursor.
@@ -336,32 +463,70 @@ impl Cursor<'_> {
         self.entry().map(|(_, v)| v)
     }
 
+    /// Moves from `from` going `dir`, fresh (a new descent).
+    fn go(&mut self, from: Bound<&[u8]>, dir: Dir, reseek: bool) -> Result<Option<(&[u8], &[u8])>> {
+        if reseek {
+            self.pos.valid = false;
+        }
+        self.dir = dir;
+        let found = self.tree.advance(
+            &mut self.pos,
+            dir,
+            from,
+            |_| true,
+            &mut self.key,
+            &mut self.value,
+        );
+        match found {
+            Ok(on) => {
+                self.on = on;
+                Ok(self.entry())
+            }
+            Err(e) => {
+                self.on = false;
+                Err(e)
+            }
+        }
+    }
+
     /// Moves to the first entry with a key `>= key`.
     pub fn seek(&mut self, key: &[u8]) -> Result<Option<(&[u8], &[u8])>> {
-        self.fresh();
-        let batch = self.tree.leaf_after(Bound::Included(key))?;
-        Ok(self.load(batch, false))
+        self.go(Bound::Included(key), Dir::Forward, true)
     }
 
     /// Moves to the last entry with a key `<= key`.
     pub fn seek_for_prev(&mut self, key: &[u8]) -> Result<Option<(&[u8], &[u8])>> {
-        self.fresh();
-        let batch = self.tree.leaf_before(Bound::Included(key))?;
-        Ok(self.load(batch, true))
+        self.go(Bound::Included(key), Dir::Backward, true)
     }
 
     /// Moves to the smallest entry.
     pub fn first(&mut self) -> Result<Option<(&[u8], &[u8])>> {
-        self.fresh();
-        let batch = self.tree.leaf_after(Bound::Unbounded)?;
-        Ok(self.load(batch, false))
+        self.go(Bound::Unbounded, Dir::Forward, true)
     }
 
     /// Moves to the largest entry.
     pub fn last(&mut self) -> Result<Option<(&[u8], &[u8])>> {
-        self.fresh();
-        let batch = self.tree.leaf_before(Bound::Unbounded)?;
-        Ok(self.load(batch, true))
+        self.go(Bound::Unbounded, Dir::Backward, true)
+    }
+
+    /// Moves one entry in `dir` from the current one.
+    fn step(&mut self, dir: Dir) -> Result<Option<(&[u8], &[u8])>> {
+        if !self.on {
+            return Ok(None);
+        }
+        // Turning around: the position is past the current entry on the other side.
+        let reseek = dir != self.dir;
+        let current = std::mem::take(&mut self.key);
+        let moved = self
+            .go(Bound::Excluded(&current), dir, reseek)
+            .map(|e| e.is_some());
+        if !self.on {
+            // Unpositioned: keep the buffer for the next seek.
+            self.key = current;
+            self.key.clear();
+        }
+        moved?;
+        Ok(self.entry())
     }
 
     /// Moves to the next entry; `None` past the end (the cursor is then unpositioned).
@@ -370,28 +535,12 @@ impl Cursor<'_> {
         reason = "a fallible step that lends its entry, not an Iterator"
     )]
     pub fn next(&mut self) -> Result<Option<(&[u8], &[u8])>> {
-        let Some(current) = self.key().map(<[u8]>::to_vec) else {
-            return Ok(None);
-        };
-        if self.fresh() && self.at + 1 < self.batch.len() {
-            self.at += 1;
-            return Ok(self.entry());
-        }
-        let batch = self.tree.leaf_after(Bound::Excluded(&current))?;
-        Ok(self.load(batch, false))
+        self.step(Dir::Forward)
     }
 
     /// Moves to the previous entry; `None` before the start.
     pub fn prev(&mut self) -> Result<Option<(&[u8], &[u8])>> {
-        let Some(current) = self.key().map(<[u8]>::to_vec) else {
-            return Ok(None);
-        };
-        if self.fresh() && self.at > 0 {
-            self.at -= 1;
-            return Ok(self.entry());
-        }
-        let batch = self.tree.leaf_before(Bound::Excluded(&current))?;
-        Ok(self.load(batch, true))
+        self.step(Dir::Backward)
     }
 }
 

@@ -15,9 +15,6 @@ pub(crate) const MAX_DEPTH: usize = 64;
 /// Largest value stored (in an overflow chain).
 pub const MAX_VALUE_LEN: u64 = 1 << 32;
 
-/// Entries of one leaf, values read: (key, value), ascending.
-pub(crate) type Entries = Vec<(Vec<u8>, Vec<u8>)>;
-
 /// Sizes derived from the page size.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
@@ -385,12 +382,10 @@ impl BTree {
                 len: value.len() as u64,
             }
         };
-        let (change, old) = self.insert_rec(op, root, key, val, 0)?;
-        let root = self.finish(op, change)?;
-        if let Some(Val::Overflow { first, len }) = old {
-            self.store.free_overflow(op, first, len)?;
-        }
-        Ok(root)
+        // A replaced overflow value's pages are freed (when the operation succeeds) where
+        // the leaf is changed, read before the change.
+        let (change, _old) = self.insert_rec(op, root, key, val, 0)?;
+        self.finish(op, root, change)
     }
 
     fn insert_rec(
@@ -421,6 +416,9 @@ impl BTree {
                     None
                 }
             };
+            if let Some(Val::Overflow { first, len }) = &old {
+                self.store.free_overflow(op, *first, *len)?;
+            }
             return Ok((self.store_node(op, id, Node::Leaf(e))?, old));
         };
         let (c, old) = self.insert_rec(op, child, key, val, depth + 1)?;
@@ -452,10 +450,19 @@ impl BTree {
             Err(i) => (i, None),
         };
         let freed = old.as_ref().map_or(0, |(_, len)| len + 2);
-        if view.size() - freed + 2 + cell.len() > self.limits.capacity {
+        let new_len = view.size() - freed + 2 + cell.len();
+        if new_len > self.limits.capacity {
             return Ok(None);
         }
-        op.save(id, &page);
+        if let Some((Val::Overflow { first, len }, _)) = &old {
+            // Read (and fail) before anything changes.
+            self.store.free_overflow(op, *first, *len)?;
+        }
+        if new_len < self.limits.min_fill {
+            // A rebalance follows, which can fail: keep the leaf to put back. Otherwise
+            // nothing after this edit can fail, and the edit needs no undo.
+            op.save(id, &page);
+        }
         if let Some((_, cell_len)) = &old {
             let len = LeafEdit::new(page.page_mut()).remove(slot, *cell_len);
             page.page_mut().set_payload_len(len)?;
@@ -486,7 +493,15 @@ impl BTree {
         };
         let old = view.value(i)?.to_owned();
         let cell_len = view.leaf_cell_len(i)?;
-        op.save(id, &page);
+        if let Val::Overflow { first, len } = old {
+            // Read (and fail) before anything changes.
+            self.store.free_overflow(op, first, len)?;
+        }
+        if view.size() - cell_len - 2 < self.limits.min_fill {
+            // A rebalance follows, which can fail: keep the leaf to put back. Otherwise
+            // nothing after this edit can fail, and the edit needs no undo.
+            op.save(id, &page);
+        }
         let len = LeafEdit::new(page.page_mut()).remove(i, cell_len);
         page.page_mut().set_payload_len(len)?;
         let change = Change {
@@ -511,7 +526,11 @@ impl BTree {
 
     /// Installs the root after a change: a new root above a split, and a root branch with
     /// a single child replaced by that child.
-    fn finish(&self, op: &mut Op, change: Change) -> Result<PageId> {
+    fn finish(&self, op: &mut Op, old_root: PageId, change: Change) -> Result<PageId> {
+        if change.page == old_root && change.split.is_none() && !change.underflow {
+            // The root did not change (and could not have lost its last separator).
+            return Ok(old_root);
+        }
         let mut root = change.page;
         if let Some((sep, right)) = change.split {
             let level = self.with_node(change.page, |v| Ok(v.level()))?;
@@ -559,14 +578,10 @@ impl BTree {
 
     /// The new root after removing `key`; `None` when it is not there.
     fn remove_op(&self, op: &mut Op, root: PageId, key: &[u8]) -> Result<Option<PageId>> {
-        let Some((change, old)) = self.remove_rec(op, root, key, 0)? else {
+        let Some((change, _old)) = self.remove_rec(op, root, key, 0)? else {
             return Ok(None);
         };
-        let root = self.finish(op, change)?;
-        if let Val::Overflow { first, len } = old {
-            self.store.free_overflow(op, first, len)?;
-        }
-        Ok(Some(root))
+        self.finish(op, root, change).map(Some)
     }
 
     fn remove_rec(
@@ -595,6 +610,9 @@ impl BTree {
                 return Ok(None);
             };
             let (_, old) = e.remove(i);
+            if let Val::Overflow { first, len } = old {
+                self.store.free_overflow(op, first, len)?;
+            }
             return Ok(Some((self.store_node(op, id, Node::Leaf(e))?, old)));
         };
         let Some((c, old)) = self.remove_rec(op, child, key, depth + 1)? else {

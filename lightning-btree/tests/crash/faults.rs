@@ -121,7 +121,7 @@ fn poisoned(tree: &BTree) -> bool {
 
 /// What one faulted run saw.
 #[derive(Debug, Default, Clone, Copy)]
-struct Seen {
+struct Outcome {
     /// Operations that returned an error.
     failed: u64,
     /// Whether the store ended poisoned.
@@ -129,7 +129,7 @@ struct Seen {
 }
 
 /// Runs the workload with `fault` armed after the setup, then checks everything.
-fn run(seed: u64, frames: u64, fault: Option<Fault>, crash: CrashMode) -> Result<Seen, String> {
+fn run(seed: u64, frames: u64, fault: Option<Fault>, crash: CrashMode) -> Result<Outcome, String> {
     let (setup, work) = workload(seed);
     let vfs = CrashVfs::new(seed);
     let tree = create(&vfs, frames);
@@ -141,7 +141,7 @@ fn run(seed: u64, frames: u64, fault: Option<Fault>, crash: CrashMode) -> Result
     // Images a power cut may bring back: the last acknowledged checkpoint, and any that
     // reported failure after it (its superblock may still have reached the disk).
     let mut durable: Vec<Model> = vec![model.clone()];
-    let mut seen = Seen::default();
+    let mut outcome = Outcome::default();
     if let Some(f) = fault {
         vfs.inject(f);
     }
@@ -156,12 +156,12 @@ fn run(seed: u64, frames: u64, fault: Option<Fault>, crash: CrashMode) -> Result
                 }
             }
             Err(e) => {
-                seen.failed += 1;
+                outcome.failed += 1;
                 if matches!(step, Step::Checkpoint) {
                     durable.push(model.clone());
                 }
                 if matches!(e, Error::Poisoned { .. }) || poisoned(&tree) {
-                    seen.poisoned = true;
+                    outcome.poisoned = true;
                     break;
                 }
                 if permanent {
@@ -173,7 +173,7 @@ fn run(seed: u64, frames: u64, fault: Option<Fault>, crash: CrashMode) -> Result
         }
     }
     vfs.clear_faults();
-    if seen.poisoned {
+    if outcome.poisoned {
         // Refused for good, and said so.
         match tree.insert(b"after", b"poison") {
             Err(Error::Poisoned { .. }) => {}
@@ -202,7 +202,7 @@ fn run(seed: u64, frames: u64, fault: Option<Fault>, crash: CrashMode) -> Result
                         "the store took an insert after its checkpoint failed for good".into(),
                     );
                 }
-                seen.poisoned = true;
+                outcome.poisoned = true;
             }
         }
     }
@@ -230,7 +230,7 @@ fn run(seed: u64, frames: u64, fault: Option<Fault>, crash: CrashMode) -> Result
     tree.insert(b"more", b"work")
         .and_then(|()| tree.checkpoint(2_000).map(drop))
         .map_err(|e| format!("after reopen: {e}"))?;
-    Ok(seen)
+    Ok(outcome)
 }
 
 /// How many I/O calls the faulted part of the workload makes with no fault.
@@ -275,11 +275,11 @@ fn every_position(op: FaultOp, permanent: bool, kind: FaultKind) {
                 };
                 let crash = crashes[(n / step) as usize % crashes.len()];
                 match run(seed, frames, Some(fault), crash) {
-                    Ok(seen) => {
+                    Ok(outcome) => {
                         runs += 1;
-                        failing += u64::from(seen.failed > 0);
-                        poisoned += u64::from(seen.poisoned);
-                        if seen.failed == 0 && op != FaultOp::Any {
+                        failing += u64::from(outcome.failed > 0);
+                        poisoned += u64::from(outcome.poisoned);
+                        if outcome.failed == 0 && op != FaultOp::Any {
                             // Past the last call of this kind: no later position fires.
                             break;
                         }
