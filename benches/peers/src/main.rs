@@ -1,0 +1,312 @@
+//! Bench: Lightning DB beside its peers, in one run on one machine. redb's benchmark
+//! workloads (1M entries, 24-byte keys, 150-byte values, caches larger than the data) on
+//! redb, LMDB (through heed) and lightning-btree used directly (a `Store` over a `PageFile` on
+//! the real disk, durability by checkpoint), interleaved — every engine's round 1, then every
+//! engine's round 2, ... — three rounds, medians; durable single-key commits beside the raw
+//! `fdatasync` rate of the same disk, measured in the same rounds. Figures are
+//! `<engine>_<workload>`, plus `lightning_btree_vs_lmdb_<workload>` and
+//! `lightning_btree_vs_redb_<workload>` (lightning's median over the peer's). Writes
+//! `benchmark_results/<YYYY-MM-DD>/peers.json` and `.html` and prints a table.
+//!
+//! ```text
+//! cargo bench -p lightning-peers
+//! LIGHTNING_BENCH_QUICK=1 PEERS_ENTRIES=20000 cargo bench -p lightning-peers   # smoke run
+//! ```
+//! - `PEERS_ENTRIES` (default 1,000,000; 100,000 with `LIGHTNING_BENCH_QUICK`),
+//!   `PEERS_ROUNDS` (default 3), `PEERS_SYNC_SECS` (seconds of durable commits per engine
+//!   per round, and of raw fdatasync per round; default 3, 0.5 quick).
+//! - `LIGHTNING_BENCH_DIR`: the disk to measure (default: the system's temporary directory).
+//! - `LIGHTNING_BENCH_QUICK=1` marks the report as a smoke run not to be quoted.
+#![expect(clippy::print_stdout, reason = "a bench binary reports on stdout")]
+
+mod engine;
+mod engines;
+mod workload;
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use lightning_page::vfs::{OpenMode, OsVfs, Vfs};
+use lightning_testkit::bench::{Figure, quick, temp_dir, write_report};
+
+use crate::engine::{Engine, Result, Setup};
+use crate::engines::{LightningBtree, Lmdb, Redb};
+use crate::workload::{Data, KEY_LEN, VALUE_LEN, WORKLOADS};
+
+/// The engine every ratio is about.
+const SUBJECT: &str = LightningBtree::NAME;
+
+fn env_num(name: &str, default: f64) -> f64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "small counts from the environment"
+)]
+fn env_count(name: &str, default: usize) -> usize {
+    #[expect(clippy::cast_precision_loss, reason = "small counts")]
+    let default = default as f64;
+    env_num(name, default).max(1.0) as usize
+}
+
+/// The disk's limit: 4 KiB writes (a page) into a preallocated file, each followed by
+/// `fdatasync`, for `budget`. Syncs per second.
+fn raw_fdatasync(dir: &Path, budget: Duration) -> Result<f64> {
+    const PAGE: usize = 4096;
+    const LEN: u64 = 64 << 20;
+    let path = dir.join("raw-fdatasync");
+    let file = OsVfs.open(&path, OpenMode::CreateNew)?;
+    let chunk = vec![0u8; 1 << 20];
+    for at in (0..LEN).step_by(chunk.len()) {
+        file.write_at(&chunk, at)?;
+    }
+    file.sync()?;
+    let page = [7u8; PAGE];
+    let (mut syncs, mut at) = (0u32, 0u64);
+    let start = Instant::now();
+    while start.elapsed() < budget || syncs < 3 {
+        file.write_at(&page, at)?;
+        file.sync()?;
+        syncs += 1;
+        at = (at + PAGE as u64) % LEN;
+    }
+    let took = start.elapsed();
+    drop(file);
+    OsVfs.remove(&path)?;
+    Ok(f64::from(syncs) / took.as_secs_f64())
+}
+
+/// One engine's round in a directory of its own, removed afterwards.
+fn round<E: Engine>(
+    base: &Path,
+    round: usize,
+    setup: &Setup,
+    data: &Data,
+    sync_for: Duration,
+) -> Result<(String, Vec<f64>)> {
+    let dir = base.join(format!("{}-{round}", E::NAME));
+    std::fs::create_dir(&dir)?;
+    let t = Instant::now();
+    let out = workload::run::<E>(&dir, setup, data, sync_for)?;
+    std::fs::remove_dir_all(&dir)?;
+    println!(
+        "round {}: {} done in {:.1} s",
+        round + 1,
+        E::NAME,
+        t.elapsed().as_secs_f64()
+    );
+    Ok(out)
+}
+
+/// One engine's results over the rounds.
+struct Results {
+    name: &'static str,
+    describe: String,
+    /// Per workload, per round.
+    rounds: Vec<Vec<f64>>,
+}
+
+impl Results {
+    fn new(name: &'static str) -> Self {
+        Results {
+            name,
+            describe: String::new(),
+            rounds: vec![Vec::new(); WORKLOADS.len()],
+        }
+    }
+
+    fn add(&mut self, (describe, figures): (String, Vec<f64>)) {
+        self.describe = describe;
+        for (w, v) in self.rounds.iter_mut().zip(figures) {
+            w.push(v);
+        }
+    }
+
+    fn median(&self, workload: usize) -> f64 {
+        median(&self.rounds[workload])
+    }
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => f64::midpoint(v[n / 2 - 1], v[n / 2]),
+    }
+}
+
+fn rounds_text(values: &[f64]) -> String {
+    let parts: Vec<String> = values.iter().map(|v| format_value(*v)).collect();
+    parts.join(", ")
+}
+
+fn format_value(v: f64) -> String {
+    if v >= 1000.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+#[expect(clippy::too_many_lines, reason = "one bench, step by step")]
+fn main() -> Result<()> {
+    let n = env_count("PEERS_ENTRIES", if quick() { 100_000 } else { 1_000_000 });
+    let rounds = env_count("PEERS_ROUNDS", 3);
+    let sync_for =
+        Duration::from_secs_f64(env_num("PEERS_SYNC_SECS", if quick() { 0.5 } else { 3.0 }));
+    let data_bytes = (n * (KEY_LEN + VALUE_LEN)) as u64;
+    let setup = Setup {
+        // Larger than the data and than every file the workloads leave (copy-on-write and
+        // free pages make those 4-5x the live data): no engine evicts.
+        cache_bytes: (8 * data_bytes).max(256 << 20),
+        // LMDB's map only reserves address space.
+        map_bytes: (32 * data_bytes).max(1 << 30),
+    };
+    let dir = temp_dir()?;
+    println!(
+        "{n} entries ({} MiB of keys and values), {rounds} rounds, {:.1} s of durable commits per engine per round, in {}",
+        data_bytes >> 20,
+        sync_for.as_secs_f64(),
+        dir.path().display()
+    );
+    let t = Instant::now();
+    let data = Data::new(n);
+    println!(
+        "generated keys and orders in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    let mut engines = [
+        Results::new(Redb::NAME),
+        Results::new(Lmdb::NAME),
+        Results::new(LightningBtree::NAME),
+    ];
+    let mut fdatasync = Vec::new();
+    for r in 0..rounds {
+        fdatasync.push(raw_fdatasync(dir.path(), sync_for)?);
+        // Interleaved: every engine's round r before any engine's round r + 1.
+        let [redb, lmdb, lightning] = &mut engines;
+        redb.add(round::<Redb>(dir.path(), r, &setup, &data, sync_for)?);
+        lmdb.add(round::<Lmdb>(dir.path(), r, &setup, &data, sync_for)?);
+        lightning.add(round::<LightningBtree>(
+            dir.path(),
+            r,
+            &setup,
+            &data,
+            sync_for,
+        )?);
+    }
+
+    let shape = format!(
+        "{n} entries, {KEY_LEN}-byte keys, {VALUE_LEN}-byte values; median of {rounds} interleaved rounds"
+    );
+    let mut figures = Vec::new();
+    let raw = median(&fdatasync);
+    figures.push(Figure::new(
+        "raw_fdatasync_4k",
+        raw,
+        "syncs/s",
+        format!(
+            "pwrite of 4 KiB + fdatasync on a preallocated file of the same disk, {:.1} s per round; median of rounds ({})",
+            sync_for.as_secs_f64(),
+            rounds_text(&fdatasync)
+        ),
+    ));
+    let subject = engines
+        .iter()
+        .find(|e| e.name == SUBJECT)
+        .ok_or("no subject engine")?;
+    for (w, workload) in WORKLOADS.iter().enumerate() {
+        for e in &engines {
+            figures.push(Figure::new(
+                format!("{}_{}", e.name, workload.name),
+                e.median(w),
+                workload.unit,
+                format!(
+                    "{}; {shape} ({}); {}",
+                    workload.how,
+                    rounds_text(&e.rounds[w]),
+                    e.describe
+                ),
+            ));
+        }
+        for peer in engines.iter().filter(|e| e.name != SUBJECT) {
+            let better = if workload.higher_is_better {
+                "above 1: lightning-btree is faster"
+            } else {
+                "below 1: lightning-btree is smaller/faster"
+            };
+            figures.push(Figure::new(
+                format!("{SUBJECT}_vs_{}_{}", peer.name, workload.name),
+                subject.median(w) / peer.median(w),
+                "ratio",
+                format!(
+                    "{SUBJECT}_{0} / {1}_{0}, medians of the same run ({better})",
+                    workload.name, peer.name
+                ),
+            ));
+        }
+    }
+    let durable = WORKLOADS
+        .iter()
+        .position(|w| w.name == "durable_insert_commit")
+        .ok_or("no durable workload")?;
+    for e in &engines {
+        figures.push(Figure::new(
+            format!("{}_durable_vs_fdatasync", e.name),
+            e.median(durable) / raw,
+            "ratio",
+            "durable single-key commits/s over the raw 4 KiB fdatasync rate of the same disk, same run",
+        ));
+    }
+
+    // The table: a row per workload, a column per engine, then the ratios.
+    let mut table = format!(
+        "\n{:<36}{:>14}{:>14}{:>17}{:>10}{:>10}\n",
+        "workload (median)", "redb", "lmdb", "lightning_btree", "vs lmdb", "vs redb"
+    );
+    for (w, workload) in WORKLOADS.iter().enumerate() {
+        let at = |name: &str| {
+            engines
+                .iter()
+                .find(|e| e.name == name)
+                .map_or(f64::NAN, |e| e.median(w))
+        };
+        let l = at(SUBJECT);
+        let _ = writeln!(
+            table,
+            "{:<36}{:>14}{:>14}{:>17}{:>10.2}{:>10.2}",
+            format!("{} ({})", workload.name, workload.unit),
+            format_value(at(Redb::NAME)),
+            format_value(at(Lmdb::NAME)),
+            format_value(l),
+            l / at(Lmdb::NAME),
+            l / at(Redb::NAME),
+        );
+    }
+    let _ = writeln!(
+        table,
+        "{:<36}{:>14}   (durable commits of each engine / this: {})",
+        "raw_fdatasync_4k (syncs/s)",
+        format_value(raw),
+        engines
+            .iter()
+            .map(|e| format!("{} {:.2}", e.name, e.median(durable) / raw))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("{table}");
+    let path = write_report("peers", &figures)?;
+    println!("wrote {}", path.display());
+    Ok(())
+}

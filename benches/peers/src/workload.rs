@@ -1,0 +1,390 @@
+//! redb's benchmark workloads (`crates/redb-bench/benches/common.rs`: 24-byte random keys,
+//! 150-byte values, one big write transaction, random reads, seeks of ten entries, reads from
+//! several threads, removal of half the keys, the file's size), run on one engine with the
+//! same keys, values and order as on every other.
+//!
+//! Every read is checked: a point read must find its key with its value, byte for byte, and
+//! a seek must visit the entries the sorted key set says it must (their count and a checksum
+//! over their keys and values). Removals must each find their key. So no engine wins by
+//! doing less.
+
+use std::path::Path;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use lightning_testkit::Rng;
+use lightning_testkit::bench::percentile;
+
+use crate::engine::{Engine, Reader, Result, Setup, Writer};
+
+/// Key length (redb's benchmark: 24).
+pub(crate) const KEY_LEN: usize = 24;
+/// Value length (redb's benchmark: 150).
+pub(crate) const VALUE_LEN: usize = 150;
+/// Entries a seek visits.
+pub(crate) const SEEK_LEN: usize = 10;
+/// Random bytes every value is a window of.
+const POOL_LEN: usize = 1 << 20;
+
+/// A workload's figure: its name (after the engine's), unit, and how it is measured.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Workload {
+    /// Stable name: a figure is `<engine>_<name>`.
+    pub(crate) name: &'static str,
+    /// Unit of the figure.
+    pub(crate) unit: &'static str,
+    /// Whether more is better (rates) or less (sizes, latencies).
+    pub(crate) higher_is_better: bool,
+    /// How it is measured.
+    pub(crate) how: &'static str,
+}
+
+/// Every workload, in the order they run on an engine.
+pub(crate) const WORKLOADS: &[Workload] = &[
+    Workload {
+        name: "insert_random_1txn",
+        unit: "ops/s",
+        higher_is_better: true,
+        how: "every key inserted in random order in one write transaction, then a durable commit (lightning: checkpoint), commit included",
+    },
+    Workload {
+        name: "size_loaded_mib",
+        unit: "MiB",
+        higher_is_better: false,
+        how: "size of the engine's files after the insert",
+    },
+    Workload {
+        name: "get_random",
+        unit: "ops/s",
+        higher_is_better: true,
+        how: "every key read once in random order, 1 thread, one read transaction; each must find its value",
+    },
+    Workload {
+        name: "range_seek10",
+        unit: "ops/s",
+        higher_is_better: true,
+        how: "entries/2 seeks to random keys, each reading the next 10 entries (one op = seek + 10), 1 thread; counts and a checksum of every entry verified",
+    },
+    Workload {
+        name: "get_random_2threads",
+        unit: "ops/s",
+        higher_is_better: true,
+        how: "2 threads, each reading every key once in its own random order in its own read transaction (lightning: both share one Arc<BTree>); total reads / wall time",
+    },
+    Workload {
+        name: "remove_half_1txn",
+        unit: "ops/s",
+        higher_is_better: true,
+        how: "half the keys removed in random order in one write transaction, then a durable commit; each must have been there",
+    },
+    Workload {
+        name: "rewrite_1txn",
+        unit: "ops/s",
+        higher_is_better: true,
+        how: "every remaining value rewritten with a new one in one write transaction, then a durable commit",
+    },
+    Workload {
+        name: "file_size_mib",
+        unit: "MiB",
+        higher_is_better: false,
+        how: "size of the engine's files after insert all, commit; remove half, commit; rewrite the rest, commit; remove half of the rest, commit (a quarter of the entries live)",
+    },
+    Workload {
+        name: "durable_insert_commit",
+        unit: "ops/s",
+        higher_is_better: true,
+        how: "one new key per write transaction, each committed durably (fsync; lightning: insert + checkpoint), 1 thread, on the database left by the phases before",
+    },
+    Workload {
+        name: "durable_insert_commit_p50_us",
+        unit: "us",
+        higher_is_better: false,
+        how: "median latency of one insert + durable commit",
+    },
+];
+
+/// `SplitMix64`'s finalizer: a bijection of `u64`, so distinct inputs give distinct keys.
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Key `i`: 24 random-looking bytes, unique per `i` (the first 8 are a bijection of `i`).
+pub(crate) fn key_of(i: u64) -> [u8; KEY_LEN] {
+    let mut k = [0u8; KEY_LEN];
+    k[..8].copy_from_slice(&mix(i).to_le_bytes());
+    k[8..16].copy_from_slice(&mix(i ^ 0xA5A5_0000_0000_0000).to_le_bytes());
+    k[16..].copy_from_slice(&mix(i ^ 0x5A5A_0000_0000_0000).to_le_bytes());
+    k
+}
+
+fn as_index(i: u64) -> usize {
+    usize::try_from(i).unwrap_or(usize::MAX)
+}
+
+/// A random permutation of `0..n`.
+fn permutation(n: usize, seed: u64) -> Vec<u32> {
+    let mut rng = Rng::new(seed);
+    let mut v: Vec<u32> = (0..n)
+        .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
+        .collect();
+    for i in (1..v.len()).rev() {
+        v.swap(i, as_index(rng.below(i as u64 + 1)));
+    }
+    v
+}
+
+/// What an entry adds to a seek's checksum.
+fn entry_sum(key: &[u8], value: &[u8]) -> u64 {
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&key[..8]);
+    u64::from_le_bytes(first)
+        .wrapping_add(u64::from(value[0]))
+        .wrapping_add(u64::from(value[value.len() - 1]) << 8)
+}
+
+/// The keys, values and orders every engine gets, generated once per run.
+pub(crate) struct Data {
+    keys: Vec<[u8; KEY_LEN]>,
+    pool: Vec<u8>,
+    /// Point reads: every index once.
+    read_order: Vec<u32>,
+    /// Reads from two threads: a permutation each.
+    thread_orders: [Vec<u32>; 2],
+    /// Removals: the first half goes in `remove_half_1txn`, the rest is rewritten, then its
+    /// first half goes too.
+    removal_order: Vec<u32>,
+    /// Seek keys (indices) and what the seeks must visit in all: entries and checksum.
+    seeks: Vec<u32>,
+    seek_entries: u64,
+    seek_sum: u64,
+}
+
+impl Data {
+    /// Generates `n` keys and every order.
+    pub(crate) fn new(n: usize) -> Self {
+        let keys: Vec<[u8; KEY_LEN]> = (0..n as u64).map(key_of).collect();
+        let mut rng = Rng::new(7);
+        let pool = rng.bytes(POOL_LEN);
+        let mut data = Data {
+            keys,
+            pool,
+            read_order: permutation(n, 1),
+            thread_orders: [permutation(n, 2), permutation(n, 3)],
+            removal_order: permutation(n, 4),
+            seeks: Vec::new(),
+            seek_entries: 0,
+            seek_sum: 0,
+        };
+        // Seeks: to keys at random positions of the sorted key set; what each must visit
+        // follows from that position.
+        let mut sorted: Vec<u32> = (0..n).map(|i| u32::try_from(i).unwrap_or(0)).collect();
+        sorted.sort_unstable_by_key(|&i| data.keys[i as usize]);
+        assert!(
+            sorted
+                .windows(2)
+                .all(|w| data.keys[w[0] as usize] < data.keys[w[1] as usize]),
+            "keys are unique"
+        );
+        let mut rng = Rng::new(5);
+        for _ in 0..n / 2 {
+            let at = as_index(rng.below(n as u64));
+            data.seeks.push(sorted[at]);
+            for &i in &sorted[at..(at + SEEK_LEN).min(n)] {
+                data.seek_entries += 1;
+                data.seek_sum = data
+                    .seek_sum
+                    .wrapping_add(entry_sum(data.key(i), data.value(i, 0)));
+            }
+        }
+        data
+    }
+
+    /// Entries loaded.
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn key(&self, i: u32) -> &[u8] {
+        &self.keys[i as usize]
+    }
+
+    /// The value of key `i` in its `version`-th write: a window of the random pool.
+    fn value(&self, i: u32, version: u64) -> &[u8] {
+        let at = as_index(mix(u64::from(i) ^ (version << 40)) % (POOL_LEN - VALUE_LEN) as u64);
+        &self.pool[at..at + VALUE_LEN]
+    }
+}
+
+fn rate(ops: usize, took: Duration) -> f64 {
+    #[expect(clippy::cast_precision_loss, reason = "a rate")]
+    let ops = ops as f64;
+    ops / took.as_secs_f64()
+}
+
+#[expect(clippy::cast_precision_loss, reason = "a size in MiB")]
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / f64::from(1u32 << 20)
+}
+
+/// Reads `order`, each key must hold its value of `version`; how many did.
+fn read_all<R: Reader>(r: &mut R, data: &Data, order: &[u32], version: u64) -> Result<usize> {
+    let mut ok = 0;
+    for &i in order {
+        if r.get(data.key(i), |v| v == data.value(i, version))? == Some(true) {
+            ok += 1;
+        }
+    }
+    Ok(ok)
+}
+
+/// Runs every workload of [`WORKLOADS`] on a new `E` in `dir`; the figures in that order.
+#[expect(
+    clippy::too_many_lines,
+    reason = "the workloads, step by step, in order"
+)]
+pub(crate) fn run<E: Engine>(
+    dir: &Path,
+    setup: &Setup,
+    data: &Data,
+    sync_for: Duration,
+) -> Result<(String, Vec<f64>)> {
+    let n = data.len();
+    let engine = E::create(dir, setup)?;
+    let mut out = Vec::new();
+
+    // 1. Insert every key in random order in one write transaction.
+    let t = Instant::now();
+    engine.write(|w| {
+        for i in 0..data.len() {
+            let i = u32::try_from(i)?;
+            w.insert(data.key(i), data.value(i, 0))?;
+        }
+        Ok(())
+    })?;
+    out.push(rate(n, t.elapsed()));
+    out.push(mib(engine.disk_bytes(dir)?));
+
+    // 2. Random point reads, one thread.
+    let t = Instant::now();
+    let found = engine.read(|r| read_all(r, data, &data.read_order, 0))?;
+    out.push(rate(n, t.elapsed()));
+    assert_eq!(found, n, "{}: point reads found every key", E::NAME);
+
+    // 3. Seek + 10 entries, one thread.
+    let t = Instant::now();
+    let (entries, sum) = engine.read(|r| {
+        let (mut entries, mut sum) = (0u64, 0u64);
+        for &i in &data.seeks {
+            let seen = r.range_from(data.key(i), SEEK_LEN, |k, v| {
+                sum = sum.wrapping_add(entry_sum(k, v));
+            })?;
+            entries += seen as u64;
+        }
+        Ok((entries, sum))
+    })?;
+    out.push(rate(data.seeks.len(), t.elapsed()));
+    assert_eq!(
+        (entries, sum),
+        (data.seek_entries, data.seek_sum),
+        "{}: seeks visited the expected entries",
+        E::NAME
+    );
+
+    // 4. Random point reads, two threads at once.
+    let barrier = Barrier::new(3);
+    let (took, found) = std::thread::scope(|s| {
+        let readers: Vec<_> = data
+            .thread_orders
+            .iter()
+            .map(|order| {
+                let (engine, barrier) = (&engine, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    engine.read(|r| read_all(r, data, order, 0))
+                })
+            })
+            .collect();
+        barrier.wait();
+        let t = Instant::now();
+        let mut found = 0;
+        for r in readers {
+            found += r.join().map_err(|_| "a reader thread panicked")??;
+        }
+        Ok::<_, crate::engine::BoxError>((t.elapsed(), found))
+    })?;
+    out.push(rate(2 * n, took));
+    assert_eq!(found, 2 * n, "{}: both threads found every key", E::NAME);
+
+    // 5. Remove half the keys in one write transaction.
+    let (gone, kept) = data.removal_order.split_at(n / 2);
+    let t = Instant::now();
+    let removed = engine.write(|w| {
+        let mut removed = 0;
+        for &i in gone {
+            removed += usize::from(w.remove(data.key(i))?);
+        }
+        Ok(removed)
+    })?;
+    out.push(rate(gone.len(), t.elapsed()));
+    assert_eq!(
+        removed,
+        gone.len(),
+        "{}: every removal found its key",
+        E::NAME
+    );
+
+    // 6. Rewrite every remaining value, then remove half of those: the file's size.
+    let t = Instant::now();
+    engine.write(|w| {
+        for &i in kept {
+            w.insert(data.key(i), data.value(i, 1))?;
+        }
+        Ok(())
+    })?;
+    out.push(rate(kept.len(), t.elapsed()));
+    let (gone_too, live) = kept.split_at(kept.len() / 2);
+    let removed = engine.write(|w| {
+        let mut removed = 0;
+        for &i in gone_too {
+            removed += usize::from(w.remove(data.key(i))?);
+        }
+        Ok(removed)
+    })?;
+    assert_eq!(removed, gone_too.len(), "{}: second removals", E::NAME);
+    out.push(mib(engine.disk_bytes(dir)?));
+    // Untimed: a sample of the final state holds what it must.
+    engine.read(|r| {
+        let sample: Vec<u32> = live.iter().step_by(16).copied().collect();
+        assert_eq!(
+            read_all(r, data, &sample, 1)?,
+            sample.len(),
+            "rewritten values"
+        );
+        for &i in gone.iter().chain(gone_too).step_by(16) {
+            assert!(
+                r.get(data.key(i), |_| ())?.is_none(),
+                "removed keys are gone"
+            );
+        }
+        Ok(())
+    })?;
+
+    // 7. Durable single-key commits for `sync_for`.
+    let mut latencies = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < sync_for || latencies.len() < 3 {
+        let i = u64::try_from(n + latencies.len())?;
+        let t = Instant::now();
+        engine.write(|w| w.insert(&key_of(i), data.value(u32::try_from(i)?, 2)))?;
+        latencies.push(u64::try_from(t.elapsed().as_nanos())?);
+    }
+    out.push(rate(latencies.len(), start.elapsed()));
+    #[expect(clippy::cast_precision_loss, reason = "a latency in microseconds")]
+    out.push(percentile(&mut latencies, 0.5) as f64 / 1e3);
+
+    debug_assert_eq!(out.len(), WORKLOADS.len());
+    Ok((engine.describe(), out))
+}
