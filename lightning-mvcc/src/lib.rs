@@ -15,6 +15,11 @@
 //!   (first committer wins); [`Isolation::Serializable`] also validates every key read and
 //!   range scanned against the commits after the snapshot, so write skew and phantoms abort.
 //!   Conflicts are retryable [`Error::Conflict`]s naming the key or range.
+//! - [`Transaction::range`] streams a range ([`Scan`]): the store's versions merged with
+//!   the transaction's own writes, read as it goes from the store's streaming
+//!   [`VersionStore::scan`], so memory stays bounded however large the range
+//!   ([`Transaction::scan`] collects one into a `Vec`). A serializable transaction records
+//!   the whole range for validation when the scan starts.
 //! - [`Transaction::get_for_update`] reads a key for a later update: the key is validated
 //!   at commit like a written one, in both modes, so if anyone committed it after the
 //!   snapshot the commit fails. Optimistic transactions (the default) take no lock and
@@ -28,8 +33,9 @@
 //!   too, so when an optimistic writer commits a key that a pessimistic transaction holds
 //!   locked, the holder's commit fails with a conflict (design: ADR 007).
 //!
-//! It knows nothing of pages: storage is the [`VersionStore`] trait, with [`MemStore`] for
-//! tests.
+//! It knows nothing of page layouts: storage is the [`VersionStore`] trait, with
+//! [`MemStore`] for tests. It takes only the id types [`PageId`] and `Lsn` from
+//! `lightning-page`.
 //!
 //! # Example
 //!
@@ -72,6 +78,6 @@ pub use error::{Conflict, Error, Result};
 pub use lightning_page::PageId;
 pub use locks::{LockManager, LockMode, LockStats, TxnId};
 pub use oracle::{Timestamp, TimestampOracle};
-pub use store::{KeyRange, MemStore, VersionStore, in_range, range_is_empty};
-pub use txn::{Durability, Isolation, Transaction, TxnManager, TxnOptions, TxnStats};
+pub use store::{KeyRange, MemStore, VersionScan, VersionStore, in_range, range_is_empty};
+pub use txn::{Durability, Isolation, Scan, Transaction, TxnManager, TxnOptions, TxnStats};
 pub use versions::{MAX_VALUE_LEN, Version, VersionList, VersionValue};

@@ -12,6 +12,10 @@ use crate::{Result, Timestamp};
 /// A key range: start and end bounds.
 pub type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
 
+/// A streaming scan of a store: every key of a range with its versions, in key order
+/// ([`VersionStore::scan`]).
+pub type VersionScan<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, VersionList)>> + 'a>;
+
 /// Whether no key can lie in `range` (start after end, or an empty half-open interval).
 pub fn range_is_empty(range: &KeyRange) -> bool {
     match (&range.0, &range.1) {
@@ -42,8 +46,17 @@ pub fn in_range(range: &KeyRange, key: &[u8]) -> bool {
 pub trait VersionStore: Send + Sync {
     /// The versions of `key`, newest first (empty if none).
     fn versions(&self, key: &[u8]) -> Result<VersionList>;
-    /// Every key in `range` with its versions, in key order.
-    fn scan(&self, range: &KeyRange) -> Result<Vec<(Vec<u8>, VersionList)>>;
+    /// Every key in `range` with its versions, in key order, as a stream.
+    ///
+    /// The stream reads the store as it goes, with memory bounded by the keys it holds
+    /// at a time, not by the range (the database iterates keyspaces of many gigabytes
+    /// through it: a B+tree cursor that re-seeks after the last key it returned). It must
+    /// not keep [`apply`](Self::apply) waiting while it is alive: a transaction may scan
+    /// while others commit, and a thread may hold a scan while it commits another
+    /// transaction. Keys may therefore gain versions while the scan runs; readers pick
+    /// their snapshot's version, which no later commit changes. An empty or inverted
+    /// range yields nothing. A storage failure is an `Err` item; nothing follows it.
+    fn scan(&self, range: KeyRange) -> VersionScan<'_>;
     /// Installs the writes of the commit at `commit_ts` (a `None` value deletes), and trims
     /// the written keys' versions no snapshot at or after `oldest_active` can see. Called in
     /// commit-timestamp order.
@@ -78,6 +91,60 @@ pub trait VersionStore: Send + Sync {
     }
 }
 
+/// How many keys a [`MemStore`] scan copies out under one read lock.
+const SCAN_BATCH: usize = 64;
+
+/// A [`MemStore`] scan: copies up to [`SCAN_BATCH`] keys at a time under the read lock and
+/// goes on after the last one, so it holds no lock between batches and no more than one
+/// batch in memory.
+struct MemScan<'a> {
+    map: &'a RwLock<BTreeMap<Vec<u8>, VersionList>>,
+    /// What is left to read: the next batch starts here.
+    rest: KeyRange,
+    batch: std::vec::IntoIter<(Vec<u8>, VersionList)>,
+    done: bool,
+}
+
+impl MemScan<'_> {
+    fn refill(&mut self) {
+        // `BTreeMap::range` panics on an inverted range; the bounds come from the caller.
+        if range_is_empty(&self.rest) {
+            self.done = true;
+            return;
+        }
+        let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
+        let rows: Vec<(Vec<u8>, VersionList)> = map
+            .range::<Vec<u8>, _>((self.rest.0.as_ref(), self.rest.1.as_ref()))
+            .take(SCAN_BATCH)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        drop(map);
+        match rows.last() {
+            Some((last, _)) if rows.len() == SCAN_BATCH => {
+                self.rest.0 = Bound::Excluded(last.clone());
+            }
+            _ => self.done = true,
+        }
+        self.batch = rows.into_iter();
+    }
+}
+
+impl Iterator for MemScan<'_> {
+    type Item = Result<(Vec<u8>, VersionList)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(row) = self.batch.next() {
+                return Some(Ok(row));
+            }
+            if self.done {
+                return None;
+            }
+            self.refill();
+        }
+    }
+}
+
 /// An in-memory [`VersionStore`].
 #[derive(Debug, Default)]
 pub struct MemStore {
@@ -106,15 +173,13 @@ impl VersionStore for MemStore {
         Ok(map.get(key).cloned().unwrap_or_default())
     }
 
-    fn scan(&self, range: &KeyRange) -> Result<Vec<(Vec<u8>, VersionList)>> {
-        if range_is_empty(range) {
-            return Ok(Vec::new());
-        }
-        let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
-        Ok(map
-            .range::<Vec<u8>, _>((range.0.as_ref(), range.1.as_ref()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
+    fn scan(&self, range: KeyRange) -> VersionScan<'_> {
+        Box::new(MemScan {
+            map: &self.map,
+            rest: range,
+            batch: Vec::new().into_iter(),
+            done: false,
+        })
     }
 
     fn apply(
@@ -158,5 +223,79 @@ impl VersionStore for MemStore {
     fn latest_ts(&self, key: &[u8]) -> Result<Option<Timestamp>> {
         let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
         Ok(map.get(key).and_then(VersionList::latest_ts))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use proptest::prelude::*;
+
+    fn bound(kind: u8, k: u8) -> Bound<Vec<u8>> {
+        match kind % 3 {
+            0 => Bound::Included(vec![k]),
+            1 => Bound::Excluded(vec![k]),
+            _ => Bound::Unbounded,
+        }
+    }
+
+    fn store_of(keys: &BTreeSet<u8>) -> MemStore {
+        let store = MemStore::new();
+        let writes: Vec<_> = keys.iter().map(|k| (vec![*k], Some(vec![*k]))).collect();
+        store
+            .apply(Timestamp::new(1), &writes, Timestamp::new(0))
+            .unwrap();
+        store
+    }
+
+    proptest! {
+        /// Across batch boundaries, with every kind of bound (inverted ones included), a
+        /// scan returns exactly the model's range, in order.
+        #[test]
+        fn a_scan_is_the_range_of_the_model(
+            keys in proptest::collection::btree_set(any::<u8>(), 0..200),
+            (sk, s, ek, e) in (any::<u8>(), any::<u8>(), any::<u8>(), any::<u8>()),
+        ) {
+            let store = store_of(&keys);
+            let range: KeyRange = (bound(sk, s), bound(ek, e));
+            let got: Vec<Vec<u8>> = store
+                .scan(range.clone())
+                .map(|r| r.map(|(k, _)| k))
+                .collect::<Result<_>>()
+                .unwrap();
+            let want: Vec<Vec<u8>> = keys
+                .iter()
+                .map(|k| vec![*k])
+                .filter(|k| in_range(&range, k))
+                .collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    /// A scan holds no lock between items: a commit applied in the middle of one, on the
+    /// same thread, goes through (it would deadlock on the store's lock otherwise), and the
+    /// scan goes on after it.
+    #[test]
+    fn a_commit_goes_through_while_a_scan_is_open() {
+        let keys: BTreeSet<u8> = (0..200).collect();
+        let store = store_of(&keys);
+        let mut scan = store.scan((Bound::Unbounded, Bound::Unbounded));
+        assert_eq!(scan.next().unwrap().unwrap().0, vec![0]);
+        store
+            .apply(
+                Timestamp::new(2),
+                &[(vec![250], Some(b"new".to_vec()))],
+                Timestamp::new(0),
+            )
+            .unwrap();
+        let rest: Vec<Vec<u8>> = scan.map(|r| r.unwrap().0).collect();
+        assert_eq!(
+            rest.len(),
+            200,
+            "199 old keys after the first, and the new one"
+        );
+        assert_eq!(rest.last(), Some(&vec![250]));
     }
 }

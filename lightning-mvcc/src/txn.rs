@@ -1,13 +1,14 @@
 //! Transactions: snapshot reads, buffered writes, and commit-time validation.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque, btree_map};
+use std::iter::Peekable;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::locks::{LockManager, LockMode, TxnId};
-use crate::store::{KeyRange, VersionStore, in_range, range_is_empty};
+use crate::store::{KeyRange, VersionScan, VersionStore, in_range, range_is_empty};
 use crate::versions::VersionValue;
 use crate::{Conflict, Error, Result, Timestamp, TimestampOracle};
 
@@ -342,30 +343,40 @@ impl<S: VersionStore> Transaction<'_, S> {
             .map_or(Ok(None), |v| resolve(store, v.value))
     }
 
-    /// Reads every key in `range` as of the snapshot, merged with this transaction's writes.
+    /// Streams every key in `range` with its value, in key order: the snapshot's versions
+    /// merged with this transaction's own writes (a write replaces the stored value, a
+    /// delete hides it). Memory stays bounded by what the store's scan holds at a time
+    /// ([`VersionStore::scan`]), whatever the size of the range; overflow values are read
+    /// as they are reached. A storage failure is an `Err` item, and nothing follows it.
+    ///
+    /// A serializable transaction records the whole range for validation when the scan
+    /// starts, however far it is iterated: at commit, a change committed after the
+    /// snapshot anywhere in it is a [`Conflict::Phantom`].
+    pub fn range(&mut self, range: KeyRange) -> Scan<'_, S> {
+        let empty = range_is_empty(&range);
+        let store = &*self.mgr.store;
+        // `BTreeMap::range` panics on an inverted range: an empty range reads nothing.
+        let (stored, writes): (VersionScan<'_>, _) = if empty {
+            (Box::new(std::iter::empty()), None)
+        } else {
+            self.ranges.push(range.clone());
+            let writes = self
+                .writes
+                .range::<Vec<u8>, _>((range.0.as_ref(), range.1.as_ref()));
+            (store.scan(range), Some(writes))
+        };
+        Scan {
+            store,
+            read_ts: self.read_ts,
+            stored: stored.peekable(),
+            writes: writes.map(Iterator::peekable),
+            failed: false,
+        }
+    }
+
+    /// [`range`](Self::range) collected into a `Vec`.
     pub fn scan(&mut self, range: KeyRange) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        if range_is_empty(&range) {
-            return Ok(Vec::new());
-        }
-        let mut out: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        for (key, versions) in self.mgr.store.scan(&range)? {
-            if let Some(v) = versions.visible(self.read_ts)
-                && let Some(value) = resolve(&*self.mgr.store, v.value.clone())?
-            {
-                out.insert(key, value);
-            }
-        }
-        for (key, value) in self
-            .writes
-            .range::<Vec<u8>, _>((range.0.as_ref(), range.1.as_ref()))
-        {
-            match value {
-                Some(v) => out.insert(key.clone(), v.clone()),
-                None => out.remove(key),
-            };
-        }
-        self.ranges.push(range);
-        Ok(out.into_iter().collect())
+        self.range(range).collect()
     }
 
     /// Writes `value` at `key` (visible to this transaction at once, to others on commit).
@@ -485,6 +496,102 @@ impl<S: VersionStore> Transaction<'_, S> {
         applied?;
         mgr.counters.commits.fetch_add(1, Ordering::Relaxed);
         Ok(commit_ts)
+    }
+}
+
+type WriteRange<'t> = btree_map::Range<'t, Vec<u8>, Option<Vec<u8>>>;
+
+/// A transaction's streaming scan ([`Transaction::range`]): `(key, value)` in key order, the
+/// snapshot's versions merged with the transaction's own writes.
+pub struct Scan<'t, S> {
+    store: &'t S,
+    read_ts: Timestamp,
+    stored: Peekable<VersionScan<'t>>,
+    /// The transaction's writes in the range (`None` for an empty range).
+    writes: Option<Peekable<WriteRange<'t>>>,
+    /// A storage error was returned: the scan is over.
+    failed: bool,
+}
+
+impl<S> std::fmt::Debug for Scan<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scan")
+            .field("read_ts", &self.read_ts)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a scan's next row comes from.
+enum Source {
+    /// The transaction's own write; `shadows` when it replaces a stored key.
+    Write {
+        shadows: bool,
+    },
+    Stored,
+}
+
+impl<S: VersionStore> Scan<'_, S> {
+    fn fail(&mut self, e: Error) -> Result<(Vec<u8>, Vec<u8>)> {
+        self.failed = true;
+        Err(e)
+    }
+}
+
+impl<S: VersionStore> Iterator for Scan<'_, S> {
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        loop {
+            let stored_key = match self.stored.peek() {
+                Some(Err(_)) => {
+                    return match self.stored.next() {
+                        Some(Err(e)) => Some(self.fail(e)),
+                        _ => None,
+                    };
+                }
+                Some(Ok((k, _))) => Some(k.as_slice()),
+                None => None,
+            };
+            let write_key = self.writes.as_mut().and_then(Peekable::peek);
+            let source = match (stored_key, write_key) {
+                (None, None) => return None,
+                (None, Some(_)) => Source::Write { shadows: false },
+                (Some(s), Some((w, _))) if w.as_slice() <= s => Source::Write {
+                    shadows: w.as_slice() == s,
+                },
+                (Some(_), _) => Source::Stored,
+            };
+            match source {
+                Source::Write { shadows } => {
+                    if shadows {
+                        self.stored.next();
+                    }
+                    match self.writes.as_mut().and_then(Iterator::next) {
+                        Some((key, Some(value))) => return Some(Ok((key.clone(), value.clone()))),
+                        Some((_, None)) => {} // deleted by this transaction
+                        None => return None,
+                    }
+                }
+                Source::Stored => match self.stored.next() {
+                    Some(Ok((key, versions))) => {
+                        let Some(version) = versions.into_visible(self.read_ts) else {
+                            continue; // committed after the snapshot
+                        };
+                        match resolve(self.store, version.value) {
+                            Ok(Some(value)) => return Some(Ok((key, value))),
+                            Ok(None) => {} // a tombstone
+                            Err(e) => return Some(self.fail(e)),
+                        }
+                    }
+                    Some(Err(e)) => return Some(self.fail(e)),
+                    None => return None,
+                },
+            }
+        }
     }
 }
 

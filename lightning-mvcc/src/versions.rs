@@ -188,6 +188,11 @@ impl VersionList {
         self.versions.iter().find(|v| v.commit_ts <= read_ts)
     }
 
+    /// [`visible`](Self::visible), taking the list apart instead of copying the version.
+    pub fn into_visible(self, read_ts: Timestamp) -> Option<Version> {
+        self.versions.into_iter().find(|v| v.commit_ts <= read_ts)
+    }
+
     /// Drops versions no snapshot at or after `oldest` can see: everything older than the
     /// newest version at or before `oldest`, and that one too if it is a tombstone. Returns
     /// the versions that went, newest first, so that a store can free the overflow chains

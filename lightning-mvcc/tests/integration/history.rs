@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use lightning_mvcc::{
     Error, Isolation, KeyRange, MemStore, Timestamp, Transaction, TxnManager, TxnOptions,
-    VersionList, VersionStore, VersionValue, in_range,
+    VersionList, VersionScan, VersionStore, VersionValue, in_range,
 };
 use lightning_testkit::{Rng, run_seeds, scaled};
 
@@ -493,10 +493,11 @@ fn store_holds_exactly<S: VersionStore>(
     let everything: KeyRange = (Bound::Unbounded, Bound::Unbounded);
     let stored: BTreeMap<Vec<u8>, History> = mgr
         .store()
-        .scan(&everything)
-        .map_err(|e| e.to_string())?
-        .iter()
-        .map(|(k, v)| Ok((k.clone(), history_of(v)?)))
+        .scan(everything.clone())
+        .map(|row| {
+            let (k, v) = row.map_err(|e| e.to_string())?;
+            Ok((k, history_of(&v)?))
+        })
         .collect::<Result<_, String>>()?;
     let keys: BTreeSet<&Vec<u8>> = expected.keys().chain(stored.keys()).collect();
     for k in keys {
@@ -671,7 +672,7 @@ impl VersionStore for LosingStore {
         self.inner.versions(key)
     }
 
-    fn scan(&self, range: &KeyRange) -> lightning_mvcc::Result<Vec<(Vec<u8>, VersionList)>> {
+    fn scan(&self, range: KeyRange) -> VersionScan<'_> {
         self.inner.scan(range)
     }
 
@@ -724,8 +725,12 @@ fn a_seed_replays_exactly() {
             let (m1, first) = seeded(seed, level)?;
             let (m2, second) = seeded(seed, level)?;
             let everything: KeyRange = (Bound::Unbounded, Bound::Unbounded);
-            let stores = (m1.store().scan(&everything), m2.store().scan(&everything));
-            let same_store = match stores {
+            let contents = |m: &TxnManager<MemStore>| {
+                m.store()
+                    .scan(everything.clone())
+                    .collect::<lightning_mvcc::Result<Vec<_>>>()
+            };
+            let same_store = match (contents(&m1), contents(&m2)) {
                 (Ok(a), Ok(b)) => a == b,
                 _ => false,
             };

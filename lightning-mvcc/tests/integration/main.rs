@@ -1,6 +1,6 @@
 //! Integration suite of lightning-mvcc: the classic anomalies, the lock manager, a
 //! randomized history checker over the in-memory store whose seeds replay (one thread, a
-//! seeded scheduler), and large values through overflow references.
+//! seeded scheduler), large values through overflow references, and streaming scans.
 
 #![cfg(test)] // test-only code throughout: clippy treats helpers like test functions
 
@@ -8,3 +8,4 @@ mod anomalies;
 mod history;
 mod locks;
 mod overflow;
+mod scan;

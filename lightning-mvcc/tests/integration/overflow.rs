@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use lightning_mvcc::{
     Error, Isolation, KeyRange, MAX_VALUE_LEN, Timestamp, TxnManager, Version, VersionList,
-    VersionStore, VersionValue,
+    VersionScan, VersionStore, VersionValue,
 };
 use lightning_page::PageId;
 
@@ -41,12 +41,14 @@ impl VersionStore for PagedStore {
         Self::decode(self.lists.lock().unwrap().get(key))
     }
 
-    fn scan(&self, range: &KeyRange) -> lightning_mvcc::Result<Vec<(Vec<u8>, VersionList)>> {
+    /// Not streaming (a test store of a few keys): copies the range out at once.
+    fn scan(&self, range: KeyRange) -> VersionScan<'_> {
         let lists = self.lists.lock().unwrap();
-        lists
+        let rows: Vec<_> = lists
             .range::<Vec<u8>, _>((range.0.as_ref(), range.1.as_ref()))
             .map(|(k, v)| Self::decode(Some(v)).map(|l| (k.clone(), l)))
-            .collect()
+            .collect();
+        Box::new(rows.into_iter())
     }
 
     fn apply(
