@@ -399,6 +399,20 @@ impl<'a> NodeView<'a> {
         Ok(2 + len + self.value(i)?.to_owned().cell_len())
     }
 
+    /// Where child pointer `i` of a branch sits in the payload (8 bytes, little-endian).
+    pub(crate) fn child_offset(&self, i: usize) -> Result<usize> {
+        let at = if i == 0 {
+            8
+        } else {
+            let (at, len) = self.cell(i - 1)?;
+            at + len
+        };
+        if at + 8 > self.payload.len() {
+            return Err(self.bad("child pointer past the payload"));
+        }
+        Ok(at)
+    }
+
     /// Child `i` of a branch, `0..=count`: 0 is the first child, `i` the child of cell `i - 1`.
     pub(crate) fn child(&self, i: usize) -> Result<PageId> {
         let raw = if i == 0 {

@@ -385,7 +385,7 @@ impl BTree {
         // A replaced overflow value's pages are freed (when the operation succeeds) where
         // the leaf is changed, read before the change.
         let (change, _old) = self.insert_rec(op, root, key, val, 0)?;
-        self.finish(op, root, change)
+        self.finish(op, change)
     }
 
     fn insert_rec(
@@ -526,10 +526,11 @@ impl BTree {
 
     /// Installs the root after a change: a new root above a split, and a root branch with
     /// a single child replaced by that child.
-    fn finish(&self, op: &mut Op, old_root: PageId, change: Change) -> Result<PageId> {
-        if change.page == old_root && change.split.is_none() && !change.underflow {
-            // The root did not change (and could not have lost its last separator).
-            return Ok(old_root);
+    fn finish(&self, op: &mut Op, change: Change) -> Result<PageId> {
+        if change.split.is_none() && !change.underflow {
+            // The root is the same node (maybe in a new page): it lost no separator (only a
+            // merge below the fill bound does that), and nothing here needs to read it.
+            return Ok(change.page);
         }
         let mut root = change.page;
         if let Some((sep, right)) = change.split {
@@ -581,7 +582,7 @@ impl BTree {
         let Some((change, _old)) = self.remove_rec(op, root, key, 0)? else {
             return Ok(None);
         };
-        self.finish(op, root, change).map(Some)
+        self.finish(op, change).map(Some)
     }
 
     fn remove_rec(
@@ -634,6 +635,10 @@ impl BTree {
         if c.page == child && c.split.is_none() && !c.underflow {
             return Ok(Change::none(id));
         }
+        if c.split.is_none() && !c.underflow {
+            // Only the child's page changed (it was copied): rewrite that one pointer.
+            return self.repoint(op, id, idx, c.page);
+        }
         let Node::Branch {
             level,
             mut first,
@@ -658,6 +663,54 @@ impl BTree {
                 entries,
             },
         )
+    }
+
+    /// Branch `id` with child pointer `idx` set to `to`, nothing else changed: in place if
+    /// the branch belongs to the current generation, else in a byte copy of it (no decode).
+    /// Unless the branch is below the fill bound, nothing after this step in an operation
+    /// can fail (the levels above see no change, or a pointer change like this one), so an
+    /// in-place edit needs no undo copy.
+    fn repoint(&self, op: &mut Op, id: PageId, idx: usize, to: PageId) -> Result<Change> {
+        let target = if self.store.is_fresh(id) {
+            id
+        } else {
+            self.store.allocate(op)?
+        };
+        let (page_type, copy) = if target == id {
+            (None, None)
+        } else {
+            let p = self.store.pool().pin(id)?;
+            (Some(p.page_type()), Some(p.payload().to_vec()))
+        };
+        let mut page = match page_type {
+            Some(t) => {
+                let mut page = self.store.pool().create(target, t)?;
+                page.page_mut()
+                    .set_payload(copy.as_deref().unwrap_or_default())?;
+                page
+            }
+            None => self.store.pool().pin_mut(id)?,
+        };
+        let view = NodeView::new(id, page.page_type(), page.payload())?;
+        if view.is_leaf() {
+            return Err(Error::corrupt(id, "changed from branch to leaf"));
+        }
+        let at = view.child_offset(idx)?;
+        let underflow = view.size() < self.limits.min_fill;
+        if target == id && underflow {
+            // Below the fill bound (a small root, say): the caller goes on to steps that
+            // can fail, so keep the branch to put back.
+            op.save(id, &page);
+        }
+        page.page_mut().body_mut()[at..at + 8].copy_from_slice(&to.get().to_le_bytes());
+        if target != id {
+            op.free(id);
+        }
+        Ok(Change {
+            page: target,
+            split: None,
+            underflow,
+        })
     }
 
     /// Child `idx` fell below the fill bound: merge it with a neighbour if both fit in one
