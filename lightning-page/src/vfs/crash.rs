@@ -5,10 +5,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::mem::{apply_write, check_read, not_found, to_len};
+use super::mem::{apply_write, check_read, is_root, not_found, to_len};
 use super::{OpenMode, Vfs, VfsFile, parent_dir};
 
-/// The sector size at which [`CrashMode::TornWrite`] tears writes.
+/// The sector size at which [`CrashMode::TornWrite`] and [`CrashMode::Arbitrary`] tear
+/// writes.
 pub const SECTOR: usize = 512;
 
 /// Which of the operations pending at a power cut survive it.
@@ -37,33 +38,57 @@ pub enum CrashMode {
     /// All pending writes and length changes survive, but creates, renames and removes not
     /// covered by a `sync_dir` are lost.
     LoseDirOps,
+    /// The power cut of DESIGN.md section 6 in full: an arbitrary subset of the pending
+    /// writes and length changes survives, in any order, with any number of torn writes.
+    /// Each one is independently lost, kept whole or torn (1/3 each; a length change is
+    /// lost or kept, 1/2 each); a torn write's pieces — the parts of it within one
+    /// 512-byte sector — each hold the new bytes, the bytes already there, or random
+    /// bytes. The survivors are applied in a random order, not in issue order, so an
+    /// earlier write may land over a later one it overlaps. Directory operations survive
+    /// as a random prefix (journaled metadata stays ordered).
+    Arbitrary,
 }
 
 impl CrashMode {
+    /// How many distinct modes [`from_index`](Self::from_index) picks among: `from_index(i)`
+    /// for `i` in `0..INDEXED` yields each of them once.
+    pub const INDEXED: u64 = 7;
+
     /// One of the randomized modes (or `DropUnsynced`/`LoseDirOps`), chosen by `pick`.
     pub fn from_index(pick: u64) -> Self {
-        match pick % 6 {
+        match pick % Self::INDEXED {
             0 => CrashMode::DropUnsynced,
             1 => CrashMode::RandomPrefix,
             2 => CrashMode::RandomSubset,
             3 => CrashMode::TornWrite { garbage: false },
             4 => CrashMode::TornWrite { garbage: true },
+            5 => CrashMode::Arbitrary,
             _ => CrashMode::LoseDirOps,
         }
     }
 }
 
-/// What a simulated power cut kept, for test diagnostics.
+/// What a simulated power cut kept, for test diagnostics and for suites that must show
+/// their cuts really lost data.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CrashReport {
     /// Operations pending when the power was cut.
     pub pending: usize,
-    /// Operations that survived whole.
+    /// Operations that survived whole (a torn write whose every piece landed counts).
     pub kept: usize,
-    /// Sectors of the torn write that kept their old bytes.
+    /// Writes that survived only in part: some piece kept its old bytes or got random ones.
+    pub torn_writes: usize,
+    /// Pieces of torn writes that kept their old bytes.
     pub torn_sectors: usize,
-    /// Sectors of the torn write filled with random bytes.
+    /// Pieces of torn writes filled with random bytes.
     pub garbage_sectors: usize,
+}
+
+impl CrashReport {
+    /// Pending operations that did not survive whole: lost, or torn.
+    pub fn dropped(&self) -> usize {
+        self.pending.saturating_sub(self.kept)
+    }
 }
 
 /// Which calls a [`Fault`] counts and fails.
@@ -77,6 +102,9 @@ pub enum FaultOp {
     SetLen,
     /// `sync` and `sync_dir`.
     Sync,
+    /// Namespace changes: an `open` that creates a file, `rename`, `remove` and
+    /// `create_dir_all`.
+    Namespace,
     /// Any of the above.
     Any,
 }
@@ -128,6 +156,9 @@ enum LogOp {
         path: PathBuf,
         ino: Ino,
     },
+    CreateDir {
+        path: PathBuf,
+    },
     Rename {
         from: PathBuf,
         to: PathBuf,
@@ -149,12 +180,72 @@ impl LogOp {
         }
     }
 
+    /// Whether the operation changes an entry of `dir` (a new directory is an entry of
+    /// its parent).
     fn touches_dir(&self, dir: &Path) -> bool {
         match self {
-            LogOp::Create { path, .. } | LogOp::Remove { path } => parent_dir(path) == dir,
+            LogOp::Create { path, .. } | LogOp::CreateDir { path } | LogOp::Remove { path } => {
+                parent_dir(path) == dir
+            }
             LogOp::Rename { from, to } => parent_dir(from) == dir || parent_dir(to) == dir,
-            _ => false,
+            LogOp::Write { .. } | LogOp::SetLen { .. } => false,
         }
+    }
+}
+
+/// The names of files and directories, live or durable.
+#[derive(Debug, Clone, Default)]
+struct Namespace {
+    files: BTreeMap<PathBuf, Ino>,
+    dirs: BTreeSet<PathBuf>,
+}
+
+impl Namespace {
+    fn has_dir(&self, dir: &Path) -> bool {
+        is_root(dir) || self.dirs.contains(dir)
+    }
+
+    /// Whether every directory above `path` exists.
+    fn reachable(&self, path: &Path) -> bool {
+        path.ancestors().skip(1).all(|dir| self.has_dir(dir))
+    }
+
+    /// Applies a directory operation; data operations do not change names.
+    fn apply(&mut self, op: &LogOp) {
+        match op {
+            LogOp::Create { path, ino } => {
+                self.files.insert(path.clone(), *ino);
+            }
+            LogOp::CreateDir { path } => {
+                self.dirs.insert(path.clone());
+            }
+            LogOp::Rename { from, to } => {
+                if let Some(ino) = self.files.remove(from) {
+                    self.files.insert(to.clone(), ino);
+                }
+            }
+            LogOp::Remove { path } => {
+                self.files.remove(path);
+            }
+            LogOp::Write { .. } | LogOp::SetLen { .. } => {}
+        }
+    }
+
+    /// Forgets every directory and file whose parent directory does not exist: a
+    /// directory lost in a crash takes what was created inside it along.
+    fn prune(&mut self) {
+        // A parent sorts before its children (paths compare by components), so one pass
+        // in order sees each directory's parent decided.
+        let mut kept = BTreeSet::new();
+        for dir in std::mem::take(&mut self.dirs) {
+            if dir.parent().is_none_or(|p| is_root(p) || kept.contains(p)) {
+                kept.insert(dir);
+            }
+        }
+        self.dirs = kept;
+        let dirs = &self.dirs;
+        self.files
+            .retain(|path, _| path.parent().is_none_or(|p| is_root(p) || dirs.contains(p)));
     }
 }
 
@@ -189,15 +280,30 @@ impl Rng {
         let bound = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
         usize::try_from(self.next() % bound).unwrap_or(max)
     }
+
+    /// Puts `items` in a uniformly random order (Fisher-Yates).
+    fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, self.upto(i));
+        }
+    }
+}
+
+/// What a power cut does with one pending operation that survives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// Applied whole.
+    Whole,
+    /// A write applied piece by piece, each piece new, old or (with `garbage`) random.
+    Torn { garbage: bool },
 }
 
 #[derive(Debug)]
 struct State {
     epoch: u64,
     next_ino: u64,
-    live_ns: BTreeMap<PathBuf, Ino>,
-    durable_ns: BTreeMap<PathBuf, Ino>,
-    dirs: BTreeSet<PathBuf>,
+    live: Namespace,
+    durable: Namespace,
     inodes: HashMap<Ino, Inode>,
     log: Vec<LogOp>,
     rng: Rng,
@@ -212,23 +318,29 @@ struct State {
 ///
 /// [`CrashVfs`] keeps, for every file, its *live* contents (what reads see) and its
 /// *durable* contents (what survives a power cut), plus one ordered log of the writes,
-/// length changes and directory operations issued since they were last made durable:
+/// length changes and directory operations (creates of files and directories, renames,
+/// removes) issued since they were last made durable:
 ///
 /// - [`VfsFile::sync`] moves that file's pending writes and length changes into its durable
 ///   contents;
 /// - [`Vfs::sync_dir`] makes the pending creates, renames and removes in that directory
-///   durable, together with every namespace operation issued before them (journaled
-///   metadata is ordered); a created file whose directory was never synced vanishes in a
-///   power cut, even if its data was synced;
+///   (a new directory is an entry of its parent) durable, together with every namespace
+///   operation issued before them (journaled metadata is ordered); a created file whose
+///   directory was never synced vanishes in a power cut, even if its data was synced, and
+///   so does a created directory with everything in it;
 /// - [`CrashVfs::crash`] cuts the power: it builds a post-crash image from the durable state
 ///   plus a part of the log chosen by a [`CrashMode`], makes that image the new live and
 ///   durable state, and invalidates every open handle.
 ///
+/// As on a real file system, a file or directory can be created (or renamed) only in a
+/// directory that exists: [`Vfs::create_dir_all`] first, unless it is `.` or a root.
+///
 /// Every random choice comes from a seeded generator, so a scenario replays exactly from
-/// its seed. Faults ([`Fault`]) fail the Nth read, write, length change or sync, once or
-/// for good, as EIO or ENOSPC. A failed sync drops that file's pending writes for good:
-/// they stay visible to reads but never become durable, even if a later sync succeeds (the
-/// Linux behaviour studied in "Can Applications Recover from fsync Failures?", ATC 2020).
+/// its seed. Faults ([`Fault`]) fail the Nth read, write, length change, sync or namespace
+/// change, once or for good, as EIO or ENOSPC; a failed call has no effect. A failed sync
+/// drops that file's pending writes for good: they stay visible to reads but never become
+/// durable, even if a later sync succeeds (the Linux behaviour studied in "Can
+/// Applications Recover from fsync Failures?", ATC 2020).
 ///
 /// # Example
 ///
@@ -242,8 +354,9 @@ struct State {
 /// f.write_at(b"durable", 0)?;
 /// f.sync()?;
 /// f.write_at(b"LOST", 0)?;
-/// vfs.crash(CrashMode::DropUnsynced);
+/// let report = vfs.crash(CrashMode::DropUnsynced);
 /// assert_eq!(vfs.contents(Path::new("a")).as_deref(), Some(&b"durable"[..]));
+/// assert_eq!((report.pending, report.dropped()), (1, 1));
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -268,6 +381,13 @@ fn injected(kind: FaultKind) -> io::Error {
         ),
         FaultKind::PowerCut => io::Error::other("simulated power cut: the device is gone"),
     }
+}
+
+fn no_dir(dir: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("no such directory: {}", dir.display()),
+    )
 }
 
 impl State {
@@ -304,7 +424,8 @@ impl State {
         }
     }
 
-    /// Namespace operations are not counted as I/O calls, but fail once the power is off.
+    /// Lookups (`exists`, `list`, opening an existing file) are not counted as I/O calls,
+    /// but fail once the power is off.
     fn check_power(&self) -> io::Result<()> {
         if self.powered_off {
             Err(injected(FaultKind::PowerCut))
@@ -321,24 +442,6 @@ impl State {
         self.inodes.entry(ino).or_default()
     }
 
-    /// Applies a directory operation to a namespace.
-    fn apply_dir_op(ns: &mut BTreeMap<PathBuf, Ino>, op: &LogOp) {
-        match op {
-            LogOp::Create { path, ino } => {
-                ns.insert(path.clone(), *ino);
-            }
-            LogOp::Rename { from, to } => {
-                if let Some(ino) = ns.remove(from) {
-                    ns.insert(to.clone(), ino);
-                }
-            }
-            LogOp::Remove { path } => {
-                ns.remove(path);
-            }
-            LogOp::Write { .. } | LogOp::SetLen { .. } => {}
-        }
-    }
-
     fn apply_data_op(contents: &mut HashMap<Ino, Vec<u8>>, op: &LogOp) {
         match op {
             LogOp::Write { ino, offset, data } => {
@@ -349,72 +452,97 @@ impl State {
         }
     }
 
+    /// The pending operations that survive a power cut under `mode`, as indices into
+    /// `log` in the order they are applied, each with its fate.
+    fn survivors(&mut self, mode: CrashMode) -> Vec<(usize, Fate)> {
+        let log = &self.log;
+        let rng = &mut self.rng;
+        let whole = |range: std::ops::Range<usize>| range.map(|i| (i, Fate::Whole));
+        // A random prefix of the directory operations, in issue order.
+        let dir_prefix = |rng: &mut Rng| -> Vec<(usize, Fate)> {
+            let dir_ops: Vec<usize> = (0..log.len()).filter(|&i| !log[i].is_data()).collect();
+            let n = rng.upto(dir_ops.len());
+            dir_ops[..n].iter().map(|&i| (i, Fate::Whole)).collect()
+        };
+        match mode {
+            CrashMode::DropUnsynced => Vec::new(),
+            CrashMode::KeepPrefix(n) => whole(0..n.min(log.len())).collect(),
+            CrashMode::RandomPrefix => whole(0..rng.upto(log.len())).collect(),
+            CrashMode::RandomSubset => {
+                let mut plan = dir_prefix(rng);
+                plan.extend(
+                    (0..log.len())
+                        .filter(|&i| log[i].is_data() && rng.next() & 1 == 1)
+                        .map(|i| (i, Fate::Whole)),
+                );
+                // Names and contents are independent: only the data order matters, and
+                // it is issue order.
+                plan
+            }
+            CrashMode::TornWrite { garbage } => {
+                let n = rng.upto(log.len());
+                let torn = (n..log.len()).find(|&i| matches!(log[i], LogOp::Write { .. }));
+                let mut plan: Vec<_> = whole(0..torn.unwrap_or(n)).collect();
+                plan.extend(torn.map(|i| (i, Fate::Torn { garbage })));
+                plan
+            }
+            CrashMode::LoseDirOps => (0..log.len())
+                .filter(|&i| log[i].is_data())
+                .map(|i| (i, Fate::Whole))
+                .collect(),
+            CrashMode::Arbitrary => {
+                let mut plan = dir_prefix(rng);
+                let mut data = Vec::new();
+                for (i, op) in log.iter().enumerate() {
+                    let fate = match op {
+                        LogOp::Write { .. } => match rng.next() % 3 {
+                            0 => None,
+                            1 => Some(Fate::Whole),
+                            _ => Some(Fate::Torn { garbage: true }),
+                        },
+                        LogOp::SetLen { .. } => (rng.next() & 1 == 1).then_some(Fate::Whole),
+                        _ => None,
+                    };
+                    data.extend(fate.map(|f| (i, f)));
+                }
+                rng.shuffle(&mut data);
+                plan.extend(data);
+                plan
+            }
+        }
+    }
+
     fn crash(&mut self, mode: CrashMode) -> CrashReport {
+        let plan = self.survivors(mode);
         let log = std::mem::take(&mut self.log);
         let mut report = CrashReport {
             pending: log.len(),
             ..CrashReport::default()
         };
-        let mut ns = self.durable_ns.clone();
+        let mut ns = self.durable.clone();
         let mut contents: HashMap<Ino, Vec<u8>> = self
             .inodes
             .iter()
             .map(|(i, n)| (*i, n.durable.clone()))
             .collect();
-        let mut apply = |op: &LogOp, ns: &mut BTreeMap<PathBuf, Ino>| {
-            Self::apply_dir_op(ns, op);
-            Self::apply_data_op(&mut contents, op);
-        };
-        match mode {
-            CrashMode::DropUnsynced => {}
-            CrashMode::KeepPrefix(n) => {
-                report.kept = n.min(log.len());
-                log.iter().take(n).for_each(|op| apply(op, &mut ns));
-            }
-            CrashMode::RandomPrefix => {
-                let n = self.rng.upto(log.len());
-                report.kept = n;
-                log.iter().take(n).for_each(|op| apply(op, &mut ns));
-            }
-            CrashMode::RandomSubset => {
-                let dir_ops = log.iter().filter(|op| !op.is_data()).count();
-                let keep_dir = self.rng.upto(dir_ops);
-                let mut seen_dir = 0;
-                for op in &log {
-                    let keep = if op.is_data() {
-                        self.rng.next() & 1 == 1
-                    } else {
-                        seen_dir += 1;
-                        seen_dir <= keep_dir
-                    };
-                    if keep {
-                        report.kept += 1;
-                        apply(op, &mut ns);
-                    }
-                }
-            }
-            CrashMode::TornWrite { garbage } => {
-                let n = self.rng.upto(log.len());
-                let torn = log
-                    .iter()
-                    .skip(n)
-                    .position(|op| matches!(op, LogOp::Write { .. }));
-                let keep = torn.map_or(n, |p| n + p);
-                report.kept = keep;
-                log.iter().take(keep).for_each(|op| apply(op, &mut ns));
-                if let Some(LogOp::Write { ino, offset, data }) = log.get(keep) {
-                    let file = contents.entry(*ino).or_default();
-                    tear(&mut self.rng, file, *offset, data, garbage, &mut report);
-                }
-            }
-            CrashMode::LoseDirOps => {
-                for op in log.iter().filter(|op| op.is_data()) {
+        // What survives is applied here and only here, and counted as it is applied.
+        for (i, fate) in plan {
+            let Some(op) = log.get(i) else { continue };
+            if let (Fate::Torn { garbage }, LogOp::Write { ino, offset, data }) = (fate, op) {
+                let file = contents.entry(*ino).or_default();
+                if tear(&mut self.rng, file, *offset, data, garbage, &mut report) {
                     report.kept += 1;
-                    apply(op, &mut ns);
+                } else {
+                    report.torn_writes += 1;
                 }
+            } else {
+                ns.apply(op);
+                Self::apply_data_op(&mut contents, op);
+                report.kept += 1;
             }
         }
-        let reachable: BTreeSet<Ino> = ns.values().copied().collect();
+        ns.prune();
+        let reachable: BTreeSet<Ino> = ns.files.values().copied().collect();
         self.inodes = reachable
             .iter()
             .map(|ino| {
@@ -428,8 +556,8 @@ impl State {
                 )
             })
             .collect();
-        self.live_ns = ns.clone();
-        self.durable_ns = ns;
+        self.live = ns.clone();
+        self.durable = ns;
         self.faults.clear();
         self.powered_off = false;
         self.epoch += 1;
@@ -444,9 +572,8 @@ impl CrashVfs {
             state: Arc::new(Mutex::new(State {
                 epoch: 0,
                 next_ino: 1,
-                live_ns: BTreeMap::new(),
-                durable_ns: BTreeMap::new(),
-                dirs: BTreeSet::new(),
+                live: Namespace::default(),
+                durable: Namespace::default(),
                 inodes: HashMap::new(),
                 log: Vec::new(),
                 rng: Rng(seed),
@@ -484,8 +611,9 @@ impl CrashVfs {
         self.lock().faults.clear();
     }
 
-    /// How many reads, writes, length changes and syncs were issued so far (to enumerate
-    /// fault positions along a workload).
+    /// How many reads, writes, length changes, syncs and namespace changes were issued so
+    /// far: the calls [`FaultOp::Any`] counts (to enumerate fault positions along a
+    /// workload).
     pub fn io_calls(&self) -> u64 {
         self.lock().io_calls
     }
@@ -498,7 +626,7 @@ impl CrashVfs {
     /// The live contents of a file (what reads see), if it exists.
     pub fn contents(&self, path: &Path) -> Option<Vec<u8>> {
         let st = self.lock();
-        let ino = st.live_ns.get(path)?;
+        let ino = st.live.files.get(path)?;
         Some(
             st.inodes
                 .get(ino)
@@ -511,7 +639,10 @@ impl CrashVfs {
     /// exist afterwards.
     pub fn durable_contents(&self, path: &Path) -> Option<Vec<u8>> {
         let st = self.lock();
-        let ino = st.durable_ns.get(path)?;
+        if !st.durable.reachable(path) {
+            return None;
+        }
+        let ino = st.durable.files.get(path)?;
         Some(
             st.inodes
                 .get(ino)
@@ -524,7 +655,7 @@ impl CrashVfs {
     /// corruption (bit rot) for corruption tests.
     pub fn corrupt(&self, path: &Path, offset: u64, bytes: &[u8]) -> io::Result<()> {
         let mut st = self.lock();
-        let ino = *st.live_ns.get(path).ok_or_else(|| not_found(path))?;
+        let ino = *st.live.files.get(path).ok_or_else(|| not_found(path))?;
         let inode = st.inode(ino);
         apply_write(&mut inode.live, bytes, offset)?;
         apply_write(&mut inode.durable, bytes, offset)
@@ -532,7 +663,8 @@ impl CrashVfs {
 }
 
 /// Applies the write of `data` at `offset` to `file` torn at sector boundaries: each piece
-/// within one sector holds the new bytes, keeps the old ones, or (with `garbage`) random ones.
+/// within one sector holds the new bytes, keeps the old ones, or (with `garbage`) random
+/// ones. Returns whether every piece got the new bytes (the write landed whole after all).
 fn tear(
     rng: &mut Rng,
     file: &mut Vec<u8>,
@@ -540,16 +672,21 @@ fn tear(
     data: &[u8],
     garbage: bool,
     report: &mut CrashReport,
-) {
+) -> bool {
     let end = offset + data.len();
     let mut pos = offset;
+    let mut whole = true;
     while pos < end {
         let piece_end = ((pos / SECTOR + 1) * SECTOR).min(end);
         let src = &data[pos - offset..piece_end - offset];
         match rng.next() % if garbage { 3 } else { 2 } {
             0 => splice(file, src, pos),
-            1 => report.torn_sectors += 1,
+            1 => {
+                whole = false;
+                report.torn_sectors += 1;
+            }
             _ => {
+                whole = false;
                 report.garbage_sectors += 1;
                 let noise: Vec<u8> = src.iter().map(|_| rng.next().to_le_bytes()[0]).collect();
                 splice(file, &noise, pos);
@@ -557,6 +694,7 @@ fn tear(
         }
         pos = piece_end;
     }
+    whole
 }
 
 /// Writes `buf` at `start`, growing `data` as needed. Offsets in the log were validated
@@ -579,7 +717,7 @@ impl Vfs for CrashVfs {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn VfsFile>> {
         let mut st = self.lock();
         st.check_power()?;
-        let ino = match (st.live_ns.get(path).copied(), mode) {
+        let ino = match (st.live.files.get(path).copied(), mode) {
             (Some(_), OpenMode::CreateNew) => {
                 return Err(io::Error::new(
                     io::ErrorKind::AlreadyExists,
@@ -589,10 +727,21 @@ impl Vfs for CrashVfs {
             (Some(ino), _) => ino,
             (None, OpenMode::ReadOnly | OpenMode::ReadWrite) => return Err(not_found(path)),
             (None, OpenMode::CreateNew | OpenMode::OpenOrCreate) => {
+                let dir = parent_dir(path);
+                if !st.live.has_dir(&dir) {
+                    return Err(no_dir(&dir));
+                }
+                if st.live.dirs.contains(path) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        format!("{} is a directory", path.display()),
+                    ));
+                }
+                st.check_fault(FaultOp::Namespace)?;
                 let ino = Ino(st.next_ino);
                 st.next_ino += 1;
                 st.inodes.insert(ino, Inode::default());
-                st.live_ns.insert(path.to_path_buf(), ino);
+                st.live.files.insert(path.to_path_buf(), ino);
                 st.log.push(LogOp::Create {
                     path: path.to_path_buf(),
                     ino,
@@ -610,9 +759,14 @@ impl Vfs for CrashVfs {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut st = self.lock();
-        st.check_power()?;
-        let ino = st.live_ns.remove(from).ok_or_else(|| not_found(from))?;
-        st.live_ns.insert(to.to_path_buf(), ino);
+        st.check_fault(FaultOp::Namespace)?;
+        let ino = *st.live.files.get(from).ok_or_else(|| not_found(from))?;
+        let dir = parent_dir(to);
+        if !st.live.has_dir(&dir) {
+            return Err(no_dir(&dir));
+        }
+        st.live.files.remove(from);
+        st.live.files.insert(to.to_path_buf(), ino);
         st.log.push(LogOp::Rename {
             from: from.to_path_buf(),
             to: to.to_path_buf(),
@@ -622,8 +776,8 @@ impl Vfs for CrashVfs {
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut st = self.lock();
-        st.check_power()?;
-        st.live_ns.remove(path).ok_or_else(|| not_found(path))?;
+        st.check_fault(FaultOp::Namespace)?;
+        st.live.files.remove(path).ok_or_else(|| not_found(path))?;
         st.log.push(LogOp::Remove {
             path: path.to_path_buf(),
         });
@@ -633,14 +787,18 @@ impl Vfs for CrashVfs {
     fn exists(&self, path: &Path) -> io::Result<bool> {
         let st = self.lock();
         st.check_power()?;
-        Ok(st.live_ns.contains_key(path) || st.dirs.contains(path))
+        Ok(st.live.files.contains_key(path) || st.live.has_dir(path))
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
         let st = self.lock();
         st.check_power()?;
+        if !st.live.has_dir(dir) {
+            return Err(no_dir(dir));
+        }
         Ok(st
-            .live_ns
+            .live
+            .files
             .keys()
             .filter(|p| parent_dir(p) == dir)
             .cloned()
@@ -649,18 +807,40 @@ impl Vfs for CrashVfs {
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         let mut st = self.lock();
-        st.check_power()?;
-        st.dirs.insert(dir.to_path_buf());
+        st.check_fault(FaultOp::Namespace)?;
+        // The directories to create, outermost first; a file in the way is an error and
+        // leaves nothing created.
+        let mut missing = Vec::new();
+        for a in dir.ancestors() {
+            if st.live.has_dir(a) {
+                break;
+            }
+            if st.live.files.contains_key(a) {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} is a file", a.display()),
+                ));
+            }
+            missing.push(a.to_path_buf());
+        }
+        for path in missing.into_iter().rev() {
+            st.live.dirs.insert(path.clone());
+            st.log.push(LogOp::CreateDir { path });
+        }
         Ok(())
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut st = self.lock();
         st.check_fault(FaultOp::Sync)?;
+        if !st.live.has_dir(dir) {
+            return Err(no_dir(dir));
+        }
         // Like a journaling file system, namespace operations become durable in the order
         // they were issued: syncing `dir` commits every pending namespace operation up to
         // the last one that touches it (so a rename into `dir` of a file created elsewhere
-        // takes its create along). Data writes stay pending.
+        // takes its create along, and a file created in a new directory takes the
+        // directory's creation along). Data writes stay pending.
         let Some(last) = st.log.iter().rposition(|op| op.touches_dir(dir)) else {
             return Ok(());
         };
@@ -668,7 +848,7 @@ impl Vfs for CrashVfs {
         let mut rest = Vec::with_capacity(log.len());
         for (i, op) in log.into_iter().enumerate() {
             if i <= last && !op.is_data() {
-                State::apply_dir_op(&mut st.durable_ns, &op);
+                st.durable.apply(&op);
             } else {
                 rest.push(op);
             }

@@ -8,7 +8,9 @@ use super::{OpenMode, Vfs, VfsFile, parent_dir};
 type Contents = Arc<RwLock<Vec<u8>>>;
 
 /// An in-memory file system: every operation is immediately "durable" and nothing survives
-/// the value being dropped. Cloning shares the same files.
+/// the value being dropped. Cloning shares the same files. Unlike the other file systems it
+/// does not check that a file's directory exists (a suite may create files without
+/// creating their directory first).
 #[derive(Debug, Default, Clone)]
 pub struct MemVfs {
     inner: Arc<Mutex<Namespace>>,
@@ -18,6 +20,13 @@ pub struct MemVfs {
 struct Namespace {
     files: BTreeMap<PathBuf, Contents>,
     dirs: BTreeSet<PathBuf>,
+}
+
+impl Namespace {
+    /// Whether `dir` exists: `.`, the empty path and roots always do.
+    fn has_dir(&self, dir: &Path) -> bool {
+        is_root(dir) || self.dirs.contains(dir)
+    }
 }
 
 #[derive(Debug)]
@@ -31,6 +40,11 @@ pub(super) fn not_found(path: &Path) -> io::Error {
         io::ErrorKind::NotFound,
         format!("no such file: {}", path.display()),
     )
+}
+
+/// Whether `dir` exists without being created: `.`, the empty path, or a root (`/`).
+pub(super) fn is_root(dir: &Path) -> bool {
+    dir.as_os_str().is_empty() || dir == Path::new(".") || dir.parent().is_none()
 }
 
 pub(super) fn check_read(data: &[u8], buf: &[u8], offset: u64) -> io::Result<usize> {
@@ -117,7 +131,7 @@ impl Vfs for MemVfs {
 
     fn exists(&self, path: &Path) -> io::Result<bool> {
         let ns = self.ns();
-        Ok(ns.files.contains_key(path) || ns.dirs.contains(path))
+        Ok(ns.files.contains_key(path) || ns.has_dir(path))
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
@@ -131,7 +145,21 @@ impl Vfs for MemVfs {
     }
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.ns().dirs.insert(dir.to_path_buf());
+        let mut ns = self.ns();
+        let mut missing = Vec::new();
+        for a in dir.ancestors() {
+            if ns.has_dir(a) {
+                break;
+            }
+            if ns.files.contains_key(a) {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} is a file", a.display()),
+                ));
+            }
+            missing.push(a.to_path_buf());
+        }
+        ns.dirs.extend(missing);
         Ok(())
     }
 

@@ -5,8 +5,8 @@
 //! injection reach every path. Three implementations:
 //!
 //! - [`OsVfs`]: the operating system. Positional reads and writes, `fdatasync` for
-//!   [`VfsFile::sync`], and a directory fsync after every create and rename so that the
-//!   name is as durable as the data.
+//!   [`VfsFile::sync`], and a directory fsync after every create (of a file or a
+//!   directory) and rename so that the name is as durable as the data.
 //! - [`MemVfs`]: in memory, for tests and ephemeral databases.
 //! - [`CrashVfs`]: in memory with simulated power cuts, torn writes and injected faults.
 
@@ -42,21 +42,30 @@ impl OpenMode {
     }
 }
 
-/// A file system: the namespace operations. Paths are used as given.
+/// A file system: the namespace operations. Paths are used as given; `.`, the empty path
+/// and roots are directories that always exist, others exist once
+/// [`create_dir_all`](Vfs::create_dir_all) made them.
+///
+/// Durability is only promised where the calls say so: a create, rename or remove is
+/// durable once its directory is synced ([`sync_dir`](Vfs::sync_dir)), a new directory once
+/// its parent is. An implementation may do more (the OS one syncs directories eagerly); code
+/// must not rely on it, and the crash simulator does not.
 pub trait Vfs: Send + Sync + Debug {
-    /// Opens or creates a file.
+    /// Opens or creates a file. Creating one in a directory that does not exist fails
+    /// with `NotFound`.
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn VfsFile>>;
-    /// Renames a file, replacing `to` if it exists.
+    /// Renames a file, replacing `to` if it exists; `to`'s directory must exist.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Removes a file.
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// Whether a file exists.
     fn exists(&self, path: &Path) -> io::Result<bool>;
-    /// The paths of the files directly in `dir`, sorted.
+    /// The paths of the files directly in `dir`, sorted; `NotFound` if `dir` does not exist.
     fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>>;
-    /// Creates a directory and its parents; succeeds if it exists.
+    /// Creates a directory and its parents; succeeds if it exists. Each new directory is
+    /// durable once its parent is synced.
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
-    /// Makes the creates, renames and removes in `dir` durable.
+    /// Makes the creates (of files and directories), renames and removes in `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 }
 
@@ -95,7 +104,13 @@ pub(crate) mod conformance {
 
     pub(crate) fn run(vfs: &dyn Vfs, root: &Path) {
         let dir = root.join("d");
-        vfs.create_dir_all(&dir).unwrap();
+        let nested = dir.join("e").join("f");
+        assert!(!vfs.exists(&dir).unwrap());
+        vfs.create_dir_all(&nested).unwrap();
+        assert!(vfs.exists(&dir).unwrap() && vfs.exists(&dir.join("e")).unwrap());
+        vfs.create_dir_all(&nested).unwrap();
+        vfs.sync_dir(&nested).unwrap();
+        assert!(vfs.list(&nested).unwrap().is_empty());
         let a = dir.join("a");
         assert!(!vfs.exists(&a).unwrap());
         assert_eq!(
@@ -142,5 +157,30 @@ pub(crate) mod conformance {
         vfs.remove(&b).unwrap();
         assert!(vfs.list(&dir).unwrap().is_empty());
         assert_eq!(vfs.remove(&b).unwrap_err().kind(), io::ErrorKind::NotFound);
+    }
+
+    /// What the OS and the crash simulator share, and [`MemVfs`] does not check: files
+    /// live in directories that exist.
+    pub(crate) fn missing_directories(vfs: &dyn Vfs, root: &Path) {
+        let gone = root.join("nowhere");
+        assert_eq!(
+            vfs.open(&gone.join("x"), OpenMode::CreateNew)
+                .unwrap_err()
+                .kind(),
+            io::ErrorKind::NotFound,
+            "no file is created in a missing directory"
+        );
+        assert_eq!(vfs.list(&gone).unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert!(vfs.sync_dir(&gone).is_err());
+        vfs.create_dir_all(root).unwrap();
+        let a = root.join("a");
+        drop(vfs.open(&a, OpenMode::CreateNew).unwrap());
+        assert_eq!(
+            vfs.rename(&a, &gone.join("a")).unwrap_err().kind(),
+            io::ErrorKind::NotFound,
+            "no rename into a missing directory"
+        );
+        assert!(vfs.exists(&a).unwrap(), "a failed rename has no effect");
+        vfs.remove(&a).unwrap();
     }
 }

@@ -7,7 +7,9 @@ use super::{OpenMode, Vfs, VfsFile, parent_dir};
 /// The operating system's file system.
 ///
 /// `sync` is `fdatasync`; creating or renaming a file also fsyncs its directory, so a file
-/// that [`Vfs::open`] created is durably named by the time it returns.
+/// that [`Vfs::open`] created is durably named by the time it returns, and
+/// [`Vfs::create_dir_all`] fsyncs the parent of every directory it creates, so a new
+/// directory is as durable as the files later created in it.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct OsVfs;
 
@@ -108,7 +110,25 @@ impl Vfs for OsVfs {
     }
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        fs::create_dir_all(dir)
+        // The directories that do not exist yet, innermost first.
+        let mut missing = Vec::new();
+        for a in dir.ancestors() {
+            if a.as_os_str().is_empty() {
+                break;
+            }
+            match fs::metadata(a) {
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => missing.push(a),
+                Err(e) => return Err(e),
+            }
+        }
+        fs::create_dir_all(dir)?;
+        // A new directory's name lives in its parent: fsync each parent, outermost first,
+        // or a power cut can lose the directory and everything later made durable in it.
+        for created in missing.iter().rev() {
+            fsync_dir(&parent_dir(created))?;
+        }
+        Ok(())
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
@@ -192,5 +212,6 @@ mod tests {
     fn os_vfs_conforms() {
         let dir = tempfile::tempdir().unwrap();
         super::super::conformance::run(&OsVfs, dir.path());
+        super::super::conformance::missing_directories(&OsVfs, &dir.path().join("m"));
     }
 }

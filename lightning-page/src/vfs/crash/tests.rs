@@ -257,6 +257,7 @@ fn same_seed_same_image() {
         CrashMode::RandomSubset,
         CrashMode::TornWrite { garbage: true },
         CrashMode::RandomPrefix,
+        CrashMode::Arbitrary,
     ] {
         let a = scripted(99);
         let b = scripted(99);
@@ -421,4 +422,357 @@ fn syncing_the_target_directory_of_a_rename_keeps_the_file() {
         Some(&b"data"[..])
     );
     assert_eq!(vfs.contents(Path::new("wal/x")), None);
+}
+
+#[test]
+fn crash_vfs_conforms() {
+    let vfs = CrashVfs::new(13);
+    super::super::conformance::run(&vfs, Path::new("/crash"));
+    super::super::conformance::missing_directories(&vfs, Path::new("/crash/m"));
+}
+
+/// Sector `i` of `a`: `Some(b)` if all its bytes are `b`, `None` if it holds a mix
+/// (random bytes).
+fn sector(a: &[u8], i: usize) -> Option<u8> {
+    let s = &a[i * SECTOR..(i + 1) * SECTOR];
+    s.iter().all(|&b| b == s[0]).then_some(s[0])
+}
+
+#[test]
+fn arbitrary_lands_an_earlier_write_over_a_later_one() {
+    // Durable: two sectors of 0x11. Pending: w1 fills sector 0 with 0x22, then w2 fills
+    // sectors 0 and 1 with 0x33. In issue order, w2 landing whole leaves 0x33 in both.
+    let mut reordered = 0;
+    for seed in 0..600 {
+        let vfs = CrashVfs::new(seed);
+        let a = vfs.open(Path::new("a"), OpenMode::CreateNew).unwrap();
+        vfs.sync_dir(Path::new(".")).unwrap();
+        a.write_at(&fill(1024, 0x11), 0).unwrap();
+        a.sync().unwrap();
+        a.write_at(&fill(512, 0x22), 0).unwrap();
+        a.write_at(&fill(1024, 0x33), 0).unwrap();
+        let report = vfs.crash(CrashMode::Arbitrary);
+        let img = vfs.contents(Path::new("a")).unwrap();
+        assert_eq!(img.len(), 1024);
+        assert_eq!(report.pending, 2);
+        assert!(report.kept + report.torn_writes <= 2);
+        let (s0, s1) = (sector(&img, 0), sector(&img, 1));
+        if report.garbage_sectors == 0 {
+            assert!(
+                matches!(s0, Some(0x11 | 0x22 | 0x33)),
+                "seed {seed}: {s0:?}"
+            );
+            assert!(matches!(s1, Some(0x11 | 0x33)), "seed {seed}: {s1:?}");
+        }
+        // Both writes whole (nothing torn, nothing lost), yet the earlier one on top.
+        if report.kept == 2 && s0 == Some(0x22) {
+            assert_eq!(s1, Some(0x33));
+            reordered += 1;
+        }
+    }
+    assert!(
+        reordered > 10,
+        "the earlier write must land last sometimes ({reordered})"
+    );
+}
+
+#[test]
+fn arbitrary_keeps_any_subset_with_several_torn_writes() {
+    // Durable: eight sectors of 0x11. Pending: eight writes, one per sector (value 0x20 + i),
+    // each straddling into the next sector by 100 bytes (so each tears into two pieces),
+    // and a length change.
+    let mut subsets = BTreeSet::new();
+    let (mut several_torn, mut garbage, mut all_kept, mut none_kept) = (0, 0, 0, 0);
+    for seed in 0..800 {
+        let vfs = CrashVfs::new(seed);
+        let a = vfs.open(Path::new("a"), OpenMode::CreateNew).unwrap();
+        vfs.sync_dir(Path::new(".")).unwrap();
+        a.write_at(&fill(9 * SECTOR, 0x11), 0).unwrap();
+        a.sync().unwrap();
+        for i in 0..8u8 {
+            let at = usize::from(i) * SECTOR + 100;
+            a.write_at(&fill(SECTOR, 0x20 + i), at as u64).unwrap();
+        }
+        a.set_len(10 * SECTOR as u64).unwrap();
+        let report = vfs.crash(CrashMode::Arbitrary);
+        assert_eq!(report.pending, 9);
+        let img = vfs.contents(Path::new("a")).unwrap();
+        assert!(img.len() == 9 * SECTOR || img.len() == 10 * SECTOR);
+        // Every piece holds the old bytes, one of the two writes over it, or random bytes.
+        let mut landed = 0u8;
+        for i in 0..8 {
+            let at = i * SECTOR + 100;
+            let head = &img[at..(i + 1) * SECTOR];
+            let tail = &img[(i + 1) * SECTOR..at + SECTOR];
+            let mine = 0x20 + u8::try_from(i).unwrap();
+            for piece in [head, tail] {
+                let uniform = piece.iter().all(|&b| b == piece[0]);
+                if uniform && piece[0] == mine {
+                    landed |= 1 << i;
+                }
+            }
+        }
+        assert!(
+            img[..100].iter().all(|&b| b == 0x11),
+            "seed {seed}: before the writes"
+        );
+        subsets.insert(landed);
+        several_torn += usize::from(report.torn_writes >= 2);
+        garbage += usize::from(report.garbage_sectors > 0);
+        all_kept += usize::from(report.kept == 9);
+        none_kept += usize::from(report.kept == 0 && report.torn_writes == 0);
+    }
+    assert!(
+        several_torn > 200,
+        "several torn writes in one cut ({several_torn})"
+    );
+    assert!(garbage > 200, "torn pieces hold random bytes ({garbage})");
+    assert!(
+        subsets.len() > 200,
+        "any subset of the writes may land ({} seen)",
+        subsets.len()
+    );
+    assert!(all_kept + none_kept < 40);
+}
+
+#[test]
+fn arbitrary_keeps_directory_operations_as_a_prefix() {
+    for seed in 0..200 {
+        let vfs = scripted(seed);
+        vfs.crash(CrashMode::Arbitrary);
+        let img = image(&vfs);
+        let names: Vec<&str> = img.keys().map(String::as_str).collect();
+        assert!(
+            matches!(names.as_slice(), ["a"] | ["a", "b" | "c"]),
+            "seed {seed}: impossible namespace {names:?}"
+        );
+    }
+}
+
+#[test]
+fn from_index_picks_every_mode() {
+    let modes: Vec<CrashMode> = (0..CrashMode::INDEXED).map(CrashMode::from_index).collect();
+    for (i, m) in modes.iter().enumerate() {
+        assert!(!modes[..i].contains(m), "{m:?} twice");
+    }
+    assert!(modes.contains(&CrashMode::Arbitrary));
+    assert_eq!(CrashMode::from_index(CrashMode::INDEXED), modes[0]);
+}
+
+/// Two files with pending writes; only `synced` is synced before the cut. Returns the
+/// crash report and both files' contents afterwards.
+fn one_of_two_synced(seed: u64, mode: CrashMode) -> (CrashReport, Vec<u8>, Vec<u8>) {
+    let vfs = CrashVfs::new(seed);
+    let synced = vfs.open(Path::new("synced"), OpenMode::CreateNew).unwrap();
+    let other = vfs.open(Path::new("other"), OpenMode::CreateNew).unwrap();
+    vfs.sync_dir(Path::new(".")).unwrap();
+    synced.write_at(&fill(1024, 0x11), 0).unwrap();
+    other.write_at(&fill(1024, 0x11), 0).unwrap();
+    synced.sync().unwrap();
+    other.sync().unwrap();
+    // Interleaved pending writes to both files, then a sync of one of them.
+    synced.write_at(&fill(512, 0xA1), 0).unwrap();
+    other.write_at(&fill(512, 0xB1), 0).unwrap();
+    synced.write_at(&fill(512, 0xA2), 512).unwrap();
+    other.write_at(&fill(512, 0xB2), 512).unwrap();
+    other.set_len(1536).unwrap();
+    synced.sync().unwrap();
+    let report = vfs.crash(mode);
+    (
+        report,
+        vfs.contents(Path::new("synced")).unwrap(),
+        vfs.contents(Path::new("other")).unwrap(),
+    )
+}
+
+#[test]
+fn a_sync_makes_only_its_own_file_durable_and_dropping_modes_drop_the_others_writes() {
+    let mut synced_image = fill(512, 0xA1);
+    synced_image.extend(fill(512, 0xA2));
+    let old = fill(1024, 0x11);
+    let mut modes: Vec<CrashMode> = (0..CrashMode::INDEXED).map(CrashMode::from_index).collect();
+    modes.push(CrashMode::KeepPrefix(0));
+    for mode in modes {
+        let mut dropped_all = 0;
+        for seed in 0..64 {
+            let (report, synced, other) = one_of_two_synced(seed, mode);
+            let what = format!("{mode:?} seed {seed}");
+            assert_eq!(
+                synced, synced_image,
+                "{what}: the synced file keeps everything"
+            );
+            if matches!(mode, CrashMode::DropUnsynced | CrashMode::KeepPrefix(0)) {
+                assert_eq!(
+                    other, old,
+                    "{what}: the other file keeps only what it synced"
+                );
+            }
+            assert_eq!(
+                report.pending, 3,
+                "{what}: the sync took only its own file's writes"
+            );
+            if report.kept == 0 && report.torn_writes == 0 {
+                assert_eq!(
+                    other, old,
+                    "{what}: nothing kept, yet the other file changed"
+                );
+            }
+            if mode == CrashMode::LoseDirOps {
+                assert_eq!(report.kept, 3, "{what}");
+            }
+            dropped_all += usize::from(other == old);
+        }
+        // Every mode that may drop data does drop the other file's writes, entirely, for
+        // some seeds.
+        if mode != CrashMode::LoseDirOps {
+            assert!(
+                dropped_all > 0,
+                "{mode:?} never dropped the unsynced writes"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_new_directory_is_lost_with_everything_in_it_until_its_parent_is_synced() {
+    let setup = |seed| {
+        let vfs = CrashVfs::new(seed);
+        vfs.create_dir_all(Path::new("d/e")).unwrap();
+        let f = vfs.open(Path::new("d/e/x"), OpenMode::CreateNew).unwrap();
+        f.write_at(b"x", 0).unwrap();
+        f.sync().unwrap();
+        assert!(vfs.exists(Path::new("d")).unwrap());
+        assert_eq!(vfs.pending_ops(), 3, "two directories and a file created");
+        assert_eq!(vfs.durable_contents(Path::new("d/e/x")), None);
+        vfs
+    };
+    let names = |vfs: &CrashVfs| {
+        ["d", "d/e"]
+            .map(|p| vfs.exists(Path::new(p)).unwrap())
+            .into_iter()
+            .chain([vfs.contents(Path::new("d/e/x")).is_some()])
+            .collect::<Vec<_>>()
+    };
+    // Nothing synced: the directories go, and the file with its synced data.
+    let vfs = setup(1);
+    vfs.crash(CrashMode::DropUnsynced);
+    assert_eq!(names(&vfs), [false, false, false]);
+    assert!(vfs.list(Path::new("d")).is_err(), "no such directory");
+    let vfs = setup(1);
+    vfs.crash(CrashMode::LoseDirOps);
+    assert_eq!(names(&vfs), [false, false, false]);
+    // Each prefix of the creations.
+    for (n, want) in [
+        [true, false, false],
+        [true, true, false],
+        [true, true, true],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let vfs = setup(2);
+        vfs.crash(CrashMode::KeepPrefix(n + 1));
+        assert_eq!(names(&vfs), want, "prefix {}", n + 1);
+    }
+    // Syncing the parent of `d` keeps `d` only.
+    let vfs = setup(3);
+    vfs.sync_dir(Path::new(".")).unwrap();
+    vfs.crash(CrashMode::DropUnsynced);
+    assert_eq!(names(&vfs), [true, false, false]);
+    // Syncing `d/e` commits what came before it too: metadata is journaled in order.
+    let vfs = setup(4);
+    vfs.sync_dir(Path::new("d/e")).unwrap();
+    assert_eq!(
+        vfs.durable_contents(Path::new("d/e/x")).as_deref(),
+        Some(&b"x"[..])
+    );
+    vfs.crash(CrashMode::DropUnsynced);
+    assert_eq!(names(&vfs), [true, true, true]);
+    assert_eq!(vfs.contents(Path::new("d/e/x")).as_deref(), Some(&b"x"[..]));
+    // A directory that already exists is not created again.
+    vfs.create_dir_all(Path::new("d/e")).unwrap();
+    assert_eq!(vfs.pending_ops(), 0);
+}
+
+#[test]
+fn injected_faults_fail_namespace_operations_without_effect() {
+    let vfs = CrashVfs::new(14);
+    vfs.create_dir_all(Path::new("d")).unwrap();
+    drop(vfs.open(Path::new("d/a"), OpenMode::CreateNew).unwrap());
+    vfs.sync_dir(Path::new("d")).unwrap();
+    let before = (vfs.io_calls(), vfs.pending_ops());
+    vfs.inject(Fault {
+        op: FaultOp::Namespace,
+        nth: 0,
+        permanent: true,
+        kind: FaultKind::Io,
+    });
+    assert!(vfs.open(Path::new("d/b"), OpenMode::CreateNew).is_err());
+    assert!(vfs.open(Path::new("d/b"), OpenMode::OpenOrCreate).is_err());
+    assert!(vfs.rename(Path::new("d/a"), Path::new("d/c")).is_err());
+    assert!(vfs.remove(Path::new("d/a")).is_err());
+    assert_eq!(
+        vfs.create_dir_all(Path::new("d/e")).unwrap_err().kind(),
+        io::ErrorKind::Other
+    );
+    assert_eq!(
+        vfs.io_calls() - before.0,
+        5,
+        "each namespace call is counted"
+    );
+    assert_eq!(vfs.pending_ops(), before.1, "a failed call logs nothing");
+    assert_eq!(vfs.list(Path::new("d")).unwrap(), [PathBuf::from("d/a")]);
+    assert!(!vfs.exists(Path::new("d/e")).unwrap());
+    // Opening an existing file changes no name: it is not a namespace operation.
+    drop(vfs.open(Path::new("d/a"), OpenMode::ReadWrite).unwrap());
+    drop(vfs.open(Path::new("d/a"), OpenMode::OpenOrCreate).unwrap());
+    vfs.clear_faults();
+    vfs.rename(Path::new("d/a"), Path::new("d/c")).unwrap();
+
+    // `Any` counts namespace calls too, and the nth of them fails.
+    let vfs = CrashVfs::new(15);
+    let f = vfs.open(Path::new("a"), OpenMode::CreateNew).unwrap();
+    vfs.inject(Fault {
+        op: FaultOp::Any,
+        nth: 2,
+        permanent: false,
+        kind: FaultKind::NoSpace,
+    });
+    f.write_at(b"1", 0).unwrap();
+    vfs.create_dir_all(Path::new("d")).unwrap();
+    assert_eq!(
+        vfs.open(Path::new("b"), OpenMode::CreateNew)
+            .unwrap_err()
+            .kind(),
+        io::ErrorKind::StorageFull
+    );
+    assert!(!vfs.exists(Path::new("b")).unwrap());
+    drop(vfs.open(Path::new("b"), OpenMode::CreateNew).unwrap());
+}
+
+#[test]
+fn a_power_cut_at_a_namespace_operation_stops_everything() {
+    let vfs = CrashVfs::new(16);
+    let f = vfs.open(Path::new("a"), OpenMode::CreateNew).unwrap();
+    vfs.sync_dir(Path::new(".")).unwrap();
+    f.write_at(b"pending", 0).unwrap();
+    vfs.inject(Fault {
+        op: FaultOp::Namespace,
+        nth: 0,
+        permanent: false,
+        kind: FaultKind::PowerCut,
+    });
+    assert!(vfs.rename(Path::new("a"), Path::new("b")).is_err());
+    assert!(
+        f.sync().is_err(),
+        "nothing reaches the device after the cut"
+    );
+    assert!(vfs.exists(Path::new("a")).is_err());
+    assert_eq!(vfs.pending_ops(), 1);
+    vfs.crash(CrashMode::KeepPrefix(1));
+    assert_eq!(
+        vfs.contents(Path::new("a")).as_deref(),
+        Some(&b"pending"[..])
+    );
+    assert_eq!(vfs.contents(Path::new("b")), None);
 }
