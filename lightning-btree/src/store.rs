@@ -178,6 +178,13 @@ impl Store {
         lock(&self.alloc).clone()
     }
 
+    /// Pages in the file's image and pages reusable now: how much a relocation of the
+    /// file's tail could give back.
+    pub(crate) fn space(&self) -> (u64, u64) {
+        let stats = lock(&self.alloc).stats();
+        (stats.page_count, stats.free)
+    }
+
     /// Why the store refuses work, if it does (see [`Error::Poisoned`]).
     pub fn poisoned(&self) -> Option<String> {
         if !self.poisoned.load(Ordering::Acquire) {
@@ -307,6 +314,7 @@ impl Store {
 
     /// The part of a checkpoint after its switch: no lock held but the checkpoint's own.
     fn finish(&self, flight: &InFlight) -> Result<Checkpoint> {
+        let previous = self.file().superblock();
         let result = self.write_image(flight);
         if let Err(e) = &result
             && self.file().is_poisoned()
@@ -314,7 +322,19 @@ impl Store {
             self.poison(format!("checkpoint {} failed: {e}", flight.plan.generation));
         }
         let superblock = result?;
-        lock(&self.alloc).checkpoint_durable(superblock.generation);
+        {
+            let mut alloc = lock(&self.alloc);
+            alloc.checkpoint_durable(superblock.generation);
+            // Give back the end of the file that neither retained image nor anything
+            // allocated since uses (under the allocator's lock: allocation grows the file).
+            let keep = alloc
+                .page_count()
+                .max(previous.page_count)
+                .max(superblock.page_count);
+            if let Err(e) = self.file().shrink_to(keep) {
+                tracing::warn!(error = %e, "could not cut the page file to size after a checkpoint");
+            }
+        }
         *self
             .stamp
             .frozen

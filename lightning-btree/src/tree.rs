@@ -771,12 +771,115 @@ impl BTree {
         Ok(())
     }
 
+    /// Moves node pages from the end of the file into free pages below it, at most
+    /// `budget` of them, so that later checkpoints can cut the file (a page leaves the
+    /// file once no retained image holds it). Reads only the branches and the leaves it
+    /// moves; overflow chains stay where they are. Returns how many pages moved. All or
+    /// nothing, like every write operation. [`checkpoint`](Self::checkpoint) calls it when
+    /// an eighth of the file or more is free.
+    pub fn relocate_tail(&self, budget: u64) -> Result<u64> {
+        let (pages, free) = self.store.space();
+        let cutoff = pages.saturating_sub(free);
+        if free == 0 || budget == 0 {
+            return Ok(0);
+        }
+        let _writer = self.store.writer()?;
+        let mut root = self.write_root();
+        self.version.fetch_add(1, Ordering::Release);
+        let mut op = Op::default();
+        let mut left = budget;
+        let result = self.relocate(&mut op, *root, cutoff, &mut left, 0);
+        self.store.end(op, result.map(|new| *root = new))?;
+        Ok(budget - left)
+    }
+
+    fn relocate(
+        &self,
+        op: &mut Op,
+        id: PageId,
+        cutoff: u64,
+        left: &mut u64,
+        depth: usize,
+    ) -> Result<PageId> {
+        if depth > MAX_DEPTH {
+            return Err(Error::corrupt(
+                id,
+                "tree deeper than any valid tree (a cycle?)",
+            ));
+        }
+        let children = self.with_node(id, |v| {
+            if v.is_leaf() {
+                return Ok(None);
+            }
+            (0..=v.count())
+                .map(|i| v.child(i))
+                .collect::<Result<Vec<_>>>()
+                .map(Some)
+        })?;
+        let Some(children) = children else {
+            // A leaf: moved if it is in the tail.
+            if id.get() < cutoff || *left == 0 {
+                return Ok(id);
+            }
+            let node = self.load(id)?;
+            let to = self.store.allocate(op)?;
+            self.write(to, &node)?;
+            op.free(id);
+            *left -= 1;
+            return Ok(to);
+        };
+        let mut moved = Vec::new();
+        for (i, child) in children.iter().enumerate() {
+            if *left == 0 {
+                break;
+            }
+            let to = self.relocate(op, *child, cutoff, left, depth + 1)?;
+            if to != *child {
+                moved.push((i, to));
+            }
+        }
+        let in_tail = id.get() >= cutoff && *left > 0;
+        if moved.is_empty() && !in_tail {
+            return Ok(id);
+        }
+        let Node::Branch {
+            level,
+            mut first,
+            mut entries,
+        } = self.load(id)?
+        else {
+            return Err(Error::corrupt(id, "changed from branch to leaf"));
+        };
+        for (i, to) in moved {
+            set_child(&mut first, &mut entries, i, to);
+        }
+        let node = Node::Branch {
+            level,
+            first,
+            entries,
+        };
+        if in_tail {
+            let to = self.store.allocate(op)?;
+            self.write(to, &node)?;
+            op.free(id);
+            *left -= 1;
+            Ok(to)
+        } else {
+            self.put(op, id, &node)
+        }
+    }
+
     /// Makes everything written so far durable: the tree's dirty pages (of the generation
     /// that ends now), then the free list and a superblock recording the root and `lsn`.
     /// Writers are held off only while the generation switches (no operation in
     /// progress); readers and writers go on while the pages are written and synced. The
     /// pages of the new image are never written again.
     pub fn checkpoint(&self, lsn: u64) -> Result<Checkpoint> {
+        let (pages, free) = self.store.space();
+        if free >= 16 && free * 8 >= pages {
+            // Room below the tail: move some of it down, so later checkpoints cut the file.
+            self.relocate_tail((pages / 16).max(64))?;
+        }
         self.store.checkpoint(lsn, || Some(*self.read_root()))
     }
 }

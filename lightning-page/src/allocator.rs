@@ -348,6 +348,14 @@ impl PageAllocator {
             return Err(Error::CheckpointInFlight { generation });
         }
         let generation = self.generation;
+        // Give back the free tail: pages at the end of the file that no retained image holds
+        // leave the image (the file is cut to size once the checkpoint is durable).
+        while self.page_count > FIRST_DATA_PAGE.get()
+            && self.free.last() == Some(&PageId::new(self.page_count - 1))
+        {
+            self.free.pop_last();
+            self.page_count -= 1;
+        }
         let old_list = std::mem::take(&mut self.list_pages);
         // Freed in earlier generations: free in this image and the one before it.
         let mut free: BTreeSet<PageId> = self.free.clone();

@@ -265,6 +265,23 @@ impl PageFile {
         Ok(())
     }
 
+    /// Cuts the file to `page_count` pages, giving the space back; never below the page
+    /// count of the durable superblock (the older retained image's pages beyond it must be
+    /// free in both images: the caller's rule).
+    pub fn shrink_to(&self, page_count: u64) -> Result<()> {
+        self.check_writable()?;
+        let page_count = page_count.max(self.superblock().page_count).max(2);
+        if page_count >= self.page_count() {
+            return Ok(());
+        }
+        let len = page_count * u64::from(self.page_size.bytes());
+        self.file
+            .set_len(len)
+            .map_err(|e| Error::io(format!("cut to {page_count} pages"), &self.path, e))?;
+        self.page_count.store(page_count, Ordering::Release);
+        Ok(())
+    }
+
     /// Whether a failed sync has poisoned the file (every later write and sync fails).
     pub fn is_poisoned(&self) -> bool {
         lock(&self.poisoned).is_some()

@@ -1,5 +1,6 @@
-//! Integration tests of lightning-btree: the model test against `BTreeMap`, split/merge
-//! stress, bulk load, cursors, checkpoints through the crash VFS, corruption.
+//! Integration tests of lightning-btree: the model test against `BTreeMap` (with
+//! checkpoints and reopening from them), split/merge stress, bulk load, cursors,
+//! corruption. Power cuts and I/O faults are in the crash suite (`tests/crash`).
 #![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 #![expect(
     clippy::cast_possible_truncation,
@@ -7,10 +8,11 @@
     reason = "test data: small counters into bytes; big-endian keys sort numerically"
 )]
 
-mod checkpoint;
+mod corruption;
 mod hostile;
 mod model;
 mod nonblocking;
+mod space;
 mod stress;
 
 use std::sync::Arc;

@@ -1,0 +1,75 @@
+//! Space: pages freed by removals are reused, and a free tail of the file is given back at
+//! a checkpoint once no retained image holds it.
+
+use std::collections::BTreeMap;
+
+use lightning_page::vfs::MemVfs;
+
+use crate::{assert_same, reopen_from, tree_on};
+
+fn key(i: u32) -> Vec<u8> {
+    format!("key{i:08}").into_bytes()
+}
+
+#[test]
+fn checkpoints_give_back_the_free_tail_of_the_file() {
+    let vfs = MemVfs::new();
+    let tree = tree_on(&vfs, 256);
+    for i in 0..20_000 {
+        tree.insert(&key(i), &[7; 100]).unwrap();
+    }
+    tree.checkpoint(1).unwrap();
+    let full = tree.store().file().page_count();
+    for i in 0..20_000 {
+        assert!(tree.remove(&key(i)).unwrap());
+    }
+    // Freed pages leave the two retained images after two more checkpoints; then the last
+    // live pages move down out of the tail, leave the images in turn, and the file is cut.
+    for lsn in 2..10 {
+        tree.checkpoint(lsn).unwrap();
+    }
+    let empty = tree.store().file().page_count();
+    assert!(
+        empty * 20 < full,
+        "{full} pages with 20,000 entries, still {empty} pages when empty"
+    );
+    assert_same(&tree, &BTreeMap::new());
+    // The cut file reopens, and grows again.
+    drop(tree);
+    let tree = reopen_from(&vfs, 64);
+    assert_same(&tree, &BTreeMap::new());
+    let mut model = BTreeMap::new();
+    for i in 0..5_000 {
+        tree.insert(&key(i), &[9; 100]).unwrap();
+        model.insert(key(i), vec![9; 100]);
+    }
+    tree.checkpoint(10).unwrap();
+    assert_same(&tree, &model);
+    drop(tree);
+    assert_same(&reopen_from(&vfs, 64), &model);
+}
+
+#[test]
+fn removals_make_room_that_later_inserts_reuse() {
+    let vfs = MemVfs::new();
+    let tree = tree_on(&vfs, 256);
+    let mut model = BTreeMap::new();
+    let mut sizes = Vec::new();
+    for round in 0..8u8 {
+        for i in 0..5_000 {
+            tree.insert(&key(i), &[round; 100]).unwrap();
+            model.insert(key(i), vec![round; 100]);
+        }
+        tree.checkpoint(u64::from(round) * 2 + 1).unwrap();
+        for i in (0..5_000).step_by(2) {
+            tree.remove(&key(i)).unwrap();
+            model.remove(&key(i));
+        }
+        tree.checkpoint(u64::from(round) * 2 + 2).unwrap();
+        sizes.push(tree.store().file().page_count());
+    }
+    assert_same(&tree, &model);
+    // Steady state: the file stops growing once freed pages come back.
+    let (early, late) = (sizes[3], sizes[7]);
+    assert!(late <= early + early / 10, "file kept growing: {sizes:?}");
+}
