@@ -1,5 +1,6 @@
-//! Crash and fault suites of lightning-btree: I/O faults at every position of a workload
-//! (and power cuts after them) through the crash VFS.
+//! Crash and fault suites of lightning-btree, through the crash VFS: I/O faults at every
+//! position of a workload (and power cuts after them); power cuts around and inside
+//! checkpoints, and the fallback to the older superblock.
 #![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 #![expect(
     clippy::cast_possible_truncation,
@@ -8,3 +9,4 @@
 )]
 
 mod faults;
+mod power_cuts;

@@ -611,7 +611,8 @@ fn serializable_histories_have_acyclic_dependency_graphs() {
         let s = mgr.stats();
         conflicts += s.write_conflicts + s.read_conflicts + s.phantom_conflicts;
         check(&mgr, &txns, Isolation::Serializable)
-    });
+    })
+    .scenarios;
     println!(
         "{ran} serializable histories, {total} committed transactions checked \
          ({pessimistic} pessimistic, {for_update} with get_for_update), \

@@ -189,7 +189,7 @@ fn scenario(seed: u64, tally: &Mutex<Tally>) -> Result<(), String> {
 #[test]
 fn power_cuts_under_concurrent_appends_lose_nothing_acknowledged() {
     let tally = Mutex::new(Tally::default());
-    let ran = run_seeds("wal crash", scaled(1000), |seed| scenario(seed, &tally));
+    let ran = run_seeds("wal crash", scaled(1000), |seed| scenario(seed, &tally)).scenarios;
     let tally = tally.into_inner().unwrap();
     println!("wal crash: {ran} scenarios, {tally:?}");
     assert!(ran >= 1000);
