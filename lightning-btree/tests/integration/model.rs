@@ -1,13 +1,16 @@
 //! The model test: random operations against `std::collections::BTreeMap`, `check()` after
 //! every batch. Two tests of `scaled(125)` cases of 4,000 operations each: 1,000,000
-//! operations per run.
+//! operations per run. Among them, rarely, checkpoints, and reopening the tree from its
+//! last checkpoint after a power cut: it must hold the model as of that checkpoint.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use proptest::prelude::*;
 
-use crate::{assert_same, tree_with_cache};
+use lightning_page::vfs::{CrashMode, CrashVfs};
+
+use crate::{assert_same, reopen_from, tree_on};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -16,6 +19,8 @@ enum Op {
     Get(Vec<u8>),
     Range(Bound<Vec<u8>>, Bound<Vec<u8>>, bool),
     Checkpoint,
+    /// Power cut, then the tree reopens from its last checkpoint.
+    Reopen,
 }
 
 fn key() -> impl Strategy<Value = Vec<u8>> {
@@ -45,13 +50,16 @@ fn bound() -> impl Strategy<Value = Bound<Vec<u8>>> {
     ]
 }
 
+/// Checkpoints are rare (about one operation in 200, some 20 a case) and reopening half as
+/// frequent, so most work happens between them, over many generations.
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        10 => (key(), value_len()).prop_map(|(k, n)| Op::Insert(k, n)),
-        7 => key().prop_map(Op::Remove),
-        3 => key().prop_map(Op::Get),
-        1 => (bound(), bound(), any::<bool>()).prop_map(|(a, b, r)| Op::Range(a, b, r)),
-        1 => Just(Op::Checkpoint).prop_filter("rare", |_| true),
+        200 => (key(), value_len()).prop_map(|(k, n)| Op::Insert(k, n)),
+        140 => key().prop_map(Op::Remove),
+        60 => key().prop_map(Op::Get),
+        20 => (bound(), bound(), any::<bool>()).prop_map(|(a, b, r)| Op::Range(a, b, r)),
+        2 => Just(Op::Checkpoint),
+        1 => Just(Op::Reopen),
     ]
 }
 
@@ -89,8 +97,11 @@ proptest! {
 }
 
 fn run(ops: Vec<Op>, cache: u64) -> Result<(), TestCaseError> {
-    let tree = tree_with_cache(cache);
+    let vfs = CrashVfs::new(cache);
+    let mut tree = tree_on(&vfs, cache);
     let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    // The model as of the last checkpoint, if there was one.
+    let mut checkpointed: Option<BTreeMap<Vec<u8>, Vec<u8>>> = None;
     for (i, op) in ops.into_iter().enumerate() {
         match op {
             Op::Insert(k, n) => {
@@ -125,8 +136,17 @@ fn run(ops: Vec<Op>, cache: u64) -> Result<(), TestCaseError> {
                 }
             }
             Op::Checkpoint => {
-                if i % 7 == 0 {
-                    tree.checkpoint(i as u64).unwrap();
+                tree.checkpoint(i as u64).unwrap();
+                checkpointed = Some(model.clone());
+            }
+            Op::Reopen => {
+                // Before the first checkpoint there is no tree on disk to reopen.
+                if let Some(at_checkpoint) = &checkpointed {
+                    drop(tree);
+                    vfs.crash(CrashMode::DropUnsynced);
+                    tree = reopen_from(&vfs, cache);
+                    model.clone_from(at_checkpoint);
+                    assert_same(&tree, &model);
                 }
             }
         }
