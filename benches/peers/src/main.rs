@@ -3,7 +3,8 @@
 //! redb, LMDB (through heed) and lightning-btree used directly (a `Store` over a `PageFile` on
 //! the real disk, durability by checkpoint), interleaved — every engine's round 1, then every
 //! engine's round 2, ... — three rounds, medians; durable single-key commits beside the raw
-//! `fdatasync` rate of the same disk, measured in the same rounds. Figures are
+//! `fdatasync` rate of the same disk, measured just before each engine's commits (a shared
+//! machine's disk drifts by the minute). Figures are
 //! `<engine>_<workload>`, plus `lightning_btree_vs_lmdb_<workload>` and
 //! `lightning_btree_vs_redb_<workload>` (lightning's median over the peer's). Writes
 //! `benchmark_results/<YYYY-MM-DD>/peers.json` and `.html` and prints a table.
@@ -13,8 +14,8 @@
 //! LIGHTNING_BENCH_QUICK=1 PEERS_ENTRIES=20000 cargo bench -p lightning-peers   # smoke run
 //! ```
 //! - `PEERS_ENTRIES` (default 1,000,000; 100,000 with `LIGHTNING_BENCH_QUICK`),
-//!   `PEERS_ROUNDS` (default 3), `PEERS_SYNC_SECS` (seconds of durable commits per engine
-//!   per round, and of raw fdatasync per round; default 3, 0.5 quick).
+//!   `PEERS_ROUNDS` (default 3), `PEERS_SYNC_SECS` (seconds of durable commits, and of raw
+//!   fdatasync before them, per engine per round; default 3, 0.5 quick).
 //! - `LIGHTNING_BENCH_DIR`: the disk to measure (default: the system's temporary directory).
 //! - `LIGHTNING_BENCH_QUICK=1` marks the report as a smoke run not to be quoted.
 #![expect(clippy::print_stdout, reason = "a bench binary reports on stdout")]
@@ -27,7 +28,6 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use lightning_page::vfs::{OpenMode, OsVfs, Vfs};
 use lightning_testkit::bench::{Figure, quick, temp_dir, write_report};
 
 use crate::engine::{Engine, Result, Setup};
@@ -55,33 +55,6 @@ fn env_count(name: &str, default: usize) -> usize {
     env_num(name, default).max(1.0) as usize
 }
 
-/// The disk's limit: 4 KiB writes (a page) into a preallocated file, each followed by
-/// `fdatasync`, for `budget`. Syncs per second.
-fn raw_fdatasync(dir: &Path, budget: Duration) -> Result<f64> {
-    const PAGE: usize = 4096;
-    const LEN: u64 = 64 << 20;
-    let path = dir.join("raw-fdatasync");
-    let file = OsVfs.open(&path, OpenMode::CreateNew)?;
-    let chunk = vec![0u8; 1 << 20];
-    for at in (0..LEN).step_by(chunk.len()) {
-        file.write_at(&chunk, at)?;
-    }
-    file.sync()?;
-    let page = [7u8; PAGE];
-    let (mut syncs, mut at) = (0u32, 0u64);
-    let start = Instant::now();
-    while start.elapsed() < budget || syncs < 3 {
-        file.write_at(&page, at)?;
-        file.sync()?;
-        syncs += 1;
-        at = (at + PAGE as u64) % LEN;
-    }
-    let took = start.elapsed();
-    drop(file);
-    OsVfs.remove(&path)?;
-    Ok(f64::from(syncs) / took.as_secs_f64())
-}
-
 /// One engine's round in a directory of its own, removed afterwards.
 fn round<E: Engine>(
     base: &Path,
@@ -89,7 +62,7 @@ fn round<E: Engine>(
     setup: &Setup,
     data: &Data,
     sync_for: Duration,
-) -> Result<(String, Vec<f64>)> {
+) -> Result<workload::Run> {
     let dir = base.join(format!("{}-{round}", E::NAME));
     std::fs::create_dir(&dir)?;
     let t = Instant::now();
@@ -110,6 +83,8 @@ struct Results {
     describe: String,
     /// Per workload, per round.
     rounds: Vec<Vec<f64>>,
+    /// Per round: the raw fdatasync rate measured just before its durable commits.
+    fdatasync: Vec<f64>,
 }
 
 impl Results {
@@ -118,14 +93,16 @@ impl Results {
             name,
             describe: String::new(),
             rounds: vec![Vec::new(); WORKLOADS.len()],
+            fdatasync: Vec::new(),
         }
     }
 
-    fn add(&mut self, (describe, figures): (String, Vec<f64>)) {
-        self.describe = describe;
-        for (w, v) in self.rounds.iter_mut().zip(figures) {
+    fn add(&mut self, run: workload::Run) {
+        self.describe = run.describe;
+        for (w, v) in self.rounds.iter_mut().zip(run.figures) {
             w.push(v);
         }
+        self.fdatasync.push(run.fdatasync);
     }
 
     fn median(&self, workload: usize) -> f64 {
@@ -191,9 +168,7 @@ fn main() -> Result<()> {
         Results::new(Lmdb::NAME),
         Results::new(LightningBtree::NAME),
     ];
-    let mut fdatasync = Vec::new();
     for r in 0..rounds {
-        fdatasync.push(raw_fdatasync(dir.path(), sync_for)?);
         // Interleaved: every engine's round r before any engine's round r + 1.
         let [redb, lmdb, lightning] = &mut engines;
         redb.add(round::<Redb>(dir.path(), r, &setup, &data, sync_for)?);
@@ -211,14 +186,19 @@ fn main() -> Result<()> {
         "{n} entries, {KEY_LEN}-byte keys, {VALUE_LEN}-byte values; median of {rounds} interleaved rounds"
     );
     let mut figures = Vec::new();
+    let fdatasync: Vec<f64> = engines
+        .iter()
+        .flat_map(|e| e.fdatasync.iter().copied())
+        .collect();
     let raw = median(&fdatasync);
     figures.push(Figure::new(
         "raw_fdatasync_4k",
         raw,
         "syncs/s",
         format!(
-            "pwrite of 4 KiB + fdatasync on a preallocated file of the same disk, {:.1} s per round; median of rounds ({})",
+            "pwrite of 4 KiB + fdatasync on a preallocated file of the same disk, {:.1} s just before each engine's durable commits; median of all {} ({})",
             sync_for.as_secs_f64(),
+            fdatasync.len(),
             rounds_text(&fdatasync)
         ),
     ));
@@ -261,15 +241,29 @@ fn main() -> Result<()> {
         .iter()
         .position(|w| w.name == "durable_insert_commit")
         .ok_or("no durable workload")?;
+    // Each round's durable commits over the raw rate measured just before them: the disk of
+    // a shared machine drifts, a reference from another moment would not be one.
+    let beside = |e: &Results| {
+        let ratios: Vec<f64> = e.rounds[durable]
+            .iter()
+            .zip(&e.fdatasync)
+            .map(|(d, raw)| d / raw)
+            .collect();
+        (median(&ratios), ratios)
+    };
     for e in &engines {
+        let (ratio, ratios) = beside(e);
         figures.push(Figure::new(
             format!("{}_durable_vs_fdatasync", e.name),
-            e.median(durable) / raw,
+            ratio,
             "ratio",
-            "durable single-key commits/s over the raw 4 KiB fdatasync rate of the same disk, same run",
+            format!(
+                "durable single-key commits/s over the raw 4 KiB fdatasync rate measured just before them, per round ({}; fdatasync {}), median",
+                rounds_text(&ratios),
+                rounds_text(&e.fdatasync)
+            ),
         ));
     }
-
     // The table: a row per workload, a column per engine, then the ratios.
     let mut table = format!(
         "\n{:<36}{:>14}{:>14}{:>17}{:>10}{:>10}\n",
@@ -301,7 +295,7 @@ fn main() -> Result<()> {
         format_value(raw),
         engines
             .iter()
-            .map(|e| format!("{} {:.2}", e.name, e.median(durable) / raw))
+            .map(|e| format!("{} {:.2}", e.name, beside(e).0))
             .collect::<Vec<_>>()
             .join(", ")
     );

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use lightning_testkit::Rng;
 use lightning_testkit::bench::percentile;
 
+use lightning_page::vfs::{OpenMode, OsVfs, Vfs};
+
 use crate::engine::{Engine, Reader, Result, Setup, Writer};
 
 /// Key length (redb's benchmark: 24).
@@ -240,6 +242,43 @@ fn read_all<R: Reader>(r: &mut R, data: &Data, order: &[u32], version: u64) -> R
     Ok(ok)
 }
 
+/// The disk's limit: 4 KiB writes (a page) into a preallocated file, each followed by
+/// `fdatasync`, for `budget`. Syncs per second.
+pub(crate) fn raw_fdatasync(dir: &Path, budget: Duration) -> Result<f64> {
+    const PAGE: usize = 4096;
+    const LEN: u64 = 64 << 20;
+    let path = dir.join("raw-fdatasync");
+    let file = OsVfs.open(&path, OpenMode::CreateNew)?;
+    let chunk = vec![0u8; 1 << 20];
+    for at in (0..LEN).step_by(chunk.len()) {
+        file.write_at(&chunk, at)?;
+    }
+    file.sync()?;
+    let page = [7u8; PAGE];
+    let (mut syncs, mut at) = (0u32, 0u64);
+    let start = Instant::now();
+    while start.elapsed() < budget || syncs < 3 {
+        file.write_at(&page, at)?;
+        file.sync()?;
+        syncs += 1;
+        at = (at + PAGE as u64) % LEN;
+    }
+    let took = start.elapsed();
+    drop(file);
+    OsVfs.remove(&path)?;
+    Ok(f64::from(syncs) / took.as_secs_f64())
+}
+
+/// What one engine's round measured.
+pub(crate) struct Run {
+    /// The engine's configuration and what it reported.
+    pub(crate) describe: String,
+    /// One figure per [`WORKLOADS`] entry, in that order.
+    pub(crate) figures: Vec<f64>,
+    /// The raw fdatasync rate of the disk just before the durable commits.
+    pub(crate) fdatasync: f64,
+}
+
 /// Runs every workload of [`WORKLOADS`] on a new `E` in `dir`; the figures in that order.
 #[expect(
     clippy::too_many_lines,
@@ -250,7 +289,7 @@ pub(crate) fn run<E: Engine>(
     setup: &Setup,
     data: &Data,
     sync_for: Duration,
-) -> Result<(String, Vec<f64>)> {
+) -> Result<Run> {
     let n = data.len();
     let engine = E::create(dir, setup)?;
     let mut out = Vec::new();
@@ -372,7 +411,8 @@ pub(crate) fn run<E: Engine>(
         Ok(())
     })?;
 
-    // 7. Durable single-key commits for `sync_for`.
+    // 7. Durable single-key commits for `sync_for`, just after the disk's raw rate.
+    let fdatasync = raw_fdatasync(dir, sync_for)?;
     let mut latencies = Vec::new();
     let start = Instant::now();
     while start.elapsed() < sync_for || latencies.len() < 3 {
@@ -386,5 +426,9 @@ pub(crate) fn run<E: Engine>(
     out.push(percentile(&mut latencies, 0.5) as f64 / 1e3);
 
     debug_assert_eq!(out.len(), WORKLOADS.len());
-    Ok((engine.describe(), out))
+    Ok(Run {
+        describe: engine.describe(),
+        figures: out,
+        fdatasync,
+    })
 }
