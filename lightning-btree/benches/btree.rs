@@ -20,6 +20,7 @@
     reason = "rates are floating point; big-endian keys sort numerically"
 )]
 
+use lightning_page::Lsn;
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -125,7 +126,7 @@ fn during_checkpoint(tree: BTree, n: u64, value: &[u8], detail: &str, figures: &
             let tree = tree.clone();
             std::thread::spawn(move || {
                 let t = Instant::now();
-                let cp = tree.checkpoint(u64::from(round) + 10).unwrap();
+                let cp = tree.checkpoint(Lsn::new(u64::from(round) + 10)).unwrap();
                 (t.elapsed(), cp.dirty_pages.len())
             })
         };
@@ -295,7 +296,7 @@ fn main() {
                 0.8,
             )
             .unwrap();
-            tree.checkpoint(1).unwrap();
+            tree.checkpoint(Lsn::new(1)).unwrap();
             during_checkpoint(tree, n, &value, &detail, &mut figures);
         } else {
             drop(tree);

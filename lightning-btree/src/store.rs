@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 
 use lightning_cache::{BoxError, BufferPool, CacheStats, WriteBack};
 use lightning_page::{
-    CheckpointPlan, PageAllocator, PageBuf, PageFile, PageId, PageType, Superblock,
+    CheckpointPlan, Lsn, PageAllocator, PageBuf, PageFile, PageId, PageType, Superblock,
 };
 
 use crate::node::{NO_PAGE, OVERFLOW_HEAD, u64_at};
@@ -60,7 +60,7 @@ pub struct Checkpoint {
 struct InFlight {
     plan: CheckpointPlan,
     root: Option<PageId>,
-    lsn: u64,
+    lsn: Lsn,
     pages: Arc<HashSet<PageId>>,
 }
 
@@ -270,7 +270,7 @@ impl Store {
     /// refuses writes for good (a failed sync), the store is poisoned.
     pub fn checkpoint(
         &self,
-        lsn: u64,
+        lsn: Lsn,
         root: impl FnOnce() -> Option<PageId>,
     ) -> Result<Checkpoint> {
         self.check_usable()?;

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use lightning_page::PageId;
+use lightning_page::{Lsn, PageId};
 
 use crate::node::{HEAD, LeafEdit, NO_PAGE, Node, NodeView, Val, leaf_cell, separator};
 use crate::store::{Checkpoint, Op, Store};
@@ -874,7 +874,7 @@ impl BTree {
     /// Writers are held off only while the generation switches (no operation in
     /// progress); readers and writers go on while the pages are written and synced. The
     /// pages of the new image are never written again.
-    pub fn checkpoint(&self, lsn: u64) -> Result<Checkpoint> {
+    pub fn checkpoint(&self, lsn: Lsn) -> Result<Checkpoint> {
         let (pages, free) = self.store.space();
         if free >= 16 && free * 8 >= pages {
             // Room below the tail: move some of it down, so later checkpoints cut the file.

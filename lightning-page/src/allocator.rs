@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::page::{PageBuf, PageId, PageType};
 use crate::page_file::PageFile;
 use crate::superblock::Superblock;
-use crate::{Error, Result};
+use crate::{Error, Lsn, Result};
 
 const NEXT_OFF: usize = 0;
 const FREE_COUNT_OFF: usize = NEXT_OFF + 8;
@@ -54,7 +54,7 @@ pub const FIRST_DATA_PAGE: PageId = PageId::new(2);
 /// the file with [`PageFile::extend_to`] before writing the page.
 ///
 /// ```
-/// use lightning_page::{PageAllocator, PageFile, PageSize, vfs::MemVfs};
+/// use lightning_page::{Lsn, PageAllocator, PageFile, PageSize, vfs::MemVfs};
 ///
 /// let file = PageFile::create(&MemVfs::new(), "data.ldb".as_ref(), PageSize::MIN)?;
 /// let mut alloc = PageAllocator::load(&file)?;
@@ -62,12 +62,12 @@ pub const FIRST_DATA_PAGE: PageId = PageId::new(2);
 /// alloc.free(a)?;                       // allocated in this generation: reusable at once
 /// assert_eq!(alloc.allocate(), a);
 /// file.extend_to(alloc.page_count())?;
-/// let sb = alloc.checkpoint(&file, None, 0)?;
+/// let sb = alloc.checkpoint(&file, None, Lsn::new(0))?;
 /// alloc.free(a)?;                       // in a durable image now: waits two checkpoints
 /// assert_ne!(alloc.allocate(), a);
-/// alloc.checkpoint(&file, None, 0)?;
+/// alloc.checkpoint(&file, None, Lsn::new(0))?;
 /// assert!(!alloc.free_pages().any(|p| p == a));
-/// alloc.checkpoint(&file, None, 0)?;
+/// alloc.checkpoint(&file, None, Lsn::new(0))?;
 /// assert!(alloc.free_pages().any(|p| p == a));
 /// # assert_eq!(sb.generation, 1);
 /// # Ok::<(), lightning_page::Error>(())
@@ -443,7 +443,7 @@ impl PageAllocator {
         &mut self,
         file: &PageFile,
         catalog_root: Option<PageId>,
-        checkpoint_lsn: u64,
+        checkpoint_lsn: Lsn,
     ) -> Result<Superblock> {
         let before = self.clone();
         let result = self.begin_checkpoint().and_then(|plan| {

@@ -17,7 +17,7 @@
 //! # Example
 //!
 //! ```
-//! use lightning_page::{OpenOptions, PageAllocator, PageBuf, PageFile, PageSize, PageType};
+//! use lightning_page::{Lsn, OpenOptions, PageAllocator, PageBuf, PageFile, PageSize, PageType};
 //! use lightning_page::vfs::{CrashMode, CrashVfs};
 //!
 //! let vfs = CrashVfs::new(42);
@@ -30,7 +30,7 @@
 //! let mut page = PageBuf::new(file.page_size(), PageType::Catalog);
 //! page.set_payload(b"durable")?;
 //! file.write_page(id, alloc.generation(), &mut page)?;
-//! alloc.checkpoint(&file, Some(id), 0)?;       // syncs pages, then the superblock
+//! alloc.checkpoint(&file, Some(id), Lsn::ZERO)?;    // syncs pages, then the superblock
 //!
 //! vfs.crash(CrashMode::RandomSubset);           // power cut
 //! let file = PageFile::open(&vfs, path, OpenOptions::default())?;

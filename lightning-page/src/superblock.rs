@@ -1,5 +1,6 @@
 //! The two superblocks in pages 0 and 1.
 
+use crate::Lsn;
 use crate::page::{Mismatch, PageBuf, PageId, PageSize, PageType};
 
 /// The on-disk format version this build reads and writes.
@@ -69,7 +70,7 @@ pub struct Superblock {
     /// Generation of the checkpoint this superblock records.
     pub generation: u64,
     /// WAL position the checkpoint covers: recovery replays records after it.
-    pub checkpoint_lsn: u64,
+    pub checkpoint_lsn: Lsn,
     /// Pages `0..page_count` belong to this checkpoint's image; later pages are free.
     pub page_count: u64,
     /// Root page of the catalog, if any.
@@ -87,7 +88,7 @@ impl Superblock {
         Superblock {
             page_size,
             generation: 0,
-            checkpoint_lsn: 0,
+            checkpoint_lsn: Lsn::ZERO,
             page_count: 2,
             catalog_root: None,
             freelist_root: None,
@@ -107,7 +108,7 @@ impl Superblock {
         b[VERSION_OFF..PAGE_SIZE_OFF].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
         b[PAGE_SIZE_OFF..GENERATION_OFF].copy_from_slice(&self.page_size.bytes().to_le_bytes());
         b[GENERATION_OFF..LSN_OFF].copy_from_slice(&self.generation.to_le_bytes());
-        b[LSN_OFF..PAGE_COUNT_OFF].copy_from_slice(&self.checkpoint_lsn.to_le_bytes());
+        b[LSN_OFF..PAGE_COUNT_OFF].copy_from_slice(&self.checkpoint_lsn.get().to_le_bytes());
         b[PAGE_COUNT_OFF..CATALOG_OFF].copy_from_slice(&self.page_count.to_le_bytes());
         let root = |r: Option<PageId>| r.map_or(NONE, PageId::get).to_le_bytes();
         b[CATALOG_OFF..FREELIST_OFF].copy_from_slice(&root(self.catalog_root));
@@ -172,7 +173,7 @@ impl Superblock {
         let sb = Superblock {
             page_size,
             generation: u64_at(GENERATION_OFF),
-            checkpoint_lsn: u64_at(LSN_OFF),
+            checkpoint_lsn: Lsn::new(u64_at(LSN_OFF)),
             page_count: u64_at(PAGE_COUNT_OFF),
             catalog_root: root(CATALOG_OFF),
             freelist_root: root(FREELIST_OFF),
@@ -233,7 +234,7 @@ mod tests {
                     Superblock {
                         page_size: PageSize::ALL[ps],
                         generation,
-                        checkpoint_lsn: lsn,
+                        checkpoint_lsn: Lsn::new(lsn),
                         page_count: count.max(3),
                         catalog_root: in_range(cat),
                         freelist_root: in_range(fl),

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use lightning_page::vfs::OsVfs;
 use lightning_page::{
-    Error, OpenOptions, PageAllocator, PageBuf, PageFile, PageId, PageSize, PageType,
+    Error, Lsn, OpenOptions, PageAllocator, PageBuf, PageFile, PageId, PageSize, PageType,
 };
 use lightning_testkit::Rng;
 
@@ -57,7 +57,7 @@ fn lifecycle_on_the_os_file_system() {
             live.insert(id, tag);
         }
         alloc
-            .checkpoint(&file, live.keys().next().copied(), 100)
+            .checkpoint(&file, live.keys().next().copied(), Lsn::new(100))
             .unwrap();
         let victims: Vec<PageId> = live.keys().copied().filter(|_| rng.chance(50)).collect();
         for id in &victims {
@@ -72,7 +72,7 @@ fn lifecycle_on_the_os_file_system() {
             live.insert(id, tag);
         }
         alloc
-            .checkpoint(&file, live.keys().next().copied(), 200)
+            .checkpoint(&file, live.keys().next().copied(), Lsn::new(200))
             .unwrap();
     }
     assert!(!dir.path().join("db/data.ldb.creating").exists());
@@ -89,7 +89,7 @@ fn lifecycle_on_the_os_file_system() {
     let sb = file.superblock();
     assert_eq!(
         (sb.generation, sb.checkpoint_lsn, sb.page_size),
-        (2, 200, PageSize::DEFAULT)
+        (2, Lsn::new(200), PageSize::DEFAULT)
     );
     for (id, tag) in &live {
         check_tagged(&file, *id, *tag);

@@ -60,7 +60,7 @@ fn write_and_checkpoint(path: &Path) -> Result<Rows> {
         write_row(&file, &alloc, id, tag)?;
         rows.push((id, tag));
     }
-    let sb = alloc.checkpoint(&file, None, 1)?;
+    let sb = alloc.checkpoint(&file, None, Lsn::new(1))?;
     println!(
         "  wrote {} pages of {} bytes and checkpointed generation {} in {:.0} ms",
         rows.len(),
@@ -75,7 +75,7 @@ fn write_and_checkpoint(path: &Path) -> Result<Rows> {
         *tag += 1_000_000;
         write_row(&file, &alloc, *id, *tag)?;
     }
-    let sb = alloc.checkpoint(&file, None, 2)?;
+    let sb = alloc.checkpoint(&file, None, Lsn::new(2))?;
     println!(
         "  rewrote {} pages copy-on-write; checkpoint {} spans {} pages; allocator {:?}",
         rows.len().div_ceil(3),
@@ -132,7 +132,7 @@ fn power_cuts(scenarios: u64) -> Result<()> {
         for id in &ids {
             write_row(&file, &alloc, *id, id.get())?;
         }
-        alloc.checkpoint(&file, None, 1)?;
+        alloc.checkpoint(&file, None, Lsn::new(1))?;
         vfs.inject(Fault {
             op: FaultOp::Any,
             nth: seed % 7,
@@ -142,7 +142,7 @@ fn power_cuts(scenarios: u64) -> Result<()> {
         for id in ids.iter().step_by(2) {
             alloc.free(*id)?;
         }
-        let acked = alloc.checkpoint(&file, None, 2).is_ok();
+        let acked = alloc.checkpoint(&file, None, Lsn::new(2)).is_ok();
         vfs.crash(CrashMode::from_index(seed / 7));
         let file = PageFile::open(&vfs, path, OpenOptions::default())?;
         let generation = file.superblock().generation;
@@ -324,7 +324,7 @@ fn in_a_btree(dir: &Path) -> Result<()> {
             format!("{{\"visits\": {i}}}").as_bytes(),
         )?;
     }
-    let cp = tree.checkpoint(1)?;
+    let cp = tree.checkpoint(Lsn::new(1))?;
     println!(
         "  B+tree: {n} keys inserted in random order and checkpointed in {:.0} ms (generation {}, {} pages written)",
         ms(start),

@@ -7,6 +7,7 @@
 //! the page file refused writes for good, in which case the store refuses them too; and
 //! a power cut after it all reopens to a state some checkpoint recorded.
 
+use lightning_page::Lsn;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -79,7 +80,7 @@ fn apply(tree: &BTree, step: &Step, lsn: u64) -> Result<(), Error> {
     match step {
         Step::Insert(k, v) => tree.insert(k, v),
         Step::Remove(k) => tree.remove(k).map(drop),
-        Step::Checkpoint => tree.checkpoint(lsn).map(drop),
+        Step::Checkpoint => tree.checkpoint(Lsn::new(lsn)).map(drop),
     }
 }
 
@@ -182,7 +183,7 @@ fn run(seed: u64, frames: u64, fault: Option<Fault>, crash: CrashMode) -> Result
     } else {
         same(&tree, &model).map_err(|m| format!("after the faults: {m}"))?;
         let file_refuses = tree.store().file().is_poisoned();
-        match tree.checkpoint(1_000) {
+        match tree.checkpoint(Lsn::new(1_000)) {
             Ok(_) => {
                 if file_refuses {
                     return Err("a checkpoint succeeded on a poisoned page file".into());
@@ -228,7 +229,7 @@ fn run(seed: u64, frames: u64, fault: Option<Fault>, crash: CrashMode) -> Result
     }
     // It works on.
     tree.insert(b"more", b"work")
-        .and_then(|()| tree.checkpoint(2_000).map(drop))
+        .and_then(|()| tree.checkpoint(Lsn::new(2_000)).map(drop))
         .map_err(|e| format!("after reopen: {e}"))?;
     Ok(outcome)
 }

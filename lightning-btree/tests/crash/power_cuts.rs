@@ -3,6 +3,7 @@
 //! previous image or the new one, and a damaged newest superblock falls back to the older
 //! image, whole. Every suite also shows that its cuts really dropped unsynced writes.
 
+use lightning_page::Lsn;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -87,7 +88,7 @@ fn the_checkpoint_image_survives_power_cuts_and_is_never_written_again() {
             let mut model = BTreeMap::new();
             let n = 500 + rng.below(1500);
             churn(&tree, &mut model, &mut rng, n);
-            let cp = tree.checkpoint(7).map_err(|e| e.to_string())?;
+            let cp = tree.checkpoint(Lsn::new(7)).map_err(|e| e.to_string())?;
             let image: BTreeSet<PageId> = tree.check().unwrap().reachable.into_iter().collect();
             assert!(
                 cp.dirty_pages
@@ -124,7 +125,7 @@ fn the_checkpoint_image_survives_power_cuts_and_is_never_written_again() {
             // The reopened tree works on: copy-on-write from its image, then another checkpoint.
             let mut model = durable;
             churn(&tree, &mut model, &mut rng, 300);
-            tree.checkpoint(8).map_err(|e| e.to_string())?;
+            tree.checkpoint(Lsn::new(8)).map_err(|e| e.to_string())?;
             drop(tree);
             let second = vfs.crash(CrashMode::DropUnsynced);
             same(&reopen(&vfs, 32)?, &model).map_err(|e| format!("second reopen: {e}"))?;
@@ -150,7 +151,7 @@ fn a_power_cut_inside_a_checkpoint_leaves_the_previous_image_or_the_new_one() {
             let mut model = BTreeMap::new();
             let n = 300 + rng.below(700);
             churn(&tree, &mut model, &mut rng, n);
-            tree.checkpoint(1).map_err(|e| e.to_string())?;
+            tree.checkpoint(Lsn::new(1)).map_err(|e| e.to_string())?;
             let first = model.clone();
             let n = 100 + rng.below(900);
             churn(&tree, &mut model, &mut rng, n);
@@ -167,7 +168,7 @@ fn a_power_cut_inside_a_checkpoint_leaves_the_previous_image_or_the_new_one() {
                 permanent: true,
                 kind: FaultKind::PowerCut,
             });
-            let finished = tree.checkpoint(2).is_ok();
+            let finished = tree.checkpoint(Lsn::new(2)).is_ok();
             drop(tree);
             // Order-keeping modes, and ones that keep any subset of the unsynced writes
             // (whole, or with torn writes among them) in any order.
@@ -241,13 +242,19 @@ fn a_damaged_newest_superblock_falls_back_to_the_older_image_whole() {
             let mut model = BTreeMap::new();
             let n = 300 + rng.below(900);
             churn(&tree, &mut model, &mut rng, n);
-            let older = tree.checkpoint(1).map_err(|e| e.to_string())?.superblock;
+            let older = tree
+                .checkpoint(Lsn::new(1))
+                .map_err(|e| e.to_string())?
+                .superblock;
             let at_older = model.clone();
             // The next checkpoint rewrites much of the tree (copy-on-write, so image 1's
             // pages are left alone), then more writes go on, some evicted to the file.
             let n = 200 + rng.below(900);
             churn(&tree, &mut model, &mut rng, n);
-            let newer = tree.checkpoint(2).map_err(|e| e.to_string())?.superblock;
+            let newer = tree
+                .checkpoint(Lsn::new(2))
+                .map_err(|e| e.to_string())?
+                .superblock;
             let n = 100 + rng.below(600);
             churn(&tree, &mut model, &mut rng, n);
             drop(tree);
@@ -280,7 +287,7 @@ fn a_damaged_newest_superblock_falls_back_to_the_older_image_whole() {
             // The older image is a working tree: writes, a checkpoint and a clean reopen.
             let mut model = at_older;
             churn(&tree, &mut model, &mut rng, 300);
-            tree.checkpoint(3)
+            tree.checkpoint(Lsn::new(3))
                 .map_err(|e| format!("{what}: checkpoint after: {e}"))?;
             drop(tree);
             let again = vfs.crash(CrashMode::DropUnsynced);

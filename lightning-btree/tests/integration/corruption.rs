@@ -1,6 +1,7 @@
 //! Corruption of a checkpointed tree: a flipped bit in any page is reported. (Power cuts
 //! around checkpoints are in the crash suite, `tests/crash`.)
 
+use lightning_page::Lsn;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -37,7 +38,7 @@ fn a_flipped_bit_in_any_page_is_reported_by_check_and_by_the_read() {
     let mut model = BTreeMap::new();
     let mut rng = Rng::new(9);
     churn(&tree, &mut model, &mut rng, 600);
-    tree.checkpoint(1).unwrap();
+    tree.checkpoint(Lsn::new(1)).unwrap();
     let pages = tree.check().unwrap().reachable;
     drop(tree);
     vfs.crash(CrashMode::DropUnsynced);

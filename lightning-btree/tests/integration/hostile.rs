@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use lightning_btree::{BTree, Store};
 use lightning_page::vfs::MemVfs;
-use lightning_page::{OpenOptions, PageAllocator, PageBuf, PageFile, PageSize, PageType};
+use lightning_page::{Lsn, OpenOptions, PageAllocator, PageBuf, PageFile, PageSize, PageType};
 use proptest::prelude::*;
 
 /// One cell of a crafted node: key, then a value kind or child.
@@ -110,7 +110,7 @@ proptest! {
                 page.set_payload(&payload[..payload.len().min(4000)]).unwrap();
                 file.write_page(*id, alloc.generation(), &mut page).unwrap();
             }
-            alloc.checkpoint(&file, Some(ids[0]), 0).unwrap();
+            alloc.checkpoint(&file, Some(ids[0]), Lsn::new(0)).unwrap();
         }
         let file = Arc::new(PageFile::open(&vfs, path, OpenOptions::default()).unwrap());
         let root = file.superblock().catalog_root.unwrap();
@@ -134,6 +134,6 @@ proptest! {
             drop(tree.remove(b"a"));
         }
         drop(tree.check());
-        drop(tree.checkpoint(1));
+        drop(tree.checkpoint(Lsn::new(1)));
     }
 }

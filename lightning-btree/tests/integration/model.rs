@@ -3,6 +3,7 @@
 //! operations per run. Among them, rarely, checkpoints, and reopening the tree from its
 //! last checkpoint after a power cut: it must hold the model as of that checkpoint.
 
+use lightning_page::Lsn;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
@@ -136,7 +137,7 @@ fn run(ops: Vec<Op>, cache: u64) -> Result<(), TestCaseError> {
                 }
             }
             Op::Checkpoint => {
-                tree.checkpoint(i as u64).unwrap();
+                tree.checkpoint(Lsn::new(i as u64)).unwrap();
                 checkpointed = Some(model.clone());
             }
             Op::Reopen => {

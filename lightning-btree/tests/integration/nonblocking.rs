@@ -2,6 +2,7 @@
 //! and writers finish their operations. Counted, not timed: the sync is held by a gate
 //! that only the test opens, after its operations completed.
 
+use lightning_page::Lsn;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -153,7 +154,7 @@ fn readers_and_writers_finish_while_a_checkpoint_waits_in_its_sync() {
         tree.insert(&key(i), &v).unwrap();
         model.insert(key(i), v);
     }
-    tree.checkpoint(1).unwrap();
+    tree.checkpoint(Lsn::new(1)).unwrap();
     // Dirty pages for the next checkpoint to write.
     for i in (0..3000).step_by(3) {
         let v = format!("second {i}").into_bytes();
@@ -164,7 +165,7 @@ fn readers_and_writers_finish_while_a_checkpoint_waits_in_its_sync() {
     gate.close();
     let checkpointer = {
         let tree = tree.clone();
-        std::thread::spawn(move || tree.checkpoint(2))
+        std::thread::spawn(move || tree.checkpoint(Lsn::new(2)))
     };
     gate.wait_for_sync();
     let mut done = 0u32;

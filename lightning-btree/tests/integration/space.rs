@@ -1,6 +1,7 @@
 //! Space: pages freed by removals are reused, and a free tail of the file is given back at
 //! a checkpoint once no retained image holds it.
 
+use lightning_page::Lsn;
 use std::collections::BTreeMap;
 
 use lightning_page::vfs::MemVfs;
@@ -18,7 +19,7 @@ fn checkpoints_give_back_the_free_tail_of_the_file() {
     for i in 0..20_000 {
         tree.insert(&key(i), &[7; 100]).unwrap();
     }
-    tree.checkpoint(1).unwrap();
+    tree.checkpoint(Lsn::new(1)).unwrap();
     let full = tree.store().file().page_count();
     for i in 0..20_000 {
         assert!(tree.remove(&key(i)).unwrap());
@@ -26,7 +27,7 @@ fn checkpoints_give_back_the_free_tail_of_the_file() {
     // Freed pages leave the two retained images after two more checkpoints; then the last
     // live pages move down out of the tail, leave the images in turn, and the file is cut.
     for lsn in 2..10 {
-        tree.checkpoint(lsn).unwrap();
+        tree.checkpoint(Lsn::new(lsn)).unwrap();
     }
     let empty = tree.store().file().page_count();
     assert!(
@@ -43,7 +44,7 @@ fn checkpoints_give_back_the_free_tail_of_the_file() {
         tree.insert(&key(i), &[9; 100]).unwrap();
         model.insert(key(i), vec![9; 100]);
     }
-    tree.checkpoint(10).unwrap();
+    tree.checkpoint(Lsn::new(10)).unwrap();
     assert_same(&tree, &model);
     drop(tree);
     assert_same(&reopen_from(&vfs, 64), &model);
@@ -60,12 +61,12 @@ fn removals_make_room_that_later_inserts_reuse() {
             tree.insert(&key(i), &[round; 100]).unwrap();
             model.insert(key(i), vec![round; 100]);
         }
-        tree.checkpoint(u64::from(round) * 2 + 1).unwrap();
+        tree.checkpoint(Lsn::new(u64::from(round) * 2 + 1)).unwrap();
         for i in (0..5_000).step_by(2) {
             tree.remove(&key(i)).unwrap();
             model.remove(&key(i));
         }
-        tree.checkpoint(u64::from(round) * 2 + 2).unwrap();
+        tree.checkpoint(Lsn::new(u64::from(round) * 2 + 2)).unwrap();
         sizes.push(tree.store().file().page_count());
     }
     assert_same(&tree, &model);

@@ -1,6 +1,7 @@
 //! Split/merge stress, bulk load, cursors, prefixes, large values, errors, readers beside a
 //! writer.
 
+use lightning_page::Lsn;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -284,7 +285,7 @@ fn two_trees_share_a_store_while_one_checkpoints() {
         if i % 10 == 0 {
             // Takes the allocator and the generation's page set in the same order as the
             // other tree's allocations: no deadlock.
-            one.checkpoint(i).unwrap();
+            one.checkpoint(Lsn::new(i)).unwrap();
         }
     }
     writer.join().unwrap();

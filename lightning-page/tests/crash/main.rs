@@ -10,7 +10,8 @@ use std::path::Path;
 
 use lightning_page::vfs::{CrashMode, CrashVfs, Fault, FaultKind, FaultOp};
 use lightning_page::{
-    Error, OpenOptions, PageAllocator, PageBuf, PageFile, PageId, PageSize, PageType, Superblock,
+    Error, Lsn, OpenOptions, PageAllocator, PageBuf, PageFile, PageId, PageSize, PageType,
+    Superblock,
 };
 use lightning_testkit::{Outcome, Rng, run_seeds, scaled};
 
@@ -18,8 +19,8 @@ const PATH: &str = "db/data.ldb";
 
 /// The checkpoint LSN recorded with generation `g`, to check that a superblock's fields
 /// belong together.
-fn lsn_of(g: u64) -> u64 {
-    g * 1000 + 7
+fn lsn_of(g: u64) -> Lsn {
+    Lsn::new(g * 1000 + 7)
 }
 
 /// The payload checkpoint `g` writes to page `id`: whoever reads the page back can tell
@@ -253,7 +254,7 @@ fn before_second_checkpoint(seed: u64) -> (CrashVfs, PageFile, PageAllocator, Ve
         p.set_payload(&id.get().to_le_bytes()).unwrap();
         file.write_page(*id, alloc.generation(), &mut p).unwrap();
     }
-    alloc.checkpoint(&file, None, 1).unwrap();
+    alloc.checkpoint(&file, None, Lsn::new(1)).unwrap();
     for id in ids.iter().step_by(2) {
         alloc.free(*id).unwrap();
     }
@@ -267,7 +268,7 @@ fn before_second_checkpoint(seed: u64) -> (CrashVfs, PageFile, PageAllocator, Ve
 fn checkpoint_cut_at_every_io_call_recovers_a_complete_image() {
     let (vfs, file, mut alloc, _) = before_second_checkpoint(0);
     let before = vfs.io_calls();
-    alloc.checkpoint(&file, None, 2).unwrap();
+    alloc.checkpoint(&file, None, Lsn::new(2)).unwrap();
     let calls = vfs.io_calls() - before;
     assert!(
         calls >= 5,
@@ -286,7 +287,7 @@ fn checkpoint_cut_at_every_io_call_recovers_a_complete_image() {
                 kind: FaultKind::PowerCut,
             });
             assert!(
-                alloc.checkpoint(&file, None, 2).is_err(),
+                alloc.checkpoint(&file, None, Lsn::new(2)).is_err(),
                 "the cut must interrupt the checkpoint"
             );
             let report = vfs.crash(CrashMode::from_index(mode));
@@ -305,7 +306,7 @@ fn checkpoint_cut_at_every_io_call_recovers_a_complete_image() {
                 2 => ids.iter().copied().skip(1).step_by(2).collect(),
                 g => panic!("{what}: generation {g}"),
             };
-            assert_eq!(sb.checkpoint_lsn, sb.generation, "{what}");
+            assert_eq!(sb.checkpoint_lsn.get(), sb.generation, "{what}");
             for id in &image {
                 let (page, _) = file.read_page(*id, Some(PageType::BTreeLeaf)).unwrap();
                 assert_eq!(page.payload(), id.get().to_le_bytes(), "{what}: page {id}");

@@ -6,6 +6,7 @@
 //! free-list pages are exactly the complement of the pages it uses; and when the newest
 //! superblock rots, the older retained image is intact too.
 
+use lightning_page::Lsn;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -193,7 +194,7 @@ impl Harness {
     fn checkpoint(&mut self) -> Result<bool, TestCaseError> {
         self.images
             .insert(self.alloc.generation(), self.in_use.clone());
-        let Ok(sb) = self.alloc.checkpoint(&self.file, None, 0) else {
+        let Ok(sb) = self.alloc.checkpoint(&self.file, None, Lsn::new(0)) else {
             self.checkpoint_failed = true;
             return Ok(false);
         };

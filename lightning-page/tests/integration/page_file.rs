@@ -1,5 +1,6 @@
 //! The page file against bad input: every damaged or hostile file is an error, never a panic.
 
+use lightning_page::Lsn;
 use std::path::Path;
 
 use lightning_page::vfs::{CrashVfs, Fault, FaultKind, FaultOp, MemVfs, OpenMode, OsVfs, Vfs};
@@ -122,14 +123,14 @@ fn a_damaged_superblock_falls_back_to_the_other_one() {
     let vfs = MemVfs::new();
     let f = new_file(&vfs, PageSize::MIN);
     let mut alloc = PageAllocator::load(&f).unwrap();
-    alloc.checkpoint(&f, None, 10).unwrap(); // generation 1 in page 1
+    alloc.checkpoint(&f, None, Lsn::new(10)).unwrap(); // generation 1 in page 1
     drop(f);
     let raw = vfs.open(path(), OpenMode::ReadWrite).unwrap();
     raw.write_at(&[0xFF; 16], 4096 + 200).unwrap(); // damage page 1
     let f = open(&vfs).unwrap();
     assert_eq!(
         (f.superblock().generation, f.superblock().checkpoint_lsn),
-        (0, 0)
+        (0, Lsn::ZERO)
     );
     drop(f);
     raw.write_at(&[0xFF; 16], 100).unwrap(); // and page 0

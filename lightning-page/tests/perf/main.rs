@@ -21,7 +21,9 @@ fn million_page_free_list_round_trips() {
         alloc.free(*id).unwrap();
     }
     file.extend_to(alloc.page_count()).unwrap();
-    let sb = alloc.checkpoint(&file, None, 1).unwrap();
+    let sb = alloc
+        .checkpoint(&file, None, lightning_page::Lsn::new(1))
+        .unwrap();
     let before = alloc.stats();
     assert!(before.list_pages >= 980, "{before:?}");
     assert_eq!(before.free + before.list_pages, 500_000);

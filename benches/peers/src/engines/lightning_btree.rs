@@ -5,6 +5,7 @@
 //! syncs before and after the superblock. Reads take no snapshot; every reader thread shares
 //! the one tree.
 
+use lightning_page::Lsn;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,7 +43,7 @@ impl Engine for LightningBtree {
         let file = PageFile::create(&OsVfs::new(), &dir.join("data.ldb"), PageSize::DEFAULT)?;
         let store = Store::open(Arc::new(file), setup.cache_bytes)?;
         let tree = BTree::create(Arc::new(store))?;
-        tree.checkpoint(1)?;
+        tree.checkpoint(Lsn::new(1))?;
         Ok(LightningBtree {
             tree: Arc::new(tree),
             lsn: AtomicU64::new(2),
@@ -64,7 +65,7 @@ impl Engine for LightningBtree {
     fn write<R>(&self, f: impl FnOnce(&mut TreeWriter<'_>) -> Result<R>) -> Result<R> {
         let out = f(&mut TreeWriter { tree: &self.tree })?;
         self.tree
-            .checkpoint(self.lsn.fetch_add(1, Ordering::Relaxed))?;
+            .checkpoint(Lsn::new(self.lsn.fetch_add(1, Ordering::Relaxed)))?;
         Ok(out)
     }
 
