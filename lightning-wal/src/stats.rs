@@ -33,9 +33,15 @@ pub struct WalStats {
     pub last_lsn: Lsn,
     /// Last LSN durable.
     pub durable_lsn: Lsn,
-    /// Waits for another thread's fsync that ended by polling (see `WalOptions::wait_spin`).
+    /// Times an appender (or a caller of `Appended::wait` or `Wal::sync`) found another
+    /// thread writing or syncing the log and waited for it. Every such wait either polls or
+    /// sleeps: `waits == waits_polled + waits_slept`. One call may wait more than once (a
+    /// poll that ends without its record durable is followed by another wait, or by leading
+    /// the next batch itself).
+    pub waits: u64,
+    /// Waits that polled the durable LSN (see `WalOptions::wait_spin`), however they ended.
     pub waits_polled: u64,
-    /// Times a waiter slept on a condition variable for another thread's fsync.
+    /// Waits that slept on a condition variable.
     pub waits_slept: u64,
 }
 
@@ -48,6 +54,8 @@ pub(crate) struct StatsInner {
     latency: [u64; LATENCY_BUCKETS],
     latency_total_us: u64,
     latency_max_us: u64,
+    pub(crate) waits: u64,
+    pub(crate) waits_polled: u64,
     pub(crate) waits_slept: u64,
 }
 
@@ -74,7 +82,7 @@ impl StatsInner {
         }
     }
 
-    pub(crate) fn snapshot(&self, last_lsn: Lsn, durable_lsn: Lsn, waits_polled: u64) -> WalStats {
+    pub(crate) fn snapshot(&self, last_lsn: Lsn, durable_lsn: Lsn) -> WalStats {
         WalStats {
             appends: self.appends,
             bytes: self.bytes,
@@ -85,7 +93,8 @@ impl StatsInner {
             sync_latency_max_us: self.latency_max_us,
             last_lsn,
             durable_lsn,
-            waits_polled,
+            waits: self.waits,
+            waits_polled: self.waits_polled,
             waits_slept: self.waits_slept,
         }
     }

@@ -2,7 +2,7 @@
 //! commit are in [`commit`].
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -175,8 +175,6 @@ struct Inner {
     poll_credit: AtomicI64,
     /// Waiters polling now.
     pollers: AtomicUsize,
-    /// Waits that ended by polling.
-    waits_polled: AtomicU64,
     io: Mutex<Io>,
     stop: Mutex<bool>,
     stop_cond: Condvar,
@@ -336,7 +334,6 @@ impl Wal {
             epoch: AtomicU64::new(0),
             poll_credit: AtomicI64::new(0),
             pollers: AtomicUsize::new(0),
-            waits_polled: AtomicU64::new(0),
             io: Mutex::new(Io { active, segments }),
             stop: Mutex::new(false),
             stop_cond: Condvar::new(),
@@ -398,11 +395,8 @@ impl Wal {
     /// Counters and histograms of the log's work so far.
     pub fn stats(&self) -> WalStats {
         let st = lock(&self.inner.state);
-        st.stats.snapshot(
-            Lsn::new(st.next_lsn.get() - 1),
-            st.synced,
-            self.inner.waits_polled.load(Ordering::Relaxed),
-        )
+        st.stats
+            .snapshot(Lsn::new(st.next_lsn.get() - 1), st.synced)
     }
 
     /// Reads the records from `from` up to the last one written when called. A truncation

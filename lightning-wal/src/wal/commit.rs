@@ -107,22 +107,23 @@ impl Inner {
                 return Ok(());
             }
             if st.leader {
+                // Counted under the lock, before it is released to poll or sleep: a
+                // caller that sees a wait in the stats knows the waiter has chosen.
+                st.stats.waits += 1;
                 let expected = st.sync_estimate * 2;
                 if may_poll
                     && !expected.is_zero()
                     && expected <= self.opts.wait_spin
                     && self.poll_credit.load(Ordering::Relaxed) >= 0
                 {
+                    st.stats.waits_polled += 1;
                     let epoch = self.epoch.load(Ordering::Acquire);
                     drop(st);
                     self.pollers.fetch_add(1, Ordering::Relaxed);
                     let polled = self.poll(lsn, epoch, expected);
                     self.pollers.fetch_sub(1, Ordering::Relaxed);
                     match polled {
-                        Polled::Durable => {
-                            self.waits_polled.fetch_add(1, Ordering::Relaxed);
-                            return Ok(());
-                        }
+                        Polled::Durable => return Ok(()),
                         Polled::BatchEnded => {}
                         Polled::GaveUp => may_poll = false,
                     }

@@ -1,6 +1,6 @@
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use lightning_page::vfs::{MemVfs, OpenMode, Vfs, VfsFile};
@@ -107,15 +107,68 @@ fn buffered_records_are_written_when_the_buffer_fills() {
 #[test]
 fn concurrent_immediate_appenders_all_get_distinct_durable_lsns() {
     let stats = concurrent_immediate_appenders(WalOptions::default().wait_spin);
-    // 100 µs fsyncs fit the default polling bound: waiters poll for them.
-    assert!(stats.waits_polled > 0, "{stats:?}");
+    // Whether waiters polled or slept depends on how the threads interleave; that every
+    // wait did one or the other does not.
+    assert_eq!(
+        stats.waits,
+        stats.waits_polled + stats.waits_slept,
+        "{stats:?}"
+    );
 }
 
 #[test]
 fn concurrent_immediate_appenders_that_always_sleep() {
     let stats = concurrent_immediate_appenders(Duration::ZERO);
     assert_eq!(stats.waits_polled, 0, "{stats:?}");
-    assert!(stats.waits_slept > 0, "{stats:?}");
+    assert_eq!(stats.waits, stats.waits_slept, "{stats:?}");
+}
+
+/// A waiter whose batch another thread is syncing polls when the expected wait fits in
+/// `wait_spin`, and never polls with `wait_spin` zero. Driven so that the waiter certainly
+/// meets a leader stuck in its fsync: the fsync waits for a gate the test opens only after
+/// the waiter has been counted.
+#[test]
+fn a_waiter_polls_for_a_leaders_fsync_unless_polling_is_off() {
+    for (wait_spin, polls) in [(Duration::from_secs(3600), true), (Duration::ZERO, false)] {
+        let vfs = Arc::new(GateVfs::default());
+        let opts = WalOptions {
+            segment_size: 1 << 16,
+            wait_spin,
+            ..small()
+        };
+        let wal = open(&vfs, &opts).unwrap();
+        // One fsync that takes a while gives the log a nonzero fsync estimate.
+        *vfs.gate.lock().unwrap() = Gate::Slow;
+        wal.append(1, b"warm-up", Durability::Immediate).unwrap();
+        assert_eq!(wal.stats().waits, 0);
+        *vfs.gate.lock().unwrap() = Gate::Closed;
+        std::thread::scope(|s| {
+            let leader = s.spawn(|| wal.append(1, b"leader", Durability::Immediate).unwrap());
+            vfs.await_gate(|g| *g == Gate::Entered);
+            let waiter = s.spawn(|| wal.append(1, b"waiter", Durability::Immediate).unwrap());
+            while wal.stats().waits == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            // The first wait polled (a poll that runs out of budget then sleeps) or slept.
+            let stats = wal.stats();
+            assert_eq!(stats.waits_polled > 0, polls, "{stats:?}");
+            if !polls {
+                assert!(stats.waits_slept > 0, "{stats:?}");
+            }
+            *vfs.gate.lock().unwrap() = Gate::Open;
+            vfs.cond.notify_all();
+            assert_eq!(leader.join().unwrap().lsn(), Lsn::new(2));
+            assert_eq!(waiter.join().unwrap().lsn(), Lsn::new(3));
+        });
+        let stats = wal.stats();
+        assert_eq!(
+            stats.waits,
+            stats.waits_polled + stats.waits_slept,
+            "{stats:?}"
+        );
+        assert_eq!(stats.waits_polled > 0, polls, "{stats:?}");
+        assert_eq!(wal.durable_lsn(), Lsn::new(3));
+    }
 }
 
 /// 8 threads x 200 `Immediate` appends, fsyncs taking 100 µs: every LSN once, each durable
@@ -263,6 +316,103 @@ fn opening_a_directory_of_foreign_files_ignores_them() {
     f.write_at(b"not a segment", 0).unwrap();
     let wal = Wal::open(vfs.clone(), dir(), small()).unwrap();
     assert_eq!(wal.recovery().last_lsn, Lsn::ZERO);
+}
+
+/// What a [`GateVfs`] file sync does.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    /// Returns at once.
+    #[default]
+    Open,
+    /// Takes a millisecond.
+    Slow,
+    /// Blocks until the gate is `Open` again (and says so by turning it `Entered`).
+    Closed,
+    /// A sync is blocked at the closed gate.
+    Entered,
+}
+
+/// A `MemVfs` whose file syncs a test can hold up.
+#[derive(Debug, Default)]
+struct GateVfs {
+    mem: MemVfs,
+    gate: Arc<Mutex<Gate>>,
+    cond: Arc<Condvar>,
+}
+
+impl GateVfs {
+    fn await_gate(&self, done: impl Fn(&Gate) -> bool) {
+        let mut g = self.gate.lock().unwrap();
+        while !done(&g) {
+            g = self.cond.wait(g).unwrap();
+        }
+    }
+}
+
+#[derive(Debug)]
+struct GateFile {
+    file: Box<dyn VfsFile>,
+    gate: Arc<Mutex<Gate>>,
+    cond: Arc<Condvar>,
+}
+
+impl Vfs for GateVfs {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn VfsFile>> {
+        Ok(Box::new(GateFile {
+            file: self.mem.open(path, mode)?,
+            gate: Arc::clone(&self.gate),
+            cond: Arc::clone(&self.cond),
+        }))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.mem.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.mem.remove(path)
+    }
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        self.mem.exists(path)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        self.mem.list(dir)
+    }
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.mem.create_dir_all(dir)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.mem.sync_dir(dir)
+    }
+}
+
+impl VfsFile for GateFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.file.read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.file.write_at(buf, offset)
+    }
+    fn sync(&self) -> io::Result<()> {
+        let mut g = self.gate.lock().unwrap();
+        match *g {
+            Gate::Open => {}
+            Gate::Slow => std::thread::sleep(Duration::from_millis(1)),
+            Gate::Closed | Gate::Entered => {
+                *g = Gate::Entered;
+                self.cond.notify_all();
+                while *g != Gate::Open {
+                    g = self.cond.wait(g).unwrap();
+                }
+            }
+        }
+        drop(g);
+        self.file.sync()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.file.len()
+    }
 }
 
 /// A `MemVfs` whose file syncs take 100 µs, like a fast disk's: appenders overlap, and
