@@ -81,7 +81,8 @@ pub(crate) fn segment_name(first: Lsn) -> String {
     format!("{:020}.wal", first.get())
 }
 
-fn parse_segment_name(path: &Path) -> Option<Lsn> {
+/// The first LSN a segment file name promises: exactly [`segment_name`]'s form.
+pub(crate) fn parse_segment_name(path: &Path) -> Option<Lsn> {
     let name = path.file_name()?.to_str()?;
     let digits = name.strip_suffix(".wal")?;
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -162,15 +163,17 @@ fn scan_segment(
 }
 
 /// The largest `synced_through` among valid frames after a stop at `stop` in `buf`,
-/// considering only frames that could follow it: numbered `missing` or later, with fewer
-/// records between than bytes allow, and claiming durability only of earlier records.
+/// considering only frames that could follow it: numbered `missing` or later, with no more
+/// records between than bytes allow (records `missing..lsn` each take a frame of at least
+/// `FRAME_HEADER` bytes between `stop` and `at`), and claiming durability only of earlier
+/// records.
 /// Aligned offsets are probed inside damaged bytes; after a valid frame the probe jumps over
 /// it, so payloads are never taken for frames. Cheap header checks come before any checksum.
 fn max_synced_after(buf: &[u8], stop: usize, missing: Lsn, max_payload: u32) -> Option<(Lsn, Lsn)> {
     let mut best: Option<(Lsn, Lsn)> = None;
     let mut at = (stop + ALIGN).div_ceil(ALIGN) * ALIGN;
     while at + FRAME_HEADER <= buf.len() {
-        let room = ((at - stop) / FRAME_HEADER) as u64 + 1;
+        let room = ((at - stop) / FRAME_HEADER) as u64;
         let plausible = peek_header(buf, at).is_some_and(|(lsn, synced, len)| {
             lsn >= missing
                 && lsn.get() - missing.get() <= room
@@ -383,5 +386,191 @@ impl Iterator for RecordIter {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{FrameMeta, encode_frame, encode_segment_header};
+
+    const MAX: u32 = 1 << 20;
+
+    fn frame(out: &mut Vec<u8>, lsn: u64, synced: u64, payload: &[u8]) -> usize {
+        let at = out.len();
+        let meta = FrameMeta {
+            lsn: Lsn::new(lsn),
+            synced_through: Lsn::new(synced),
+            time_us: 1,
+            record_type: 1,
+        };
+        encode_frame(out, meta, payload);
+        at
+    }
+
+    /// A frame's bytes on their own, to hide inside a payload.
+    fn image(lsn: u64, synced: u64) -> Vec<u8> {
+        let mut v = Vec::new();
+        frame(&mut v, lsn, synced, b"");
+        v
+    }
+
+    /// A segment of records 1..=`n` (synced through `lsn - 1` each, empty payloads but the
+    /// last, which carries `last_payload`), with record `stop` damaged; returns it and
+    /// where record `stop` starts.
+    fn log_with_stop(n: u64, stop: u64, last_payload: &[u8]) -> (Vec<u8>, usize) {
+        let mut buf = encode_segment_header(Lsn::new(1)).to_vec();
+        let mut at = 0;
+        for lsn in 1..=n {
+            let payload = if lsn == n { last_payload } else { b"" };
+            let offset = frame(&mut buf, lsn, lsn - 1, payload);
+            if lsn == stop {
+                at = offset;
+            }
+        }
+        buf[at] ^= 0xFF; // its checksum
+        (buf, at)
+    }
+
+    #[test]
+    fn the_next_record_right_after_a_stop_is_evidence() {
+        // Record 2 (40 bytes) is damaged; record 3 right behind it says 2 was durable.
+        let (buf, stop) = log_with_stop(3, 2, b"");
+        assert_eq!(
+            max_synced_after(&buf, stop, Lsn::new(2), MAX),
+            Some((Lsn::new(2), Lsn::new(3)))
+        );
+        // Records 2..=4 of 40 bytes each: record 5 is exactly as far as 3 records allow.
+        let (buf, stop) = log_with_stop(5, 2, b"");
+        assert_eq!(
+            max_synced_after(&buf, stop, Lsn::new(2), MAX),
+            Some((Lsn::new(4), Lsn::new(5)))
+        );
+    }
+
+    #[test]
+    fn the_largest_claim_wins() {
+        let mut buf = encode_segment_header(Lsn::new(1)).to_vec();
+        frame(&mut buf, 1, 0, b"");
+        let stop = frame(&mut buf, 2, 0, b"rots");
+        frame(&mut buf, 3, 0, b"");
+        frame(&mut buf, 4, 1, b"");
+        frame(&mut buf, 5, 4, b"");
+        frame(&mut buf, 6, 1, b"");
+        // A tie names the first witness, the one nearest the damage.
+        frame(&mut buf, 7, 4, b"");
+        buf[stop + 40] ^= 1;
+        assert_eq!(
+            max_synced_after(&buf, stop, Lsn::new(2), MAX),
+            Some((Lsn::new(4), Lsn::new(5)))
+        );
+    }
+
+    /// Frames hidden in the last record's payload, right after the damaged record 2, that
+    /// a real log could not hold there; none of them may count as evidence.
+    #[test]
+    fn frames_that_could_not_follow_the_stop_are_no_evidence() {
+        let cases: [(&str, Vec<u8>); 5] = [
+            ("an earlier LSN", image(1, 9)),
+            ("the stop's own LSN claiming itself durable", image(2, 2)),
+            ("an LSN claiming itself durable", image(4, 4)),
+            ("an LSN claiming a later one durable", image(4, 7)),
+            // After the damaged record (40 bytes) and record 3's header (40 bytes) there
+            // is room for records 2 and 3 only: record 5 cannot be next.
+            ("an LSN too far ahead for the bytes between", image(5, 4)),
+        ];
+        for (what, hidden) in cases {
+            // Record 3's payload is the hidden frame; record 3 itself claims nothing.
+            let mut buf = encode_segment_header(Lsn::new(1)).to_vec();
+            frame(&mut buf, 1, 0, b"");
+            let stop = frame(&mut buf, 2, 1, b"");
+            let third = frame(&mut buf, 3, 1, &hidden);
+            buf[stop] ^= 0xFF;
+            // Record 3's header is damaged too, so the probe reads its payload.
+            buf[third] ^= 0xFF;
+            assert_eq!(
+                max_synced_after(&buf, stop, Lsn::new(2), MAX),
+                None,
+                "{what}"
+            );
+        }
+        // With a larger log the room check must subtract, not divide, the LSNs.
+        let mut buf = encode_segment_header(Lsn::new(1)).to_vec();
+        for lsn in 1..100 {
+            frame(&mut buf, lsn, lsn - 1, b"");
+        }
+        let stop = frame(&mut buf, 100, 99, b"");
+        let next = frame(&mut buf, 101, 99, &image(150, 100));
+        buf[stop] ^= 0xFF;
+        buf[next] ^= 0xFF;
+        assert_eq!(max_synced_after(&buf, stop, Lsn::new(100), MAX), None);
+    }
+
+    #[test]
+    fn a_probe_jumps_over_the_payload_of_a_frame_it_found() {
+        // Record 3 is intact and claims 1; its payload hides a frame that would claim 2.
+        let mut buf = encode_segment_header(Lsn::new(1)).to_vec();
+        frame(&mut buf, 1, 0, b"");
+        let stop = frame(&mut buf, 2, 1, b"");
+        frame(&mut buf, 3, 1, &image(3, 2));
+        buf[stop] ^= 0xFF;
+        assert_eq!(
+            max_synced_after(&buf, stop, Lsn::new(2), MAX),
+            Some((Lsn::new(1), Lsn::new(3)))
+        );
+    }
+
+    fn write(vfs: &dyn Vfs, path: &Path, bytes: &[u8]) {
+        let f = vfs.open(path, OpenMode::CreateNew).unwrap();
+        f.write_at(bytes, 0).unwrap();
+    }
+
+    #[test]
+    fn a_valid_frame_with_the_wrong_lsn_ends_the_log() {
+        let vfs = std::sync::Arc::new(lightning_page::vfs::MemVfs::new());
+        let dir = Path::new("wal");
+        vfs.create_dir_all(dir).unwrap();
+        let mut buf = encode_segment_header(Lsn::new(1)).to_vec();
+        frame(&mut buf, 1, 0, b"one");
+        frame(&mut buf, 2, 1, b"two");
+        let stray = frame(&mut buf, 7, 0, b"stray");
+        write(&*vfs, &dir.join(segment_name(Lsn::new(1))), &buf);
+        let layout = scan_dir(&*vfs, dir, MAX).unwrap();
+        assert_eq!(layout.last, Lsn::new(2));
+        let torn = layout.torn.unwrap();
+        assert_eq!(
+            (torn.offset, torn.what),
+            (stray as u64, "record with an unexpected LSN")
+        );
+    }
+
+    #[test]
+    fn the_reader_stops_a_segment_at_a_stray_frame_and_goes_on_with_the_next() {
+        let vfs = std::sync::Arc::new(lightning_page::vfs::MemVfs::new());
+        let dir = Path::new("wal");
+        vfs.create_dir_all(dir).unwrap();
+        let mut first = encode_segment_header(Lsn::new(1)).to_vec();
+        frame(&mut first, 1, 0, b"one");
+        frame(&mut first, 2, 1, b"two");
+        frame(&mut first, 9, 0, b"junk recovery tolerates");
+        write(&*vfs, &dir.join(segment_name(Lsn::new(1))), &first);
+        let mut second = encode_segment_header(Lsn::new(3)).to_vec();
+        frame(&mut second, 3, 2, b"three");
+        write(&*vfs, &dir.join(segment_name(Lsn::new(3))), &second);
+        let wal = crate::Wal::open(vfs, dir, crate::WalOptions::default()).unwrap();
+        let got: Vec<(u64, Vec<u8>)> = wal
+            .read_from(Lsn::new(1))
+            .unwrap()
+            .map(|r| r.map(|r| (r.lsn.get(), r.payload)))
+            .collect::<Result<_>>()
+            .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                (1, b"one".to_vec()),
+                (2, b"two".to_vec()),
+                (3, b"three".to_vec())
+            ]
+        );
     }
 }

@@ -201,3 +201,112 @@ fn numbering_survives_an_empty_last_segment_after_truncation() {
         Lsn::new(11)
     );
 }
+
+#[test]
+fn recovery_cuts_a_torn_tail_so_that_a_second_open_finds_a_clean_end() {
+    for preallocate in [false, true] {
+        let vfs = Arc::new(CrashVfs::new(13));
+        let opts = WalOptions {
+            preallocate,
+            ..small()
+        };
+        let wal = open(&vfs, &opts).unwrap();
+        for i in 1..=3u64 {
+            wal.append(1, &payload(i, 200), Durability::Immediate)
+                .unwrap();
+        }
+        drop(wal);
+        let seg = dir().join("00000000000000000001.wal");
+        let file_len = vfs.contents(&seg).unwrap().len() as u64;
+        // Record 3 (frames of 240 bytes from offset 32) loses a payload byte.
+        let third = 32 + 2 * 240;
+        vfs.corrupt(&seg, third + 100, b"\xA5").unwrap();
+        let wal = open(&vfs, &opts).unwrap();
+        let torn = wal.recovery().torn_tail.clone().expect("a torn tail");
+        assert_eq!(
+            (torn.segment.as_path(), torn.offset, torn.discarded_bytes),
+            (seg.as_path(), third, file_len - third),
+            "preallocate {preallocate}"
+        );
+        assert_eq!(wal.recovery().last_lsn, Lsn::new(2));
+        assert_eq!(
+            vfs.contents(&seg).unwrap().len() as u64,
+            third,
+            "the tail is cut"
+        );
+        drop(wal);
+        let wal = open(&vfs, &opts).unwrap();
+        assert_eq!(wal.recovery().torn_tail, None);
+        assert_eq!(wal.recovery().last_lsn, Lsn::new(2));
+    }
+}
+
+#[test]
+fn a_gap_after_a_full_segment_is_corruption_naming_the_later_segment() {
+    let vfs = Arc::new(CrashVfs::new(14));
+    let opts = WalOptions {
+        preallocate: false,
+        ..small()
+    };
+    let wal = open(&vfs, &opts).unwrap();
+    for i in 1..=20u64 {
+        wal.append(1, &payload(i, 1500), Durability::Immediate)
+            .unwrap();
+    }
+    drop(wal);
+    let segs = vfs.list(dir()).unwrap();
+    assert!(segs.len() >= 4);
+    vfs.remove(&segs[1]).unwrap();
+    // Segment 0 ends exactly where its last frame does: nothing in it says records are
+    // missing; the next segment's name does.
+    let e = open(&vfs, &opts).unwrap_err();
+    assert!(
+        matches!(&e, Error::Corruption { file, offset: 0, what: "segment does not continue the log", .. } if file == &segs[2]),
+        "{e}"
+    );
+}
+
+/// Five records written and synced as one batch (each frame says the log was synced
+/// through 0), then, with `vouch`, a sixth in a batch of its own (synced through 5). Record
+/// 3 then rots.
+fn damaged_batch(vouch: bool) -> (Arc<CrashVfs>, lightning_wal::Result<lightning_wal::Wal>) {
+    let vfs = Arc::new(CrashVfs::new(15));
+    let wal = open(&vfs, &small()).unwrap();
+    for i in 1..=5u64 {
+        wal.append(1, &payload(i, 100), Durability::None).unwrap();
+    }
+    wal.sync().unwrap();
+    if vouch {
+        wal.append(1, &payload(6, 100), Durability::Immediate)
+            .unwrap();
+    }
+    drop(wal);
+    let seg = dir().join("00000000000000000001.wal");
+    vfs.corrupt(&seg, 32 + 2 * 144 + 60, b"\x5A").unwrap();
+    let reopened = open(&vfs, &small());
+    (vfs, reopened)
+}
+
+#[test]
+fn damage_to_a_synced_batch_is_corruption_once_a_later_batch_vouches_for_it() {
+    let (_vfs, opened) = damaged_batch(true);
+    let e = opened.unwrap_err();
+    assert!(
+        matches!(&e, Error::Corruption { offset: 320, .. })
+            && e.to_string().contains("00000000000000000001.wal")
+            && e.to_string().contains("record 6")
+            && e.to_string().contains("synced through 5"),
+        "{e}"
+    );
+}
+
+#[test]
+fn damage_to_the_last_synced_batch_reads_as_a_torn_tail() {
+    // ADR 005, consequences: records 4 and 5 say nothing about record 3's durability.
+    let (_vfs, opened) = damaged_batch(false);
+    let wal = opened.unwrap();
+    assert_eq!(wal.recovery().last_lsn, Lsn::new(2));
+    let torn = wal.recovery().torn_tail.clone().unwrap();
+    assert_eq!(torn.offset, 320);
+    assert_eq!(all_records(&wal).len(), 2);
+}

@@ -5,6 +5,9 @@
 mod basics;
 mod corruption;
 mod faults;
+mod lifecycle;
+mod segments;
+mod truncation;
 
 use std::path::Path;
 use std::sync::Arc;
