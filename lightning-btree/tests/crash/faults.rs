@@ -16,6 +16,8 @@ use lightning_page::vfs::{CrashMode, CrashVfs, Fault, FaultKind, FaultOp, Vfs};
 use lightning_page::{OpenOptions, PageFile, PageSize};
 use lightning_testkit::{Rng, scaled};
 
+use crate::same;
+
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
 #[derive(Debug, Clone)]
@@ -94,26 +96,6 @@ fn model_apply(model: &mut Model, step: &Step) {
         }
         Step::Checkpoint => {}
     }
-}
-
-/// The tree is sound and holds exactly `model`.
-fn same(tree: &BTree, model: &Model) -> Result<(), String> {
-    let report = tree.check().map_err(|e| format!("check: {e}"))?;
-    if !report.is_ok() {
-        return Err(format!("check: {report}"));
-    }
-    let all: Vec<(Vec<u8>, Vec<u8>)> = tree
-        .iter()
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("scan: {e}"))?;
-    if !all.iter().map(|(k, v)| (k, v)).eq(model.iter()) {
-        return Err(format!(
-            "full scan ({} entries) differs from the model ({} entries)",
-            all.len(),
-            model.len()
-        ));
-    }
-    Ok(())
 }
 
 fn poisoned(tree: &BTree) -> bool {

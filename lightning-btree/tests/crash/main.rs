@@ -10,3 +10,28 @@
 
 mod faults;
 mod power_cuts;
+
+use std::collections::BTreeMap;
+
+use lightning_btree::BTree;
+
+/// The tree is sound (`check()` clean, allocator cross-check included) and holds exactly
+/// `model`.
+fn same(tree: &BTree, model: &BTreeMap<Vec<u8>, Vec<u8>>) -> Result<(), String> {
+    let report = tree.check().map_err(|e| format!("check: {e}"))?;
+    if !report.is_ok() {
+        return Err(format!("check: {report}"));
+    }
+    let all: Vec<(Vec<u8>, Vec<u8>)> = tree
+        .iter()
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("scan: {e}"))?;
+    if !all.iter().map(|(k, v)| (k, v)).eq(model.iter()) {
+        return Err(format!(
+            "full scan ({} entries) differs from the model ({} entries)",
+            all.len(),
+            model.len()
+        ));
+    }
+    Ok(())
+}

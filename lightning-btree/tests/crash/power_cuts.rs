@@ -12,6 +12,8 @@ use lightning_page::vfs::{CrashMode, CrashVfs, Fault, FaultKind, FaultOp, OpenMo
 use lightning_page::{OpenOptions, PageFile, PageId, PageSize};
 use lightning_testkit::{Outcome, Rng, run_seeds, scaled};
 
+use crate::same;
+
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
 const PATH: &str = "data.ldb";
@@ -31,26 +33,6 @@ fn reopen(vfs: &dyn Vfs, frames: u64) -> Result<BTree, String> {
         .ok_or("reopened image has no root")?;
     let store = Store::open(Arc::new(file), frames * 4096).map_err(|e| format!("reopen: {e}"))?;
     BTree::open(Arc::new(store), root).map_err(|e| format!("reopen: {e}"))
-}
-
-/// The tree is sound (`check()` clean) and holds exactly `model`.
-fn same(tree: &BTree, model: &Model) -> Result<(), String> {
-    let report = tree.check().map_err(|e| format!("check: {e}"))?;
-    if !report.is_ok() {
-        return Err(format!("check: {report}"));
-    }
-    let all: Vec<(Vec<u8>, Vec<u8>)> = tree
-        .iter()
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("scan: {e}"))?;
-    if !all.iter().map(|(k, v)| (k, v)).eq(model.iter()) {
-        return Err(format!(
-            "full scan ({} entries) differs from the model ({} entries)",
-            all.len(),
-            model.len()
-        ));
-    }
-    Ok(())
 }
 
 fn churn(tree: &BTree, model: &mut Model, rng: &mut Rng, ops: u64) {
