@@ -47,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
                 return;
             }
         }
-        if alloc.checkpoint(&file, Some(ids[0]), 0).is_err() {
+        if alloc.checkpoint(&file, Some(ids[0]), lightning_page::Lsn::ZERO).is_err() {
             return;
         }
     }
@@ -71,5 +71,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = tree.insert(b"a", b"v");
     let _ = tree.remove(b"m");
     let _ = tree.check();
-    let _ = tree.checkpoint(1);
+    let _ = tree.checkpoint(lightning_page::Lsn::new(1));
 });
