@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use lightning_page::vfs::{OpenMode, Vfs, parent_dir};
 
 use crate::frame::Lsn;
-use crate::scan::read_whole;
+use crate::scan::{parse_segment_name, read_whole, segment_name};
 use crate::{Error, Result};
 
 /// One archived segment: its LSN range and the wall-clock range of its records.
@@ -50,23 +50,57 @@ fn line_for(s: &ArchivedSegment) -> String {
 }
 
 /// Reads the archive index of `dir` (empty if there is none yet).
+///
+/// Every line must check out: its checksum, its format, a file name that is the segment
+/// name of its first LSN (so no line points outside the archive), `first <= last`, and
+/// ranges in ascending order without overlap. And every segment file in the archive must
+/// be listed: one that is not means the index lost entries (an index renamed into place
+/// before its contents were durable comes back empty), which is corruption, not an empty
+/// archive. Gaps between listed segments are reported by [`segments_through`].
 pub fn load_index(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<ArchivedSegment>> {
     let path = dir.join(INDEX);
-    if !vfs
+    let out = if vfs
         .exists(&path)
         .map_err(|e| Error::io("check for", &path, e))?
     {
-        return Ok(Vec::new());
+        parse_index(&path, dir, &read_whole(vfs, &path)?)?
+    } else {
+        Vec::new()
+    };
+    let listed = match vfs.list(dir) {
+        Ok(listed) => listed,
+        // No archive directory yet: nothing was ever archived.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(Error::io("list", dir, e)),
+    };
+    for file in listed {
+        let Some(first) = parse_segment_name(&file) else {
+            continue;
+        };
+        if out.binary_search_by_key(&first, |s| s.first).is_err() {
+            return Err(Error::Corruption {
+                file,
+                offset: 0,
+                what: "archived segment missing from the archive index",
+                detail: format!(
+                    "the index lists {} segment(s), not this one, which starts at LSN {first}",
+                    out.len()
+                ),
+            });
+        }
     }
-    let bytes = read_whole(vfs, &path)?;
+    Ok(out)
+}
+
+fn parse_index(path: &Path, dir: &Path, bytes: &[u8]) -> Result<Vec<ArchivedSegment>> {
     let bad = |line: usize, detail: String| Error::Corruption {
-        file: path.clone(),
+        file: path.to_path_buf(),
         offset: line as u64 + 1,
         what: "damaged archive index line",
         detail,
     };
-    let text = String::from_utf8(bytes).map_err(|_| bad(0, "not UTF-8".into()))?;
-    let mut out = Vec::new();
+    let text = std::str::from_utf8(bytes).map_err(|_| bad(0, "not UTF-8".into()))?;
+    let mut out: Vec<ArchivedSegment> = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let Some((body, crc)) = line.rsplit_once(' ') else {
             return Err(bad(n, "no checksum".into()));
@@ -76,20 +110,39 @@ pub fn load_index(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<ArchivedSegment>> {
         }
         let f: Vec<&str> = body.split(' ').collect();
         let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
-        match (f.first(), num(1), num(2), num(3), num(4), f.get(5)) {
-            (Some(&"v1"), Some(first), Some(last), Some(lo), Some(hi), Some(name))
-                if f.len() == 6 =>
-            {
-                out.push(ArchivedSegment {
-                    first: Lsn::new(first),
-                    last: Lsn::new(last),
-                    min_time_us: lo,
-                    max_time_us: hi,
-                    path: dir.join(name),
-                });
-            }
-            _ => return Err(bad(n, "unknown line format".into())),
+        let (Some(&"v1"), Some(first), Some(last), Some(lo), Some(hi), Some(name), 6) =
+            (f.first(), num(1), num(2), num(3), num(4), f.get(5), f.len())
+        else {
+            return Err(bad(n, "unknown line format".into()));
+        };
+        let (first, last) = (Lsn::new(first), Lsn::new(last));
+        if *name != segment_name(first) {
+            return Err(bad(
+                n,
+                format!("file name is not the segment name of LSN {first}"),
+            ));
         }
+        if last < first {
+            return Err(bad(n, format!("last LSN {last} before first LSN {first}")));
+        }
+        if let Some(prev) = out.last()
+            && first <= prev.last
+        {
+            return Err(bad(
+                n,
+                format!(
+                    "LSN {first} does not follow the previous line's last LSN {}",
+                    prev.last
+                ),
+            ));
+        }
+        out.push(ArchivedSegment {
+            first,
+            last,
+            min_time_us: lo,
+            max_time_us: hi,
+            path: dir.join(name),
+        });
     }
     Ok(out)
 }
@@ -218,6 +271,136 @@ mod tests {
             e.is_corruption() && e.to_string().contains("offset 1"),
             "{e}"
         );
+    }
+
+    fn with_crc(text: &str) -> String {
+        format!("{text} {:08x}\n", crc32c::crc32c(text.as_bytes()))
+    }
+
+    fn index_of(lines: &[&str]) -> Result<Vec<ArchivedSegment>> {
+        let vfs = MemVfs::new();
+        let dir = Path::new("/a");
+        vfs.create_dir_all(dir).unwrap();
+        let text: String = lines.iter().map(|l| with_crc(l)).collect();
+        let f = vfs.open(&dir.join(INDEX), OpenMode::CreateNew).unwrap();
+        f.write_at(text.as_bytes(), 0).unwrap();
+        load_index(&vfs, dir)
+    }
+
+    #[test]
+    fn index_lines_must_describe_segments_of_this_archive_in_order() {
+        let good = "v1 1 10 5 9 00000000000000000001.wal";
+        let next = "v1 11 20 9 12 00000000000000000011.wal";
+        assert_eq!(index_of(&[good, next]).unwrap().len(), 2);
+        for (lines, what) in [
+            (
+                vec![good, "v1 11 20 9 12 00000000000000000011.wal extra"],
+                "unknown line format",
+            ),
+            (
+                vec!["v1 11 20 9 00000000000000000011.wal"],
+                "unknown line format",
+            ),
+            (
+                vec!["v2 1 10 5 9 00000000000000000001.wal"],
+                "unknown line format",
+            ),
+            (
+                vec!["v1 1 10 5 9 ../00000000000000000001.wal"],
+                "not the segment name",
+            ),
+            (
+                vec!["v1 1 10 5 9 /etc/00000000000000000001.wal"],
+                "not the segment name",
+            ),
+            (
+                vec!["v1 1 10 5 9 00000000000000000002.wal"],
+                "not the segment name",
+            ),
+            (
+                vec!["v1 10 9 5 9 00000000000000000010.wal"],
+                "before first LSN",
+            ),
+            (
+                vec![good, "v1 10 20 9 12 00000000000000000010.wal"],
+                "does not follow",
+            ),
+            (vec![next, good], "does not follow"),
+        ] {
+            let e = index_of(&lines).unwrap_err();
+            let line = lines.len() as u64;
+            assert!(
+                matches!(&e, Error::Corruption { offset, .. } if *offset == line)
+                    && e.to_string().contains(what),
+                "{lines:?}: {e}"
+            );
+        }
+        // A single record per segment is fine, and so is a gap (`segments_through` reports it).
+        assert!(index_of(&["v1 1 1 5 5 00000000000000000001.wal", next]).is_ok());
+    }
+
+    #[test]
+    fn an_archived_segment_missing_from_the_index_is_corruption() {
+        let vfs = MemVfs::new();
+        let dir = Path::new("/a");
+        // No archive directory yet: nothing archived.
+        assert_eq!(load_index(&vfs, dir).unwrap(), Vec::new());
+        vfs.create_dir_all(dir).unwrap();
+        vfs.open(&dir.join("00000000000000000011.wal"), OpenMode::CreateNew)
+            .unwrap();
+        vfs.open(&dir.join("notes.txt"), OpenMode::CreateNew)
+            .unwrap();
+        // An index that came back empty (renamed into place before it was durable) ...
+        vfs.open(&dir.join(INDEX), OpenMode::CreateNew).unwrap();
+        let e = load_index(&vfs, dir).unwrap_err();
+        assert!(
+            e.is_corruption() && e.to_string().contains("00000000000000000011.wal"),
+            "{e}"
+        );
+        // ... or none at all.
+        vfs.remove(&dir.join(INDEX)).unwrap();
+        assert!(load_index(&vfs, dir).unwrap_err().is_corruption());
+        store_index(&vfs, dir, &[seg(1, 10), seg(11, 25)]).unwrap();
+        assert_eq!(load_index(&vfs, dir).unwrap().len(), 2);
+    }
+
+    /// A `MemVfs` whose directory listings fail.
+    #[derive(Debug)]
+    struct NoList(MemVfs);
+
+    impl Vfs for NoList {
+        fn open(
+            &self,
+            p: &Path,
+            m: OpenMode,
+        ) -> std::io::Result<Box<dyn lightning_page::vfs::VfsFile>> {
+            self.0.open(p, m)
+        }
+        fn rename(&self, a: &Path, b: &Path) -> std::io::Result<()> {
+            self.0.rename(a, b)
+        }
+        fn remove(&self, p: &Path) -> std::io::Result<()> {
+            self.0.remove(p)
+        }
+        fn exists(&self, p: &Path) -> std::io::Result<bool> {
+            self.0.exists(p)
+        }
+        fn list(&self, _: &Path) -> std::io::Result<Vec<PathBuf>> {
+            Err(std::io::Error::other("injected EIO"))
+        }
+        fn create_dir_all(&self, p: &Path) -> std::io::Result<()> {
+            self.0.create_dir_all(p)
+        }
+        fn sync_dir(&self, p: &Path) -> std::io::Result<()> {
+            self.0.sync_dir(p)
+        }
+    }
+
+    #[test]
+    fn an_archive_that_cannot_be_listed_is_an_error_not_an_empty_archive() {
+        let vfs = NoList(MemVfs::new());
+        let e = load_index(&vfs, Path::new("/a")).unwrap_err();
+        assert!(matches!(e, Error::Io { .. }), "{e}");
     }
 
     #[test]
