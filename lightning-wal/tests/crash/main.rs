@@ -1,11 +1,17 @@
-//! Crash suite of lightning-wal: several threads append with mixed durability, the power is
-//! cut at a random I/O call, the machine "reboots" under a random crash mode, and the log
-//! is reopened — twice.
+//! Crash suite of lightning-wal: several threads append with mixed durability, then either
+//! the power is cut at a random I/O call, or a random write or fsync fails and the process
+//! restarts (reopens the log without a power cut), appends more and then loses power. The
+//! machine "reboots" under a random crash mode and the log is reopened.
 //!
 //! Checked every time: every record whose `Immediate` append returned is present; the
 //! recovered log is a gap-free prefix in LSN order; no record is partially visible (each
 //! payload is whole and identifies its thread and sequence number); each thread's records
-//! appear in its own order; reopening again gives the same log.
+//! appear in its own order; a second power cut right after recovery, before any append,
+//! changes nothing; reopening again gives the same log. In some scenarios a record an
+//! fsync had made durable, in the last segment, then rots: opening must fail with a
+//! corruption error naming its segment and offset, never take it for a torn tail. Across
+//! the run the suite checks that its cuts really dropped unsynced writes and lost
+//! written-but-unacknowledged records, and that failed fsyncs were followed by recovery.
 //!
 //! 1,000 scenarios by default; `LIGHTNING_TEST_SCALE=N` runs N times as many,
 //! `LIGHTNING_TEST_SEED=S` starts at seed `S` to replay a failure.
@@ -17,9 +23,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lightning_page::vfs::{CrashMode, CrashVfs, Fault, FaultKind, FaultOp};
-use lightning_testkit::{Rng, run_seeds, scaled};
-use lightning_wal::{Durability, Lsn, Record, Wal, WalOptions};
+use lightning_page::vfs::{CrashMode, CrashReport, CrashVfs, Fault, FaultKind, FaultOp, Vfs};
+use lightning_testkit::{Outcome, Rng, run_seeds, scaled};
+use lightning_wal::{Durability, Error, Lsn, Record, Wal, WalOptions};
+
+mod archive;
 
 const DIR: &str = "db/wal";
 
@@ -103,13 +111,147 @@ struct Tally {
     recovered: u64,
     /// Scenarios where records after the last acknowledged one survived the cut.
     kept_unacked: u64,
+    /// Scenarios whose cut lost records that had been appended (their append returned)
+    /// but were not acknowledged durable.
+    lost_unacked: u64,
+    /// Power cuts that dropped some of the operations pending at the time.
+    cuts_dropping_ops: u64,
     torn_tails: u64,
+    /// Scenarios where a write or fsync failed and the log was reopened in-process.
+    failed_io_restarts: u64,
+    /// Of those, restarts whose reopened log was then appended to and acknowledged.
+    acked_after_restart: u64,
+    /// Durable records damaged on purpose and reported as corruption.
+    rot_detected: u64,
 }
 
-fn scenario(seed: u64, tally: &Mutex<Tally>) -> Result<(), String> {
-    let mut rng = Rng::new(seed);
-    let vfs = Arc::new(CrashVfs::new(seed));
-    let opts = WalOptions {
+/// What one run of appending threads did.
+#[derive(Default)]
+struct Appends {
+    acked: BTreeMap<Lsn, (u8, u32)>,
+    /// The highest LSN whose append returned, whatever its durability.
+    last_returned: Lsn,
+}
+
+/// `threads` threads append `per_thread` records each, with mixed durability and sizes,
+/// until the first error; thread ids start at `first_thread`.
+fn append_concurrently(
+    wal: &Wal,
+    seed: u64,
+    first_thread: u64,
+    threads: u64,
+    per_thread: u64,
+) -> Appends {
+    let out = Mutex::new(Appends::default());
+    std::thread::scope(|s| {
+        for t in first_thread..first_thread + threads {
+            let out = &out;
+            let mut trng = Rng::new(seed * 31 + t);
+            s.spawn(move || {
+                let t = u8::try_from(t).unwrap();
+                for seq in 0..u32::try_from(per_thread).unwrap() {
+                    let max_len = if trng.chance(10) { 6000 } else { 300 };
+                    let len = usize::try_from(trng.below(max_len)).unwrap();
+                    let durability = match trng.below(4) {
+                        0 => Durability::Eventual,
+                        1 => Durability::None,
+                        _ => Durability::Immediate,
+                    };
+                    let Ok(a) = wal.append(7, &payload(seed, t, seq, len), durability) else {
+                        return;
+                    };
+                    let mut out = out.lock().unwrap();
+                    out.last_returned = out.last_returned.max(a.lsn());
+                    if durability == Durability::Immediate {
+                        out.acked.insert(a.lsn(), (t, seq));
+                    }
+                }
+            });
+        }
+    });
+    out.into_inner().unwrap()
+}
+
+fn power_cut_at(vfs: &CrashVfs, nth: u64) {
+    vfs.inject(Fault {
+        op: FaultOp::Any,
+        nth,
+        permanent: true,
+        kind: FaultKind::PowerCut,
+    });
+}
+
+/// The frames of one segment up to the log's last record: (offset, LSN, synced-through,
+/// bytes covered by the checksum). The layout is `docs/format/wal.md`'s.
+fn frames(bytes: &[u8], first: Lsn, last: Lsn) -> Vec<(u64, Lsn, Lsn, u64)> {
+    let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap());
+    let mut out = Vec::new();
+    let (mut at, mut lsn) = (32usize, first);
+    while lsn <= last && at + 40 <= bytes.len() {
+        let len = u64::from(u32::from_le_bytes(
+            bytes[at + 4..at + 8].try_into().unwrap(),
+        ));
+        assert_eq!(Lsn::new(u64_at(at + 8)), lsn, "frame walk out of step");
+        out.push((at as u64, lsn, Lsn::new(u64_at(at + 16)), 40 + len));
+        at += usize::try_from((40 + len).div_ceil(8) * 8).unwrap();
+        lsn = lsn.next();
+    }
+    out
+}
+
+/// Rots one byte of a record in the last segment that a later frame there says was
+/// durable, and demands that opening reports exactly that record. `false` if the last
+/// segment holds no such record.
+fn rot_a_durable_record(
+    vfs: &CrashVfs,
+    opts: &WalOptions,
+    rng: &mut Rng,
+    last: Lsn,
+) -> Result<bool, String> {
+    let Some(segment) = vfs.list(Path::new(DIR)).unwrap().into_iter().max() else {
+        return Ok(false);
+    };
+    let first: u64 = segment
+        .file_stem()
+        .and_then(|s| s.to_str()?.parse().ok())
+        .ok_or("segment name")?;
+    let bytes = vfs.contents(&segment).ok_or("segment vanished")?;
+    let frames = frames(&bytes, Lsn::new(first), last);
+    let vouched: Vec<_> = frames
+        .iter()
+        .filter(|(_, lsn, _, _)| {
+            frames
+                .iter()
+                .any(|(_, l, synced, _)| l > lsn && synced >= lsn)
+        })
+        .collect();
+    if vouched.is_empty() {
+        return Ok(false);
+    }
+    let &(offset, lsn, _, covered) =
+        vouched[usize::try_from(rng.below(vouched.len() as u64)).unwrap()];
+    let at = offset + 4 + rng.below(covered - 4);
+    let old = bytes[usize::try_from(at).unwrap()];
+    vfs.corrupt(&segment, at, &[old ^ (1 << rng.below(8))])
+        .map_err(|e| e.to_string())?;
+    match Wal::open(Arc::new(vfs.clone()), Path::new(DIR), opts.clone()) {
+        Err(Error::Corruption {
+            file, offset: got, ..
+        }) if file == segment && got == offset => Ok(true),
+        Err(e) => Err(format!(
+            "record {lsn} rotted at byte {at}: wrong error {e} (expected corruption of {} at {offset})",
+            segment.display()
+        )),
+        Ok(wal) => Err(format!(
+            "record {lsn}, durable, rotted at byte {at} of {} and the log opened, ending at {}",
+            segment.display(),
+            wal.recovery().last_lsn
+        )),
+    }
+}
+
+fn options(rng: &mut Rng) -> WalOptions {
+    WalOptions {
         segment_size: [4096, 8192, 65536][usize::try_from(rng.below(3)).unwrap()],
         preallocate: rng.chance(50),
         flush_interval: if rng.chance(30) {
@@ -119,79 +261,110 @@ fn scenario(seed: u64, tally: &Mutex<Tally>) -> Result<(), String> {
         },
         buffer_limit: 2048,
         ..WalOptions::default()
-    };
+    }
+}
+
+fn scenario(seed: u64, tally: &Mutex<Tally>) -> Result<Outcome, String> {
+    let mut rng = Rng::new(seed);
+    let vfs = Arc::new(CrashVfs::new(seed));
+    let opts = options(&mut rng);
+    let dir = Path::new(DIR);
     let threads = 2 + rng.below(3);
     let per_thread = 5 + rng.below(20);
-    vfs.inject(Fault {
-        op: FaultOp::Any,
-        nth: rng.below(threads * per_thread * 3),
-        permanent: true,
-        kind: FaultKind::PowerCut,
-    });
-
-    let acked: Mutex<BTreeMap<Lsn, (u8, u32)>> = Mutex::new(BTreeMap::new());
-    if let Ok(wal) = Wal::open(vfs.clone(), Path::new(DIR), opts.clone()) {
-        std::thread::scope(|s| {
-            for t in 0..threads {
-                let (wal, acked) = (&wal, &acked);
-                let mut trng = Rng::new(seed * 31 + t);
-                s.spawn(move || {
-                    let t = u8::try_from(t).unwrap();
-                    for seq in 0..u32::try_from(per_thread).unwrap() {
-                        let max_len = if trng.chance(10) { 6000 } else { 300 };
-                        let len = usize::try_from(trng.below(max_len)).unwrap();
-                        let durability = match trng.below(4) {
-                            0 => Durability::Eventual,
-                            1 => Durability::None,
-                            _ => Durability::Immediate,
-                        };
-                        match wal.append(7, &payload(seed, t, seq, len), durability) {
-                            Ok(a) if durability == Durability::Immediate => {
-                                acked.lock().unwrap().insert(a.lsn(), (t, seq));
-                            }
-                            Ok(_) => {}
-                            Err(_) => return,
-                        }
-                    }
-                });
-            }
+    // Most scenarios lose power at a random call; the rest see a write or fsync fail, as
+    // a dying disk does, and restart the process before the power goes.
+    let failed_io = rng.chance(30);
+    if failed_io {
+        vfs.inject(Fault {
+            op: if rng.chance(75) {
+                FaultOp::Sync
+            } else {
+                FaultOp::Write
+            },
+            nth: rng.below(threads * per_thread),
+            permanent: rng.chance(50),
+            kind: FaultKind::Io,
         });
-        // The machine dies here: no clean shutdown reaches the device.
+    } else {
+        power_cut_at(&vfs, rng.below(threads * per_thread * 3));
+    }
+
+    let mut run = Appends::default();
+    if let Ok(wal) = Wal::open(vfs.clone(), dir, opts.clone()) {
+        run = append_concurrently(&wal, seed, 0, threads, per_thread);
+        // The process dies here: no clean shutdown reaches the device.
         drop(wal);
     }
+    let mut acked = run.acked;
+    let mut restarted = false;
+    if failed_io {
+        // The process restarts without a power cut: the OS may still hold pages whose
+        // fsync failed, readable but never to reach the disk. Recovery must not trust
+        // them; new records go in and are acknowledged; then the power goes.
+        vfs.clear_faults();
+        let wal = Wal::open(vfs.clone(), dir, opts.clone())
+            .map_err(|e| format!("reopen after a failed write or fsync: {e}"))?;
+        power_cut_at(&vfs, rng.below(threads * 20));
+        let more = append_concurrently(&wal, seed, 10, threads, 5);
+        drop(wal);
+        restarted = true;
+        tally.lock().unwrap().acked_after_restart += u64::from(!more.acked.is_empty());
+        acked.extend(more.acked);
+    }
     let mode = CrashMode::from_index(rng.next_u64());
-    vfs.crash(mode);
+    let report = vfs.crash(mode);
 
-    let acked = acked.into_inner().unwrap();
-    let reopen = || {
-        Wal::open(vfs.clone(), Path::new(DIR), opts.clone())
-            .map_err(|e| format!("{mode:?}: reopen: {e}"))
-    };
+    let reopen =
+        || Wal::open(vfs.clone(), dir, opts.clone()).map_err(|e| format!("{mode:?}: reopen: {e}"));
     let wal = reopen()?;
     let records = read_all(&wal)?;
-    if wal.recovery().torn_tail.is_some() {
-        tally.lock().unwrap().torn_tails += 1;
-    }
+    let torn = wal.recovery().torn_tail.is_some();
+    let last = wal.recovery().last_lsn;
     drop(wal);
+    verify(seed, mode, &records, &acked)?;
+    // Recovery's own writes are durable once open returns: a second cut now, before any
+    // append, must find the same log.
+    let second = CrashMode::from_index(rng.next_u64());
+    let second_report = vfs.crash(second);
+    let again = read_all(&reopen()?)?;
+    if again != records {
+        return Err(format!(
+            "{mode:?}: a {second:?} cut right after recovery changed the log ({} records, then {})",
+            records.len(),
+            again.len()
+        ));
+    }
     let again = read_all(&reopen()?)?;
     if again != records {
         return Err(format!("{mode:?}: reopening twice gave a different log"));
     }
-    verify(seed, mode, &records, &acked)?;
+    let rotted = rng.chance(25) && rot_a_durable_record(&vfs, &opts, &mut rng, last)?;
+
     let mut tally = tally.lock().unwrap();
     tally.acked += acked.len() as u64;
     tally.recovered += records.len() as u64;
-    tally.kept_unacked +=
-        u64::from(records.len() as u64 > acked.keys().last().map_or(0, |l| l.get()));
-    Ok(())
+    let last_acked = acked.keys().last().map_or(0, |l| l.get());
+    tally.kept_unacked += u64::from(records.len() as u64 > last_acked);
+    tally.lost_unacked += u64::from(!restarted && (records.len() as u64) < run.last_returned.get());
+    tally.cuts_dropping_ops += u64::from(dropped_some(report));
+    tally.torn_tails += u64::from(torn);
+    tally.failed_io_restarts += u64::from(restarted);
+    tally.rot_detected += u64::from(rotted);
+    Ok(Outcome::crash(report.pending, report.kept)
+        .and(Outcome::crash(second_report.pending, second_report.kept)))
+}
+
+fn dropped_some(report: CrashReport) -> bool {
+    report.kept < report.pending
 }
 
 #[test]
 fn power_cuts_under_concurrent_appends_lose_nothing_acknowledged() {
     let tally = Mutex::new(Tally::default());
-    let ran = run_seeds("wal crash", scaled(1000), |seed| scenario(seed, &tally)).scenarios;
+    let run = run_seeds("wal crash", scaled(1000), |seed| scenario(seed, &tally));
+    let ran = run.scenarios;
     let tally = tally.into_inner().unwrap();
-    println!("wal crash: {ran} scenarios, {tally:?}");
+    println!("{run}; {tally:?}");
     assert!(ran >= 1000);
     assert!(
         tally.acked > ran,
@@ -200,5 +373,18 @@ fn power_cuts_under_concurrent_appends_lose_nothing_acknowledged() {
     assert!(
         tally.torn_tails > ran / 100,
         "cuts must land mid-write often enough: {tally:?}"
+    );
+    run.assert_dropping(5);
+    assert!(
+        tally.cuts_dropping_ops > ran / 20 && tally.lost_unacked > ran / 20,
+        "cuts must drop unsynced writes and lose unacknowledged records: {tally:?}"
+    );
+    assert!(
+        tally.failed_io_restarts > ran / 5 && tally.acked_after_restart > ran / 10,
+        "failed writes and fsyncs must be followed by restarts that append: {tally:?}"
+    );
+    assert!(
+        tally.rot_detected > ran / 20,
+        "durable records must rot in the last segment often enough: {tally:?}"
     );
 }
