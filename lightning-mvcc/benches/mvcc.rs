@@ -16,18 +16,10 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use lightning_mvcc::{
-    Error, Isolation, LockManager, LockMode, MemStore, Timestamp, TxnId, TxnManager,
+    Error, Isolation, LockManager, LockMode, MemStore, NoLog, Timestamp, TxnId, TxnManager,
 };
 use lightning_testkit::Rng;
 use lightning_testkit::bench::{Figure, percentile, quick, write_report};
-
-#[expect(
-    clippy::unnecessary_wraps,
-    reason = "the signature the commit pipeline calls"
-)]
-fn no_wal(_: Timestamp, _: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), String> {
-    Ok(())
-}
 
 /// Optimistic read-2-write-2 transactions over `keys` keys from `threads` threads.
 fn validation(threads: u64, keys: u64, budget: Duration, figures: &mut Vec<Figure>) {
@@ -54,7 +46,7 @@ fn validation(threads: u64, keys: u64, budget: Duration, figures: &mut Vec<Figur
                         txn.get(&k).unwrap();
                         txn.put(&k, b"value").unwrap();
                     }
-                    match txn.commit(&no_wal) {
+                    match txn.commit(&NoLog) {
                         Ok(_) => commits.fetch_add(1, Ordering::Relaxed),
                         Err(_) => aborts.fetch_add(1, Ordering::Relaxed),
                     };

@@ -1,3 +1,5 @@
+use crate::{LogError, Timestamp};
+
 /// Everything that can go wrong in `lightning-mvcc`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -51,9 +53,37 @@ pub enum Error {
     #[error("corrupt version list: {0}")]
     Corrupt(&'static str),
 
-    /// The durability step (the WAL) failed; the transaction did not commit.
-    #[error("commit could not be made durable: {0}")]
-    Durability(String),
+    /// The commit log refused the commit's record ([`CommitLog::log`] failed): the
+    /// transaction did not commit, and nothing of it was applied or published.
+    ///
+    /// [`CommitLog::log`]: crate::CommitLog::log
+    #[error(
+        "commit {ts} could not be logged, so nothing of it was applied: {cause}; the log is \
+         likely unusable: stop writing and reopen the database"
+    )]
+    LogFailed {
+        /// The commit timestamp it was given (never published).
+        ts: Timestamp,
+        /// What the log reported.
+        cause: LogError,
+    },
+
+    /// The commit's record was logged, but waiting for it to become durable failed
+    /// ([`CommitLog::wait`]): the transaction was not applied or published, yet its record
+    /// may survive in the log and be replayed after a restart.
+    ///
+    /// [`CommitLog::wait`]: crate::CommitLog::wait
+    #[error(
+        "commit {ts} was logged but could not be made durable, so it was not applied, though \
+         its record may still be replayed after a restart: {cause}; stop writing and reopen \
+         the database to learn its outcome"
+    )]
+    NotDurable {
+        /// The commit timestamp it was given (never published).
+        ts: Timestamp,
+        /// What the log reported.
+        cause: LogError,
+    },
 }
 
 /// Which validation failed, naming the key or range.

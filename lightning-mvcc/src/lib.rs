@@ -10,8 +10,11 @@
 //!   ([`VersionValue::overflow`], [`VersionValue::as_overflow`]), which transactions resolve
 //!   through [`VersionStore::read_overflow`].
 //! - [`TxnManager`] / [`Transaction`]: snapshot reads with read-your-own-writes, buffered
-//!   writes, and a commit pipeline — validate, stamp, make durable (a callback: the WAL),
-//!   apply in timestamp order, publish. [`Isolation::Snapshot`] aborts write-write conflicts
+//!   writes, and a commit pipeline — validate, stamp and log the [`WriteSet`] under the
+//!   commit ordering ([`CommitLog::log`], so the log's order is the commit-timestamp order),
+//!   wait for durability outside it ([`CommitLog::wait`], which returns the record's
+//!   [`Lsn`]), apply in timestamp order, publish. A commit reports [`Committed`]
+//!   `{ ts, lsn }`. [`Isolation::Snapshot`] aborts write-write conflicts
 //!   (first committer wins); [`Isolation::Serializable`] also validates every key read and
 //!   range scanned against the commits after the snapshot, so write skew and phantoms abort.
 //!   Conflicts are retryable [`Error::Conflict`]s naming the key or range.
@@ -40,22 +43,53 @@
 //! # Example
 //!
 //! ```
-//! use std::sync::Arc;
-//! use lightning_mvcc::{Isolation, MemStore, Timestamp, TxnManager};
+//! use std::ops::Bound;
+//! use std::sync::{Arc, Mutex};
+//! use lightning_mvcc::{
+//!     CommitLog, Isolation, LogError, Lsn, MemStore, Timestamp, TxnManager, WriteSet,
+//! };
+//!
+//! /// A log in memory: records in commit order, durable at once. (Over `lightning-wal`,
+//! /// `log` appends without waiting and `wait` waits for the group commit's fsync.)
+//! #[derive(Default)]
+//! struct VecLog(Mutex<Vec<(Timestamp, WriteSet)>>);
+//!
+//! impl CommitLog for VecLog {
+//!     type Ticket = Lsn;
+//!     fn log(&self, writes: &WriteSet, ts: Timestamp) -> Result<Lsn, LogError> {
+//!         let mut records = self.0.lock().map_err(|_| "the log's lock is poisoned")?;
+//!         records.push((ts, writes.clone()));
+//!         Ok(Lsn::new(u64::try_from(records.len())?))
+//!     }
+//!     fn wait(&self, lsn: Lsn) -> Result<Lsn, LogError> {
+//!         Ok(lsn)
+//!     }
+//! }
 //!
 //! let mgr = TxnManager::new(Arc::new(MemStore::new()), Timestamp::new(0));
-//! let no_wal = |_ts, _writes: &[(Vec<u8>, Option<Vec<u8>>)]| Ok(());
+//! let log = VecLog::default();
 //! let mut t = mgr.begin(Isolation::Snapshot);
 //! t.put(b"alice", b"10")?;
-//! t.commit(&no_wal)?;
+//! t.put(b"bob", b"20")?;
+//! let committed = t.commit(&log)?;
+//! assert_eq!(committed.lsn, Some(Lsn::new(1)));
 //!
 //! // Two transactions update the same key from the same snapshot: the second to commit loses.
 //! let mut a = mgr.begin(Isolation::Snapshot);
 //! let mut b = mgr.begin(Isolation::Snapshot);
 //! a.put(b"alice", b"11")?;
 //! b.put(b"alice", b"12")?;
-//! a.commit(&no_wal)?;
-//! assert!(b.commit(&no_wal).unwrap_err().is_retryable());
+//! a.commit(&log)?;
+//! assert!(b.commit(&log).unwrap_err().is_retryable());
+//!
+//! // A range streams: the store is read as the rows are taken.
+//! let mut r = mgr.begin(Isolation::Snapshot);
+//! let mut total = 0;
+//! for row in r.range((Bound::Unbounded, Bound::Unbounded)) {
+//!     let (_key, value) = row?;
+//!     total += std::str::from_utf8(&value).map_or(0, |v| v.parse::<u32>().unwrap_or(0));
+//! }
+//! assert_eq!(total, 31);
 //! # Ok::<(), lightning_mvcc::Error>(())
 //! ```
 //!
@@ -66,6 +100,7 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+mod commit;
 mod error;
 mod locks;
 mod oracle;
@@ -73,11 +108,13 @@ mod store;
 mod txn;
 mod versions;
 
+pub use commit::{CommitLog, Committed, LogError, NoLog, WriteSet};
 pub use error::{Conflict, Error, Result};
-/// The page id of [`VersionValue::Overflow`] references (`lightning-page`'s).
-pub use lightning_page::PageId;
+/// The LSN a [`CommitLog`] returns and a commit reports, and the page id of
+/// [`VersionValue::Overflow`] references (`lightning-page`'s).
+pub use lightning_page::{Lsn, PageId};
 pub use locks::{LockManager, LockMode, LockStats, TxnId};
 pub use oracle::{Timestamp, TimestampOracle};
 pub use store::{KeyRange, MemStore, VersionScan, VersionStore, in_range, range_is_empty};
-pub use txn::{Durability, Isolation, Scan, Transaction, TxnManager, TxnOptions, TxnStats};
+pub use txn::{Isolation, Scan, Transaction, TxnManager, TxnOptions, TxnStats};
 pub use versions::{MAX_VALUE_LEN, Version, VersionList, VersionValue};

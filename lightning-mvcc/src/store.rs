@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{PoisonError, RwLock};
 
-use lightning_page::PageId;
+use lightning_page::{Lsn, PageId};
 
 use crate::versions::{Version, VersionList, VersionValue};
 use crate::{Result, Timestamp};
@@ -59,10 +59,14 @@ pub trait VersionStore: Send + Sync {
     fn scan(&self, range: KeyRange) -> VersionScan<'_>;
     /// Installs the writes of the commit at `commit_ts` (a `None` value deletes), and trims
     /// the written keys' versions no snapshot at or after `oldest_active` can see. Called in
-    /// commit-timestamp order.
+    /// commit-timestamp order, which is also the order of the commits' log records: `lsn`
+    /// is this commit's ([`CommitLog::wait`](crate::CommitLog::wait)'s), so a store that
+    /// remembers the last one applied knows the LSN its contents reach — the LSN a
+    /// checkpoint of it records, and above which recovery replays.
     fn apply(
         &self,
         commit_ts: Timestamp,
+        lsn: Lsn,
         writes: &[(Vec<u8>, Option<Vec<u8>>)],
         oldest_active: Timestamp,
     ) -> Result<()>;
@@ -185,6 +189,7 @@ impl VersionStore for MemStore {
     fn apply(
         &self,
         commit_ts: Timestamp,
+        _lsn: Lsn,
         writes: &[(Vec<u8>, Option<Vec<u8>>)],
         oldest_active: Timestamp,
     ) -> Result<()> {
@@ -245,7 +250,7 @@ mod tests {
         let store = MemStore::new();
         let writes: Vec<_> = keys.iter().map(|k| (vec![*k], Some(vec![*k]))).collect();
         store
-            .apply(Timestamp::new(1), &writes, Timestamp::new(0))
+            .apply(Timestamp::new(1), Lsn::new(1), &writes, Timestamp::new(0))
             .unwrap();
         store
     }
@@ -286,6 +291,7 @@ mod tests {
         store
             .apply(
                 Timestamp::new(2),
+                Lsn::new(2),
                 &[(vec![250], Some(b"new".to_vec()))],
                 Timestamp::new(0),
             )

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use crate::commit::{CommitLog, Committed, WriteSet};
 use crate::locks::{LockManager, LockMode, TxnId};
 use crate::store::{KeyRange, VersionScan, VersionStore, in_range, range_is_empty};
 use crate::versions::VersionValue;
@@ -35,11 +36,6 @@ pub struct TxnOptions {
     pub pessimistic: bool,
 }
 
-/// The durability step of a commit: given the commit timestamp and the write set, make it
-/// durable (append to the WAL) before it is applied. An error aborts the commit.
-pub type Durability<'a> =
-    &'a dyn Fn(Timestamp, &[(Vec<u8>, Option<Vec<u8>>)]) -> std::result::Result<(), String>;
-
 /// Counters of the transaction manager.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TxnStats {
@@ -67,7 +63,7 @@ struct Counters {
 
 /// Write sets of recent commits, oldest first: what validation checks against.
 #[derive(Default)]
-struct CommitLog {
+struct RecentCommits {
     entries: VecDeque<(Timestamp, Vec<Vec<u8>>)>,
     /// The newest logged commit that wrote each key, so a key is checked against every
     /// commit after a snapshot in one lookup instead of a walk over those commits' write
@@ -75,7 +71,7 @@ struct CommitLog {
     latest: HashMap<Vec<u8>, Timestamp>,
 }
 
-impl CommitLog {
+impl RecentCommits {
     fn push(&mut self, ts: Timestamp, keys: Vec<Vec<u8>>) {
         for k in &keys {
             self.latest.insert(k.clone(), ts);
@@ -101,7 +97,7 @@ impl CommitLog {
         }
     }
 
-    /// Takes commit `ts` out (its durability failed: it never happened).
+    /// Takes commit `ts` out (its log record never became durable: it never happened).
     fn remove(&mut self, ts: Timestamp) {
         let Some(at) = self.entries.iter().position(|(t, _)| *t == ts) else {
             return;
@@ -132,14 +128,15 @@ impl CommitLog {
     }
 }
 
-/// Begins transactions and runs the commit pipeline: validate, stamp, make durable, apply in
-/// timestamp order, publish.
+/// Begins transactions and runs the commit pipeline: validate, stamp and log (under the
+/// commit ordering), wait for durability, apply in timestamp order, publish.
 pub struct TxnManager<S> {
     store: Arc<S>,
     oracle: TimestampOracle,
     locks: LockManager,
     next_id: AtomicU64,
-    log: Mutex<CommitLog>,
+    /// The commit ordering: validation, stamping and logging happen under this mutex.
+    recent: Mutex<RecentCommits>,
     counters: Counters,
 }
 
@@ -168,7 +165,7 @@ impl<S: VersionStore> TxnManager<S> {
             oracle: TimestampOracle::new(last_committed),
             locks: LockManager::new(lock_timeout),
             next_id: AtomicU64::new(1),
-            log: Mutex::default(),
+            recent: Mutex::default(),
             counters: Counters::default(),
         }
     }
@@ -228,7 +225,12 @@ impl<S: VersionStore> TxnManager<S> {
     /// Checks `txn` against the commits after its snapshot: write-write conflicts first
     /// (the most specific error) — keys written and keys read with `get_for_update`, in
     /// either mode — then, when serializable, keys read and ranges scanned.
-    fn validate(&self, txn: &Transaction<'_, S>, log: &CommitLog) -> Result<()> {
+    fn validate(
+        &self,
+        txn: &Transaction<'_, S>,
+        writes: &WriteSet,
+        log: &RecentCommits,
+    ) -> Result<()> {
         let newer = || {
             log.entries
                 .iter()
@@ -236,16 +238,16 @@ impl<S: VersionStore> TxnManager<S> {
                 .take_while(|(ts, _)| *ts > txn.read_ts)
                 .flat_map(|(_, keys)| keys)
         };
-        if let Some(key) = txn
-            .writes
-            .keys()
-            .chain(&txn.for_update)
+        if let Some(key) = writes
+            .iter()
+            .map(|(k, _)| k)
+            .chain(txn.for_update.iter().map(Vec::as_slice))
             .find(|k| log.written_after(k, txn.read_ts))
         {
             self.counters
                 .write_conflicts
                 .fetch_add(1, Ordering::Relaxed);
-            return Err(Error::Conflict(Conflict::WriteWrite { key: key.clone() }));
+            return Err(Error::Conflict(Conflict::WriteWrite { key: key.to_vec() }));
         }
         if txn.isolation != Isolation::Serializable {
             return Ok(());
@@ -438,8 +440,12 @@ impl<S: VersionStore> Transaction<'_, S> {
             .latest_ts(key)?
             .is_some_and(|t| t > self.read_ts);
         let newer_in_flight = {
-            let log = self.mgr.log.lock().unwrap_or_else(PoisonError::into_inner);
-            log.written_after(key, self.read_ts)
+            let recent = self
+                .mgr
+                .recent
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            recent.written_after(key, self.read_ts)
         };
         if newer_in_store || newer_in_flight {
             self.mgr
@@ -451,51 +457,86 @@ impl<S: VersionStore> Transaction<'_, S> {
         Ok(())
     }
 
-    /// Commits: validates against the commits after the snapshot, stamps a commit timestamp,
-    /// makes the write set durable through `durability`, applies it in timestamp order and
-    /// publishes it. A read-only transaction commits at its snapshot with no validation.
-    pub fn commit(self, durability: Durability<'_>) -> Result<Timestamp> {
+    /// Commits through `log`: validates against the commits after the snapshot, stamps a
+    /// commit timestamp and logs the write set ([`CommitLog::log`]) under the commit
+    /// ordering — so the log's order is the timestamps' — then, outside it, waits for the
+    /// record to be durable ([`CommitLog::wait`]), applies the writes in timestamp order and
+    /// publishes them. Returns the commit timestamp and the record's LSN.
+    ///
+    /// A read-only transaction commits at its snapshot with no validation and logs nothing
+    /// (`lsn` is `None`). If either phase of the log fails the commit is aborted with
+    /// [`Error::LogFailed`] or [`Error::NotDurable`]: nothing of it is applied or published
+    /// and it causes no conflicts.
+    pub fn commit<L: CommitLog + ?Sized>(mut self, log: &L) -> Result<Committed> {
         if self.writes.is_empty() {
-            return Ok(self.read_ts);
+            return Ok(Committed {
+                ts: self.read_ts,
+                lsn: None,
+            });
         }
         let mgr = self.mgr;
-        let commit_ts = {
-            let mut log = mgr.log.lock().unwrap_or_else(PoisonError::into_inner);
-            mgr.validate(&self, &log)?;
+        let writes = WriteSet::from(std::mem::take(&mut self.writes));
+        // Whatever happens once a timestamp is issued (an error, a panic in the log or the
+        // store), it must be finished, or every later commit waits for its turn forever.
+        // Declared before the ordering's guard, so that on a panic the guard goes first:
+        // finishing waits for the earlier commits, and one whose log failed needs the guard
+        // to leave the recent commits.
+        let turn: Option<Turn<'_>>;
+        let (commit_ts, ticket) = {
+            let mut recent = mgr.recent.lock().unwrap_or_else(PoisonError::into_inner);
+            mgr.validate(&self, &writes, &recent)?;
             let ts = mgr.oracle.issue_commit();
-            log.push(ts, self.writes.keys().cloned().collect());
-            // Commits at or before the oldest snapshot cannot conflict with any transaction.
-            log.trim(mgr.oracle.oldest_active());
-            ts
+            turn = Some(Turn {
+                oracle: &mgr.oracle,
+                ts,
+            });
+            // Logged under the ordering: the next commit is stamped only after this record
+            // is in the log, so log order is timestamp order.
+            match log.log(&writes, ts) {
+                Ok(ticket) => {
+                    recent.push(ts, writes.iter().map(|(k, _)| k.to_vec()).collect());
+                    // Commits at or before the oldest snapshot cannot conflict with any
+                    // transaction.
+                    recent.trim(mgr.oracle.oldest_active());
+                    (ts, ticket)
+                }
+                Err(cause) => {
+                    // Not logged: it never happened (it was never among the recent commits).
+                    drop(recent);
+                    drop(turn);
+                    return Err(Error::LogFailed { ts, cause });
+                }
+            }
         };
-        let writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
-            .writes
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        // Whatever happens from here (an error, a panic in the callback or the store), the
-        // timestamp must be finished, or every later commit waits for its turn forever.
-        let turn = Turn {
-            oracle: &mgr.oracle,
-            ts: commit_ts,
+        let lsn = match log.wait(ticket) {
+            Ok(lsn) => lsn,
+            Err(cause) => {
+                // Not durable, not applied: it never happened. Its write set leaves the
+                // recent commits, so it causes no conflicts.
+                let mut recent = mgr.recent.lock().unwrap_or_else(PoisonError::into_inner);
+                recent.remove(commit_ts);
+                drop(recent);
+                drop(turn);
+                return Err(Error::NotDurable {
+                    ts: commit_ts,
+                    cause,
+                });
+            }
         };
-        if let Err(e) = durability(commit_ts, &writes) {
-            // Not durable, not applied: it never happened. Its write set leaves the log, so
-            // it causes no conflicts.
-            let mut log = mgr.log.lock().unwrap_or_else(PoisonError::into_inner);
-            log.remove(commit_ts);
-            drop(log);
-            drop(turn);
-            return Err(Error::Durability(e));
-        }
         mgr.oracle.wait_turn(commit_ts);
-        let applied = mgr
-            .store
-            .apply(commit_ts, &writes, mgr.oracle.oldest_active());
+        let applied = mgr.store.apply(
+            commit_ts,
+            lsn,
+            writes.as_slice(),
+            mgr.oracle.oldest_active(),
+        );
         drop(turn);
         applied?;
         mgr.counters.commits.fetch_add(1, Ordering::Relaxed);
-        Ok(commit_ts)
+        Ok(Committed {
+            ts: commit_ts,
+            lsn: Some(lsn),
+        })
     }
 }
 

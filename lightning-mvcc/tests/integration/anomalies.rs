@@ -6,20 +6,36 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use lightning_mvcc::{
-    Conflict, Error, Isolation, MemStore, Timestamp, Transaction, TxnManager, TxnOptions,
+    CommitLog, Committed, Conflict, Error, Isolation, LogError, Lsn, MemStore, NoLog, Timestamp,
+    Transaction, TxnManager, TxnOptions, WriteSet,
 };
 
 type Mgr = TxnManager<MemStore>;
 
-/// The durability step: no WAL in these tests. A `const` closure would do, but the commit
-/// API takes a `&dyn Fn`, so a function with the right signature is the plainest.
-#[expect(
-    clippy::unnecessary_wraps,
-    reason = "the signature the commit pipeline calls"
-)]
-fn no_wal(_ts: Timestamp, _writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), String> {
-    Ok(())
+/// A log that fails, as a full or broken WAL does: in `log` (the record is refused) or in
+/// `wait` (it was queued, the fsync failed).
+#[derive(Debug)]
+struct BrokenLog {
+    in_wait: bool,
 }
+
+impl CommitLog for BrokenLog {
+    type Ticket = ();
+
+    fn log(&self, _: &WriteSet, _: Timestamp) -> Result<(), LogError> {
+        if self.in_wait {
+            Ok(())
+        } else {
+            Err("WAL full".into())
+        }
+    }
+
+    fn wait(&self, (): ()) -> Result<Lsn, LogError> {
+        Err("fsync failed".into())
+    }
+}
+
+const BROKEN: [BrokenLog; 2] = [BrokenLog { in_wait: false }, BrokenLog { in_wait: true }];
 
 /// x = 10, y = 20 committed.
 fn setup() -> Mgr {
@@ -27,7 +43,7 @@ fn setup() -> Mgr {
     let mut t = mgr.begin(Isolation::Snapshot);
     t.put(b"x", b"10").unwrap();
     t.put(b"y", b"20").unwrap();
-    t.commit(&no_wal).unwrap();
+    t.commit(&NoLog).unwrap();
     mgr
 }
 
@@ -42,7 +58,7 @@ fn committed(mgr: &Mgr, k: &str) -> Option<String> {
     get(&mut t, k)
 }
 
-fn conflict(r: lightning_mvcc::Result<Timestamp>) -> Conflict {
+fn conflict(r: lightning_mvcc::Result<Committed>) -> Conflict {
     match r {
         Err(Error::Conflict(c)) => c,
         other => panic!("expected a conflict, got {other:?}"),
@@ -60,10 +76,10 @@ fn g0_dirty_write_is_prevented() {
         t1.put(b"x", b"11").unwrap();
         t2.put(b"x", b"12").unwrap();
         t1.put(b"y", b"21").unwrap();
-        t1.commit(&no_wal).unwrap();
+        t1.commit(&NoLog).unwrap();
         t2.put(b"y", b"22").unwrap();
         assert_eq!(
-            conflict(t2.commit(&no_wal)),
+            conflict(t2.commit(&NoLog)),
             Conflict::WriteWrite { key: b"x".to_vec() }
         );
         assert_eq!(
@@ -83,7 +99,7 @@ fn g1a_aborted_read_is_prevented() {
         assert_eq!(get(&mut t2, "x").as_deref(), Some("10"));
         drop(t1); // rollback
         assert_eq!(get(&mut t2, "x").as_deref(), Some("10"));
-        t2.commit(&no_wal).unwrap();
+        t2.commit(&NoLog).unwrap();
         assert_eq!(committed(&mgr, "x").as_deref(), Some("10"));
     }
 }
@@ -97,7 +113,7 @@ fn g1b_intermediate_read_is_prevented() {
         t1.put(b"x", b"101").unwrap();
         assert_eq!(get(&mut t2, "x").as_deref(), Some("10"));
         t1.put(b"x", b"11").unwrap();
-        t1.commit(&no_wal).unwrap();
+        t1.commit(&NoLog).unwrap();
         assert_eq!(
             get(&mut t2, "x").as_deref(),
             Some("10"),
@@ -116,8 +132,8 @@ fn g1c_circular_information_flow_is_prevented() {
         t2.put(b"y", b"22").unwrap();
         assert_eq!(get(&mut t1, "y").as_deref(), Some("20"));
         assert_eq!(get(&mut t2, "x").as_deref(), Some("10"));
-        t1.commit(&no_wal).unwrap();
-        let r2 = t2.commit(&no_wal);
+        t1.commit(&NoLog).unwrap();
+        let r2 = t2.commit(&NoLog);
         match level {
             // Neither saw the other: no information flowed in a circle.
             Isolation::Snapshot => assert!(r2.is_ok()),
@@ -141,13 +157,13 @@ fn otv_observed_transaction_vanishes_is_prevented() {
         t2.put(b"x", b"12").unwrap();
         t2.put(b"y", b"18").unwrap();
         assert_eq!(get(&mut t3, "x").as_deref(), Some("10"));
-        t1.commit(&no_wal).unwrap();
+        t1.commit(&NoLog).unwrap();
         assert_eq!(
             get(&mut t3, "y").as_deref(),
             Some("20"),
             "t3 keeps its snapshot"
         );
-        assert!(t2.commit(&no_wal).is_err());
+        assert!(t2.commit(&NoLog).is_err());
         assert_eq!(
             (get(&mut t3, "x").as_deref(), get(&mut t3, "y").as_deref()),
             (Some("10"), Some("20"))
@@ -170,7 +186,7 @@ fn pmp_predicate_many_preceders_is_prevented() {
         let mut t2 = mgr.begin(level);
         assert!(t1.scan(range("p/", "p0")).unwrap().is_empty());
         t2.put(b"p/3", b"30").unwrap();
-        t2.commit(&no_wal).unwrap();
+        t2.commit(&NoLog).unwrap();
         assert!(
             t1.scan(range("p/", "p0")).unwrap().is_empty(),
             "the predicate read repeats"
@@ -193,9 +209,9 @@ fn pmp_write_is_prevented() {
         // t2: delete where value = 20 (still sees y = 20).
         assert_eq!(get(&mut t2, "y").as_deref(), Some("20"));
         t2.delete(b"y").unwrap();
-        t1.commit(&no_wal).unwrap();
+        t1.commit(&NoLog).unwrap();
         assert_eq!(
-            conflict(t2.commit(&no_wal)),
+            conflict(t2.commit(&NoLog)),
             Conflict::WriteWrite { key: b"y".to_vec() }
         );
         assert_eq!(
@@ -215,9 +231,9 @@ fn p4_lost_update_is_prevented() {
         let b: u32 = get(&mut t2, "x").unwrap().parse().unwrap();
         t1.put(b"x", (a + 1).to_string().as_bytes()).unwrap();
         t2.put(b"x", (b + 1).to_string().as_bytes()).unwrap();
-        t1.commit(&no_wal).unwrap();
+        t1.commit(&NoLog).unwrap();
         assert_eq!(
-            conflict(t2.commit(&no_wal)),
+            conflict(t2.commit(&NoLog)),
             Conflict::WriteWrite { key: b"x".to_vec() }
         );
         assert_eq!(committed(&mgr, "x").as_deref(), Some("11"));
@@ -235,13 +251,13 @@ fn g_single_read_skew_is_prevented() {
         get(&mut t2, "y");
         t2.put(b"x", b"12").unwrap();
         t2.put(b"y", b"18").unwrap();
-        t2.commit(&no_wal).unwrap();
+        t2.commit(&NoLog).unwrap();
         assert_eq!(
             get(&mut t1, "y").as_deref(),
             Some("20"),
             "x + y stays 30 in t1's view"
         );
-        t1.commit(&no_wal).unwrap();
+        t1.commit(&NoLog).unwrap();
     }
 }
 
@@ -257,7 +273,7 @@ fn g_single_with_predicate_dependencies_is_prevented() {
             2
         );
         t2.put(b"x", b"18").unwrap(); // no longer divisible by 5
-        t2.commit(&no_wal).unwrap();
+        t2.commit(&NoLog).unwrap();
         let again = t1.scan((Bound::Unbounded, Bound::Unbounded)).unwrap();
         assert_eq!(again[0].1, b"10", "the predicate sees the snapshot");
     }
@@ -272,10 +288,10 @@ fn g_single_write_variant_is_prevented() {
         assert_eq!(get(&mut t1, "x").as_deref(), Some("10"));
         t2.put(b"x", b"12").unwrap();
         t2.put(b"y", b"18").unwrap();
-        t2.commit(&no_wal).unwrap();
+        t2.commit(&NoLog).unwrap();
         t1.delete(b"y").unwrap();
         assert_eq!(
-            conflict(t1.commit(&no_wal)),
+            conflict(t1.commit(&NoLog)),
             Conflict::WriteWrite { key: b"y".to_vec() }
         );
     }
@@ -293,8 +309,8 @@ fn g2_item_write_skew_is_allowed_by_snapshot_only() {
         }
         t1.put(b"x", b"11").unwrap();
         t2.put(b"y", b"21").unwrap();
-        t1.commit(&no_wal).unwrap();
-        let r2 = t2.commit(&no_wal);
+        t1.commit(&NoLog).unwrap();
+        let r2 = t2.commit(&NoLog);
         match level {
             Isolation::Snapshot => assert!(r2.is_ok(), "snapshot isolation allows write skew"),
             Isolation::Serializable => {
@@ -319,10 +335,10 @@ fn g2_item_write_skew_through_an_optimistic_get_for_update_is_prevented() {
         assert_eq!(x.as_deref(), Some(&b"10"[..]));
         assert_eq!(get(&mut t2, "y").as_deref(), Some("20"));
         t2.put(b"x", b"11").unwrap();
-        t2.commit(&no_wal).unwrap();
+        t2.commit(&NoLog).unwrap();
         t1.put(b"y", b"21").unwrap();
         assert_eq!(
-            conflict(t1.commit(&no_wal)),
+            conflict(t1.commit(&NoLog)),
             Conflict::WriteWrite { key: b"x".to_vec() },
             "{level:?}: x was read for update and changed by a newer commit"
         );
@@ -350,10 +366,10 @@ fn g2_item_write_skew_through_a_pessimistic_get_for_update_and_an_optimistic_wri
         assert_eq!(x.as_deref(), Some(&b"10"[..]));
         assert_eq!(get(&mut t2, "y").as_deref(), Some("20"));
         t2.put(b"x", b"11").unwrap();
-        t2.commit(&no_wal).unwrap();
+        t2.commit(&NoLog).unwrap();
         t1.put(b"y", b"21").unwrap();
         assert_eq!(
-            conflict(t1.commit(&no_wal)),
+            conflict(t1.commit(&NoLog)),
             Conflict::WriteWrite { key: b"x".to_vec() },
             "{level:?}: x was read for update and changed by a newer commit"
         );
@@ -375,8 +391,8 @@ fn g2_predicate_anti_dependency_cycle_is_allowed_by_snapshot_only() {
         assert!(t2.scan(range("p/", "p0")).unwrap().is_empty());
         t1.put(b"p/1", b"30").unwrap();
         t2.put(b"p/2", b"42").unwrap();
-        t1.commit(&no_wal).unwrap();
-        let r2 = t2.commit(&no_wal);
+        t1.commit(&NoLog).unwrap();
+        let r2 = t2.commit(&NoLog);
         match level {
             Isolation::Snapshot => assert!(r2.is_ok(), "snapshot isolation allows G2"),
             Isolation::Serializable => assert!(matches!(conflict(r2), Conflict::Phantom { .. })),
@@ -385,17 +401,26 @@ fn g2_predicate_anti_dependency_cycle_is_allowed_by_snapshot_only() {
 }
 
 #[test]
-fn a_failed_durability_step_commits_nothing_and_blocks_nothing() {
-    let mgr = setup();
-    let mut t1 = mgr.begin(Isolation::Snapshot);
-    t1.put(b"x", b"99").unwrap();
-    let e = t1.commit(&|_, _| Err("WAL full".into())).unwrap_err();
-    assert!(matches!(e, Error::Durability(_)) && !e.is_retryable());
-    assert_eq!(committed(&mgr, "x").as_deref(), Some("10"));
-    let mut t2 = mgr.begin(Isolation::Snapshot);
-    t2.put(b"z", b"1").unwrap();
-    t2.commit(&no_wal).unwrap();
-    assert_eq!(committed(&mgr, "z").as_deref(), Some("1"));
+fn a_failed_log_commits_nothing_and_blocks_nothing() {
+    for broken in &BROKEN {
+        let mgr = setup();
+        let mut t1 = mgr.begin(Isolation::Snapshot);
+        t1.put(b"x", b"99").unwrap();
+        let e = t1.commit(broken).unwrap_err();
+        match (&e, broken.in_wait) {
+            (Error::LogFailed { ts, cause }, false) | (Error::NotDurable { ts, cause }, true) => {
+                assert_eq!(*ts, Timestamp::new(2));
+                assert!(e.to_string().contains(&cause.to_string()), "{e}");
+            }
+            _ => panic!("the wrong error for a log failing in {broken:?}: {e}"),
+        }
+        assert!(!e.is_retryable());
+        assert_eq!(committed(&mgr, "x").as_deref(), Some("10"));
+        let mut t2 = mgr.begin(Isolation::Snapshot);
+        t2.put(b"z", b"1").unwrap();
+        t2.commit(&NoLog).unwrap();
+        assert_eq!(committed(&mgr, "z").as_deref(), Some("1"));
+    }
 }
 
 #[test]
@@ -406,7 +431,7 @@ fn trimming_on_write_keeps_what_active_snapshots_see() {
     for i in 0..50 {
         let mut t = mgr.begin(Isolation::Snapshot);
         t.put(b"x", i.to_string().as_bytes()).unwrap();
-        t.commit(&no_wal).unwrap();
+        t.commit(&NoLog).unwrap();
     }
     assert_eq!(
         get(&mut reader, "x").as_deref(),
@@ -419,41 +444,46 @@ fn trimming_on_write_keeps_what_active_snapshots_see() {
     drop(reader);
     let mut t = mgr.begin(Isolation::Snapshot);
     t.put(b"x", b"last").unwrap();
-    t.commit(&no_wal).unwrap();
+    t.commit(&NoLog).unwrap();
     // Left: the new version and the one the committing transaction's own snapshot sees.
     assert_eq!(mgr.store().versions(b"x").unwrap().versions().len(), 2);
 }
 
 #[test]
 fn a_failed_commit_causes_no_conflicts_for_others() {
-    let mgr = setup();
-    let mut t2 = mgr.begin(Isolation::Serializable);
-    let mut t1 = mgr.begin(Isolation::Snapshot);
-    t1.put(b"x", b"99").unwrap();
-    assert!(t1.commit(&|_, _| Err("WAL full".into())).is_err());
-    assert_eq!(get(&mut t2, "x").as_deref(), Some("10"));
-    t2.put(b"x", b"11").unwrap();
-    t2.commit(&no_wal).unwrap();
-    assert_eq!(committed(&mgr, "x").as_deref(), Some("11"));
+    for broken in &BROKEN {
+        let mgr = setup();
+        let mut t2 = mgr.begin(Isolation::Serializable);
+        let mut t1 = mgr.begin(Isolation::Snapshot);
+        t1.put(b"x", b"99").unwrap();
+        assert!(t1.commit(broken).is_err());
+        assert_eq!(get(&mut t2, "x").as_deref(), Some("10"));
+        t2.put(b"x", b"11").unwrap();
+        t2.commit(&NoLog).unwrap();
+        assert_eq!(committed(&mgr, "x").as_deref(), Some("11"));
+    }
 }
 
 #[test]
 fn a_failed_commit_leaves_the_earlier_writers_conflicts_in_place() {
-    for level in LEVELS {
+    for (level, broken) in LEVELS
+        .into_iter()
+        .flat_map(|l| BROKEN.iter().map(move |b| (l, b)))
+    {
         let mgr = setup();
         // An old snapshot keeps every later commit in the conflict log.
         let mut late = mgr.begin(level);
         let mut t1 = mgr.begin(Isolation::Snapshot);
         t1.put(b"x", b"11").unwrap();
-        t1.commit(&no_wal).unwrap();
-        // A later writer of the same key whose durability step fails: it never happened,
+        t1.commit(&NoLog).unwrap();
+        // A later writer of the same key whose log fails: it never happened,
         // and the log must still know that `t1` wrote `x`.
         let mut t2 = mgr.begin(Isolation::Snapshot);
         t2.put(b"x", b"12").unwrap();
-        assert!(t2.commit(&|_, _| Err("WAL full".into())).is_err());
+        assert!(t2.commit(broken).is_err());
         late.put(b"x", b"lost update").unwrap();
         assert_eq!(
-            conflict(late.commit(&no_wal)),
+            conflict(late.commit(&NoLog)),
             Conflict::WriteWrite { key: b"x".to_vec() }
         );
         assert_eq!(committed(&mgr, "x").as_deref(), Some("11"));

@@ -2,7 +2,7 @@
 //!
 //! The checker of record is single-threaded: four clients each run six random transactions
 //! (gets, `get_for_update`s, puts, deletes, range scans; optimistic or pessimistic; a few
-//! rolled back or failing their durability step), and a scheduler drawn from the seed picks
+//! rolled back or committing through a log that fails), and a scheduler drawn from the seed picks
 //! which client takes its next step — begin, one operation, or commit — so the
 //! transactions interleave at every step and a seed replays exactly
 //! (`LIGHTNING_TEST_SEED=<seed> LIGHTNING_TEST_SCALE=1`). Pessimistic lock requests that would
@@ -32,8 +32,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use lightning_mvcc::{
-    Error, Isolation, KeyRange, MemStore, Timestamp, Transaction, TxnManager, TxnOptions,
-    VersionList, VersionScan, VersionStore, VersionValue, in_range,
+    CommitLog, Error, Isolation, KeyRange, LogError, Lsn, MemStore, NoLog, Timestamp, Transaction,
+    TxnManager, TxnOptions, VersionList, VersionScan, VersionStore, VersionValue, WriteSet,
+    in_range,
 };
 use lightning_testkit::{Rng, run_seeds, scaled};
 
@@ -91,8 +92,9 @@ impl Txn {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ending {
     Commit,
-    /// Commit with a durability step that fails: nothing of it may reach the store.
-    CommitFailingDurability,
+    /// Commit through a log that fails (in `log` for even tags, in `wait` for odd ones):
+    /// nothing of it may reach the store.
+    CommitFailingLog,
     Rollback,
 }
 
@@ -151,7 +153,7 @@ impl<'m, S: VersionStore> Client<'m, S> {
             });
             let ending = match rng.below(20) {
                 0 => Ending::Rollback,
-                1 => Ending::CommitFailingDurability,
+                1 => Ending::CommitFailingLog,
                 _ => Ending::Commit,
             };
             self.open = Some(Open {
@@ -187,24 +189,46 @@ impl<'m, S: VersionStore> Client<'m, S> {
             ending,
             ..
         } = open;
-        let fail = ending == Ending::CommitFailingDurability;
+        let fail = ending == Ending::CommitFailingLog;
         if ending == Ending::Rollback {
             return Ok(None);
         }
-        match txn.commit(&|_, _| {
-            if fail {
-                Err("injected durability failure".into())
-            } else {
-                Ok(())
-            }
-        }) {
-            Ok(ts) => {
-                rec.commit_ts = ts;
+        let outcome = if fail {
+            txn.commit(&FailingLog {
+                in_wait: rec.tag % 2 == 1,
+            })
+        } else {
+            txn.commit(&NoLog)
+        };
+        match outcome {
+            Ok(c) => {
+                rec.commit_ts = c.ts;
                 Ok(Some(rec))
             }
-            Err(Error::Durability(_)) if fail => Ok(None),
+            Err(Error::LogFailed { .. } | Error::NotDurable { .. }) if fail => Ok(None),
             Err(e) => retryable(rec.tag, &e).map(|()| None),
         }
+    }
+}
+
+/// A log that fails in `log` or in `wait`.
+struct FailingLog {
+    in_wait: bool,
+}
+
+impl CommitLog for FailingLog {
+    type Ticket = ();
+
+    fn log(&self, _: &WriteSet, _: Timestamp) -> Result<(), LogError> {
+        if self.in_wait {
+            Ok(())
+        } else {
+            Err("injected log failure".into())
+        }
+    }
+
+    fn wait(&self, (): ()) -> Result<Lsn, LogError> {
+        Err("injected fsync failure".into())
     }
 }
 
@@ -680,6 +704,7 @@ impl VersionStore for LosingStore {
     fn apply(
         &self,
         commit_ts: Timestamp,
+        lsn: Lsn,
         writes: &[(Vec<u8>, Option<Vec<u8>>)],
         oldest_active: Timestamp,
     ) -> lightning_mvcc::Result<()> {
@@ -687,7 +712,7 @@ impl VersionStore for LosingStore {
             Some((_, kept)) if commit_ts == self.lose_at => kept,
             _ => writes,
         };
-        self.inner.apply(commit_ts, writes, oldest_active)
+        self.inner.apply(commit_ts, lsn, writes, oldest_active)
     }
 }
 
@@ -705,7 +730,7 @@ fn the_checker_notices_a_committed_write_the_store_lost() {
                 .iter()
                 .any(|t| t.commit_ts == Timestamp::new(3) && !t.writes.is_empty())
             {
-                continue; // commit 3 failed its durability step or never came
+                continue; // commit 3 failed in its log or never came
             }
             lossy += 1;
             match check(&mgr, &txns, level) {

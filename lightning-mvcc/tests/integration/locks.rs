@@ -8,8 +8,8 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
 use lightning_mvcc::{
-    Conflict, Error, Isolation, LockManager, LockMode, MemStore, Timestamp, TxnId, TxnManager,
-    TxnOptions,
+    Conflict, Error, Isolation, LockManager, LockMode, MemStore, NoLog, Timestamp, TxnId,
+    TxnManager, TxnOptions,
 };
 
 fn key(i: u64) -> Vec<u8> {
@@ -121,10 +121,9 @@ fn get_for_update_prevents_lost_updates() {
         isolation: Isolation::Snapshot,
         pessimistic: true,
     };
-    let no_wal = |_: Timestamp, _: &[(Vec<u8>, Option<Vec<u8>>)]| Ok(());
     let mut t = mgr.begin(Isolation::Snapshot);
     t.put(b"counter", b"0").unwrap();
-    t.commit(&no_wal).unwrap();
+    t.commit(&NoLog).unwrap();
     std::thread::scope(|s| {
         for _ in 0..4 {
             s.spawn(|| {
@@ -139,7 +138,7 @@ fn get_for_update_prevents_lost_updates() {
                             t.put(b"counter", (v + 1).to_string().as_bytes())?;
                             Ok::<(), Error>(())
                         })();
-                        match attempt.and_then(|()| t.commit(&no_wal).map(drop)) {
+                        match attempt.and_then(|()| t.commit(&NoLog).map(drop)) {
                             Ok(()) => break,
                             Err(e) if e.is_retryable() => {}
                             Err(e) => panic!("{e}"),
@@ -167,10 +166,9 @@ fn a_queued_updater_gets_the_lock_when_the_holder_commits_and_aborts_its_stale_s
         isolation: Isolation::Snapshot,
         pessimistic: true,
     };
-    let no_wal = |_: Timestamp, _: &[(Vec<u8>, Option<Vec<u8>>)]| Ok(());
     let mut t = mgr.begin(Isolation::Snapshot);
     t.put(b"counter", b"0").unwrap();
-    t.commit(&no_wal).unwrap();
+    t.commit(&NoLog).unwrap();
     let mut first = mgr.begin_with(pess);
     assert_eq!(
         first.get_for_update(b"counter").unwrap().as_deref(),
@@ -182,7 +180,7 @@ fn a_queued_updater_gets_the_lock_when_the_holder_commits_and_aborts_its_stale_s
         let waiter = s.spawn(move || second.get_for_update(b"counter").map(drop));
         queued(mgr.locks(), 1);
         first.put(b"counter", b"1").unwrap();
-        first.commit(&no_wal).unwrap();
+        first.commit(&NoLog).unwrap();
         match waiter.join().unwrap() {
             Err(Error::Conflict(c)) => assert_eq!(
                 c,
@@ -199,7 +197,7 @@ fn a_queued_updater_gets_the_lock_when_the_holder_commits_and_aborts_its_stale_s
         Some(&b"1"[..])
     );
     retry.put(b"counter", b"2").unwrap();
-    retry.commit(&no_wal).unwrap();
+    retry.commit(&NoLog).unwrap();
     let mut t = mgr.begin(Isolation::Snapshot);
     assert_eq!(t.get(b"counter").unwrap().as_deref(), Some(&b"2"[..]));
     let locks = mgr.locks().stats();
@@ -214,7 +212,6 @@ fn a_deadlock_between_transactions_aborts_the_younger_and_the_older_commits() {
         isolation: Isolation::Snapshot,
         pessimistic: true,
     };
-    let no_wal = |_: Timestamp, _: &[(Vec<u8>, Option<Vec<u8>>)]| Ok(());
     let mut older = mgr.begin_with(pess);
     let mut younger = mgr.begin_with(pess);
     older.put(b"a", b"1").unwrap();
@@ -222,7 +219,7 @@ fn a_deadlock_between_transactions_aborts_the_younger_and_the_older_commits() {
     std::thread::scope(|s| {
         let o = s.spawn(move || {
             older.put(b"b", b"1")?;
-            older.commit(&no_wal)
+            older.commit(&NoLog)
         });
         // The older waits for `b` first, so the younger's request closes the cycle and it
         // is the victim at once (not woken as one).
@@ -244,10 +241,9 @@ fn a_deadlock_between_transactions_aborts_the_younger_and_the_older_commits() {
 #[test]
 fn an_optimistic_get_for_update_never_waits_for_a_lock() {
     let mgr = TxnManager::new(Arc::new(MemStore::new()), Timestamp::new(0));
-    let no_wal = |_: Timestamp, _: &[(Vec<u8>, Option<Vec<u8>>)]| Ok(());
     let mut t = mgr.begin(Isolation::Snapshot);
     t.put(b"k", b"0").unwrap();
-    t.commit(&no_wal).unwrap();
+    t.commit(&NoLog).unwrap();
     for level in [Isolation::Snapshot, Isolation::Serializable] {
         let mut holder = mgr.begin_with(TxnOptions {
             isolation: level,
@@ -264,7 +260,7 @@ fn an_optimistic_get_for_update_never_waits_for_a_lock() {
             "{level:?}"
         );
         // A read-only optimistic transaction commits at its snapshot.
-        optimistic.commit(&no_wal).unwrap();
+        optimistic.commit(&NoLog).unwrap();
         drop(holder);
     }
     let stats = mgr.locks().stats();

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use lightning_mvcc::{
-    Error, Isolation, KeyRange, MAX_VALUE_LEN, Timestamp, TxnManager, Version, VersionList,
-    VersionScan, VersionStore, VersionValue,
+    Error, Isolation, KeyRange, Lsn, MAX_VALUE_LEN, NoLog, Timestamp, TxnManager, Version,
+    VersionList, VersionScan, VersionStore, VersionValue,
 };
 use lightning_page::PageId;
 
@@ -54,6 +54,7 @@ impl VersionStore for PagedStore {
     fn apply(
         &self,
         commit_ts: Timestamp,
+        _lsn: Lsn,
         writes: &[(Vec<u8>, Option<Vec<u8>>)],
         oldest_active: Timestamp,
     ) -> lightning_mvcc::Result<()> {
@@ -101,14 +102,6 @@ impl VersionStore for PagedStore {
     }
 }
 
-#[expect(
-    clippy::unnecessary_wraps,
-    reason = "the signature the commit pipeline calls"
-)]
-fn no_wal(_ts: Timestamp, _writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), String> {
-    Ok(())
-}
-
 fn big(tag: u8) -> Vec<u8> {
     vec![tag; 1000]
 }
@@ -119,7 +112,7 @@ fn large_values_are_kept_in_overflow_pages_and_read_back() {
     let mut t = mgr.begin(Isolation::Snapshot);
     t.put(b"big", &big(1)).unwrap();
     t.put(b"small", b"inline").unwrap();
-    t.commit(&no_wal).unwrap();
+    t.commit(&NoLog).unwrap();
     assert_eq!(mgr.store().pages(), 1);
     let stored = mgr.store().versions(b"big").unwrap();
     assert_eq!(
@@ -131,7 +124,7 @@ fn large_values_are_kept_in_overflow_pages_and_read_back() {
     let mut old = mgr.begin(Isolation::Snapshot);
     let mut t = mgr.begin(Isolation::Snapshot);
     t.put(b"big", &big(2)).unwrap();
-    t.commit(&no_wal).unwrap();
+    t.commit(&NoLog).unwrap();
     assert_eq!(old.get(b"big").unwrap(), Some(big(1)));
     let rows = old.scan((std::ops::Bound::Unbounded, std::ops::Bound::Unbounded));
     assert_eq!(
@@ -147,7 +140,7 @@ fn large_values_are_kept_in_overflow_pages_and_read_back() {
     // The next write to the key trims the version nobody sees, and its pages go with it.
     let mut t = mgr.begin(Isolation::Snapshot);
     t.put(b"big", &big(3)).unwrap();
-    t.commit(&no_wal).unwrap();
+    t.commit(&NoLog).unwrap();
     let mut t = mgr.begin(Isolation::Snapshot);
     assert_eq!(t.get(b"big").unwrap(), Some(big(3)));
     assert_eq!(
@@ -166,7 +159,7 @@ fn an_overflow_chain_of_the_wrong_length_is_corruption_not_a_wrong_answer() {
     let mgr = TxnManager::new(Arc::new(store), Timestamp::new(0));
     let mut t = mgr.begin(Isolation::Snapshot);
     t.put(b"big", &big(1)).unwrap();
-    t.commit(&no_wal).unwrap();
+    t.commit(&NoLog).unwrap();
     let mut t = mgr.begin(Isolation::Snapshot);
     assert!(matches!(t.get(b"big"), Err(Error::Corrupt(_))));
     let all = (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded);

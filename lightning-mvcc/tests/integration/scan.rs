@@ -8,18 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use lightning_mvcc::{
-    Conflict, Error, Isolation, KeyRange, MemStore, Timestamp, TxnManager, VersionList,
+    Conflict, Error, Isolation, KeyRange, Lsn, MemStore, NoLog, Timestamp, TxnManager, VersionList,
     VersionScan, VersionStore, in_range,
 };
 use proptest::prelude::*;
-
-#[expect(
-    clippy::unnecessary_wraps,
-    reason = "the signature the commit pipeline calls"
-)]
-fn no_wal(_ts: Timestamp, _writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), String> {
-    Ok(())
-}
 
 const ALL: (Bound<Vec<u8>>, Bound<Vec<u8>>) = (Bound::Unbounded, Bound::Unbounded);
 
@@ -44,10 +36,11 @@ impl VersionStore for CountingStore {
     fn apply(
         &self,
         commit_ts: Timestamp,
+        lsn: Lsn,
         writes: &[(Vec<u8>, Option<Vec<u8>>)],
         oldest_active: Timestamp,
     ) -> lightning_mvcc::Result<()> {
-        self.inner.apply(commit_ts, writes, oldest_active)
+        self.inner.apply(commit_ts, lsn, writes, oldest_active)
     }
 }
 
@@ -61,7 +54,7 @@ fn filled(n: u64) -> TxnManager<CountingStore> {
     for i in 0..n {
         t.put(&key(i), b"v").unwrap();
     }
-    t.commit(&no_wal).unwrap();
+    t.commit(&NoLog).unwrap();
     mgr
 }
 
@@ -98,7 +91,7 @@ fn a_commit_goes_through_while_another_transactions_scan_is_open() {
     let mut writer = mgr.begin(Isolation::Snapshot);
     writer.put(&key(250), b"new").unwrap();
     writer.put(&key(9999), b"new").unwrap();
-    writer.commit(&no_wal).unwrap();
+    writer.commit(&NoLog).unwrap();
     // The rest of the scan still reads the reader's snapshot.
     let rest: Vec<_> = scan.collect::<Result<_, _>>().unwrap();
     assert_eq!(rest.len(), 499);
@@ -116,9 +109,9 @@ fn a_serializable_scan_records_its_whole_range_however_far_it_is_read() {
         assert_eq!(t1.range(range).take(rows).count(), rows);
         let mut t2 = mgr.begin(Isolation::Snapshot);
         t2.put(&key(50), b"phantom").unwrap();
-        t2.commit(&no_wal).unwrap();
+        t2.commit(&NoLog).unwrap();
         t1.put(b"elsewhere", b"x").unwrap();
-        match t1.commit(&no_wal) {
+        match t1.commit(&NoLog) {
             Err(Error::Conflict(Conflict::Phantom { start, end })) => {
                 assert_eq!((start, end), (Some(key(0)), Some(key(100))));
             }
@@ -156,7 +149,7 @@ proptest! {
                 t.delete(&[*k]).unwrap();
                 model.remove(&vec![*k]);
             }
-            t.commit(&no_wal).unwrap();
+            t.commit(&NoLog).unwrap();
         }
         let mut t = mgr.begin(Isolation::Snapshot);
         for (k, v) in &mine {
@@ -172,7 +165,7 @@ proptest! {
         for (k, v) in &after {
             let mut other = mgr.begin(Isolation::Snapshot);
             other.put(&[*k], &[*v, 1, 1]).unwrap();
-            other.commit(&no_wal).unwrap();
+            other.commit(&NoLog).unwrap();
         }
         let range: KeyRange = (bound(sk, s), bound(ek, e));
         let got = t.scan(range.clone()).unwrap();

@@ -1,0 +1,114 @@
+//! The logging seam of a commit: the write set, the two-phase [`CommitLog`] hook (the WAL),
+//! and what a commit reports.
+
+use lightning_page::Lsn;
+
+use crate::Timestamp;
+
+/// What a [`CommitLog`] returns when it fails: any error, kept whole as the cause of
+/// [`Error::LogFailed`](crate::Error::LogFailed) or
+/// [`Error::NotDurable`](crate::Error::NotDurable).
+pub type LogError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A committing transaction's writes, in key order, each key once: `(key, Some(value))`
+/// puts, `(key, None)` deletes. What a [`CommitLog`] records and the store applies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteSet {
+    writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl WriteSet {
+    /// The writes, in key order.
+    pub fn as_slice(&self) -> &[(Vec<u8>, Option<Vec<u8>>)] {
+        &self.writes
+    }
+
+    /// The writes as `(key, value)`, in key order (`None`: a delete).
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&[u8], Option<&[u8]>)> + '_ {
+        self.writes
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_deref()))
+    }
+
+    /// How many keys are written.
+    pub fn len(&self) -> usize {
+        self.writes.len()
+    }
+
+    /// Whether nothing is written.
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+}
+
+impl From<std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>> for WriteSet {
+    fn from(map: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> Self {
+        WriteSet {
+            writes: map.into_iter().collect(),
+        }
+    }
+}
+
+/// Where commits are logged before they are applied: the write-ahead log. Two phases, so
+/// that the log's order is the commit-timestamp order while the wait for durability is
+/// shared (group commit):
+///
+/// 1. [`log`](Self::log) is called under the commit ordering — after validation, with the
+///    commit timestamp just issued, before the next commit can be stamped — so records
+///    reach the log in commit-timestamp order, and "replay every record above the
+///    checkpoint LSN, in log order" replays exactly the commits the checkpoint lacks. It
+///    must only append (queue) the record, not wait for I/O: every other commit waits
+///    behind it.
+/// 2. [`wait`](Self::wait) is called outside the ordering, concurrently with other commits'
+///    `log` and `wait`; it returns once the record is durable, with its LSN. The commit then
+///    applies in timestamp order (so in LSN order) and reports the LSN
+///    ([`Committed::lsn`]).
+///
+/// A failure of either phase aborts the commit: nothing is applied or published, and it
+/// causes no conflicts. The log must be prefix-durable: once `wait` has failed for a
+/// ticket it must fail for every later one (a log whose write or fsync failed is poisoned,
+/// as `lightning-wal`'s is), or a later commit would be applied while an earlier record of
+/// unknown fate sits before it in the log.
+///
+/// With `lightning-wal`, `log` is `wal.append(kind, &record, Durability::None)` (queued, not
+/// waited for) and `wait` is `appended.wait()` then `appended.lsn()`.
+pub trait CommitLog {
+    /// What [`log`](Self::log) hands to [`wait`](Self::wait): the record's place in the log.
+    type Ticket;
+
+    /// Appends the record of the commit at `commit_ts`, whose writes are `writes`. Called
+    /// under the commit ordering, in commit-timestamp order.
+    fn log(&self, writes: &WriteSet, commit_ts: Timestamp) -> Result<Self::Ticket, LogError>;
+
+    /// Waits until the record behind `ticket` is durable and returns its LSN. Called outside
+    /// the commit ordering.
+    fn wait(&self, ticket: Self::Ticket) -> Result<Lsn, LogError>;
+}
+
+/// A [`CommitLog`] that logs nothing: commits are not durable, and each reports
+/// [`Lsn::ZERO`] ("before the first record"). For tests and in-memory use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NoLog;
+
+impl CommitLog for NoLog {
+    type Ticket = ();
+
+    fn log(&self, _writes: &WriteSet, _commit_ts: Timestamp) -> Result<(), LogError> {
+        Ok(())
+    }
+
+    fn wait(&self, (): ()) -> Result<Lsn, LogError> {
+        Ok(Lsn::ZERO)
+    }
+}
+
+/// What a successful [`Transaction::commit`](crate::Transaction::commit) reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Committed {
+    /// The commit timestamp; for a transaction that wrote nothing, its snapshot.
+    pub ts: Timestamp,
+    /// The LSN of the commit's log record ([`CommitLog::wait`]'s); `None` for a transaction
+    /// that wrote nothing (it logs no record).
+    pub lsn: Option<Lsn>,
+}
