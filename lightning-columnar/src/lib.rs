@@ -1,0 +1,75 @@
+//! Column segments and vectorized operators for Lightning DB's analytical tables.
+//!
+//! - **Types** ([`DataType`]): bool, i32, i64, f64, decimal (a scaled `i64` with precision
+//!   and scale), utf8, binary, date32 and timestamp (microseconds); every column nullable or
+//!   not ([`Field`], [`Schema`], [`Scalar`]).
+//! - **Vectors** ([`Column`]): typed values with a validity [`Bitmap`]; a [`Batch`] is
+//!   columns under a schema plus an optional selection vector, [`DEFAULT_BATCH_ROWS`] rows
+//!   by default.
+//! - **Segments** ([`segment`]): immutable, self-describing byte strings. A
+//!   [`SegmentWriter`](segment::SegmentWriter) turns batches into row groups of about 100k
+//!   rows, each column chunk encoded by `lightning-compress` with a zone map (min, max, null
+//!   count, distinct estimate) in a checksummed footer. A
+//!   [`SegmentReader`](segment::SegmentReader) reads through a
+//!   [`ByteSource`](segment::ByteSource) (positional reads: the database implements it over
+//!   page extents; slices and vectors implement it in memory), verifies the footer's
+//!   checksum before parsing it and each chunk's before decoding it, and fetches only the
+//!   chunks asked for. Segment bytes are untrusted: damage is an [`Error`] naming the
+//!   segment, the row group and the column, never a panic. The byte layout is in
+//!   `docs/format/columnar.md`.
+//!
+//! The crate knows nothing of pages or transactions: it reads and writes bytes.
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use lightning_columnar::segment::{SegmentId, SegmentReader, SegmentWriter, WriterOptions};
+//! use lightning_columnar::{Batch, Column, DataType, Field, Scalar, Schema};
+//!
+//! let schema = Arc::new(Schema::new(vec![
+//!     Field::new("id", DataType::Int64, false),
+//!     Field::new("name", DataType::Utf8, true),
+//! ])?);
+//! let ids = Column::from_i64(DataType::Int64, (0..10_000).collect(), None)?;
+//! let names: Vec<Scalar> = (0..10_000)
+//!     .map(|i| if i % 3 == 0 { Scalar::Null } else { Scalar::Utf8(format!("n{}", i % 7)) })
+//!     .collect();
+//! let names = Column::from_scalars(DataType::Utf8, &names)?;
+//! let batch = Batch::new(schema.clone(), vec![ids, names])?;
+//!
+//! let mut writer = SegmentWriter::new(schema, WriterOptions::new().row_group_rows(4096))?;
+//! writer.write(&batch)?;
+//! let bytes = writer.finish()?;
+//!
+//! let reader = SegmentReader::open(bytes.as_slice(), SegmentId::new(1))?;
+//! assert_eq!(reader.num_rows(), 10_000);
+//! assert_eq!(reader.row_groups().len(), 3);
+//! let stats = reader.row_groups()[0].chunks()[0].stats();
+//! assert_eq!(stats.max(), Some(&Scalar::Int64(4095)));
+//! let names = reader.read_column(0, 1)?;
+//! assert_eq!(names.value(1), Scalar::Utf8("n1".into()));
+//! assert_eq!(names.value(3), Scalar::Null);
+//! # Ok::<(), lightning_columnar::Error>(())
+//! ```
+//!
+//! # Feature flags
+//!
+//! None yet.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
+
+mod batch;
+mod bitmap;
+mod column;
+mod date;
+mod error;
+pub mod segment;
+mod types;
+
+pub use batch::{Batch, DEFAULT_BATCH_ROWS};
+pub use bitmap::Bitmap;
+pub use column::Column;
+pub use error::{Error, Location, Result};
+pub use types::{DataType, Field, MAX_DECIMAL_PRECISION, MAX_NAME_LEN, Scalar, Schema};

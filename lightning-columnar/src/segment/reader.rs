@@ -1,0 +1,518 @@
+//! Reads segments: the footer on open (checksummed and checked), then only the chunks asked
+//! for, each verified against its checksum before it is decoded.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use lightning_compress as lc;
+
+use crate::batch::Batch;
+use crate::bitmap::Bitmap;
+use crate::column::{Column, Data};
+use crate::error::Location;
+use crate::segment::format::{
+    self, CHUNK_HEADER_LEN, ChunkMeta, FORMAT_VERSION, HEADER_LEN, HEADER_MAGIC, KIND_ALL_NULL,
+    KIND_NO_NULLS, KIND_SOME_NULLS, RowGroupMeta, TRAILER_LEN, TRAILER_MAGIC,
+};
+use crate::segment::{ByteSource, SegmentId};
+use crate::types::{DataType, Physical, Schema};
+use crate::{Error, Result};
+
+/// An open segment: its schema and footer in memory, its chunks read on demand.
+#[derive(Debug)]
+pub struct SegmentReader<S> {
+    source: S,
+    id: SegmentId,
+    schema: Arc<Schema>,
+    groups: Vec<RowGroupMeta>,
+    rows: u64,
+    size: u64,
+    footer_len: u32,
+}
+
+impl<S: ByteSource> SegmentReader<S> {
+    /// Opens the segment `id` held by `source`: reads and checks the header and trailer,
+    /// verifies the footer's checksum, then parses and checks the footer (chunks must tile
+    /// the bytes between header and footer). No chunk is read.
+    pub fn open(source: S, id: SegmentId) -> Result<SegmentReader<S>> {
+        let corrupt = |at, reason| Error::Corrupt {
+            segment: id,
+            at,
+            reason,
+        };
+        let size = source.size().map_err(|e| Error::Io {
+            segment: id,
+            offset: 0,
+            len: 0,
+            source: e,
+        })?;
+        if size < (HEADER_LEN + TRAILER_LEN) as u64 {
+            return Err(corrupt(
+                Location::Trailer,
+                "shorter than a header and a trailer",
+            ));
+        }
+        let read = |offset: u64, len: usize| {
+            source.read_at(offset, len).map_err(|e| Error::Io {
+                segment: id,
+                offset,
+                len: len as u64,
+                source: e,
+            })
+        };
+        check_header(&read(0, HEADER_LEN)?, id)?;
+        let trailer_at = size - TRAILER_LEN as u64;
+        let (footer_at, footer_len, footer_crc) =
+            parse_trailer(&read(trailer_at, TRAILER_LEN)?, id, trailer_at)?;
+        let footer = read(footer_at, footer_len as usize)?;
+        let actual = crc32c::crc32c(&footer);
+        if actual != footer_crc {
+            return Err(Error::ChecksumMismatch {
+                segment: id,
+                at: Location::Footer,
+                expected: footer_crc,
+                actual,
+            });
+        }
+        let (fields, groups, rows) =
+            format::parse_footer(&footer).map_err(|r| corrupt(Location::Footer, r))?;
+        // Chunks tile [HEADER_LEN, footer_at) in order.
+        let mut at = HEADER_LEN as u64;
+        for g in &groups {
+            for c in &g.chunks {
+                if c.offset != at || (c.len as usize) < CHUNK_HEADER_LEN {
+                    return Err(corrupt(
+                        Location::Footer,
+                        "chunk offsets do not tile the segment",
+                    ));
+                }
+                at += u64::from(c.len);
+            }
+        }
+        if at != footer_at {
+            return Err(corrupt(
+                Location::Footer,
+                "chunks do not end where the footer starts",
+            ));
+        }
+        let schema = Schema::new(fields).map_err(|_| corrupt(Location::Footer, "bad schema"))?;
+        drop(footer);
+        Ok(SegmentReader {
+            source,
+            id,
+            schema: Arc::new(schema),
+            groups,
+            rows,
+            size,
+            footer_len,
+        })
+    }
+
+    /// The segment's id (named in every error).
+    pub fn id(&self) -> SegmentId {
+        self.id
+    }
+
+    /// The schema.
+    pub fn schema(&self) -> &Arc<Schema> {
+        &self.schema
+    }
+
+    /// Total rows.
+    pub fn num_rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Total bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The row groups, with their chunks' offsets, encodings and zone maps.
+    pub fn row_groups(&self) -> &[RowGroupMeta] {
+        &self.groups
+    }
+
+    fn location(&self, row_group: usize, column: usize) -> Location {
+        Location::Chunk {
+            row_group: u32::try_from(row_group).unwrap_or(u32::MAX),
+            column: u32::try_from(column).unwrap_or(u32::MAX),
+            name: self
+                .schema
+                .field(column)
+                .map_or_else(String::new, |f| f.name().to_owned()),
+        }
+    }
+
+    fn meta(&self, row_group: usize, column: usize) -> Result<(&RowGroupMeta, &ChunkMeta)> {
+        let g = self
+            .groups
+            .get(row_group)
+            .ok_or_else(|| Error::InvalidArgument {
+                reason: format!(
+                    "row group {row_group} is past the segment's {}",
+                    self.groups.len()
+                ),
+            })?;
+        let c = g.chunks.get(column).ok_or_else(|| Error::InvalidArgument {
+            reason: format!(
+                "column {column} is past the segment's {} columns",
+                self.schema.len()
+            ),
+        })?;
+        Ok((g, c))
+    }
+
+    /// Reads one chunk's bytes and verifies their checksum (nothing is decoded).
+    pub fn chunk(&self, row_group: usize, column: usize) -> Result<Chunk<'_>> {
+        let (g, meta) = self.meta(row_group, column)?;
+        let at = self.location(row_group, column);
+        let bytes = self
+            .source
+            .read_at(meta.offset, meta.len as usize)
+            .map_err(|e| Error::Io {
+                segment: self.id,
+                offset: meta.offset,
+                len: u64::from(meta.len),
+                source: e,
+            })?;
+        let actual = crc32c::crc32c(&bytes);
+        if actual != meta.crc {
+            return Err(Error::ChecksumMismatch {
+                segment: self.id,
+                at,
+                expected: meta.crc,
+                actual,
+            });
+        }
+        let data_type = self.schema.fields()[column].data_type();
+        Chunk::parse(
+            bytes,
+            self.id,
+            at,
+            data_type,
+            g.rows as usize,
+            meta.stats.null_count as usize,
+        )
+    }
+
+    /// Reads and decodes one column of one row group.
+    pub fn read_column(&self, row_group: usize, column: usize) -> Result<Column> {
+        self.chunk(row_group, column)?.decode()
+    }
+
+    /// Reads the columns `columns` (schema indices, in that order) of one row group.
+    pub fn read_row_group(&self, row_group: usize, columns: &[usize]) -> Result<Batch> {
+        let schema = Arc::new(self.schema.project(columns)?);
+        let cols = columns
+            .iter()
+            .map(|c| self.read_column(row_group, *c))
+            .collect::<Result<Vec<_>>>()?;
+        if cols.is_empty() {
+            return Ok(Batch::empty(schema));
+        }
+        Batch::new(schema, cols)
+    }
+
+    /// Reads and decodes every chunk: a full check of the segment.
+    pub fn verify(&self) -> Result<()> {
+        for g in 0..self.groups.len() {
+            for c in 0..self.schema.len() {
+                self.read_column(g, c)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A stable, human-readable account of the layout: sizes, row groups, and per chunk its
+    /// offset, length, encoding and zone map.
+    pub fn layout_summary(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "segment {}: format v{FORMAT_VERSION}, {} bytes, {} rows, {} row groups, footer {} bytes",
+            self.id,
+            self.size,
+            self.rows,
+            self.groups.len(),
+            self.footer_len
+        );
+        let _ = writeln!(s, "schema {}", self.schema);
+        for (i, g) in self.groups.iter().enumerate() {
+            let _ = writeln!(s, "row group {i}: {} rows", g.rows);
+            for (f, c) in self.schema.fields().iter().zip(&g.chunks) {
+                let st = &c.stats;
+                let show = |v: Option<&crate::Scalar>| v.map_or("-".into(), ToString::to_string);
+                let _ = writeln!(
+                    s,
+                    "  {:<12} @{:<6} {:>6} B  {:<11} nulls {:<4} distinct~{:<5} min {} max {}",
+                    f.name(),
+                    c.offset,
+                    c.len,
+                    c.encoding.to_string(),
+                    st.null_count,
+                    st.distinct,
+                    show(st.min()),
+                    show(st.max()),
+                );
+            }
+        }
+        s
+    }
+}
+
+fn check_header(header: &[u8], id: SegmentId) -> Result<()> {
+    let corrupt = |reason| Error::Corrupt {
+        segment: id,
+        at: Location::Header,
+        reason,
+    };
+    if header[..8] != HEADER_MAGIC {
+        return Err(corrupt("not a column segment (bad magic)"));
+    }
+    let version = u16::from_le_bytes([header[8], header[9]]);
+    if version != FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion {
+            segment: id,
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    if header[10..].iter().any(|b| *b != 0) {
+        return Err(corrupt("reserved bytes are not zero"));
+    }
+    Ok(())
+}
+
+/// The footer's offset, length and checksum from a checked trailer found at `trailer_at`.
+fn parse_trailer(t: &[u8], id: SegmentId, trailer_at: u64) -> Result<(u64, u32, u32)> {
+    let corrupt = |reason| Error::Corrupt {
+        segment: id,
+        at: Location::Trailer,
+        reason,
+    };
+    if t[24..] != TRAILER_MAGIC {
+        return Err(corrupt("bad trailer magic (truncated?)"));
+    }
+    let le32 = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    let stored = le32(&t[16..20]);
+    let actual = crc32c::crc32c(&t[..16]);
+    if stored != actual {
+        return Err(Error::ChecksumMismatch {
+            segment: id,
+            at: Location::Trailer,
+            expected: stored,
+            actual,
+        });
+    }
+    let version = u16::from_le_bytes([t[20], t[21]]);
+    if version != FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion {
+            segment: id,
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    if t[22..24] != [0, 0] {
+        return Err(corrupt("reserved bytes are not zero"));
+    }
+    let mut off = [0u8; 8];
+    off.copy_from_slice(&t[..8]);
+    let footer_at = u64::from_le_bytes(off);
+    let footer_len = le32(&t[8..12]);
+    if footer_at < HEADER_LEN as u64
+        || footer_at.checked_add(u64::from(footer_len)) != Some(trailer_at)
+    {
+        return Err(corrupt(
+            "the footer's offset and length do not end at the trailer",
+        ));
+    }
+    Ok((footer_at, footer_len, le32(&t[12..16])))
+}
+
+/// One column chunk whose checksum matched: its validity and data blocks, not yet decoded.
+#[derive(Debug)]
+pub struct Chunk<'a> {
+    bytes: Cow<'a, [u8]>,
+    segment: SegmentId,
+    at: Location,
+    data_type: DataType,
+    rows: usize,
+    kind: u8,
+    nulls: usize,
+    validity: std::ops::Range<usize>,
+}
+
+impl<'a> Chunk<'a> {
+    fn parse(
+        bytes: Cow<'a, [u8]>,
+        segment: SegmentId,
+        at: Location,
+        data_type: DataType,
+        rows: usize,
+        nulls: usize,
+    ) -> Result<Chunk<'a>> {
+        let corrupt = |reason| Error::Corrupt {
+            segment,
+            at: at.clone(),
+            reason,
+        };
+        let mut r = format::Reader::new(&bytes);
+        let head = r.take(CHUNK_HEADER_LEN).map_err(corrupt)?;
+        let kind = head[0];
+        if head[1..4] != [0, 0, 0] {
+            return Err(corrupt("reserved chunk bytes are not zero"));
+        }
+        let vlen = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        let expected_kind = if nulls == 0 {
+            KIND_NO_NULLS
+        } else if nulls == rows {
+            KIND_ALL_NULL
+        } else {
+            KIND_SOME_NULLS
+        };
+        if kind != expected_kind {
+            return Err(corrupt("the chunk kind disagrees with its null count"));
+        }
+        if (kind == KIND_SOME_NULLS) != (vlen > 0) {
+            return Err(corrupt(
+                "a validity block where none belongs, or none where one does",
+            ));
+        }
+        if vlen > r.remaining() {
+            return Err(corrupt("the validity block runs past the chunk"));
+        }
+        if kind == KIND_ALL_NULL && r.remaining() != 0 {
+            return Err(corrupt("bytes after an all-null chunk's header"));
+        }
+        Ok(Chunk {
+            segment,
+            data_type,
+            rows,
+            kind,
+            nulls,
+            validity: CHUNK_HEADER_LEN..CHUNK_HEADER_LEN + vlen,
+            at,
+            bytes,
+        })
+    }
+
+    fn decode_err(&self, source: lc::Error) -> Error {
+        Error::Decode {
+            segment: self.segment,
+            at: self.at.clone(),
+            source,
+        }
+    }
+
+    fn corrupt(&self, reason: &'static str) -> Error {
+        Error::Corrupt {
+            segment: self.segment,
+            at: self.at.clone(),
+            reason,
+        }
+    }
+
+    /// Rows in the chunk.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The data block (empty for an all-null chunk).
+    pub(crate) fn data_block(&self) -> &[u8] {
+        &self.bytes[self.validity.end..]
+    }
+
+    /// The validity bitmap: `None` when no value is null.
+    pub fn validity(&self) -> Result<Option<Bitmap>> {
+        match self.kind {
+            KIND_NO_NULLS => Ok(None),
+            KIND_ALL_NULL => Ok(Some(Bitmap::new(self.rows, false))),
+            _ => {
+                let mut bits = Vec::with_capacity(self.rows);
+                lc::decode_bools(&self.bytes[self.validity.clone()], &mut bits)
+                    .map_err(|e| self.decode_err(e))?;
+                if bits.len() != self.rows {
+                    return Err(self.corrupt("the validity block's length disagrees with the rows"));
+                }
+                let v = Bitmap::from_bools(&bits);
+                let nulls = v.len() - v.count_ones();
+                if nulls != self.nulls {
+                    return Err(self.corrupt("the validity block disagrees with the null count"));
+                }
+                Ok(Some(v))
+            }
+        }
+    }
+
+    /// Whether every value is null.
+    pub fn all_null(&self) -> bool {
+        self.kind == KIND_ALL_NULL
+    }
+
+    /// Decodes the chunk into a column.
+    pub fn decode(&self) -> Result<Column> {
+        let validity = self.validity()?;
+        if self.all_null() {
+            return Ok(Column::nulls(self.data_type, self.rows));
+        }
+        let data = self.decode_data()?;
+        if data.len() != self.rows {
+            return Err(self.corrupt("the data block's length disagrees with the rows"));
+        }
+        Column::from_parts(self.data_type, data, validity)
+            .map_err(|_| self.corrupt("a utf8 chunk holds bytes that are not UTF-8"))
+    }
+
+    fn decode_data(&self) -> Result<Data> {
+        let block = self.data_block();
+        let err = |e| self.decode_err(e);
+        Ok(match self.data_type.physical() {
+            Physical::Bool => {
+                let mut out = Vec::with_capacity(self.rows);
+                lc::decode_bools(block, &mut out).map_err(err)?;
+                Data::Bool(out)
+            }
+            Physical::I32 => {
+                let keys = self.decode_keys(block)?;
+                let mut out = Vec::with_capacity(keys.len());
+                for k in keys {
+                    out.push(
+                        i32::try_from(lc::i64_from_key(k))
+                            .map_err(|_| self.corrupt("an i32 value out of range"))?,
+                    );
+                }
+                Data::I32(out)
+            }
+            Physical::I64 => {
+                let keys = self.decode_keys(block)?;
+                // Same size and alignment: collected in place.
+                Data::I64(keys.into_iter().map(lc::i64_from_key).collect())
+            }
+            Physical::F64 => {
+                let mut out = Vec::with_capacity(self.rows);
+                lc::decode_f64(block, &mut out).map_err(err)?;
+                Data::F64(out)
+            }
+            Physical::Bytes => {
+                let mut data = Vec::new();
+                let mut ends = Vec::with_capacity(self.rows);
+                lc::decode_strings_into(block, &mut data, &mut ends).map_err(err)?;
+                let mut offsets = Vec::with_capacity(ends.len() + 1);
+                offsets.push(0);
+                offsets.extend_from_slice(&ends);
+                Data::Bytes { data, offsets }
+            }
+        })
+    }
+
+    fn decode_keys(&self, block: &[u8]) -> Result<Vec<u64>> {
+        let mut keys = vec![0u64; self.rows];
+        let n = lc::decode_into(block, &mut keys).map_err(|e| self.decode_err(e))?;
+        if n != self.rows {
+            return Err(self.corrupt("the data block's length disagrees with the rows"));
+        }
+        Ok(keys)
+    }
+}
