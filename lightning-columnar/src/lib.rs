@@ -65,6 +65,7 @@ mod bitmap;
 mod column;
 mod date;
 mod error;
+mod expr;
 pub mod segment;
 mod types;
 
@@ -72,4 +73,5 @@ pub use batch::{Batch, DEFAULT_BATCH_ROWS};
 pub use bitmap::Bitmap;
 pub use column::Column;
 pub use error::{Error, Location, Result};
+pub use expr::{BinaryOp, DatePart, Expr, col, filter, lit, project};
 pub use types::{DataType, Field, MAX_DECIMAL_PRECISION, MAX_NAME_LEN, Scalar, Schema};
