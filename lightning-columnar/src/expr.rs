@@ -410,8 +410,8 @@ impl Expr {
             (as_i64(l), as_i64(r))
         } else {
             (
-                rescale(l, target).ok_or_else(overflow)?,
-                rescale(r, target).ok_or_else(overflow)?,
+                rescale(l, target, valid.as_ref()).ok_or_else(overflow)?,
+                rescale(r, target, valid.as_ref()).ok_or_else(overflow)?,
             )
         };
         debug_assert!(op != BinaryOp::Mul || sa + sb == target);
@@ -585,8 +585,8 @@ fn as_i64(c: &Column) -> Vec<i64> {
 }
 
 /// The scaled integers of an integer or decimal column at scale `target` (>= its own);
-/// `None` when a valid value overflows.
-fn rescale(c: &Column, target: u8) -> Option<Vec<i64>> {
+/// `None` when a value of a row valid in `valid` (all rows: `None`) overflows.
+fn rescale(c: &Column, target: u8, valid: Option<&Bitmap>) -> Option<Vec<i64>> {
     let v = as_i64(c);
     let s = c.data_type().scale();
     if s == target {
@@ -597,7 +597,7 @@ fn rescale(c: &Column, target: u8) -> Option<Vec<i64>> {
         .enumerate()
         .map(|(i, x)| match x.checked_mul(p) {
             Some(y) => Some(y),
-            None if !c.is_valid(i) => Some(0),
+            None if valid.is_some_and(|v| !v.get(i)) => Some(0),
             None => None,
         })
         .collect()

@@ -60,6 +60,7 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+mod aggregate;
 mod batch;
 mod bitmap;
 mod column;
@@ -69,6 +70,9 @@ mod expr;
 pub mod segment;
 mod types;
 
+pub use aggregate::{
+    AggFunc, Aggregate, HashAggregate, avg, count, count_distinct, count_star, max, min, sum,
+};
 pub use batch::{Batch, DEFAULT_BATCH_ROWS};
 pub use bitmap::Bitmap;
 pub use column::Column;

@@ -13,6 +13,7 @@ use std::fmt;
 pub use format::{ChunkMeta, Encoding, FORMAT_VERSION, RowGroupMeta};
 pub use reader::{Chunk, SegmentReader};
 pub use source::ByteSource;
+pub(crate) use stats::canonical_f64_bits;
 pub use stats::{ChunkStats, MAX_STAT_BYTES};
 pub use writer::{DEFAULT_ROW_GROUP_ROWS, SegmentWriter, WriterOptions};
 

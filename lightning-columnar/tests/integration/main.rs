@@ -6,8 +6,11 @@
     clippy::cast_possible_wrap,
     clippy::cast_precision_loss,
     clippy::cast_sign_loss,
-    reason = "test data: small counters and random bits"
+    clippy::many_single_char_names,
+    reason = "test data: small counters and random bits; the reference reads like the algebra"
 )]
 
 mod common;
+mod operators;
+mod reference;
 mod segment;

@@ -1,0 +1,667 @@
+//! Aggregates (count, count distinct, sum, min, max, avg) with or without hash group-by.
+//! Nulls are skipped (`COUNT(*)` counts rows); with no group-by an empty input gives one
+//! row (count 0, the others null).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::batch::Batch;
+use crate::column::{Column, ColumnBuilder, Data};
+use crate::expr::Expr;
+use crate::types::{DataType, Field, MAX_DECIMAL_PRECISION, Scalar, Schema, f64_cmp};
+use crate::{Error, Result};
+
+/// An aggregate function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AggFunc {
+    /// `COUNT(*)`: rows.
+    CountStar,
+    /// `COUNT(e)`: non-null values.
+    Count,
+    /// `COUNT(DISTINCT e)`.
+    CountDistinct,
+    /// `SUM(e)`: integers to i64, decimals to decimal(18, s), doubles to f64.
+    Sum,
+    /// `MIN(e)` (doubles: NaN above every number).
+    Min,
+    /// `MAX(e)`.
+    Max,
+    /// `AVG(e)` as f64.
+    Avg,
+}
+
+/// An aggregate: a function of an expression, with an output name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregate {
+    func: AggFunc,
+    expr: Option<Expr>,
+    name: String,
+}
+
+impl Aggregate {
+    /// The aggregate with another output name.
+    #[must_use]
+    pub fn alias(mut self, name: impl Into<String>) -> Aggregate {
+        self.name = name.into();
+        self
+    }
+
+    /// The function.
+    pub fn func(&self) -> AggFunc {
+        self.func
+    }
+
+    /// The argument (`None` for `COUNT(*)`).
+    pub fn expr(&self) -> Option<&Expr> {
+        self.expr.as_ref()
+    }
+
+    /// The output name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn output_type(&self, schema: &Schema) -> Result<DataType> {
+        let Some(e) = &self.expr else {
+            return Ok(DataType::Int64);
+        };
+        let t = e.data_type(schema)?;
+        let bad = |why: &str| Error::Type {
+            expr: format!("{:?}({e})", self.func),
+            reason: why.into(),
+        };
+        Ok(match self.func {
+            AggFunc::CountStar | AggFunc::Count | AggFunc::CountDistinct => DataType::Int64,
+            AggFunc::Min | AggFunc::Max => t,
+            AggFunc::Sum => match t {
+                DataType::Int32 | DataType::Int64 => DataType::Int64,
+                DataType::Float64 => DataType::Float64,
+                DataType::Decimal { scale, .. } => DataType::Decimal {
+                    precision: MAX_DECIMAL_PRECISION,
+                    scale,
+                },
+                _ => return Err(bad("SUM needs a number")),
+            },
+            AggFunc::Avg => {
+                if !t.is_numeric() {
+                    return Err(bad("AVG needs a number"));
+                }
+                DataType::Float64
+            }
+        })
+    }
+}
+
+fn agg(func: AggFunc, e: Expr, name: &str) -> Aggregate {
+    Aggregate {
+        name: format!("{name}({e})"),
+        func,
+        expr: Some(e),
+    }
+}
+
+/// `COUNT(*)`
+pub fn count_star() -> Aggregate {
+    Aggregate {
+        func: AggFunc::CountStar,
+        expr: None,
+        name: "count(*)".into(),
+    }
+}
+/// `COUNT(e)`
+pub fn count(e: Expr) -> Aggregate {
+    agg(AggFunc::Count, e, "count")
+}
+/// `COUNT(DISTINCT e)`
+pub fn count_distinct(e: Expr) -> Aggregate {
+    agg(AggFunc::CountDistinct, e, "count_distinct")
+}
+/// `SUM(e)`
+pub fn sum(e: Expr) -> Aggregate {
+    agg(AggFunc::Sum, e, "sum")
+}
+/// `MIN(e)`
+pub fn min(e: Expr) -> Aggregate {
+    agg(AggFunc::Min, e, "min")
+}
+/// `MAX(e)`
+pub fn max(e: Expr) -> Aggregate {
+    agg(AggFunc::Max, e, "max")
+}
+/// `AVG(e)`
+pub fn avg(e: Expr) -> Aggregate {
+    agg(AggFunc::Avg, e, "avg")
+}
+
+/// Per-group state of one aggregate.
+#[derive(Debug, Clone)]
+enum State {
+    Count(Vec<i64>),
+    /// Integer or decimal sums (exact), and whether any value was seen.
+    SumInt(Vec<i128>, Vec<bool>),
+    SumF64(Vec<f64>, Vec<bool>),
+    /// Min or max of any type (`None`: no value yet).
+    Best(Vec<Option<Scalar>>),
+    BestI64(Vec<Option<i64>>),
+    BestF64(Vec<Option<f64>>),
+    Distinct(Vec<HashSet<Vec<u8>>>),
+    /// Sums, counts, and the input's decimal scale.
+    AvgInt(Vec<i128>, Vec<i64>, u8),
+    AvgF64(Vec<f64>, Vec<i64>),
+}
+
+impl State {
+    fn new(func: AggFunc, input: Option<DataType>) -> State {
+        let t = input.unwrap_or(DataType::Int64);
+        match func {
+            AggFunc::CountStar | AggFunc::Count => State::Count(Vec::new()),
+            AggFunc::CountDistinct => State::Distinct(Vec::new()),
+            AggFunc::Sum if t == DataType::Float64 => State::SumF64(Vec::new(), Vec::new()),
+            AggFunc::Sum => State::SumInt(Vec::new(), Vec::new()),
+            AggFunc::Avg if t == DataType::Float64 => State::AvgF64(Vec::new(), Vec::new()),
+            AggFunc::Avg => State::AvgInt(Vec::new(), Vec::new(), t.scale()),
+            AggFunc::Min | AggFunc::Max => match t {
+                DataType::Int64 | DataType::Decimal { .. } | DataType::Timestamp => {
+                    State::BestI64(Vec::new())
+                }
+                DataType::Float64 => State::BestF64(Vec::new()),
+                _ => State::Best(Vec::new()),
+            },
+        }
+    }
+
+    fn grow(&mut self, groups: usize) {
+        match self {
+            State::Count(v) => v.resize(groups, 0),
+            State::SumInt(s, seen) => {
+                s.resize(groups, 0);
+                seen.resize(groups, false);
+            }
+            State::SumF64(s, seen) => {
+                s.resize(groups, 0.0);
+                seen.resize(groups, false);
+            }
+            State::Best(v) => v.resize(groups, None),
+            State::BestI64(v) => v.resize(groups, None),
+            State::BestF64(v) => v.resize(groups, None),
+            State::Distinct(v) => v.resize(groups, HashSet::new()),
+            State::AvgInt(s, c, _) => {
+                s.resize(groups, 0);
+                c.resize(groups, 0);
+            }
+            State::AvgF64(s, c) => {
+                s.resize(groups, 0.0);
+                c.resize(groups, 0);
+            }
+        }
+    }
+}
+
+/// Hash aggregation: feed batches with [`HashAggregate::push`], combine per-thread states
+/// with [`HashAggregate::merge`], then [`HashAggregate::finish`] into one batch (groups in
+/// order of first appearance).
+#[derive(Debug, Clone)]
+pub struct HashAggregate {
+    input: Arc<Schema>,
+    group_by: Vec<(String, Expr)>,
+    aggs: Vec<Aggregate>,
+    output: Arc<Schema>,
+    groups: HashMap<Vec<u8>, u32>,
+    keys: Vec<Vec<Scalar>>,
+    states: Vec<State>,
+    key_buf: Vec<u8>,
+}
+
+impl HashAggregate {
+    /// An aggregation of batches of `input`, grouped by `group_by` (named expressions;
+    /// empty: one group).
+    pub fn new(
+        input: Arc<Schema>,
+        group_by: Vec<(String, Expr)>,
+        aggs: Vec<Aggregate>,
+    ) -> Result<HashAggregate> {
+        let mut fields = Vec::with_capacity(group_by.len() + aggs.len());
+        for (name, e) in &group_by {
+            fields.push(Field::new(name, e.data_type(&input)?, true));
+        }
+        let mut states = Vec::with_capacity(aggs.len());
+        for a in &aggs {
+            let t = a.output_type(&input)?;
+            let nullable = !matches!(
+                a.func,
+                AggFunc::CountStar | AggFunc::Count | AggFunc::CountDistinct
+            );
+            fields.push(Field::new(&a.name, t, nullable));
+            let input_type = a.expr.as_ref().map(|e| e.data_type(&input)).transpose()?;
+            states.push(State::new(a.func, input_type));
+        }
+        let output = Arc::new(Schema::new(fields)?);
+        let mut h = HashAggregate {
+            input,
+            group_by,
+            aggs,
+            output,
+            groups: HashMap::new(),
+            keys: Vec::new(),
+            states,
+            key_buf: Vec::new(),
+        };
+        if h.group_by.is_empty() {
+            h.groups.insert(Vec::new(), 0);
+            h.keys.push(Vec::new());
+            h.states.iter_mut().for_each(|s| s.grow(1));
+        }
+        Ok(h)
+    }
+
+    /// The output schema: the group-by columns, then the aggregates.
+    pub fn schema(&self) -> &Arc<Schema> {
+        &self.output
+    }
+
+    /// Adds the (selected) rows of a batch.
+    pub fn push(&mut self, batch: &Batch) -> Result<()> {
+        if batch.schema().as_ref() != self.input.as_ref() {
+            return Err(Error::SchemaMismatch {
+                reason: format!(
+                    "aggregating batches of {} with an aggregation over {}",
+                    batch.schema(),
+                    self.input
+                ),
+            });
+        }
+        let rows: Vec<usize> = match batch.selection() {
+            Some(s) => s.iter().map(|r| *r as usize).collect(),
+            None => (0..batch.physical_rows()).collect(),
+        };
+        let gids = self.group_ids(batch, &rows)?;
+        let groups = self.keys.len();
+        for (a, state) in self.aggs.iter().zip(&mut self.states) {
+            state.grow(groups);
+            let col = match &a.expr {
+                Some(e) => Some(e.eval(batch)?),
+                None => None,
+            };
+            update(state, a.func, col.as_ref(), &rows, &gids);
+        }
+        Ok(())
+    }
+
+    fn group_ids(&mut self, batch: &Batch, rows: &[usize]) -> Result<Vec<u32>> {
+        if self.group_by.is_empty() {
+            return Ok(vec![0; rows.len()]);
+        }
+        let cols = self
+            .group_by
+            .iter()
+            .map(|(_, e)| e.eval(batch))
+            .collect::<Result<Vec<_>>>()?;
+        let mut gids = Vec::with_capacity(rows.len());
+        for &r in rows {
+            self.key_buf.clear();
+            for c in &cols {
+                key_bytes(c, r, &mut self.key_buf);
+            }
+            let id = if let Some(id) = self.groups.get(self.key_buf.as_slice()) {
+                *id
+            } else {
+                let id = u32::try_from(self.keys.len()).map_err(|_| Error::InvalidArgument {
+                    reason: "more than 2^32 groups".into(),
+                })?;
+                self.groups.insert(self.key_buf.clone(), id);
+                self.keys.push(cols.iter().map(|c| c.value(r)).collect());
+                id
+            };
+            gids.push(id);
+        }
+        Ok(gids)
+    }
+
+    /// Folds another aggregation of the same query (another thread's) into this one.
+    pub fn merge(&mut self, other: HashAggregate) -> Result<()> {
+        if other.output != self.output || other.group_by != self.group_by {
+            return Err(Error::InvalidArgument {
+                reason: "merging aggregations of different queries".into(),
+            });
+        }
+        // Map other's group ids to ours.
+        let mut by_id: Vec<Option<Vec<u8>>> = vec![None; other.keys.len()];
+        for (k, id) in other.groups {
+            by_id[id as usize] = Some(k);
+        }
+        let mut map = Vec::with_capacity(by_id.len());
+        for (i, k) in by_id.into_iter().enumerate() {
+            let k = k.unwrap_or_default();
+            let id = if let Some(id) = self.groups.get(&k) {
+                *id
+            } else {
+                let id = u32::try_from(self.keys.len()).unwrap_or(u32::MAX);
+                self.groups.insert(k, id);
+                self.keys.push(other.keys[i].clone());
+                id
+            };
+            map.push(id as usize);
+        }
+        let groups = self.keys.len();
+        for ((mine, theirs), a) in self.states.iter_mut().zip(other.states).zip(&self.aggs) {
+            mine.grow(groups);
+            merge_state(a.func, mine, theirs, &map);
+        }
+        Ok(())
+    }
+
+    /// The result: one row per group.
+    pub fn finish(self) -> Result<Batch> {
+        let mut columns = Vec::with_capacity(self.output.len());
+        for (i, _) in self.group_by.iter().enumerate() {
+            let t = self.output.fields()[i].data_type();
+            let vals: Vec<Scalar> = self.keys.iter().map(|k| k[i].clone()).collect();
+            columns.push(Column::from_scalars(t, &vals)?);
+        }
+        for (j, (a, state)) in self.aggs.iter().zip(self.states).enumerate() {
+            let t = self.output.fields()[self.group_by.len() + j].data_type();
+            columns.push(finish_state(a, state, t)?);
+        }
+        Batch::new(self.output, columns)
+    }
+}
+
+/// Appends a value's group-key bytes: a validity byte, then a fixed 8 bytes or a
+/// length-prefixed string (equal values give equal bytes; `-0.0` and NaNs canonical).
+pub(crate) fn key_bytes(c: &Column, r: usize, out: &mut Vec<u8>) {
+    if !c.is_valid(r) {
+        out.push(0);
+        return;
+    }
+    out.push(1);
+    match c.data() {
+        Data::Bool(v) => out.push(u8::from(v[r])),
+        Data::I32(v) => out.extend_from_slice(&v[r].to_le_bytes()),
+        Data::I64(v) => out.extend_from_slice(&v[r].to_le_bytes()),
+        Data::F64(v) => {
+            out.extend_from_slice(&crate::segment::canonical_f64_bits(v[r]).to_le_bytes());
+        }
+        Data::Bytes { data, offsets } => {
+            let s = &data[offsets[r]..offsets[r + 1]];
+            out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+            out.extend_from_slice(s);
+        }
+    }
+}
+
+fn better(func: AggFunc, o: std::cmp::Ordering) -> bool {
+    if func == AggFunc::Min {
+        o.is_lt()
+    } else {
+        o.is_gt()
+    }
+}
+
+fn update(state: &mut State, func: AggFunc, col: Option<&Column>, rows: &[usize], gids: &[u32]) {
+    let valid = |r: usize| col.is_none_or(|c| c.is_valid(r));
+    let pairs = rows.iter().zip(gids).map(|(r, g)| (*r, *g as usize));
+    match state {
+        State::Count(v) => {
+            for (r, g) in pairs {
+                v[g] += i64::from(valid(r));
+            }
+        }
+        State::SumInt(s, seen) => {
+            let Some(c) = col else { return };
+            let ints = ints_of(c);
+            for (r, g) in pairs {
+                if c.is_valid(r) {
+                    s[g] += i128::from(ints[r]);
+                    seen[g] = true;
+                }
+            }
+        }
+        State::AvgInt(s, counts, _) => {
+            let Some(c) = col else { return };
+            let ints = ints_of(c);
+            for (r, g) in pairs {
+                if c.is_valid(r) {
+                    s[g] += i128::from(ints[r]);
+                    counts[g] += 1;
+                }
+            }
+        }
+        State::SumF64(s, seen) => {
+            let Some(v) = col.and_then(Column::f64s) else {
+                return;
+            };
+            for (r, g) in pairs {
+                if valid(r) {
+                    s[g] += v[r];
+                    seen[g] = true;
+                }
+            }
+        }
+        State::AvgF64(s, c) => {
+            let Some(v) = col.and_then(Column::f64s) else {
+                return;
+            };
+            for (r, g) in pairs {
+                if valid(r) {
+                    s[g] += v[r];
+                    c[g] += 1;
+                }
+            }
+        }
+        State::BestI64(b) => {
+            let Some(v) = col.and_then(Column::i64s) else {
+                return;
+            };
+            for (r, g) in pairs {
+                if valid(r) && b[g].is_none_or(|cur| better(func, v[r].cmp(&cur))) {
+                    b[g] = Some(v[r]);
+                }
+            }
+        }
+        State::BestF64(b) => {
+            let Some(v) = col.and_then(Column::f64s) else {
+                return;
+            };
+            for (r, g) in pairs {
+                if valid(r) && b[g].is_none_or(|cur| better(func, f64_cmp(v[r], cur))) {
+                    b[g] = Some(v[r]);
+                }
+            }
+        }
+        State::Best(b) => {
+            let Some(c) = col else { return };
+            for (r, g) in pairs {
+                if valid(r) {
+                    let v = c.value(r);
+                    if b[g]
+                        .as_ref()
+                        .is_none_or(|cur| better(func, v.total_cmp(cur)))
+                    {
+                        b[g] = Some(v);
+                    }
+                }
+            }
+        }
+        State::Distinct(sets) => {
+            let Some(c) = col else { return };
+            let mut buf = Vec::new();
+            for (r, g) in pairs {
+                if valid(r) {
+                    buf.clear();
+                    key_bytes(c, r, &mut buf);
+                    if !sets[g].contains(&buf) {
+                        sets[g].insert(buf.clone());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The values of an integer or decimal column as `i64`s.
+fn ints_of(c: &Column) -> std::borrow::Cow<'_, [i64]> {
+    match c.data() {
+        Data::I32(v) => v.iter().map(|x| i64::from(*x)).collect(),
+        Data::I64(v) => std::borrow::Cow::Borrowed(v.as_slice()),
+        _ => vec![0; c.len()].into(),
+    }
+}
+
+fn merge_state(func: AggFunc, mine: &mut State, theirs: State, map: &[usize]) {
+    match (mine, theirs) {
+        (State::Count(a), State::Count(b)) => {
+            for (i, v) in b.into_iter().enumerate() {
+                a[map[i]] += v;
+            }
+        }
+        (State::SumInt(a, sa), State::SumInt(b, sb)) => {
+            for (i, v) in b.into_iter().enumerate() {
+                a[map[i]] += v;
+                sa[map[i]] |= sb[i];
+            }
+        }
+        (State::SumF64(a, sa), State::SumF64(b, sb)) => {
+            for (i, v) in b.into_iter().enumerate() {
+                a[map[i]] += v;
+                sa[map[i]] |= sb[i];
+            }
+        }
+        (State::AvgInt(a, ca, _), State::AvgInt(b, cb, _)) => {
+            for (i, v) in b.into_iter().enumerate() {
+                a[map[i]] += v;
+                ca[map[i]] += cb[i];
+            }
+        }
+        (State::AvgF64(a, ca), State::AvgF64(b, cb)) => {
+            for (i, v) in b.into_iter().enumerate() {
+                a[map[i]] += v;
+                ca[map[i]] += cb[i];
+            }
+        }
+        (State::Distinct(a), State::Distinct(b)) => {
+            for (i, v) in b.into_iter().enumerate() {
+                a[map[i]].extend(v);
+            }
+        }
+        (State::BestI64(a), State::BestI64(b)) => {
+            for (i, v) in b.into_iter().enumerate() {
+                let g = map[i];
+                if let Some(v) = v
+                    && a[g].is_none_or(|cur| better(func, v.cmp(&cur)))
+                {
+                    a[g] = Some(v);
+                }
+            }
+        }
+        (State::BestF64(a), State::BestF64(b)) => {
+            for (i, v) in b.into_iter().enumerate() {
+                let g = map[i];
+                if let Some(v) = v
+                    && a[g].is_none_or(|cur| better(func, f64_cmp(v, cur)))
+                {
+                    a[g] = Some(v);
+                }
+            }
+        }
+        (State::Best(a), State::Best(b)) => {
+            for (i, v) in b.into_iter().enumerate() {
+                let g = map[i];
+                if let Some(v) = v
+                    && a[g]
+                        .as_ref()
+                        .is_none_or(|cur| better(func, v.total_cmp(cur)))
+                {
+                    a[g] = Some(v);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn finish_state(a: &Aggregate, state: State, t: DataType) -> Result<Column> {
+    let overflow = || Error::Overflow {
+        expr: a.name.clone(),
+        result: t.to_string(),
+    };
+    Ok(match state {
+        State::Count(v) => Column::from_i64(DataType::Int64, v, None)?,
+        State::Distinct(sets) => Column::from_i64(
+            DataType::Int64,
+            sets.iter()
+                .map(|s| i64::try_from(s.len()).unwrap_or(i64::MAX))
+                .collect(),
+            None,
+        )?,
+        State::SumInt(sums, seen) => {
+            let mut out = Vec::with_capacity(sums.len());
+            for (s, ok) in sums.iter().zip(&seen) {
+                let v = if *ok {
+                    i64::try_from(*s).map_err(|_| overflow())?
+                } else {
+                    0
+                };
+                if matches!(t, DataType::Decimal { .. }) && v.unsigned_abs() >= 10u64.pow(18) {
+                    return Err(overflow());
+                }
+                out.push(v);
+            }
+            Column::from_i64(t, out, Some(crate::Bitmap::from_bools(&seen)))?
+        }
+        State::SumF64(sums, seen) => {
+            Column::from_f64(sums, Some(crate::Bitmap::from_bools(&seen)))?
+        }
+        State::AvgInt(sums, counts, scale) => avg_column(&sums, &counts, scale)?,
+        State::AvgF64(sums, counts) => {
+            #[expect(clippy::cast_precision_loss, reason = "an average is a double")]
+            let v = sums
+                .iter()
+                .zip(&counts)
+                .map(|(s, c)| if *c > 0 { s / *c as f64 } else { 0.0 })
+                .collect();
+            let valid: Vec<bool> = counts.iter().map(|c| *c > 0).collect();
+            Column::from_f64(v, Some(crate::Bitmap::from_bools(&valid)))?
+        }
+        State::BestI64(b) => {
+            let valid: Vec<bool> = b.iter().map(Option::is_some).collect();
+            Column::from_i64(
+                t,
+                b.into_iter().map(Option::unwrap_or_default).collect(),
+                Some(crate::Bitmap::from_bools(&valid)),
+            )?
+        }
+        State::BestF64(b) => {
+            let valid: Vec<bool> = b.iter().map(Option::is_some).collect();
+            Column::from_f64(
+                b.into_iter().map(Option::unwrap_or_default).collect(),
+                Some(crate::Bitmap::from_bools(&valid)),
+            )?
+        }
+        State::Best(b) => {
+            let mut builder = ColumnBuilder::new(t, b.len());
+            for v in b {
+                builder.push(&v.unwrap_or(Scalar::Null))?;
+            }
+            builder.finish()
+        }
+    })
+}
+
+fn avg_column(sums: &[i128], counts: &[i64], scale: u8) -> Result<Column> {
+    let p = 10f64.powi(i32::from(scale));
+    #[expect(clippy::cast_precision_loss, reason = "an average is a double")]
+    let v = sums
+        .iter()
+        .zip(counts)
+        .map(|(s, c)| {
+            if *c > 0 {
+                *s as f64 / *c as f64 / p
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let valid: Vec<bool> = counts.iter().map(|c| *c > 0).collect();
+    Column::from_f64(v, Some(crate::Bitmap::from_bools(&valid)))
+}
