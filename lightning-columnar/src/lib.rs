@@ -67,6 +67,7 @@ mod column;
 mod date;
 mod error;
 mod expr;
+mod scan;
 pub mod segment;
 mod types;
 
@@ -78,4 +79,5 @@ pub use bitmap::Bitmap;
 pub use column::Column;
 pub use error::{Error, Location, Result};
 pub use expr::{BinaryOp, DatePart, Expr, col, filter, lit, project};
+pub use scan::{Scan, ScanStats};
 pub use types::{DataType, Field, MAX_DECIMAL_PRECISION, MAX_NAME_LEN, Scalar, Schema};

@@ -398,7 +398,7 @@ impl<'a> Chunk<'a> {
         })
     }
 
-    fn decode_err(&self, source: lc::Error) -> Error {
+    pub(crate) fn decode_error(&self, source: lc::Error) -> Error {
         Error::Decode {
             segment: self.segment,
             at: self.at.clone(),
@@ -406,7 +406,7 @@ impl<'a> Chunk<'a> {
         }
     }
 
-    fn corrupt(&self, reason: &'static str) -> Error {
+    pub(crate) fn corrupt_error(&self, reason: &'static str) -> Error {
         Error::Corrupt {
             segment: self.segment,
             at: self.at.clone(),
@@ -432,14 +432,18 @@ impl<'a> Chunk<'a> {
             _ => {
                 let mut bits = Vec::with_capacity(self.rows);
                 lc::decode_bools(&self.bytes[self.validity.clone()], &mut bits)
-                    .map_err(|e| self.decode_err(e))?;
+                    .map_err(|e| self.decode_error(e))?;
                 if bits.len() != self.rows {
-                    return Err(self.corrupt("the validity block's length disagrees with the rows"));
+                    return Err(
+                        self.corrupt_error("the validity block's length disagrees with the rows")
+                    );
                 }
                 let v = Bitmap::from_bools(&bits);
                 let nulls = v.len() - v.count_ones();
                 if nulls != self.nulls {
-                    return Err(self.corrupt("the validity block disagrees with the null count"));
+                    return Err(
+                        self.corrupt_error("the validity block disagrees with the null count")
+                    );
                 }
                 Ok(Some(v))
             }
@@ -459,15 +463,15 @@ impl<'a> Chunk<'a> {
         }
         let data = self.decode_data()?;
         if data.len() != self.rows {
-            return Err(self.corrupt("the data block's length disagrees with the rows"));
+            return Err(self.corrupt_error("the data block's length disagrees with the rows"));
         }
         Column::from_parts(self.data_type, data, validity)
-            .map_err(|_| self.corrupt("a utf8 chunk holds bytes that are not UTF-8"))
+            .map_err(|_| self.corrupt_error("a utf8 chunk holds bytes that are not UTF-8"))
     }
 
     fn decode_data(&self) -> Result<Data> {
         let block = self.data_block();
-        let err = |e| self.decode_err(e);
+        let err = |e| self.decode_error(e);
         Ok(match self.data_type.physical() {
             Physical::Bool => {
                 let mut out = Vec::with_capacity(self.rows);
@@ -480,7 +484,7 @@ impl<'a> Chunk<'a> {
                 for k in keys {
                     out.push(
                         i32::try_from(lc::i64_from_key(k))
-                            .map_err(|_| self.corrupt("an i32 value out of range"))?,
+                            .map_err(|_| self.corrupt_error("an i32 value out of range"))?,
                     );
                 }
                 Data::I32(out)
@@ -509,9 +513,9 @@ impl<'a> Chunk<'a> {
 
     fn decode_keys(&self, block: &[u8]) -> Result<Vec<u64>> {
         let mut keys = vec![0u64; self.rows];
-        let n = lc::decode_into(block, &mut keys).map_err(|e| self.decode_err(e))?;
+        let n = lc::decode_into(block, &mut keys).map_err(|e| self.decode_error(e))?;
         if n != self.rows {
-            return Err(self.corrupt("the data block's length disagrees with the rows"));
+            return Err(self.corrupt_error("the data block's length disagrees with the rows"));
         }
         Ok(keys)
     }

@@ -13,4 +13,5 @@
 mod common;
 mod operators;
 mod reference;
+mod scan;
 mod segment;

@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use crate::common::random_column;
 use crate::reference::{self, Failed, cmp_rows, same};
 
-fn schema() -> Arc<Schema> {
+pub(crate) fn schema() -> Arc<Schema> {
     Arc::new(
         Schema::new(vec![
             Field::new("i", DataType::Int32, true),
@@ -30,7 +30,7 @@ fn schema() -> Arc<Schema> {
     )
 }
 
-fn batch(seed: u64, rows: usize) -> Batch {
+pub(crate) fn batch(seed: u64, rows: usize) -> Batch {
     let mut rng = Rng::new(seed);
     let schema = schema();
     let cols = schema
@@ -77,7 +77,7 @@ fn numeric_expr() -> impl Strategy<Value = Expr> {
     })
 }
 
-fn bool_expr() -> impl Strategy<Value = Expr> {
+pub(crate) fn bool_expr() -> impl Strategy<Value = Expr> {
     let cmp = (numeric_expr(), numeric_expr(), 0..6u8).prop_map(|(a, b, op)| match op {
         0 => a.equal(b),
         1 => a.not_equal(b),
