@@ -67,8 +67,10 @@ mod column;
 mod date;
 mod error;
 mod expr;
+mod join;
 mod scan;
 pub mod segment;
+mod sort;
 mod types;
 
 pub use aggregate::{
@@ -79,5 +81,7 @@ pub use bitmap::Bitmap;
 pub use column::Column;
 pub use error::{Error, Location, Result};
 pub use expr::{BinaryOp, DatePart, Expr, col, filter, lit, project};
+pub use join::{HashJoin, JoinType};
 pub use scan::{Scan, ScanStats};
+pub use sort::{SortKey, sort};
 pub use types::{DataType, Field, MAX_DECIMAL_PRECISION, MAX_NAME_LEN, Scalar, Schema};

@@ -11,6 +11,7 @@
 )]
 
 mod common;
+mod join_sort;
 mod operators;
 mod reference;
 mod scan;

@@ -1,0 +1,133 @@
+//! ORDER BY, with an optional LIMIT (top-k by selection, not a full sort).
+
+use std::cmp::Ordering;
+
+use crate::batch::Batch;
+use crate::column::{Column, Data};
+use crate::expr::Expr;
+use crate::types::{Schema, f64_cmp};
+use crate::{Error, Result};
+
+/// One ORDER BY key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortKey {
+    expr: Expr,
+    descending: bool,
+    nulls_first: bool,
+}
+
+impl SortKey {
+    /// Ascending, nulls last (the SQL default of most engines).
+    pub fn asc(expr: Expr) -> SortKey {
+        SortKey {
+            expr,
+            descending: false,
+            nulls_first: false,
+        }
+    }
+
+    /// Descending, nulls first (the reverse of ascending).
+    pub fn desc(expr: Expr) -> SortKey {
+        SortKey {
+            expr,
+            descending: true,
+            nulls_first: true,
+        }
+    }
+
+    /// The same key with nulls placed first (`true`) or last.
+    #[must_use]
+    pub fn nulls_first(mut self, first: bool) -> SortKey {
+        self.nulls_first = first;
+        self
+    }
+}
+
+/// Compares rows `a` and `b` of one key column: nulls by `nulls_first`, values by the
+/// total order (doubles: NaN above every number), reversed when descending.
+fn compare(col: &Column, key: &SortKey, a: usize, b: usize) -> Ordering {
+    let (c, k) = (col, key);
+    match (c.is_valid(a), c.is_valid(b)) {
+        (false, false) => return Ordering::Equal,
+        (false, true) => {
+            return if k.nulls_first {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            };
+        }
+        (true, false) => {
+            return if k.nulls_first {
+                Ordering::Greater
+            } else {
+                Ordering::Less
+            };
+        }
+        (true, true) => {}
+    }
+    let ord = match c.data() {
+        Data::Bool(vals) => vals[a].cmp(&vals[b]),
+        Data::I32(vals) => vals[a].cmp(&vals[b]),
+        Data::I64(vals) => vals[a].cmp(&vals[b]),
+        Data::F64(vals) => f64_cmp(vals[a], vals[b]),
+        Data::Bytes { .. } => c.bytes(a).cmp(&c.bytes(b)),
+    };
+    if k.descending { ord.reverse() } else { ord }
+}
+
+/// Sorts the (selected) rows of `batches` (all of `schema`) by `keys`; ties keep input
+/// order. With `limit`, only the first `limit` rows are produced, found by selection
+/// (`O(n + k log k)`) rather than by sorting everything.
+pub fn sort(
+    schema: &std::sync::Arc<Schema>,
+    batches: &[Batch],
+    keys: &[SortKey],
+    limit: Option<usize>,
+) -> Result<Batch> {
+    let mut columns: Vec<Column> = schema
+        .fields()
+        .iter()
+        .map(|f| Column::nulls(f.data_type(), 0))
+        .collect();
+    for b in batches {
+        if b.schema() != schema {
+            return Err(Error::SchemaMismatch {
+                reason: format!("sorting a batch of {} with batches of {schema}", b.schema()),
+            });
+        }
+        let b = b.compact();
+        for (acc, c) in columns.iter_mut().zip(b.columns()) {
+            acc.append(c)?;
+        }
+    }
+    let all = Batch::new(schema.clone(), columns)?;
+    let key_cols = keys
+        .iter()
+        .map(|k| k.expr.eval(&all))
+        .collect::<Result<Vec<_>>>()?;
+    let n = all.physical_rows();
+    let cmp = |a: &u32, b: &u32| {
+        let (a, b) = (*a as usize, *b as usize);
+        key_cols
+            .iter()
+            .zip(keys)
+            .map(|(c, k)| compare(c, k, a, b))
+            .find(|o| o.is_ne())
+            .unwrap_or_else(|| a.cmp(&b))
+    };
+    let mut order: Vec<u32> = (0..u32::try_from(n).unwrap_or(u32::MAX)).collect();
+    match limit {
+        Some(k) if k < n => {
+            if k > 0 {
+                order.select_nth_unstable_by(k - 1, cmp);
+            }
+            order.truncate(k);
+            order.sort_unstable_by(cmp);
+        }
+        _ => order.sort_unstable_by(cmp),
+    }
+    Batch::new(
+        schema.clone(),
+        all.columns().iter().map(|c| c.gather(&order)).collect(),
+    )
+}
