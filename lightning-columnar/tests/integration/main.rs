@@ -16,3 +16,4 @@ mod operators;
 mod reference;
 mod scan;
 mod segment;
+mod tpch;
