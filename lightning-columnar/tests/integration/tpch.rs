@@ -82,23 +82,15 @@ fn run(
     w.write(b).unwrap();
     let bytes = w.finish().unwrap();
     let r = SegmentReader::open(bytes.as_slice(), SegmentId::new(1)).unwrap();
-    let (got, stats) = parallel_aggregate(
-        &r,
-        columns,
-        Some(predicate),
-        group_by.clone(),
-        aggs.clone(),
-        2,
-    )
-    .unwrap();
     let rows = b.rows();
     let kept: Vec<Vec<Scalar>> = rows
         .into_iter()
         .filter(|row| reference::eval(predicate, b.schema(), row) == Ok(Scalar::Bool(true)))
         .collect();
-    assert_eq!(stats.rows as usize, kept.len());
     let keys: Vec<Expr> = group_by.iter().map(|(_, e)| e.clone()).collect();
     let mut want = reference::aggregate(b.schema(), &kept, &keys, &aggs).unwrap();
+    let (got, stats) = parallel_aggregate(&r, columns, Some(predicate), group_by, aggs, 2).unwrap();
+    assert_eq!(stats.rows as usize, kept.len());
     let mut got = got.rows();
     got.sort_by(|x, y| reference::cmp_rows(x, y));
     want.sort_by(|x, y| reference::cmp_rows(x, y));
