@@ -18,6 +18,15 @@
 //!   segment, the row group and the column, never a panic. The byte layout is in
 //!   `docs/format/columnar.md`.
 //!
+//! - **Operators**, a column at a time with SQL null semantics: expressions ([`Expr`]:
+//!   arithmetic on integers, doubles and decimals, comparisons, three-valued `AND`/`OR`/`NOT`,
+//!   `IS [NOT] NULL`, `BETWEEN`, `IN`, `LIKE 'prefix%'`, `EXTRACT`), [`filter`] (a selection
+//!   vector) and [`project`]; [`Scan`] with projection and predicate pushdown (zone maps,
+//!   then predicates on the encoded blocks, then the rest on decoded vectors); hash
+//!   aggregation ([`HashAggregate`]: count, count distinct, sum, min, max, avg, with or without
+//!   group-by, per-thread states merged); [`HashJoin`] (inner, left, semi, anti); [`sort`]
+//!   with top-k; and [`parallel_aggregate`], morsel-driven over row groups on threads.
+//!
 //! The crate knows nothing of pages or transactions: it reads and writes bytes.
 //!
 //! # Example
