@@ -98,13 +98,17 @@ impl Inner {
     fn wait_locked<'a>(&'a self, mut st: MutexGuard<'a, State>, lsn: Lsn) -> Result<()> {
         let mut may_poll = true;
         loop {
+            // Durable first: a record a sync covered stays durable when a later batch
+            // poisons the log. Reporting it as failed would tell the committer that it never
+            // happened while recovery brings it back — and the committer of a later record
+            // in the same sync, told the truth, would apply after it as if it were gone.
+            if st.synced >= lsn {
+                return Ok(());
+            }
             if let Some(cause) = &st.poisoned {
                 return Err(Error::Poisoned {
                     cause: cause.clone(),
                 });
-            }
-            if st.synced >= lsn {
-                return Ok(());
             }
             if st.leader {
                 // Counted under the lock, before it is released to poll or sleep: a
@@ -324,5 +328,42 @@ impl Drop for PanicGuard<'_> {
             .get_or_insert_with(|| String::from("a panic while writing the log"));
         self.inner.epoch.fetch_add(1, Ordering::AcqRel);
         self.inner.conds.iter().for_each(Condvar::notify_all);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use lightning_page::vfs::MemVfs;
+
+    use crate::{Durability, Error, Wal, WalOptions};
+
+    /// A waiter that reaches the state lock only after a later batch has poisoned the log
+    /// (it slept through the sync that covered its record) is told its record is durable;
+    /// a record after the sync is told the log failed.
+    #[test]
+    fn a_record_a_sync_covered_is_durable_after_the_log_is_poisoned() {
+        let wal = Wal::open(
+            Arc::new(MemVfs::new()),
+            Path::new("wal"),
+            WalOptions::default(),
+        )
+        .unwrap();
+        let first = wal.append(1, b"first", Durability::None).unwrap();
+        let second = wal.append(1, b"second", Durability::Immediate).unwrap();
+        let third = wal.append(1, b"third", Durability::None).unwrap();
+        let inner = &wal.inner;
+        super::lock(&inner.state).poisoned = Some("a later batch failed".into());
+        for lsn in [first.lsn(), second.lsn()] {
+            let st = super::lock(&inner.state);
+            assert!(inner.wait_locked(st, lsn).is_ok(), "{lsn}");
+        }
+        let st = super::lock(&inner.state);
+        assert!(matches!(
+            inner.wait_locked(st, third.lsn()),
+            Err(Error::Poisoned { .. })
+        ));
     }
 }
