@@ -13,9 +13,10 @@
 //!   the [`WriteBack`] hook agrees (the database enforces "WAL before data" there). A failing
 //!   hook or write leaves the page dirty and returns the error.
 //! - When every frame is pinned, a pin fails with [`Error::CacheFull`]; it never deadlocks.
-//!   A frame only in transit (another thread's pin checking it, or its eviction or load)
-//!   does not count: the pin sweeps the pool again, yielding, up to 64 times (and for at
-//!   most 1 ms) first.
+//!   Full means every frame was pinned at one moment: a frame in transit (another thread's
+//!   eviction or load, out of the eviction queue) or a sweep that saw frames pinned at
+//!   different moments does not count, and the pin sweeps again, yielding, until the pool
+//!   has a frame to give or is full at one moment.
 //!
 //! # Example
 //!

@@ -10,13 +10,13 @@ use std::sync::{Arc, PoisonError};
 // `tests/loom/main.rs` can check every interleaving of pins, loads and evictions. Counters stay
 // std atomics: they are statistics, not state.
 #[cfg(loom)]
-use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use loom::sync::atomic::{AtomicBool, AtomicU64};
 #[cfg(loom)]
 use loom::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 #[cfg(loom)]
 use loom::thread::yield_now;
 #[cfg(not(loom))]
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 #[cfg(not(loom))]
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 #[cfg(not(loom))]
@@ -28,16 +28,43 @@ use crate::error::BoxError;
 use crate::sieve::{SieveQueue, Verdict};
 use crate::{Error, Result};
 
-/// Sweeps of the eviction queue after one that found every frame pinned, before a pin fails
-/// with `CacheFull` (one under loom, which explores every interleaving of each).
-#[cfg(not(loom))]
-const FULL_RETRIES: u32 = 64;
-#[cfg(loom)]
-const FULL_RETRIES: u32 = 1;
-/// How long those sweeps may go on: a large pool that is really full must not hold the
-/// queue lock, which every miss needs, through dozens of long sweeps.
-#[cfg(not(loom))]
-const FULL_RETRY_TIME: std::time::Duration = std::time::Duration::from_millis(1);
+/// The low half of a frame's pin word: how many pins hold it.
+const PIN_COUNT: u64 = 0xFFFF_FFFF;
+/// Added to the pin word to let go of one pin: the count goes down by one and the high
+/// half, the number of pins ever let go, up by one (wrapping).
+const UNPIN: u64 = (1 << 32) - 1;
+
+/// A frame's pins: the count in the low 32 bits, and in the high 32 bits how many times a
+/// pin was let go. A word read twice unchanged means no pin was let go in between (short of
+/// 2^32 releases of one frame in that time), which is what lets a pool tell "full" from
+/// "every frame happened to look pinned at some point of a sweep".
+struct Pins(AtomicU64);
+
+impl Pins {
+    fn new() -> Self {
+        Pins(AtomicU64::new(0))
+    }
+
+    /// Takes one pin.
+    fn pin(&self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Lets go of one pin (the caller holds one); returns the count before.
+    fn unpin(&self) -> u64 {
+        self.0.fetch_add(UNPIN, Ordering::AcqRel) & PIN_COUNT
+    }
+
+    /// How many pins hold the frame.
+    fn count(&self) -> u64 {
+        self.0.load(Ordering::Acquire) & PIN_COUNT
+    }
+
+    /// The whole word, to see whether anything changed between two looks.
+    fn word(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+}
 
 /// Decides what happens before a dirty page is written back: the database makes the WAL
 /// durable up to the page's changes ("WAL before data") and says which checkpoint
@@ -138,7 +165,7 @@ struct Frame {
     page: AtomicU64,
     /// Guards and claims holding the frame; changed only under the page's shard lock when
     /// it goes up from zero.
-    pins: AtomicU32,
+    pins: Pins,
     visited: AtomicBool,
     data: RwLock<FrameData>,
 }
@@ -242,7 +269,7 @@ impl BufferPool {
         let frames: Box<[Frame]> = (0..n)
             .map(|_| Frame {
                 page: AtomicU64::new(NO_PAGE),
-                pins: AtomicU32::new(0),
+                pins: Pins::new(),
                 visited: AtomicBool::new(false),
                 data: RwLock::new(FrameData {
                     page: None,
@@ -347,7 +374,7 @@ impl BufferPool {
     /// out of the table) goes back to the free list when its last pin goes.
     fn release(&self, frame: u32) {
         let f = &self.frames[frame as usize];
-        if f.pins.fetch_sub(1, Ordering::AcqRel) == 1 && f.page.load(Ordering::Acquire) == NO_PAGE {
+        if f.pins.unpin() == 1 && f.page.load(Ordering::Acquire) == NO_PAGE {
             lock(&self.free).push(frame);
         }
     }
@@ -381,7 +408,7 @@ impl BufferPool {
             let table = lock(&shard.table);
             if let Some(&frame) = table.get(&key) {
                 let f = &self.frames[frame as usize];
-                f.pins.fetch_add(1, Ordering::Acquire);
+                f.pins.pin();
                 // Only write the bit when it changes: a store dirties the cache line.
                 if !f.visited.load(Ordering::Relaxed) {
                     f.visited.store(true, Ordering::Relaxed);
@@ -397,10 +424,10 @@ impl BufferPool {
         if let Some(&other) = table.get(&key) {
             // Someone loaded it meanwhile: give our frame back and use theirs.
             let o = &self.frames[other as usize];
-            o.pins.fetch_add(1, Ordering::Acquire);
+            o.pins.pin();
             o.visited.store(true, Ordering::Relaxed);
             drop(table);
-            f.pins.store(0, Ordering::Release);
+            f.pins.unpin();
             lock(&self.free).push(frame);
             return Ok(Pinned::Ready(other));
         }
@@ -444,47 +471,36 @@ impl BufferPool {
 
     /// A frame holding nothing, pinned once for the caller: a free one, or an evicted one.
     fn take_frame(&self) -> Result<u32> {
-        let mut sweeps = 0;
-        #[cfg(not(loom))]
-        let mut first_full: Option<std::time::Instant> = None;
         loop {
             if let Some(frame) = lock(&self.free).pop() {
-                self.frames[frame as usize].pins.store(1, Ordering::Release);
+                self.frames[frame as usize].pins.pin();
                 return Ok(frame);
             }
             let victim = {
                 let mut queue = lock(&self.queue);
                 let frames = &self.frames;
-                queue.evict(|s| {
+                let victim = queue.evict(|s| {
                     let f = &frames[s as usize];
-                    if f.pins.load(Ordering::Acquire) > 0 {
+                    if f.pins.count() > 0 {
                         Verdict::Pinned
                     } else if f.visited.swap(false, Ordering::Relaxed) {
                         Verdict::Spare
                     } else {
                         Verdict::Evict
                     }
-                })
-            };
-            let Some(victim) = victim else {
-                // Every frame looked pinned, but some may only be in transit: a pin that
-                // has counted itself in before checking the frame holds its page, another
-                // thread's eviction or load (whose frame is out of the queue, and goes back
-                // to the free list if the load fails). Look again a few times, yielding,
-                // before calling the pool full.
-                sweeps += 1;
-                #[cfg(not(loom))]
-                let out_of_time = first_full
-                    .get_or_insert_with(std::time::Instant::now)
-                    .elapsed()
-                    > FULL_RETRY_TIME;
-                #[cfg(loom)]
-                let out_of_time = false;
-                if sweeps > FULL_RETRIES || out_of_time {
+                });
+                if victim.is_none() && self.is_full(&queue, || {}) {
                     return Err(Error::CacheFull {
                         frames: self.frames.len(),
                     });
                 }
+                victim
+            };
+            let Some(victim) = victim else {
+                // Some frame is in transit (another thread's eviction or load, a claim
+                // about to go back to the free list) or was let go during the sweep: it
+                // will be back in the queue or the free list after a bounded amount of
+                // that thread's work.
                 yield_now();
                 continue;
             };
@@ -495,6 +511,32 @@ impl BufferPool {
         }
     }
 
+    /// After a sweep that found every queued frame pinned: whether the pool is really full,
+    /// that is, at one moment every frame was in the queue and pinned. The queue lock is
+    /// held, so membership cannot change; each frame's pin word is read twice, and if no
+    /// word changed, each frame stayed pinned from its first read to its second, and every
+    /// first read came before every second one. A sweep alone proves nothing: its looks are
+    /// spread over time, and a thread can let go of one frame and pin the next between them.
+    /// `between` runs between the two reads (tests let go of a pin there).
+    fn is_full(&self, queue: &SieveQueue, between: impl FnOnce()) -> bool {
+        if queue.len() != self.frames.len() {
+            return false;
+        }
+        let mut first = Vec::with_capacity(self.frames.len());
+        for f in &self.frames {
+            let word = f.pins.word();
+            if word & PIN_COUNT == 0 {
+                return false;
+            }
+            first.push(word);
+        }
+        between();
+        self.frames
+            .iter()
+            .zip(first)
+            .all(|(f, word)| f.pins.word() == word)
+    }
+
     /// Empties `frame` (already out of the queue): claims it if no one holds it, writes it
     /// back if dirty, and unregisters its page. `Ok(false)` if it got pinned meanwhile (it
     /// goes back in the queue).
@@ -503,12 +545,12 @@ impl BufferPool {
         let key = f.page.load(Ordering::Acquire);
         {
             let table = lock(&self.shards[shard_of(key)].table);
-            if f.pins.load(Ordering::Acquire) != 0 {
+            if f.pins.count() != 0 {
                 drop(table);
                 lock(&self.queue).push(frame);
                 return Ok(false);
             }
-            f.pins.store(1, Ordering::Release);
+            f.pins.pin();
         }
         // Write back while the page is still registered, so no one reads a stale copy
         // from the file meanwhile; a pinner now waits on the frame lock.
@@ -517,16 +559,16 @@ impl BufferPool {
             && let Err(e) = self.write_back(&mut data)
         {
             drop(data);
-            f.pins.fetch_sub(1, Ordering::Release);
+            f.pins.unpin();
             lock(&self.queue).push(frame);
             return Err(e);
         }
         let mut table = lock(&self.shards[shard_of(key)].table);
-        if f.pins.load(Ordering::Acquire) != 1 {
+        if f.pins.count() != 1 {
             // Pinned while we wrote: it stays.
             drop(table);
             drop(data);
-            f.pins.fetch_sub(1, Ordering::Release);
+            f.pins.unpin();
             lock(&self.queue).push(frame);
             return Ok(false);
         }
@@ -579,7 +621,7 @@ impl BufferPool {
                 if table.get(&key) != Some(&u32::try_from(i).unwrap_or(u32::MAX)) {
                     continue;
                 }
-                f.pins.fetch_add(1, Ordering::Acquire);
+                f.pins.pin();
             }
             // Look under a shared lock first: clean pages (most of them) never wait for,
             // or make wait, anyone.
@@ -610,9 +652,7 @@ impl BufferPool {
             let Some(&frame) = table.get(&key) else {
                 return;
             };
-            self.frames[frame as usize]
-                .pins
-                .fetch_add(1, Ordering::Acquire);
+            self.frames[frame as usize].pins.pin();
             frame
         };
         {
@@ -653,7 +693,7 @@ impl Deref for PageRef<'_> {
 
 impl Drop for PageRef<'_> {
     fn drop(&mut self) {
-        self.frame.pins.fetch_sub(1, Ordering::Release);
+        self.frame.pins.unpin();
     }
 }
 
@@ -694,7 +734,7 @@ impl Deref for PageMut<'_> {
 
 impl Drop for PageMut<'_> {
     fn drop(&mut self) {
-        self.frame.pins.fetch_sub(1, Ordering::Release);
+        self.frame.pins.unpin();
     }
 }
 
@@ -704,5 +744,57 @@ impl std::fmt::Debug for PageMut<'_> {
             .field("page", &self.data.page)
             .field("dirty", &self.data.dirty)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use lightning_page::vfs::MemVfs;
+    use lightning_page::{PageFile, PageId, PageSize, PageType};
+
+    use super::{BufferPool, FixedGeneration, lock};
+    use crate::Error;
+
+    fn pool(frames: u64) -> BufferPool {
+        let file = PageFile::create(&MemVfs::new(), "data.ldb".as_ref(), PageSize::MIN).unwrap();
+        file.extend_to(8).unwrap();
+        BufferPool::new(
+            Arc::new(file),
+            frames * u64::from(PageSize::MIN.bytes()),
+            Arc::new(FixedGeneration(1)),
+        )
+        .unwrap()
+    }
+
+    /// Every frame pinned at one moment is a full pool; a pin let go and taken again
+    /// between the two looks (the same count, so a look at the counts alone sees nothing)
+    /// is not, and neither is a frame out of the eviction queue.
+    #[test]
+    fn full_means_every_frame_pinned_at_one_moment() {
+        let pool = pool(2);
+        let a = pool.create(PageId::new(2), PageType::Overflow).unwrap();
+        let b = pool.create(PageId::new(3), PageType::Overflow).unwrap();
+        drop(a);
+        let a = pool.pin(PageId::new(2)).unwrap();
+        assert!(pool.is_full(&lock(&pool.queue), || {}));
+        assert!(matches!(
+            pool.pin(PageId::new(4)),
+            Err(Error::CacheFull { frames: 2 })
+        ));
+        let mut a = Some(a);
+        let queue = lock(&pool.queue);
+        assert!(!pool.is_full(&queue, || {
+            drop(a.take());
+            a = Some(pool.pin(PageId::new(2)).unwrap());
+        }));
+        drop(queue);
+        lock(&pool.queue).remove(0);
+        assert!(!pool.is_full(&lock(&pool.queue), || {}));
+        lock(&pool.queue).push(0);
+        drop((a, b));
+        assert!(!pool.is_full(&lock(&pool.queue), || {}));
+        assert!(pool.create(PageId::new(4), PageType::Overflow).is_ok());
     }
 }

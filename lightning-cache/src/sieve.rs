@@ -45,7 +45,6 @@ impl SieveQueue {
         }
     }
 
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.len
     }
