@@ -253,6 +253,48 @@ mod tests {
         assert_eq!(SUPERBLOCK_LEN, 132);
     }
 
+    /// A root must name a page of the file other than the two superblocks: the first and
+    /// last such pages are accepted, the superblocks and anything at or past the end are not,
+    /// whichever of the two roots it is.
+    #[test]
+    fn roots_must_lie_inside_the_file_and_past_the_superblocks() {
+        let base = Superblock {
+            page_size: PageSize::MIN,
+            generation: 3,
+            checkpoint_lsn: Lsn::new(9),
+            page_count: 10,
+            catalog_root: None,
+            freelist_root: None,
+            encryption: EncryptionParams::default(),
+        };
+        for (root, ok) in [
+            (0, false),
+            (1, false),
+            (2, true),
+            (9, true),
+            (10, false),
+            (11, false),
+        ] {
+            for catalog in [true, false] {
+                let mut sb = base.clone();
+                let r = Some(PageId::new(root));
+                if catalog {
+                    sb.catalog_root = r;
+                } else {
+                    sb.freelist_root = r;
+                }
+                let page = sb.to_page().unwrap();
+                match Superblock::decode(page.payload()) {
+                    Ok((back, _)) => assert!(ok && back == sb, "root {root} accepted"),
+                    Err(e) => {
+                        assert!(!ok, "root {root} refused: {}", e.what);
+                        assert_eq!(e.what, "superblock root outside the file");
+                    }
+                }
+            }
+        }
+    }
+
     proptest! {
         #[test]
         fn superblock_round_trips(sb in any_sb()) {
