@@ -276,7 +276,7 @@ mod tests {
             (11, false),
         ] {
             for catalog in [true, false] {
-                let mut sb = base.clone();
+                let mut sb = base;
                 let r = Some(PageId::new(root));
                 if catalog {
                     sb.catalog_root = r;
