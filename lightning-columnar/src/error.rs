@@ -142,6 +142,13 @@ pub enum Error {
         name: String,
     },
 
+    /// A join whose two sides both have a column of this name.
+    #[error("column `{name}` is on both sides of the join; project one side to rename it")]
+    AmbiguousColumn {
+        /// The name on both sides.
+        name: String,
+    },
+
     /// An expression or plan whose types do not work together.
     #[error("type error in `{expr}`: {reason}")]
     Type {

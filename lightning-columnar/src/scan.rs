@@ -52,6 +52,8 @@ pub struct Scan<'r, S> {
     residual: Option<Expr>,
     /// Columns the residual predicate reads.
     residual_columns: Vec<usize>,
+    /// The pushed conjuncts as written, for `explain`.
+    pushed_text: Vec<String>,
     stats: ScanStats,
 }
 
@@ -69,7 +71,8 @@ fn conjuncts(e: Expr, out: &mut Vec<Expr>) {
     }
 }
 
-fn columns_of(e: &Expr, schema: &Schema, out: &mut Vec<usize>) -> Result<()> {
+/// Adds the indices of the columns `e` reads to `out` (each once).
+pub(crate) fn columns_of(e: &Expr, schema: &Schema, out: &mut Vec<usize>) -> Result<()> {
     match e {
         Expr::Column(c) => {
             let i = schema.index_of(c)?;
@@ -175,6 +178,13 @@ fn push_down(e: &Expr, schema: &Schema) -> Option<Pushed> {
         Expr::IsNotNull(x) => Some(Pushed::IsNull(column(x)?, false)),
         Expr::StartsWith(x, p) => Some(Pushed::Prefix(column(x)?, p.clone())),
         _ => None,
+    }
+}
+
+/// The column a pushed conjunct reads.
+fn pushed_column(p: &Pushed) -> usize {
+    match p {
+        Pushed::Cmp(i, ..) | Pushed::IsNull(i, _) | Pushed::Prefix(i, _) => *i,
     }
 }
 
@@ -319,10 +329,14 @@ impl<'r, S: ByteSource> Scan<'r, S> {
             conjuncts(p, &mut parts);
         }
         let mut pushed = Vec::new();
+        let mut pushed_text = Vec::new();
         let mut rest = Vec::new();
         for c in parts {
             match push_down(&c, schema) {
-                Some(p) => pushed.push(p),
+                Some(p) => {
+                    pushed.push(p);
+                    pushed_text.push(c.to_string());
+                }
                 None => rest.push(c),
             }
         }
@@ -342,8 +356,37 @@ impl<'r, S: ByteSource> Scan<'r, S> {
             pushed,
             residual: rest.into_iter().reduce(Expr::and),
             residual_columns,
+            pushed_text,
             stats,
         })
+    }
+
+    /// The conjuncts pushed down to zone maps and encoded blocks, as written.
+    pub(crate) fn pushed_text(&self) -> &[String] {
+        &self.pushed_text
+    }
+
+    /// The conjuncts evaluated on decoded vectors, joined by `AND`.
+    pub(crate) fn residual(&self) -> Option<&Expr> {
+        self.residual.as_ref()
+    }
+
+    /// Whether the zone maps of row group `g` prove that no row of it passes.
+    fn refuted_by_zone_maps(&self, g: usize) -> bool {
+        let Some(meta) = self.reader.row_groups().get(g) else {
+            return false;
+        };
+        self.pushed.iter().any(|p| {
+            meta.chunk(pushed_column(p))
+                .is_some_and(|c| refuted(p, c.stats(), meta.rows()))
+        })
+    }
+
+    /// The row groups the zone maps do not rule out (those the scan will read).
+    pub(crate) fn zone_map_survivors(&self) -> Vec<usize> {
+        (0..self.reader.row_groups().len())
+            .filter(|g| !self.refuted_by_zone_maps(*g))
+            .collect()
     }
 
     /// What the scan did so far.
@@ -361,13 +404,8 @@ impl<'r, S: ByteSource> Scan<'r, S> {
             .ok_or_else(|| Error::InvalidArgument {
                 reason: format!("row group {g} is past the segment's row groups"),
             })?;
-        let col_of = |p: &Pushed| match p {
-            Pushed::Cmp(i, ..) | Pushed::IsNull(i, _) | Pushed::Prefix(i, _) => *i,
-        };
-        if self.pushed.iter().any(|p| {
-            meta.chunk(col_of(p))
-                .is_some_and(|c| refuted(p, c.stats(), meta.rows()))
-        }) {
+        let col_of = pushed_column;
+        if self.refuted_by_zone_maps(g) {
             self.stats.skipped_by_zone_maps += 1;
             return Ok(None);
         }

@@ -35,6 +35,21 @@ impl SortKey {
         }
     }
 
+    /// The key expression.
+    pub fn expr(&self) -> &Expr {
+        &self.expr
+    }
+
+    /// Whether the key sorts descending.
+    pub fn is_descending(&self) -> bool {
+        self.descending
+    }
+
+    /// Whether nulls come first.
+    pub fn is_nulls_first(&self) -> bool {
+        self.nulls_first
+    }
+
     /// The same key with nulls placed first (`true`) or last.
     #[must_use]
     pub fn nulls_first(mut self, first: bool) -> SortKey {
