@@ -1,4 +1,5 @@
-//! Integration suite of lightning-columnar: segment round trips, statistics, hostile bytes.
+//! Integration suite of lightning-columnar: segment round trips, statistics, hostile bytes,
+//! operators and plans against a reference evaluator, TPC-H.
 
 #![cfg(test)] // test-only code throughout: clippy treats helpers like test functions
 #![expect(
@@ -13,7 +14,9 @@
 mod common;
 mod join_sort;
 mod operators;
+mod plan;
 mod reference;
 mod scan;
 mod segment;
 mod tpch;
+mod tpch_plans;

@@ -3,7 +3,9 @@
 
 use std::cmp::Ordering;
 
-use lightning_columnar::{AggFunc, Aggregate, BinaryOp, DataType, DatePart, Expr, Scalar, Schema};
+use lightning_columnar::{
+    AggFunc, Aggregate, BinaryOp, DataType, DatePart, Expr, JoinType, Scalar, Schema,
+};
 
 /// Evaluation failed (overflow); the engine must fail too.
 #[derive(Debug, PartialEq)]
@@ -336,4 +338,101 @@ fn finish(func: AggFunc, values: &[Scalar], t: Option<DataType>) -> Result<Scala
         }
         _ => unreachable!("a new aggregate"),
     })
+}
+
+/// A relation for the reference queries: a schema (names and types only) and rows.
+pub(crate) struct Rel {
+    pub(crate) schema: Schema,
+    pub(crate) rows: Vec<Vec<Scalar>>,
+}
+
+/// The rows of `r` where `predicate` is true.
+pub(crate) fn select(r: &Rel, predicate: &Expr) -> Rel {
+    Rel {
+        schema: r.schema.clone(),
+        rows: r
+            .rows
+            .iter()
+            .filter(|row| eval(predicate, &r.schema, row) == Ok(Scalar::Bool(true)))
+            .cloned()
+            .collect(),
+    }
+}
+
+/// A join by sorting the right side's keys and searching them for each left row (no
+/// hashing): inner and left give left columns then right ones, semi and anti left ones.
+/// Null keys never match.
+pub(crate) fn join(l: &Rel, r: &Rel, on: &[(Expr, Expr)], kind: JoinType) -> Rel {
+    let key = |e: &[&Expr], s: &Schema, row: &[Scalar]| -> Option<Vec<Scalar>> {
+        let k: Vec<Scalar> = e.iter().map(|e| eval(e, s, row).unwrap()).collect();
+        (!k.iter().any(Scalar::is_null)).then_some(k)
+    };
+    let lk: Vec<&Expr> = on.iter().map(|(l, _)| l).collect();
+    let rk: Vec<&Expr> = on.iter().map(|(_, r)| r).collect();
+    let mut index: Vec<(Vec<Scalar>, usize)> = r
+        .rows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, row)| key(&rk, &r.schema, row).map(|k| (k, i)))
+        .collect();
+    index.sort_by(|a, b| cmp_rows(&a.0, &b.0).then(a.1.cmp(&b.1)));
+    let keep_right = matches!(kind, JoinType::Inner | JoinType::Left);
+    let mut fields = l.schema.fields().to_vec();
+    if keep_right {
+        fields.extend(r.schema.fields().iter().cloned());
+    }
+    let mut rows = Vec::new();
+    for row in &l.rows {
+        let matches: Vec<usize> = match key(&lk, &l.schema, row) {
+            None => Vec::new(),
+            Some(k) => {
+                let start = index.partition_point(|(x, _)| cmp_rows(x, &k).is_lt());
+                index[start..]
+                    .iter()
+                    .take_while(|(x, _)| cmp_rows(x, &k).is_eq())
+                    .map(|(_, i)| *i)
+                    .collect()
+            }
+        };
+        match kind {
+            JoinType::Inner | JoinType::Left => {
+                for m in &matches {
+                    rows.push(row.iter().chain(&r.rows[*m]).cloned().collect());
+                }
+                if matches.is_empty() && kind == JoinType::Left {
+                    let nulls = std::iter::repeat_n(Scalar::Null, r.schema.len());
+                    rows.push(row.iter().cloned().chain(nulls).collect());
+                }
+            }
+            JoinType::Semi if !matches.is_empty() => rows.push(row.clone()),
+            JoinType::Anti if matches.is_empty() => rows.push(row.clone()),
+            _ => {}
+        }
+    }
+    Rel {
+        schema: Schema::new(fields).unwrap(),
+        rows,
+    }
+}
+
+/// Rows in the order of `keys` (column index, descending), a stable full sort, then the
+/// first `limit`.
+pub(crate) fn order_by(
+    mut rows: Vec<Vec<Scalar>>,
+    keys: &[(usize, bool)],
+    limit: Option<usize>,
+) -> Vec<Vec<Scalar>> {
+    rows.sort_by(|a, b| {
+        keys.iter()
+            .map(|(i, desc)| {
+                let o = a[*i].total_cmp(&b[*i]);
+                if *desc { o.reverse() } else { o }
+            })
+            .find(|o| o.is_ne())
+            .unwrap_or(Ordering::Equal)
+    });
+    if let Some(n) = limit {
+        rows.truncate(n);
+    }
+    rows
 }

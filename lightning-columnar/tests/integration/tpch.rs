@@ -12,20 +12,20 @@ use tpchgen::generators::LineItemGenerator;
 
 use crate::reference;
 
-fn dec() -> DataType {
+pub(crate) fn dec() -> DataType {
     DataType::decimal(15, 2).unwrap()
 }
 
-fn d(v: i64) -> Expr {
+pub(crate) fn d(v: i64) -> Expr {
     Expr::Literal(Scalar::decimal(v, 15, 2).unwrap())
 }
 
-fn date(y: i32, m: u32, day: u32) -> Expr {
+pub(crate) fn date(y: i32, m: u32, day: u32) -> Expr {
     Expr::Literal(Scalar::date(y, m, day).unwrap())
 }
 
 /// `lineitem` at SF 0.01 (60,175 rows) as one batch.
-fn lineitem() -> Batch {
+pub(crate) fn lineitem() -> Batch {
     let schema = Arc::new(
         Schema::new(vec![
             Field::new("l_orderkey", DataType::Int64, false),
@@ -36,11 +36,16 @@ fn lineitem() -> Batch {
             Field::new("l_returnflag", DataType::Utf8, false),
             Field::new("l_linestatus", DataType::Utf8, false),
             Field::new("l_shipdate", DataType::Date32, false),
+            Field::new("l_suppkey", DataType::Int64, false),
+            Field::new("l_commitdate", DataType::Date32, false),
+            Field::new("l_receiptdate", DataType::Date32, false),
+            Field::new("l_shipmode", DataType::Utf8, false),
         ])
         .unwrap(),
     );
     let (mut ok, mut qty, mut price, mut disc, mut tax) = (vec![], vec![], vec![], vec![], vec![]);
     let (mut flag, mut status, mut ship) = (vec![], vec![], vec![]);
+    let (mut supp, mut commit, mut receipt, mut mode) = (vec![], vec![], vec![], vec![]);
     for l in LineItemGenerator::new(0.01, 1, 1).iter() {
         ok.push(l.l_orderkey);
         qty.push(l.l_quantity);
@@ -50,6 +55,10 @@ fn lineitem() -> Batch {
         flag.push(l.l_returnflag.to_owned());
         status.push(l.l_linestatus.to_owned());
         ship.push(l.l_shipdate.to_unix_epoch());
+        supp.push(l.l_suppkey);
+        commit.push(l.l_commitdate.to_unix_epoch());
+        receipt.push(l.l_receiptdate.to_unix_epoch());
+        mode.push(l.l_shipmode.to_owned());
     }
     Batch::new(
         schema,
@@ -62,9 +71,24 @@ fn lineitem() -> Batch {
             Column::from_strings(DataType::Utf8, &flag, None).unwrap(),
             Column::from_strings(DataType::Utf8, &status, None).unwrap(),
             Column::from_i32(DataType::Date32, ship, None).unwrap(),
+            Column::from_i64(DataType::Int64, supp, None).unwrap(),
+            Column::from_i32(DataType::Date32, commit, None).unwrap(),
+            Column::from_i32(DataType::Date32, receipt, None).unwrap(),
+            Column::from_strings(DataType::Utf8, &mode, None).unwrap(),
         ],
     )
     .unwrap()
+}
+
+/// `b` written as a segment of 8192-row row groups.
+pub(crate) fn segment(b: &Batch) -> Vec<u8> {
+    let mut w = SegmentWriter::new(
+        b.schema().clone(),
+        WriterOptions::new().row_group_rows(8192),
+    )
+    .unwrap();
+    w.write(b).unwrap();
+    w.finish().unwrap()
 }
 
 fn run(
@@ -74,13 +98,7 @@ fn run(
     group_by: Vec<(String, Expr)>,
     aggs: Vec<lightning_columnar::Aggregate>,
 ) {
-    let mut w = SegmentWriter::new(
-        b.schema().clone(),
-        WriterOptions::new().row_group_rows(8192),
-    )
-    .unwrap();
-    w.write(b).unwrap();
-    let bytes = w.finish().unwrap();
+    let bytes = segment(b);
     let r = SegmentReader::open(bytes.as_slice(), SegmentId::new(1)).unwrap();
     let rows = b.rows();
     let kept: Vec<Vec<Scalar>> = rows
