@@ -462,3 +462,32 @@ fn check_slot(buf: &[u8], slot: PageId, ps: PageSize) -> Slot {
     }
     Ok((sb, version))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::check_slot;
+    use crate::{Lsn, PageId, PageSize, Superblock};
+
+    /// A superblock is valid only in the slot its generation names and only under a page
+    /// header of its own generation: either mismatch alone is refused.
+    #[test]
+    fn a_superblock_must_sit_in_its_own_slot_under_its_own_generation() {
+        let ps = PageSize::MIN;
+        let sb = Superblock {
+            generation: 2,
+            checkpoint_lsn: Lsn::new(5),
+            page_count: 4,
+            ..Superblock::initial(ps)
+        };
+        let page = sb.to_page().unwrap();
+        let sealed = |slot: u64, generation: u64| page.sealed_bytes(PageId::new(slot), generation);
+        assert_eq!(check_slot(&sealed(0, 2), PageId::new(0), ps).unwrap().0, sb);
+        let wrong_slot = check_slot(&sealed(1, 2), PageId::new(1), ps).unwrap_err();
+        assert!(wrong_slot.contains("wrong slot"), "{wrong_slot}");
+        let wrong_generation = check_slot(&sealed(0, 4), PageId::new(0), ps).unwrap_err();
+        assert!(
+            wrong_generation.contains("wrong slot"),
+            "{wrong_generation}"
+        );
+    }
+}

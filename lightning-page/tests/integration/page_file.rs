@@ -285,6 +285,8 @@ fn a_failed_sync_poisons_the_file_for_good() {
     f.extend_to(3).unwrap();
     let mut p = PageBuf::new(PageSize::MIN, PageType::Overflow);
     f.write_page(PageId::new(2), 1, &mut p).unwrap();
+    f.sync().unwrap();
+    assert!(!f.is_poisoned());
     vfs.inject(Fault {
         op: FaultOp::Sync,
         nth: 0,
@@ -292,6 +294,7 @@ fn a_failed_sync_poisons_the_file_for_good() {
         kind: FaultKind::Io,
     });
     assert!(matches!(f.sync(), Err(Error::Io { .. })));
+    assert!(f.is_poisoned());
     // The device would now report success; the file must not believe it.
     for _ in 0..2 {
         assert!(matches!(f.sync(), Err(Error::Poisoned { .. })));
@@ -358,4 +361,61 @@ fn corruption_on_a_real_disk_names_file_and_page() {
         other => panic!("expected corruption, got {other}"),
     }
     assert!(e.to_string().contains("data.ldb, page 3"), "{e}");
+}
+
+/// `shrink_to` cuts the file to exactly the pages asked for, gives the length back to the
+/// file system, never goes below the durable superblock's page count, never grows the file,
+/// and what it cut stays cut after a reopen.
+#[test]
+fn shrink_to_gives_space_back_but_never_below_the_durable_checkpoint() {
+    let vfs = MemVfs::new();
+    let f = new_file(&vfs, PageSize::MIN);
+    let ps = u64::from(PageSize::MIN.bytes());
+    let file_len = || vfs.open(path(), OpenMode::ReadOnly).unwrap().len().unwrap();
+    f.extend_to(20).unwrap();
+    f.commit_superblock(Superblock {
+        generation: 1,
+        page_count: 8,
+        ..f.superblock()
+    })
+    .unwrap();
+    f.shrink_to(12).unwrap();
+    assert_eq!((f.page_count(), file_len()), (12, 12 * ps));
+    f.shrink_to(5).unwrap();
+    assert_eq!(
+        (f.page_count(), file_len()),
+        (8, 8 * ps),
+        "floor: the checkpoint's pages"
+    );
+    f.shrink_to(30).unwrap();
+    assert_eq!(
+        (f.page_count(), file_len()),
+        (8, 8 * ps),
+        "shrinking never grows"
+    );
+    drop(f);
+    assert_eq!(open(&vfs).unwrap().page_count(), 8);
+}
+
+/// A superblock claiming more pages than the file has is refused before anything is
+/// written, naming its last page and the file's page count; the durable one stays.
+#[test]
+fn a_superblock_past_the_end_of_the_file_is_refused() {
+    let vfs = MemVfs::new();
+    let f = new_file(&vfs, PageSize::MIN);
+    f.extend_to(6).unwrap();
+    let before = f.superblock();
+    match f.commit_superblock(Superblock {
+        generation: 1,
+        page_count: 9,
+        ..before
+    }) {
+        Err(Error::PageOutOfBounds {
+            page, page_count, ..
+        }) => assert_eq!((page, page_count), (PageId::new(8), 6)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(f.superblock(), before);
+    drop(f);
+    assert_eq!(open(&vfs).unwrap().superblock(), before);
 }
