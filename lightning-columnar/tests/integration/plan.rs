@@ -113,7 +113,15 @@ fn explain_analyze_counts_rows_zone_maps_and_encodings() {
         .sort(vec![SortKey::asc(col("l_returnflag"))], Some(2))
         .unwrap()
         .build();
-    assert_eq!(plan.explain().lines().count(), 4);
+    let explain = plan.explain();
+    assert_eq!(explain.lines().count(), 4);
+    // The scan's estimate is the rows of the row groups its zone maps leave.
+    let scan_line = explain.lines().nth(3).unwrap();
+    assert!(
+        scan_line.ends_with("1 of 8 row groups left by zone maps  (est. 8192 rows)"),
+        "{scan_line}"
+    );
+    assert_eq!(plan.estimated_rows(), 2);
     let a = plan.explain_analyze().unwrap();
     let ops = a.operators();
     assert_eq!(ops.len(), 4);
@@ -268,4 +276,46 @@ fn bad_plans_are_errors_naming_the_column() {
         ok().join(orders(), vec![], JoinType::Inner).unwrap_err(),
         Error::InvalidArgument { .. }
     ));
+}
+
+/// Encodings are reported for the row groups the scan reads: a column constant in the first
+/// row group and varied in the others shows one encoding when zone maps leave the first.
+#[test]
+fn explain_analyze_reports_the_encodings_of_row_groups_read() {
+    let n = 3 * 8192;
+    let schema = Arc::new(
+        Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("v", DataType::Int64, false),
+        ])
+        .unwrap(),
+    );
+    let b = Batch::new(
+        schema,
+        vec![
+            Column::from_i64(DataType::Int64, (0..n).collect(), None).unwrap(),
+            Column::from_i64(
+                DataType::Int64,
+                (0..n)
+                    .map(|i| if i < 8192 { 7 } else { i * 7919 % 100_003 })
+                    .collect(),
+                None,
+            )
+            .unwrap(),
+        ],
+    )
+    .unwrap();
+    let bytes = segment(&b);
+    let r = SegmentReader::open(bytes.as_slice(), SegmentId::new(9)).unwrap();
+    let encodings = |p| {
+        let plan = PlanBuilder::scan("t", &r, &["v"], p).unwrap().build();
+        let a = plan.explain_analyze().unwrap();
+        a.operators()[0].scan.clone().unwrap().encodings
+    };
+    let first = encodings(Some(col("k").lt(lit(100i64))));
+    let all = encodings(None);
+    assert_eq!(first.len(), 2, "v, then the predicate's k: {first:?}");
+    assert_eq!(first[0].1.len(), 1, "{first:?}");
+    assert_eq!(all[0].1.len(), 2, "{all:?}");
+    assert_eq!(all[0].1[0], first[0].1[0]);
 }
