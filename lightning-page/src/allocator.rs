@@ -631,4 +631,184 @@ mod tests {
         let (_, f, pend) = decode_list_page(&p).unwrap();
         assert_eq!((f.len(), pend.len()), (0, 1));
     }
+
+    use crate::PageSize;
+    use crate::vfs::MemVfs;
+
+    /// A page file of `file_pages` pages whose durable superblock (generation 1, image of
+    /// `image_pages` pages) roots a free list of the given pages: (page id, next page or
+    /// `None`, free ids, pending ids, header generation).
+    type ListPage<'a> = (u64, Option<u64>, &'a [u64], &'a [u64], u64);
+
+    fn file_with_list(file_pages: u64, image_pages: u64, list: &[ListPage<'_>]) -> PageFile {
+        let file = PageFile::create(&MemVfs::new(), "data.ldb".as_ref(), PageSize::MIN).unwrap();
+        file.extend_to(file_pages).unwrap();
+        for &(id, next, free, pending, generation) in list {
+            let mut page = PageBuf::new(PageSize::MIN, PageType::FreeList);
+            let body = page.body_mut();
+            body[NEXT_OFF..FREE_COUNT_OFF].copy_from_slice(&next.unwrap_or(NONE).to_le_bytes());
+            let count = |n: usize| u32::try_from(n).unwrap().to_le_bytes();
+            body[FREE_COUNT_OFF..PENDING_COUNT_OFF].copy_from_slice(&count(free.len()));
+            body[PENDING_COUNT_OFF..IDS_OFF].copy_from_slice(&count(pending.len()));
+            for (j, raw) in free.iter().chain(pending).enumerate() {
+                body[IDS_OFF + j * 8..IDS_OFF + j * 8 + 8].copy_from_slice(&raw.to_le_bytes());
+            }
+            page.set_payload_len(IDS_OFF + (free.len() + pending.len()) * 8)
+                .unwrap();
+            file.write_page(PageId::new(id), generation, &mut page)
+                .unwrap();
+        }
+        file.commit_superblock(Superblock {
+            generation: 1,
+            page_count: image_pages,
+            freelist_root: list.first().map(|l| PageId::new(l.0)),
+            ..file.superblock()
+        })
+        .unwrap();
+        file
+    }
+
+    fn refused(file: &PageFile) -> &'static str {
+        match PageAllocator::load(file) {
+            Err(Error::Corruption { what, .. }) => what,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Every rule `load` applies to a free list on disk, each broken alone, next to the
+    /// same list unbroken: a damaged list is corruption naming what is wrong, never a
+    /// source of pages handed out twice.
+    #[test]
+    fn load_refuses_every_kind_of_damaged_free_list() {
+        let ok = file_with_list(
+            12,
+            10,
+            &[(3, Some(4), &[5], &[6], 1), (4, None, &[7], &[], 0)],
+        );
+        let a = PageAllocator::load(&ok).unwrap();
+        assert_eq!(
+            a.free_pages().collect::<Vec<_>>(),
+            [PageId::new(5), PageId::new(7)]
+        );
+        assert_eq!(a.pending_pages().collect::<Vec<_>>(), [PageId::new(6)]);
+        assert_eq!(a.list_pages(), [PageId::new(3), PageId::new(4)]);
+
+        let outside = "free-list page outside the image";
+        // The next page past the image (the file has it, the image does not).
+        let f = file_with_list(
+            12,
+            10,
+            &[(3, Some(10), &[5], &[], 1), (10, None, &[], &[], 1)],
+        );
+        assert_eq!(refused(&f), outside);
+        let f = file_with_list(12, 10, &[(3, Some(1), &[5], &[], 1)]);
+        assert!(matches!(refused(&f), "free-list page outside the image"));
+        let f = file_with_list(
+            12,
+            10,
+            &[(4, Some(3), &[5], &[], 1), (3, None, &[], &[], 1)],
+        );
+        assert_eq!(refused(&f), "free-list chain not ascending");
+        let f = file_with_list(12, 10, &[(3, None, &[5], &[], 2)]);
+        assert_eq!(refused(&f), "free-list page newer than its superblock");
+        let order = "free page id out of range or order";
+        for (free, pending) in [
+            (&[1u64][..], &[][..]),
+            (&[10], &[]),
+            (&[6, 5], &[]),
+            (&[5, 5], &[]),
+            (&[], &[1]),
+            (&[], &[10]),
+            (&[], &[7, 6]),
+        ] {
+            let f = file_with_list(12, 10, &[(3, None, free, pending, 1)]);
+            assert_eq!(refused(&f), order, "{free:?} {pending:?}");
+        }
+        let twice = "page listed free twice";
+        for list in [
+            [
+                (3, Some(4), &[5u64][..], &[][..], 1),
+                (4, None, &[5], &[], 1),
+            ],
+            [(3, Some(4), &[], &[5], 1), (4, None, &[], &[5], 1)],
+            [(3, Some(4), &[5], &[], 1), (4, None, &[], &[5], 1)],
+        ] {
+            assert_eq!(refused(&file_with_list(12, 10, &list)), twice);
+        }
+        let f = file_with_list(12, 10, &[(3, None, &[3], &[], 1)]);
+        assert_eq!(refused(&f), "free-list page is listed as free");
+        let f = file_with_list(
+            12,
+            10,
+            &[(3, Some(4), &[], &[4], 1), (4, None, &[], &[], 1)],
+        );
+        assert_eq!(refused(&f), "free-list page is listed as free");
+    }
+
+    /// A page that holds the durable free list cannot be freed by the caller: it is the
+    /// allocator's own.
+    #[test]
+    fn a_free_list_page_cannot_be_freed() {
+        let f = file_with_list(12, 10, &[(3, None, &[5], &[], 1)]);
+        let mut a = PageAllocator::load(&f).unwrap();
+        assert!(matches!(
+            a.free(PageId::new(3)),
+            Err(Error::InvalidFree {
+                reason: "it holds the free list",
+                ..
+            })
+        ));
+        a.free(PageId::new(4)).unwrap();
+    }
+
+    /// Free pages at the end of the file leave the image at the next checkpoint, down to
+    /// the last page in use; a free page below it stays listed.
+    #[test]
+    fn the_free_tail_leaves_the_image_at_the_next_checkpoint() {
+        let mut a = fresh_alloc(8);
+        let pages: Vec<_> = (0..8).map(|_| a.allocate()).collect(); // pages 2..10
+        for p in [pages[1], pages[5], pages[6], pages[7]] {
+            a.free(p).unwrap();
+        }
+        let plan = a.begin_checkpoint().unwrap();
+        assert_eq!(plan.page_count, 7, "pages 7, 8 and 9 leave");
+        let kept = |p: &PageId| plan.free.contains(p) || plan.list_pages.contains(p);
+        assert!(kept(&pages[1]), "{plan:?}");
+        assert!(!pages[5..].iter().any(kept), "{plan:?}");
+        assert_eq!(a.page_count(), 7);
+    }
+
+    /// A checkpoint whose free and pending lists together fill more than one list page, at
+    /// the real page capacity, reloads to the same lists on as few list pages as they need.
+    #[test]
+    fn free_and_pending_lists_spanning_list_pages_round_trip() {
+        let file = PageFile::create(&MemVfs::new(), "data.ldb".as_ref(), PageSize::MIN).unwrap();
+        let mut a = PageAllocator::load(&file).unwrap();
+        let per_page = (PageSize::MIN.max_payload() - IDS_OFF) / 8;
+        let old: Vec<_> = (0..500).map(|_| a.allocate()).collect();
+        a.checkpoint(&file, None, Lsn::new(1)).unwrap();
+        let new: Vec<_> = (0..600).map(|_| a.allocate()).collect();
+        for p in &new[..300] {
+            a.free(*p).unwrap(); // allocated in this generation: free at once
+        }
+        for p in &old {
+            a.free(*p).unwrap(); // held by the durable image: pending
+        }
+        let (free, pending): (Vec<_>, Vec<_>) =
+            (a.free_pages().collect(), a.pending_pages().collect());
+        assert_eq!((free.len(), pending.len()), (300, 500));
+        a.checkpoint(&file, None, Lsn::new(2)).unwrap();
+        let b = PageAllocator::load(&file).unwrap();
+        // 300 free pages less the list pages, and 500 pending: two pages of `per_page` ids.
+        assert!((per_page + 1..=2 * per_page).contains(&798), "{per_page}");
+        assert_eq!(b.list_pages().len(), 2);
+        // The list pages came out of the free pages.
+        let mut reloaded: Vec<_> = b
+            .free_pages()
+            .chain(b.list_pages().iter().copied())
+            .collect();
+        reloaded.sort();
+        assert_eq!(reloaded, free);
+        assert_eq!(b.pending_pages().collect::<Vec<_>>(), pending);
+    }
 }
