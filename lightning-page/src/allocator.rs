@@ -811,4 +811,23 @@ mod tests {
         assert_eq!(reloaded, free);
         assert_eq!(b.pending_pages().collect::<Vec<_>>(), pending);
     }
+
+    /// `write_free_list` writes the plan's list and returns its first page, the root the
+    /// superblock must record.
+    #[test]
+    fn write_free_list_returns_the_root_it_wrote() {
+        let file = PageFile::create(&MemVfs::new(), "data.ldb".as_ref(), PageSize::MIN).unwrap();
+        let mut a = PageAllocator::load(&file).unwrap();
+        let pages: Vec<_> = (0..6).map(|_| a.allocate()).collect();
+        a.free(pages[1]).unwrap();
+        a.free(pages[2]).unwrap();
+        let plan = a.begin_checkpoint().unwrap();
+        let root = a.write_free_list(&file, &plan).unwrap();
+        assert!(root.is_some());
+        assert_eq!(root, plan.list_pages.first().copied());
+        let (page, _) = file
+            .read_page(root.unwrap(), Some(PageType::FreeList))
+            .unwrap();
+        assert!(decode_list_page(page.payload()).is_ok());
+    }
 }
