@@ -630,6 +630,25 @@ mod tests {
         p[PENDING_COUNT_OFF] = 1;
         let (_, f, pend) = decode_list_page(&p).unwrap();
         assert_eq!((f.len(), pend.len()), (0, 1));
+        // The error says how long the ids should be and are: 8 bytes each.
+        p[FREE_COUNT_OFF] = 2;
+        let (what, expected, found) = decode_list_page(&p).unwrap_err();
+        assert_eq!(what, "free-list counts disagree with payload length");
+        assert_eq!((expected.as_str(), found.as_str()), ("24", "8"));
+    }
+
+    /// A checkpoint records the catalog root it is given, a new one or none, not the
+    /// previous superblock's.
+    #[test]
+    fn a_checkpoint_records_the_catalog_root_it_is_given() {
+        let file = PageFile::create(&MemVfs::new(), "data.ldb".as_ref(), PageSize::MIN).unwrap();
+        let mut a = PageAllocator::load(&file).unwrap();
+        let (x, y) = (a.allocate(), a.allocate());
+        for (root, lsn) in [(Some(x), 1), (Some(y), 2), (None, 3)] {
+            let sb = a.checkpoint(&file, root, Lsn::new(lsn)).unwrap();
+            assert_eq!((sb.catalog_root, sb.checkpoint_lsn), (root, Lsn::new(lsn)));
+            assert_eq!(file.superblock(), sb);
+        }
     }
 
     use crate::PageSize;
