@@ -101,6 +101,11 @@ impl Batch {
         Ok(self)
     }
 
+    /// The schema, the columns and the selection, moved out.
+    pub(crate) fn into_parts(self) -> (Arc<Schema>, Vec<Column>, Option<Vec<u32>>) {
+        (self.schema, self.columns, self.selection)
+    }
+
     /// The schema.
     pub fn schema(&self) -> &Arc<Schema> {
         &self.schema

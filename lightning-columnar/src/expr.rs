@@ -712,11 +712,16 @@ impl std::ops::Not for Expr {
 /// Keeps the rows of `batch` (within its selection) for which `predicate` is true (not
 /// false, not null).
 pub fn filter(batch: &Batch, predicate: &Expr) -> Result<Batch> {
+    filter_owned(batch.clone(), predicate)
+}
+
+/// [`filter`] of a batch the caller gives up: its columns move into the result.
+pub(crate) fn filter_owned(batch: Batch, predicate: &Expr) -> Result<Batch> {
     let t = predicate.data_type(batch.schema())?;
     if t != DataType::Bool {
         return Err(predicate.type_err(format!("a filter needs a bool, not {t}")));
     }
-    let c = predicate.eval(batch)?;
+    let c = predicate.eval(&batch)?;
     let v = c.bools().unwrap_or_default();
     let pass = |i: usize| v[i] && c.is_valid(i);
     let selection: Vec<u32> = match batch.selection() {
@@ -726,7 +731,7 @@ pub fn filter(batch: &Batch, predicate: &Expr) -> Result<Batch> {
             .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
             .collect(),
     };
-    batch.clone().with_selection(selection)
+    batch.with_selection(selection)
 }
 
 /// Evaluates `exprs` (each with its output name) over `batch`; the result keeps the input's

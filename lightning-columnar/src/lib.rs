@@ -26,6 +26,10 @@
 //!   aggregation ([`HashAggregate`]: count, count distinct, sum, min, max, avg, with or without
 //!   group-by, per-thread states merged); [`HashJoin`] (inner, left, semi, anti); [`sort`]
 //!   with top-k; and [`parallel_aggregate`], morsel-driven over row groups on threads.
+//! - **Zero-copy scans**: a [`Scan`] allocates per row group, never per row; it decodes only
+//!   the projected (and residual-predicate) columns of row groups with a surviving row and
+//!   moves the decoded vectors into its output. [`ScanStats::chunks_decoded`] counts them;
+//!   the `alloc` test binary checks both with a counting global allocator.
 //! - **Plans** ([`PlanBuilder`] -> [`Plan`]): scan (projection, pushed-down predicate) ->
 //!   filter -> project -> aggregate / join -> sort or top-k -> batches, checked as they are
 //!   built (an unknown column or a type mismatch is an [`Error`] naming it). Each node has an

@@ -81,6 +81,7 @@ pub fn parallel_aggregate<S: ByteSource + Sync>(
         stats.skipped_by_zone_maps += s.skipped_by_zone_maps;
         stats.emptied_by_encoded_predicates += s.emptied_by_encoded_predicates;
         stats.rows += s.rows;
+        stats.chunks_decoded += s.chunks_decoded;
         match &mut total {
             None => total = Some(part),
             Some(t) => t.merge(part)?,

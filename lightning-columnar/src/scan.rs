@@ -12,7 +12,7 @@ use lightning_compress::{self as lc, FloatPredicate, Predicate, StringPredicate}
 
 use crate::batch::Batch;
 use crate::bitmap::Bitmap;
-use crate::expr::{BinaryOp, Expr, filter};
+use crate::expr::{BinaryOp, Expr, filter_owned};
 use crate::segment::{ByteSource, Chunk, ChunkStats, SegmentReader};
 use crate::types::{DataType, Scalar, Schema};
 use crate::{Error, Result};
@@ -39,6 +39,11 @@ pub struct ScanStats {
     pub pushed_conjuncts: usize,
     /// Conjuncts evaluated on decoded vectors.
     pub residual_conjuncts: usize,
+    /// Column chunks decoded into vectors: the projected and residual-predicate columns of
+    /// the row groups with a surviving row. Chunks a pushed conjunct reads on their encoded
+    /// form are not counted, nor are any chunks of row groups the zone maps skipped or the
+    /// encoded predicates emptied.
+    pub chunks_decoded: u64,
     /// Rows produced.
     pub rows: u64,
 }
@@ -431,6 +436,7 @@ impl<'r, S: ByteSource> Scan<'r, S> {
             }
         }
         let mut batch = self.reader.read_row_group(g, &needed)?;
+        self.stats.chunks_decoded += needed.len() as u64;
         if let Some(m) = &mask
             && !m.all()
         {
@@ -441,23 +447,25 @@ impl<'r, S: ByteSource> Scan<'r, S> {
             batch = batch.with_selection(sel)?;
         }
         if let Some(r) = &self.residual {
-            batch = filter(&batch, r)?;
+            batch = filter_owned(batch, r)?;
         }
         if batch.is_empty() {
             return Ok(None);
         }
         debug_assert!(batch.physical_rows() == rows);
-        // Keep the projected columns only.
-        let keep: Vec<usize> = (0..self.projection.len()).collect();
-        let schema = std::sync::Arc::new(batch.schema().project(&keep)?);
-        let selection = batch.selection().map(<[u32]>::to_vec);
-        let columns = batch.columns()[..keep.len()].to_vec();
-        let mut out = Batch::new(schema, columns)?;
-        if let Some(s) = selection {
-            out = out.with_selection(s)?;
+        // Keep the projected columns only: the decoded vectors move, nothing is copied.
+        if needed.len() > self.projection.len() {
+            let keep: Vec<usize> = (0..self.projection.len()).collect();
+            let schema = std::sync::Arc::new(batch.schema().project(&keep)?);
+            let (_, mut columns, selection) = batch.into_parts();
+            columns.truncate(keep.len());
+            batch = Batch::new(schema, columns)?;
+            if let Some(s) = selection {
+                batch = batch.with_selection(s)?;
+            }
         }
-        self.stats.rows += out.num_rows() as u64;
-        Ok(Some(out))
+        self.stats.rows += batch.num_rows() as u64;
+        Ok(Some(batch))
     }
 
     /// Every row group's surviving rows, in order.
