@@ -9,6 +9,7 @@
 )]
 
 mod corruption;
+mod generations;
 mod hostile;
 mod model;
 mod nonblocking;
