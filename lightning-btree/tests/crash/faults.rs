@@ -62,6 +62,43 @@ fn workload(seed: u64) -> (Vec<Step>, Vec<Step>) {
     (setup, work)
 }
 
+/// Long keys (300 to 900 bytes: 4 to 12 a page) make a tree four levels deep whose splits
+/// and merges change several pages of the current generation in place in one operation
+/// before a step that can fail: the undo must put every one of them back.
+fn deep_workload(seed: u64) -> (Vec<Step>, Vec<Step>) {
+    let mut rng = Rng::new(seed);
+    let key = |rng: &mut Rng| {
+        let n = rng.below(400);
+        let mut k = format!("k{n:04}").into_bytes();
+        k.resize(300 + (n as usize * 37) % 600, b'.');
+        k
+    };
+    let mut setup: Vec<Step> = (0..250)
+        .map(|_| {
+            let k = key(&mut rng);
+            let len = rng.below(60) as usize;
+            Step::Insert(k, rng.bytes(len))
+        })
+        .collect();
+    setup.push(Step::Checkpoint);
+    let work = (0..240)
+        .map(|i| {
+            if i % 120 == 119 {
+                Step::Checkpoint
+            } else if rng.chance(40) {
+                Step::Remove(key(&mut rng))
+            } else {
+                let k = key(&mut rng);
+                let len = rng.below(60) as usize;
+                Step::Insert(k, rng.bytes(len))
+            }
+        })
+        .collect();
+    (setup, work)
+}
+
+type Workload = fn(u64) -> (Vec<Step>, Vec<Step>);
+
 fn create(vfs: &dyn Vfs, frames: u64) -> BTree {
     let file = Arc::new(PageFile::create(vfs, "data.ldb".as_ref(), PageSize::MIN).unwrap());
     BTree::create(Arc::new(Store::open(file, frames * 4096).unwrap())).unwrap()
@@ -112,7 +149,13 @@ struct Outcome {
 }
 
 /// Runs the workload with `fault` armed after the setup, then checks everything.
-fn run(seed: u64, frames: u64, fault: Option<Fault>, crash: CrashMode) -> Result<Outcome, String> {
+fn run(
+    workload: Workload,
+    seed: u64,
+    frames: u64,
+    fault: Option<Fault>,
+    crash: CrashMode,
+) -> Result<Outcome, String> {
     let (setup, work) = workload(seed);
     let vfs = CrashVfs::new(seed);
     let tree = create(&vfs, frames);
@@ -217,7 +260,7 @@ fn run(seed: u64, frames: u64, fault: Option<Fault>, crash: CrashMode) -> Result
 }
 
 /// How many I/O calls the faulted part of the workload makes with no fault.
-fn io_calls(seed: u64, frames: u64) -> u64 {
+fn io_calls(workload: Workload, seed: u64, frames: u64) -> u64 {
     let (setup, work) = workload(seed);
     let vfs = CrashVfs::new(seed);
     let tree = create(&vfs, frames);
@@ -233,6 +276,19 @@ fn io_calls(seed: u64, frames: u64) -> u64 {
 
 /// Every position of `op` faults along the workload, for pools of 8, 12 and 24 frames.
 fn every_position(op: FaultOp, permanent: bool, kind: FaultKind) {
+    every_position_of(workload, &[8, 12, 24], 600, op, permanent, kind);
+}
+
+/// Up to `positions` positions of `op`, evenly spread, fault along `workload` for each
+/// pool size in `pools`.
+fn every_position_of(
+    workload: Workload,
+    pools: &[u64],
+    positions: u64,
+    op: FaultOp,
+    permanent: bool,
+    kind: FaultKind,
+) {
     let crashes = [
         CrashMode::DropUnsynced,
         CrashMode::RandomSubset,
@@ -242,12 +298,11 @@ fn every_position(op: FaultOp, permanent: bool, kind: FaultKind) {
     let mut failing = 0u64;
     let mut poisoned = 0u64;
     let mut errors = Vec::new();
-    for (v, frames) in [8u64, 12, 24].into_iter().enumerate() {
+    for (v, &frames) in pools.iter().enumerate() {
         for s in 0..scaled(1) {
             let seed = 100 * v as u64 + s;
-            let calls = io_calls(seed, frames);
-            // Up to about 600 positions per pool and seed, evenly spread.
-            let step = (calls / 600).max(1);
+            let calls = io_calls(workload, seed, frames);
+            let step = (calls / positions).max(1);
             let mut n = 0;
             while n < calls {
                 let fault = Fault {
@@ -257,7 +312,7 @@ fn every_position(op: FaultOp, permanent: bool, kind: FaultKind) {
                     kind,
                 };
                 let crash = crashes[(n / step) as usize % crashes.len()];
-                match run(seed, frames, Some(fault), crash) {
+                match run(workload, seed, frames, Some(fault), crash) {
                     Ok(outcome) => {
                         runs += 1;
                         failing += u64::from(outcome.failed > 0);
@@ -300,7 +355,8 @@ fn every_position(op: FaultOp, permanent: bool, kind: FaultKind) {
 #[test]
 fn fault_free_runs_are_clean() {
     for (seed, frames) in [(0, 8), (1, 12), (2, 24)] {
-        run(seed, frames, None, CrashMode::RandomSubset).unwrap();
+        run(workload, seed, frames, None, CrashMode::RandomSubset).unwrap();
+        run(deep_workload, seed, frames, None, CrashMode::RandomSubset).unwrap();
     }
 }
 
@@ -322,4 +378,16 @@ fn a_full_disk_at_any_write_loses_or_damages_nothing() {
 #[test]
 fn a_failed_sync_anywhere_poisons_cleanly() {
     every_position(FaultOp::Sync, false, FaultKind::Io);
+}
+
+#[test]
+fn a_transient_error_in_a_deep_tree_loses_or_damages_nothing() {
+    every_position_of(
+        deep_workload,
+        &[8, 16],
+        u64::MAX,
+        FaultOp::Any,
+        false,
+        FaultKind::Io,
+    );
 }

@@ -57,3 +57,27 @@ fn written_pages_carry_the_generation_of_the_checkpoint_that_holds_them() {
         );
     }
 }
+
+/// The store says which generation it is writing (one past the durable checkpoint's), in
+/// `generation()` and in its `Debug` output, and its cache figures count what reads did.
+#[test]
+fn the_store_reports_its_generation_and_its_cache() {
+    let t = tree_with_cache(12);
+    let s = t.store();
+    assert_eq!(s.generation(), 1);
+    assert!(format!("{s:?}").contains("generation: 1"), "{s:?}");
+    t.insert(b"k", b"v").unwrap();
+    for (lsn, generation) in [(1, 2), (2, 3)] {
+        let cp = t.checkpoint(Lsn::new(lsn)).unwrap();
+        assert_eq!(cp.superblock.generation + 1, generation);
+        assert_eq!(s.generation(), generation);
+    }
+    assert!(format!("{s:?}").contains("generation: 3"), "{s:?}");
+    let before = s.cache_stats();
+    for _ in 0..10 {
+        assert_eq!(t.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+    }
+    let after = s.cache_stats();
+    assert!(after.hits >= before.hits + 10, "{before:?} -> {after:?}");
+    assert_eq!(after.frames, 12);
+}
