@@ -516,3 +516,37 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use lightning_page::{PageBuf, PageId, PageSize, PageType};
+
+    use super::Op;
+
+    fn page(byte: u8) -> PageBuf {
+        let mut p = PageBuf::new(PageSize::MIN, PageType::BTreeLeaf);
+        p.set_payload(&[byte; 8]).unwrap();
+        p
+    }
+
+    /// The journal keeps, for every page the operation changes in place, the bytes from
+    /// before its first change — one image per page, however many pages and changes — and
+    /// none for a page the operation allocated (it is given back whole).
+    #[test]
+    fn the_journal_keeps_each_page_as_it_was_before_its_first_change() {
+        let mut op = Op::default();
+        let (a, b, c) = (PageId::new(5), PageId::new(6), PageId::new(7));
+        op.allocated.push(c);
+        op.save(a, &page(1));
+        op.save(b, &page(2));
+        op.save(a, &page(3));
+        op.save(c, &page(4));
+        op.save(b, &page(5));
+        let kept: Vec<(PageId, Vec<u8>)> = op
+            .before
+            .iter()
+            .map(|(id, p)| (*id, p.payload().to_vec()))
+            .collect();
+        assert_eq!(kept, [(a, vec![1; 8]), (b, vec![2; 8])]);
+    }
+}
