@@ -81,3 +81,69 @@ fn the_store_reports_its_generation_and_its_cache() {
     assert!(after.hits >= before.hits + 10, "{before:?} -> {after:?}");
     assert_eq!(after.frames, 12);
 }
+
+/// Each checkpoint's superblock records the LSN it was given, also after a reopen.
+#[test]
+fn checkpoints_record_their_lsn() {
+    let vfs = lightning_page::vfs::MemVfs::new();
+    let t = crate::tree_on(&vfs, 16);
+    for lsn in [7u64, 9, 30] {
+        t.insert(&lsn.to_be_bytes(), b"v").unwrap();
+        let cp = t.checkpoint(Lsn::new(lsn)).unwrap();
+        assert_eq!(cp.superblock.checkpoint_lsn, Lsn::new(lsn));
+        assert_eq!(t.store().file().superblock().checkpoint_lsn, Lsn::new(lsn));
+    }
+    drop(t);
+    let t = crate::reopen_from(&vfs, 16);
+    assert_eq!(t.store().file().superblock().checkpoint_lsn, Lsn::new(30));
+}
+
+/// Within a generation a page is copied once, at its first change, and changed in place
+/// after that: the root moves at the first insert after a checkpoint, not at the next.
+#[test]
+fn a_page_is_copied_once_per_generation() {
+    let t = tree_with_cache(16);
+    t.insert(b"a", b"1").unwrap();
+    t.checkpoint(Lsn::new(1)).unwrap();
+    let durable = t.root();
+    t.insert(b"b", b"2").unwrap();
+    let copied = t.root();
+    assert_ne!(copied, durable, "the durable root is copied, not changed");
+    for k in [&b"c"[..], b"d", b"e"] {
+        t.insert(k, b"3").unwrap();
+        assert_eq!(t.root(), copied, "the copy changes in place");
+    }
+    t.remove(b"a").unwrap();
+    assert_eq!(t.root(), copied, "the copy changes in place");
+}
+
+/// The file grows ahead of the allocator in steps of an eighth of its pages (16 to 4096),
+/// not page by page, and only when a page past its end is handed out.
+#[test]
+fn the_file_grows_in_steps_of_an_eighth() {
+    let t = tree_with_cache(64);
+    let file = t.store().file().clone();
+    let mut grew = 0;
+    for i in 0..20_000u64 {
+        let before = file.page_count();
+        t.insert(&(i * 2_654_435_761 % 1_000_003).to_be_bytes(), &[5u8; 90])
+            .unwrap();
+        let after = file.page_count();
+        if after != before {
+            // One page past the end was handed out: the allocator has `before + 1` pages.
+            let needed = before + 1;
+            assert_eq!(
+                after,
+                needed + (needed / 8).clamp(16, 4096),
+                "grew from {before}"
+            );
+            grew += 1;
+        }
+        assert!(t.store().allocator().page_count() <= after);
+    }
+    assert!(
+        grew >= 5 && file.page_count() > 16 * 8,
+        "{grew} steps to {}",
+        file.page_count()
+    );
+}
