@@ -137,3 +137,40 @@ proptest! {
         drop(tree.checkpoint(Lsn::new(1)));
     }
 }
+
+/// A leaf cell claiming an overflow value longer than `MAX_VALUE_LEN` is refused as such
+/// before its chain is read or anything is allocated for it; at the limit it is not
+/// refused for its length.
+#[test]
+fn an_overflow_value_claimed_above_the_limit_is_refused_before_reading() {
+    for (len, above) in [
+        (lightning_btree::MAX_VALUE_LEN + 1, true),
+        (u64::MAX, true),
+        (lightning_btree::MAX_VALUE_LEN, false),
+    ] {
+        let vfs = MemVfs::new();
+        let path = "data.ldb".as_ref();
+        {
+            let file = PageFile::create(&vfs, path, PageSize::MIN).unwrap();
+            let mut alloc = PageAllocator::load(&file).unwrap();
+            let (leaf, other) = (alloc.allocate(), alloc.allocate());
+            file.extend_to(alloc.page_count()).unwrap();
+            let cells = [(b"k".to_vec(), 1, other.get(), len)];
+            let mut page = PageBuf::new(PageSize::MIN, PageType::BTreeLeaf);
+            page.set_payload(&craft(0, 0, &cells, &[], false)).unwrap();
+            file.write_page(leaf, alloc.generation(), &mut page)
+                .unwrap();
+            // Not an overflow page: reading the chain fails differently.
+            let mut page = PageBuf::new(PageSize::MIN, PageType::BTreeLeaf);
+            page.set_payload(&craft(0, 0, &[], &[], false)).unwrap();
+            file.write_page(other, alloc.generation(), &mut page)
+                .unwrap();
+            alloc.checkpoint(&file, Some(leaf), Lsn::new(0)).unwrap();
+        }
+        let file = Arc::new(PageFile::open(&vfs, path, OpenOptions::default()).unwrap());
+        let root = file.superblock().catalog_root.unwrap();
+        let tree = BTree::open(Arc::new(Store::open(file, 16 * 4096).unwrap()), root).unwrap();
+        let e = tree.get(b"k").unwrap_err().to_string();
+        assert_eq!(e.contains("above the limit"), above, "{len}: {e}");
+    }
+}
