@@ -7,7 +7,10 @@
 
 A figure regresses when it is worse than its baseline by its tolerance (default 5 %; fsync-bound
 figures carry a wider one in the baseline file, since this disk's fsync latency varies by about
-25 % between runs). Units in microseconds are lower-is-better; everything else higher-is-better.
+25 % between runs). Times and sizes are lower-is-better: units of time (ns, us, ms, s) or size
+(bytes, KiB, MB, MiB, GB), and ratios of them (a name ending in _ns, _us, _ms, _mib, _mb or
+_bytes, or holding "size"); everything else (rates, hit ratios, speed-ups, compression
+ratios) is higher-is-better.
 Exits 1 on any regression, listing each.
 """
 import json
@@ -33,6 +36,25 @@ def newest_reports():
     return dates[-1].name, figures
 
 
+LOWER_UNITS = {"ns", "us", "ms", "s", "bytes", "KiB", "MB", "MiB", "GB", "GiB"}
+LOWER_SUFFIXES = ("_ns", "_us", "_ms", "_mib", "_mb", "_bytes")
+
+
+def lower_is_better(name, unit):
+    """Whether a smaller value of figure `name` (suite/name) in `unit` is an improvement.
+
+    >>> lower_is_better("wal/commit_p99", "us"), lower_is_better("peers/redb_file_size_mib", "MiB")
+    (True, True)
+    >>> lower_is_better("peers/lightning_btree_vs_lmdb_file_size_mib", "ratio")
+    True
+    >>> lower_is_better("peers/lightning_btree_vs_lmdb_get_random", "ratio")
+    False
+    >>> lower_is_better("cache/hit_zipf_25pct_sieve", "%"), lower_is_better("compress/ratio_random_u64", "x")
+    (False, False)
+    """
+    return unit in LOWER_UNITS or name.endswith(LOWER_SUFFIXES) or "size" in name
+
+
 def main():
     date, figures = newest_reports()
     if "--accept" in sys.argv:
@@ -52,7 +74,7 @@ def main():
         if key not in figures:
             continue
         value, unit = figures[key]
-        lower_better = unit == "us"
+        lower_better = lower_is_better(key, unit)
         change = (value - base["value"]) / base["value"] if base["value"] else 0.0
         worse = change > base["tolerance"] if lower_better else -change > base["tolerance"]
         if worse:
