@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 
 use lightning_page::PageId;
 
-use crate::node::{HEAD, Node, Val, separator};
+use crate::node::{HEAD, Node, SLOT, Val, separator};
 use crate::store::Op;
 use crate::tree::{BTree, MAX_VALUE_LEN, split};
 use crate::{Error, Result};
@@ -123,7 +123,7 @@ impl BTree {
             let mut node = (first, Vec::new());
             let mut size = HEAD;
             for (low, child) in it {
-                let cell = 2 + 2 + low.len() + 8;
+                let cell = SLOT + 2 + low.len() + 8;
                 if size + cell > target && !node.1.is_empty() {
                     level.push_branch(std::mem::replace(&mut node, (child, Vec::new())), low)?;
                     size = HEAD;

@@ -158,6 +158,10 @@ impl Walk<'_> {
             }
         }
         for (i, k) in keys.iter().enumerate() {
+            if view.slot_head(i) != Some(crate::node::head(k)) {
+                // A search compares heads first: a wrong one sends it the wrong way.
+                self.problem(id, format!("slot {i} records a head that is not its key's"));
+            }
             if i > 0 && keys[i - 1] >= *k {
                 self.problem(id, format!("keys {} and {} out of order", i - 1, i));
             }

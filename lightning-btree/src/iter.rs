@@ -284,20 +284,25 @@ impl BTree {
                 }
                 key.clear();
                 key.extend_from_slice(k);
-                let val = v.value(slot)?;
-                if let ValRef::Inline(bytes) = val {
-                    value.clear();
-                    value.extend_from_slice(bytes);
-                }
-                Ok(Some(Some((slot, val.to_owned()))))
+                // An inline value is copied here; an overflow value's chain is read after
+                // the leaf is let go.
+                let overflow = match v.value(slot)? {
+                    ValRef::Inline(bytes) => {
+                        value.clear();
+                        value.extend_from_slice(bytes);
+                        None
+                    }
+                    ValRef::Overflow { first, len } => Some((first, len)),
+                };
+                Ok(Some(Some((slot, overflow))))
             })?;
             match found {
-                Some(Some((slot, val))) => {
+                Some(Some((slot, overflow))) => {
                     pos.slot = match dir {
                         Dir::Forward => slot + 1,
                         Dir::Backward => slot,
                     };
-                    if let crate::node::Val::Overflow { first, len } = val {
+                    if let Some((first, len)) = overflow {
                         *value = self.store.read_overflow(first, len)?;
                     }
                     return Ok(true);

@@ -6,7 +6,9 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use lightning_page::{Lsn, PageId};
 
-use crate::node::{HEAD, LeafEdit, NO_PAGE, Node, NodeView, Val, leaf_cell, separator};
+use crate::node::{
+    HEAD, LeafEdit, NO_PAGE, Node, NodeView, SLOT, Val, ValRef, leaf_cell, separator,
+};
 use crate::store::{Checkpoint, Op, Store};
 use crate::{Error, Result};
 
@@ -34,8 +36,8 @@ impl Limits {
         Limits {
             capacity,
             max_cell,
-            // A leaf cell with an overflow reference: slot 2, key length 2, flag 1, 16.
-            max_key: max_cell - 21,
+            // A leaf cell with an overflow reference: slot 6, key length 2, flag 1, 16.
+            max_key: max_cell - SLOT - 19,
             min_fill: capacity / 4,
         }
     }
@@ -139,7 +141,10 @@ pub(crate) fn split(node: Node) -> (Node, Vec<u8>, Node) {
             mut entries,
         } => {
             // Entry `i` moves up; entries before it stay left, entries after it go right.
-            let sizes: Vec<usize> = entries.iter().map(|(k, _)| 2 + 2 + k.len() + 8).collect();
+            let sizes: Vec<usize> = entries
+                .iter()
+                .map(|(k, _)| SLOT + 2 + k.len() + 8)
+                .collect();
             let total: usize = sizes.iter().sum();
             let mut best = (0, 0);
             let mut run = 0;
@@ -312,20 +317,46 @@ impl BTree {
 
     /// The value stored under `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.get_with(key, <[u8]>::to_vec)
+    }
+
+    /// Calls `f` on the value stored under `key` without copying it (an inline value is
+    /// borrowed from its pinned page; a value in an overflow chain is read into a buffer
+    /// first) and returns what `f` returns; `None` when the key is absent.
+    ///
+    /// `f` runs while the tree's reader lock is held: it must not write to this tree (that
+    /// would wait for itself), and a long `f` delays writers.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use lightning_btree::{BTree, Store};
+    /// # use lightning_page::{PageFile, PageSize, vfs::MemVfs};
+    /// # let file = PageFile::create(&MemVfs::new(), "t.ldb".as_ref(), PageSize::DEFAULT)?;
+    /// # let tree = BTree::create(Arc::new(Store::open(Arc::new(file), 1 << 20)?))?;
+    /// tree.insert(b"k", b"a value")?;
+    /// assert_eq!(tree.get_with(b"k", |v| v.len())?, Some(7));
+    /// assert_eq!(tree.get_with(b"absent", |v| v.len())?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
         self.store.check_usable()?;
         let root = self.read_root();
         let mut id = *root;
+        let mut f = Some(f);
         for _ in 0..MAX_DEPTH {
-            enum Step {
+            enum Step<R> {
                 Down(PageId),
-                Found(Val),
-                Missing,
+                Done(Option<R>),
+                Overflow(PageId, u64),
             }
             let step = self.with_node(id, |v| {
                 if v.is_leaf() {
                     Ok(match v.search(key)? {
-                        Ok(i) => Step::Found(v.value(i)?.to_owned()),
-                        Err(_) => Step::Missing,
+                        Ok(i) => match v.value(i)? {
+                            ValRef::Inline(bytes) => Step::Done(f.take().map(|f| f(bytes))),
+                            ValRef::Overflow { first, len } => Step::Overflow(first, len),
+                        },
+                        Err(_) => Step::Done(None),
                     })
                 } else {
                     Ok(Step::Down(v.child(v.route(key)?)?))
@@ -333,10 +364,10 @@ impl BTree {
             })?;
             match step {
                 Step::Down(child) => id = child,
-                Step::Missing => return Ok(None),
-                Step::Found(Val::Inline(v)) => return Ok(Some(v)),
-                Step::Found(Val::Overflow { first, len }) => {
-                    return self.store.read_overflow(first, len).map(Some);
+                Step::Done(out) => return Ok(out),
+                Step::Overflow(first, len) => {
+                    let value = self.store.read_overflow(first, len)?;
+                    return Ok(f.take().map(|f| f(&value)));
                 }
             }
         }
@@ -449,8 +480,8 @@ impl BTree {
             Ok(i) => (i, Some((view.value(i)?.to_owned(), view.leaf_cell_len(i)?))),
             Err(i) => (i, None),
         };
-        let freed = old.as_ref().map_or(0, |(_, len)| len + 2);
-        let new_len = view.size() - freed + 2 + cell.len();
+        let freed = old.as_ref().map_or(0, |(_, len)| len + SLOT);
+        let new_len = view.size() - freed + SLOT + cell.len();
         if new_len > self.limits.capacity {
             return Ok(None);
         }
@@ -467,7 +498,7 @@ impl BTree {
             let len = LeafEdit::new(page.page_mut()).remove(slot, *cell_len);
             page.page_mut().set_payload_len(len)?;
         }
-        let len = LeafEdit::new(page.page_mut()).insert(slot, &cell);
+        let len = LeafEdit::new(page.page_mut()).insert(slot, key, &cell);
         page.page_mut().set_payload_len(len)?;
         let change = Change {
             page: id,
@@ -497,7 +528,7 @@ impl BTree {
             // Read (and fail) before anything changes.
             self.store.free_overflow(op, first, len)?;
         }
-        if view.size() - cell_len - 2 < self.limits.min_fill {
+        if view.size() - cell_len - SLOT < self.limits.min_fill {
             // A rebalance follows, which can fail: keep the leaf to put back. Otherwise
             // nothing after this edit can fail, and the edit needs no undo.
             op.save(id, &page);

@@ -17,6 +17,8 @@
 //!   `PEERS_ROUNDS` (default 3), `PEERS_SYNC_SECS` (seconds of durable commits, and of raw
 //!   fdatasync before them, per engine per round; default 3, 0.5 quick).
 //! - `LIGHTNING_BENCH_DIR`: the disk to measure (default: the system's temporary directory).
+//! - `PEERS_ONLY=<engine>` (`redb`, `lmdb`, `lightning_btree`): that engine alone, its
+//!   medians printed and no report written (for profiling one engine).
 //! - `LIGHTNING_BENCH_QUICK=1` marks the report as a smoke run not to be quoted.
 #![expect(clippy::print_stdout, reason = "a bench binary reports on stdout")]
 
@@ -168,6 +170,37 @@ fn main() -> Result<()> {
         Results::new(Lmdb::NAME),
         Results::new(LightningBtree::NAME),
     ];
+    if let Ok(only) = std::env::var("PEERS_ONLY") {
+        // A profiling run of one engine: its figures printed, no report written.
+        for e in &mut engines {
+            if e.name != only.trim() {
+                continue;
+            }
+            for r in 0..rounds {
+                match e.name {
+                    Redb::NAME => e.add(round::<Redb>(dir.path(), r, &setup, &data, sync_for)?),
+                    Lmdb::NAME => e.add(round::<Lmdb>(dir.path(), r, &setup, &data, sync_for)?),
+                    _ => e.add(round::<LightningBtree>(
+                        dir.path(),
+                        r,
+                        &setup,
+                        &data,
+                        sync_for,
+                    )?),
+                }
+            }
+            for (w, workload) in WORKLOADS.iter().enumerate() {
+                println!(
+                    "{:<36}{:>14} ({})",
+                    workload.name,
+                    format_value(e.median(w)),
+                    rounds_text(&e.rounds[w])
+                );
+            }
+            return Ok(());
+        }
+        return Err(format!("PEERS_ONLY={only}: not an engine of this bench").into());
+    }
     for r in 0..rounds {
         // Interleaved: every engine's round r before any engine's round r + 1.
         let [redb, lmdb, lightning] = &mut engines;

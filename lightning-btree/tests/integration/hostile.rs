@@ -43,15 +43,18 @@ fn craft(
     damage: &[(prop::sample::Index, u8)],
     reversed: bool,
 ) -> Vec<u8> {
-    let mut p = vec![1, level];
+    let mut p = vec![2, level];
     p.extend_from_slice(&(cells.len() as u16).to_le_bytes());
     p.extend_from_slice(&[0; 4]);
     p.extend_from_slice(&first.to_le_bytes());
     let slots_at = p.len();
-    p.resize(slots_at + 2 * cells.len(), 0);
+    p.resize(slots_at + 6 * cells.len(), 0);
     let mut offsets = Vec::new();
     for (key, kind, page, len) in cells {
-        offsets.push(p.len());
+        // A slot: the cell's offset, then the key's head (first 4 bytes, zero-padded).
+        let mut head = [0u8; 4];
+        head[..key.len().min(4)].copy_from_slice(&key[..key.len().min(4)]);
+        offsets.push((p.len(), head));
         p.extend_from_slice(&(key.len() as u16).to_le_bytes());
         p.extend_from_slice(key);
         if level == 0 {
@@ -76,8 +79,10 @@ fn craft(
     if reversed {
         offsets.reverse();
     }
-    for (i, at) in offsets.iter().enumerate() {
-        p[slots_at + 2 * i..slots_at + 2 * i + 2].copy_from_slice(&(*at as u16).to_le_bytes());
+    for (i, (at, head)) in offsets.iter().enumerate() {
+        let slot = slots_at + 6 * i;
+        p[slot..slot + 2].copy_from_slice(&(*at as u16).to_le_bytes());
+        p[slot + 2..slot + 6].copy_from_slice(head);
     }
     for (at, b) in damage {
         let i = at.index(p.len());
@@ -172,5 +177,48 @@ fn an_overflow_value_claimed_above_the_limit_is_refused_before_reading() {
         let tree = BTree::open(Arc::new(Store::open(file, 16 * 4096).unwrap()), root).unwrap();
         let e = tree.get(b"k").unwrap_err().to_string();
         assert_eq!(e.contains("above the limit"), above, "{len}: {e}");
+    }
+}
+
+/// A slot whose head is not its key's (a crafted page: the checksum is valid) sends a
+/// search the wrong way; `check` names the slot, and reads return results, never panic.
+#[test]
+fn a_slot_head_that_disagrees_with_its_key_is_a_check_problem() {
+    for wrong in [false, true] {
+        let vfs = MemVfs::new();
+        let path = "data.ldb".as_ref();
+        {
+            let file = PageFile::create(&vfs, path, PageSize::MIN).unwrap();
+            let mut alloc = PageAllocator::load(&file).unwrap();
+            let leaf = alloc.allocate();
+            file.extend_to(alloc.page_count()).unwrap();
+            let cells: Vec<Cell> = [b"apple", b"berry", b"melon"]
+                .iter()
+                .map(|k| (k.to_vec(), 0, 0, 5))
+                .collect();
+            let mut payload = craft(0, 0, &cells, &[], false);
+            if wrong {
+                // Slot 1's head (bytes 2..6 of the slot at 16 + 6) says "zzzz".
+                payload[16 + 6 + 2..16 + 6 + 6].copy_from_slice(b"zzzz");
+            }
+            let mut page = PageBuf::new(PageSize::MIN, PageType::BTreeLeaf);
+            page.set_payload(&payload).unwrap();
+            file.write_page(leaf, alloc.generation(), &mut page).unwrap();
+            alloc.checkpoint(&file, Some(leaf), Lsn::new(0)).unwrap();
+        }
+        let file = Arc::new(PageFile::open(&vfs, path, OpenOptions::default()).unwrap());
+        let root = file.superblock().catalog_root.unwrap();
+        let tree = BTree::open(Arc::new(Store::open(file, 16 * 4096).unwrap()), root).unwrap();
+        let report = tree.check().unwrap();
+        let named = report
+            .problems
+            .iter()
+            .any(|p| p.to_string().contains("slot 1 records a head"));
+        assert_eq!(named, wrong, "{:?}", report.problems);
+        assert_eq!(report.entries, 3);
+        // With the right heads every key is found; with the wrong one "berry" is not (the
+        // search trusts heads), which is what `check` is for.
+        assert_eq!(tree.get(b"berry").unwrap().is_some(), !wrong);
+        assert!(tree.get(b"apple").unwrap().is_some());
     }
 }

@@ -86,7 +86,7 @@ impl Writer for TreeWriter<'_> {
 
 impl Reader for TreeReader<'_> {
     fn get<R>(&mut self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
-        Ok(self.tree.get(key)?.map(|v| f(&v)))
+        Ok(self.tree.get_with(key, f)?)
     }
 
     fn range_from(
@@ -95,11 +95,17 @@ impl Reader for TreeReader<'_> {
         n: usize,
         mut f: impl FnMut(&[u8], &[u8]),
     ) -> Result<usize> {
+        // A cursor: entries copied into its own buffers, nothing allocated per entry.
+        let mut cursor = self.tree.cursor();
         let mut seen = 0;
-        for entry in self.tree.range(start..).take(n) {
-            let (k, v) = entry?;
-            f(&k, &v);
+        let mut entry = cursor.seek(start)?;
+        while let Some((k, v)) = entry {
+            f(k, v);
             seen += 1;
+            if seen == n {
+                break;
+            }
+            entry = cursor.next()?;
         }
         Ok(seen)
     }
