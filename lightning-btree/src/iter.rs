@@ -25,6 +25,9 @@ enum Dir {
 
 /// A place in the tree: the branches from the root with the child taken in each, the leaf,
 /// and the slot of the next entry (forward) or one past it (backward).
+///
+/// Entries read ahead from the leaf wait in `ahead` (in the order they are handed out, `slot`
+/// already past them) and are served without the lock or a pin while the version holds.
 #[derive(Debug)]
 struct Pos {
     version: u64,
@@ -32,6 +35,7 @@ struct Pos {
     leaf: PageId,
     slot: usize,
     valid: bool,
+    ahead: Ahead,
 }
 
 impl Default for Pos {
@@ -42,6 +46,55 @@ impl Default for Pos {
             leaf: PageId::new(u64::MAX),
             slot: 0,
             valid: false,
+            ahead: Ahead::default(),
+        }
+    }
+}
+
+/// Entries read ahead: a read takes one entry after a seek and twice as many on each
+/// later read of the same scan, up to [`Ahead::MAX`], so a short range copies little more
+/// than it returns and a long one pins each leaf a few times instead of once per entry.
+#[derive(Debug, Default)]
+struct Ahead {
+    /// Keys and values, back to back.
+    bytes: Vec<u8>,
+    /// Each entry's key length and value length, in `bytes` order.
+    lens: std::collections::VecDeque<(usize, usize)>,
+    /// Where the next entry starts in `bytes`.
+    at: usize,
+    /// How many entries the next read takes.
+    want: usize,
+}
+
+impl Ahead {
+    const MAX: usize = 64;
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.lens.clear();
+        self.at = 0;
+    }
+
+    fn push(&mut self, key: &[u8], value: &[u8]) {
+        self.bytes.extend_from_slice(key);
+        self.bytes.extend_from_slice(value);
+        self.lens.push_back((key.len(), value.len()));
+    }
+
+    /// The next entry read ahead, if any.
+    fn front(&self) -> Option<(&[u8], &[u8])> {
+        let &(k, v) = self.lens.front()?;
+        let key = self.bytes.get(self.at..self.at + k)?;
+        let value = self.bytes.get(self.at + k..self.at + k + v)?;
+        Some((key, value))
+    }
+
+    fn pop(&mut self) {
+        if let Some((k, v)) = self.lens.pop_front() {
+            self.at += k + v;
+        }
+        if self.lens.is_empty() {
+            self.clear();
         }
     }
 }
@@ -74,6 +127,8 @@ impl BTree {
     fn seek_pos(&self, root: PageId, pos: &mut Pos, bound: Bound<&[u8]>, dir: Dir) -> Result<()> {
         pos.valid = false;
         pos.path.clear();
+        pos.ahead.clear();
+        pos.ahead.want = 1;
         pos.version = self.version.load(Ordering::Acquire);
         let mut id = root;
         for _ in 0..=MAX_DEPTH {
@@ -264,19 +319,43 @@ impl BTree {
         value: &mut Vec<u8>,
     ) -> Result<bool> {
         self.store.check_usable()?;
+        if pos.valid && pos.version == self.version.load(Ordering::Acquire) {
+            // No write operation began since the entries were read ahead: each is still what
+            // the leaf holds (the version is bumped before a writer changes anything).
+            if let Some((k, v)) = pos.ahead.front() {
+                if !accept(k) {
+                    pos.valid = false;
+                    pos.ahead.clear();
+                    return Ok(false);
+                }
+                key.clear();
+                key.extend_from_slice(k);
+                value.clear();
+                value.extend_from_slice(v);
+                pos.ahead.pop();
+                return Ok(true);
+            }
+        }
         let root = self.read_root();
         if !pos.valid || pos.version != self.version.load(Ordering::Acquire) {
             self.seek_pos(*root, pos, from, dir)?;
         }
         loop {
+            let want = pos.ahead.want.clamp(1, Ahead::MAX);
+            let ahead = &mut pos.ahead;
             let found = self.with_node(pos.leaf, |v| {
                 if !v.is_leaf() {
                     return Err(Error::corrupt(pos.leaf, "a branch where a leaf belongs"));
                 }
-                let slot = match dir {
-                    Dir::Forward if pos.slot < v.count() => pos.slot,
-                    Dir::Backward if pos.slot > 0 && pos.slot <= v.count() => pos.slot - 1,
-                    _ => return Ok(None),
+                let slot_at = |n: usize| match dir {
+                    Dir::Forward if pos.slot + n < v.count() => Some(pos.slot + n),
+                    Dir::Backward if pos.slot > n && pos.slot - n <= v.count() => {
+                        Some(pos.slot - n - 1)
+                    }
+                    _ => None,
+                };
+                let Some(slot) = slot_at(0) else {
+                    return Ok(None);
                 };
                 let k = v.key(slot)?;
                 if !accept(k) {
@@ -294,14 +373,31 @@ impl BTree {
                     }
                     ValRef::Overflow { first, len } => Some((first, len)),
                 };
-                Ok(Some(Some((slot, overflow))))
+                // Read ahead up to `want` entries in all: inline values of accepted keys.
+                let mut taken = 1;
+                if overflow.is_none() {
+                    while taken < want {
+                        let Some(next) = slot_at(taken) else { break };
+                        let k = v.key(next)?;
+                        let ValRef::Inline(val) = v.value(next)? else {
+                            break;
+                        };
+                        if !accept(k) {
+                            break;
+                        }
+                        ahead.push(k, val);
+                        taken += 1;
+                    }
+                }
+                Ok(Some(Some((taken, overflow))))
             })?;
             match found {
-                Some(Some((slot, overflow))) => {
+                Some(Some((taken, overflow))) => {
                     pos.slot = match dir {
-                        Dir::Forward => slot + 1,
-                        Dir::Backward => slot,
+                        Dir::Forward => pos.slot + taken,
+                        Dir::Backward => pos.slot - taken,
                     };
+                    pos.ahead.want = (want * 2).min(Ahead::MAX);
                     if let Some((first, len)) = overflow {
                         *value = self.store.read_overflow(first, len)?;
                     }

@@ -203,7 +203,8 @@ fn a_slot_head_that_disagrees_with_its_key_is_a_check_problem() {
             }
             let mut page = PageBuf::new(PageSize::MIN, PageType::BTreeLeaf);
             page.set_payload(&payload).unwrap();
-            file.write_page(leaf, alloc.generation(), &mut page).unwrap();
+            file.write_page(leaf, alloc.generation(), &mut page)
+                .unwrap();
             alloc.checkpoint(&file, Some(leaf), Lsn::new(0)).unwrap();
         }
         let file = Arc::new(PageFile::open(&vfs, path, OpenOptions::default()).unwrap());
