@@ -7,7 +7,7 @@
 //! same version under the reader lock knows every page on its path is still what it read.
 //! After a change the position is found again by a descent from the last key returned.
 
-use std::ops::Bound;
+use std::ops::{Bound, ControlFlow};
 use std::sync::atomic::Ordering;
 
 use lightning_page::PageId;
@@ -25,9 +25,6 @@ enum Dir {
 
 /// A place in the tree: the branches from the root with the child taken in each, the leaf,
 /// and the slot of the next entry (forward) or one past it (backward).
-///
-/// Entries read ahead from the leaf wait in `ahead` (in the order they are handed out, `slot`
-/// already past them) and are served without the lock or a pin while the version holds.
 #[derive(Debug)]
 struct Pos {
     version: u64,
@@ -35,7 +32,6 @@ struct Pos {
     leaf: PageId,
     slot: usize,
     valid: bool,
-    ahead: Ahead,
 }
 
 impl Default for Pos {
@@ -46,55 +42,6 @@ impl Default for Pos {
             leaf: PageId::new(u64::MAX),
             slot: 0,
             valid: false,
-            ahead: Ahead::default(),
-        }
-    }
-}
-
-/// Entries read ahead: a read takes one entry after a seek and twice as many on each
-/// later read of the same scan, up to [`Ahead::MAX`], so a short range copies little more
-/// than it returns and a long one pins each leaf a few times instead of once per entry.
-#[derive(Debug, Default)]
-struct Ahead {
-    /// Keys and values, back to back.
-    bytes: Vec<u8>,
-    /// Each entry's key length and value length, in `bytes` order.
-    lens: std::collections::VecDeque<(usize, usize)>,
-    /// Where the next entry starts in `bytes`.
-    at: usize,
-    /// How many entries the next read takes.
-    want: usize,
-}
-
-impl Ahead {
-    const MAX: usize = 64;
-
-    fn clear(&mut self) {
-        self.bytes.clear();
-        self.lens.clear();
-        self.at = 0;
-    }
-
-    fn push(&mut self, key: &[u8], value: &[u8]) {
-        self.bytes.extend_from_slice(key);
-        self.bytes.extend_from_slice(value);
-        self.lens.push_back((key.len(), value.len()));
-    }
-
-    /// The next entry read ahead, if any.
-    fn front(&self) -> Option<(&[u8], &[u8])> {
-        let &(k, v) = self.lens.front()?;
-        let key = self.bytes.get(self.at..self.at + k)?;
-        let value = self.bytes.get(self.at + k..self.at + k + v)?;
-        Some((key, value))
-    }
-
-    fn pop(&mut self) {
-        if let Some((k, v)) = self.lens.pop_front() {
-            self.at += k + v;
-        }
-        if self.lens.is_empty() {
-            self.clear();
         }
     }
 }
@@ -127,8 +74,6 @@ impl BTree {
     fn seek_pos(&self, root: PageId, pos: &mut Pos, bound: Bound<&[u8]>, dir: Dir) -> Result<()> {
         pos.valid = false;
         pos.path.clear();
-        pos.ahead.clear();
-        pos.ahead.want = 1;
         pos.version = self.version.load(Ordering::Acquire);
         let mut id = root;
         for _ in 0..=MAX_DEPTH {
@@ -276,6 +221,117 @@ impl BTree {
         }
     }
 
+    /// Calls `f` on each entry with a key in `range`, ascending, with the key and value
+    /// borrowed from their leaf (nothing is copied; a value in an overflow chain is read
+    /// into a buffer first), until `f` returns [`ControlFlow::Break`]: returns its value,
+    /// or `None` when the range ran out.
+    ///
+    /// The tree's reader lock is held for one leaf at a time, so `f` must not write to this
+    /// tree (that would wait for itself), and writers run between leaves: each leaf is seen
+    /// as of when the scan reaches it, as with [`range`](Self::range).
+    ///
+    /// ```
+    /// # use std::{ops::ControlFlow, sync::Arc};
+    /// # use lightning_btree::{BTree, Store};
+    /// # use lightning_page::{PageFile, PageSize, vfs::MemVfs};
+    /// # let file = PageFile::create(&MemVfs::new(), "t.ldb".as_ref(), PageSize::DEFAULT)?;
+    /// # let tree = BTree::create(Arc::new(Store::open(Arc::new(file), 1 << 20)?))?;
+    /// for k in [b"a", b"b", b"c", b"d"] {
+    ///     tree.insert(k, b"value")?;
+    /// }
+    /// // The first two keys from "b" on, and their total value length.
+    /// let mut total = 0;
+    /// let mut seen = 0;
+    /// tree.scan_with(&b"b"[..].., |_key, value| {
+    ///     total += value.len();
+    ///     seen += 1;
+    ///     if seen == 2 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    /// })?;
+    /// assert_eq!((seen, total), (2, 10));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn scan_with<K: AsRef<[u8]>, B>(
+        &self,
+        range: impl std::ops::RangeBounds<K>,
+        mut f: impl FnMut(&[u8], &[u8]) -> ControlFlow<B>,
+    ) -> Result<Option<B>> {
+        enum Stop<B> {
+            End,
+            Break(B),
+            Overflow(PageId, u64),
+            LeafEnd,
+        }
+        let hi = range.end_bound().map(|k| k.as_ref().to_vec());
+        let mut pos = Pos::default();
+        // The last key handed out (copied once per leaf, or for an overflow value), where
+        // the scan starts again after a writer changed the tree.
+        let mut last: Vec<u8> = Vec::new();
+        let mut started = false;
+        loop {
+            self.store.check_usable()?;
+            let root = self.read_root();
+            if !pos.valid || pos.version != self.version.load(Ordering::Acquire) {
+                let from = if started {
+                    Bound::Excluded(last.as_slice())
+                } else {
+                    range.start_bound().map(AsRef::as_ref)
+                };
+                self.seek_pos(*root, &mut pos, from, Dir::Forward)?;
+            }
+            let stop = self.with_node(pos.leaf, |v| {
+                if !v.is_leaf() {
+                    return Err(Error::corrupt(pos.leaf, "a branch where a leaf belongs"));
+                }
+                let first_slot = pos.slot;
+                while pos.slot < v.count() {
+                    let k = v.key(pos.slot)?;
+                    if !below_hi(&hi, k) {
+                        return Ok(Stop::End);
+                    }
+                    let val = v.value(pos.slot)?;
+                    pos.slot += 1;
+                    match val {
+                        ValRef::Inline(value) => {
+                            if let ControlFlow::Break(b) = f(k, value) {
+                                return Ok(Stop::Break(b));
+                            }
+                        }
+                        ValRef::Overflow { first, len } => {
+                            last.clear();
+                            last.extend_from_slice(k);
+                            return Ok(Stop::Overflow(first, len));
+                        }
+                    }
+                }
+                // Only a key handed out may be where the scan starts again (one the seek
+                // passed may lie below the range).
+                if pos.slot > first_slot {
+                    last.clear();
+                    last.extend_from_slice(v.key(pos.slot - 1)?);
+                    started = true;
+                }
+                Ok(Stop::LeafEnd)
+            })?;
+            match stop {
+                Stop::End => return Ok(None),
+                Stop::Break(b) => return Ok(Some(b)),
+                Stop::Overflow(first, len) => {
+                    started = true;
+                    let value = self.store.read_overflow(first, len)?;
+                    drop(root);
+                    if let ControlFlow::Break(b) = f(&last, &value) {
+                        return Ok(Some(b));
+                    }
+                }
+                Stop::LeafEnd => {
+                    if !self.step_leaf(&mut pos, Dir::Forward)? {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+
     /// Entries whose keys start with `prefix`, ascending.
     pub fn prefix(&self, prefix: &[u8]) -> Range<'_> {
         let mut end = prefix.to_vec();
@@ -302,6 +358,7 @@ impl BTree {
             dir: Dir::Forward,
             key: Vec::new(),
             value: Vec::new(),
+            spare: Vec::new(),
             on: false,
         }
     }
@@ -319,43 +376,19 @@ impl BTree {
         value: &mut Vec<u8>,
     ) -> Result<bool> {
         self.store.check_usable()?;
-        if pos.valid && pos.version == self.version.load(Ordering::Acquire) {
-            // No write operation began since the entries were read ahead: each is still what
-            // the leaf holds (the version is bumped before a writer changes anything).
-            if let Some((k, v)) = pos.ahead.front() {
-                if !accept(k) {
-                    pos.valid = false;
-                    pos.ahead.clear();
-                    return Ok(false);
-                }
-                key.clear();
-                key.extend_from_slice(k);
-                value.clear();
-                value.extend_from_slice(v);
-                pos.ahead.pop();
-                return Ok(true);
-            }
-        }
         let root = self.read_root();
         if !pos.valid || pos.version != self.version.load(Ordering::Acquire) {
             self.seek_pos(*root, pos, from, dir)?;
         }
         loop {
-            let want = pos.ahead.want.clamp(1, Ahead::MAX);
-            let ahead = &mut pos.ahead;
             let found = self.with_node(pos.leaf, |v| {
                 if !v.is_leaf() {
                     return Err(Error::corrupt(pos.leaf, "a branch where a leaf belongs"));
                 }
-                let slot_at = |n: usize| match dir {
-                    Dir::Forward if pos.slot + n < v.count() => Some(pos.slot + n),
-                    Dir::Backward if pos.slot > n && pos.slot - n <= v.count() => {
-                        Some(pos.slot - n - 1)
-                    }
-                    _ => None,
-                };
-                let Some(slot) = slot_at(0) else {
-                    return Ok(None);
+                let slot = match dir {
+                    Dir::Forward if pos.slot < v.count() => pos.slot,
+                    Dir::Backward if pos.slot > 0 && pos.slot <= v.count() => pos.slot - 1,
+                    _ => return Ok(None),
                 };
                 let k = v.key(slot)?;
                 if !accept(k) {
@@ -373,31 +406,14 @@ impl BTree {
                     }
                     ValRef::Overflow { first, len } => Some((first, len)),
                 };
-                // Read ahead up to `want` entries in all: inline values of accepted keys.
-                let mut taken = 1;
-                if overflow.is_none() {
-                    while taken < want {
-                        let Some(next) = slot_at(taken) else { break };
-                        let k = v.key(next)?;
-                        let ValRef::Inline(val) = v.value(next)? else {
-                            break;
-                        };
-                        if !accept(k) {
-                            break;
-                        }
-                        ahead.push(k, val);
-                        taken += 1;
-                    }
-                }
-                Ok(Some(Some((taken, overflow))))
+                Ok(Some(Some((slot, overflow))))
             })?;
             match found {
-                Some(Some((taken, overflow))) => {
+                Some(Some((slot, overflow))) => {
                     pos.slot = match dir {
-                        Dir::Forward => pos.slot + taken,
-                        Dir::Backward => pos.slot - taken,
+                        Dir::Forward => slot + 1,
+                        Dir::Backward => slot,
                     };
-                    pos.ahead.want = (want * 2).min(Ahead::MAX);
                     if let Some((first, len)) = overflow {
                         *value = self.store.read_overflow(first, len)?;
                     }
@@ -537,6 +553,8 @@ pub struct Cursor<'t> {
     dir: Dir,
     key: Vec<u8>,
     value: Vec<u8>,
+    /// The key stepped from, kept as a spare buffer (a step allocates nothing).
+    spare: Vec<u8>,
     on: bool,
 }
 
@@ -617,15 +635,13 @@ impl Cursor<'_> {
         }
         // Turning around: the position is past the current entry on the other side.
         let reseek = dir != self.dir;
-        let current = std::mem::take(&mut self.key);
+        // The current key moves to `current`; the next entry's key goes into the spare.
+        let mut current = std::mem::take(&mut self.spare);
+        std::mem::swap(&mut current, &mut self.key);
         let moved = self
             .go(Bound::Excluded(&current), dir, reseek)
             .map(|e| e.is_some());
-        if !self.on {
-            // Unpositioned: keep the buffer for the next seek.
-            self.key = current;
-            self.key.clear();
-        }
+        self.spare = current;
         moved?;
         Ok(self.entry())
     }

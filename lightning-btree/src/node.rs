@@ -77,10 +77,18 @@ pub(crate) enum Val {
 }
 
 impl Val {
-    fn cell_len(&self) -> usize {
+    /// Bytes of the value part of a leaf cell.
+    pub(crate) fn cell_len(&self) -> usize {
+        self.as_ref().cell_len()
+    }
+
+    pub(crate) fn as_ref(&self) -> ValRef<'_> {
         match self {
-            Val::Inline(v) => 1 + 4 + v.len(),
-            Val::Overflow { .. } => 1 + 16,
+            Val::Inline(v) => ValRef::Inline(v),
+            Val::Overflow { first, len } => ValRef::Overflow {
+                first: *first,
+                len: *len,
+            },
         }
     }
 }
@@ -93,6 +101,22 @@ pub(crate) enum ValRef<'a> {
 }
 
 impl ValRef<'_> {
+    /// Bytes of the value part of a leaf cell.
+    pub(crate) fn cell_len(self) -> usize {
+        match self {
+            ValRef::Inline(v) => 1 + 4 + v.len(),
+            ValRef::Overflow { .. } => 1 + 16,
+        }
+    }
+
+    /// The overflow chain a value is stored in, if it is not inline.
+    pub(crate) fn overflow(self) -> Option<(PageId, u64)> {
+        match self {
+            ValRef::Inline(_) => None,
+            ValRef::Overflow { first, len } => Some((first, len)),
+        }
+    }
+
     pub(crate) fn to_owned(self) -> Val {
         match self {
             ValRef::Inline(v) => Val::Inline(v.to_vec()),
@@ -217,17 +241,17 @@ fn put_slot(body: &mut [u8], slot: usize, at: usize, key: &[u8]) {
 }
 
 /// The bytes of a leaf cell (without its slot).
-pub(crate) fn leaf_cell(key: &[u8], val: &Val) -> Vec<u8> {
+pub(crate) fn leaf_cell(key: &[u8], val: ValRef<'_>) -> Vec<u8> {
     let mut c = Vec::with_capacity(2 + key.len() + val.cell_len());
     c.extend_from_slice(&offset(key.len()).to_le_bytes());
     c.extend_from_slice(key);
     match val {
-        Val::Inline(v) => {
+        ValRef::Inline(v) => {
             c.push(0);
             c.extend_from_slice(&u32::try_from(v.len()).unwrap_or(u32::MAX).to_le_bytes());
             c.extend_from_slice(v);
         }
-        Val::Overflow { first, len } => {
+        ValRef::Overflow { first, len } => {
             c.push(1);
             c.extend_from_slice(&first.get().to_le_bytes());
             c.extend_from_slice(&len.to_le_bytes());
@@ -281,6 +305,16 @@ impl<'a> LeafEdit<'a> {
         self.count = n + 1;
         put_slot(self.body, HEAD + SLOT * i, at, key);
         self.body[2..4].copy_from_slice(&offset(self.count).to_le_bytes());
+        self.len
+    }
+
+    /// Writes `cell` over the cell of slot `i`, which has the same length and key; returns
+    /// the payload length (unchanged).
+    pub(crate) fn overwrite(self, i: usize, cell: &[u8]) -> usize {
+        let at = self.slot(i);
+        if let Some(old) = self.body.get_mut(at..at + cell.len()) {
+            old.copy_from_slice(cell);
+        }
         self.len
     }
 
@@ -454,7 +488,7 @@ impl<'a> NodeView<'a> {
     /// Bytes of leaf cell `i` (key length, key, value part), for an in-place removal.
     pub(crate) fn leaf_cell_len(&self, i: usize) -> Result<usize> {
         let (_, len) = self.cell(i)?;
-        Ok(2 + len + self.value(i)?.to_owned().cell_len())
+        Ok(2 + len + self.value(i)?.cell_len())
     }
 
     /// Where child pointer `i` of a branch sits in the payload (8 bytes, little-endian).
@@ -613,6 +647,20 @@ mod tests {
                     model.remove(i);
                     LeafEdit::new(&mut page).remove(i, cell)
                 }
+                Ok(i) if step % 3 == 1 => {
+                    // A value of the same cell size written over the old one.
+                    let val = match view.value(i).unwrap() {
+                        ValRef::Inline(old) => Val::Inline(vec![a ^ 0x5a; old.len()]),
+                        ValRef::Overflow { len, .. } => Val::Overflow {
+                            first: PageId::new(x % 777),
+                            len,
+                        },
+                    };
+                    let cell = leaf_cell(&key, val.as_ref());
+                    assert_eq!(cell.len(), view.leaf_cell_len(i).unwrap());
+                    model[i].1 = val;
+                    LeafEdit::new(&mut page).overwrite(i, &cell)
+                }
                 Err(i) if page.payload().len() + 64 < 4000 => {
                     let val = if x.is_multiple_of(5) {
                         Val::Overflow {
@@ -622,7 +670,7 @@ mod tests {
                     } else {
                         Val::Inline(vec![a; usize::from(b % 20)])
                     };
-                    let cell = leaf_cell(&key, &val);
+                    let cell = leaf_cell(&key, val.as_ref());
                     let len = LeafEdit::new(&mut page).insert(i, &key, &cell);
                     model.insert(i, (key, val));
                     len

@@ -54,7 +54,7 @@ struct Change {
 
 /// An in-place removal's outcome.
 enum Removed {
-    Done(Change, Val),
+    Done(Change),
     Absent,
 }
 
@@ -106,8 +106,9 @@ pub(crate) fn child_of(first: PageId, entries: &[(Vec<u8>, PageId)], i: usize) -
     if i == 0 { first } else { entries[i - 1].1 }
 }
 
-fn cell_size(key: &[u8], val: &Val) -> usize {
-    Node::Leaf(vec![(key.to_vec(), val.clone())]).size() - HEAD
+/// Bytes a leaf cell takes, its slot included (what it adds to `Node::size`).
+fn cell_size(key: &[u8], val: ValRef<'_>) -> usize {
+    SLOT + 2 + key.len() + val.cell_len()
 }
 
 /// Splits an overfull node in two of about equal bytes; returns the left half, the key
@@ -116,7 +117,7 @@ fn cell_size(key: &[u8], val: &Val) -> usize {
 pub(crate) fn split(node: Node) -> (Node, Vec<u8>, Node) {
     match node {
         Node::Leaf(mut e) => {
-            let sizes: Vec<usize> = e.iter().map(|(k, v)| cell_size(k, v)).collect();
+            let sizes: Vec<usize> = e.iter().map(|(k, v)| cell_size(k, v.as_ref())).collect();
             let total: usize = sizes.iter().sum();
             let mut best = (0, 1.min(e.len()));
             let mut run = 0;
@@ -405,17 +406,17 @@ impl BTree {
     }
 
     fn insert_op(&self, op: &mut Op, root: PageId, key: &[u8], value: &[u8]) -> Result<PageId> {
-        let val = if cell_size(key, &Val::Inline(value.to_vec())) <= self.limits.max_cell {
-            Val::Inline(value.to_vec())
+        let val = if cell_size(key, ValRef::Inline(value)) <= self.limits.max_cell {
+            ValRef::Inline(value)
         } else {
-            Val::Overflow {
+            ValRef::Overflow {
                 first: self.store.write_overflow(op, value)?,
                 len: value.len() as u64,
             }
         };
         // A replaced overflow value's pages are freed (when the operation succeeds) where
         // the leaf is changed, read before the change.
-        let (change, _old) = self.insert_rec(op, root, key, val, 0)?;
+        let change = self.insert_rec(op, root, key, val, 0)?;
         self.finish(op, change)
     }
 
@@ -424,9 +425,9 @@ impl BTree {
         op: &mut Op,
         id: PageId,
         key: &[u8],
-        val: Val,
+        val: ValRef<'_>,
         depth: usize,
-    ) -> Result<(Change, Option<Val>)> {
+    ) -> Result<Change> {
         if depth > MAX_DEPTH {
             return Err(Error::corrupt(
                 id,
@@ -434,27 +435,27 @@ impl BTree {
             ));
         }
         let Some((idx, child)) = self.route(id, key)? else {
-            if let Some(done) = self.insert_in_place(op, id, key, &val)? {
+            if let Some(done) = self.insert_in_place(op, id, key, val)? {
                 return Ok(done);
             }
             let Node::Leaf(mut e) = self.load(id)? else {
                 return Err(Error::corrupt(id, "changed from leaf to branch"));
             };
             let old = match e.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
-                Ok(i) => Some(std::mem::replace(&mut e[i].1, val)),
+                Ok(i) => Some(std::mem::replace(&mut e[i].1, val.to_owned())),
                 Err(i) => {
-                    e.insert(i, (key.to_vec(), val));
+                    e.insert(i, (key.to_vec(), val.to_owned()));
                     None
                 }
             };
             if let Some(Val::Overflow { first, len }) = &old {
                 self.store.free_overflow(op, *first, *len)?;
             }
-            return Ok((self.store_node(op, id, Node::Leaf(e))?, old));
+            return self.store_node(op, id, Node::Leaf(e));
         };
-        let (c, old) = self.insert_rec(op, child, key, val, depth + 1)?;
+        let c = self.insert_rec(op, child, key, val, depth + 1)?;
         // A replaced value can be shorter: the child may underflow on an insert too.
-        Ok((self.child_changed(op, id, idx, child, c)?, old))
+        self.child_changed(op, id, idx, child, c)
     }
 
     /// The common insert without decoding the leaf: a leaf of the current generation with
@@ -465,8 +466,8 @@ impl BTree {
         op: &mut Op,
         id: PageId,
         key: &[u8],
-        val: &Val,
-    ) -> Result<Option<(Change, Option<Val>)>> {
+        val: ValRef<'_>,
+    ) -> Result<Option<Change>> {
         if !self.store.is_fresh(id) {
             return Ok(None);
         }
@@ -476,8 +477,9 @@ impl BTree {
         if !view.is_leaf() {
             return Err(Error::corrupt(id, "changed from leaf to branch"));
         }
+        // A replaced value: its overflow chain (if any) and its cell's bytes.
         let (slot, old) = match view.search(key)? {
-            Ok(i) => (i, Some((view.value(i)?.to_owned(), view.leaf_cell_len(i)?))),
+            Ok(i) => (i, Some((view.value(i)?.overflow(), view.leaf_cell_len(i)?))),
             Err(i) => (i, None),
         };
         let freed = old.as_ref().map_or(0, |(_, len)| len + SLOT);
@@ -485,7 +487,7 @@ impl BTree {
         if new_len > self.limits.capacity {
             return Ok(None);
         }
-        if let Some((Val::Overflow { first, len }, _)) = &old {
+        if let Some((Some((first, len)), _)) = &old {
             // Read (and fail) before anything changes.
             self.store.free_overflow(op, *first, *len)?;
         }
@@ -494,18 +496,24 @@ impl BTree {
             // nothing after this edit can fail, and the edit needs no undo.
             op.save(id, &page);
         }
-        if let Some((_, cell_len)) = &old {
-            let len = LeafEdit::new(page.page_mut()).remove(slot, *cell_len);
-            page.page_mut().set_payload_len(len)?;
-        }
-        let len = LeafEdit::new(page.page_mut()).insert(slot, key, &cell);
+        let len = match old {
+            // A value of the same cell size is written over the old one.
+            Some((_, cell_len)) if cell_len == cell.len() => {
+                LeafEdit::new(page.page_mut()).overwrite(slot, &cell)
+            }
+            Some((_, cell_len)) => {
+                let len = LeafEdit::new(page.page_mut()).remove(slot, cell_len);
+                page.page_mut().set_payload_len(len)?;
+                LeafEdit::new(page.page_mut()).insert(slot, key, &cell)
+            }
+            None => LeafEdit::new(page.page_mut()).insert(slot, key, &cell),
+        };
         page.page_mut().set_payload_len(len)?;
-        let change = Change {
+        Ok(Some(Change {
             page: id,
             split: None,
             underflow: len < self.limits.min_fill,
-        };
-        Ok(Some((change, old.map(|(v, _)| v))))
+        }))
     }
 
     /// The common removal without decoding the leaf: in place in a leaf of the current
@@ -522,9 +530,9 @@ impl BTree {
         let Ok(i) = view.search(key)? else {
             return Ok(Some(Removed::Absent));
         };
-        let old = view.value(i)?.to_owned();
+        let overflow = view.value(i)?.overflow();
         let cell_len = view.leaf_cell_len(i)?;
-        if let Val::Overflow { first, len } = old {
+        if let Some((first, len)) = overflow {
             // Read (and fail) before anything changes.
             self.store.free_overflow(op, first, len)?;
         }
@@ -540,7 +548,7 @@ impl BTree {
             split: None,
             underflow: len < self.limits.min_fill,
         };
-        Ok(Some(Removed::Done(change, old)))
+        Ok(Some(Removed::Done(change)))
     }
 
     /// For a branch, the child whose range holds `key` (index and page); `None` for a leaf.
@@ -610,7 +618,7 @@ impl BTree {
 
     /// The new root after removing `key`; `None` when it is not there.
     fn remove_op(&self, op: &mut Op, root: PageId, key: &[u8]) -> Result<Option<PageId>> {
-        let Some((change, _old)) = self.remove_rec(op, root, key, 0)? else {
+        let Some(change) = self.remove_rec(op, root, key, 0)? else {
             return Ok(None);
         };
         self.finish(op, change).map(Some)
@@ -622,7 +630,7 @@ impl BTree {
         id: PageId,
         key: &[u8],
         depth: usize,
-    ) -> Result<Option<(Change, Val)>> {
+    ) -> Result<Option<Change>> {
         if depth > MAX_DEPTH {
             return Err(Error::corrupt(
                 id,
@@ -631,7 +639,7 @@ impl BTree {
         }
         let Some((idx, child)) = self.route(id, key)? else {
             match self.remove_in_place(op, id, key)? {
-                Some(Removed::Done(change, old)) => return Ok(Some((change, old))),
+                Some(Removed::Done(change)) => return Ok(Some(change)),
                 Some(Removed::Absent) => return Ok(None),
                 None => {}
             }
@@ -645,12 +653,12 @@ impl BTree {
             if let Val::Overflow { first, len } = old {
                 self.store.free_overflow(op, first, len)?;
             }
-            return Ok(Some((self.store_node(op, id, Node::Leaf(e))?, old)));
+            return Ok(Some(self.store_node(op, id, Node::Leaf(e))?));
         };
-        let Some((c, old)) = self.remove_rec(op, child, key, depth + 1)? else {
+        let Some(c) = self.remove_rec(op, child, key, depth + 1)? else {
             return Ok(None);
         };
-        Ok(Some((self.child_changed(op, id, idx, child, c)?, old)))
+        Ok(Some(self.child_changed(op, id, idx, child, c)?))
     }
 
     /// Branch `id` after its child `idx` (page `child`) changed as `c` says: the child's new

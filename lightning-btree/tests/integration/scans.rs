@@ -1,11 +1,11 @@
 //! Scans interleaved with writes, against `BTreeMap`: a cursor stepping both ways and a
 //! range consumed from both ends, with inserts and removals between their steps. Each step
 //! must return what the model holds at that moment: the next key after the last one
-//! returned (entries read ahead from a leaf must not outlive a write). `scaled(64)` cases of
-//! 3,000 operations.
+//! returned (a position kept across a write must be found again). `scaled(64)` cases of
+//! 3,000 operations. Then `scan_with` against the model, and beside a writer thread.
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
+use std::ops::{Bound, ControlFlow};
 
 use proptest::prelude::*;
 
@@ -154,4 +154,94 @@ proptest! {
         // Most operations of a case are scan steps, each checked above.
         prop_assert!(steps > 1000, "{steps} scan steps");
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(u32::try_from(lightning_testkit::scaled(64)).unwrap_or(u32::MAX)))]
+
+    /// `scan_with` hands out exactly the model's entries of a range, in order, and stops
+    /// where its closure breaks; overflow values (above a quarter page) among them.
+    #[test]
+    fn scan_with_matches_the_model(
+        keys in proptest::collection::vec((0u16..3000, 0usize..3), 0..1500),
+        ranges in proptest::collection::vec((0u16..3000, 0u16..3000, 1usize..200), 20),
+    ) {
+        let tree = tree_with_cache(64);
+        let mut model = BTreeMap::new();
+        for (k, big) in keys {
+            // One value in three is an overflow value.
+            let v = if big == 0 { vec![k as u8; 1500 + usize::from(k)] } else { value(k, 1) };
+            tree.insert(&key(k), &v).unwrap();
+            model.insert(key(k), v);
+        }
+        for (a, b, limit) in ranges {
+            let (lo, hi) = if key(a) <= key(b) { (key(a), key(b)) } else { (key(b), key(a)) };
+            let mut got = Vec::new();
+            let broke = tree
+                .scan_with(lo.clone()..hi.clone(), |k, v| {
+                    got.push((k.to_vec(), v.to_vec()));
+                    if got.len() == limit { ControlFlow::Break(got.len()) } else { ControlFlow::Continue(()) }
+                })
+                .unwrap();
+            let want: Vec<(Vec<u8>, Vec<u8>)> = model
+                .range(lo..hi)
+                .take(limit)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            prop_assert_eq!(broke, (want.len() == limit).then_some(limit));
+            prop_assert_eq!(got, want);
+        }
+    }
+}
+
+/// A scan beside a writer that inserts and removes other keys: every key the writer never
+/// touches is handed out exactly once and in order, whatever the interleaving (the scan
+/// finds its place again after each change, from the last key it handed out).
+#[test]
+fn scan_with_beside_a_writer_sees_every_stable_key_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let tree = Arc::new(tree_with_cache(256));
+    // Even keys stay; odd keys come and go.
+    for i in (0..4000u16).step_by(2) {
+        tree.insert(&key(i), &value(i, 0)).unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (tree, stop) = (tree.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                let k = (n.wrapping_mul(2_654_435_761) % 2000) as u16 * 2 + 1;
+                if n % 3 == 2 {
+                    tree.remove(&key(k)).unwrap();
+                } else {
+                    tree.insert(&key(k), &value(k, n as u8)).unwrap();
+                }
+                n = n.wrapping_add(1);
+            }
+            n
+        })
+    };
+    let stable: Vec<Vec<u8>> = {
+        let mut v: Vec<Vec<u8>> = (0..4000u16).step_by(2).map(key).collect();
+        v.sort();
+        v
+    };
+    for _ in 0..20 {
+        let mut seen = Vec::new();
+        let mut previous: Option<Vec<u8>> = None;
+        tree.scan_with::<&[u8], ()>(.., |k, _| {
+            assert!(previous.as_deref().is_none_or(|p| p < k), "out of order");
+            previous = Some(k.to_vec());
+            if stable.binary_search_by(|s| s.as_slice().cmp(k)).is_ok() {
+                seen.push(k.to_vec());
+            }
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(seen, stable);
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(writer.join().unwrap() > 0);
 }

@@ -6,6 +6,7 @@
 //! the one tree.
 
 use lightning_page::Lsn;
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -95,18 +96,17 @@ impl Reader for TreeReader<'_> {
         n: usize,
         mut f: impl FnMut(&[u8], &[u8]),
     ) -> Result<usize> {
-        // A cursor: entries copied into its own buffers, nothing allocated per entry.
-        let mut cursor = self.tree.cursor();
+        // Entries borrowed from their leaf, nothing copied.
         let mut seen = 0;
-        let mut entry = cursor.seek(start)?;
-        while let Some((k, v)) = entry {
+        self.tree.scan_with(start.., |k, v| {
             f(k, v);
             seen += 1;
             if seen == n {
-                break;
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
             }
-            entry = cursor.next()?;
-        }
+        })?;
         Ok(seen)
     }
 }
