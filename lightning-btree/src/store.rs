@@ -355,7 +355,10 @@ impl Store {
 
     fn write_image(&self, flight: &InFlight) -> Result<Superblock> {
         let file = self.file();
-        self.pool.flush_where(|id| flight.pages.contains(&id))?;
+        // The generation's pages, ascending: the work is in their number, not the pool's.
+        let mut pages: Vec<PageId> = flight.pages.iter().copied().collect();
+        pages.sort_unstable();
+        self.pool.flush_pages(pages)?;
         let freelist_root = flight.plan.write(file)?;
         let superblock = Superblock {
             generation: flight.plan.generation,

@@ -853,9 +853,9 @@ impl BTree {
             (0..=v.count())
                 .map(|i| v.child(i))
                 .collect::<Result<Vec<_>>>()
-                .map(Some)
+                .map(|c| Some((v.level(), c)))
         })?;
-        let Some(children) = children else {
+        let Some((level, children)) = children else {
             // A leaf: moved if it is in the tail.
             if id.get() < cutoff || *left == 0 {
                 return Ok(id);
@@ -871,6 +871,11 @@ impl BTree {
         for (i, child) in children.iter().enumerate() {
             if *left == 0 {
                 break;
+            }
+            if level == 1 && child.get() < cutoff {
+                // A leaf below the tail stays: not read at all (a checkpoint's relocation
+                // reads the branches and the leaves it moves, not the whole tree).
+                continue;
             }
             let to = self.relocate(op, *child, cutoff, left, depth + 1)?;
             if to != *child {

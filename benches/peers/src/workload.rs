@@ -92,6 +92,18 @@ pub(crate) const WORKLOADS: &[Workload] = &[
         how: "size of the engine's files after insert all, commit; remove half, commit; rewrite the rest, commit; remove half of the rest, commit (a quarter of the entries live)",
     },
     Workload {
+        name: "file_size_settled_mib",
+        unit: "MiB",
+        higher_is_better: false,
+        how: "size of the engine's files after two more commits that change nothing (lightning: checkpoints), on the state file_size_mib measured: what the engine gives back once older images are no longer retained",
+    },
+    Workload {
+        name: "live_data_mib",
+        unit: "MiB",
+        higher_is_better: false,
+        how: "bytes of the keys and values live after the file-size phases (a quarter of the entries), the same for every engine: the reference file sizes are compared with",
+    },
+    Workload {
         name: "durable_insert_commit",
         unit: "ops/s",
         higher_is_better: true,
@@ -394,6 +406,11 @@ pub(crate) fn run<E: Engine>(
     })?;
     assert_eq!(removed, gone_too.len(), "{}: second removals", E::NAME);
     out.push(mib(engine.disk_bytes(dir)?));
+    for _ in 0..2 {
+        engine.write(|_| Ok(()))?;
+    }
+    out.push(mib(engine.disk_bytes(dir)?));
+    out.push(mib(u64::try_from(live.len() * (KEY_LEN + VALUE_LEN))?));
     // Untimed: a sample of the final state holds what it must.
     engine.read(|r| {
         let sample: Vec<u32> = live.iter().step_by(16).copied().collect();

@@ -209,3 +209,32 @@ fn stats_count_hits_misses_and_evictions() {
     }
     assert!(pool.stats().hits >= 100);
 }
+
+/// `flush_pages` writes back exactly the named pages that are cached and dirty, once, and
+/// leaves the others dirty; names of pages not in the pool are skipped.
+#[test]
+fn flush_pages_writes_back_only_the_named_dirty_pages() {
+    let vfs = CrashVfs::new(1);
+    let hook = Arc::new(Recorder::default());
+    let pool = pool_on(&vfs, 16, 20, hook.clone());
+    for id in 2..12u64 {
+        pool.create(PageId::new(id), PageType::Overflow)
+            .unwrap()
+            .page_mut()
+            .set_payload(&[1])
+            .unwrap();
+    }
+    // 3 and 9 dirty and named twice; 14 is not cached; the rest stay dirty.
+    let named = [9u64, 3, 14, 3].map(PageId::new);
+    pool.flush_pages(named).unwrap();
+    assert_eq!(*hook.calls.lock().unwrap(), [(3, 1), (9, 1)].into());
+    for id in 2..12u64 {
+        assert_eq!(
+            pool.is_dirty(PageId::new(id)),
+            Some(id != 3 && id != 9),
+            "page {id}"
+        );
+    }
+    pool.flush().unwrap();
+    assert_eq!(hook.calls.lock().unwrap().values().sum::<u32>(), 10);
+}
