@@ -3,9 +3,9 @@
 //! back through a hook the layer above supplies.
 //!
 //! - [`BufferPool::pin`] / [`BufferPool::pin_mut`] give a shared [`PageRef`] or an
-//!   exclusive [`PageMut`]; a pinned frame is never evicted. Pins of different pages do not
-//!   serialize on one lock: the page table is sharded, and a hit takes one shard lock, one
-//!   atomic add and the frame's read lock.
+//!   exclusive [`PageMut`]; a pinned frame is never evicted. A hit takes no lock but the
+//!   frame's read lock: it follows a hint (an index by page id) to a frame, pins it with one
+//!   atomic add and checks which page it holds; misses use a sharded page table.
 //! - Misses read through the page file, which verifies every page's checksum.
 //! - Eviction is SIEVE, chosen against exact LRU and CLOCK on zipfian, uniform and
 //!   scan-mixed traces ([`sim`] and `docs/adr/006-buffer-pool-eviction.md`).

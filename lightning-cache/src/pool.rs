@@ -10,13 +10,13 @@ use std::sync::{Arc, PoisonError};
 // `tests/loom/main.rs` can check every interleaving of pins, loads and evictions. Counters stay
 // std atomics: they are statistics, not state.
 #[cfg(loom)]
-use loom::sync::atomic::{AtomicBool, AtomicU64};
+use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 #[cfg(loom)]
 use loom::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 #[cfg(loom)]
 use loom::thread::yield_now;
 #[cfg(not(loom))]
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 #[cfg(not(loom))]
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 #[cfg(not(loom))]
@@ -28,26 +28,81 @@ use crate::error::BoxError;
 use crate::sieve::{SieveQueue, Verdict};
 use crate::{Error, Result};
 
-/// The low half of a frame's pin word: how many pins hold it.
-const PIN_COUNT: u64 = 0xFFFF_FFFF;
+/// The low 30 bits of a frame's pin word: how many pins hold it.
+const PIN_COUNT: u64 = 0x3FFF_FFFF;
+/// Set while the frame is on the free list: a pin found through a stale hint lets go.
+const FREE: u64 = 1 << 30;
+/// Set from an eviction's last check until the frame holds its next page: a pin found
+/// through a stale hint lets go.
+const EVICTED: u64 = 1 << 31;
 /// Added to the pin word to let go of one pin: the count goes down by one and the high
 /// half, the number of pins ever let go, up by one (wrapping).
 const UNPIN: u64 = (1 << 32) - 1;
 
-/// A frame's pins: the count in the low 32 bits, and in the high 32 bits how many times a
-/// pin was let go. A word read twice unchanged means no pin was let go in between (short of
+/// A frame's pins: the count in the low 30 bits, [`FREE`] and [`EVICTED`] above it, and in
+/// the high 32 bits how many times a pin was let go. A word read twice unchanged means no pin was let go in between (short of
 /// 2^32 releases of one frame in that time), which is what lets a pool tell "full" from
 /// "every frame happened to look pinned at some point of a sweep".
 struct Pins(AtomicU64);
 
 impl Pins {
+    /// A frame's pins when the pool starts: none, on the free list.
     fn new() -> Self {
-        Pins(AtomicU64::new(0))
+        Pins(AtomicU64::new(FREE))
     }
 
     /// Takes one pin.
     fn pin(&self) {
         self.0.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The hit path's pin, taken before the caller checks which page the frame holds: fails
+    /// (and lets go) on a frame that is on the free list or being evicted.
+    fn try_pin(&self) -> bool {
+        if self.0.fetch_add(1, Ordering::AcqRel) & (FREE | EVICTED) == 0 {
+            return true;
+        }
+        self.0.fetch_add(UNPIN, Ordering::AcqRel);
+        false
+    }
+
+    /// Takes a frame off the free list: one pin, and no longer [`FREE`].
+    fn claim_free(&self) {
+        self.0.fetch_add(1u64.wrapping_sub(FREE), Ordering::AcqRel);
+    }
+
+    /// An eviction's last check (its own claim the only pin): marks the frame [`EVICTED`].
+    /// `false` if anyone else holds a pin.
+    fn mark_evicted(&self) -> bool {
+        let word = self.word();
+        word & PIN_COUNT == 1
+            && self
+                .0
+                .compare_exchange(word, word | EVICTED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+    }
+
+    /// The frame holds its next page (or none, going back): hint pins may hold it again.
+    fn clear_evicted(&self) {
+        self.0.fetch_and(!EVICTED, Ordering::AcqRel);
+    }
+
+    /// Lets go of one pin; if it was the last and `empty()` (the frame holds no page), marks
+    /// the frame [`FREE`] in the same step and returns `true`: the caller puts it on the
+    /// free list, and no one else can (a pin taken meanwhile makes the step fail and retry).
+    fn unpin_to_free(&self, empty: impl Fn() -> bool) -> bool {
+        loop {
+            let word = self.word();
+            let last = word & PIN_COUNT == 1 && word & (FREE | EVICTED) == 0 && empty();
+            let next = word.wrapping_add(UNPIN) | if last { FREE } else { 0 };
+            if self
+                .0
+                .compare_exchange(word, next, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                return last;
+            }
+        }
     }
 
     /// Lets go of one pin (the caller holds one); returns the count before.
@@ -163,19 +218,73 @@ fn no_page() -> &'static PageBuf {
 struct Frame {
     /// Page the frame is assigned to (mirrors the page table), `NO_PAGE` when free.
     page: AtomicU64,
-    /// Guards and claims holding the frame; changed only under the page's shard lock when
-    /// it goes up from zero.
+    /// Guards, claims and hint pins in flight holding the frame, and its FREE/EVICTED flags.
     pins: Pins,
     visited: AtomicBool,
+    /// Pins served from this frame without a read (beside the pin word: no line of its own).
+    hits: Counter,
     data: RwLock<FrameData>,
 }
 
-/// One shard of the page table, with its own hit counter (a global one would be written
-/// by every pin of every thread). Aligned to keep shards off each other's cache lines.
+/// Pages per chunk of the hint index (a few under loom, which tracks every atomic).
+#[cfg(not(loom))]
+const HINT_CHUNK_BITS: u32 = 16;
+#[cfg(loom)]
+const HINT_CHUNK_BITS: u32 = 3;
+/// Chunks: hints cover page ids below 2^32 (32 TiB of 8 KiB pages); above, pins take the
+/// locked path.
+#[cfg(not(loom))]
+const HINT_CHUNKS: usize = 1 << 16;
+/// Under loom, two chunks (pages below 16), made when the pool is: loom cannot see the
+/// synchronization of a `OnceLock` filled by one thread and read by another.
+#[cfg(loom)]
+const HINT_CHUNKS: usize = 2;
+
+/// Where each page was last seen, by page id: the hit path's guess (frame + 1, 0 for
+/// none), checked against the frame after it is pinned, so a stale guess costs a look and
+/// never a wrong page. Indexed by id, it is dense (4 bytes per page of the file) and its
+/// chunks of 64k pages are allocated when a page of theirs is first cached.
+struct Hints {
+    chunks: Box<[std::sync::OnceLock<Box<[AtomicU32]>>]>,
+}
+
+impl Hints {
+    fn new() -> Self {
+        let hints = Hints {
+            chunks: (0..HINT_CHUNKS)
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
+        };
+        #[cfg(loom)]
+        for chunk in 0..HINT_CHUNKS as u64 {
+            hints.slot(chunk << HINT_CHUNK_BITS, true);
+        }
+        hints
+    }
+
+    fn slot(&self, key: u64, create: bool) -> Option<&AtomicU32> {
+        let chunk = self
+            .chunks
+            .get(usize::try_from(key >> HINT_CHUNK_BITS).ok()?)?;
+        let chunk = if create {
+            chunk.get_or_init(|| {
+                (0..1 << HINT_CHUNK_BITS)
+                    .map(|_| AtomicU32::new(0))
+                    .collect()
+            })
+        } else {
+            chunk.get()?
+        };
+        chunk.get(usize::try_from(key & ((1 << HINT_CHUNK_BITS) - 1)).ok()?)
+    }
+}
+
+/// One shard of the page table, which the hit path does not lock (it follows [`Hint`]s);
+/// misses, loads and evictions change it under its lock. Aligned to keep shards off each
+/// other's cache lines.
 #[repr(align(128))]
 struct Shard {
     table: Mutex<Table>,
-    hits: Counter,
 }
 
 #[derive(Default)]
@@ -220,6 +329,8 @@ pub struct BufferPool {
     hook: Arc<dyn WriteBack>,
     frames: Box<[Frame]>,
     shards: Box<[Shard]>,
+    /// The hit path's guesses, by page id.
+    hints: Hints,
     /// Frames holding pages, in SIEVE order.
     queue: Mutex<SieveQueue>,
     /// Frames holding nothing.
@@ -239,6 +350,42 @@ impl std::fmt::Debug for BufferPool {
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section leaves its structure consistent before it can panic.
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl BufferPool {
+    fn set_hint(&self, key: u64, frame: u32) {
+        if let Some(slot) = self.hints.slot(key, true) {
+            let value = frame.saturating_add(1);
+            // Only write when it changes: a store dirties the cache line.
+            if slot.load(Ordering::Relaxed) != value {
+                slot.store(value, Ordering::Release);
+            }
+        }
+    }
+
+    /// The hit path: the frame the hint names, pinned, if it holds `key`. No lock: the pin
+    /// comes first, so the frame cannot be evicted while it is checked (an eviction's last
+    /// check fails on it), and a frame already being evicted or free refuses the pin.
+    fn hit(&self, key: u64) -> Option<u32> {
+        let frame = self
+            .hints
+            .slot(key, false)?
+            .load(Ordering::Acquire)
+            .checked_sub(1)?;
+        let f = self.frames.get(frame as usize)?;
+        if !f.pins.try_pin() {
+            return None;
+        }
+        if f.page.load(Ordering::Acquire) != key {
+            self.release(frame);
+            return None;
+        }
+        if !f.visited.load(Ordering::Relaxed) {
+            f.visited.store(true, Ordering::Relaxed);
+        }
+        f.hits.fetch_add(1, Ordering::Relaxed);
+        Some(frame)
+    }
 }
 
 fn shard_of(page: u64) -> usize {
@@ -271,6 +418,7 @@ impl BufferPool {
                 page: AtomicU64::new(NO_PAGE),
                 pins: Pins::new(),
                 visited: AtomicBool::new(false),
+                hits: Counter::new(0),
                 data: RwLock::new(FrameData {
                     page: None,
                     buf: None,
@@ -285,9 +433,9 @@ impl BufferPool {
             shards: (0..SHARDS)
                 .map(|_| Shard {
                     table: Mutex::new(Table::default()),
-                    hits: Counter::new(0),
                 })
                 .collect(),
+            hints: Hints::new(),
             queue: Mutex::new(SieveQueue::new(n as usize)),
             free: Mutex::new((0..n).rev().collect()),
             counters: Counters::default(),
@@ -304,9 +452,9 @@ impl BufferPool {
         let c = &self.counters;
         CacheStats {
             hits: self
-                .shards
+                .frames
                 .iter()
-                .map(|s| s.hits.load(Ordering::Relaxed))
+                .map(|f| f.hits.load(Ordering::Relaxed))
                 .sum(),
             misses: c.misses.load(Ordering::Relaxed),
             evictions: c.evictions.load(Ordering::Relaxed),
@@ -374,7 +522,9 @@ impl BufferPool {
     /// out of the table) goes back to the free list when its last pin goes.
     fn release(&self, frame: u32) {
         let f = &self.frames[frame as usize];
-        if f.pins.unpin() == 1 && f.page.load(Ordering::Acquire) == NO_PAGE {
+        if f.pins
+            .unpin_to_free(|| f.page.load(Ordering::Acquire) == NO_PAGE)
+        {
             lock(&self.free).push(frame);
         }
     }
@@ -403,6 +553,9 @@ impl BufferPool {
 
     /// The hit path, or on a miss a claimed frame registered for `key`.
     fn lookup_or_claim(&self, key: u64) -> Result<Pinned> {
+        if let Some(frame) = self.hit(key) {
+            return Ok(Pinned::Ready(frame));
+        }
         {
             let shard = &self.shards[shard_of(key)];
             let table = lock(&shard.table);
@@ -414,7 +567,8 @@ impl BufferPool {
                     f.visited.store(true, Ordering::Relaxed);
                 }
                 drop(table);
-                shard.hits.fetch_add(1, Ordering::Relaxed);
+                f.hits.fetch_add(1, Ordering::Relaxed);
+                self.set_hint(key, frame);
                 return Ok(Pinned::Ready(frame));
             }
         }
@@ -427,13 +581,15 @@ impl BufferPool {
             o.pins.pin();
             o.visited.store(true, Ordering::Relaxed);
             drop(table);
-            f.pins.unpin();
-            lock(&self.free).push(frame);
+            f.pins.clear_evicted();
+            self.release(frame);
             return Ok(Pinned::Ready(other));
         }
         table.insert(key, frame);
         f.page.store(key, Ordering::Release);
+        f.pins.clear_evicted();
         drop(table);
+        self.set_hint(key, frame);
         Ok(Pinned::Load(frame))
     }
 
@@ -473,7 +629,7 @@ impl BufferPool {
     fn take_frame(&self) -> Result<u32> {
         loop {
             if let Some(frame) = lock(&self.free).pop() {
-                self.frames[frame as usize].pins.pin();
+                self.frames[frame as usize].pins.claim_free();
                 return Ok(frame);
             }
             let victim = {
@@ -564,8 +720,8 @@ impl BufferPool {
             return Err(e);
         }
         let mut table = lock(&self.shards[shard_of(key)].table);
-        if f.pins.count() != 1 {
-            // Pinned while we wrote: it stays.
+        if !f.pins.mark_evicted() {
+            // Pinned while we wrote (or by a hint now): it stays.
             drop(table);
             drop(data);
             f.pins.unpin();

@@ -221,3 +221,30 @@ fn a_sweep_that_saw_every_frame_pinned_at_different_moments_is_not_a_full_pool()
     eprintln!("{runs} interleavings");
     assert!(runs > 1);
 }
+
+/// Hits take no lock: a pin follows a hint to a frame and checks it after pinning. Here
+/// the hint of page 2 can go stale while another thread evicts a frame for page 4 (which
+/// of 2 and 3 goes is SIEVE's choice); each thread holds at most one pin. The pin of 2 must
+/// still get page 2, and a frame on its way to page 4 must never be handed out as page 2.
+#[test]
+fn a_hit_through_a_stale_hint_never_gets_another_page() {
+    let runs = model(|| {
+        let pool = pool(2);
+        drop(pool.pin(PageId::new(2)).unwrap());
+        drop(pool.pin(PageId::new(3)).unwrap());
+        let other = pool.clone();
+        let t = loom::thread::spawn(move || {
+            assert_eq!(
+                other.pin(PageId::new(4)).unwrap().payload(),
+                4u64.to_le_bytes()
+            );
+        });
+        assert_eq!(
+            pool.pin(PageId::new(2)).unwrap().payload(),
+            2u64.to_le_bytes()
+        );
+        t.join().unwrap();
+    });
+    eprintln!("{runs} interleavings");
+    assert!(runs > 1);
+}
