@@ -150,6 +150,11 @@ impl Walk<'_> {
                 ),
             );
         }
+        match view.cells_problem() {
+            Ok(None) => {}
+            Ok(Some(what)) => self.problem(id, what),
+            Err(e) => return self.problem(id, e.to_string()),
+        }
         let mut keys = Vec::with_capacity(view.count());
         for i in 0..view.count() {
             match view.key(i) {

@@ -502,13 +502,11 @@ impl BTree {
                 LeafEdit::new(page.page_mut()).overwrite(slot, &cell)
             }
             Some((_, cell_len)) => {
-                let len = LeafEdit::new(page.page_mut()).remove(slot, cell_len);
-                page.page_mut().set_payload_len(len)?;
+                LeafEdit::new(page.page_mut()).remove(slot, cell_len);
                 LeafEdit::new(page.page_mut()).insert(slot, key, &cell)
             }
             None => LeafEdit::new(page.page_mut()).insert(slot, key, &cell),
         };
-        page.page_mut().set_payload_len(len)?;
         Ok(Some(Change {
             page: id,
             split: None,
@@ -542,7 +540,6 @@ impl BTree {
             op.save(id, &page);
         }
         let len = LeafEdit::new(page.page_mut()).remove(i, cell_len);
-        page.page_mut().set_payload_len(len)?;
         let change = Change {
             page: id,
             split: None,

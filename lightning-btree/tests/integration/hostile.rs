@@ -45,7 +45,9 @@ fn craft(
 ) -> Vec<u8> {
     let mut p = vec![2, level];
     p.extend_from_slice(&(cells.len() as u16).to_le_bytes());
-    p.extend_from_slice(&[0; 4]);
+    // The cells start right after the slots (`cells_from`), with no gap among them.
+    p.extend_from_slice(&((16 + 6 * cells.len()) as u16).to_le_bytes());
+    p.extend_from_slice(&[0; 2]);
     p.extend_from_slice(&first.to_le_bytes());
     let slots_at = p.len();
     p.resize(slots_at + 6 * cells.len(), 0);
@@ -221,5 +223,55 @@ fn a_slot_head_that_disagrees_with_its_key_is_a_check_problem() {
         // search trusts heads), which is what `check` is for.
         assert_eq!(tree.get(b"berry").unwrap().is_some(), !wrong);
         assert!(tree.get(b"apple").unwrap().is_some());
+    }
+}
+
+/// Cells that overlap, or a header whose cell area disagrees with its cells, are `check`
+/// problems (searches and in-place edits would read or write one cell's bytes as another's).
+#[test]
+fn overlapping_cells_and_a_wrong_gap_are_check_problems() {
+    for damage in ["none", "overlap", "gap"] {
+        let vfs = MemVfs::new();
+        let path = "data.ldb".as_ref();
+        {
+            let file = PageFile::create(&vfs, path, PageSize::MIN).unwrap();
+            let mut alloc = PageAllocator::load(&file).unwrap();
+            let leaf = alloc.allocate();
+            file.extend_to(alloc.page_count()).unwrap();
+            let cells: Vec<Cell> = [b"apple", b"apply", b"berry"]
+                .iter()
+                .map(|k| (k.to_vec(), 0, 0, 5))
+                .collect();
+            let mut payload = craft(0, 0, &cells, &[], false);
+            match damage {
+                // Slot 1 points at slot 0's cell: same head ("appl"), keys out of order.
+                "overlap" => {
+                    let first = payload[16..18].to_vec();
+                    payload[22..24].copy_from_slice(&first);
+                }
+                // The header claims a 3-byte gap no cell leaves.
+                "gap" => payload[6] = 3,
+                _ => {}
+            }
+            let mut page = PageBuf::new(PageSize::MIN, PageType::BTreeLeaf);
+            page.set_payload(&payload).unwrap();
+            file.write_page(leaf, alloc.generation(), &mut page)
+                .unwrap();
+            alloc.checkpoint(&file, Some(leaf), Lsn::new(0)).unwrap();
+        }
+        let file = Arc::new(PageFile::open(&vfs, path, OpenOptions::default()).unwrap());
+        let root = file.superblock().catalog_root.unwrap();
+        let tree = BTree::open(Arc::new(Store::open(file, 16 * 4096).unwrap()), root).unwrap();
+        let report = tree.check().unwrap();
+        let about_cells = report
+            .problems
+            .iter()
+            .any(|p| p.what.contains("cells overlap") || p.what.contains("cells take"));
+        assert_eq!(
+            about_cells,
+            damage != "none",
+            "{damage}: {:?}",
+            report.problems
+        );
     }
 }
