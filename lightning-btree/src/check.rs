@@ -106,6 +106,21 @@ impl Walk<'_> {
 
     /// Checks the subtree at `id`, whose keys must lie in `lo..hi` (`lo` inclusive, `hi`
     /// exclusive, `None` for no bound) at `level`.
+    /// Records a problem with the node's cell area; `false` if its cells cannot be read.
+    fn cell_area(&mut self, id: PageId, view: &NodeView<'_>) -> bool {
+        match view.cells_problem() {
+            Ok(None) => true,
+            Ok(Some(what)) => {
+                self.problem(id, what);
+                true
+            }
+            Err(e) => {
+                self.problem(id, e.to_string());
+                false
+            }
+        }
+    }
+
     fn node(
         &mut self,
         id: PageId,
@@ -150,10 +165,8 @@ impl Walk<'_> {
                 ),
             );
         }
-        match view.cells_problem() {
-            Ok(None) => {}
-            Ok(Some(what)) => self.problem(id, what),
-            Err(e) => return self.problem(id, e.to_string()),
+        if !self.cell_area(id, &view) {
+            return;
         }
         let mut keys = Vec::with_capacity(view.count());
         for i in 0..view.count() {
