@@ -50,6 +50,7 @@ mod check;
 mod error;
 mod iter;
 mod node;
+mod page_set;
 mod store;
 mod tree;
 

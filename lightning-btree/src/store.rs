@@ -11,6 +11,7 @@ use lightning_page::{
 };
 
 use crate::node::{NO_PAGE, OVERFLOW_HEAD, u64_at};
+use crate::page_set::PageSet;
 use crate::{Error, Result};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -19,7 +20,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The generation a checkpoint records and that generation's pages, which keep that
 /// generation in their header whenever they are written until the checkpoint is durable.
-type Frozen = (u64, Arc<HashSet<PageId>>);
+type Frozen = (u64, Arc<PageSet>);
 
 /// Stamps written pages with their generation and, when asked, records their ids.
 #[derive(Debug, Default)]
@@ -37,7 +38,7 @@ impl WriteBack for Stamp {
         }
         if let Some((generation, pages)) =
             &*self.frozen.read().unwrap_or_else(PoisonError::into_inner)
-            && pages.contains(&page)
+            && pages.contains(page)
         {
             return Ok(*generation);
         }
@@ -61,7 +62,7 @@ struct InFlight {
     plan: CheckpointPlan,
     root: Option<PageId>,
     lsn: Lsn,
-    pages: Arc<HashSet<PageId>>,
+    pages: Arc<PageSet>,
 }
 
 /// What one write operation did to the store, so that a failure can be undone: the pages
@@ -113,7 +114,7 @@ impl Op {
 pub struct Store {
     pool: BufferPool,
     alloc: Mutex<PageAllocator>,
-    fresh: Mutex<HashSet<PageId>>,
+    fresh: Mutex<PageSet>,
     stamp: Arc<Stamp>,
     /// Held shared by every write operation, exclusively by a checkpoint's switch.
     gate: RwLock<()>,
@@ -149,7 +150,7 @@ impl Store {
         Ok(Store {
             pool,
             alloc: Mutex::new(alloc),
-            fresh: Mutex::new(HashSet::new()),
+            fresh: Mutex::new(PageSet::default()),
             stamp,
             gate: RwLock::new(()),
             checkpoints: Mutex::new(None),
@@ -340,8 +341,8 @@ impl Store {
             .frozen
             .write()
             .unwrap_or_else(PoisonError::into_inner) = None;
-        let mut dirty_pages: Vec<PageId> = flight.pages.iter().copied().collect();
-        dirty_pages.sort_unstable();
+        // Ascending: the set iterates in order.
+        let dirty_pages: Vec<PageId> = flight.pages.iter().collect();
         tracing::debug!(
             generation = superblock.generation,
             pages = dirty_pages.len(),
@@ -356,9 +357,7 @@ impl Store {
     fn write_image(&self, flight: &InFlight) -> Result<Superblock> {
         let file = self.file();
         // The generation's pages, ascending: the work is in their number, not the pool's.
-        let mut pages: Vec<PageId> = flight.pages.iter().copied().collect();
-        pages.sort_unstable();
-        self.pool.flush_pages(pages)?;
+        self.pool.flush_pages(flight.pages.iter())?;
         let freelist_root = flight.plan.write(file)?;
         let superblock = Superblock {
             generation: flight.plan.generation,
@@ -402,7 +401,7 @@ impl Store {
     /// Returns a page: reusable at once if it was allocated in this generation, after the
     /// next durable checkpoints otherwise.
     fn free(&self, id: PageId) -> Result<()> {
-        if lock(&self.fresh).remove(&id) {
+        if lock(&self.fresh).remove(id) {
             // In no image: its cached bytes are garbage now, and must not be written back
             // over whatever the page holds next (the allocator writes free lists directly).
             // Discarded before the allocator may hand the page out again. A page of an
@@ -415,7 +414,7 @@ impl Store {
 
     /// Whether `id` was allocated in the current generation (so it may change in place).
     pub(crate) fn is_fresh(&self, id: PageId) -> bool {
-        lock(&self.fresh).contains(&id)
+        lock(&self.fresh).contains(id)
     }
 
     /// Writes a value into a new chain of overflow pages; returns the first page.
