@@ -416,7 +416,7 @@ impl BTree {
         };
         // A replaced overflow value's pages are freed (when the operation succeeds) where
         // the leaf is changed, read before the change.
-        let change = self.insert_rec(op, root, key, val, 0)?;
+        let change = self.insert_rec(op, root, key, val, 0, false)?;
         self.finish(op, change)
     }
 
@@ -427,6 +427,7 @@ impl BTree {
         key: &[u8],
         val: ValRef<'_>,
         depth: usize,
+        leaf: bool,
     ) -> Result<Change> {
         if depth > MAX_DEPTH {
             return Err(Error::corrupt(
@@ -434,12 +435,14 @@ impl BTree {
                 "tree deeper than any valid tree (a cycle?)",
             ));
         }
-        let Some((idx, child)) = self.route(id, key)? else {
+        // A child of a level-1 branch is a leaf: no need to look before changing it.
+        let routed = if leaf { None } else { self.route(id, key)? };
+        let Some((idx, child, child_leaf)) = routed else {
             if let Some(done) = self.insert_in_place(op, id, key, val)? {
                 return Ok(done);
             }
             let Node::Leaf(mut e) = self.load(id)? else {
-                return Err(Error::corrupt(id, "changed from leaf to branch"));
+                return Err(Error::corrupt(id, "a branch where a leaf belongs"));
             };
             let old = match e.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
                 Ok(i) => Some(std::mem::replace(&mut e[i].1, val.to_owned())),
@@ -453,7 +456,7 @@ impl BTree {
             }
             return self.store_node(op, id, Node::Leaf(e));
         };
-        let c = self.insert_rec(op, child, key, val, depth + 1)?;
+        let c = self.insert_rec(op, child, key, val, depth + 1, child_leaf)?;
         // A replaced value can be shorter: the child may underflow on an insert too.
         self.child_changed(op, id, idx, child, c)
     }
@@ -475,7 +478,7 @@ impl BTree {
         let mut page = self.store.pool().pin_mut(id)?;
         let view = NodeView::new(id, page.page_type(), page.payload())?;
         if !view.is_leaf() {
-            return Err(Error::corrupt(id, "changed from leaf to branch"));
+            return Err(Error::corrupt(id, "a branch where a leaf belongs"));
         }
         // A replaced value: its overflow chain (if any) and its cell's bytes.
         let (slot, old) = match view.search(key)? {
@@ -523,7 +526,7 @@ impl BTree {
         let mut page = self.store.pool().pin_mut(id)?;
         let view = NodeView::new(id, page.page_type(), page.payload())?;
         if !view.is_leaf() {
-            return Err(Error::corrupt(id, "changed from leaf to branch"));
+            return Err(Error::corrupt(id, "a branch where a leaf belongs"));
         }
         let Ok(i) = view.search(key)? else {
             return Ok(Some(Removed::Absent));
@@ -550,13 +553,14 @@ impl BTree {
 
     /// For a branch, the child whose range holds `key` (index and page); `None` for a leaf.
     /// Reads the node in place, without decoding it.
-    fn route(&self, id: PageId, key: &[u8]) -> Result<Option<(usize, PageId)>> {
+    /// Also says whether the child is a leaf (the branch is at level 1).
+    fn route(&self, id: PageId, key: &[u8]) -> Result<Option<(usize, PageId, bool)>> {
         self.with_node(id, |v| {
             if v.is_leaf() {
                 return Ok(None);
             }
             let i = v.route(key)?;
-            Ok(Some((i, v.child(i)?)))
+            Ok(Some((i, v.child(i)?, v.level() == 1)))
         })
     }
 
@@ -615,7 +619,7 @@ impl BTree {
 
     /// The new root after removing `key`; `None` when it is not there.
     fn remove_op(&self, op: &mut Op, root: PageId, key: &[u8]) -> Result<Option<PageId>> {
-        let Some(change) = self.remove_rec(op, root, key, 0)? else {
+        let Some(change) = self.remove_rec(op, root, key, 0, false)? else {
             return Ok(None);
         };
         self.finish(op, change).map(Some)
@@ -627,6 +631,7 @@ impl BTree {
         id: PageId,
         key: &[u8],
         depth: usize,
+        leaf: bool,
     ) -> Result<Option<Change>> {
         if depth > MAX_DEPTH {
             return Err(Error::corrupt(
@@ -634,14 +639,15 @@ impl BTree {
                 "tree deeper than any valid tree (a cycle?)",
             ));
         }
-        let Some((idx, child)) = self.route(id, key)? else {
+        let routed = if leaf { None } else { self.route(id, key)? };
+        let Some((idx, child, child_leaf)) = routed else {
             match self.remove_in_place(op, id, key)? {
                 Some(Removed::Done(change)) => return Ok(Some(change)),
                 Some(Removed::Absent) => return Ok(None),
                 None => {}
             }
             let Node::Leaf(mut e) = self.load(id)? else {
-                return Err(Error::corrupt(id, "changed from leaf to branch"));
+                return Err(Error::corrupt(id, "a branch where a leaf belongs"));
             };
             let Ok(i) = e.binary_search_by(|(k, _)| k.as_slice().cmp(key)) else {
                 return Ok(None);
@@ -652,7 +658,7 @@ impl BTree {
             }
             return Ok(Some(self.store_node(op, id, Node::Leaf(e))?));
         };
-        let Some(c) = self.remove_rec(op, child, key, depth + 1)? else {
+        let Some(c) = self.remove_rec(op, child, key, depth + 1, child_leaf)? else {
             return Ok(None);
         };
         Ok(Some(self.child_changed(op, id, idx, child, c)?))
