@@ -182,36 +182,42 @@ fn an_overflow_value_claimed_above_the_limit_is_refused_before_reading() {
     }
 }
 
+/// A tree whose root is one leaf page holding `payload` (checksum valid: a crafted page).
+fn tree_of_one_leaf(payload: &[u8]) -> BTree {
+    let vfs = MemVfs::new();
+    let path = "data.ldb".as_ref();
+    {
+        let file = PageFile::create(&vfs, path, PageSize::MIN).unwrap();
+        let mut alloc = PageAllocator::load(&file).unwrap();
+        let leaf = alloc.allocate();
+        file.extend_to(alloc.page_count()).unwrap();
+        let mut page = PageBuf::new(PageSize::MIN, PageType::BTreeLeaf);
+        page.set_payload(payload).unwrap();
+        file.write_page(leaf, alloc.generation(), &mut page)
+            .unwrap();
+        alloc.checkpoint(&file, Some(leaf), Lsn::new(0)).unwrap();
+    }
+    let file = Arc::new(PageFile::open(&vfs, path, OpenOptions::default()).unwrap());
+    let root = file.superblock().catalog_root.unwrap();
+    BTree::open(Arc::new(Store::open(file, 16 * 4096).unwrap()), root).unwrap()
+}
+
+/// Leaf cells with inline five-byte values under `keys`.
+fn cells_of(keys: &[&[u8]]) -> Vec<Cell> {
+    keys.iter().map(|k| (k.to_vec(), 0, 0, 5)).collect()
+}
+
 /// A slot whose head is not its key's (a crafted page: the checksum is valid) sends a
 /// search the wrong way; `check` names the slot, and reads return results, never panic.
 #[test]
 fn a_slot_head_that_disagrees_with_its_key_is_a_check_problem() {
     for wrong in [false, true] {
-        let vfs = MemVfs::new();
-        let path = "data.ldb".as_ref();
-        {
-            let file = PageFile::create(&vfs, path, PageSize::MIN).unwrap();
-            let mut alloc = PageAllocator::load(&file).unwrap();
-            let leaf = alloc.allocate();
-            file.extend_to(alloc.page_count()).unwrap();
-            let cells: Vec<Cell> = [b"apple", b"berry", b"melon"]
-                .iter()
-                .map(|k| (k.to_vec(), 0, 0, 5))
-                .collect();
-            let mut payload = craft(0, 0, &cells, &[], false);
-            if wrong {
-                // Slot 1's head (bytes 2..6 of the slot at 16 + 6) says "zzzz".
-                payload[16 + 6 + 2..16 + 6 + 6].copy_from_slice(b"zzzz");
-            }
-            let mut page = PageBuf::new(PageSize::MIN, PageType::BTreeLeaf);
-            page.set_payload(&payload).unwrap();
-            file.write_page(leaf, alloc.generation(), &mut page)
-                .unwrap();
-            alloc.checkpoint(&file, Some(leaf), Lsn::new(0)).unwrap();
+        let mut payload = craft(0, 0, &cells_of(&[b"apple", b"berry", b"melon"]), &[], false);
+        if wrong {
+            // Slot 1's head (bytes 2..6 of the slot at 16 + 6) says "zzzz".
+            payload[16 + 6 + 2..16 + 6 + 6].copy_from_slice(b"zzzz");
         }
-        let file = Arc::new(PageFile::open(&vfs, path, OpenOptions::default()).unwrap());
-        let root = file.superblock().catalog_root.unwrap();
-        let tree = BTree::open(Arc::new(Store::open(file, 16 * 4096).unwrap()), root).unwrap();
+        let tree = tree_of_one_leaf(&payload);
         let report = tree.check().unwrap();
         let named = report
             .problems
@@ -231,37 +237,18 @@ fn a_slot_head_that_disagrees_with_its_key_is_a_check_problem() {
 #[test]
 fn overlapping_cells_and_a_wrong_gap_are_check_problems() {
     for damage in ["none", "overlap", "gap"] {
-        let vfs = MemVfs::new();
-        let path = "data.ldb".as_ref();
-        {
-            let file = PageFile::create(&vfs, path, PageSize::MIN).unwrap();
-            let mut alloc = PageAllocator::load(&file).unwrap();
-            let leaf = alloc.allocate();
-            file.extend_to(alloc.page_count()).unwrap();
-            let cells: Vec<Cell> = [b"apple", b"apply", b"berry"]
-                .iter()
-                .map(|k| (k.to_vec(), 0, 0, 5))
-                .collect();
-            let mut payload = craft(0, 0, &cells, &[], false);
-            match damage {
-                // Slot 1 points at slot 0's cell: same head ("appl"), keys out of order.
-                "overlap" => {
-                    let first = payload[16..18].to_vec();
-                    payload[22..24].copy_from_slice(&first);
-                }
-                // The header claims a 3-byte gap no cell leaves.
-                "gap" => payload[6] = 3,
-                _ => {}
+        let mut payload = craft(0, 0, &cells_of(&[b"apple", b"apply", b"berry"]), &[], false);
+        match damage {
+            // Slot 1 points at slot 0's cell: same head ("appl"), keys out of order.
+            "overlap" => {
+                let first = payload[16..18].to_vec();
+                payload[22..24].copy_from_slice(&first);
             }
-            let mut page = PageBuf::new(PageSize::MIN, PageType::BTreeLeaf);
-            page.set_payload(&payload).unwrap();
-            file.write_page(leaf, alloc.generation(), &mut page)
-                .unwrap();
-            alloc.checkpoint(&file, Some(leaf), Lsn::new(0)).unwrap();
+            // The header claims a 3-byte gap no cell leaves.
+            "gap" => payload[6] = 3,
+            _ => {}
         }
-        let file = Arc::new(PageFile::open(&vfs, path, OpenOptions::default()).unwrap());
-        let root = file.superblock().catalog_root.unwrap();
-        let tree = BTree::open(Arc::new(Store::open(file, 16 * 4096).unwrap()), root).unwrap();
+        let tree = tree_of_one_leaf(&payload);
         let report = tree.check().unwrap();
         let about_cells = report
             .problems

@@ -24,11 +24,10 @@ impl WriteBack for Recorder {
     }
 }
 
-#[test]
-fn hook_runs_exactly_once_per_dirty_page_per_flush() {
-    let vfs = CrashVfs::new(1);
-    let hook = Arc::new(Recorder::default());
-    let pool = pool_on(&vfs, 16, 20, hook.clone());
+/// A pool of 16 frames over a 20-page file on `vfs`, with `hook`, holding pages 2..12 newly
+/// created (dirty, payload `[1]`).
+fn pool_with_ten_new_pages(vfs: &CrashVfs, hook: &Arc<Recorder>) -> lightning_cache::BufferPool {
+    let pool = pool_on(vfs, 16, 20, hook.clone());
     for id in 2..12u64 {
         pool.create(PageId::new(id), PageType::Overflow)
             .unwrap()
@@ -36,6 +35,14 @@ fn hook_runs_exactly_once_per_dirty_page_per_flush() {
             .set_payload(&[1])
             .unwrap();
     }
+    pool
+}
+
+#[test]
+fn hook_runs_exactly_once_per_dirty_page_per_flush() {
+    let vfs = CrashVfs::new(1);
+    let hook = Arc::new(Recorder::default());
+    let pool = pool_with_ten_new_pages(&vfs, &hook);
     // Only read: stays clean.
     drop(pool.pin(PageId::new(5)).unwrap());
     // Written twice between flushes: still one write-back.
@@ -216,14 +223,7 @@ fn stats_count_hits_misses_and_evictions() {
 fn flush_pages_writes_back_only_the_named_dirty_pages() {
     let vfs = CrashVfs::new(1);
     let hook = Arc::new(Recorder::default());
-    let pool = pool_on(&vfs, 16, 20, hook.clone());
-    for id in 2..12u64 {
-        pool.create(PageId::new(id), PageType::Overflow)
-            .unwrap()
-            .page_mut()
-            .set_payload(&[1])
-            .unwrap();
-    }
+    let pool = pool_with_ten_new_pages(&vfs, &hook);
     // 3 and 9 dirty and named twice; 14 is not cached; the rest stay dirty.
     let named = [9u64, 3, 14, 3].map(PageId::new);
     pool.flush_pages(named).unwrap();
