@@ -45,6 +45,8 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod error;
+mod hints;
+mod pins;
 mod pool;
 mod sieve;
 pub mod sim;

@@ -10,13 +10,13 @@ use std::sync::{Arc, PoisonError};
 // `tests/loom/main.rs` can check every interleaving of pins, loads and evictions. Counters stay
 // std atomics: they are statistics, not state.
 #[cfg(loom)]
-use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use loom::sync::atomic::{AtomicBool, AtomicU64};
 #[cfg(loom)]
 use loom::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 #[cfg(loom)]
 use loom::thread::yield_now;
 #[cfg(not(loom))]
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 #[cfg(not(loom))]
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 #[cfg(not(loom))]
@@ -25,101 +25,10 @@ use std::thread::yield_now;
 use lightning_page::{PageBuf, PageFile, PageId, PageType};
 
 use crate::error::BoxError;
+use crate::hints::Hints;
+use crate::pins::{PIN_COUNT, Pins};
 use crate::sieve::{SieveQueue, Verdict};
 use crate::{Error, Result};
-
-/// The low 30 bits of a frame's pin word: how many pins hold it.
-const PIN_COUNT: u64 = 0x3FFF_FFFF;
-/// Set while the frame is on the free list: a pin found through a stale hint lets go.
-const FREE: u64 = 1 << 30;
-/// Set from an eviction's last check until the frame holds its next page: a pin found
-/// through a stale hint lets go.
-const EVICTED: u64 = 1 << 31;
-/// Added to the pin word to let go of one pin: the count goes down by one and the high
-/// half, the number of pins ever let go, up by one (wrapping).
-const UNPIN: u64 = (1 << 32) - 1;
-
-/// A frame's pins: the count in the low 30 bits, [`FREE`] and [`EVICTED`] above it, and in
-/// the high 32 bits how many times a pin was let go. A word read twice unchanged means no pin was let go in between (short of
-/// 2^32 releases of one frame in that time), which is what lets a pool tell "full" from
-/// "every frame happened to look pinned at some point of a sweep".
-struct Pins(AtomicU64);
-
-impl Pins {
-    /// A frame's pins when the pool starts: none, on the free list.
-    fn new() -> Self {
-        Pins(AtomicU64::new(FREE))
-    }
-
-    /// Takes one pin.
-    fn pin(&self) {
-        self.0.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// The hit path's pin, taken before the caller checks which page the frame holds: fails
-    /// (and lets go) on a frame that is on the free list or being evicted.
-    fn try_pin(&self) -> bool {
-        if self.0.fetch_add(1, Ordering::AcqRel) & (FREE | EVICTED) == 0 {
-            return true;
-        }
-        self.0.fetch_add(UNPIN, Ordering::AcqRel);
-        false
-    }
-
-    /// Takes a frame off the free list: one pin, and no longer [`FREE`].
-    fn claim_free(&self) {
-        self.0.fetch_add(1u64.wrapping_sub(FREE), Ordering::AcqRel);
-    }
-
-    /// An eviction's last check (its own claim the only pin): marks the frame [`EVICTED`].
-    /// `false` if anyone else holds a pin.
-    fn mark_evicted(&self) -> bool {
-        let word = self.word();
-        word & PIN_COUNT == 1
-            && self
-                .0
-                .compare_exchange(word, word | EVICTED, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-    }
-
-    /// The frame holds its next page (or none, going back): hint pins may hold it again.
-    fn clear_evicted(&self) {
-        self.0.fetch_and(!EVICTED, Ordering::AcqRel);
-    }
-
-    /// Lets go of one pin; if it was the last and `empty()` (the frame holds no page), marks
-    /// the frame [`FREE`] in the same step and returns `true`: the caller puts it on the
-    /// free list, and no one else can (a pin taken meanwhile makes the step fail and retry).
-    fn unpin_to_free(&self, empty: impl Fn() -> bool) -> bool {
-        loop {
-            let word = self.word();
-            let last = word & PIN_COUNT == 1 && word & (FREE | EVICTED) == 0 && empty();
-            let next = word.wrapping_add(UNPIN) | if last { FREE } else { 0 };
-            if self
-                .0
-                .compare_exchange(word, next, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                return last;
-            }
-        }
-    }
-
-    /// Lets go of one pin (the caller holds one); returns the count before.
-    fn unpin(&self) -> u64 {
-        self.0.fetch_add(UNPIN, Ordering::AcqRel) & PIN_COUNT
-    }
-
-    /// How many pins hold the frame.
-    fn count(&self) -> u64 {
-        self.0.load(Ordering::Acquire) & PIN_COUNT
-    }
-
-    /// The whole word, to see whether anything changed between two looks.
-    fn word(&self) -> u64 {
-        self.0.load(Ordering::Acquire)
-    }
-}
 
 /// Decides what happens before a dirty page is written back: the database makes the WAL
 /// durable up to the page's changes ("WAL before data") and says which checkpoint
@@ -226,60 +135,7 @@ struct Frame {
     data: RwLock<FrameData>,
 }
 
-/// Pages per chunk of the hint index (a few under loom, which tracks every atomic).
-#[cfg(not(loom))]
-const HINT_CHUNK_BITS: u32 = 16;
-#[cfg(loom)]
-const HINT_CHUNK_BITS: u32 = 3;
-/// Chunks: hints cover page ids below 2^32 (32 TiB of 8 KiB pages); above, pins take the
-/// locked path.
-#[cfg(not(loom))]
-const HINT_CHUNKS: usize = 1 << 16;
-/// Under loom, two chunks (pages below 16), made when the pool is: loom cannot see the
-/// synchronization of a `OnceLock` filled by one thread and read by another.
-#[cfg(loom)]
-const HINT_CHUNKS: usize = 2;
-
-/// Where each page was last seen, by page id: the hit path's guess (frame + 1, 0 for
-/// none), checked against the frame after it is pinned, so a stale guess costs a look and
-/// never a wrong page. Indexed by id, it is dense (4 bytes per page of the file) and its
-/// chunks of 64k pages are allocated when a page of theirs is first cached.
-struct Hints {
-    chunks: Box<[std::sync::OnceLock<Box<[AtomicU32]>>]>,
-}
-
-impl Hints {
-    fn new() -> Self {
-        let hints = Hints {
-            chunks: (0..HINT_CHUNKS)
-                .map(|_| std::sync::OnceLock::new())
-                .collect(),
-        };
-        #[cfg(loom)]
-        for chunk in 0..HINT_CHUNKS as u64 {
-            hints.slot(chunk << HINT_CHUNK_BITS, true);
-        }
-        hints
-    }
-
-    fn slot(&self, key: u64, create: bool) -> Option<&AtomicU32> {
-        let chunk = self
-            .chunks
-            .get(usize::try_from(key >> HINT_CHUNK_BITS).ok()?)?;
-        let chunk = if create {
-            chunk.get_or_init(|| {
-                (0..1 << HINT_CHUNK_BITS)
-                    .map(|_| AtomicU32::new(0))
-                    .collect()
-            })
-        } else {
-            chunk.get()?
-        };
-        chunk.get(usize::try_from(key & ((1 << HINT_CHUNK_BITS) - 1)).ok()?)
-    }
-}
-
-/// One shard of the page table, which the hit path does not lock (it follows [`Hint`]s);
+/// One shard of the page table, which the hit path does not lock (it follows [`Hints`]);
 /// misses, loads and evictions change it under its lock. Aligned to keep shards off each
 /// other's cache lines.
 #[repr(align(128))]
