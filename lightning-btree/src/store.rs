@@ -10,7 +10,7 @@ use lightning_page::{
     CheckpointPlan, Lsn, PageAllocator, PageBuf, PageFile, PageId, PageType, Superblock,
 };
 
-use crate::node::{NO_PAGE, OVERFLOW_HEAD, u64_at};
+use crate::node::{NO_PAGE, OVERFLOW_HEAD, pack_leaf, u64_at};
 use crate::page_set::PageSet;
 use crate::{Error, Result};
 
@@ -43,6 +43,10 @@ impl WriteBack for Stamp {
             return Ok(*generation);
         }
         Ok(self.generation.load(Ordering::Acquire))
+    }
+
+    fn prepare(&self, page: PageId, data: &mut PageBuf) {
+        pack_leaf(page, data);
     }
 }
 

@@ -37,6 +37,14 @@ pub trait WriteBack: Send + Sync {
     /// Called once for each dirty page about to be written, with its contents. Returns
     /// the generation to stamp on the page; an error keeps the page dirty and unwritten.
     fn before_write(&self, page: PageId, data: &PageBuf) -> std::result::Result<u64, BoxError>;
+
+    /// Called just before [`before_write`](Self::before_write), under the frame's write
+    /// lock (no reader sees the page meanwhile): may rewrite the page's bytes into a layout
+    /// its readers take for the same contents (the B+tree packs a leaf's cells in key
+    /// order, so that scans read them front to back). The default changes nothing.
+    fn prepare(&self, page: PageId, data: &mut PageBuf) {
+        let _ = (page, data);
+    }
 }
 
 /// A [`WriteBack`] that stamps every page with one generation and has no other rule.
@@ -596,6 +604,7 @@ impl BufferPool {
         let (Some(page), Some(buf)) = (data.page, data.buf.as_mut()) else {
             return Ok(());
         };
+        self.hook.prepare(page, buf);
         let generation = self
             .hook
             .before_write(page, buf)

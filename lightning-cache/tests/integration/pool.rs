@@ -38,6 +38,45 @@ fn pool_with_ten_new_pages(vfs: &CrashVfs, hook: &Arc<Recorder>) -> lightning_ca
     pool
 }
 
+/// Rewrites each page's payload to its page number before it is written.
+struct Rewriter;
+
+impl WriteBack for Rewriter {
+    fn before_write(&self, _page: PageId, data: &PageBuf) -> Result<u64, BoxError> {
+        // `prepare` ran first: the hook sees the bytes that will be written.
+        assert_eq!(data.payload().len(), 1);
+        Ok(3)
+    }
+
+    fn prepare(&self, page: PageId, data: &mut PageBuf) {
+        data.set_payload(&page.get().to_le_bytes()[..1]).unwrap();
+    }
+}
+
+/// What `prepare` writes into a page is what goes to the file, and it stays the cached
+/// copy that later pins read.
+#[test]
+fn a_page_rewritten_by_prepare_is_written_and_cached_as_rewritten() {
+    let vfs = CrashVfs::new(1);
+    let pool = pool_on(&vfs, 16, 20, Arc::new(Rewriter));
+    for id in 2..6u64 {
+        pool.create(PageId::new(id), PageType::Overflow)
+            .unwrap()
+            .page_mut()
+            .set_payload(&[0xee, 0xee])
+            .unwrap();
+    }
+    pool.flush_pages((2..6).map(PageId::new)).unwrap();
+    for id in 2..6u64 {
+        let (on_disk, _) = pool.file().read_page(PageId::new(id), None).unwrap();
+        assert_eq!(on_disk.payload(), &id.to_le_bytes()[..1]);
+        assert_eq!(
+            pool.pin(PageId::new(id)).unwrap().payload(),
+            &id.to_le_bytes()[..1]
+        );
+    }
+}
+
 #[test]
 fn hook_runs_exactly_once_per_dirty_page_per_flush() {
     let vfs = CrashVfs::new(1);
