@@ -394,6 +394,9 @@ mod tests {
         fn sync_dir(&self, p: &Path) -> std::io::Result<()> {
             self.0.sync_dir(p)
         }
+        fn lock(&self, p: &Path) -> std::io::Result<lightning_page::vfs::VfsLock> {
+            self.0.lock(p)
+        }
     }
 
     #[test]

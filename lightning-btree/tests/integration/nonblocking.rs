@@ -114,6 +114,9 @@ impl Vfs for GateVfs {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.inner.sync_dir(dir)
     }
+    fn lock(&self, path: &Path) -> io::Result<lightning_page::vfs::VfsLock> {
+        self.inner.lock(path)
+    }
 }
 
 impl VfsFile for GateFile {

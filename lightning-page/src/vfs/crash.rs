@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::mem::{apply_write, check_read, is_root, not_found, to_len};
-use super::{OpenMode, Vfs, VfsFile, parent_dir};
+use super::{OpenMode, Vfs, VfsFile, VfsLock, lock_held, parent_dir};
 
 /// The sector size at which [`CrashMode::TornWrite`] and [`CrashMode::Arbitrary`] tear
 /// writes.
@@ -311,6 +311,26 @@ struct State {
     io_calls: u64,
     /// A power-cut fault fired: every call fails until the next `crash`.
     powered_off: bool,
+    /// Names locked through [`Vfs::lock`], with the epoch they were taken in (a power
+    /// cut releases them all: their holders died with the machine).
+    locks: HashMap<PathBuf, u64>,
+}
+
+/// Releases a [`CrashVfs`] lock when dropped, unless a power cut already did.
+#[derive(Debug)]
+struct CrashLock {
+    state: Arc<Mutex<State>>,
+    path: PathBuf,
+    epoch: u64,
+}
+
+impl Drop for CrashLock {
+    fn drop(&mut self) {
+        let mut st = lock(&self.state);
+        if st.locks.get(&self.path) == Some(&self.epoch) {
+            st.locks.remove(&self.path);
+        }
+    }
 }
 
 /// An in-memory file system with simulated power cuts, torn writes and failing devices.
@@ -561,6 +581,7 @@ impl State {
         self.faults.clear();
         self.powered_off = false;
         self.epoch += 1;
+        self.locks.clear();
         report
     }
 }
@@ -580,11 +601,12 @@ impl CrashVfs {
                 faults: Vec::new(),
                 io_calls: 0,
                 powered_off: false,
+                locks: HashMap::new(),
             })),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn state(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
     }
 
@@ -592,14 +614,14 @@ impl CrashVfs {
     /// the new durable and live state, clears injected faults, and turns every open handle
     /// stale (its calls then fail), as a reboot would.
     pub fn crash(&self, mode: CrashMode) -> CrashReport {
-        let report = self.lock().crash(mode);
+        let report = self.state().crash(mode);
         tracing::debug!(?mode, ?report, "simulated power cut");
         report
     }
 
     /// Arms a fault; see [`Fault`].
     pub fn inject(&self, fault: Fault) {
-        self.lock().faults.push(ArmedFault {
+        self.state().faults.push(ArmedFault {
             fault,
             seen: 0,
             fired: false,
@@ -608,24 +630,24 @@ impl CrashVfs {
 
     /// Disarms every fault.
     pub fn clear_faults(&self) {
-        self.lock().faults.clear();
+        self.state().faults.clear();
     }
 
     /// How many reads, writes, length changes, syncs and namespace changes were issued so
     /// far: the calls [`FaultOp::Any`] counts (to enumerate fault positions along a
     /// workload).
     pub fn io_calls(&self) -> u64 {
-        self.lock().io_calls
+        self.state().io_calls
     }
 
     /// How many operations are pending (not yet durable).
     pub fn pending_ops(&self) -> usize {
-        self.lock().log.len()
+        self.state().log.len()
     }
 
     /// The live contents of a file (what reads see), if it exists.
     pub fn contents(&self, path: &Path) -> Option<Vec<u8>> {
-        let st = self.lock();
+        let st = self.state();
         let ino = st.live.files.get(path)?;
         Some(
             st.inodes
@@ -638,7 +660,7 @@ impl CrashVfs {
     /// The contents a [`CrashMode::DropUnsynced`] power cut would leave, if the file would
     /// exist afterwards.
     pub fn durable_contents(&self, path: &Path) -> Option<Vec<u8>> {
-        let st = self.lock();
+        let st = self.state();
         if !st.durable.reachable(path) {
             return None;
         }
@@ -654,7 +676,7 @@ impl CrashVfs {
     /// Overwrites bytes of a file in place, durably and without logging: models media
     /// corruption (bit rot) for corruption tests.
     pub fn corrupt(&self, path: &Path, offset: u64, bytes: &[u8]) -> io::Result<()> {
-        let mut st = self.lock();
+        let mut st = self.state();
         let ino = *st.live.files.get(path).ok_or_else(|| not_found(path))?;
         let inode = st.inode(ino);
         apply_write(&mut inode.live, bytes, offset)?;
@@ -715,7 +737,7 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 
 impl Vfs for CrashVfs {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn VfsFile>> {
-        let mut st = self.lock();
+        let mut st = self.state();
         st.check_power()?;
         let ino = match (st.live.files.get(path).copied(), mode) {
             (Some(_), OpenMode::CreateNew) => {
@@ -758,7 +780,7 @@ impl Vfs for CrashVfs {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        let mut st = self.lock();
+        let mut st = self.state();
         st.check_fault(FaultOp::Namespace)?;
         let ino = *st.live.files.get(from).ok_or_else(|| not_found(from))?;
         let dir = parent_dir(to);
@@ -775,7 +797,7 @@ impl Vfs for CrashVfs {
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
-        let mut st = self.lock();
+        let mut st = self.state();
         st.check_fault(FaultOp::Namespace)?;
         st.live.files.remove(path).ok_or_else(|| not_found(path))?;
         st.log.push(LogOp::Remove {
@@ -785,13 +807,13 @@ impl Vfs for CrashVfs {
     }
 
     fn exists(&self, path: &Path) -> io::Result<bool> {
-        let st = self.lock();
+        let st = self.state();
         st.check_power()?;
         Ok(st.live.files.contains_key(path) || st.live.has_dir(path))
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
-        let st = self.lock();
+        let st = self.state();
         st.check_power()?;
         if !st.live.has_dir(dir) {
             return Err(no_dir(dir));
@@ -806,7 +828,7 @@ impl Vfs for CrashVfs {
     }
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        let mut st = self.lock();
+        let mut st = self.state();
         st.check_fault(FaultOp::Namespace)?;
         // The directories to create, outermost first; a file in the way is an error and
         // leaves nothing created.
@@ -830,8 +852,23 @@ impl Vfs for CrashVfs {
         Ok(())
     }
 
+    fn lock(&self, path: &Path) -> io::Result<VfsLock> {
+        let mut st = self.state();
+        st.check_power()?;
+        if st.locks.contains_key(path) {
+            return Err(lock_held(path));
+        }
+        let epoch = st.epoch;
+        st.locks.insert(path.to_path_buf(), epoch);
+        Ok(VfsLock::new(CrashLock {
+            state: self.state.clone(),
+            path: path.to_path_buf(),
+            epoch,
+        }))
+    }
+
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        let mut st = self.lock();
+        let mut st = self.state();
         st.check_fault(FaultOp::Sync)?;
         if !st.live.has_dir(dir) {
             return Err(no_dir(dir));

@@ -3,7 +3,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
-use super::{OpenMode, Vfs, VfsFile, parent_dir};
+use super::{OpenMode, Vfs, VfsFile, VfsLock, lock_held, parent_dir};
 
 type Contents = Arc<RwLock<Vec<u8>>>;
 
@@ -20,6 +20,25 @@ pub struct MemVfs {
 struct Namespace {
     files: BTreeMap<PathBuf, Contents>,
     dirs: BTreeSet<PathBuf>,
+    /// Names locked through [`Vfs::lock`].
+    locks: BTreeSet<PathBuf>,
+}
+
+/// Releases a [`MemVfs`] lock when dropped.
+#[derive(Debug)]
+struct MemLock {
+    inner: Arc<Mutex<Namespace>>,
+    path: PathBuf,
+}
+
+impl Drop for MemLock {
+    fn drop(&mut self) {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .locks
+            .remove(&self.path);
+    }
 }
 
 impl Namespace {
@@ -165,6 +184,16 @@ impl Vfs for MemVfs {
 
     fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
         Ok(())
+    }
+
+    fn lock(&self, path: &Path) -> io::Result<VfsLock> {
+        if !self.ns().locks.insert(path.to_path_buf()) {
+            return Err(lock_held(path));
+        }
+        Ok(VfsLock::new(MemLock {
+            inner: self.inner.clone(),
+            path: path.to_path_buf(),
+        }))
     }
 }
 

@@ -67,6 +67,35 @@ pub trait Vfs: Send + Sync + Debug {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// Makes the creates (of files and directories), renames and removes in `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Takes the exclusive advisory lock named by `path`, held until the returned guard is
+    /// dropped; fails with `WouldBlock` while another guard holds it (in this process, or
+    /// for the OS file system in any process). The OS file system creates `path` if it is
+    /// missing and locks the file (`flock`); the in-memory ones keep a set of held names,
+    /// which a simulated power cut empties (the holders died with the machine).
+    fn lock(&self, path: &Path) -> io::Result<VfsLock>;
+}
+
+/// A held [`Vfs::lock`]: the lock is released when this is dropped.
+#[derive(Debug)]
+pub struct VfsLock {
+    _held: Box<dyn Send + Sync + Debug>,
+}
+
+impl VfsLock {
+    /// Wraps whatever releases the lock when dropped.
+    pub fn new(held: impl Send + Sync + Debug + 'static) -> Self {
+        VfsLock {
+            _held: Box::new(held),
+        }
+    }
+}
+
+/// The error of a [`Vfs::lock`] that another holder has.
+pub(crate) fn lock_held(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::WouldBlock,
+        format!("{} is locked by another holder", path.display()),
+    )
 }
 
 /// An open file. All methods take `&self`: reads and writes are positional, so one handle
@@ -103,6 +132,7 @@ pub(crate) mod conformance {
     use super::*;
 
     pub(crate) fn run(vfs: &dyn Vfs, root: &Path) {
+        locks(vfs, root);
         let dir = root.join("d");
         let nested = dir.join("e").join("f");
         assert!(!vfs.exists(&dir).unwrap());
@@ -161,6 +191,21 @@ pub(crate) mod conformance {
 
     /// What the OS and the crash simulator share, and [`MemVfs`] does not check: files
     /// live in directories that exist.
+    /// One holder at a time; dropping the guard releases the lock; other names are
+    /// independent.
+    fn locks(vfs: &dyn Vfs, root: &Path) {
+        vfs.create_dir_all(root).unwrap();
+        let (a, b) = (root.join("LOCK"), root.join("OTHER"));
+        let held = vfs.lock(&a).unwrap();
+        let e = vfs.lock(&a).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
+        assert!(e.to_string().contains("LOCK"), "{e}");
+        let other = vfs.lock(&b).unwrap();
+        drop(held);
+        let again = vfs.lock(&a).unwrap();
+        drop((again, other));
+    }
+
     pub(crate) fn missing_directories(vfs: &dyn Vfs, root: &Path) {
         let gone = root.join("nowhere");
         assert_eq!(

@@ -2,7 +2,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{OpenMode, Vfs, VfsFile, parent_dir};
+use super::{OpenMode, Vfs, VfsFile, VfsLock, lock_held, parent_dir};
 
 /// The operating system's file system.
 ///
@@ -133,6 +133,20 @@ impl Vfs for OsVfs {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         fsync_dir(dir)
+    }
+
+    fn lock(&self, path: &Path) -> io::Result<VfsLock> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(VfsLock::new(file)),
+            Err(fs::TryLockError::WouldBlock) => Err(lock_held(path)),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
     }
 }
 

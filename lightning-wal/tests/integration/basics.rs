@@ -382,6 +382,9 @@ impl Vfs for GateVfs {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.mem.sync_dir(dir)
     }
+    fn lock(&self, path: &Path) -> io::Result<lightning_page::vfs::VfsLock> {
+        self.mem.lock(path)
+    }
 }
 
 impl VfsFile for GateFile {
@@ -444,6 +447,9 @@ impl Vfs for SlowSyncVfs {
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.0.sync_dir(dir)
+    }
+    fn lock(&self, path: &Path) -> io::Result<lightning_page::vfs::VfsLock> {
+        self.0.lock(path)
     }
 }
 

@@ -776,3 +776,21 @@ fn a_power_cut_at_a_namespace_operation_stops_everything() {
     );
     assert_eq!(vfs.contents(Path::new("b")), None);
 }
+
+/// A power cut releases the locks held before it (their holders died with the machine), and
+/// a guard from before the cut, dropped after it, does not release a lock taken since.
+#[test]
+fn a_power_cut_releases_locks_and_old_guards_release_nothing_after_it() {
+    let vfs = CrashVfs::new(3);
+    let path = Path::new("LOCK");
+    let before = vfs.lock(path).unwrap();
+    vfs.crash(CrashMode::DropUnsynced);
+    let after = vfs.lock(path).unwrap();
+    drop(before);
+    assert_eq!(
+        vfs.lock(path).unwrap_err().kind(),
+        io::ErrorKind::WouldBlock
+    );
+    drop(after);
+    vfs.lock(path).unwrap();
+}
