@@ -53,6 +53,11 @@ pub enum Error {
     #[error("corrupt version list: {0}")]
     Corrupt(&'static str),
 
+    /// The version store failed to read or write (an I/O error, a damaged page, a store
+    /// that refuses writes after an earlier failure). The cause says what and where.
+    #[error("the version store failed: {0}")]
+    Store(#[source] LogError),
+
     /// The commit log refused the commit's record ([`CommitLog::log`] failed): the
     /// transaction did not commit, and nothing of it was applied or published.
     ///

@@ -57,6 +57,19 @@ pub trait VersionStore: Send + Sync {
     /// their snapshot's version, which no later commit changes. An empty or inverted
     /// range yields nothing. A storage failure is an `Err` item; nothing follows it.
     fn scan(&self, range: KeyRange) -> VersionScan<'_>;
+
+    /// [`scan`](Self::scan) in descending key order, with the same rules.
+    ///
+    /// The provided method collects the ascending scan and reverses it, so its memory grows
+    /// with the range: a store that holds large ranges overrides it with a stream that
+    /// walks backwards (as [`MemStore`] and the database's B+tree store do).
+    fn scan_rev(&self, range: KeyRange) -> VersionScan<'_> {
+        let rows: Result<Vec<_>> = self.scan(range).collect();
+        match rows {
+            Ok(rows) => Box::new(rows.into_iter().rev().map(Ok)),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
+    }
     /// Installs the writes of the commit at `commit_ts` (a `None` value deletes), and trims
     /// the written keys' versions no snapshot at or after `oldest_active` can see. Called in
     /// commit-timestamp order, which is also the order of the commits' log records: `lsn`
@@ -107,6 +120,8 @@ struct MemScan<'a> {
     rest: KeyRange,
     batch: std::vec::IntoIter<(Vec<u8>, VersionList)>,
     done: bool,
+    /// Descending key order.
+    rev: bool,
 }
 
 impl MemScan<'_> {
@@ -117,15 +132,21 @@ impl MemScan<'_> {
             return;
         }
         let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
-        let rows: Vec<(Vec<u8>, VersionList)> = map
-            .range::<Vec<u8>, _>((self.rest.0.as_ref(), self.rest.1.as_ref()))
-            .take(SCAN_BATCH)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let range = map.range::<Vec<u8>, _>((self.rest.0.as_ref(), self.rest.1.as_ref()));
+        let copy = |(k, v): (&Vec<u8>, &VersionList)| (k.clone(), v.clone());
+        let rows: Vec<(Vec<u8>, VersionList)> = if self.rev {
+            range.rev().take(SCAN_BATCH).map(copy).collect()
+        } else {
+            range.take(SCAN_BATCH).map(copy).collect()
+        };
         drop(map);
         match rows.last() {
             Some((last, _)) if rows.len() == SCAN_BATCH => {
-                self.rest.0 = Bound::Excluded(last.clone());
+                if self.rev {
+                    self.rest.1 = Bound::Excluded(last.clone());
+                } else {
+                    self.rest.0 = Bound::Excluded(last.clone());
+                }
             }
             _ => self.done = true,
         }
@@ -183,6 +204,17 @@ impl VersionStore for MemStore {
             rest: range,
             batch: Vec::new().into_iter(),
             done: false,
+            rev: false,
+        })
+    }
+
+    fn scan_rev(&self, range: KeyRange) -> VersionScan<'_> {
+        Box::new(MemScan {
+            map: &self.map,
+            rest: range,
+            batch: Vec::new().into_iter(),
+            done: false,
+            rev: true,
         })
     }
 
@@ -275,7 +307,13 @@ mod tests {
                 .map(|k| vec![*k])
                 .filter(|k| in_range(&range, k))
                 .collect();
-            prop_assert_eq!(got, want);
+            prop_assert_eq!(&got, &want);
+            let rev: Vec<Vec<u8>> = store
+                .scan_rev(range)
+                .map(|r| r.map(|(k, _)| k))
+                .collect::<Result<_>>()
+                .unwrap();
+            prop_assert_eq!(rev, want.into_iter().rev().collect::<Vec<_>>());
         }
     }
 

@@ -355,6 +355,17 @@ impl<S: VersionStore> Transaction<'_, S> {
     /// starts, however far it is iterated: at commit, a change committed after the
     /// snapshot anywhere in it is a [`Conflict::Phantom`].
     pub fn range(&mut self, range: KeyRange) -> Scan<'_, S> {
+        self.range_in(range, false)
+    }
+
+    /// [`range`](Self::range) in descending key order: the same rows, last key first, with
+    /// the same bounded memory when the store walks backwards
+    /// ([`VersionStore::scan_rev`]), and the same validation of the range.
+    pub fn range_rev(&mut self, range: KeyRange) -> Scan<'_, S> {
+        self.range_in(range, true)
+    }
+
+    fn range_in(&mut self, range: KeyRange, rev: bool) -> Scan<'_, S> {
         let empty = range_is_empty(&range);
         let store = &*self.mgr.store;
         // `BTreeMap::range` panics on an inverted range: an empty range reads nothing.
@@ -365,15 +376,24 @@ impl<S: VersionStore> Transaction<'_, S> {
             let writes = self
                 .writes
                 .range::<Vec<u8>, _>((range.0.as_ref(), range.1.as_ref()));
-            (store.scan(range), Some(writes))
+            let stored = if rev {
+                store.scan_rev(range)
+            } else {
+                store.scan(range)
+            };
+            (stored, Some(writes))
         };
-        Scan {
+        let mut scan = Scan {
             store,
             read_ts: self.read_ts,
             stored: stored.peekable(),
-            writes: writes.map(Iterator::peekable),
+            writes,
+            write_peek: None,
+            rev,
             failed: false,
-        }
+        };
+        scan.write_peek = scan.next_write();
+        scan
     }
 
     /// [`range`](Self::range) collected into a `Vec`.
@@ -542,14 +562,19 @@ impl<S: VersionStore> Transaction<'_, S> {
 
 type WriteRange<'t> = btree_map::Range<'t, Vec<u8>, Option<Vec<u8>>>;
 
-/// A transaction's streaming scan ([`Transaction::range`]): `(key, value)` in key order, the
-/// snapshot's versions merged with the transaction's own writes.
+/// A transaction's streaming scan ([`Transaction::range`], [`Transaction::range_rev`]):
+/// `(key, value)` in key order (or descending), the snapshot's versions merged with the
+/// transaction's own writes.
 pub struct Scan<'t, S> {
     store: &'t S,
     read_ts: Timestamp,
     stored: Peekable<VersionScan<'t>>,
-    /// The transaction's writes in the range (`None` for an empty range).
-    writes: Option<Peekable<WriteRange<'t>>>,
+    /// The transaction's writes in the range (`None` for an empty range), not yet taken.
+    writes: Option<WriteRange<'t>>,
+    /// The next of the transaction's writes, in scan order.
+    write_peek: Option<(&'t Vec<u8>, &'t Option<Vec<u8>>)>,
+    /// Descending key order.
+    rev: bool,
     /// A storage error was returned: the scan is over.
     failed: bool,
 }
@@ -572,10 +597,26 @@ enum Source {
     Stored,
 }
 
-impl<S: VersionStore> Scan<'_, S> {
+impl<'t, S: VersionStore> Scan<'t, S> {
     fn fail(&mut self, e: Error) -> Result<(Vec<u8>, Vec<u8>)> {
         self.failed = true;
         Err(e)
+    }
+
+    fn next_write(&mut self) -> Option<(&'t Vec<u8>, &'t Option<Vec<u8>>)> {
+        let writes = self.writes.as_mut()?;
+        if self.rev {
+            writes.next_back()
+        } else {
+            writes.next()
+        }
+    }
+
+    /// Takes the peeked write and peeks the one after it.
+    fn take_write(&mut self) -> Option<(&'t Vec<u8>, &'t Option<Vec<u8>>)> {
+        let taken = self.write_peek.take();
+        self.write_peek = self.next_write();
+        taken
     }
 }
 
@@ -597,13 +638,15 @@ impl<S: VersionStore> Iterator for Scan<'_, S> {
                 Some(Ok((k, _))) => Some(k.as_slice()),
                 None => None,
             };
-            let write_key = self.writes.as_mut().and_then(Peekable::peek);
+            let write_key = self.write_peek.map(|(k, _)| k.as_slice());
             let source = match (stored_key, write_key) {
                 (None, None) => return None,
                 (None, Some(_)) => Source::Write { shadows: false },
-                (Some(s), Some((w, _))) if w.as_slice() <= s => Source::Write {
-                    shadows: w.as_slice() == s,
-                },
+                // The write comes first when it is at or before the stored key in scan
+                // order.
+                (Some(s), Some(w)) if (w <= s && !self.rev) || (w >= s && self.rev) => {
+                    Source::Write { shadows: w == s }
+                }
                 (Some(_), _) => Source::Stored,
             };
             match source {
@@ -611,7 +654,7 @@ impl<S: VersionStore> Iterator for Scan<'_, S> {
                     if shadows {
                         self.stored.next();
                     }
-                    match self.writes.as_mut().and_then(Iterator::next) {
+                    match self.take_write() {
                         Some((key, Some(value))) => return Some(Ok((key.clone(), value.clone()))),
                         Some((_, None)) => {} // deleted by this transaction
                         None => return None,
