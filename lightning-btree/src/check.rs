@@ -260,19 +260,7 @@ impl BTree {
     pub fn check(&self) -> Result<CheckReport> {
         let root = self.read_root();
         let alloc = self.store.allocator();
-        let mut walk = Walk {
-            tree: self,
-            seen: BTreeSet::new(),
-            report: CheckReport::default(),
-            page_count: alloc.page_count(),
-        };
-        if walk.claim(*root, *root) {
-            walk.node(*root, None, None, None, true, 0);
-        }
-        walk.report.depth = match self.with_node(*root, |v| Ok(v.level())) {
-            Ok(l) => u32::from(l) + 1,
-            Err(_) => 0,
-        };
+        let mut walk = self.walk(*root, alloc.page_count());
         let free: BTreeSet<PageId> = alloc
             .free_pages()
             .chain(alloc.pending_pages())
@@ -292,5 +280,35 @@ impl BTree {
         }
         walk.report.reachable = walk.seen.into_iter().collect();
         Ok(walk.report)
+    }
+
+    /// [`check`](Self::check) without its allocator cross-check, for a tree that shares its
+    /// store with others: every invariant of the tree itself, and every page reachable from
+    /// it ([`CheckReport::reachable`]), for the owner of the store to cross-check the union
+    /// of its trees against the allocator.
+    pub fn check_structure(&self) -> Result<CheckReport> {
+        let root = self.read_root();
+        let page_count = self.store.allocator().page_count();
+        let walk = self.walk(*root, page_count);
+        let mut report = walk.report;
+        report.reachable = walk.seen.into_iter().collect();
+        Ok(report)
+    }
+
+    fn walk(&self, root: PageId, page_count: u64) -> Walk<'_> {
+        let mut walk = Walk {
+            tree: self,
+            seen: BTreeSet::new(),
+            report: CheckReport::default(),
+            page_count,
+        };
+        if walk.claim(root, root) {
+            walk.node(root, None, None, None, true, 0);
+        }
+        walk.report.depth = match self.with_node(root, |v| Ok(v.level())) {
+            Ok(l) => u32::from(l) + 1,
+            Err(_) => 0,
+        };
+        walk
     }
 }

@@ -328,6 +328,17 @@ impl<S: VersionStore> Transaction<'_, S> {
         self.id
     }
 
+    /// This transaction's own write of `key`, if it wrote it: `Some(Some(value))` for a
+    /// put, `Some(None)` for a delete. Reads nothing from the store and records no read.
+    pub fn own_write(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        self.writes.get(key).map(Option::as_deref)
+    }
+
+    /// Whether this transaction has written anything yet.
+    pub fn has_writes(&self) -> bool {
+        !self.writes.is_empty()
+    }
+
     /// Reads `key`: this transaction's own write if any, else the snapshot's version. A
     /// pessimistic serializable transaction takes a shared lock first.
     pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {

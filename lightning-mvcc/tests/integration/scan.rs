@@ -191,10 +191,6 @@ fn a_reverse_scan_streams_from_a_store_that_walks_backwards() {
     let mut t = mgr.begin(Isolation::Snapshot);
     t.delete(&key(999)).unwrap();
     t.put(&key(5000), b"mine").unwrap();
-    let first: Vec<Vec<u8>> = t
-        .range_rev(ALL)
-        .take(3)
-        .map(|r| r.unwrap().0)
-        .collect();
+    let first: Vec<Vec<u8>> = t.range_rev(ALL).take(3).map(|r| r.unwrap().0).collect();
     assert_eq!(first, vec![key(5000), key(998), key(997)]);
 }

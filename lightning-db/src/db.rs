@@ -1,0 +1,926 @@
+//! The database: open and recovery, keyspaces, checkpoints, background work, close.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use lightning_btree::BTree;
+use lightning_mvcc::{Lsn, Timestamp, TxnManager, VersionStore};
+use lightning_page::vfs::{OsVfs, Vfs, VfsLock};
+use lightning_page::{PageFile, PageId, PageSize};
+use lightning_wal::{Wal, WalOptions};
+
+use crate::catalog::{self, Contents, Meta};
+use crate::record;
+use crate::stats::Counters;
+use crate::store::{Applied, TreeStore, lock};
+use crate::{Error, Options, Result};
+
+/// The page file's name in the database directory.
+pub const DATA_FILE: &str = "data.ldb";
+/// The WAL directory's name in the database directory.
+pub const WAL_DIR: &str = "wal";
+/// The lock file's name in the database directory.
+pub const LOCK_FILE: &str = "LOCK";
+/// The longest keyspace name, in bytes.
+pub const MAX_KEYSPACE_NAME: usize = 128;
+/// Keys one step of emptying a dropped keyspace removes (commits go on between steps).
+const DROP_STEP: usize = 256;
+
+/// A handle to a keyspace: a named, ordered map of byte keys to byte values. Cheap to
+/// clone; valid for the database (and the open) it came from until the keyspace is dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyspace {
+    pub(crate) id: u32,
+    pub(crate) name: Arc<str>,
+    pub(crate) instance: u64,
+}
+
+impl Keyspace {
+    /// The keyspace's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Checks a keyspace name: 1 to [`MAX_KEYSPACE_NAME`] bytes of ASCII letters, digits, `_`,
+/// `-`, `.` and `:`.
+pub fn validate_keyspace_name(name: &str) -> Result<()> {
+    let refuse = |reason| {
+        Err(Error::InvalidKeyspaceName {
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return refuse("it is empty");
+    }
+    if name.len() > MAX_KEYSPACE_NAME {
+        return refuse("it is too long");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+    {
+        return refuse("it has a character outside the allowed set");
+    }
+    Ok(())
+}
+
+/// What the checkpoints of this open know.
+#[derive(Debug)]
+struct Checkpoints {
+    /// The LSN of the newest durable checkpoint.
+    newest: Lsn,
+    /// The LSN of the checkpoint before it, once known: the WAL is kept from just above it
+    /// (ADR 004), so that recovery can fall back to the older image.
+    older: Option<Lsn>,
+    /// WAL bytes appended when the newest checkpoint started.
+    wal_bytes_at: u64,
+}
+
+/// The keyspaces as this open knows them.
+#[derive(Debug)]
+pub(crate) struct CatalogState {
+    tree: BTree,
+    /// Name -> (id, tree).
+    keyspaces: BTreeMap<String, (u32, Arc<BTree>)>,
+    spares: Vec<PageId>,
+    meta: Meta,
+    /// The roots last written to the catalog, per keyspace id.
+    written_roots: BTreeMap<u32, PageId>,
+}
+
+/// Stops and wakes the background thread.
+#[derive(Debug, Default)]
+struct Background {
+    stop: Mutex<bool>,
+    wake: Condvar,
+}
+
+/// Everything an open database holds.
+pub(crate) struct Inner {
+    pub(crate) dir: PathBuf,
+    pub(crate) opts: Options,
+    pub(crate) instance: u64,
+    pub(crate) wal: Wal,
+    pub(crate) store: Arc<TreeStore>,
+    pub(crate) mgr: TxnManager<TreeStore>,
+    pub(crate) catalog: Mutex<CatalogState>,
+    checkpoints: Mutex<Checkpoints>,
+    pub(crate) counters: Counters,
+    pub(crate) max_key_len: usize,
+    closed: AtomicBool,
+    background: Arc<Background>,
+    _lock: VfsLock,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The last handle: stops the background thread, then closes.
+struct Handle {
+    inner: Arc<Inner>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if let Err(e) = shutdown(&self.inner, &self.thread) {
+            tracing::error!(dir = %self.inner.dir.display(), error = %e, "closing the database failed; the next open recovers from the WAL");
+        }
+    }
+}
+
+/// An open database. `Send + Sync` and cheap to clone: every clone is the same database,
+/// which closes when the last clone is dropped (or at [`close`](Self::close)).
+#[derive(Clone)]
+pub struct Database {
+    handle: Arc<Handle>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.handle.inner.fmt(f)
+    }
+}
+
+impl Database {
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.handle.inner
+    }
+}
+
+static INSTANCES: AtomicU64 = AtomicU64::new(1);
+
+fn new_db_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+fn wal_options(opts: &Options) -> WalOptions {
+    WalOptions {
+        segment_size: opts.wal_segment_bytes,
+        max_record_size: u32::try_from(opts.max_txn_bytes).unwrap_or(u32::MAX),
+        flush_interval: Duration::from_millis(opts.flush_interval_ms),
+        ..WalOptions::default()
+    }
+}
+
+impl Database {
+    /// Opens the database in `dir` (creating it when missing and
+    /// [`Options::create_if_missing`] is set) on the operating system's file system.
+    pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Database> {
+        Self::open_with_vfs(Arc::new(OsVfs::new()), dir.as_ref(), opts)
+    }
+
+    /// [`open`](Self::open) through `vfs` (the in-memory and crash-simulating file systems
+    /// of `lightning_page::vfs`, for tests).
+    pub fn open_with_vfs(vfs: Arc<dyn Vfs>, dir: &Path, opts: Options) -> Result<Database> {
+        let span = tracing::info_span!("open", dir = %dir.display());
+        let _span = span.enter();
+        let started = Instant::now();
+        opts.validate()?;
+        let data = dir.join(DATA_FILE);
+        if opts.create_if_missing {
+            vfs.create_dir_all(dir)
+                .map_err(|e| Error::io("create the database directory", dir, e))?;
+        } else if !vfs
+            .exists(&data)
+            .map_err(|e| Error::io("look for", &data, e))?
+        {
+            return Err(Error::NotADatabase {
+                dir: dir.to_path_buf(),
+                reason: format!("{DATA_FILE} is missing and create_if_missing is off"),
+            });
+        }
+        let lock_path = dir.join(LOCK_FILE);
+        let held = vfs.lock(&lock_path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                Error::Locked {
+                    dir: dir.to_path_buf(),
+                }
+            } else {
+                Error::io("lock", &lock_path, e)
+            }
+        })?;
+        let wal_dir = dir.join(WAL_DIR);
+        let page_file = open_page_file(&*vfs, dir, &data, &wal_dir, &opts)?;
+        let file = Arc::new(page_file);
+        let sb = file.superblock();
+        let pages = Arc::new(lightning_btree::Store::open(
+            Arc::clone(&file),
+            opts.cache_bytes,
+        )?);
+        let Some(catalog_root) = sb.catalog_root else {
+            return Err(Error::NotADatabase {
+                dir: dir.to_path_buf(),
+                reason: format!("{DATA_FILE} has no catalog"),
+            });
+        };
+        let catalog_tree = BTree::open(Arc::clone(&pages), catalog_root)?;
+        let Contents {
+            meta,
+            keyspaces,
+            spares,
+        } = catalog::load(&catalog_tree, &data, dir)?;
+        let store = Arc::new(TreeStore::new(
+            Arc::clone(&pages),
+            Applied {
+                lsn: sb.checkpoint_lsn,
+                ts: meta.last_ts,
+            },
+            data.clone(),
+        ));
+        let mut open_keyspaces = BTreeMap::new();
+        let mut written_roots = BTreeMap::new();
+        for (name, (id, root)) in keyspaces {
+            let tree = Arc::new(BTree::open(Arc::clone(&pages), root)?);
+            store.add_tree(id, Arc::clone(&tree));
+            written_roots.insert(id, root);
+            open_keyspaces.insert(name, (id, tree));
+        }
+        let max_key_len = catalog_tree.max_key_len();
+        let wal = Wal::open(Arc::clone(&vfs), &wal_dir, wal_options(&opts))?;
+        let replayed = replay(&wal, &store, &meta, sb.checkpoint_lsn, &wal_dir)?;
+        let last_ts = store.applied().ts;
+        let mgr = TxnManager::with_lock_timeout(
+            Arc::clone(&store),
+            last_ts,
+            Duration::from_millis(opts.lock_timeout_ms),
+        );
+        let wal_bytes = wal.stats().bytes;
+        let inner = Arc::new(Inner {
+            dir: dir.to_path_buf(),
+            instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
+            wal,
+            store,
+            mgr,
+            catalog: Mutex::new(CatalogState {
+                tree: catalog_tree,
+                keyspaces: open_keyspaces,
+                spares,
+                meta,
+                written_roots,
+            }),
+            checkpoints: Mutex::new(Checkpoints {
+                newest: sb.checkpoint_lsn,
+                older: None,
+                wal_bytes_at: wal_bytes,
+            }),
+            counters: Counters::default(),
+            max_key_len,
+            closed: AtomicBool::new(false),
+            background: Arc::default(),
+            opts,
+            _lock: held,
+        });
+        inner
+            .counters
+            .recovered_commits
+            .store(replayed, Ordering::Relaxed);
+        let thread = if inner.opts.checkpoint_interval_ms == 0 {
+            None
+        } else {
+            let worker = Arc::clone(&inner);
+            Some(
+                std::thread::Builder::new()
+                    .name("lightning-db-background".into())
+                    .spawn(move || background(&worker))
+                    .map_err(|e| Error::io("start the background thread for", dir, e))?,
+            )
+        };
+        tracing::info!(
+            replayed,
+            last_ts = %last_ts,
+            elapsed_ms = started.elapsed().as_millis(),
+            "database opened"
+        );
+        Ok(Database {
+            handle: Arc::new(Handle {
+                inner,
+                thread: Mutex::new(thread),
+            }),
+        })
+    }
+
+    /// Closes the database: stops background work, takes a final checkpoint, truncates the
+    /// WAL and releases the lock. Other clones of this handle see [`Error::Closed`] from
+    /// then on. Dropping the last clone does the same, logging a failure instead of
+    /// returning it.
+    pub fn close(self) -> Result<()> {
+        shutdown(&self.handle.inner, &self.handle.thread)
+    }
+}
+
+/// Opens the page file, or creates the database when there is none (or when its creation
+/// was cut off before its first checkpoint: nothing was ever committed to it).
+fn open_page_file(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    data: &Path,
+    wal_dir: &Path,
+    opts: &Options,
+) -> Result<PageFile> {
+    let exists = vfs
+        .exists(data)
+        .map_err(|e| Error::io("look for", data, e))?;
+    if exists {
+        let file = PageFile::open(vfs, data, lightning_page::OpenOptions::default())?;
+        if file.superblock().catalog_root.is_some() {
+            return Ok(file);
+        }
+        if file.superblock().generation > 0 {
+            return Err(Error::NotADatabase {
+                dir: dir.to_path_buf(),
+                reason: format!("{DATA_FILE} has checkpoints but no catalog"),
+            });
+        }
+        tracing::warn!(dir = %dir.display(), "the database's creation was cut off before its first checkpoint; creating it again");
+        drop(file);
+        // Its WAL can hold nothing: the open that created it never returned.
+        if let Ok(segments) = vfs.list(wal_dir) {
+            for s in segments {
+                vfs.remove(&s).map_err(|e| Error::io("remove", &s, e))?;
+            }
+        }
+    } else if !opts.create_if_missing {
+        return Err(Error::NotADatabase {
+            dir: dir.to_path_buf(),
+            reason: format!("{DATA_FILE} is missing"),
+        });
+    }
+    let page_size = PageSize::new(u64::from(opts.page_size))?;
+    let file = Arc::new(PageFile::create(vfs, data, page_size)?);
+    let pages = Arc::new(lightning_btree::Store::open(
+        Arc::clone(&file),
+        opts.cache_bytes,
+    )?);
+    let catalog_tree = BTree::create(Arc::clone(&pages))?;
+    let meta = Meta {
+        next_id: 1,
+        last_ts: Timestamp::new(0),
+        db_id: new_db_id(),
+    };
+    catalog_tree.insert(catalog::META_KEY, &catalog::encode_meta(&meta))?;
+    let root = catalog_tree.root();
+    pages.checkpoint(Lsn::ZERO, move || Some(root))?;
+    vfs.sync_dir(dir)
+        .map_err(|e| Error::io("sync the directory", dir, e))?;
+    tracing::info!(dir = %dir.display(), page_size = opts.page_size, "created a new database");
+    drop(catalog_tree);
+    drop(pages);
+    let file = Arc::into_inner(file).ok_or_else(|| Error::NotADatabase {
+        dir: dir.to_path_buf(),
+        reason: "the new page file is still in use".into(),
+    })?;
+    Ok(file)
+}
+
+/// Replays the WAL records above `from` into the trees. Returns how many commits it
+/// applied.
+fn replay(wal: &Wal, store: &TreeStore, meta: &Meta, from: Lsn, wal_dir: &Path) -> Result<u64> {
+    let span = tracing::info_span!("recovery", from = %from);
+    let _span = span.enter();
+    let last = wal.last_lsn();
+    if last < from {
+        return Err(Error::Corruption {
+            file: wal_dir.to_path_buf(),
+            what: format!(
+                "the WAL ends at LSN {last}, below the checkpoint's LSN {from}: segments the \
+                 checkpoint needs are missing"
+            ),
+        });
+    }
+    let mut applied = 0;
+    let mut last_ts = meta.last_ts;
+    for rec in wal.read_from(from.next())? {
+        let rec = rec?;
+        let at = |what: String| Error::Corruption {
+            file: wal_dir.to_path_buf(),
+            what: format!("the record at LSN {}: {what}", rec.lsn),
+        };
+        if rec.record_type != record::COMMIT {
+            return Err(at(format!("unknown record type {}", rec.record_type)));
+        }
+        let commit = record::decode(&rec.payload).map_err(at)?;
+        if commit.ts <= last_ts {
+            return Err(at(format!(
+                "commit timestamp {} is not above the one before it ({last_ts})",
+                commit.ts
+            )));
+        }
+        if let Some(id) = commit
+            .writes
+            .iter()
+            .filter_map(|(k, _)| crate::keys::split(k).map(|(id, _)| id))
+            .find(|id| *id == 0 || *id >= meta.next_id)
+        {
+            return Err(at(format!(
+                "a write to keyspace {id}, which the catalog never issued (next id {})",
+                meta.next_id
+            )));
+        }
+        store
+            .apply(commit.ts, rec.lsn, &commit.writes, commit.ts)
+            .map_err(crate::store::unstore)?;
+        last_ts = commit.ts;
+        applied += 1;
+    }
+    Ok(applied)
+}
+
+/// Stops the background thread and closes: a final checkpoint, the WAL truncated.
+fn shutdown(inner: &Arc<Inner>, thread: &Mutex<Option<JoinHandle<()>>>) -> Result<()> {
+    if inner.closed.swap(true, Ordering::AcqRel) {
+        return Ok(());
+    }
+    *lock(&inner.background.stop) = true;
+    inner.background.wake.notify_all();
+    if let Some(t) = lock(thread).take() {
+        // A panicked background thread has nothing left to do.
+        drop(t.join());
+    }
+    if inner.store.failure().is_some() {
+        // Nothing more may be written: the next open recovers from the WAL.
+        return Ok(());
+    }
+    inner.checkpoint_inner()?;
+    inner.wal.sync()?;
+    tracing::info!(dir = %inner.dir.display(), "database closed");
+    Ok(())
+}
+
+fn background(inner: &Arc<Inner>) {
+    let interval = Duration::from_millis(inner.opts.checkpoint_interval_ms);
+    let tick = interval.min(Duration::from_millis(100));
+    let mut last = Instant::now();
+    loop {
+        {
+            let stop = lock(&inner.background.stop);
+            let (stop, _) = inner
+                .background
+                .wake
+                .wait_timeout(stop, tick)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if *stop {
+                return;
+            }
+        }
+        if inner.store.failure().is_some() {
+            continue;
+        }
+        let written = inner
+            .wal
+            .stats()
+            .bytes
+            .saturating_sub(lock(&inner.checkpoints).wal_bytes_at);
+        let due_by_size = written >= inner.opts.checkpoint_wal_bytes;
+        let due_by_time = last.elapsed() >= interval && written > 0;
+        if inner.store.gc_pending() > 0 {
+            if let Err(e) = inner.gc() {
+                tracing::warn!(error = %e, "background GC failed");
+            }
+        }
+        if due_by_size || due_by_time {
+            last = Instant::now();
+            if let Err(e) = inner.checkpoint_inner() {
+                tracing::warn!(error = %e, "background checkpoint failed");
+            }
+        }
+    }
+}
+
+impl Inner {
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        self.check_open()?;
+        match self.store.failure() {
+            Some(reason) => Err(Error::ReadOnly { reason }),
+            None => Ok(()),
+        }
+    }
+
+    /// Turns the database read-only, saying why.
+    pub(crate) fn fail(&self, reason: String) {
+        self.store.fail(reason);
+    }
+
+    pub(crate) fn keyspace(&self, name: &str) -> Result<Keyspace> {
+        validate_keyspace_name(name)?;
+        self.check_open()?;
+        if let Some(ks) = self.existing_keyspace(name) {
+            return Ok(ks);
+        }
+        self.check_writable()?;
+        let checkpoints = lock(&self.checkpoints);
+        let ks = {
+            let mut cat = lock(&self.catalog);
+            if let Some((id, _)) = cat.keyspaces.get(name) {
+                return Ok(self.handle_of(*id, name));
+            }
+            let id = cat.meta.next_id;
+            if id >= u32::MAX - 1 {
+                return Err(Error::InvalidKeyspaceName {
+                    name: name.to_owned(),
+                    reason: "every keyspace id was used",
+                });
+            }
+            let gate = self.store.write_gate();
+            let tree = match cat.spares.pop() {
+                Some(root) => {
+                    cat.tree.remove(&catalog::spare_key(root))?;
+                    BTree::open(Arc::clone(&self.store.pages), root)?
+                }
+                None => BTree::create(Arc::clone(&self.store.pages))?,
+            };
+            let tree = Arc::new(tree);
+            cat.meta.next_id = id + 1;
+            cat.tree
+                .insert(catalog::META_KEY, &catalog::encode_meta(&cat.meta))?;
+            cat.tree.insert(
+                &catalog::keyspace_key(name),
+                &catalog::encode_keyspace(id, tree.root()),
+            )?;
+            cat.written_roots.insert(id, tree.root());
+            cat.keyspaces
+                .insert(name.to_owned(), (id, Arc::clone(&tree)));
+            self.store.add_tree(id, tree);
+            drop(gate);
+            self.handle_of(id, name)
+        };
+        // Commits to the keyspace may follow at once: it must be durable in the catalog
+        // before any of them is, or their replay would find no keyspace.
+        if let Err(e) = self.checkpoint_locked(checkpoints) {
+            self.fail(format!(
+                "the checkpoint recording new keyspace {name:?} failed: {e}"
+            ));
+            return Err(e);
+        }
+        tracing::info!(keyspace = name, id = ks.id, "keyspace created");
+        Ok(ks)
+    }
+
+    fn handle_of(&self, id: u32, name: &str) -> Keyspace {
+        Keyspace {
+            id,
+            name: Arc::from(name),
+            instance: self.instance,
+        }
+    }
+
+    fn existing_keyspace(&self, name: &str) -> Option<Keyspace> {
+        let cat = lock(&self.catalog);
+        cat.keyspaces
+            .get(name)
+            .map(|(id, _)| self.handle_of(*id, name))
+    }
+
+    pub(crate) fn open_keyspace(&self, name: &str) -> Result<Keyspace> {
+        validate_keyspace_name(name)?;
+        self.check_open()?;
+        self.existing_keyspace(name)
+            .ok_or_else(|| Error::NoSuchKeyspace {
+                name: name.to_owned(),
+            })
+    }
+
+    pub(crate) fn keyspaces(&self) -> Vec<String> {
+        lock(&self.catalog).keyspaces.keys().cloned().collect()
+    }
+
+    pub(crate) fn drop_keyspace(&self, name: &str) -> Result<()> {
+        validate_keyspace_name(name)?;
+        self.check_writable()?;
+        let checkpoints = lock(&self.checkpoints);
+        let (id, tree) = {
+            let mut cat = lock(&self.catalog);
+            let Some((id, tree)) = cat.keyspaces.remove(name) else {
+                return Err(Error::NoSuchKeyspace {
+                    name: name.to_owned(),
+                });
+            };
+            cat.written_roots.remove(&id);
+            self.store.remove_tree(id);
+            (id, tree)
+        };
+        // A commit that found the tree before it left the store holds the gate while it
+        // applies: once the quiet point is reached, no write to the tree is in flight and
+        // none can start.
+        drop(self.store.quiet());
+        let emptied = self.empty_tree(&tree);
+        let recorded = emptied.and_then(|()| {
+            let mut cat = lock(&self.catalog);
+            let _gate = self.store.write_gate();
+            cat.tree.remove(&catalog::keyspace_key(name))?;
+            cat.tree.insert(&catalog::spare_key(tree.root()), b"")?;
+            cat.spares.push(tree.root());
+            Ok(())
+        });
+        let done = recorded.and_then(|()| self.checkpoint_locked(checkpoints));
+        if let Err(e) = done {
+            self.fail(format!("dropping keyspace {name:?} failed: {e}"));
+            return Err(e);
+        }
+        tracing::info!(keyspace = name, id, "keyspace dropped");
+        Ok(())
+    }
+
+    fn empty_tree(&self, tree: &BTree) -> Result<()> {
+        loop {
+            let _gate = self.store.write_gate();
+            let batch: Vec<Vec<u8>> = tree
+                .iter()
+                .take(DROP_STEP)
+                .map(|r| r.map(|(k, _)| k))
+                .collect::<lightning_btree::Result<_>>()?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            for k in batch {
+                tree.remove(&k)?;
+            }
+        }
+    }
+
+    pub(crate) fn checkpoint(&self) -> Result<()> {
+        self.check_writable()?;
+        self.checkpoint_inner()
+    }
+
+    fn checkpoint_inner(&self) -> Result<()> {
+        let checkpoints = lock(&self.checkpoints);
+        self.checkpoint_locked(checkpoints)
+    }
+
+    fn checkpoint_locked(&self, mut ck: std::sync::MutexGuard<'_, Checkpoints>) -> Result<()> {
+        if let Some(reason) = self.store.failure() {
+            return Err(Error::ReadOnly { reason });
+        }
+        let span = tracing::info_span!("checkpoint");
+        let _span = span.enter();
+        let started = Instant::now();
+        let wal_bytes = self.wal.stats().bytes;
+        // Catch the log up outside the quiet point: it then holds nearly all it must.
+        if let Err(e) = self.wal.sync() {
+            self.fail(format!("a WAL fsync before a checkpoint failed: {e}"));
+            return Err(e.into());
+        }
+        let quiet = self.store.quiet();
+        let applied = self.store.applied();
+        let catalog_root = {
+            let mut cat = lock(&self.catalog);
+            let cat = &mut *cat;
+            for (name, (id, tree)) in &cat.keyspaces {
+                let root = tree.root();
+                if cat.written_roots.get(id) != Some(&root) {
+                    cat.tree.insert(
+                        &catalog::keyspace_key(name),
+                        &catalog::encode_keyspace(*id, root),
+                    )?;
+                    cat.written_roots.insert(*id, root);
+                }
+            }
+            if cat.meta.last_ts != applied.ts {
+                cat.meta.last_ts = applied.ts;
+                cat.tree
+                    .insert(catalog::META_KEY, &catalog::encode_meta(&cat.meta))?;
+            }
+            cat.tree.root()
+        };
+        // Every record the checkpoint covers must be durable, or a crash could cut the log
+        // below its LSN and the next records would reuse LSNs it claims to cover.
+        if self.wal.durable_lsn() < applied.lsn
+            && let Err(e) = self.wal.sync()
+        {
+            self.fail(format!("a WAL fsync in a checkpoint failed: {e}"));
+            return Err(e.into());
+        }
+        let result = self.store.pages.checkpoint(applied.lsn, move || {
+            drop(quiet);
+            Some(catalog_root)
+        });
+        let cp = match result {
+            Ok(cp) => cp,
+            Err(e) => {
+                if let Some(reason) = self.store.pages.poisoned() {
+                    self.fail(format!("a checkpoint failed for good: {reason}"));
+                }
+                return Err(e.into());
+            }
+        };
+        let older = ck.newest;
+        ck.older = Some(older);
+        ck.newest = applied.lsn;
+        ck.wal_bytes_at = wal_bytes;
+        drop(ck);
+        // The older image (at `older`) needs the records above it.
+        let truncated = self.wal.truncate_before(older.next()).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "WAL truncation failed; the next checkpoint retries it");
+            0
+        });
+        let elapsed = started.elapsed();
+        self.counters
+            .checkpoint(elapsed, cp.dirty_pages.len() as u64);
+        tracing::info!(
+            lsn = %applied.lsn,
+            pages = cp.dirty_pages.len(),
+            truncated,
+            elapsed_us = elapsed.as_micros(),
+            "checkpoint"
+        );
+        Ok(())
+    }
+
+    pub(crate) fn gc(&self) -> Result<u64> {
+        self.check_writable()?;
+        let span = tracing::debug_span!("gc");
+        let _span = span.enter();
+        self.store.gc_pass(self.mgr.oracle().oldest_active())
+    }
+
+    pub(crate) fn compact(&self) -> Result<()> {
+        self.gc()?;
+        self.checkpoint()?;
+        self.checkpoint()
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn options(&self) -> &Options {
+        &self.opts
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        lock(&self.catalog).meta.db_id
+    }
+
+    pub(crate) fn checkpoint_lsn(&self) -> Lsn {
+        lock(&self.checkpoints).newest
+    }
+
+    pub(crate) fn check(&self) -> Result<Vec<String>> {
+        use std::collections::BTreeMap as Map;
+        let _no_checkpoint = lock(&self.checkpoints);
+        let _quiet = self.store.quiet();
+        let cat = lock(&self.catalog);
+        let mut problems = Vec::new();
+        let mut owner: Map<PageId, String> = Map::new();
+        let mut walk = |name: String, tree: &BTree| -> Result<()> {
+            let report = tree.check_structure()?;
+            for p in &report.problems {
+                problems.push(format!("{name}: {p}"));
+            }
+            for page in report.reachable {
+                if let Some(other) = owner.insert(page, name.clone()) {
+                    problems.push(format!(
+                        "page {page}: reachable from {other} and from {name}"
+                    ));
+                }
+            }
+            Ok(())
+        };
+        walk("the catalog".into(), &cat.tree)?;
+        for (name, (_, tree)) in &cat.keyspaces {
+            walk(format!("keyspace {name:?}"), tree)?;
+        }
+        for root in &cat.spares {
+            let tree = BTree::open(Arc::clone(&self.store.pages), *root)?;
+            walk(format!("the emptied tree at page {root}"), &tree)?;
+        }
+        drop(walk);
+        let alloc = self.store.pages.allocator();
+        let free: std::collections::BTreeSet<PageId> = alloc
+            .free_pages()
+            .chain(alloc.pending_pages())
+            .chain(alloc.list_pages().iter().copied())
+            .collect();
+        for p in lightning_page::FIRST_DATA_PAGE.get()..alloc.page_count() {
+            let p = PageId::new(p);
+            match (owner.get(&p), free.contains(&p)) {
+                (Some(name), true) => problems.push(format!(
+                    "page {p}: reachable from {name} but free in the allocator"
+                )),
+                (None, false) => problems.push(format!(
+                    "page {p}: allocated but reachable from no tree (leaked)"
+                )),
+                _ => {}
+            }
+        }
+        Ok(problems)
+    }
+
+    pub(crate) fn stored_versions(&self, ks: &Keyspace, key: &[u8]) -> Result<usize> {
+        let list = self
+            .store
+            .versions(&crate::keys::join(ks.id, key))
+            .map_err(crate::store::unstore)?;
+        Ok(list.versions().len())
+    }
+}
+
+impl Database {
+    /// How many versions of `key` in `ks` the database keeps now (for inspection tools
+    /// and tests of version GC): superseded values and tombstones that an open snapshot
+    /// may still see, or that GC has not reached yet, count too.
+    pub fn stored_versions(&self, ks: &Keyspace, key: &[u8]) -> Result<usize> {
+        self.inner().resolve(ks)?;
+        self.inner().stored_versions(ks, key)
+    }
+
+    /// The handle of keyspace `name`, creating it (durably: a checkpoint records it) if it
+    /// does not exist.
+    pub fn keyspace(&self, name: &str) -> Result<Keyspace> {
+        self.inner().keyspace(name)
+    }
+
+    /// The handle of keyspace `name` if it exists ([`Error::NoSuchKeyspace`] if not).
+    pub fn open_keyspace(&self, name: &str) -> Result<Keyspace> {
+        self.inner().open_keyspace(name)
+    }
+
+    /// The names of every keyspace, sorted.
+    pub fn keyspaces(&self) -> Vec<String> {
+        self.inner().keyspaces()
+    }
+
+    /// Drops keyspace `name` and everything in it, durably. Transactions open on it see no
+    /// more of it; handles to it become [`Error::KeyspaceDropped`]. Its tree is emptied and
+    /// kept for the next keyspace created; its id is never reused.
+    pub fn drop_keyspace(&self, name: &str) -> Result<()> {
+        self.inner().drop_keyspace(name)
+    }
+
+    /// Makes everything committed so far durable in the page file and truncates the WAL
+    /// below what the older of the two checkpoint images needs. Readers and writers go on
+    /// while the pages are written; commits pause only while the catalog records the roots
+    /// and the generation ends.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.inner().checkpoint()
+    }
+
+    /// Removes the versions no open snapshot can see from the keys changed since the last
+    /// pass (the background thread runs it too). Returns how many versions went.
+    pub fn gc(&self) -> Result<u64> {
+        self.inner().gc()
+    }
+
+    /// Runs GC, a checkpoint, and then moves pages off the end of the page file so that the
+    /// file shrinks at the next checkpoints. Commits go on meanwhile.
+    pub fn compact(&self) -> Result<()> {
+        self.inner().compact()
+    }
+
+    /// The directory the database lives in.
+    pub fn path(&self) -> &Path {
+        self.inner().path()
+    }
+
+    /// The options it was opened with.
+    pub fn options(&self) -> &Options {
+        self.inner().options()
+    }
+
+    /// The database's id, random at creation.
+    pub fn id(&self) -> u64 {
+        self.inner().id()
+    }
+
+    /// The LSN of the newest durable checkpoint.
+    pub fn checkpoint_lsn(&self) -> Lsn {
+        self.inner().checkpoint_lsn()
+    }
+
+    /// Checks the whole page file: every tree (the catalog's and each keyspace's) with all
+    /// its invariants and checksums, no page reachable from two trees or twice from one,
+    /// and every allocated page reachable or free (none leaked). Returns the problems
+    /// found, each naming the keyspace and page; empty for a sound database. Holds off
+    /// commits and checkpoints while it walks.
+    pub fn check(&self) -> Result<Vec<String>> {
+        self.inner().check()
+    }
+}

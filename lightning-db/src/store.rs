@@ -1,0 +1,513 @@
+//! The version store: `lightning_mvcc::VersionStore` over one B+tree per keyspace.
+//!
+//! A keyspace's tree maps the user's key to its encoded version list
+//! ([`VersionList::encode`], newest first; ADR 009). The transaction layer's keys carry a
+//! 4-byte keyspace prefix ([`crate::keys`]) that routes them to a tree. Writes to a
+//! keyspace that is gone (dropped while a transaction was open, or replayed from a WAL
+//! record older than the drop) are skipped; reads of one find nothing.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::ops::Bound;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
+
+use lightning_btree::BTree;
+use lightning_mvcc::{
+    KeyRange, Lsn, Timestamp, Version, VersionList, VersionScan, VersionStore, VersionValue,
+};
+
+use crate::keys;
+
+/// Rows a scan reads from its tree at a time (the tree is re-entered after each batch, so
+/// commits go on between batches).
+const SCAN_BATCH: usize = 64;
+/// Keys remembered for the background GC; past it, the next pass walks every tree.
+const GC_QUEUE_LIMIT: usize = 1 << 20;
+/// Keys one GC step handles under the store's write gate.
+const GC_STEP: usize = 128;
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The last commit applied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Applied {
+    pub(crate) lsn: Lsn,
+    pub(crate) ts: Timestamp,
+}
+
+/// GC counters.
+#[derive(Debug, Default)]
+pub(crate) struct GcCounters {
+    pub(crate) passes: AtomicU64,
+    pub(crate) versions_removed: AtomicU64,
+    pub(crate) keys_removed: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct GcQueue {
+    keys: HashSet<Vec<u8>>,
+    /// The queue overflowed: the next pass walks every tree.
+    overflowed: bool,
+}
+
+/// Version lists in B+trees, one per keyspace, sharing one page store.
+pub(crate) struct TreeStore {
+    pub(crate) pages: Arc<lightning_btree::Store>,
+    trees: RwLock<HashMap<u32, Arc<BTree>>>,
+    /// Held shared by every change to the trees (a commit's apply, a GC step, a keyspace
+    /// being emptied), exclusively by a checkpoint while it records the roots and ends the
+    /// generation: no tree changes between the roots it writes and its switch.
+    gate: RwLock<()>,
+    /// Serializes read-modify-write of version lists (apply against GC).
+    rmw: Mutex<()>,
+    applied: Mutex<Applied>,
+    /// Set once a write failed in a way that leaves the trees unknown: no later write and
+    /// no checkpoint may go on.
+    failed: AtomicBool,
+    failure: Mutex<Option<String>>,
+    gc_queue: Mutex<GcQueue>,
+    pub(crate) gc: GcCounters,
+    /// The page file, for errors.
+    file: PathBuf,
+}
+
+impl std::fmt::Debug for TreeStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TreeStore")
+            .field("file", &self.file)
+            .finish_non_exhaustive()
+    }
+}
+
+fn store_err(e: impl Into<crate::Error>) -> lightning_mvcc::Error {
+    lightning_mvcc::Error::Store(Box::new(e.into()))
+}
+
+/// Whether a list still holds versions a later GC pass may remove.
+fn collectable(list: &VersionList) -> bool {
+    list.versions().len() > 1
+        || list
+            .versions()
+            .first()
+            .is_some_and(|v| v.value == VersionValue::Tombstone)
+}
+
+impl TreeStore {
+    pub(crate) fn new(pages: Arc<lightning_btree::Store>, applied: Applied, file: PathBuf) -> Self {
+        TreeStore {
+            pages,
+            trees: RwLock::default(),
+            gate: RwLock::default(),
+            rmw: Mutex::default(),
+            applied: Mutex::new(applied),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            gc_queue: Mutex::default(),
+            gc: GcCounters::default(),
+            file,
+        }
+    }
+
+    /// Holds off checkpoints while the trees change.
+    pub(crate) fn write_gate(&self) -> RwLockReadGuard<'_, ()> {
+        self.gate.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The quiet point of a checkpoint: no tree changes while it is held.
+    pub(crate) fn quiet(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        self.gate.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn applied(&self) -> Applied {
+        *lock(&self.applied)
+    }
+
+    /// The tree of keyspace `id`, if it exists.
+    pub(crate) fn tree(&self, id: u32) -> Option<Arc<BTree>> {
+        self.trees
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .cloned()
+    }
+
+    pub(crate) fn add_tree(&self, id: u32, tree: Arc<BTree>) {
+        self.trees
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, tree);
+    }
+
+    pub(crate) fn remove_tree(&self, id: u32) -> Option<Arc<BTree>> {
+        self.trees
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id)
+    }
+
+    /// Every keyspace's id and tree.
+    pub(crate) fn trees(&self) -> Vec<(u32, Arc<BTree>)> {
+        let mut all: Vec<_> = self
+            .trees
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(id, t)| (*id, Arc::clone(t)))
+            .collect();
+        all.sort_by_key(|(id, _)| *id);
+        all
+    }
+
+    /// Why the store refuses writes, if it does.
+    pub(crate) fn failure(&self) -> Option<String> {
+        if self.failed.load(Ordering::Acquire) {
+            lock(&self.failure).clone()
+        } else {
+            None
+        }
+    }
+
+    /// Refuses every later write and checkpoint, saying why.
+    pub(crate) fn fail(&self, reason: String) {
+        let mut f = lock(&self.failure);
+        if f.is_none() {
+            tracing::error!(%reason, "the database turns read-only");
+            *f = Some(reason);
+        }
+        self.failed.store(true, Ordering::Release);
+    }
+
+    fn check_writable(&self) -> lightning_mvcc::Result<()> {
+        match self.failure() {
+            Some(reason) => Err(store_err(crate::Error::ReadOnly { reason })),
+            None => Ok(()),
+        }
+    }
+
+    fn decode(&self, id: u32, user: &[u8], bytes: &[u8]) -> lightning_mvcc::Result<VersionList> {
+        VersionList::decode(bytes).map_err(|e| {
+            store_err(crate::Error::Corruption {
+                file: self.file.clone(),
+                what: format!(
+                    "the version list of key {:?} in keyspace {id}: {e}",
+                    String::from_utf8_lossy(user)
+                ),
+            })
+        })
+    }
+
+    fn read_list(&self, tree: &BTree, id: u32, user: &[u8]) -> lightning_mvcc::Result<VersionList> {
+        match tree.get(user).map_err(store_err)? {
+            Some(bytes) => self.decode(id, user, &bytes),
+            None => Ok(VersionList::new()),
+        }
+    }
+
+    /// Writes `list` at `user` (removing the key when it is empty).
+    fn write_list(tree: &BTree, user: &[u8], list: &VersionList) -> lightning_mvcc::Result<()> {
+        if list.is_empty() {
+            tree.remove(user).map_err(store_err)?;
+        } else {
+            tree.insert(user, &list.encode()?).map_err(store_err)?;
+        }
+        Ok(())
+    }
+
+    fn queue_for_gc(&self, keys: Vec<Vec<u8>>) {
+        if keys.is_empty() {
+            return;
+        }
+        let mut q = lock(&self.gc_queue);
+        for k in keys {
+            if q.keys.len() >= GC_QUEUE_LIMIT {
+                q.overflowed = true;
+                break;
+            }
+            q.keys.insert(k);
+        }
+    }
+
+    /// Keys waiting for the background GC.
+    pub(crate) fn gc_pending(&self) -> u64 {
+        lock(&self.gc_queue).keys.len() as u64
+    }
+
+    /// Removes the versions no snapshot at or after `oldest` can see, from the keys queued
+    /// since the last pass (or from every key, after the queue overflowed). Commits go on
+    /// between steps of [`GC_STEP`] keys. Returns the versions removed.
+    pub(crate) fn gc_pass(&self, oldest: Timestamp) -> crate::Result<u64> {
+        let (queued, overflowed) = {
+            let mut q = lock(&self.gc_queue);
+            (
+                std::mem::take(&mut q.keys),
+                std::mem::take(&mut q.overflowed),
+            )
+        };
+        let mut keys: Vec<Vec<u8>> = queued.into_iter().collect();
+        keys.sort_unstable();
+        let mut removed = 0;
+        let mut again = Vec::new();
+        for chunk in keys.chunks(GC_STEP) {
+            removed += self.gc_keys(chunk.iter().map(Vec::as_slice), oldest, &mut again)?;
+        }
+        if overflowed {
+            for (id, tree) in self.trees() {
+                let mut from: Bound<Vec<u8>> = Bound::Unbounded;
+                loop {
+                    let batch: Vec<Vec<u8>> = tree
+                        .range::<&[u8], _>((from.as_ref().map(Vec::as_slice), Bound::Unbounded))
+                        .take(GC_STEP)
+                        .map(|r| r.map(|(k, _)| keys::join(id, &k)))
+                        .collect::<lightning_btree::Result<_>>()?;
+                    let Some(last) = batch.last() else { break };
+                    from = Bound::Excluded(last[keys::PREFIX..].to_vec());
+                    removed += self.gc_keys(batch.iter().map(Vec::as_slice), oldest, &mut again)?;
+                }
+            }
+        }
+        self.queue_for_gc(again);
+        self.gc.passes.fetch_add(1, Ordering::Relaxed);
+        Ok(removed)
+    }
+
+    fn gc_keys<'k>(
+        &self,
+        keys: impl Iterator<Item = &'k [u8]>,
+        oldest: Timestamp,
+        again: &mut Vec<Vec<u8>>,
+    ) -> crate::Result<u64> {
+        let _gate = self.write_gate();
+        if let Some(reason) = self.failure() {
+            return Err(crate::Error::ReadOnly { reason });
+        }
+        let _rmw = lock(&self.rmw);
+        let mut removed = 0;
+        for key in keys {
+            let Some((id, user)) = keys::split(key) else {
+                continue;
+            };
+            let Some(tree) = self.tree(id) else { continue };
+            let mut list = self.read_list(&tree, id, user).map_err(unstore)?;
+            let gone = list.trim(oldest).len() as u64;
+            if gone > 0 {
+                // One write per key: all or nothing on its own, and the list stays valid
+                // whichever way it goes, so a failure here needs no undo.
+                if let Err(e) = Self::write_list(&tree, user, &list) {
+                    let e = unstore(e);
+                    self.fail(format!("a GC write failed: {e}"));
+                    return Err(e);
+                }
+                removed += gone;
+                self.gc.versions_removed.fetch_add(gone, Ordering::Relaxed);
+                if list.is_empty() {
+                    self.gc.keys_removed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            if collectable(&list) {
+                again.push(key.to_vec());
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// The database error inside an `mvcc::Error::Store`, or the mvcc error itself.
+pub(crate) fn unstore(e: lightning_mvcc::Error) -> crate::Error {
+    match e {
+        lightning_mvcc::Error::Store(cause) => match cause.downcast::<crate::Error>() {
+            Ok(e) => *e,
+            Err(other) => crate::Error::Txn(lightning_mvcc::Error::Store(other)),
+        },
+        e => crate::Error::Txn(e),
+    }
+}
+
+impl VersionStore for TreeStore {
+    fn versions(&self, key: &[u8]) -> lightning_mvcc::Result<VersionList> {
+        let Some((id, user)) = keys::split(key) else {
+            return Ok(VersionList::new());
+        };
+        match self.tree(id) {
+            Some(tree) => self.read_list(&tree, id, user),
+            None => Ok(VersionList::new()),
+        }
+    }
+
+    fn scan(&self, range: KeyRange) -> VersionScan<'_> {
+        self.scan_dir(range, false)
+    }
+
+    fn scan_rev(&self, range: KeyRange) -> VersionScan<'_> {
+        self.scan_dir(range, true)
+    }
+
+    fn apply(
+        &self,
+        commit_ts: Timestamp,
+        lsn: Lsn,
+        writes: &[(Vec<u8>, Option<Vec<u8>>)],
+        oldest_active: Timestamp,
+    ) -> lightning_mvcc::Result<()> {
+        let _gate = self.write_gate();
+        self.check_writable()?;
+        let _rmw = lock(&self.rmw);
+        // The lists as they were, to put back if a later write of the commit fails: a
+        // commit is applied whole or not at all.
+        let mut undo: Vec<(Arc<BTree>, &[u8], Option<Vec<u8>>)> = Vec::new();
+        let mut gc = Vec::new();
+        let mut outcome = Ok(());
+        for (key, value) in writes {
+            let Some((id, user)) = keys::split(key) else {
+                continue;
+            };
+            let Some(tree) = self.tree(id) else { continue };
+            let step = (|| {
+                let old = tree.get(user).map_err(store_err)?;
+                let mut list = match &old {
+                    Some(bytes) => self.decode(id, user, bytes)?,
+                    None => VersionList::new(),
+                };
+                let value = value
+                    .clone()
+                    .map_or(VersionValue::Tombstone, VersionValue::Value);
+                list.push(Version { commit_ts, value })?;
+                list.trim(oldest_active);
+                if collectable(&list) {
+                    gc.push(key.clone());
+                }
+                undo.push((Arc::clone(&tree), user, old));
+                Self::write_list(&tree, user, &list)
+            })();
+            if let Err(e) = step {
+                outcome = Err(e);
+                break;
+            }
+        }
+        if let Err(e) = outcome {
+            // The failed write changed nothing (tree writes are all or nothing); put back
+            // the ones before it. If that fails too, the trees are unknown: refuse writes.
+            let mut undone = Ok(());
+            for (tree, user, old) in undo.into_iter().rev() {
+                let r = match old {
+                    Some(bytes) => tree.insert(user, &bytes),
+                    None => tree.remove(user).map(|_| ()),
+                };
+                if let Err(u) = r {
+                    undone = Err(u);
+                    break;
+                }
+            }
+            let reason = match undone {
+                Ok(()) => format!("applying commit {commit_ts} failed: {}", e),
+                Err(u) => format!(
+                    "applying commit {commit_ts} failed ({}) and undoing it failed too ({u})",
+                    e
+                ),
+            };
+            self.fail(reason);
+            return Err(e);
+        }
+        *lock(&self.applied) = Applied { lsn, ts: commit_ts };
+        drop(_rmw);
+        self.queue_for_gc(gc);
+        Ok(())
+    }
+}
+
+impl TreeStore {
+    fn scan_dir(&self, range: KeyRange, rev: bool) -> VersionScan<'_> {
+        let Some((id, lo, hi)) = keys::unprefix(&range) else {
+            return Box::new(std::iter::empty());
+        };
+        let Some(tree) = self.tree(id) else {
+            return Box::new(std::iter::empty());
+        };
+        Box::new(TreeScan {
+            store: self,
+            tree,
+            id,
+            lo,
+            hi,
+            rev,
+            batch: VecDeque::new(),
+            done: false,
+        })
+    }
+}
+
+/// A keyspace's rows in a range, read from its tree [`SCAN_BATCH`] at a time.
+struct TreeScan<'s> {
+    store: &'s TreeStore,
+    tree: Arc<BTree>,
+    id: u32,
+    lo: Bound<Vec<u8>>,
+    hi: Bound<Vec<u8>>,
+    rev: bool,
+    batch: VecDeque<lightning_mvcc::Result<(Vec<u8>, VersionList)>>,
+    done: bool,
+}
+
+impl TreeScan<'_> {
+    fn refill(&mut self) {
+        if lightning_mvcc::range_is_empty(&(self.lo.clone(), self.hi.clone())) {
+            self.done = true;
+            return;
+        }
+        let range = self.tree.range::<&[u8], _>((
+            self.lo.as_ref().map(Vec::as_slice),
+            self.hi.as_ref().map(Vec::as_slice),
+        ));
+        let rows: Vec<lightning_btree::Result<(Vec<u8>, Vec<u8>)>> = if self.rev {
+            range.rev().take(SCAN_BATCH).collect()
+        } else {
+            range.take(SCAN_BATCH).collect()
+        };
+        if rows.len() < SCAN_BATCH {
+            self.done = true;
+        }
+        for row in rows {
+            match row {
+                Ok((user, bytes)) => {
+                    let decoded = self.store.decode(self.id, &user, &bytes);
+                    let failed = decoded.is_err();
+                    let next = Bound::Excluded(user.clone());
+                    self.batch
+                        .push_back(decoded.map(|list| (keys::join(self.id, &user), list)));
+                    if self.rev {
+                        self.hi = next;
+                    } else {
+                        self.lo = next;
+                    }
+                    if failed {
+                        self.done = true;
+                        return;
+                    }
+                }
+                Err(e) => {
+                    self.batch.push_back(Err(store_err(e)));
+                    self.done = true;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl Iterator for TreeScan<'_> {
+    type Item = lightning_mvcc::Result<(Vec<u8>, VersionList)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(row) = self.batch.pop_front() {
+                return Some(row);
+            }
+            if self.done {
+                return None;
+            }
+            self.refill();
+        }
+    }
+}
