@@ -46,7 +46,7 @@ pub(crate) struct Contents {
     pub(crate) spares: Vec<PageId>,
 }
 
-fn corrupt(file: &Path, what: String) -> Error {
+fn corrupt(file: &Path, what: impl std::fmt::Display) -> Error {
     Error::Corruption {
         file: file.to_path_buf(),
         what: format!("catalog: {what}"),
@@ -101,7 +101,7 @@ pub(crate) fn load(tree: &BTree, file: &Path, dir: &Path) -> Result<Contents> {
     let mut keyspaces = BTreeMap::new();
     let mut spares = Vec::new();
     let mut ids = std::collections::HashSet::new();
-    for row in tree.iter() {
+    for row in tree {
         let (key, value) = row?;
         if key == META_KEY {
             if value.len() < 4 {
@@ -159,7 +159,7 @@ pub(crate) fn load(tree: &BTree, file: &Path, dir: &Path) -> Result<Contents> {
             return Err(corrupt(file, format!("unknown entry {key:?}")));
         }
     }
-    let meta = meta.ok_or_else(|| corrupt(file, "the metadata entry is missing".into()))?;
+    let meta = meta.ok_or_else(|| corrupt(file, "the metadata entry is missing"))?;
     if let Some((name, (id, _))) = keyspaces.iter().find(|(_, (id, _))| *id >= meta.next_id) {
         return Err(corrupt(
             file,
@@ -220,7 +220,8 @@ mod tests {
 
     #[test]
     fn damaged_entries_are_corruption_naming_the_entry() {
-        let cases: Vec<(&str, Vec<(Vec<u8>, Vec<u8>)>)> = vec![
+        type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+        let cases: Vec<(&str, Entries)> = vec![
             ("missing", vec![]),
             ("24", vec![(META_KEY.to_vec(), vec![1, 0, 0, 0, 9])]),
             (

@@ -197,28 +197,7 @@ impl Database {
         let started = Instant::now();
         opts.validate()?;
         let data = dir.join(DATA_FILE);
-        if opts.create_if_missing {
-            vfs.create_dir_all(dir)
-                .map_err(|e| Error::io("create the database directory", dir, e))?;
-        } else if !vfs
-            .exists(&data)
-            .map_err(|e| Error::io("look for", &data, e))?
-        {
-            return Err(Error::NotADatabase {
-                dir: dir.to_path_buf(),
-                reason: format!("{DATA_FILE} is missing and create_if_missing is off"),
-            });
-        }
-        let lock_path = dir.join(LOCK_FILE);
-        let held = vfs.lock(&lock_path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::WouldBlock {
-                Error::Locked {
-                    dir: dir.to_path_buf(),
-                }
-            } else {
-                Error::io("lock", &lock_path, e)
-            }
-        })?;
+        let held = lock_dir(&*vfs, dir, &data, &opts)?;
         let wal_dir = dir.join(WAL_DIR);
         let page_file = open_page_file(&*vfs, dir, &data, &wal_dir, &opts)?;
         let file = Arc::new(page_file);
@@ -247,16 +226,9 @@ impl Database {
             },
             data.clone(),
         ));
-        let mut open_keyspaces = BTreeMap::new();
-        let mut written_roots = BTreeMap::new();
-        for (name, (id, root)) in keyspaces {
-            let tree = Arc::new(BTree::open(Arc::clone(&pages), root)?);
-            store.add_tree(id, Arc::clone(&tree));
-            written_roots.insert(id, root);
-            open_keyspaces.insert(name, (id, tree));
-        }
+        let (open_keyspaces, written_roots) = open_trees(&store, keyspaces)?;
         let max_key_len = catalog_tree.max_key_len();
-        let wal = Wal::open(Arc::clone(&vfs), &wal_dir, wal_options(&opts))?;
+        let wal = Wal::open(vfs, &wal_dir, wal_options(&opts))?;
         let replayed = replay(&wal, &store, &meta, sb.checkpoint_lsn, &wal_dir)?;
         let last_ts = store.applied().ts;
         let mgr = TxnManager::with_lock_timeout(
@@ -294,17 +266,7 @@ impl Database {
             .counters
             .recovered_commits
             .store(replayed, Ordering::Relaxed);
-        let thread = if inner.opts.checkpoint_interval_ms == 0 {
-            None
-        } else {
-            let worker = Arc::clone(&inner);
-            Some(
-                std::thread::Builder::new()
-                    .name("lightning-db-background".into())
-                    .spawn(move || background(&worker))
-                    .map_err(|e| Error::io("start the background thread for", dir, e))?,
-            )
-        };
+        let thread = spawn_background(&inner)?;
         tracing::info!(
             replayed,
             last_ts = %last_ts,
@@ -326,6 +288,47 @@ impl Database {
     pub fn close(self) -> Result<()> {
         shutdown(&self.handle.inner, &self.handle.thread)
     }
+}
+
+/// Creates the directory if it may, and takes its lock.
+fn lock_dir(vfs: &dyn Vfs, dir: &Path, data: &Path, opts: &Options) -> Result<VfsLock> {
+    if opts.create_if_missing {
+        vfs.create_dir_all(dir)
+            .map_err(|e| Error::io("create the database directory", dir, e))?;
+    } else if !vfs
+        .exists(data)
+        .map_err(|e| Error::io("look for", data, e))?
+    {
+        return Err(Error::NotADatabase {
+            dir: dir.to_path_buf(),
+            reason: format!("{DATA_FILE} is missing and create_if_missing is off"),
+        });
+    }
+    let lock_path = dir.join(LOCK_FILE);
+    vfs.lock(&lock_path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            Error::Locked {
+                dir: dir.to_path_buf(),
+            }
+        } else {
+            Error::io("lock", &lock_path, e)
+        }
+    })
+}
+
+/// The trees of the catalog's keyspaces, added to `store`; and their roots.
+type OpenTrees = (BTreeMap<String, (u32, Arc<BTree>)>, BTreeMap<u32, PageId>);
+
+fn open_trees(store: &TreeStore, keyspaces: BTreeMap<String, (u32, PageId)>) -> Result<OpenTrees> {
+    let mut open = BTreeMap::new();
+    let mut roots = BTreeMap::new();
+    for (name, (id, root)) in keyspaces {
+        let tree = Arc::new(BTree::open(Arc::clone(&store.pages), root)?);
+        store.add_tree(id, Arc::clone(&tree));
+        roots.insert(id, root);
+        open.insert(name, (id, tree));
+    }
+    Ok((open, roots))
 }
 
 /// Opens the page file, or creates the database when there is none (or when its creation
@@ -466,6 +469,18 @@ fn shutdown(inner: &Arc<Inner>, thread: &Mutex<Option<JoinHandle<()>>>) -> Resul
     Ok(())
 }
 
+fn spawn_background(inner: &Arc<Inner>) -> Result<Option<JoinHandle<()>>> {
+    if inner.opts.checkpoint_interval_ms == 0 {
+        return Ok(None);
+    }
+    let worker = Arc::clone(inner);
+    std::thread::Builder::new()
+        .name("lightning-db-background".into())
+        .spawn(move || background(&worker))
+        .map(Some)
+        .map_err(|e| Error::io("start the background thread for", &inner.dir, e))
+}
+
 fn background(inner: &Arc<Inner>) {
     let interval = Duration::from_millis(inner.opts.checkpoint_interval_ms);
     let tick = interval.min(Duration::from_millis(100));
@@ -492,10 +507,10 @@ fn background(inner: &Arc<Inner>) {
             .saturating_sub(lock(&inner.checkpoints).wal_bytes_at);
         let due_by_size = written >= inner.opts.checkpoint_wal_bytes;
         let due_by_time = last.elapsed() >= interval && written > 0;
-        if inner.store.gc_pending() > 0 {
-            if let Err(e) = inner.gc() {
-                tracing::warn!(error = %e, "background GC failed");
-            }
+        if inner.store.gc_pending() > 0
+            && let Err(e) = inner.gc()
+        {
+            tracing::warn!(error = %e, "background GC failed");
         }
         if due_by_size || due_by_time {
             last = Instant::now();
@@ -812,7 +827,6 @@ impl Inner {
             let tree = BTree::open(Arc::clone(&self.store.pages), *root)?;
             walk(format!("the emptied tree at page {root}"), &tree)?;
         }
-        drop(walk);
         let alloc = self.store.pages.allocator();
         let free: std::collections::BTreeSet<PageId> = alloc
             .free_pages()

@@ -76,7 +76,7 @@ pub(crate) fn prefix_range(id: u32, p: &[u8]) -> KeyRange {
 /// A prefixed range as keyspace id and the user's bounds: the id of the start bound, and
 /// an end bound past that keyspace as `Unbounded`. `None` for a range that does not start
 /// inside a keyspace (the database builds none).
-pub(crate) fn unprefix(range: &KeyRange) -> Option<(u32, Bound<Vec<u8>>, Bound<Vec<u8>>)> {
+pub(crate) fn unprefix(range: &KeyRange) -> Option<(u32, KeyRange)> {
     let (id, start) = match &range.0 {
         Bound::Included(k) => {
             let (id, user) = split(k)?;
@@ -103,7 +103,7 @@ pub(crate) fn unprefix(range: &KeyRange) -> Option<(u32, Bound<Vec<u8>>, Bound<V
         },
         Bound::Unbounded => Bound::Unbounded,
     };
-    Some((id, start, end))
+    Some((id, (start, end)))
 }
 
 #[cfg(test)]
@@ -137,7 +137,7 @@ mod tests {
                 let want = pid == id && in_range(&user, &k);
                 prop_assert_eq!(in_range(&r, &join(pid, &k)), want);
             }
-            let (back_id, bs, be) = unprefix(&r).unwrap();
+            let (back_id, (bs, be)) = unprefix(&r).unwrap();
             prop_assert_eq!(back_id, id);
             let start_want = match ub_s { Bound::Unbounded => Bound::Included(Vec::new()), b => b };
             prop_assert_eq!(bs, start_want);

@@ -184,7 +184,7 @@ mod tests {
         fn damaged_bytes_are_an_error_never_a_panic(
             bytes in proptest::collection::vec(any::<u8>(), 0..200),
         ) {
-            let _ = decode(&bytes);
+            let _decoded = decode(&bytes);
         }
     }
 

@@ -178,47 +178,48 @@ fn us(d: Duration) -> u64 {
 impl Database {
     /// The database's figures so far.
     pub fn stats(&self) -> Stats {
-        let t = self.inner().mgr.stats();
-        let l = self.inner().mgr.locks().stats();
-        let w = self.inner().wal.stats();
-        let c = self.inner().store.pages.cache_stats();
-        let a = self.inner().store.pages.allocator().stats();
-        let k = &self.inner().counters;
-        let file = self.inner().store.pages.file();
+        let inner = self.inner();
+        let txn = inner.mgr.stats();
+        let locks = inner.mgr.locks().stats();
+        let wal = inner.wal.stats();
+        let cache = inner.store.pages.cache_stats();
+        let alloc = inner.store.pages.allocator().stats();
+        let k = &inner.counters;
+        let file = inner.store.pages.file();
         let page_size = u64::from(file.page_size().bytes());
         Stats {
             tx: TxStats {
-                commits: t.commits,
-                write_conflicts: t.write_conflicts,
-                read_conflicts: t.read_conflicts,
-                phantom_conflicts: t.phantom_conflicts,
+                commits: txn.commits,
+                write_conflicts: txn.write_conflicts,
+                read_conflicts: txn.read_conflicts,
+                phantom_conflicts: txn.phantom_conflicts,
                 retries: k.retries.load(Ordering::Relaxed),
-                active: t.active,
+                active: txn.active,
                 recovered_commits: k.recovered_commits.load(Ordering::Relaxed),
             },
             lock: LockStats {
-                waits: l.waits,
-                wait_us: us(l.wait_time),
-                deadlocks: l.deadlocks,
-                timeouts: l.timeouts,
+                waits: locks.waits,
+                wait_us: us(locks.wait_time),
+                deadlocks: locks.deadlocks,
+                timeouts: locks.timeouts,
             },
             wal: WalStats {
-                records: w.appends,
-                bytes: w.bytes,
-                fsyncs: w.syncs,
-                records_per_fsync_x100: w.appends.saturating_mul(100) / w.syncs.max(1),
-                fsync_max_us: w.sync_latency_max_us,
-                fsync_total_us: w.sync_latency_total_us,
-                last_lsn: w.last_lsn.get(),
-                durable_lsn: w.durable_lsn.get(),
+                records: wal.appends,
+                bytes: wal.bytes,
+                fsyncs: wal.syncs,
+                records_per_fsync_x100: wal.appends.saturating_mul(100) / wal.syncs.max(1),
+                fsync_max_us: wal.sync_latency_max_us,
+                fsync_total_us: wal.sync_latency_total_us,
+                last_lsn: wal.last_lsn.get(),
+                durable_lsn: wal.durable_lsn.get(),
             },
             cache: CacheStats {
-                hits: c.hits,
-                misses: c.misses,
-                evictions: c.evictions,
-                write_backs: c.write_backs,
-                hit_ratio: c.hit_ratio(),
-                frames: c.frames,
+                hits: cache.hits,
+                misses: cache.misses,
+                evictions: cache.evictions,
+                write_backs: cache.write_backs,
+                hit_ratio: cache.hit_ratio(),
+                frames: cache.frames,
             },
             checkpoint: CheckpointStats {
                 count: k.checkpoints.load(Ordering::Relaxed),
@@ -229,25 +230,25 @@ impl Database {
                 lsn: self.checkpoint_lsn().get(),
             },
             gc: GcStats {
-                passes: self.inner().store.gc.passes.load(Ordering::Relaxed),
+                passes: inner.store.gc.passes.load(Ordering::Relaxed),
                 versions_removed: self
                     .inner()
                     .store
                     .gc
                     .versions_removed
                     .load(Ordering::Relaxed),
-                keys_removed: self.inner().store.gc.keys_removed.load(Ordering::Relaxed),
-                pending_keys: self.inner().store.gc_pending(),
+                keys_removed: inner.store.gc.keys_removed.load(Ordering::Relaxed),
+                pending_keys: inner.store.gc_pending(),
             },
             file: FileStats {
                 pages: file.page_count(),
                 page_size,
                 data_bytes: file.page_count() * page_size,
-                free_pages: a.free,
-                pending_pages: a.pending,
+                free_pages: alloc.free,
+                pending_pages: alloc.pending,
                 keyspaces: self.keyspaces().len() as u64,
             },
-            read_only_reason: self.inner().store.failure(),
+            read_only_reason: inner.store.failure(),
         }
     }
 }
@@ -255,6 +256,7 @@ impl Database {
 impl Stats {
     /// The figures in the Prometheus text exposition format (version 0.0.4): one metric
     /// per figure, named `lightning_<group>_<figure>`, counters ending in `_total`.
+    #[expect(clippy::too_many_lines, reason = "one statement per metric")]
     pub fn to_prometheus(&self) -> String {
         let mut out = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, value: f64| {
@@ -268,7 +270,7 @@ impl Stats {
             reason = "metrics are floats in Prometheus"
         )]
         let f = |v: u64| v as f64;
-        let (tx, l, w, c, k, g, fi) = (
+        let (tx, lk, wal, cache, ck, gc, file) = (
             &self.tx,
             &self.lock,
             &self.wal,
@@ -318,169 +320,179 @@ impl Stats {
             "lock_waits_total",
             "counter",
             "Lock requests that waited.",
-            f(l.waits),
+            f(lk.waits),
         );
         metric(
             "lock_wait_seconds_total",
             "counter",
             "Time spent waiting for locks.",
-            f(l.wait_us) / 1e6,
+            f(lk.wait_us) / 1e6,
         );
         metric(
             "lock_deadlocks_total",
             "counter",
             "Deadlocks broken.",
-            f(l.deadlocks),
+            f(lk.deadlocks),
         );
         metric(
             "lock_timeouts_total",
             "counter",
             "Lock waits that timed out.",
-            f(l.timeouts),
+            f(lk.timeouts),
         );
         metric(
             "wal_records_total",
             "counter",
             "WAL records appended.",
-            f(w.records),
+            f(wal.records),
         );
         metric(
             "wal_bytes_total",
             "counter",
             "WAL payload bytes appended.",
-            f(w.bytes),
+            f(wal.bytes),
         );
-        metric("wal_fsyncs_total", "counter", "WAL fsyncs.", f(w.fsyncs));
+        metric("wal_fsyncs_total", "counter", "WAL fsyncs.", f(wal.fsyncs));
         metric(
             "wal_fsync_seconds_total",
             "counter",
             "Time spent in WAL fsyncs.",
-            f(w.fsync_total_us) / 1e6,
+            f(wal.fsync_total_us) / 1e6,
         );
         metric(
             "wal_fsync_max_seconds",
             "gauge",
             "Slowest WAL fsync.",
-            f(w.fsync_max_us) / 1e6,
+            f(wal.fsync_max_us) / 1e6,
         );
-        metric("wal_last_lsn", "gauge", "Last LSN appended.", f(w.last_lsn));
+        metric(
+            "wal_last_lsn",
+            "gauge",
+            "Last LSN appended.",
+            f(wal.last_lsn),
+        );
         metric(
             "wal_durable_lsn",
             "gauge",
             "Last LSN durable.",
-            f(w.durable_lsn),
+            f(wal.durable_lsn),
         );
         metric(
             "cache_hits_total",
             "counter",
             "Page lookups served from the cache.",
-            f(c.hits),
+            f(cache.hits),
         );
         metric(
             "cache_misses_total",
             "counter",
             "Page lookups that read the file.",
-            f(c.misses),
+            f(cache.misses),
         );
         metric(
             "cache_evictions_total",
             "counter",
             "Pages evicted.",
-            f(c.evictions),
+            f(cache.evictions),
         );
         metric(
             "cache_write_backs_total",
             "counter",
             "Dirty pages written back by eviction.",
-            f(c.write_backs),
+            f(cache.write_backs),
         );
         metric(
             "cache_hit_ratio",
             "gauge",
             "Hits over lookups.",
-            c.hit_ratio,
+            cache.hit_ratio,
         );
         metric(
             "cache_frames",
             "gauge",
             "Pages the cache holds at most.",
-            f(c.frames),
+            f(cache.frames),
         );
         metric(
             "checkpoints_total",
             "counter",
             "Checkpoints taken.",
-            f(k.count),
+            f(ck.count),
         );
         metric(
             "checkpoint_pages_total",
             "counter",
             "Pages written by checkpoints.",
-            f(k.pages_written),
+            f(ck.pages_written),
         );
         metric(
             "checkpoint_seconds_total",
             "counter",
             "Time spent in checkpoints.",
-            f(k.total_us) / 1e6,
+            f(ck.total_us) / 1e6,
         );
         metric(
             "checkpoint_last_seconds",
             "gauge",
             "Duration of the last checkpoint.",
-            f(k.last_us) / 1e6,
+            f(ck.last_us) / 1e6,
         );
         metric(
             "checkpoint_max_seconds",
             "gauge",
             "Duration of the slowest checkpoint.",
-            f(k.max_us) / 1e6,
+            f(ck.max_us) / 1e6,
         );
         metric(
             "checkpoint_lsn",
             "gauge",
             "LSN the newest durable checkpoint covers.",
-            f(k.lsn),
+            f(ck.lsn),
         );
-        metric("gc_passes_total", "counter", "GC passes.", f(g.passes));
+        metric("gc_passes_total", "counter", "GC passes.", f(gc.passes));
         metric(
             "gc_versions_removed_total",
             "counter",
             "Versions removed by GC.",
-            f(g.versions_removed),
+            f(gc.versions_removed),
         );
         metric(
             "gc_keys_removed_total",
             "counter",
             "Deleted keys removed whole by GC.",
-            f(g.keys_removed),
+            f(gc.keys_removed),
         );
         metric(
             "gc_pending_keys",
             "gauge",
             "Keys waiting for GC.",
-            f(g.pending_keys),
+            f(gc.pending_keys),
         );
         metric(
             "file_pages",
             "gauge",
             "Pages in the page file.",
-            f(fi.pages),
+            f(file.pages),
         );
         metric(
             "file_data_bytes",
             "gauge",
             "Bytes of the page file.",
-            f(fi.data_bytes),
+            f(file.data_bytes),
         );
-        metric("file_free_pages", "gauge", "Free pages.", f(fi.free_pages));
+        metric(
+            "file_free_pages",
+            "gauge",
+            "Free pages.",
+            f(file.free_pages),
+        );
         metric(
             "file_pending_pages",
             "gauge",
             "Pages freed but held for a retained checkpoint.",
-            f(fi.pending_pages),
+            f(file.pending_pages),
         );
-        metric("keyspaces", "gauge", "Keyspaces.", f(fi.keyspaces));
+        metric("keyspaces", "gauge", "Keyspaces.", f(file.keyspaces));
         metric(
             "read_only",
             "gauge",

@@ -314,6 +314,9 @@ impl TreeStore {
     }
 }
 
+/// A version list as it was before a commit changed it: the tree, the key, the bytes.
+type Undo<'k> = (Arc<BTree>, &'k [u8], Option<Vec<u8>>);
+
 /// The database error inside an `mvcc::Error::Store`, or the mvcc error itself.
 pub(crate) fn unstore(e: lightning_mvcc::Error) -> crate::Error {
     match e {
@@ -353,10 +356,10 @@ impl VersionStore for TreeStore {
     ) -> lightning_mvcc::Result<()> {
         let _gate = self.write_gate();
         self.check_writable()?;
-        let _rmw = lock(&self.rmw);
+        let rmw = lock(&self.rmw);
         // The lists as they were, to put back if a later write of the commit fails: a
         // commit is applied whole or not at all.
-        let mut undo: Vec<(Arc<BTree>, &[u8], Option<Vec<u8>>)> = Vec::new();
+        let mut undo: Vec<Undo<'_>> = Vec::new();
         let mut gc = Vec::new();
         let mut outcome = Ok(());
         for (key, value) in writes {
@@ -401,17 +404,16 @@ impl VersionStore for TreeStore {
                 }
             }
             let reason = match undone {
-                Ok(()) => format!("applying commit {commit_ts} failed: {}", e),
+                Ok(()) => format!("applying commit {commit_ts} failed: {e}"),
                 Err(u) => format!(
-                    "applying commit {commit_ts} failed ({}) and undoing it failed too ({u})",
-                    e
+                    "applying commit {commit_ts} failed ({e}) and undoing it failed too ({u})"
                 ),
             };
             self.fail(reason);
             return Err(e);
         }
         *lock(&self.applied) = Applied { lsn, ts: commit_ts };
-        drop(_rmw);
+        drop(rmw);
         self.queue_for_gc(gc);
         Ok(())
     }
@@ -419,7 +421,7 @@ impl VersionStore for TreeStore {
 
 impl TreeStore {
     fn scan_dir(&self, range: KeyRange, rev: bool) -> VersionScan<'_> {
-        let Some((id, lo, hi)) = keys::unprefix(&range) else {
+        let Some((id, (lo, hi))) = keys::unprefix(&range) else {
             return Box::new(std::iter::empty());
         };
         let Some(tree) = self.tree(id) else {

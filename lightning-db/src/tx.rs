@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use lightning_btree::BTree;
 use lightning_mvcc::{
     CommitLog, Isolation, KeyRange, LogError, Lsn, Timestamp, Transaction, TxnOptions, VersionList,
-    VersionValue, WriteSet,
+    VersionStore, VersionValue, WriteSet,
 };
 use lightning_wal::{Appended, Wal};
 
@@ -43,8 +43,11 @@ pub struct CommitInfo {
 /// methods). Streams from the trees in batches: memory stays bounded however large the
 /// range. A storage failure is an `Err` item, and nothing follows it.
 pub struct Iter<'a> {
-    inner: Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + 'a>,
+    inner: Box<dyn Iterator<Item = Row> + 'a>,
 }
+
+/// One row of an [`Iter`].
+type Row = Result<(Vec<u8>, Vec<u8>)>;
 
 impl std::fmt::Debug for Iter<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -164,7 +167,6 @@ impl ReadTx<'_> {
 
     fn scan(&self, ks: &Keyspace, range: KeyRange, rev: bool) -> Result<Iter<'_>> {
         self.db.resolve(ks)?;
-        use lightning_mvcc::VersionStore;
         let store: &TreeStore = &self.db.store;
         let rows = if rev {
             store.scan_rev(range)
@@ -280,7 +282,7 @@ impl std::fmt::Debug for WriteTx<'_> {
     }
 }
 
-impl<'db> WriteTx<'db> {
+impl WriteTx<'_> {
     /// The snapshot's timestamp.
     pub fn read_ts(&self) -> Timestamp {
         self.txn.read_ts()

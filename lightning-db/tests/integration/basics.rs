@@ -1,0 +1,402 @@
+//! The public API's behaviour, one property per test.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use lightning_db::page::vfs::MemVfs;
+use lightning_db::{Database, Durability, Error, Isolation, Options, TxOptions};
+
+fn mem() -> Arc<MemVfs> {
+    Arc::new(MemVfs::new())
+}
+
+fn small() -> Options {
+    Options {
+        page_size: 4096,
+        cache_bytes: 4 << 20,
+        checkpoint_interval_ms: 0,
+        wal_segment_bytes: 64 << 10,
+        ..Options::default()
+    }
+}
+
+fn open(vfs: &Arc<MemVfs>) -> Database {
+    Database::open_with_vfs(vfs.clone(), Path::new("/db"), small()).unwrap()
+}
+
+fn rows(it: lightning_db::Iter<'_>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    it.collect::<Result<_, _>>().unwrap()
+}
+
+fn keys(it: lightning_db::Iter<'_>) -> Vec<Vec<u8>> {
+    rows(it).into_iter().map(|(k, _)| k).collect()
+}
+
+#[test]
+fn committed_writes_survive_a_reopen_and_rolled_back_ones_do_not() {
+    let vfs = mem();
+    let db = open(&vfs);
+    let ks = db.keyspace("users").unwrap();
+    let mut tx = db.begin_write().unwrap();
+    tx.put(&ks, b"alice", b"1").unwrap();
+    tx.put(&ks, b"bob", b"2").unwrap();
+    tx.commit().unwrap();
+    let mut tx = db.begin_write().unwrap();
+    tx.put(&ks, b"carol", b"3").unwrap();
+    drop(tx); // rolled back
+    db.delete(&ks, b"bob").unwrap();
+    drop(db);
+    let db = open(&vfs);
+    let ks = db.open_keyspace("users").unwrap();
+    assert_eq!(db.get(&ks, b"alice").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(db.get(&ks, b"bob").unwrap(), None);
+    assert_eq!(db.get(&ks, b"carol").unwrap(), None);
+    assert_eq!(db.keyspaces(), vec!["users".to_owned()]);
+}
+
+#[test]
+fn iteration_goes_both_ways_and_sees_the_transactions_own_writes() {
+    let db = open(&mem());
+    let ks = db.keyspace("k").unwrap();
+    let other = db.keyspace("other").unwrap();
+    for k in [&b"a1"[..], b"a2", b"a3", b"b1", b"\xff", b"\xff\xff"] {
+        db.put(&ks, k, k).unwrap();
+    }
+    db.put(&other, b"a15", b"elsewhere").unwrap();
+    let mut tx = db.begin_write().unwrap();
+    tx.put(&ks, b"a25", b"mine").unwrap();
+    tx.delete(&ks, b"a3").unwrap();
+    assert_eq!(
+        keys(tx.range(&ks, &b"a1"[..]..&b"b1"[..]).unwrap()),
+        [&b"a1"[..], b"a2", b"a25"]
+    );
+    assert_eq!(
+        keys(tx.range_rev(&ks, &b"a1"[..]..=&b"b1"[..]).unwrap()),
+        [&b"b1"[..], b"a25", b"a2", b"a1"]
+    );
+    assert_eq!(
+        keys(tx.prefix(&ks, b"a").unwrap()),
+        [&b"a1"[..], b"a2", b"a25"]
+    );
+    assert_eq!(
+        keys(tx.prefix_rev(&ks, b"a").unwrap()),
+        [&b"a25"[..], b"a2", b"a1"]
+    );
+    assert_eq!(
+        keys(tx.prefix(&ks, b"\xff").unwrap()),
+        [&b"\xff"[..], b"\xff\xff"]
+    );
+    let all = keys(tx.range::<&[u8]>(&ks, ..).unwrap());
+    assert_eq!(all.len(), 6, "{all:?}");
+    tx.commit().unwrap();
+    let snap = db.begin_read().unwrap();
+    assert_eq!(
+        keys(snap.range_rev::<&[u8]>(&ks, ..).unwrap()),
+        [&b"\xff\xff"[..], b"\xff", b"b1", b"a25", b"a2", b"a1"]
+    );
+    assert_eq!(keys(snap.prefix(&other, b"").unwrap()), [&b"a15"[..]]);
+}
+
+#[test]
+fn a_snapshot_does_not_see_later_commits() {
+    let db = open(&mem());
+    let ks = db.keyspace("k").unwrap();
+    db.put(&ks, b"x", b"old").unwrap();
+    let snap = db.begin_read().unwrap();
+    db.put(&ks, b"x", b"new").unwrap();
+    db.put(&ks, b"y", b"new").unwrap();
+    assert_eq!(snap.get(&ks, b"x").unwrap(), Some(b"old".to_vec()));
+    assert_eq!(snap.get(&ks, b"y").unwrap(), None);
+    assert_eq!(keys(snap.range::<&[u8]>(&ks, ..).unwrap()), [b"x".to_vec()]);
+    assert_eq!(db.get(&ks, b"x").unwrap(), Some(b"new".to_vec()));
+}
+
+#[test]
+fn a_write_write_conflict_is_retryable_and_names_the_key() {
+    let db = open(&mem());
+    let ks = db.keyspace("k").unwrap();
+    let mut a = db.begin_write().unwrap();
+    let mut b = db.begin_write().unwrap();
+    a.put(&ks, b"hot", b"a").unwrap();
+    b.put(&ks, b"hot", b"b").unwrap();
+    a.commit().unwrap();
+    let err = b.commit().unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("hot"), "{err}");
+    assert_eq!(db.stats().tx.write_conflicts, 1);
+}
+
+#[test]
+fn update_retries_conflicts_until_it_commits() {
+    let db = open(&mem());
+    let ks = db.keyspace("counter").unwrap();
+    db.put(&ks, b"n", &0u64.to_le_bytes()).unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..50 {
+                    db.update(|tx| {
+                        let n = tx.get_for_update(&ks, b"n")?.unwrap();
+                        let n = u64::from_le_bytes(n.try_into().unwrap());
+                        tx.put(&ks, b"n", &(n + 1).to_le_bytes())
+                    })
+                    .unwrap();
+                }
+            });
+        }
+    });
+    let n = db.get(&ks, b"n").unwrap().unwrap();
+    assert_eq!(
+        u64::from_le_bytes(n.try_into().unwrap()),
+        200,
+        "no lost update"
+    );
+}
+
+#[test]
+fn serializable_transactions_refuse_write_skew() {
+    let db = open(&mem());
+    let ks = db.keyspace("doctors").unwrap();
+    db.put(&ks, b"alice", b"on").unwrap();
+    db.put(&ks, b"bob", b"on").unwrap();
+    let opts = TxOptions {
+        isolation: Isolation::Serializable,
+        ..TxOptions::default()
+    };
+    let mut a = db.begin_write_with(opts).unwrap();
+    let mut b = db.begin_write_with(opts).unwrap();
+    assert_eq!(rows(a.range::<&[u8]>(&ks, ..).unwrap()).len(), 2);
+    assert_eq!(rows(b.range::<&[u8]>(&ks, ..).unwrap()).len(), 2);
+    a.put(&ks, b"alice", b"off").unwrap();
+    b.put(&ks, b"bob", b"off").unwrap();
+    a.commit().unwrap();
+    let err = b.commit().unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+}
+
+#[test]
+fn a_pessimistic_lock_conflict_ends_the_transaction_and_later_use_is_refused() {
+    let db = open(&mem());
+    let ks = db.keyspace("k").unwrap();
+    db.put(&ks, b"x", b"0").unwrap();
+    let opts = TxOptions {
+        pessimistic: true,
+        ..TxOptions::default()
+    };
+    let mut a = db.begin_write_with(opts).unwrap();
+    let mut stale = db.begin_write_with(opts).unwrap();
+    a.get_for_update(&ks, b"x").unwrap();
+    a.put(&ks, b"x", b"1").unwrap();
+    a.commit().unwrap();
+    // `stale`'s snapshot predates a's commit: locking x finds it changed.
+    let err = stale.get_for_update(&ks, b"x").unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    let again = stale.put(&ks, b"y", b"1").unwrap_err();
+    assert!(matches!(again, Error::TransactionAborted { .. }), "{again}");
+    assert!(stale.commit().is_err());
+    assert_eq!(db.get(&ks, b"y").unwrap(), None);
+}
+
+#[test]
+fn a_second_open_of_the_same_directory_is_refused_while_the_first_holds_it() {
+    let vfs = mem();
+    let db = open(&vfs);
+    let err = Database::open_with_vfs(vfs.clone(), Path::new("/db"), small()).unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    assert!(err.to_string().contains("/db"), "{err}");
+    drop(db);
+    open(&vfs);
+}
+
+#[test]
+fn a_second_open_through_the_os_is_refused_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), small()).unwrap();
+    let err = Database::open(dir.path(), small()).unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    db.close().unwrap();
+    let db = Database::open(dir.path(), small()).unwrap();
+    drop(db);
+}
+
+#[test]
+fn keyspaces_are_created_listed_and_dropped_durably() {
+    let vfs = mem();
+    let db = open(&vfs);
+    let a = db.keyspace("a").unwrap();
+    let b = db.keyspace("b").unwrap();
+    for i in 0..2000u32 {
+        db.put(&a, &format!("{i:05}").into_bytes(), b"value of a")
+            .unwrap();
+    }
+    db.put(&b, b"k", b"v").unwrap();
+    db.drop_keyspace("a").unwrap();
+    let err = db.get(&a, b"k").unwrap_err();
+    assert!(matches!(err, Error::KeyspaceDropped { .. }), "{err}");
+    assert_eq!(db.keyspaces(), vec!["b".to_owned()]);
+    // A new keyspace of the same name is empty, and reuses the emptied tree.
+    let a2 = db.keyspace("a").unwrap();
+    assert_eq!(
+        rows(db.begin_read().unwrap().range::<&[u8]>(&a2, ..).unwrap()),
+        vec![]
+    );
+    assert_ne!(a, a2, "a new id");
+    assert!(db.check().unwrap().is_empty(), "{:?}", db.check());
+    drop(db);
+    let db = open(&vfs);
+    assert_eq!(db.keyspaces(), vec!["a".to_owned(), "b".to_owned()]);
+    let b = db.open_keyspace("b").unwrap();
+    assert_eq!(db.get(&b, b"k").unwrap(), Some(b"v".to_vec()));
+    let a = db.open_keyspace("a").unwrap();
+    assert_eq!(db.get(&a, b"00005").unwrap(), None);
+    assert!(db.check().unwrap().is_empty(), "{:?}", db.check());
+}
+
+#[test]
+fn bad_input_is_a_clear_error_and_the_database_stays_usable() {
+    let vfs = mem();
+    let db = open(&vfs);
+    for name in ["", "has space", "slash/no", &"x".repeat(200)] {
+        let err = db.keyspace(name).unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidKeyspaceName { .. }),
+            "{name:?}: {err}"
+        );
+    }
+    let err = db.open_keyspace("missing").unwrap_err();
+    assert!(matches!(err, Error::NoSuchKeyspace { .. }), "{err}");
+    let ks = db.keyspace("k").unwrap();
+    let long = vec![7u8; 5000];
+    let err = db.put(&ks, &long, b"v").unwrap_err();
+    assert!(matches!(err, Error::KeyTooLarge { len: 5000, .. }), "{err}");
+    let huge = vec![0u8; 17 << 20];
+    let err = db.put(&ks, b"k", &huge).unwrap_err();
+    assert!(matches!(err, Error::TransactionTooLarge { .. }), "{err}");
+    // A handle of another database.
+    let other = Database::open_with_vfs(vfs.clone(), Path::new("/other"), small()).unwrap();
+    let foreign = other.keyspace("k").unwrap();
+    let err = db.get(&foreign, b"k").unwrap_err();
+    assert!(matches!(err, Error::ForeignKeyspace { .. }), "{err}");
+    // Still usable.
+    db.put(&ks, b"k", b"v").unwrap();
+    assert_eq!(db.get(&ks, b"k").unwrap(), Some(b"v".to_vec()));
+}
+
+#[test]
+fn options_out_of_range_and_a_missing_database_are_refused() {
+    let vfs = mem();
+    let err = Database::open_with_vfs(
+        vfs.clone(),
+        Path::new("/db"),
+        Options {
+            page_size: 1000,
+            ..small()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidOption {
+                option: "page_size",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = Database::open_with_vfs(
+        vfs,
+        Path::new("/nothing"),
+        Options {
+            create_if_missing: false,
+            ..small()
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::NotADatabase { .. }), "{err}");
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("data.ldb"), vec![0x5a; 8192 * 3]).unwrap();
+    let err = Database::open(dir.path(), small()).unwrap_err();
+    assert!(err.to_string().contains("data.ldb"), "{err}");
+}
+
+#[test]
+fn eventual_and_none_commits_become_durable_with_a_checkpoint() {
+    let vfs = mem();
+    let db = open(&vfs);
+    let ks = db.keyspace("k").unwrap();
+    for (i, d) in [Durability::Eventual, Durability::None]
+        .into_iter()
+        .enumerate()
+    {
+        let mut tx = db
+            .begin_write_with(TxOptions {
+                durability: Some(d),
+                ..TxOptions::default()
+            })
+            .unwrap();
+        tx.put(&ks, &[u8::try_from(i).unwrap()], b"v").unwrap();
+        tx.commit().unwrap();
+    }
+    db.checkpoint().unwrap();
+    drop(db);
+    let db = open(&vfs);
+    let ks = db.open_keyspace("k").unwrap();
+    assert_eq!(
+        rows(db.begin_read().unwrap().range::<&[u8]>(&ks, ..).unwrap()).len(),
+        2
+    );
+}
+
+#[test]
+fn gc_removes_versions_no_snapshot_can_see() {
+    let db = open(&mem());
+    let ks = db.keyspace("k").unwrap();
+    db.put(&ks, b"x", b"1").unwrap();
+    db.put(&ks, b"x", b"2").unwrap();
+    let snap = db.begin_read().unwrap();
+    db.put(&ks, b"x", b"3").unwrap();
+    db.delete(&ks, b"gone").unwrap();
+    db.put(&ks, b"gone", b"v").unwrap();
+    db.delete(&ks, b"gone").unwrap();
+    db.gc().unwrap();
+    assert!(
+        db.stored_versions(&ks, b"x").unwrap() >= 2,
+        "the snapshot still sees 2"
+    );
+    assert_eq!(snap.get(&ks, b"x").unwrap(), Some(b"2".to_vec()));
+    drop(snap);
+    db.gc().unwrap();
+    assert_eq!(db.stored_versions(&ks, b"x").unwrap(), 1);
+    assert_eq!(
+        db.stored_versions(&ks, b"gone").unwrap(),
+        0,
+        "the tombstone went too"
+    );
+    assert!(db.stats().gc.versions_removed >= 2);
+}
+
+#[test]
+fn stats_serialize_and_render_as_prometheus_text() {
+    let db = open(&mem());
+    let ks = db.keyspace("k").unwrap();
+    db.put(&ks, b"x", b"1").unwrap();
+    db.checkpoint().unwrap();
+    let stats = db.stats();
+    assert_eq!(stats.tx.commits, 1);
+    assert!(stats.checkpoint.count >= 2, "the keyspace's and ours");
+    assert_eq!(stats.file.keyspaces, 1);
+    let json = serde_json::to_value(&stats).unwrap();
+    assert_eq!(json["tx"]["commits"], 1);
+    let text = stats.to_prometheus();
+    assert!(text.contains("\nlightning_tx_commits_total 1\n"), "{text}");
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (name, value) = line.split_once(' ').unwrap();
+        assert!(name.starts_with("lightning_"), "{line}");
+        value.parse::<f64>().unwrap();
+    }
+}
