@@ -410,6 +410,17 @@ fn replay(wal: &Wal, store: &TreeStore, meta: &Meta, from: Lsn, wal_dir: &Path) 
             ),
         });
     }
+    let first = wal.recovery().first_lsn;
+    if first > from.next() {
+        return Err(Error::Corruption {
+            file: wal_dir.to_path_buf(),
+            what: format!(
+                "the WAL starts at LSN {first}, but the checkpoint needs the records from LSN \
+                 {}: segments were removed too early",
+                from.next()
+            ),
+        });
+    }
     let mut applied = 0;
     let mut last_ts = meta.last_ts;
     for rec in wal.read_from(from.next())? {

@@ -146,6 +146,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// A commit could be neither applied whole nor undone after a failure: the trees in
+    /// memory hold part of it, so reads are refused as well as writes.
+    #[error(
+        "the database refuses reads and writes: {reason}; reopen it (recovery rebuilds \
+         every acknowledged commit from the checkpoint and the WAL)"
+    )]
+    Damaged {
+        /// What failed.
+        reason: String,
+    },
+
     /// The database was closed.
     #[error("the database was closed; open it again")]
     Closed,

@@ -68,6 +68,10 @@ pub(crate) struct TreeStore {
     /// no checkpoint may go on.
     failed: AtomicBool,
     failure: Mutex<Option<String>>,
+    /// Set when a commit could be neither applied whole nor undone: the trees in memory
+    /// hold part of it, so reads are refused too (a reopen rebuilds them from the last
+    /// checkpoint and the WAL).
+    damaged: AtomicBool,
     gc_queue: Mutex<GcQueue>,
     pub(crate) gc: GcCounters,
     /// The page file, for errors.
@@ -105,6 +109,7 @@ impl TreeStore {
             applied: Mutex::new(applied),
             failed: AtomicBool::new(false),
             failure: Mutex::new(None),
+            damaged: AtomicBool::new(false),
             gc_queue: Mutex::default(),
             gc: GcCounters::default(),
             file,
@@ -178,6 +183,16 @@ impl TreeStore {
             *f = Some(reason);
         }
         self.failed.store(true, Ordering::Release);
+    }
+
+    /// Refuses reads once the trees in memory hold part of a commit.
+    pub(crate) fn check_readable(&self) -> crate::Result<()> {
+        if self.damaged.load(Ordering::Acquire) {
+            return Err(crate::Error::Damaged {
+                reason: self.failure().unwrap_or_default(),
+            });
+        }
+        Ok(())
     }
 
     fn check_writable(&self) -> lightning_mvcc::Result<()> {
@@ -330,6 +345,7 @@ pub(crate) fn unstore(e: lightning_mvcc::Error) -> crate::Error {
 
 impl VersionStore for TreeStore {
     fn versions(&self, key: &[u8]) -> lightning_mvcc::Result<VersionList> {
+        self.check_readable().map_err(store_err)?;
         let Some((id, user)) = keys::split(key) else {
             return Ok(VersionList::new());
         };
@@ -405,9 +421,12 @@ impl VersionStore for TreeStore {
             }
             let reason = match undone {
                 Ok(()) => format!("applying commit {commit_ts} failed: {e}"),
-                Err(u) => format!(
-                    "applying commit {commit_ts} failed ({e}) and undoing it failed too ({u})"
-                ),
+                Err(u) => {
+                    self.damaged.store(true, Ordering::Release);
+                    format!(
+                        "applying commit {commit_ts} failed ({e}) and undoing it failed too ({u})"
+                    )
+                }
             };
             self.fail(reason);
             return Err(e);
@@ -454,6 +473,11 @@ struct TreeScan<'s> {
 
 impl TreeScan<'_> {
     fn refill(&mut self) {
+        if let Err(e) = self.store.check_readable() {
+            self.batch.push_back(Err(store_err(e)));
+            self.done = true;
+            return;
+        }
         if lightning_mvcc::range_is_empty(&(self.lo.clone(), self.hi.clone())) {
             self.done = true;
             return;

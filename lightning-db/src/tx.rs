@@ -151,6 +151,7 @@ impl ReadTx<'_> {
     /// The value of `key` in `ks` at the snapshot.
     pub fn get(&self, ks: &Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let tree = self.db.resolve(ks)?;
+        self.db.store.check_readable()?;
         let Some(bytes) = tree.get(key)? else {
             return Ok(None);
         };

@@ -244,6 +244,39 @@ impl std::fmt::Debug for Appended {
     }
 }
 
+/// Replaces the file at `path` with one holding exactly `bytes`, durably and atomically:
+/// written and synced under a temporary name, renamed over `path`, the directory synced.
+/// A power cut at any point leaves the old file or the new one, whole. Returns the new
+/// file, open for writing.
+fn replace_durably(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<Box<dyn VfsFile>> {
+    let tmp = path.with_extension("rewrite");
+    // A leftover of a replacement cut short: never a segment (its name does not parse).
+    if vfs
+        .exists(&tmp)
+        .map_err(|e| Error::io("look for", &tmp, e))?
+    {
+        vfs.remove(&tmp).map_err(|e| Error::io("remove", &tmp, e))?;
+    }
+    let f = vfs
+        .open(&tmp, OpenMode::CreateNew)
+        .map_err(|e| Error::io("create", &tmp, e))?;
+    f.write_at(bytes, 0)
+        .map_err(|e| Error::io("write", &tmp, e))?;
+    f.sync().map_err(|e| Error::io("sync", &tmp, e))?;
+    drop(f);
+    vfs.rename(&tmp, path)
+        .map_err(|e| Error::io("rename over", path, e))?;
+    vfs.sync_dir(dir)
+        .map_err(|e| Error::io("sync directory", dir, e))?;
+    vfs.open(path, OpenMode::ReadWrite)
+        .map_err(|e| Error::io("open", path, e))
+}
+
 impl Appended {
     /// The record's LSN.
     pub fn lsn(&self) -> Lsn {
@@ -272,45 +305,31 @@ impl Wal {
         // Make the last segment's valid bytes durable and cut what follows them. The bytes
         // are written again, not just fsynced: after a failed fsync the OS may hold pages
         // that read back fine but never reached the disk, and a later fsync skips them
-        // (see the fsyncgate study, ATC 2020). Appends then continue from a clean end.
+        // (see the fsyncgate study, ATC 2020). They are written to a new file that then
+        // replaces the segment, never over the segment itself: a power cut that tears an
+        // in-place rewrite could destroy records that were already durable. Appends then
+        // continue from a clean end.
         if let Some(seg) = segments.last()
             && seg.last.is_some()
         {
-            let f = vfs
-                .open(&seg.path, OpenMode::ReadWrite)
-                .map_err(|e| Error::io("open", &seg.path, e))?;
             let valid = usize::try_from(seg.end)
                 .map_err(|_| Error::InvalidOptions("segment larger than memory"))?;
             let mut bytes = vec![0u8; valid];
-            f.read_at(&mut bytes, 0)
+            vfs.open(&seg.path, OpenMode::ReadOnly)
+                .and_then(|f| f.read_at(&mut bytes, 0))
                 .map_err(|e| Error::io("read", &seg.path, e))?;
-            f.write_at(&bytes, 0)
-                .map_err(|e| Error::io("rewrite", &seg.path, e))?;
-            if seg.end < seg.file_len {
-                f.set_len(seg.end)
-                    .map_err(|e| Error::io("truncate", &seg.path, e))?;
-            }
-            f.sync().map_err(|e| Error::io("sync", &seg.path, e))?;
+            replace_durably(&*vfs, dir, &seg.path, &bytes)?;
         }
         // A last segment without records keeps the log's numbering (its name is the next
         // LSN, and truncation may have removed everything before it): it becomes the active
-        // segment again, with its header rewritten and anything after it cut.
+        // segment again, its header written anew (the same way) and anything after it cut.
+        // The replacement's directory sync also makes its name durable, which its creation
+        // may never have done.
         let mut active = None;
         if let Some(seg) = segments.last()
             && seg.last.is_none()
         {
-            let f = vfs
-                .open(&seg.path, OpenMode::ReadWrite)
-                .map_err(|e| Error::io("open", &seg.path, e))?;
-            f.write_at(&encode_segment_header(seg.first), 0)
-                .map_err(|e| Error::io("rewrite header of", &seg.path, e))?;
-            f.set_len(SEGMENT_HEADER as u64)
-                .map_err(|e| Error::io("truncate", &seg.path, e))?;
-            f.sync().map_err(|e| Error::io("sync", &seg.path, e))?;
-            // Its name may never have been made durable (creation failed before the
-            // directory sync): make sure of it before records go in.
-            vfs.sync_dir(dir)
-                .map_err(|e| Error::io("sync directory", dir, e))?;
+            let f = replace_durably(&*vfs, dir, &seg.path, &encode_segment_header(seg.first))?;
             active = Some(Active {
                 file: f,
                 len: SEGMENT_HEADER as u64,

@@ -400,3 +400,75 @@ fn stats_serialize_and_render_as_prometheus_text() {
         value.parse::<f64>().unwrap();
     }
 }
+
+#[test]
+fn a_damaged_newest_superblock_falls_back_to_the_older_image_and_replays_the_wal_it_needs() {
+    use lightning_db::page::vfs::{CrashVfs, Vfs};
+    use lightning_db::page::{OpenOptions, PageFile};
+    for extra_checkpoints in 0..3 {
+        let vfs = Arc::new(CrashVfs::new(extra_checkpoints));
+        let opts = small();
+        let db = Database::open_with_vfs(vfs.clone(), Path::new("/db"), opts.clone()).unwrap();
+        let ks = db.keyspace("k").unwrap();
+        for round in 0..4u32 {
+            for i in 0..300u32 {
+                db.put(&ks, format!("{round}-{i:04}").as_bytes(), &[7u8; 100])
+                    .unwrap();
+            }
+            db.checkpoint().unwrap();
+        }
+        for _ in 0..extra_checkpoints {
+            db.put(&ks, b"late", b"v").unwrap();
+            db.checkpoint().unwrap();
+        }
+        // Commits after the last checkpoint: the close's checkpoint covers them, the
+        // older image does not.
+        for i in 0..50u32 {
+            db.put(&ks, format!("tail-{i}").as_bytes(), &[3u8; 2000])
+                .unwrap();
+        }
+        db.close().unwrap();
+        let data = Path::new("/db/data.ldb");
+        let newest = {
+            let vfs: &dyn Vfs = vfs.as_ref();
+            PageFile::open(vfs, data, OpenOptions::default())
+                .unwrap()
+                .superblock()
+        };
+        // Rot in the newest superblock: opening must take the older image, whose WAL
+        // records (above its LSN) are still there.
+        vfs.corrupt(
+            data,
+            newest.slot().get() * 4096 + 100,
+            &[0xde, 0xad, 0xbe, 0xef],
+        )
+        .unwrap();
+        let older = {
+            let vfs: &dyn Vfs = vfs.as_ref();
+            PageFile::open(vfs, data, OpenOptions::default())
+                .unwrap()
+                .superblock()
+        };
+        assert_eq!(
+            older.generation + 1,
+            newest.generation,
+            "the older image opens"
+        );
+        assert!(older.checkpoint_lsn < newest.checkpoint_lsn);
+        let db = Database::open_with_vfs(vfs.clone(), Path::new("/db"), opts.clone())
+            .unwrap_or_else(|e| panic!("{extra_checkpoints} extra checkpoints: {e}"));
+        let ks = db.open_keyspace("k").unwrap();
+        let n = db
+            .begin_read()
+            .unwrap()
+            .range::<&[u8]>(&ks, ..)
+            .unwrap()
+            .count();
+        assert_eq!(n, 1250 + usize::from(extra_checkpoints > 0));
+        assert!(
+            db.stats().tx.recovered_commits > 0,
+            "the WAL above the older image replayed"
+        );
+        assert!(db.check().unwrap().is_empty(), "{:?}", db.check());
+    }
+}
