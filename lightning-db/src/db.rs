@@ -459,6 +459,26 @@ fn replay(wal: &Wal, store: &TreeStore, meta: &Meta, from: Lsn, wal_dir: &Path) 
     Ok(applied)
 }
 
+/// Removes every key of `tree`, [`DROP_STEP`] at a time, each step under the guard `gate`
+/// returns (the store's write gate, so checkpoints see no step half done; none when the
+/// caller already holds off every writer).
+fn empty_tree<G>(tree: &BTree, gate: impl Fn() -> Option<G>) -> Result<()> {
+    loop {
+        let _step = gate();
+        let batch: Vec<Vec<u8>> = tree
+            .iter()
+            .take(DROP_STEP)
+            .map(|r| r.map(|(k, _)| k))
+            .collect::<lightning_btree::Result<_>>()?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for k in batch {
+            tree.remove(&k)?;
+        }
+    }
+}
+
 /// Stops the background thread and closes: a final checkpoint, the WAL truncated.
 fn shutdown(inner: &Arc<Inner>, thread: &Mutex<Option<JoinHandle<()>>>) -> Result<()> {
     if inner.closed.swap(true, Ordering::AcqRel) {
@@ -561,7 +581,7 @@ impl Inner {
             return Ok(ks);
         }
         self.check_writable()?;
-        let checkpoints = lock(&self.checkpoints);
+        let mut checkpoints = lock(&self.checkpoints);
         let ks = {
             let mut cat = lock(&self.catalog);
             if let Some((id, _)) = cat.keyspaces.get(name) {
@@ -599,7 +619,7 @@ impl Inner {
         };
         // Commits to the keyspace may follow at once: it must be durable in the catalog
         // before any of them is, or their replay would find no keyspace.
-        if let Err(e) = self.checkpoint_locked(checkpoints) {
+        if let Err(e) = self.checkpoint_locked(&mut checkpoints) {
             self.fail(format!(
                 "the checkpoint recording new keyspace {name:?} failed: {e}"
             ));
@@ -640,7 +660,7 @@ impl Inner {
     pub(crate) fn drop_keyspace(&self, name: &str) -> Result<()> {
         validate_keyspace_name(name)?;
         self.check_writable()?;
-        let checkpoints = lock(&self.checkpoints);
+        let mut checkpoints = lock(&self.checkpoints);
         let (id, tree) = {
             let mut cat = lock(&self.catalog);
             let Some((id, tree)) = cat.keyspaces.remove(name) else {
@@ -656,7 +676,7 @@ impl Inner {
         // applies: once the quiet point is reached, no write to the tree is in flight and
         // none can start.
         drop(self.store.quiet());
-        let emptied = self.empty_tree(&tree);
+        let emptied = empty_tree(&tree, || Some(self.store.write_gate()));
         let recorded = emptied.and_then(|()| {
             let mut cat = lock(&self.catalog);
             let _gate = self.store.write_gate();
@@ -665,7 +685,7 @@ impl Inner {
             cat.spares.push(tree.root());
             Ok(())
         });
-        let done = recorded.and_then(|()| self.checkpoint_locked(checkpoints));
+        let done = recorded.and_then(|()| self.checkpoint_locked(&mut checkpoints));
         if let Err(e) = done {
             self.fail(format!("dropping keyspace {name:?} failed: {e}"));
             return Err(e);
@@ -674,46 +694,33 @@ impl Inner {
         Ok(())
     }
 
-    fn empty_tree(&self, tree: &BTree) -> Result<()> {
-        loop {
-            let _gate = self.store.write_gate();
-            let batch: Vec<Vec<u8>> = tree
-                .iter()
-                .take(DROP_STEP)
-                .map(|r| r.map(|(k, _)| k))
-                .collect::<lightning_btree::Result<_>>()?;
-            if batch.is_empty() {
-                return Ok(());
-            }
-            for k in batch {
-                tree.remove(&k)?;
-            }
-        }
-    }
-
     pub(crate) fn checkpoint(&self) -> Result<()> {
         self.check_writable()?;
         self.checkpoint_inner()
     }
 
     fn checkpoint_inner(&self) -> Result<()> {
-        let checkpoints = lock(&self.checkpoints);
-        self.checkpoint_locked(checkpoints)
+        let mut checkpoints = lock(&self.checkpoints);
+        self.checkpoint_locked(&mut checkpoints)
     }
 
-    fn checkpoint_locked(&self, mut ck: std::sync::MutexGuard<'_, Checkpoints>) -> Result<()> {
+    fn checkpoint_locked(&self, ck: &mut Checkpoints) -> Result<()> {
         if let Some(reason) = self.store.failure() {
             return Err(Error::ReadOnly { reason });
         }
         let span = tracing::info_span!("checkpoint");
         let _span = span.enter();
         let started = Instant::now();
+        self.counters
+            .peak_pages
+            .fetch_max(self.store.pages.file().page_count(), Ordering::Relaxed);
         let wal_bytes = self.wal.stats().bytes;
         // Catch the log up outside the quiet point: it then holds nearly all it must.
         if let Err(e) = self.wal.sync() {
             self.fail(format!("a WAL fsync before a checkpoint failed: {e}"));
             return Err(e.into());
         }
+        self.relocate_tail()?;
         let quiet = self.store.quiet();
         let applied = self.store.applied();
         let catalog_root = {
@@ -761,7 +768,6 @@ impl Inner {
         ck.older = Some(older);
         ck.newest = applied.lsn;
         ck.wal_bytes_at = wal_bytes;
-        drop(ck);
         // The older image (at `older`) needs the records above it.
         let truncated = self.wal.truncate_before(older.next()).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "WAL truncation failed; the next checkpoint retries it");
@@ -780,6 +786,41 @@ impl Inner {
         Ok(())
     }
 
+    /// Moves tree pages from the end of the page file into free pages below it when an
+    /// eighth of the file or more is free, so that the following checkpoints cut the file
+    /// (a page leaves it once no retained image holds it). Commits go on meanwhile.
+    fn relocate_tail(&self) -> Result<()> {
+        let stats = self.store.pages.allocator().stats();
+        let (pages, free) = (stats.page_count, stats.free);
+        if free < 16 || free * 8 < pages {
+            return Ok(());
+        }
+        self.relocate_tail_by((pages / 16).max(64)).map(|_| ())
+    }
+
+    /// Moves at most `budget` pages of the trees from the tail into free pages below it.
+    /// Returns how many moved.
+    fn relocate_tail_by(&self, budget: u64) -> Result<u64> {
+        let mut left = budget;
+        let trees: Vec<Arc<BTree>> = {
+            let cat = lock(&self.catalog);
+            cat.keyspaces.values().map(|(_, t)| Arc::clone(t)).collect()
+        };
+        for tree in trees {
+            if left == 0 {
+                break;
+            }
+            let _gate = self.store.write_gate();
+            left -= tree.relocate_tail(left)?.min(left);
+        }
+        if left > 0 {
+            let cat = lock(&self.catalog);
+            let _gate = self.store.write_gate();
+            left -= cat.tree.relocate_tail(left)?.min(left);
+        }
+        Ok(budget - left)
+    }
+
     pub(crate) fn gc(&self) -> Result<u64> {
         self.check_writable()?;
         let span = tracing::debug_span!("gc");
@@ -788,9 +829,72 @@ impl Inner {
     }
 
     pub(crate) fn compact(&self) -> Result<()> {
+        self.check_writable()?;
+        let span = tracing::info_span!("compact");
+        let _span = span.enter();
         self.gc()?;
-        self.checkpoint()?;
-        self.checkpoint()
+        let mut checkpoints = lock(&self.checkpoints);
+        let rebuilt = self.rebuild_trees();
+        if let Err(e) = rebuilt {
+            self.fail(format!("compaction failed: {e}"));
+            return Err(e);
+        }
+        // The old trees' pages are free once two checkpoints passed; moving the new trees'
+        // tail pages down lets the file shrink to them.
+        // Until nothing moved, nothing waits for the retained images to pass it, and the
+        // file stopped shrinking (at most 24 checkpoints).
+        let mut pages = self.store.pages.file().page_count();
+        for _ in 0..24 {
+            let moved = self.relocate_tail_by(u64::MAX)?;
+            self.checkpoint_locked(&mut checkpoints)?;
+            let now = self.store.pages.file().page_count();
+            let pending = self.store.pages.allocator().stats().pending;
+            if moved == 0 && pending == 0 && now >= pages {
+                break;
+            }
+            pages = now;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds every keyspace's tree, packed, while commits wait: each tree is copied into
+    /// an empty one (a spare when there is one) with its nodes filled to 90 %, swapped in,
+    /// and the old one emptied and kept as a spare.
+    fn rebuild_trees(&self) -> Result<()> {
+        let _quiet = self.store.quiet();
+        let mut cat = lock(&self.catalog);
+        let cat = &mut *cat;
+        for (name, (id, tree)) in &mut cat.keyspaces {
+            let fresh = match cat.spares.pop() {
+                Some(root) => {
+                    cat.tree.remove(&catalog::spare_key(root))?;
+                    BTree::open(Arc::clone(&self.store.pages), root)?
+                }
+                None => BTree::create(Arc::clone(&self.store.pages))?,
+            };
+            let fresh = Arc::new(fresh);
+            empty_tree(&fresh, || None::<()>)?;
+            let mut failure = None;
+            let rows = tree.iter().map_while(|r| match r {
+                Ok(row) => Some(row),
+                Err(e) => {
+                    failure = Some(e);
+                    None
+                }
+            });
+            let loaded = fresh.bulk_load(rows, 0.9);
+            if let Some(e) = failure {
+                return Err(e.into());
+            }
+            loaded?;
+            self.store.add_tree(*id, Arc::clone(&fresh));
+            let old = std::mem::replace(tree, fresh);
+            empty_tree(&old, || None::<()>)?;
+            cat.tree.insert(&catalog::spare_key(old.root()), b"")?;
+            cat.spares.push(old.root());
+            tracing::info!(keyspace = %name, "keyspace rebuilt");
+        }
+        Ok(())
     }
 
     pub(crate) fn path(&self) -> &Path {

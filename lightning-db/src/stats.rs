@@ -19,6 +19,9 @@ pub(crate) struct Counters {
     pub(crate) checkpoint_us_last: AtomicU64,
     pub(crate) checkpoint_pages: AtomicU64,
     pub(crate) recovered_commits: AtomicU64,
+    /// The most pages the page file held (it only shrinks in checkpoints, so sampling at
+    /// each checkpoint's start and at `stats()` sees every peak).
+    pub(crate) peak_pages: AtomicU64,
 }
 
 impl Counters {
@@ -141,6 +144,8 @@ pub struct FileStats {
     pub page_size: u64,
     /// Bytes of the page file.
     pub data_bytes: u64,
+    /// The most bytes the page file held since the database was opened.
+    pub peak_data_bytes: u64,
     /// Free pages (reusable now).
     pub free_pages: u64,
     /// Pages freed but held for a retained checkpoint image.
@@ -244,6 +249,11 @@ impl Database {
                 pages: file.page_count(),
                 page_size,
                 data_bytes: file.page_count() * page_size,
+                peak_data_bytes: k
+                    .peak_pages
+                    .fetch_max(file.page_count(), Ordering::Relaxed)
+                    .max(file.page_count())
+                    * page_size,
                 free_pages: alloc.free,
                 pending_pages: alloc.pending,
                 keyspaces: self.keyspaces().len() as u64,
@@ -473,6 +483,12 @@ impl Stats {
             "gauge",
             "Pages in the page file.",
             f(file.pages),
+        );
+        metric(
+            "file_peak_data_bytes",
+            "gauge",
+            "Most bytes the page file held since the open.",
+            f(file.peak_data_bytes),
         );
         metric(
             "file_data_bytes",
