@@ -362,6 +362,8 @@ fn open_page_file(
                 vfs.remove(&s).map_err(|e| Error::io("remove", &s, e))?;
             }
         }
+        vfs.remove(data)
+            .map_err(|e| Error::io("remove the unfinished", data, e))?;
     } else if !opts.create_if_missing {
         return Err(Error::NotADatabase {
             dir: dir.to_path_buf(),

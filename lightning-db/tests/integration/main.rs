@@ -5,5 +5,6 @@
 #![cfg(test)] // test-only code throughout: clippy treats helpers like test functions
 
 mod basics;
+mod faults;
 mod model;
 mod space;
