@@ -36,7 +36,7 @@ struct Run {
 
 fn workload(vfs: &Arc<CrashVfs>) -> Run {
     let mut run = Run::default();
-    let mut note = |run: &mut Run, e: Error| {
+    let note = |run: &mut Run, e: Error| {
         let msg = e.to_string();
         assert!(!msg.is_empty());
         run.errors.push(msg);
@@ -76,14 +76,13 @@ fn workload(vfs: &Arc<CrashVfs>) -> Run {
             note(&mut run, e);
         }
         let extra = match i {
-            20 => db.checkpoint().err(),
+            20 | 50 => db.checkpoint().err(),
             30 => db.gc().err(),
             40 => db
                 .keyspace("scratch")
                 .and_then(|s| db.put(&s, b"x", b"y"))
                 .err()
                 .or_else(|| db.drop_keyspace("scratch").err()),
-            50 => db.checkpoint().err(),
             _ => None,
         };
         if let Some(e) = extra {
