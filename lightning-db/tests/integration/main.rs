@@ -6,5 +6,6 @@
 
 mod basics;
 mod faults;
+mod kill;
 mod model;
 mod space;
