@@ -5,7 +5,6 @@
 //! carrying on from where the last one died.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -79,10 +78,10 @@ fn a_killed_process_loses_nothing_acknowledged() {
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(out).lines() {
                 let Ok(line) = line else { break };
-                if let Some(n) = line.strip_prefix("acked ") {
-                    if tx.send(n.parse::<u64>().unwrap()).is_err() {
-                        break;
-                    }
+                if let Some(n) = line.strip_prefix("acked ")
+                    && tx.send(n.parse::<u64>().unwrap()).is_err()
+                {
+                    break;
                 }
             }
         });
