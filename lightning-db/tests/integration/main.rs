@@ -6,6 +6,7 @@
 
 mod basics;
 mod faults;
+mod isolation;
 mod kill;
 mod model;
 mod space;
