@@ -1,12 +1,14 @@
 //! Bench: Lightning DB beside its peers, in one run on one machine. redb's benchmark
 //! workloads (1M entries, 24-byte keys, 150-byte values, caches larger than the data) on
-//! redb, LMDB (through heed) and lightning-btree used directly (a `Store` over a `PageFile` on
-//! the real disk, durability by checkpoint), interleaved — every engine's round 1, then every
+//! redb, LMDB (through heed), lightning-btree used directly (a `Store` over a `PageFile` on
+//! the real disk, durability by checkpoint) and the database (`lightning-db`: transactions,
+//! WAL, background checkpoints), interleaved — every engine's round 1, then every
 //! engine's round 2, ... — three rounds, medians; durable single-key commits beside the raw
 //! `fdatasync` rate of the same disk, measured just before each engine's commits (a shared
 //! machine's disk drifts by the minute). Figures are
 //! `<engine>_<workload>`, plus `lightning_btree_vs_lmdb_<workload>` and
-//! `lightning_btree_vs_redb_<workload>` (lightning's median over the peer's). Writes
+//! `lightning_btree_vs_redb_<workload>` (lightning's median over the peer's) and
+//! `lightning_db_vs_lightning_btree_<workload>` (the database over its raw tree). Writes
 //! `benchmark_results/<YYYY-MM-DD>/peers.json` and `.html` and prints a table.
 //!
 //! ```text
@@ -17,7 +19,7 @@
 //!   `PEERS_ROUNDS` (default 3), `PEERS_SYNC_SECS` (seconds of durable commits, and of raw
 //!   fdatasync before them, per engine per round; default 3, 0.5 quick).
 //! - `LIGHTNING_BENCH_DIR`: the disk to measure (default: the system's temporary directory).
-//! - `PEERS_ONLY=<engine>` (`redb`, `lmdb`, `lightning_btree`): that engine alone, its
+//! - `PEERS_ONLY=<engine>` (`redb`, `lmdb`, `lightning_btree`, `lightning_db`): that engine alone, its
 //!   medians printed and no report written (for profiling one engine).
 //! - `LIGHTNING_BENCH_QUICK=1` marks the report as a smoke run not to be quoted.
 #![expect(clippy::print_stdout, reason = "a bench binary reports on stdout")]
@@ -33,7 +35,7 @@ use std::time::{Duration, Instant};
 use lightning_testkit::bench::{Figure, quick, temp_dir, write_report};
 
 use crate::engine::{Engine, Result, Setup};
-use crate::engines::{LightningBtree, Lmdb, Redb};
+use crate::engines::{LightningBtree, LightningDb, Lmdb, Redb};
 use crate::workload::{Data, KEY_LEN, VALUE_LEN, WORKLOADS};
 
 /// The engine every ratio is about.
@@ -169,6 +171,7 @@ fn main() -> Result<()> {
         Results::new(Redb::NAME),
         Results::new(Lmdb::NAME),
         Results::new(LightningBtree::NAME),
+        Results::new(LightningDb::NAME),
     ];
     if let Ok(only) = std::env::var("PEERS_ONLY") {
         // A profiling run of one engine: its figures printed, no report written.
@@ -180,6 +183,9 @@ fn main() -> Result<()> {
                 match e.name {
                     Redb::NAME => e.add(round::<Redb>(dir.path(), r, &setup, &data, sync_for)?),
                     Lmdb::NAME => e.add(round::<Lmdb>(dir.path(), r, &setup, &data, sync_for)?),
+                    LightningDb::NAME => {
+                        e.add(round::<LightningDb>(dir.path(), r, &setup, &data, sync_for)?);
+                    }
                     _ => e.add(round::<LightningBtree>(
                         dir.path(),
                         r,
@@ -203,7 +209,7 @@ fn main() -> Result<()> {
     }
     for r in 0..rounds {
         // Interleaved: every engine's round r before any engine's round r + 1.
-        let [redb, lmdb, lightning] = &mut engines;
+        let [redb, lmdb, lightning, database] = &mut engines;
         redb.add(round::<Redb>(dir.path(), r, &setup, &data, sync_for)?);
         lmdb.add(round::<Lmdb>(dir.path(), r, &setup, &data, sync_for)?);
         lightning.add(round::<LightningBtree>(
@@ -213,6 +219,7 @@ fn main() -> Result<()> {
             &data,
             sync_for,
         )?);
+        database.add(round::<LightningDb>(dir.path(), r, &setup, &data, sync_for)?);
     }
 
     let shape = format!(
@@ -253,7 +260,24 @@ fn main() -> Result<()> {
                 ),
             ));
         }
-        for peer in engines.iter().filter(|e| e.name != SUBJECT) {
+        // The database over the raw tree it is built on: what transactions, MVCC and the
+        // WAL cost.
+        if let Some(database) = engines.iter().find(|e| e.name == LightningDb::NAME) {
+            figures.push(Figure::new(
+                format!("{}_vs_{SUBJECT}_{}", LightningDb::NAME, workload.name),
+                database.median(w) / subject.median(w),
+                "ratio",
+                format!(
+                    "{0}_{1} / {SUBJECT}_{1}, medians of the same run (the database over its raw B+tree)",
+                    LightningDb::NAME,
+                    workload.name
+                ),
+            ));
+        }
+        for peer in engines
+            .iter()
+            .filter(|e| e.name != SUBJECT && e.name != LightningDb::NAME)
+        {
             let better = if workload.higher_is_better {
                 "above 1: lightning-btree is faster"
             } else {
@@ -299,8 +323,8 @@ fn main() -> Result<()> {
     }
     // The table: a row per workload, a column per engine, then the ratios.
     let mut table = format!(
-        "\n{:<36}{:>14}{:>14}{:>17}{:>10}{:>10}\n",
-        "workload (median)", "redb", "lmdb", "lightning_btree", "vs lmdb", "vs redb"
+        "\n{:<36}{:>14}{:>14}{:>17}{:>10}{:>10}{:>14}{:>9}\n",
+        "workload (median)", "redb", "lmdb", "lightning_btree", "vs lmdb", "vs redb", "lightning_db", "vs tree"
     );
     for (w, workload) in WORKLOADS.iter().enumerate() {
         let at = |name: &str| {
@@ -312,13 +336,15 @@ fn main() -> Result<()> {
         let l = at(SUBJECT);
         let _ = writeln!(
             table,
-            "{:<36}{:>14}{:>14}{:>17}{:>10.2}{:>10.2}",
+            "{:<36}{:>14}{:>14}{:>17}{:>10.2}{:>10.2}{:>14}{:>9.2}",
             format!("{} ({})", workload.name, workload.unit),
             format_value(at(Redb::NAME)),
             format_value(at(Lmdb::NAME)),
             format_value(l),
             l / at(Lmdb::NAME),
             l / at(Redb::NAME),
+            format_value(at(LightningDb::NAME)),
+            at(LightningDb::NAME) / l,
         );
     }
     let _ = writeln!(
