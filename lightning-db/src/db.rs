@@ -106,7 +106,8 @@ pub(crate) struct Inner {
     pub(crate) dir: PathBuf,
     pub(crate) opts: Options,
     pub(crate) instance: u64,
-    pub(crate) wal: Wal,
+    /// The WAL; `None` for a read-only open (its records were replayed into memory).
+    wal: Option<Wal>,
     pub(crate) store: Arc<TreeStore>,
     pub(crate) mgr: TxnManager<TreeStore>,
     pub(crate) catalog: Mutex<CatalogState>,
@@ -115,7 +116,7 @@ pub(crate) struct Inner {
     pub(crate) max_key_len: usize,
     closed: AtomicBool,
     background: Arc<Background>,
-    _lock: VfsLock,
+    _lock: Option<VfsLock>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -199,7 +200,15 @@ impl Database {
         let data = dir.join(DATA_FILE);
         let held = lock_dir(&*vfs, dir, &data, &opts)?;
         let wal_dir = dir.join(WAL_DIR);
-        let page_file = open_page_file(&*vfs, dir, &data, &wal_dir, &opts)?;
+        let page_file = if opts.read_only {
+            let ro = lightning_page::OpenOptions {
+                page_size: None,
+                read_only: true,
+            };
+            PageFile::open(&*vfs, &data, ro)?
+        } else {
+            open_page_file(&*vfs, dir, &data, &wal_dir, &opts)?
+        };
         let file = Arc::new(page_file);
         let sb = file.superblock();
         let pages = Arc::new(lightning_btree::Store::open(
@@ -218,25 +227,29 @@ impl Database {
             keyspaces,
             spares,
         } = catalog::load(&catalog_tree, &data, dir)?;
-        let store = Arc::new(TreeStore::new(
+        let store = TreeStore::new(
             Arc::clone(&pages),
             Applied {
                 lsn: sb.checkpoint_lsn,
                 ts: meta.last_ts,
             },
             data.clone(),
-        ));
+        );
+        let store = Arc::new(if opts.read_only {
+            store.read_only()
+        } else {
+            store
+        });
         let (open_keyspaces, written_roots) = open_trees(&store, keyspaces)?;
         let max_key_len = catalog_tree.max_key_len();
-        let wal = Wal::open(vfs, &wal_dir, wal_options(&opts))?;
-        let replayed = replay(&wal, &store, &meta, sb.checkpoint_lsn, &wal_dir)?;
+        let (wal, replayed) = recover(vfs, &wal_dir, &opts, &store, &meta, sb.checkpoint_lsn)?;
         let last_ts = store.applied().ts;
         let mgr = TxnManager::with_lock_timeout(
             Arc::clone(&store),
             last_ts,
             Duration::from_millis(opts.lock_timeout_ms),
         );
-        let wal_bytes = wal.stats().bytes;
+        let wal_bytes = wal.as_ref().map_or(0, |w| w.stats().bytes);
         let inner = Arc::new(Inner {
             dir: dir.to_path_buf(),
             instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
@@ -291,8 +304,26 @@ impl Database {
 }
 
 /// Creates the directory if it may, and takes its lock.
-fn lock_dir(vfs: &dyn Vfs, dir: &Path, data: &Path, opts: &Options) -> Result<VfsLock> {
-    if opts.create_if_missing {
+fn lock_dir(vfs: &dyn Vfs, dir: &Path, data: &Path, opts: &Options) -> Result<Option<VfsLock>> {
+    let lock_path = dir.join(LOCK_FILE);
+    if opts.read_only {
+        if !vfs
+            .exists(data)
+            .map_err(|e| Error::io("look for", data, e))?
+        {
+            return Err(Error::NotADatabase {
+                dir: dir.to_path_buf(),
+                reason: format!("{DATA_FILE} is missing (opened read-only: nothing is created)"),
+            });
+        }
+        // No lock file (a copied database): nothing to lock, and nothing is created.
+        if !vfs
+            .exists(&lock_path)
+            .map_err(|e| Error::io("look for", &lock_path, e))?
+        {
+            return Ok(None);
+        }
+    } else if opts.create_if_missing {
         vfs.create_dir_all(dir)
             .map_err(|e| Error::io("create the database directory", dir, e))?;
     } else if !vfs
@@ -304,8 +335,7 @@ fn lock_dir(vfs: &dyn Vfs, dir: &Path, data: &Path, opts: &Options) -> Result<Vf
             reason: format!("{DATA_FILE} is missing and create_if_missing is off"),
         });
     }
-    let lock_path = dir.join(LOCK_FILE);
-    vfs.lock(&lock_path).map_err(|e| {
+    vfs.lock(&lock_path).map(Some).map_err(|e| {
         if e.kind() == std::io::ErrorKind::WouldBlock {
             Error::Locked {
                 dir: dir.to_path_buf(),
@@ -397,12 +427,42 @@ fn open_page_file(
     Ok(file)
 }
 
+/// Opens the WAL (read-only: only reads it) and replays it above the checkpoint's LSN.
+fn recover(
+    vfs: Arc<dyn Vfs>,
+    wal_dir: &Path,
+    opts: &Options,
+    store: &TreeStore,
+    meta: &Meta,
+    checkpoint: Lsn,
+) -> Result<(Option<Wal>, u64)> {
+    if opts.read_only {
+        let max = wal_options(opts).max_record_size;
+        let (recovery, records) = lightning_wal::read_only(vfs, wal_dir, max, checkpoint.next())?;
+        let n = replay(&recovery, records, store, meta, checkpoint, wal_dir)?;
+        store.fail("the database was opened read-only".into());
+        Ok((None, n))
+    } else {
+        let wal = Wal::open(vfs, wal_dir, wal_options(opts))?;
+        let records = wal.read_from(checkpoint.next())?;
+        let n = replay(wal.recovery(), records, store, meta, checkpoint, wal_dir)?;
+        Ok((Some(wal), n))
+    }
+}
+
 /// Replays the WAL records above `from` into the trees. Returns how many commits it
 /// applied.
-fn replay(wal: &Wal, store: &TreeStore, meta: &Meta, from: Lsn, wal_dir: &Path) -> Result<u64> {
+fn replay(
+    recovery: &lightning_wal::Recovery,
+    records: lightning_wal::RecordIter,
+    store: &TreeStore,
+    meta: &Meta,
+    from: Lsn,
+    wal_dir: &Path,
+) -> Result<u64> {
     let span = tracing::info_span!("recovery", from = %from);
     let _span = span.enter();
-    let last = wal.last_lsn();
+    let last = recovery.last_lsn;
     if last < from {
         return Err(Error::Corruption {
             file: wal_dir.to_path_buf(),
@@ -412,7 +472,7 @@ fn replay(wal: &Wal, store: &TreeStore, meta: &Meta, from: Lsn, wal_dir: &Path) 
             ),
         });
     }
-    let first = wal.recovery().first_lsn;
+    let first = recovery.first_lsn;
     if first > from.next() {
         return Err(Error::Corruption {
             file: wal_dir.to_path_buf(),
@@ -425,7 +485,7 @@ fn replay(wal: &Wal, store: &TreeStore, meta: &Meta, from: Lsn, wal_dir: &Path) 
     }
     let mut applied = 0;
     let mut last_ts = meta.last_ts;
-    for rec in wal.read_from(from.next())? {
+    for rec in records {
         let rec = rec?;
         let at = |what: String| Error::Corruption {
             file: wal_dir.to_path_buf(),
@@ -492,18 +552,21 @@ fn shutdown(inner: &Arc<Inner>, thread: &Mutex<Option<JoinHandle<()>>>) -> Resul
         // A panicked background thread has nothing left to do.
         drop(t.join());
     }
+    let Some(wal) = inner.wal.as_ref() else {
+        return Ok(()); // read-only: nothing was written
+    };
     if inner.store.failure().is_some() {
         // Nothing more may be written: the next open recovers from the WAL.
         return Ok(());
     }
     inner.checkpoint_inner()?;
-    inner.wal.sync()?;
+    wal.sync()?;
     tracing::info!(dir = %inner.dir.display(), "database closed");
     Ok(())
 }
 
 fn spawn_background(inner: &Arc<Inner>) -> Result<Option<JoinHandle<()>>> {
-    if inner.opts.checkpoint_interval_ms == 0 {
+    if inner.opts.checkpoint_interval_ms == 0 || inner.opts.read_only {
         return Ok(None);
     }
     let worker = Arc::clone(inner);
@@ -533,8 +596,8 @@ fn background(inner: &Arc<Inner>) {
         if inner.store.failure().is_some() {
             continue;
         }
-        let written = inner
-            .wal
+        let Ok(wal) = inner.wal() else { return };
+        let written = wal
             .stats()
             .bytes
             .saturating_sub(lock(&inner.checkpoints).wal_bytes_at);
@@ -555,6 +618,13 @@ fn background(inner: &Arc<Inner>) {
 }
 
 impl Inner {
+    /// The WAL, or `Error::ReadOnly` for a read-only open.
+    pub(crate) fn wal(&self) -> Result<&Wal> {
+        self.wal.as_ref().ok_or_else(|| Error::ReadOnly {
+            reason: "the database was opened read-only".into(),
+        })
+    }
+
     pub(crate) fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             Err(Error::Closed)
@@ -716,9 +786,10 @@ impl Inner {
         self.counters
             .peak_pages
             .fetch_max(self.store.pages.file().page_count(), Ordering::Relaxed);
-        let wal_bytes = self.wal.stats().bytes;
+        let wal = self.wal()?;
+        let wal_bytes = wal.stats().bytes;
         // Catch the log up outside the quiet point: it then holds nearly all it must.
-        if let Err(e) = self.wal.sync() {
+        if let Err(e) = wal.sync() {
             self.fail(format!("a WAL fsync before a checkpoint failed: {e}"));
             return Err(e.into());
         }
@@ -747,8 +818,8 @@ impl Inner {
         };
         // Every record the checkpoint covers must be durable, or a crash could cut the log
         // below its LSN and the next records would reuse LSNs it claims to cover.
-        if self.wal.durable_lsn() < applied.lsn
-            && let Err(e) = self.wal.sync()
+        if wal.durable_lsn() < applied.lsn
+            && let Err(e) = wal.sync()
         {
             self.fail(format!("a WAL fsync in a checkpoint failed: {e}"));
             return Err(e.into());
@@ -771,7 +842,7 @@ impl Inner {
         ck.newest = applied.lsn;
         ck.wal_bytes_at = wal_bytes;
         // The older image (at `older`) needs the records above it.
-        let truncated = self.wal.truncate_before(older.next()).unwrap_or_else(|e| {
+        let truncated = wal.truncate_before(older.next()).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "WAL truncation failed; the next checkpoint retries it");
             0
         });

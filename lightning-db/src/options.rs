@@ -29,6 +29,11 @@ pub enum Durability {
 pub struct Options {
     /// Create the database when the directory holds none. Default `true`.
     pub create_if_missing: bool,
+    /// Open for reading only, for inspection tools: no file is created or written (the
+    /// WAL's torn tail is not cut; its commits are replayed into memory), writes fail with
+    /// `Error::ReadOnly`, and nothing runs in the background. The directory's lock is still
+    /// taken, so a database open elsewhere is `Error::Locked`. Default `false`.
+    pub read_only: bool,
     /// Page size in bytes of a new database: a power of two from 4096 to 65536. An existing
     /// database keeps the size it was created with. Default 8192.
     pub page_size: u32,
@@ -63,6 +68,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             create_if_missing: true,
+            read_only: false,
             page_size: 8192,
             cache_bytes: 256 << 20,
             durability: Durability::Immediate,

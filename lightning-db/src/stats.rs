@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use lightning_wal::Wal;
+
 use crate::Database;
 
 /// Counters the database keeps itself (the layers below keep theirs).
@@ -186,7 +188,7 @@ impl Database {
         let inner = self.inner();
         let txn = inner.mgr.stats();
         let locks = inner.mgr.locks().stats();
-        let wal = inner.wal.stats();
+        let wal = inner.wal().map(Wal::stats).unwrap_or_default();
         let cache = inner.store.pages.cache_stats();
         let alloc = inner.store.pages.allocator().stats();
         let k = &inner.counters;

@@ -6,7 +6,7 @@
 //! keyspace that is gone (dropped while a transaction was open, or replayed from a WAL
 //! record older than the drop) are skipped; reads of one find nothing.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -74,6 +74,10 @@ pub(crate) struct TreeStore {
     damaged: AtomicBool,
     gc_queue: Mutex<GcQueue>,
     pub(crate) gc: GcCounters,
+    /// For a read-only open: the version lists of the keys the WAL replay changed, kept in
+    /// memory over the trees (an empty list hides the tree's entry). `None`: commits are
+    /// applied to the trees.
+    overlay: Option<RwLock<BTreeMap<Vec<u8>, VersionList>>>,
     /// The page file, for errors.
     file: PathBuf,
 }
@@ -112,8 +116,79 @@ impl TreeStore {
             damaged: AtomicBool::new(false),
             gc_queue: Mutex::default(),
             gc: GcCounters::default(),
+            overlay: None,
             file,
         }
+    }
+
+    /// Makes this a read-only store: commits (the WAL replay) go to an overlay in memory,
+    /// never into the trees.
+    pub(crate) fn read_only(mut self) -> Self {
+        self.overlay = Some(RwLock::default());
+        self
+    }
+
+    /// Whether this is a read-only store with an overlay.
+    pub(crate) fn has_overlay(&self) -> bool {
+        self.overlay.is_some()
+    }
+
+    /// The overlay's list for `key` (prefixed), when the store has an overlay holding it.
+    pub(crate) fn overlay_versions(&self, key: &[u8]) -> Option<VersionList> {
+        let overlay = self.overlay.as_ref()?;
+        overlay
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned()
+    }
+
+    /// The overlay's rows in `range`, in scan order (empty without an overlay).
+    fn overlay_rows(&self, range: &KeyRange, rev: bool) -> VecDeque<(Vec<u8>, VersionList)> {
+        let Some(overlay) = self.overlay.as_ref() else {
+            return VecDeque::new();
+        };
+        let map = overlay.read().unwrap_or_else(PoisonError::into_inner);
+        if lightning_mvcc::range_is_empty(range) {
+            return VecDeque::new();
+        }
+        let rows = map.range::<Vec<u8>, _>((range.0.as_ref(), range.1.as_ref()));
+        let copy = |(k, v): (&Vec<u8>, &VersionList)| (k.clone(), v.clone());
+        if rev {
+            rows.rev().map(copy).collect()
+        } else {
+            rows.map(copy).collect()
+        }
+    }
+
+    /// Applies a replayed commit to the overlay.
+    fn apply_to_overlay(
+        &self,
+        overlay: &RwLock<BTreeMap<Vec<u8>, VersionList>>,
+        commit_ts: Timestamp,
+        lsn: Lsn,
+        writes: &[(Vec<u8>, Option<Vec<u8>>)],
+    ) -> lightning_mvcc::Result<()> {
+        let mut map = overlay.write().unwrap_or_else(PoisonError::into_inner);
+        for (key, value) in writes {
+            let Some((id, user)) = keys::split(key) else {
+                continue;
+            };
+            let Some(tree) = self.tree(id) else { continue };
+            let mut list = match map.get(key) {
+                Some(list) => list.clone(),
+                None => self.read_list(&tree, id, user)?,
+            };
+            let value = value
+                .clone()
+                .map_or(VersionValue::Tombstone, VersionValue::Value);
+            list.push(Version { commit_ts, value })?;
+            list.trim(commit_ts);
+            map.insert(key.clone(), list);
+        }
+        drop(map);
+        *lock(&self.applied) = Applied { lsn, ts: commit_ts };
+        Ok(())
     }
 
     /// Holds off checkpoints while the trees change.
@@ -346,6 +421,9 @@ pub(crate) fn unstore(e: lightning_mvcc::Error) -> crate::Error {
 impl VersionStore for TreeStore {
     fn versions(&self, key: &[u8]) -> lightning_mvcc::Result<VersionList> {
         self.check_readable().map_err(store_err)?;
+        if let Some(list) = self.overlay_versions(key) {
+            return Ok(list);
+        }
         let Some((id, user)) = keys::split(key) else {
             return Ok(VersionList::new());
         };
@@ -370,6 +448,9 @@ impl VersionStore for TreeStore {
         writes: &[(Vec<u8>, Option<Vec<u8>>)],
         oldest_active: Timestamp,
     ) -> lightning_mvcc::Result<()> {
+        if let Some(overlay) = &self.overlay {
+            return self.apply_to_overlay(overlay, commit_ts, lsn, writes);
+        }
         let _gate = self.write_gate();
         self.check_writable()?;
         let rmw = lock(&self.rmw);
@@ -446,7 +527,8 @@ impl TreeStore {
         let Some(tree) = self.tree(id) else {
             return Box::new(std::iter::empty());
         };
-        Box::new(TreeScan {
+        let overlay = self.overlay_rows(&range, rev);
+        let scan = TreeScan {
             store: self,
             tree,
             id,
@@ -455,6 +537,14 @@ impl TreeStore {
             rev,
             batch: VecDeque::new(),
             done: false,
+        };
+        if overlay.is_empty() {
+            return Box::new(scan);
+        }
+        Box::new(Overlaid {
+            tree: scan.peekable(),
+            overlay,
+            rev,
         })
     }
 }
@@ -534,6 +624,50 @@ impl Iterator for TreeScan<'_> {
                 return None;
             }
             self.refill();
+        }
+    }
+}
+
+/// A tree's rows with the overlay's laid over them (read-only opens): the overlay's list
+/// replaces the tree's for the same key, an empty one hides it.
+struct Overlaid<'s> {
+    tree: std::iter::Peekable<TreeScan<'s>>,
+    overlay: VecDeque<(Vec<u8>, VersionList)>,
+    rev: bool,
+}
+
+impl Iterator for Overlaid<'_> {
+    type Item = lightning_mvcc::Result<(Vec<u8>, VersionList)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let tree_key = match self.tree.peek() {
+                Some(Ok((k, _))) => Some(k.as_slice()),
+                Some(Err(_)) => return self.tree.next(),
+                None => None,
+            };
+            let over_key = self.overlay.front().map(|(k, _)| k.as_slice());
+            let take_overlay = match (tree_key, over_key) {
+                (None, None) => return None,
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
+                (Some(t), Some(o)) => {
+                    if t == o {
+                        self.tree.next();
+                        true
+                    } else {
+                        (o < t) != self.rev
+                    }
+                }
+            };
+            if !take_overlay {
+                return self.tree.next();
+            }
+            match self.overlay.pop_front() {
+                Some((_, list)) if list.is_empty() => {}
+                Some(row) => return Some(Ok(row)),
+                None => return None,
+            }
         }
     }
 }

@@ -152,6 +152,11 @@ impl ReadTx<'_> {
     pub fn get(&self, ks: &Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let tree = self.db.resolve(ks)?;
         self.db.store.check_readable()?;
+        if self.db.store.has_overlay()
+            && let Some(list) = self.db.store.overlay_versions(&keys::join(ks.id, key))
+        {
+            return visible_value(list, self.read_ts);
+        }
         let Some(bytes) = tree.get(key)? else {
             return Ok(None);
         };
@@ -431,7 +436,7 @@ impl WriteTx<'_> {
             db.check_writable()?;
         }
         let log = WalLog {
-            wal: &db.wal,
+            wal: db.wal()?,
             durability: self.durability,
         };
         let span = tracing::trace_span!("commit", read_ts = %self.txn.read_ts());

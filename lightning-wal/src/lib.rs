@@ -64,4 +64,4 @@ pub use error::{Error, Result};
 pub use frame::{Lsn, Record};
 pub use scan::{RecordIter, TornTail};
 pub use stats::{GROUP_BUCKETS, LATENCY_BUCKETS, WalStats};
-pub use wal::{Appended, Durability, Recovery, Wal, WalOptions};
+pub use wal::{Appended, Durability, Recovery, Wal, WalOptions, read_only};

@@ -244,6 +244,45 @@ impl std::fmt::Debug for Appended {
     }
 }
 
+/// Reads the log in `dir` without changing any file, for inspection and read-only opens:
+/// validates it as [`Wal::open`] does — damage to a record that was durable is an error, a
+/// torn tail is reported in [`Recovery::torn_tail`] but not cut — and returns what it found
+/// and the records from `from` on, up to the last valid one. A missing directory is an
+/// empty log.
+pub fn read_only(
+    vfs: Arc<dyn Vfs>,
+    dir: &Path,
+    max_record_size: u32,
+    from: Lsn,
+) -> Result<(Recovery, RecordIter)> {
+    let exists = vfs.exists(dir).map_err(|e| Error::io("look for", dir, e))?;
+    let layout = if exists {
+        scan_dir(&*vfs, dir, max_record_size)?
+    } else {
+        crate::scan::Layout {
+            segments: Vec::new(),
+            last: Lsn::ZERO,
+            torn: None,
+        }
+    };
+    let recovery = Recovery {
+        first_lsn: layout
+            .segments
+            .first()
+            .map_or(layout.last.next(), |s| s.first),
+        last_lsn: layout.last,
+        segments: layout.segments.len(),
+        torn_tail: layout.torn,
+    };
+    let segments = layout
+        .segments
+        .iter()
+        .map(|s| (s.first, s.path.clone()))
+        .collect();
+    let records = RecordIter::new(vfs, segments, from, layout.last, max_record_size);
+    Ok((recovery, records))
+}
+
 /// Replaces the file at `path` with one holding exactly `bytes`, durably and atomically:
 /// written and synced under a temporary name, renamed over `path`, the directory synced.
 /// A power cut at any point leaves the old file or the new one, whole. Returns the new

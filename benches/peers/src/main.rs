@@ -184,7 +184,13 @@ fn main() -> Result<()> {
                     Redb::NAME => e.add(round::<Redb>(dir.path(), r, &setup, &data, sync_for)?),
                     Lmdb::NAME => e.add(round::<Lmdb>(dir.path(), r, &setup, &data, sync_for)?),
                     LightningDb::NAME => {
-                        e.add(round::<LightningDb>(dir.path(), r, &setup, &data, sync_for)?);
+                        e.add(round::<LightningDb>(
+                            dir.path(),
+                            r,
+                            &setup,
+                            &data,
+                            sync_for,
+                        )?);
                     }
                     _ => e.add(round::<LightningBtree>(
                         dir.path(),
@@ -219,7 +225,13 @@ fn main() -> Result<()> {
             &data,
             sync_for,
         )?);
-        database.add(round::<LightningDb>(dir.path(), r, &setup, &data, sync_for)?);
+        database.add(round::<LightningDb>(
+            dir.path(),
+            r,
+            &setup,
+            &data,
+            sync_for,
+        )?);
     }
 
     let shape = format!(
@@ -324,7 +336,14 @@ fn main() -> Result<()> {
     // The table: a row per workload, a column per engine, then the ratios.
     let mut table = format!(
         "\n{:<36}{:>14}{:>14}{:>17}{:>10}{:>10}{:>14}{:>9}\n",
-        "workload (median)", "redb", "lmdb", "lightning_btree", "vs lmdb", "vs redb", "lightning_db", "vs tree"
+        "workload (median)",
+        "redb",
+        "lmdb",
+        "lightning_btree",
+        "vs lmdb",
+        "vs redb",
+        "lightning_db",
+        "vs tree"
     );
     for (w, workload) in WORKLOADS.iter().enumerate() {
         let at = |name: &str| {

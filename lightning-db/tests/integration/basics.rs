@@ -472,3 +472,89 @@ fn a_damaged_newest_superblock_falls_back_to_the_older_image_and_replays_the_wal
         assert!(db.check().unwrap().is_empty(), "{:?}", db.check());
     }
 }
+
+#[test]
+fn a_read_only_open_replays_into_memory_and_writes_nothing() {
+    use lightning_db::page::vfs::{CrashMode, CrashVfs, Vfs};
+    let vfs = Arc::new(CrashVfs::new(5));
+    let db = Database::open_with_vfs(vfs.clone(), Path::new("/db"), small()).unwrap();
+    let ks = db.keyspace("k").unwrap();
+    for i in 0..200u32 {
+        db.put(&ks, format!("key-{i:03}").as_bytes(), b"checkpointed")
+            .unwrap();
+    }
+    db.checkpoint().unwrap();
+    // After the checkpoint, only in the WAL: overwrites, deletes and new keys.
+    for i in (0..200u32).step_by(3) {
+        db.put(&ks, format!("key-{i:03}").as_bytes(), b"replayed")
+            .unwrap();
+    }
+    for i in (1..200u32).step_by(3) {
+        db.delete(&ks, format!("key-{i:03}").as_bytes()).unwrap();
+    }
+    db.put(&ks, b"key-999", b"new").unwrap();
+    // The process dies: no close, no checkpoint.
+    vfs.crash(CrashMode::KeepPrefix(usize::MAX));
+    drop(db);
+    let files = |vfs: &CrashVfs| {
+        let v: &dyn Vfs = vfs;
+        let mut all = Vec::new();
+        for dir in ["/db", "/db/wal"] {
+            for p in v.list(Path::new(dir)).unwrap() {
+                let c = vfs.contents(&p);
+                all.push((p, c));
+            }
+        }
+        all
+    };
+    let before = files(&vfs);
+    let ro = Options {
+        read_only: true,
+        ..small()
+    };
+    let db = Database::open_with_vfs(vfs.clone(), Path::new("/db"), ro.clone()).unwrap();
+    let ks = db.open_keyspace("k").unwrap();
+    let want = |i: u32| match i % 3 {
+        0 => Some(b"replayed".to_vec()),
+        1 => None,
+        _ => Some(b"checkpointed".to_vec()),
+    };
+    for i in 0..200u32 {
+        assert_eq!(
+            db.get(&ks, format!("key-{i:03}").as_bytes()).unwrap(),
+            want(i),
+            "{i}"
+        );
+    }
+    let snap = db.begin_read().unwrap();
+    let fwd = rows(snap.range::<&[u8]>(&ks, ..).unwrap());
+    let mut expect: Vec<(Vec<u8>, Vec<u8>)> = (0..200u32)
+        .filter_map(|i| want(i).map(|v| (format!("key-{i:03}").into_bytes(), v)))
+        .collect();
+    expect.push((b"key-999".to_vec(), b"new".to_vec()));
+    assert_eq!(fwd, expect);
+    let mut back = rows(snap.range_rev::<&[u8]>(&ks, ..).unwrap());
+    back.reverse();
+    assert_eq!(back, expect);
+    drop(snap);
+    assert!(matches!(
+        db.put(&ks, b"x", b"y"),
+        Err(Error::ReadOnly { .. })
+    ));
+    assert!(matches!(db.checkpoint(), Err(Error::ReadOnly { .. })));
+    assert!(matches!(db.keyspace("new"), Err(Error::ReadOnly { .. })));
+    assert!(db.check().unwrap().is_empty());
+    db.close().unwrap();
+    assert_eq!(files(&vfs), before, "a read-only open changed a file");
+    assert_eq!(vfs.pending_ops(), 0, "nothing written");
+    // A read-write open recovers the same.
+    let db = Database::open_with_vfs(vfs.clone(), Path::new("/db"), small()).unwrap();
+    let ks = db.open_keyspace("k").unwrap();
+    assert_eq!(
+        rows(db.begin_read().unwrap().range::<&[u8]>(&ks, ..).unwrap()),
+        expect
+    );
+    // Nothing to open read-only where no database is.
+    let err = Database::open_with_vfs(vfs, Path::new("/none"), ro).unwrap_err();
+    assert!(matches!(err, Error::NotADatabase { .. }), "{err}");
+}

@@ -1,7 +1,7 @@
 //! Space: rewriting and deleting the whole data set, round after round, does not grow the
 //! file — versions are collected and emptied pages reused, with no offline compaction —
 //! and `compact()` packs it to within 1.5x of the bytes stored. (While a whole data set is
-//! rewritten the file holds the retained images as well: ADR 011 gives the arithmetic.)
+//! rewritten the file holds the retained images as well: ADR 012 gives the arithmetic.)
 
 use std::path::Path;
 use std::sync::Arc;

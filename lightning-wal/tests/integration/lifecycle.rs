@@ -248,3 +248,62 @@ fn new_segments_are_preallocated_to_their_size_in_a_few_large_writes() {
         }
     }
 }
+
+#[test]
+fn read_only_reads_the_log_and_changes_no_file() {
+    use lightning_page::vfs::{CrashMode, CrashVfs, Fault, FaultKind, FaultOp, Vfs};
+    use lightning_wal::{Durability, Wal, read_only};
+    use std::path::Path;
+    let vfs = Arc::new(CrashVfs::new(3));
+    let dir = Path::new("db/wal");
+    let opts = WalOptions {
+        segment_size: 8192,
+        ..WalOptions::default()
+    };
+    {
+        let wal = Wal::open(vfs.clone(), dir, opts.clone()).unwrap();
+        for i in 0..50u32 {
+            wal.append(1, &i.to_le_bytes().repeat(20), Durability::Immediate)
+                .unwrap();
+        }
+        wal.append(1, &[9; 3000], Durability::None).unwrap();
+        drop(wal);
+    }
+    {
+        // A last record written after the close, never synced: torn by the cut.
+        let wal = Wal::open(vfs.clone(), dir, opts.clone()).unwrap();
+        wal.append(1, &[7; 3000], Durability::None).unwrap();
+        vfs.inject(Fault {
+            op: FaultOp::Sync,
+            nth: 0,
+            permanent: true,
+            kind: FaultKind::PowerCut,
+        });
+        drop(wal);
+    }
+    vfs.crash(CrashMode::TornWrite { garbage: true });
+    let files = |vfs: &CrashVfs| -> Vec<(std::path::PathBuf, Option<Vec<u8>>)> {
+        let v: &dyn Vfs = vfs;
+        v.list(dir)
+            .unwrap()
+            .into_iter()
+            .map(|p| {
+                let c = vfs.contents(&p);
+                (p, c)
+            })
+            .collect()
+    };
+    let before = files(&vfs);
+    let (recovery, records) =
+        read_only(vfs.clone(), dir, opts.max_record_size, Lsn::new(10)).unwrap();
+    let records: Vec<_> = records.collect::<Result<_, _>>().unwrap();
+    assert_eq!(recovery.last_lsn, Lsn::new(51), "{recovery:?}");
+    assert_eq!(records.len(), 42);
+    assert_eq!(records[0].lsn, Lsn::new(10));
+    assert_eq!(files(&vfs), before, "nothing written");
+    assert_eq!(vfs.pending_ops(), 0);
+    // A missing directory is an empty log.
+    let (empty, mut none) = read_only(vfs, Path::new("nowhere"), 1 << 20, Lsn::new(1)).unwrap();
+    assert_eq!(empty.last_lsn, Lsn::ZERO);
+    assert!(none.next().is_none());
+}
