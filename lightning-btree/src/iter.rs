@@ -211,8 +211,26 @@ impl BTree {
     }
 
     fn range_of(&self, lo: Bound<Vec<u8>>, hi: Bound<Vec<u8>>) -> Range<'_> {
-        Range {
+        RangeIn {
             tree: self,
+            lo,
+            hi,
+            front: End::default(),
+            back: End::default(),
+            done: false,
+        }
+    }
+
+    /// [`range`](Self::range) holding a handle to the tree instead of a borrow, for an
+    /// iterator kept where no borrow of the tree lives long enough (the database's
+    /// transactions hold their keyspace's tree by `Arc`).
+    pub fn range_owned(
+        self: &std::sync::Arc<Self>,
+        lo: Bound<Vec<u8>>,
+        hi: Bound<Vec<u8>>,
+    ) -> OwnedRange {
+        RangeIn {
+            tree: std::sync::Arc::clone(self),
             lo,
             hi,
             front: End::default(),
@@ -463,8 +481,8 @@ struct End {
 /// only) and moves to the next leaf through the path it keeps, so a scan of `n` entries
 /// copies `n` keys and values and descends from the root once, unless a writer changes the
 /// tree meanwhile (then it finds its place again from the last key it returned).
-pub struct Range<'t> {
-    tree: &'t BTree,
+pub struct RangeIn<T> {
+    tree: T,
     lo: Bound<Vec<u8>>,
     hi: Bound<Vec<u8>>,
     front: End,
@@ -472,7 +490,14 @@ pub struct Range<'t> {
     done: bool,
 }
 
-impl std::fmt::Debug for Range<'_> {
+/// [`RangeIn`] borrowing its tree: what [`BTree::range`] returns.
+pub type Range<'t> = RangeIn<&'t BTree>;
+
+/// [`RangeIn`] holding its tree, for an iterator that must outlive any borrow of it
+/// ([`BTree::range_owned`]).
+pub type OwnedRange = RangeIn<std::sync::Arc<BTree>>;
+
+impl<T> std::fmt::Debug for RangeIn<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Range")
             .field("lo", &self.lo)
@@ -481,7 +506,7 @@ impl std::fmt::Debug for Range<'_> {
     }
 }
 
-impl Range<'_> {
+impl<T: std::ops::Deref<Target = BTree>> RangeIn<T> {
     fn step(&mut self, dir: Dir) -> Option<Result<(Vec<u8>, Vec<u8>)>> {
         if self.done {
             return None;
@@ -528,7 +553,7 @@ impl Range<'_> {
     }
 }
 
-impl Iterator for Range<'_> {
+impl<T: std::ops::Deref<Target = BTree>> Iterator for RangeIn<T> {
     type Item = Result<(Vec<u8>, Vec<u8>)>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -536,7 +561,7 @@ impl Iterator for Range<'_> {
     }
 }
 
-impl DoubleEndedIterator for Range<'_> {
+impl<T: std::ops::Deref<Target = BTree>> DoubleEndedIterator for RangeIn<T> {
     fn next_back(&mut self) -> Option<Self::Item> {
         self.step(Dir::Backward)
     }

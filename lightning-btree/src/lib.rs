@@ -56,6 +56,6 @@ mod tree;
 
 pub use check::{CheckReport, Problem};
 pub use error::{Error, Result};
-pub use iter::{Cursor, Range};
+pub use iter::{Cursor, OwnedRange, Range, RangeIn};
 pub use store::{Checkpoint, Store};
 pub use tree::{BTree, MAX_VALUE_LEN};

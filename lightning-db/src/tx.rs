@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use lightning_btree::BTree;
 use lightning_mvcc::{
     CommitLog, Isolation, KeyRange, LogError, Lsn, Timestamp, Transaction, TxnOptions, VersionList,
-    VersionStore, VersionValue, WriteSet,
+    VersionStore, VersionValue, VisibleRef, WriteSet, visible_encoded,
 };
 use lightning_wal::{Appended, Wal};
 
@@ -111,6 +111,28 @@ impl Inner {
     }
 }
 
+fn no_overflow() -> Error {
+    Error::Txn(lightning_mvcc::Error::Corrupt(
+        "an overflow reference in a store that keeps values inline",
+    ))
+}
+
+/// A version list that failed its checks, named by keyspace and key.
+fn damaged_list(
+    dir: &std::path::Path,
+    keyspace: &str,
+    key: &[u8],
+    e: &lightning_mvcc::Error,
+) -> Error {
+    Error::Corruption {
+        file: dir.join(crate::DATA_FILE),
+        what: format!(
+            "the version list of key {:?} in keyspace {keyspace:?}: {e}",
+            String::from_utf8_lossy(key)
+        ),
+    }
+}
+
 fn visible_value(list: VersionList, read_ts: Timestamp) -> Result<Option<Vec<u8>>> {
     match list.into_visible(read_ts).map(|v| v.value) {
         Some(VersionValue::Value(v)) => Ok(Some(v)),
@@ -157,22 +179,86 @@ impl ReadTx<'_> {
         {
             return visible_value(list, self.read_ts);
         }
-        let Some(bytes) = tree.get(key)? else {
-            return Ok(None);
-        };
-        let list = VersionList::decode(&bytes).map_err(|e| Error::Corruption {
-            file: self.db.dir.join(crate::DATA_FILE),
-            what: format!(
-                "the version list of key {:?} in keyspace {:?}: {e}",
-                String::from_utf8_lossy(key),
-                ks.name()
-            ),
+        let read_ts = self.read_ts;
+        // The visible value straight from the encoded list in its leaf: nothing decoded,
+        // one copy of the value.
+        let found = tree.get_with(key, |bytes| match visible_encoded(bytes, read_ts) {
+            Ok(VisibleRef::Value(v)) => Ok(Some(v.to_vec())),
+            Ok(VisibleRef::Absent) => Ok(None),
+            Ok(VisibleRef::Overflow { .. }) => Err(no_overflow()),
+            Err(e) => Err(self.damaged_list(ks, key, &e)),
         })?;
-        visible_value(list, self.read_ts)
+        found.unwrap_or(Ok(None))
+    }
+
+    fn damaged_list(&self, ks: &Keyspace, key: &[u8], e: &lightning_mvcc::Error) -> Error {
+        damaged_list(&self.db.dir, ks.name(), key, e)
     }
 
     fn scan(&self, ks: &Keyspace, range: KeyRange, rev: bool) -> Result<Iter<'_>> {
-        self.db.resolve(ks)?;
+        let tree = self.db.resolve(ks)?;
+        self.db.store.check_readable()?;
+        if self.db.store.has_overlay() {
+            return Ok(self.scan_overlaid(range, rev));
+        }
+        let Some((_, (lo, hi))) = keys::unprefix(&range) else {
+            return Ok(Iter {
+                inner: Box::new(std::iter::empty()),
+            });
+        };
+        if lightning_mvcc::range_is_empty(&(lo.clone(), hi.clone())) {
+            return Ok(Iter {
+                inner: Box::new(std::iter::empty()),
+            });
+        }
+        // The tree's own range, read in place: each row's visible value is cut out of its
+        // encoded list (no decoding, no second copy).
+        let rows = tree.range_owned(lo, hi);
+        let read_ts = self.read_ts;
+        let (dir, name) = (self.db.dir.clone(), ks.name.clone());
+        let mut failed = false;
+        let visible = move |row: lightning_btree::Result<(Vec<u8>, Vec<u8>)>| -> Option<Row> {
+            if failed {
+                return None;
+            }
+            let (key, mut bytes) = match row {
+                Ok(kv) => kv,
+                Err(e) => {
+                    failed = true;
+                    return Some(Err(e.into()));
+                }
+            };
+            let at = match visible_encoded(&bytes, read_ts) {
+                Ok(VisibleRef::Value(v)) => {
+                    Ok((v.as_ptr() as usize - bytes.as_ptr() as usize, v.len()))
+                }
+                Ok(VisibleRef::Absent) => return None,
+                Ok(VisibleRef::Overflow { .. }) => Err(no_overflow()),
+                Err(e) => Err(damaged_list(&dir, &name, &key, &e)),
+            };
+            match at {
+                Ok((start, len)) => {
+                    bytes.copy_within(start..start + len, 0);
+                    bytes.truncate(len);
+                    Some(Ok((key, bytes)))
+                }
+                Err(e) => {
+                    failed = true;
+                    Some(Err(e))
+                }
+            }
+        };
+        Ok(Iter {
+            inner: if rev {
+                Box::new(rows.rev().filter_map(visible))
+            } else {
+                Box::new(rows.filter_map(visible))
+            },
+        })
+    }
+
+    /// A scan of a read-only open: the trees with the replayed commits laid over them.
+    fn scan_overlaid(&self, range: KeyRange, rev: bool) -> Iter<'_> {
         let store: &TreeStore = &self.db.store;
         let rows = if rev {
             store.scan_rev(range)
@@ -181,7 +267,7 @@ impl ReadTx<'_> {
         };
         let read_ts = self.read_ts;
         let mut failed = false;
-        Ok(Iter {
+        Iter {
             inner: Box::new(rows.filter_map(move |row| {
                 if failed {
                     return None;
@@ -201,7 +287,7 @@ impl ReadTx<'_> {
                     }
                 }
             })),
-        })
+        }
     }
 
     /// The rows of `ks` in `range`, ascending.

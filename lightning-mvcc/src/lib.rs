@@ -117,4 +117,6 @@ pub use locks::{LockManager, LockMode, LockStats, TxnId};
 pub use oracle::{Timestamp, TimestampOracle};
 pub use store::{KeyRange, MemStore, VersionScan, VersionStore, in_range, range_is_empty};
 pub use txn::{Isolation, Scan, Transaction, TxnManager, TxnOptions, TxnStats};
-pub use versions::{MAX_VALUE_LEN, Version, VersionList, VersionValue};
+pub use versions::{
+    MAX_VALUE_LEN, Version, VersionList, VersionValue, VisibleRef, visible_encoded,
+};

@@ -275,6 +275,65 @@ impl VersionList {
     }
 }
 
+/// What a snapshot sees in an encoded version list ([`visible_encoded`]), borrowed from the
+/// encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VisibleRef<'a> {
+    /// No version at or before the snapshot, or the visible one is a tombstone.
+    Absent,
+    /// The visible value, inline.
+    Value(&'a [u8]),
+    /// The visible value lives in overflow pages.
+    Overflow {
+        /// First overflow page.
+        page: PageId,
+        /// The value's length.
+        len: u32,
+    },
+}
+
+/// The version a snapshot at `read_ts` sees in an encoded list, without decoding the list
+/// into versions: no allocation, the value borrowed from `bytes`. The whole encoding is
+/// checked as [`VersionList::decode`] checks it (count, order, kinds, lengths, no trailing
+/// bytes), so damage is [`Error::Corrupt`] here too, never a panic or a wrong answer.
+pub fn visible_encoded(bytes: &[u8], read_ts: Timestamp) -> Result<VisibleRef<'_>> {
+    let mut r = Reader { bytes, at: 0 };
+    let n = r.u32()? as usize;
+    if n > bytes.len() / 9 {
+        return Err(Error::Corrupt("version count larger than the bytes hold"));
+    }
+    let mut seen: Option<VisibleRef<'_>> = None;
+    let mut newer: Option<u64> = None;
+    for _ in 0..n {
+        let commit_ts = r.u64()?;
+        if newer.is_some_and(|t| t <= commit_ts) {
+            return Err(Error::Corrupt("versions not newest first"));
+        }
+        newer = Some(commit_ts);
+        let value = match r.u8()? {
+            VALUE => {
+                let len = r.u32()? as usize;
+                let at = r.at;
+                r.take(len)?;
+                VisibleRef::Value(&bytes[at..at + len])
+            }
+            TOMBSTONE => VisibleRef::Absent,
+            OVERFLOW => VisibleRef::Overflow {
+                page: PageId::new(r.u64()?),
+                len: r.u32()?,
+            },
+            _ => return Err(Error::Corrupt("unknown version kind")),
+        };
+        if seen.is_none() && commit_ts <= read_ts.get() {
+            seen = Some(value);
+        }
+    }
+    if r.at != bytes.len() {
+        return Err(Error::Corrupt("trailing bytes after the version list"));
+    }
+    Ok(seen.unwrap_or(VisibleRef::Absent))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -471,6 +530,32 @@ mod tests {
             }
             l
         })
+    }
+
+    proptest! {
+        /// The borrowed reader agrees with decoding, on valid lists and on any bytes.
+        #[test]
+        fn visible_encoded_agrees_with_decode(
+            vs in proptest::collection::vec(proptest::option::of(proptest::collection::vec(any::<u8>(), 0..20)), 0..6),
+            read in 0u64..10,
+            junk in proptest::collection::vec(any::<u8>(), 0..40),
+        ) {
+            let mut l = VersionList::new();
+            for (i, v) in vs.iter().enumerate() {
+                let value = v.clone().map_or(VersionValue::Tombstone, VersionValue::Value);
+                l.push(Version { commit_ts: ts(i as u64 + 1), value }).unwrap();
+            }
+            let bytes = l.encode().unwrap();
+            let want = match l.visible(ts(read)).map(|v| &v.value) {
+                Some(VersionValue::Value(v)) => VisibleRef::Value(v),
+                _ => VisibleRef::Absent,
+            };
+            prop_assert_eq!(visible_encoded(&bytes, ts(read)).unwrap(), want);
+            prop_assert_eq!(
+                visible_encoded(&junk, ts(read)).is_ok(),
+                VersionList::decode(&junk).is_ok()
+            );
+        }
     }
 
     proptest! {
