@@ -106,6 +106,17 @@ pub(crate) fn child_of(first: PageId, entries: &[(Vec<u8>, PageId)], i: usize) -
     if i == 0 { first } else { entries[i - 1].1 }
 }
 
+/// Where an insert's descent is.
+#[derive(Debug, Clone, Copy)]
+struct Descent {
+    /// Levels above.
+    depth: usize,
+    /// The node is known to be a leaf (a child of a level-1 branch).
+    leaf: bool,
+    /// The node is on the tree's rightmost path (every step took the last child).
+    rightmost: bool,
+}
+
 /// Bytes a leaf cell takes, its slot included (what it adds to `Node::size`).
 fn cell_size(key: &[u8], val: ValRef<'_>) -> usize {
     SLOT + 2 + key.len() + val.cell_len()
@@ -115,6 +126,15 @@ fn cell_size(key: &[u8], val: ValRef<'_>) -> usize {
 /// that separates them in the parent, and the right half. The split point maximizes the
 /// smaller half, so both stay above the fill bound even with keys at the size limit.
 pub(crate) fn split(node: Node) -> (Node, Vec<u8>, Node) {
+    split_with(node, None)
+}
+
+/// [`split`], or — with `append = Some(min)`, for a node that overflowed because a key was
+/// added at the end of the tree's rightmost path (ascending inserts) — a split that leaves
+/// the right half as small as the fill bound allows (the shortest tail of at least `min`
+/// bytes), so that nodes filled in key order end up about three quarters full instead of
+/// half. It falls back to the even split when no such tail leaves a left half of `min` too.
+pub(crate) fn split_with(node: Node, append: Option<usize>) -> (Node, Vec<u8>, Node) {
     match node {
         Node::Leaf(mut e) => {
             let sizes: Vec<usize> = e.iter().map(|(k, v)| cell_size(k, v.as_ref())).collect();
@@ -126,6 +146,18 @@ pub(crate) fn split(node: Node) -> (Node, Vec<u8>, Node) {
                 let smaller = run.min(total - run);
                 if smaller > best.0 {
                     best = (smaller, i);
+                }
+            }
+            if let Some(min) = append {
+                let mut tail = 0;
+                for i in (1..e.len()).rev() {
+                    tail += sizes[i];
+                    if tail >= min {
+                        if total - tail >= min {
+                            best = (tail, i);
+                        }
+                        break;
+                    }
                 }
             }
             let right = e.split_off(best.1);
@@ -155,6 +187,19 @@ pub(crate) fn split(node: Node) -> (Node, Vec<u8>, Node) {
                     best = (smaller, i);
                 }
                 run += s;
+            }
+            if let Some(min) = append {
+                // Entry `i` moves up: the right half holds the entries after it.
+                let mut tail = 0;
+                for i in (1..sizes.len()).rev() {
+                    if tail >= min {
+                        if total - tail - sizes[i] >= min {
+                            best = (tail, i);
+                        }
+                        break;
+                    }
+                    tail += sizes[i];
+                }
             }
             let mut right = entries.split_off(best.1.min(entries.len()));
             let (sep, right_first) = if right.is_empty() {
@@ -296,6 +341,12 @@ impl BTree {
 
     /// Writes `node` to `id` or its copy, splitting it when it exceeds a page.
     fn store_node(&self, op: &mut Op, id: PageId, node: Node) -> Result<Change> {
+        self.store_node_with(op, id, node, false)
+    }
+
+    /// [`store_node`](Self::store_node); `append` when the node grew at the end of the
+    /// tree's rightmost path (its split then keeps the left half full, see [`split_with`]).
+    fn store_node_with(&self, op: &mut Op, id: PageId, node: Node, append: bool) -> Result<Change> {
         let size = node.size();
         if size <= self.limits.capacity {
             let page = self.put(op, id, &node)?;
@@ -305,7 +356,7 @@ impl BTree {
                 underflow: size < self.limits.min_fill,
             });
         }
-        let (left, sep, right) = split(node);
+        let (left, sep, right) = split_with(node, append.then_some(self.limits.min_fill));
         let page = self.put(op, id, &left)?;
         let other = self.store.allocate(op)?;
         self.write(other, &right)?;
@@ -416,7 +467,12 @@ impl BTree {
         };
         // A replaced overflow value's pages are freed (when the operation succeeds) where
         // the leaf is changed, read before the change.
-        let change = self.insert_rec(op, root, key, val, 0, false)?;
+        let at = Descent {
+            depth: 0,
+            leaf: false,
+            rightmost: true,
+        };
+        let change = self.insert_rec(op, root, key, val, at)?;
         self.finish(op, change)
     }
 
@@ -426,9 +482,13 @@ impl BTree {
         id: PageId,
         key: &[u8],
         val: ValRef<'_>,
-        depth: usize,
-        leaf: bool,
+        at: Descent,
     ) -> Result<Change> {
+        let Descent {
+            depth,
+            leaf,
+            rightmost,
+        } = at;
         if depth > MAX_DEPTH {
             return Err(Error::corrupt(
                 id,
@@ -436,17 +496,23 @@ impl BTree {
             ));
         }
         // A child of a level-1 branch is a leaf: no need to look before changing it.
-        let routed = if leaf { None } else { self.route(id, key)? };
-        let Some((idx, child, child_leaf)) = routed else {
+        let routed = if leaf {
+            None
+        } else {
+            self.route_edge(id, key)?
+        };
+        let Some((idx, child, child_leaf, last)) = routed else {
             if let Some(done) = self.insert_in_place(op, id, key, val)? {
                 return Ok(done);
             }
             let Node::Leaf(mut e) = self.load(id)? else {
                 return Err(Error::corrupt(id, "a branch where a leaf belongs"));
             };
+            let mut appended = false;
             let old = match e.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
                 Ok(i) => Some(std::mem::replace(&mut e[i].1, val.to_owned())),
                 Err(i) => {
+                    appended = i == e.len();
                     e.insert(i, (key.to_vec(), val.to_owned()));
                     None
                 }
@@ -454,11 +520,17 @@ impl BTree {
             if let Some(Val::Overflow { first, len }) = &old {
                 self.store.free_overflow(op, *first, *len)?;
             }
-            return self.store_node(op, id, Node::Leaf(e));
+            return self.store_node_with(op, id, Node::Leaf(e), rightmost && appended);
         };
-        let c = self.insert_rec(op, child, key, val, depth + 1, child_leaf)?;
+        let rightmost = rightmost && last;
+        let below = Descent {
+            depth: depth + 1,
+            leaf: child_leaf,
+            rightmost,
+        };
+        let c = self.insert_rec(op, child, key, val, below)?;
         // A replaced value can be shorter: the child may underflow on an insert too.
-        self.child_changed(op, id, idx, child, c)
+        self.child_changed_with(op, id, idx, child, c, rightmost)
     }
 
     /// The common insert without decoding the leaf: a leaf of the current generation with
@@ -554,6 +626,17 @@ impl BTree {
     /// For a branch, the child whose range holds `key` (index and page); `None` for a leaf.
     /// Reads the node in place, without decoding it.
     /// Also says whether the child is a leaf (the branch is at level 1).
+    /// [`route`](Self::route), and whether the child is the branch's last.
+    fn route_edge(&self, id: PageId, key: &[u8]) -> Result<Option<(usize, PageId, bool, bool)>> {
+        self.with_node(id, |v| {
+            if v.is_leaf() {
+                return Ok(None);
+            }
+            let i = v.route(key)?;
+            Ok(Some((i, v.child(i)?, v.level() == 1, i == v.count())))
+        })
+    }
+
     fn route(&self, id: PageId, key: &[u8]) -> Result<Option<(usize, PageId, bool)>> {
         self.with_node(id, |v| {
             if v.is_leaf() {
@@ -674,6 +757,20 @@ impl BTree {
         child: PageId,
         c: Change,
     ) -> Result<Change> {
+        self.child_changed_with(op, id, idx, child, c, false)
+    }
+
+    /// [`child_changed`](Self::child_changed); `append` when child `idx` is the last on the
+    /// tree's rightmost path (a split of it adds a separator at the branch's end).
+    fn child_changed_with(
+        &self,
+        op: &mut Op,
+        id: PageId,
+        idx: usize,
+        child: PageId,
+        c: Change,
+        append: bool,
+    ) -> Result<Change> {
         if c.page == child && c.split.is_none() && !c.underflow {
             return Ok(Change::none(id));
         }
@@ -696,7 +793,7 @@ impl BTree {
         if c.underflow {
             self.rebalance(op, &mut first, &mut entries, idx)?;
         }
-        self.store_node(
+        self.store_node_with(
             op,
             id,
             Node::Branch {
@@ -704,6 +801,7 @@ impl BTree {
                 first,
                 entries,
             },
+            append && !c.underflow,
         )
     }
 

@@ -88,10 +88,24 @@ pub(crate) struct CatalogState {
     tree: BTree,
     /// Name -> (id, tree).
     keyspaces: BTreeMap<String, (u32, Arc<BTree>)>,
-    spares: Vec<PageId>,
+    /// The trees of dropped keyspaces and the old trees of rebuilt ones, each listed in the
+    /// catalog as a spare for the next keyspace created. One that a reader may still hold
+    /// (a snapshot that used a keyspace before it was dropped or rebuilt keeps reading that
+    /// tree) is emptied by background GC once no one does.
+    spares: Vec<Spare>,
     meta: Meta,
     /// The roots last written to the catalog, per keyspace id.
     written_roots: BTreeMap<u32, PageId>,
+}
+
+/// A spare tree.
+#[derive(Debug)]
+struct Spare {
+    /// The root its catalog entry records (emptying and relocation move the root; the
+    /// entry follows at the next checkpoint).
+    recorded: PageId,
+    tree: Arc<BTree>,
+    emptied: bool,
 }
 
 /// Stops and wakes the background thread.
@@ -257,9 +271,9 @@ impl Database {
             store,
             mgr,
             catalog: Mutex::new(CatalogState {
+                spares: open_spares(&pages, &spares)?,
                 tree: catalog_tree,
                 keyspaces: open_keyspaces,
-                spares,
                 meta,
                 written_roots,
             }),
@@ -521,6 +535,54 @@ fn replay(
     Ok(applied)
 }
 
+/// The catalog's spare trees. After a reopen a spare may hold what a dropped keyspace held
+/// when the process stopped: each is emptied (again) before reuse, or by background GC.
+fn open_spares(pages: &Arc<lightning_btree::Store>, roots: &[PageId]) -> Result<Vec<Spare>> {
+    roots
+        .iter()
+        .map(|root| {
+            Ok(Spare {
+                recorded: *root,
+                tree: Arc::new(BTree::open(Arc::clone(pages), *root)?),
+                emptied: false,
+            })
+        })
+        .collect()
+}
+
+/// A spare tree to reuse (one no reader holds), emptied, or a new tree; its catalog entry
+/// goes.
+fn take_spare_of(
+    pages: &Arc<lightning_btree::Store>,
+    spares: &mut Vec<Spare>,
+    catalog_tree: &BTree,
+) -> Result<Arc<BTree>> {
+    let Some(at) = spares.iter().position(|s| Arc::strong_count(&s.tree) == 1) else {
+        return Ok(Arc::new(BTree::create(Arc::clone(pages))?));
+    };
+    let spare = spares.swap_remove(at);
+    catalog_tree.remove(&catalog::spare_key(spare.recorded))?;
+    if !spare.emptied {
+        empty_tree(&spare.tree, || None::<()>)?;
+    }
+    Ok(spare.tree)
+}
+
+/// Moves a spare's catalog entry from the root it recorded to the tree's root now.
+fn follow_spare(cat: &mut CatalogState, recorded: PageId, now: PageId) -> Result<()> {
+    if recorded == now {
+        return Ok(());
+    }
+    cat.tree.remove(&catalog::spare_key(recorded))?;
+    cat.tree.insert(&catalog::spare_key(now), b"")?;
+    for spare in &mut cat.spares {
+        if spare.recorded == recorded {
+            spare.recorded = now;
+        }
+    }
+    Ok(())
+}
+
 /// Removes every key of `tree`, [`DROP_STEP`] at a time, each step under the guard `gate`
 /// returns (the store's write gate, so checkpoints see no step half done; none when the
 /// caller already holds off every writer).
@@ -603,7 +665,8 @@ fn background(inner: &Arc<Inner>) {
             .saturating_sub(lock(&inner.checkpoints).wal_bytes_at);
         let due_by_size = written >= inner.opts.checkpoint_wal_bytes;
         let due_by_time = last.elapsed() >= interval && written > 0;
-        if inner.store.gc_pending() > 0
+        let retired = lock(&inner.catalog).spares.iter().any(|s| !s.emptied);
+        if (inner.store.gc_pending() > 0 || retired)
             && let Err(e) = inner.gc()
         {
             tracing::warn!(error = %e, "background GC failed");
@@ -667,14 +730,7 @@ impl Inner {
                 });
             }
             let gate = self.store.write_gate();
-            let tree = match cat.spares.pop() {
-                Some(root) => {
-                    cat.tree.remove(&catalog::spare_key(root))?;
-                    BTree::open(Arc::clone(&self.store.pages), root)?
-                }
-                None => BTree::create(Arc::clone(&self.store.pages))?,
-            };
-            let tree = Arc::new(tree);
+            let tree = self.take_spare(&mut cat)?;
             cat.meta.next_id = id + 1;
             cat.tree
                 .insert(catalog::META_KEY, &catalog::encode_meta(&cat.meta))?;
@@ -748,21 +804,58 @@ impl Inner {
         // applies: once the quiet point is reached, no write to the tree is in flight and
         // none can start.
         drop(self.store.quiet());
-        let emptied = empty_tree(&tree, || Some(self.store.write_gate()));
-        let recorded = emptied.and_then(|()| {
+        let recorded = (|| {
             let mut cat = lock(&self.catalog);
             let _gate = self.store.write_gate();
             cat.tree.remove(&catalog::keyspace_key(name))?;
             cat.tree.insert(&catalog::spare_key(tree.root()), b"")?;
-            cat.spares.push(tree.root());
+            cat.spares.push(Spare {
+                recorded: tree.root(),
+                tree,
+                emptied: false,
+            });
             Ok(())
-        });
+        })();
         let done = recorded.and_then(|()| self.checkpoint_locked(&mut checkpoints));
         if let Err(e) = done {
             self.fail(format!("dropping keyspace {name:?} failed: {e}"));
             return Err(e);
         }
+        drop(checkpoints);
         tracing::info!(keyspace = name, id, "keyspace dropped");
+        self.empty_retired()?;
+        Ok(())
+    }
+
+    /// A spare tree to reuse, emptied (one no reader holds), or a new tree. Under the
+    /// catalog lock and the write gate.
+    fn take_spare(&self, cat: &mut CatalogState) -> Result<Arc<BTree>> {
+        take_spare_of(&self.store.pages, &mut cat.spares, &cat.tree)
+    }
+
+    /// Empties the spare trees no reader holds any more. Commits go on between steps.
+    pub(crate) fn empty_retired(&self) -> Result<()> {
+        // Held here too while they are emptied, so that no keyspace creation takes them.
+        let ready: Vec<Arc<BTree>> = {
+            let cat = lock(&self.catalog);
+            cat.spares
+                .iter()
+                .filter(|s| !s.emptied && Arc::strong_count(&s.tree) == 1)
+                .map(|s| Arc::clone(&s.tree))
+                .collect()
+        };
+        for tree in &ready {
+            if let Err(e) = empty_tree(tree, || Some(self.store.write_gate())) {
+                self.fail(format!("emptying a dropped keyspace's tree failed: {e}"));
+                return Err(e);
+            }
+        }
+        let mut cat = lock(&self.catalog);
+        for spare in &mut cat.spares {
+            if ready.iter().any(|t| Arc::ptr_eq(t, &spare.tree)) {
+                spare.emptied = true;
+            }
+        }
         Ok(())
     }
 
@@ -808,6 +901,10 @@ impl Inner {
                     )?;
                     cat.written_roots.insert(*id, root);
                 }
+            }
+            for i in 0..cat.spares.len() {
+                let (recorded, now) = (cat.spares[i].recorded, cat.spares[i].tree.root());
+                follow_spare(cat, recorded, now)?;
             }
             if cat.meta.last_ts != applied.ts {
                 cat.meta.last_ts = applied.ts;
@@ -877,7 +974,11 @@ impl Inner {
         let mut left = budget;
         let trees: Vec<Arc<BTree>> = {
             let cat = lock(&self.catalog);
-            cat.keyspaces.values().map(|(_, t)| Arc::clone(t)).collect()
+            cat.keyspaces
+                .values()
+                .map(|(_, t)| Arc::clone(t))
+                .chain(cat.spares.iter().map(|s| Arc::clone(&s.tree)))
+                .collect()
         };
         for tree in trees {
             if left == 0 {
@@ -898,6 +999,7 @@ impl Inner {
         self.check_writable()?;
         let span = tracing::debug_span!("gc");
         let _span = span.enter();
+        self.empty_retired()?;
         self.store.gc_pass(self.mgr.oracle().oldest_active())
     }
 
@@ -912,6 +1014,8 @@ impl Inner {
             self.fail(format!("compaction failed: {e}"));
             return Err(e);
         }
+        // The old trees, unless a snapshot still reads them (then GC empties them later).
+        self.empty_retired()?;
         // The old trees' pages are free once two checkpoints passed; moving the new trees'
         // tail pages down lets the file shrink to them.
         // Until nothing moved, nothing waits for the retained images to pass it, and the
@@ -938,15 +1042,7 @@ impl Inner {
         let mut cat = lock(&self.catalog);
         let cat = &mut *cat;
         for (name, (id, tree)) in &mut cat.keyspaces {
-            let fresh = match cat.spares.pop() {
-                Some(root) => {
-                    cat.tree.remove(&catalog::spare_key(root))?;
-                    BTree::open(Arc::clone(&self.store.pages), root)?
-                }
-                None => BTree::create(Arc::clone(&self.store.pages))?,
-            };
-            let fresh = Arc::new(fresh);
-            empty_tree(&fresh, || None::<()>)?;
+            let fresh = take_spare_of(&self.store.pages, &mut cat.spares, &cat.tree)?;
             let mut failure = None;
             let rows = tree.iter().map_while(|r| match r {
                 Ok(row) => Some(row),
@@ -962,9 +1058,12 @@ impl Inner {
             loaded?;
             self.store.add_tree(*id, Arc::clone(&fresh));
             let old = std::mem::replace(tree, fresh);
-            empty_tree(&old, || None::<()>)?;
             cat.tree.insert(&catalog::spare_key(old.root()), b"")?;
-            cat.spares.push(old.root());
+            cat.spares.push(Spare {
+                recorded: old.root(),
+                tree: old,
+                emptied: false,
+            });
             tracing::info!(keyspace = %name, "keyspace rebuilt");
         }
         Ok(())
@@ -1011,9 +1110,11 @@ impl Inner {
         for (name, (_, tree)) in &cat.keyspaces {
             walk(format!("keyspace {name:?}"), tree)?;
         }
-        for root in &cat.spares {
-            let tree = BTree::open(Arc::clone(&self.store.pages), *root)?;
-            walk(format!("the emptied tree at page {root}"), &tree)?;
+        for spare in &cat.spares {
+            walk(
+                format!("the spare tree recorded at page {}", spare.recorded),
+                &spare.tree,
+            )?;
         }
         let alloc = self.store.pages.allocator();
         let free: std::collections::BTreeSet<PageId> = alloc

@@ -53,10 +53,16 @@ struct GcQueue {
     overflowed: bool,
 }
 
+/// Keyspace id -> its tree.
+pub(crate) type TreeMap = Arc<HashMap<u32, Arc<BTree>>>;
+
 /// Version lists in B+trees, one per keyspace, sharing one page store.
 pub(crate) struct TreeStore {
     pub(crate) pages: Arc<lightning_btree::Store>,
-    trees: RwLock<HashMap<u32, Arc<BTree>>>,
+    /// The keyspaces' trees, replaced whole on every change (keyspaces change rarely), so
+    /// that a read snapshot takes the map once ([`tree_map`](Self::tree_map)) and then
+    /// reaches its trees with no shared counter touched per read.
+    trees: RwLock<TreeMap>,
     /// Held shared by every change to the trees (a commit's apply, a GC step, a keyspace
     /// being emptied), exclusively by a checkpoint while it records the roots and ends the
     /// generation: no tree changes between the roots it writes and its switch.
@@ -215,17 +221,23 @@ impl TreeStore {
     }
 
     pub(crate) fn add_tree(&self, id: u32, tree: Arc<BTree>) {
-        self.trees
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, tree);
+        let mut map = self.trees.write().unwrap_or_else(PoisonError::into_inner);
+        let mut next = HashMap::clone(&map);
+        next.insert(id, tree);
+        *map = Arc::new(next);
     }
 
     pub(crate) fn remove_tree(&self, id: u32) -> Option<Arc<BTree>> {
-        self.trees
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&id)
+        let mut map = self.trees.write().unwrap_or_else(PoisonError::into_inner);
+        let mut next = HashMap::clone(&map);
+        let gone = next.remove(&id);
+        *map = Arc::new(next);
+        gone
+    }
+
+    /// The trees as they are now, for a read snapshot to hold.
+    pub(crate) fn tree_map(&self) -> TreeMap {
+        Arc::clone(&self.trees.read().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Every keyspace's id and tree.

@@ -1,6 +1,6 @@
 //! Transactions: read snapshots and write transactions over keyspaces.
 
-use std::ops::{Bound, RangeBounds};
+use std::ops::{Bound, ControlFlow, RangeBounds};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -111,6 +111,24 @@ impl Inner {
     }
 }
 
+/// A conflict naming the user's key (or range), not the transaction layer's prefixed one.
+fn user_keys(e: lightning_mvcc::Error) -> lightning_mvcc::Error {
+    use lightning_mvcc::Conflict;
+    let user = |k: Vec<u8>| strip(k);
+    match e {
+        lightning_mvcc::Error::Conflict(c) => lightning_mvcc::Error::Conflict(match c {
+            Conflict::WriteWrite { key } => Conflict::WriteWrite { key: user(key) },
+            Conflict::ReadWrite { key } => Conflict::ReadWrite { key: user(key) },
+            Conflict::Phantom { start, end } => Conflict::Phantom {
+                start: start.map(user),
+                end: end.map(user),
+            },
+            other => other,
+        }),
+        other => other,
+    }
+}
+
 fn no_overflow() -> Error {
     Error::Txn(lightning_mvcc::Error::Corrupt(
         "an overflow reference in a store that keeps values inline",
@@ -148,6 +166,9 @@ fn visible_value(list: VersionList, read_ts: Timestamp) -> Result<Option<Vec<u8>
 pub struct ReadTx<'db> {
     db: &'db Inner,
     read_ts: Timestamp,
+    /// The keyspaces' trees when the snapshot began: it reads those (a keyspace dropped or
+    /// rebuilt meanwhile stays readable to it; one created later is empty to it).
+    trees: crate::store::TreeMap,
 }
 
 impl std::fmt::Debug for ReadTx<'_> {
@@ -170,20 +191,48 @@ impl ReadTx<'_> {
         self.read_ts
     }
 
+    /// The tree of `ks` as of the snapshot: `None` for a keyspace created after it began.
+    fn tree_of(&self, ks: &Keyspace) -> Result<Option<&BTree>> {
+        if ks.instance != self.db.instance {
+            return Err(Error::ForeignKeyspace {
+                name: ks.name.to_string(),
+            });
+        }
+        self.db.store.check_readable()?;
+        match self.trees.get(&ks.id) {
+            Some(tree) => Ok(Some(tree)),
+            None if self.db.store.tree(ks.id).is_some() => Ok(None),
+            None => Err(Error::KeyspaceDropped {
+                name: ks.name.to_string(),
+            }),
+        }
+    }
+
     /// The value of `key` in `ks` at the snapshot.
     pub fn get(&self, ks: &Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let tree = self.db.resolve(ks)?;
-        self.db.store.check_readable()?;
+        self.get_with(ks, key, <[u8]>::to_vec)
+    }
+
+    /// `f` of the value of `key` in `ks` at the snapshot, borrowed from its page (nothing
+    /// copied unless `f` copies); `None` when the key has no value at the snapshot.
+    pub fn get_with<R>(
+        &self,
+        ks: &Keyspace,
+        key: &[u8],
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<Option<R>> {
+        let Some(tree) = self.tree_of(ks)? else {
+            return Ok(None);
+        };
         if self.db.store.has_overlay()
             && let Some(list) = self.db.store.overlay_versions(&keys::join(ks.id, key))
         {
-            return visible_value(list, self.read_ts);
+            return Ok(visible_value(list, self.read_ts)?.map(|v| f(&v)));
         }
         let read_ts = self.read_ts;
-        // The visible value straight from the encoded list in its leaf: nothing decoded,
-        // one copy of the value.
+        // The visible value straight from the encoded list in its leaf: nothing decoded.
         let found = tree.get_with(key, |bytes| match visible_encoded(bytes, read_ts) {
-            Ok(VisibleRef::Value(v)) => Ok(Some(v.to_vec())),
+            Ok(VisibleRef::Value(v)) => Ok(Some(f(v))),
             Ok(VisibleRef::Absent) => Ok(None),
             Ok(VisibleRef::Overflow { .. }) => Err(no_overflow()),
             Err(e) => Err(self.damaged_list(ks, key, &e)),
@@ -191,13 +240,57 @@ impl ReadTx<'_> {
         found.unwrap_or(Ok(None))
     }
 
+    /// Calls `f` on each row of `ks` in `range` at the snapshot, ascending, with the key and
+    /// value borrowed from their page, until `f` returns [`ControlFlow::Break`]: returns its
+    /// value, or `None` when the range ran out. The fastest way through a range: nothing is
+    /// copied. `f` must not write to the database from this thread (a tree's lock is held
+    /// for one page at a time).
+    pub fn scan_with<K: AsRef<[u8]>, B>(
+        &self,
+        ks: &Keyspace,
+        range: impl RangeBounds<K>,
+        mut f: impl FnMut(&[u8], &[u8]) -> ControlFlow<B>,
+    ) -> Result<Option<B>> {
+        let Some(tree) = self.tree_of(ks)? else {
+            return Ok(None);
+        };
+        if self.db.store.has_overlay() {
+            for row in self.range(ks, range)? {
+                let (k, v) = row?;
+                if let ControlFlow::Break(b) = f(&k, &v) {
+                    return Ok(Some(b));
+                }
+            }
+            return Ok(None);
+        }
+        let read_ts = self.read_ts;
+        let (lo, hi) = (as_bytes(range.start_bound()), as_bytes(range.end_bound()));
+        let out = tree.scan_with::<&[u8], _>((lo, hi), |k, bytes| {
+            match visible_encoded(bytes, read_ts) {
+                Ok(VisibleRef::Value(v)) => match f(k, v) {
+                    ControlFlow::Break(b) => ControlFlow::Break(Ok(b)),
+                    ControlFlow::Continue(()) => ControlFlow::Continue(()),
+                },
+                Ok(VisibleRef::Absent) => ControlFlow::Continue(()),
+                Ok(VisibleRef::Overflow { .. }) => ControlFlow::Break(Err(no_overflow())),
+                Err(e) => ControlFlow::Break(Err(self.damaged_list(ks, k, &e))),
+            }
+        })?;
+        out.transpose()
+    }
+
     fn damaged_list(&self, ks: &Keyspace, key: &[u8], e: &lightning_mvcc::Error) -> Error {
         damaged_list(&self.db.dir, ks.name(), key, e)
     }
 
     fn scan(&self, ks: &Keyspace, range: KeyRange, rev: bool) -> Result<Iter<'_>> {
-        let tree = self.db.resolve(ks)?;
-        self.db.store.check_readable()?;
+        self.tree_of(ks)?;
+        let Some(tree) = self.trees.get(&ks.id) else {
+            // Not in the snapshot: created after it began, so empty to it.
+            return Ok(Iter {
+                inner: Box::new(std::iter::empty()),
+            });
+        };
         if self.db.store.has_overlay() {
             return Ok(self.scan_overlaid(range, rev));
         }
@@ -393,7 +486,7 @@ impl WriteTx<'_> {
     /// early, a deadlock, a lock timeout, a storage failure) ends it.
     fn track<T>(&mut self, r: lightning_mvcc::Result<T>) -> Result<T> {
         r.map_err(|e| {
-            let e = unstore(e);
+            let e = unstore(user_keys(e));
             if !matches!(&e, Error::Txn(lightning_mvcc::Error::ValueTooLarge { .. })) {
                 self.aborted = Some(e.to_string());
             }
@@ -548,7 +641,7 @@ impl WriteTx<'_> {
                     cause: e.to_string(),
                 })
             }
-            Err(e) => Err(Error::Txn(e)),
+            Err(e) => Err(Error::Txn(user_keys(e))),
         }
     }
 
@@ -596,9 +689,13 @@ impl Database {
     /// A read-only snapshot of everything committed so far.
     pub fn begin_read(&self) -> Result<ReadTx<'_>> {
         self.inner().check_open()?;
+        let inner = self.inner();
+        // The trees first: a keyspace that appears after them is newer than the snapshot.
+        let trees = inner.store.tree_map();
         Ok(ReadTx {
-            db: self.inner(),
-            read_ts: self.inner().mgr.oracle().begin_read(),
+            db: inner,
+            read_ts: inner.mgr.oracle().begin_read(),
+            trees,
         })
     }
 

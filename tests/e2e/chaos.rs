@@ -3,7 +3,8 @@
 //! in every crash mode, sometimes cut again while recovery replays; then reopened and
 //! checked.
 //!
-//! Each transaction inserts keys of its own (never rewritten), spread over the keyspaces,
+//! Beside the workers a thread takes checkpoints, runs GC, and creates, writes and drops a
+//! scratch keyspace. Each transaction inserts keys of its own (never rewritten), spread over the keyspaces,
 //! or deletes every key of an earlier transaction of its thread and writes a marker. After
 //! each cut:
 //! - no transaction is partly there (all of its keys, or none);
@@ -278,10 +279,16 @@ fn run_threads(
                 let mut r = Rng::new(seed ^ 0x00c0_ffee);
                 while !done.load(Ordering::Acquire) {
                     // Failures are the power cut's; the workers see them too.
-                    let _ignored = if r.chance(50) {
-                        db.checkpoint().map(|()| 0)
-                    } else {
-                        db.gc()
+                    let _ignored = match r.below(5) {
+                        0 | 1 => db.checkpoint().map(|()| 0),
+                        2 | 3 => db.gc(),
+                        // A keyspace created, written and dropped (each durable by a
+                        // checkpoint of its own).
+                        _ => db
+                            .keyspace("scratch")
+                            .and_then(|ks| db.put(&ks, b"k", b"v"))
+                            .and_then(|_| db.drop_keyspace("scratch"))
+                            .map(|()| 0),
                     };
                     std::thread::yield_now();
                 }

@@ -119,3 +119,38 @@ fn relocating_the_tail_reads_only_the_leaves_it_moves() {
         (4_000..40_000).map(|i| (key(i), vec![7; 100])).collect();
     assert_same(&tree, &model);
 }
+
+/// Leaves and branches per entry for inserts in `order`: (leaves, branches, entries).
+fn shape(order: impl Iterator<Item = u32>) -> (u64, u64, u64) {
+    let vfs = MemVfs::new();
+    let tree = tree_on(&vfs, 4096);
+    for i in order {
+        tree.insert(&key(i), &[7; 150]).unwrap();
+    }
+    let report = tree.check().unwrap();
+    assert!(report.is_ok(), "{report}");
+    (report.leaves, report.branches, report.entries)
+}
+
+#[test]
+fn ascending_inserts_fill_nodes_to_about_three_quarters() {
+    // A 4 KiB leaf holds about 22 cells of 11-byte keys and 150-byte values; split evenly,
+    // ascending inserts would leave every leaf half full (about 11 entries).
+    let (leaves, branches, entries) = shape(0..20_000);
+    let per_leaf = entries / leaves;
+    assert!(
+        per_leaf >= 15,
+        "{per_leaf} entries per leaf ({leaves} leaves, {branches} branches)"
+    );
+    // Descending and random orders keep the even split.
+    let (desc_leaves, _, _) = shape((0..20_000).rev());
+    assert!(desc_leaves > leaves, "descending: {desc_leaves} leaves");
+    let mut rng = lightning_testkit::Rng::new(9);
+    let mut shuffled: Vec<u32> = (0..20_000).collect();
+    for i in (1..shuffled.len()).rev() {
+        let j = usize::try_from(rng.below(i as u64 + 1)).unwrap();
+        shuffled.swap(i, j);
+    }
+    let (random_leaves, _, _) = shape(shuffled.into_iter());
+    assert!(random_leaves > leaves, "random: {random_leaves} leaves");
+}

@@ -122,13 +122,34 @@ fn a_write_write_conflict_is_retryable_and_names_the_key() {
     a.commit().unwrap();
     let err = b.commit().unwrap_err();
     assert!(err.is_retryable(), "{err}");
-    assert!(err.to_string().contains("hot"), "{err}");
+    assert!(
+        err.to_string().contains("\"hot\""),
+        "the user's key, unprefixed: {err}"
+    );
+    match &err {
+        Error::Txn(lightning_db::mvcc::Error::Conflict(lightning_db::Conflict::WriteWrite {
+            key,
+        })) => {
+            assert_eq!(key, b"hot");
+        }
+        other => panic!("{other:?}"),
+    }
     assert_eq!(db.stats().tx.write_conflicts, 1);
 }
 
 #[test]
 fn update_retries_conflicts_until_it_commits() {
-    let db = open(&mem());
+    // Retries enough that four threads on one key cannot run out of them, whatever the
+    // interleaving.
+    let db = Database::open_with_vfs(
+        mem(),
+        Path::new("/db"),
+        Options {
+            max_update_attempts: 1000,
+            ..small()
+        },
+    )
+    .unwrap();
     let ks = db.keyspace("counter").unwrap();
     db.put(&ks, b"n", &0u64.to_le_bytes()).unwrap();
     std::thread::scope(|s| {
@@ -557,4 +578,111 @@ fn a_read_only_open_replays_into_memory_and_writes_nothing() {
     // Nothing to open read-only where no database is.
     let err = Database::open_with_vfs(vfs, Path::new("/none"), ro).unwrap_err();
     assert!(matches!(err, Error::NotADatabase { .. }), "{err}");
+}
+
+#[test]
+fn the_database_is_send_sync_and_cheap_to_share() {
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    shareable::<Database>();
+    shareable::<lightning_db::Keyspace>();
+    let db = open(&mem());
+    let ks = db.keyspace("k").unwrap();
+    let other = db.clone();
+    std::thread::spawn(move || other.put(&ks, b"from", b"a thread").unwrap())
+        .join()
+        .unwrap();
+    let ks = db.open_keyspace("k").unwrap();
+    assert_eq!(db.get(&ks, b"from").unwrap(), Some(b"a thread".to_vec()));
+}
+
+#[test]
+fn background_checkpoints_start_by_wal_size_and_truncate_the_wal() {
+    let vfs = mem();
+    let db = Database::open_with_vfs(
+        vfs.clone(),
+        Path::new("/db"),
+        Options {
+            checkpoint_interval_ms: 3_600_000, // the size trigger only
+            checkpoint_wal_bytes: 1 << 20,
+            ..small()
+        },
+    )
+    .unwrap();
+    let ks = db.keyspace("k").unwrap();
+    let at_start = db.stats().checkpoint.count;
+    for i in 0..4000u32 {
+        db.put(&ks, format!("{i:06}").as_bytes(), &[1; 1000])
+            .unwrap();
+    }
+    // 4 MB of WAL: the background thread checkpoints (it looks every 100 ms); wait for
+    // it with a generous bound (the assertion is that it happens, not how fast).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while db.stats().checkpoint.count == at_start && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let stats = db.stats();
+    assert!(stats.checkpoint.count > at_start, "{:?}", stats.checkpoint);
+    assert!(stats.checkpoint.lsn > 0);
+    drop(db);
+    let db = open(&vfs);
+    let ks = db.open_keyspace("k").unwrap();
+    assert_eq!(
+        db.begin_read()
+            .unwrap()
+            .range::<&[u8]>(&ks, ..)
+            .unwrap()
+            .count(),
+        4000
+    );
+}
+
+#[test]
+fn a_snapshot_keeps_its_keyspaces_through_drops_rebuilds_and_creations() {
+    let db = open(&mem());
+    let a = db.keyspace("a").unwrap();
+    for i in 0..500u32 {
+        db.put(&a, format!("{i:04}").as_bytes(), &[5; 50]).unwrap();
+    }
+    let snap = db.begin_read().unwrap();
+    // A scan open across a compaction (every tree rebuilt and the old ones retired).
+    let mut scan = snap.range::<&[u8]>(&a, ..).unwrap();
+    assert_eq!(scan.next().unwrap().unwrap().0, b"0000".to_vec());
+    db.compact().unwrap();
+    assert_eq!(scan.count(), 499, "the scan reads the tree it began on");
+    // Created after the snapshot: empty to it.
+    let b = db.keyspace("b").unwrap();
+    db.put(&b, b"k", b"v").unwrap();
+    assert_eq!(snap.get(&b, b"k").unwrap(), None);
+    assert_eq!(snap.range::<&[u8]>(&b, ..).unwrap().count(), 0);
+    // Dropped after the snapshot: still there for it, gone for new snapshots.
+    db.drop_keyspace("a").unwrap();
+    db.gc().unwrap(); // would empty the retired tree if no one held it
+    assert_eq!(snap.get(&a, b"0007").unwrap(), Some(vec![5; 50]));
+    let mut n = 0;
+    snap.scan_with(&a, &b"0100"[..]..&b"0200"[..], |k, v| {
+        assert_eq!(v, &[5; 50][..]);
+        assert!(k >= &b"0100"[..] && k < &b"0200"[..]);
+        n += 1;
+        std::ops::ControlFlow::<()>::Continue(())
+    })
+    .unwrap();
+    assert_eq!(n, 100);
+    assert!(matches!(
+        db.get(&a, b"0007"),
+        Err(Error::KeyspaceDropped { .. })
+    ));
+    drop(snap);
+    db.gc().unwrap();
+    assert!(db.check().unwrap().is_empty(), "{:?}", db.check());
+    // The dropped tree was emptied once free, and is reused.
+    let c = db.keyspace("c").unwrap();
+    assert_eq!(
+        db.begin_read()
+            .unwrap()
+            .range::<&[u8]>(&c, ..)
+            .unwrap()
+            .count(),
+        0
+    );
+    assert!(db.check().unwrap().is_empty(), "{:?}", db.check());
 }

@@ -2,6 +2,7 @@
 //! [`WriteTx`] committed `Immediate` (its WAL record fsynced by group commit), each read a
 //! [`ReadTx`] snapshot; background checkpoints by WAL size and interval, as a user gets them.
 
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use lightning_db::{Database, Keyspace, Options, ReadTx, WriteTx};
@@ -96,7 +97,7 @@ impl Writer for DbWriter<'_> {
 
 impl Reader for DbReader<'_> {
     fn get<R>(&mut self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
-        Ok(self.tx.get(self.ks, key)?.map(|v| f(&v)))
+        Ok(self.tx.get_with(self.ks, key, f)?)
     }
 
     fn range_from(
@@ -105,12 +106,17 @@ impl Reader for DbReader<'_> {
         n: usize,
         mut f: impl FnMut(&[u8], &[u8]),
     ) -> Result<usize> {
+        // Rows borrowed from their pages, as the raw tree's engine reads them.
         let mut seen = 0;
-        for row in self.tx.range(self.ks, start..)?.take(n) {
-            let (k, v) = row?;
-            f(&k, &v);
+        self.tx.scan_with(self.ks, start.., |k, v| {
+            f(k, v);
             seen += 1;
-        }
+            if seen == n {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
         Ok(seen)
     }
 }
