@@ -381,17 +381,20 @@ impl TreeStore {
         oldest: Timestamp,
         again: &mut Vec<Vec<u8>>,
     ) -> crate::Result<u64> {
-        let _gate = self.write_gate();
-        if let Some(reason) = self.failure() {
-            return Err(crate::Error::ReadOnly { reason });
-        }
-        let _rmw = lock(&self.rmw);
         let mut removed = 0;
         for key in keys {
             let Some((id, user)) = keys::split(key) else {
                 continue;
             };
             let Some(tree) = self.tree(id) else { continue };
+            // The gate and the read-modify-write lock per key, not per step: a commit's
+            // apply waits for one key's GC at most (a whole step's was hundreds of µs, more
+            // than a durable commit's fsync).
+            let _gate = self.write_gate();
+            if let Some(reason) = self.failure() {
+                return Err(crate::Error::ReadOnly { reason });
+            }
+            let _rmw = lock(&self.rmw);
             let mut list = self.read_list(&tree, id, user).map_err(unstore)?;
             let gone = list.trim(oldest).len() as u64;
             if gone > 0 {
