@@ -26,6 +26,7 @@
 //!     .map(|row| row.map(|(k, _)| k))
 //!     .collect::<Result<_, _>>()?;
 //! assert_eq!(names, [b"alice".to_vec(), b"bob".to_vec()]);
+//! drop(snap); // a snapshot borrows the database
 //!
 //! // Retried on conflicts:
 //! db.update_with(
