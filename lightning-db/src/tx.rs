@@ -444,6 +444,10 @@ impl CommitLog for WalLog<'_> {
         }
         Ok(appended.lsn())
     }
+
+    fn may_block(&self, _: &Appended) -> bool {
+        self.durability == Durability::Immediate
+    }
 }
 
 /// A write transaction: reads from its snapshot and its own writes, buffers writes until

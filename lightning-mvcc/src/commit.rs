@@ -83,6 +83,15 @@ pub trait CommitLog {
     /// Waits until the record behind `ticket` is durable and returns its LSN. Called outside
     /// the commit ordering.
     fn wait(&self, ticket: Self::Ticket) -> Result<Lsn, LogError>;
+
+    /// Whether [`wait`](Self::wait) on `ticket` may block (an fsync to wait for). When it
+    /// cannot, a commit with no earlier commit still in flight applies and publishes at once,
+    /// under the commit ordering, instead of taking its turn after it: nothing can come
+    /// between its log record and its apply. The default, `true`, always takes the turn.
+    fn may_block(&self, ticket: &Self::Ticket) -> bool {
+        let _ = ticket;
+        true
+    }
 }
 
 /// A [`CommitLog`] that logs nothing: commits are not durable, and each reports
@@ -99,6 +108,10 @@ impl CommitLog for NoLog {
 
     fn wait(&self, (): ()) -> Result<Lsn, LogError> {
         Ok(Lsn::ZERO)
+    }
+
+    fn may_block(&self, (): &()) -> bool {
+        false
     }
 }
 

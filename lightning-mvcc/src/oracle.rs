@@ -109,6 +109,11 @@ impl TimestampOracle {
         Timestamp(ts)
     }
 
+    /// Whether every commit before `ts` is finished (`ts`'s turn has come).
+    pub fn is_turn(&self, ts: Timestamp) -> bool {
+        self.watermark.load(Ordering::Acquire) >= ts.0.saturating_sub(1)
+    }
+
     /// Waits until every commit before `ts` is finished: commits apply in timestamp order.
     pub fn wait_turn(&self, ts: Timestamp) {
         // `ts` is in flight, so the watermark is below it; it reaches `ts - 1` exactly when

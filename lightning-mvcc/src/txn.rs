@@ -529,6 +529,30 @@ impl<S: VersionStore> Transaction<'_, S> {
                     // Commits at or before the oldest snapshot cannot conflict with any
                     // transaction.
                     recent.trim(mgr.oracle.oldest_active());
+                    if !log.may_block(&ticket) && mgr.oracle.is_turn(ts) {
+                        // Nothing to wait for and nothing before it in flight: apply and
+                        // publish now, under the ordering, so that no thread waits for the
+                        // turn of a commit whose thread was descheduled between its log
+                        // record and its apply (on few cores, that convoy is what made
+                        // throughput fall as threads were added).
+                        let lsn = match log.wait(ticket) {
+                            Ok(lsn) => lsn,
+                            Err(cause) => {
+                                recent.remove(ts);
+                                drop(recent);
+                                drop(turn);
+                                return Err(Error::NotDurable { ts, cause });
+                            }
+                        };
+                        let applied =
+                            mgr.store
+                                .apply(ts, lsn, writes.as_slice(), mgr.oracle.oldest_active());
+                        drop(turn);
+                        drop(recent);
+                        applied?;
+                        mgr.counters.commits.fetch_add(1, Ordering::Relaxed);
+                        return Ok(Committed { ts, lsn: Some(lsn) });
+                    }
                     (ts, ticket)
                 }
                 Err(cause) => {
