@@ -63,6 +63,7 @@ mod catalog;
 mod db;
 mod error;
 mod keys;
+mod open;
 mod options;
 mod record;
 mod stats;
