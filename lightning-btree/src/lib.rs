@@ -57,5 +57,5 @@ mod tree;
 pub use check::{CheckReport, Problem};
 pub use error::{Error, Result};
 pub use iter::{Cursor, OwnedRange, Range, RangeIn};
-pub use store::{Checkpoint, Store};
+pub use store::{CHECKPOINT_SYNC_BYTES, Checkpoint, Store};
 pub use tree::{BTree, MAX_VALUE_LEN};

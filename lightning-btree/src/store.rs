@@ -14,6 +14,13 @@ use crate::node::{NO_PAGE, OVERFLOW_HEAD, pack_leaf, u64_at};
 use crate::page_set::PageSet;
 use crate::{Error, Result};
 
+/// Bytes of dirty pages a checkpoint writes between two syncs of the page file. What it
+/// writes sits in the OS's page cache until a sync sends it to the disk; one sync of the
+/// whole image (hundreds of MiB) fills the disk's queue, and every WAL fsync that arrives
+/// meanwhile waits behind all of it. Synced in steps, the queue ahead of a commit's fsync
+/// holds at most one step: about 7 ms of writes at 300 MB/s, 22 ms at 90 MB/s.
+pub const CHECKPOINT_SYNC_BYTES: u64 = 2 << 20;
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -360,8 +367,18 @@ impl Store {
 
     fn write_image(&self, flight: &InFlight) -> Result<Superblock> {
         let file = self.file();
-        // The generation's pages, ascending: the work is in their number, not the pool's.
-        self.pool.flush_pages(flight.pages.iter())?;
+        // The generation's pages, ascending: the work is in their number, not the pool's;
+        // synced every `CHECKPOINT_SYNC_BYTES`, the last step by the superblock's sync.
+        let step = usize::try_from(CHECKPOINT_SYNC_BYTES / u64::from(file.page_size().bytes()))
+            .unwrap_or(usize::MAX)
+            .max(1);
+        let mut pages = flight.pages.iter().peekable();
+        while pages.peek().is_some() {
+            self.pool.flush_pages(pages.by_ref().take(step))?;
+            if pages.peek().is_some() {
+                file.sync()?;
+            }
+        }
         let freelist_root = flight.plan.write(file)?;
         let superblock = Superblock {
             generation: flight.plan.generation,

@@ -13,6 +13,7 @@ mod generations;
 mod hostile;
 mod model;
 mod nonblocking;
+mod paced;
 mod scans;
 mod space;
 mod stress;
