@@ -61,6 +61,37 @@ struct Counters {
     active: AtomicU64,
 }
 
+/// Keys of trimmed commits past which [`Garbage`] is freed on a thread of its own rather
+/// than by the committing thread (about 5 ms of frees).
+const FREE_ELSEWHERE: usize = 64 << 10;
+
+/// What [`RecentCommits::trim`] took out, to be freed after the commit ordering is released.
+#[derive(Default)]
+#[must_use = "drop it outside the commit ordering"]
+struct Garbage {
+    keys: usize,
+    entries: Vec<(Timestamp, Vec<Vec<u8>>)>,
+    index: Option<HashMap<Vec<u8>, Timestamp>>,
+}
+
+impl Drop for Garbage {
+    /// Frees it: here when small; when large, on a short-lived thread, so that the commit
+    /// that happened to trim a bulk load does not pay for freeing it (here after all if no
+    /// thread can be started).
+    fn drop(&mut self) {
+        if self.keys < FREE_ELSEWHERE {
+            return;
+        }
+        let work = (std::mem::take(&mut self.entries), self.index.take());
+        let spawned = std::thread::Builder::new()
+            .name("lightning-mvcc-free".into())
+            .spawn(move || drop(work));
+        if let Err(e) = spawned {
+            tracing::debug!(error = %e, "freeing trimmed commits on this thread");
+        }
+    }
+}
+
 /// Write sets of recent commits, oldest first: what validation checks against.
 #[derive(Default)]
 struct RecentCommits {
@@ -79,22 +110,56 @@ impl RecentCommits {
         self.entries.push_back((ts, keys));
     }
 
-    /// Drops the commits at or before `oldest` (they precede every snapshot).
-    fn trim(&mut self, oldest: Timestamp) {
-        while self.entries.front().is_some_and(|(t, _)| *t <= oldest) {
-            if let Some((t, keys)) = self.entries.pop_front() {
+    /// Drops the commits at or before `oldest` (they precede every snapshot). Runs under
+    /// the commit ordering, so its work is bounded by what stays, not by what goes: when
+    /// more keys go than stay (a bulk load's million keys, once the snapshots pass it),
+    /// the index is rebuilt from the commits that stay and the old one is handed back as
+    /// [`Garbage`], to be freed outside the ordering (dropping a million keys in place
+    /// held every other commit up for 150 ms).
+    fn trim(&mut self, oldest: Timestamp) -> Garbage {
+        let gone = self
+            .entries
+            .iter()
+            .take_while(|(t, _)| *t <= oldest)
+            .count();
+        if gone == 0 {
+            return Garbage::default();
+        }
+        let old: Vec<(Timestamp, Vec<Vec<u8>>)> = self.entries.drain(..gone).collect();
+        let going: usize = old.iter().map(|(_, k)| k.len()).sum();
+        let staying: usize = self.entries.iter().map(|(_, k)| k.len()).sum();
+        let mut garbage = Garbage {
+            keys: going,
+            entries: Vec::new(),
+            index: None,
+        };
+        if going > staying {
+            let mut latest = HashMap::with_capacity(staying);
+            // Oldest first: a later commit of the same key overwrites.
+            for (t, keys) in &self.entries {
                 for k in keys {
-                    if self.latest.get(&k) == Some(&t) {
-                        self.latest.remove(&k);
+                    latest.insert(k.clone(), *t);
+                }
+            }
+            garbage.index = Some(std::mem::replace(&mut self.latest, latest));
+            self.entries.shrink_to_fit();
+        } else {
+            for (t, keys) in &old {
+                for k in keys {
+                    if self.latest.get(k) == Some(t) {
+                        self.latest.remove(k);
                     }
                 }
             }
+            // A long-lived snapshot can grow the log a lot; give the memory back once it
+            // ends.
+            if self.latest.capacity() > 4096 && self.latest.len() < self.latest.capacity() / 4 {
+                self.latest.shrink_to_fit();
+                self.entries.shrink_to_fit();
+            }
         }
-        // A long-lived snapshot can grow the log a lot; give the memory back once it ends.
-        if self.latest.capacity() > 4096 && self.latest.len() < self.latest.capacity() / 4 {
-            self.latest.shrink_to_fit();
-            self.entries.shrink_to_fit();
-        }
+        garbage.entries = old;
+        garbage
     }
 
     /// Takes commit `ts` out (its log record never became durable: it never happened).
@@ -513,6 +578,9 @@ impl<S: VersionStore> Transaction<'_, S> {
         // finishing waits for the earlier commits, and one whose log failed needs the guard
         // to leave the recent commits.
         let turn: Option<Turn<'_>>;
+        // What trimming the recent commits took out: declared before the ordering's guard,
+        // so it is freed after the guard is released, whichever way this returns.
+        let _garbage: Garbage;
         let (commit_ts, ticket) = {
             let mut recent = mgr.recent.lock().unwrap_or_else(PoisonError::into_inner);
             mgr.validate(&self, &writes, &recent)?;
@@ -528,7 +596,7 @@ impl<S: VersionStore> Transaction<'_, S> {
                     recent.push(ts, writes.iter().map(|(k, _)| k.to_vec()).collect());
                     // Commits at or before the oldest snapshot cannot conflict with any
                     // transaction.
-                    recent.trim(mgr.oracle.oldest_active());
+                    _garbage = recent.trim(mgr.oracle.oldest_active());
                     if !log.may_block(&ticket) && mgr.oracle.is_turn(ts) {
                         // Nothing to wait for and nothing before it in flight: apply and
                         // publish now, under the ordering, so that no thread waits for the
@@ -736,5 +804,66 @@ impl<S> Drop for Transaction<'_, S> {
         }
         self.mgr.oracle.end_read(self.read_ts);
         self.mgr.counters.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(range: std::ops::Range<u32>) -> Vec<Vec<u8>> {
+        range.map(|i| i.to_le_bytes().to_vec()).collect()
+    }
+
+    fn logged(log: &RecentCommits) -> usize {
+        log.entries.iter().map(|(_, k)| k.len()).sum()
+    }
+
+    #[test]
+    fn trimming_a_bulk_commit_rebuilds_the_index_from_what_stays() {
+        let mut log = RecentCommits::default();
+        log.push(Timestamp::new(1), keys(0..100_000));
+        log.push(Timestamp::new(2), keys(50_000..50_010));
+        log.push(Timestamp::new(3), keys(200_000..200_005));
+        let garbage = log.trim(Timestamp::new(1));
+        // The bulk commit went, whole, to be freed elsewhere with the old index.
+        assert_eq!(garbage.keys, 100_000);
+        assert!(garbage.index.is_some(), "rebuilt, not removed key by key");
+        assert_eq!(logged(&log), 15);
+        assert_eq!(log.latest.len(), 15);
+        assert!(
+            log.latest.capacity() < 1024,
+            "the new index fits what stays"
+        );
+        // Validation is unchanged: the commits that stay are seen, the one gone is not.
+        assert!(log.written_after(&50_005u32.to_le_bytes(), Timestamp::new(1)));
+        assert!(!log.written_after(&50_005u32.to_le_bytes(), Timestamp::new(2)));
+        assert!(log.written_after(&200_004u32.to_le_bytes(), Timestamp::new(2)));
+        assert!(!log.written_after(&7_000u32.to_le_bytes(), Timestamp::new(0)));
+        drop(garbage);
+        // Fewer going than staying: removed key by key, the index kept.
+        log.push(Timestamp::new(4), keys(300_000..300_100));
+        let garbage = log.trim(Timestamp::new(2));
+        assert_eq!(garbage.keys, 10);
+        assert!(garbage.index.is_none());
+        assert_eq!(log.latest.len(), 105);
+        assert!(log.written_after(&200_000u32.to_le_bytes(), Timestamp::new(2)));
+        assert!(
+            log.trim(Timestamp::new(2)).entries.is_empty(),
+            "nothing more to go"
+        );
+    }
+
+    #[test]
+    fn a_key_rewritten_by_a_commit_that_stays_keeps_its_newest_timestamp() {
+        let mut log = RecentCommits::default();
+        log.push(Timestamp::new(1), keys(0..10));
+        log.push(Timestamp::new(2), keys(5..6));
+        log.push(Timestamp::new(3), keys(5..6));
+        // Rebuilt (10 keys go, 2 stay): key 5 must map to commit 3, not 2.
+        let garbage = log.trim(Timestamp::new(1));
+        assert!(garbage.index.is_some());
+        assert!(log.written_after(&5u32.to_le_bytes(), Timestamp::new(2)));
+        assert!(!log.written_after(&5u32.to_le_bytes(), Timestamp::new(3)));
     }
 }
