@@ -11,11 +11,12 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 
 status=0
-cargo nextest run --workspace --locked --profile ci || status=$?
+# `lightning-db/cli`: the `lightning` tool and its process tests (tests/cli).
+cargo nextest run --workspace --locked --profile ci --features lightning-db/cli || status=$?
 
 doc_log=$(mktemp)
 trap 'rm -f "$doc_log"' EXIT
-cargo test --doc --workspace --locked 2>&1 | tee "$doc_log" || status=$?
+cargo test --doc --workspace --locked --features lightning-db/cli 2>&1 | tee "$doc_log" || status=$?
 
 # Totals: nextest's JUnit report plus the doctest summaries.
 junit=target/nextest/ci/junit.xml

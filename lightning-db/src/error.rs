@@ -15,14 +15,18 @@ pub enum Error {
         reason: String,
     },
 
-    /// Another handle (in this process or another) has the database open read-write.
+    /// Another handle (in this process or another) has the database open.
     #[error(
-        "the database at {dir} is in use (its LOCK file is held by another open handle, in \
-         this process or another); close that handle first, or open read-only"
+        "the database at {dir} is in use by {} (its LOCK file is held); close it there \
+         first, or work on a copy",
+        holder.map_or_else(|| "another open handle".to_string(), |pid| format!("process {pid}"))
     )]
     Locked {
         /// The database directory.
         dir: PathBuf,
+        /// The process that holds it, when it recorded itself (read-write opens write their
+        /// process id into `LOCK`) and is still running.
+        holder: Option<u32>,
     },
 
     /// The directory holds no database and `create_if_missing` is off, or holds something

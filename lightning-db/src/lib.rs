@@ -55,6 +55,14 @@
 //! The crates underneath are re-exported as modules, for users who reach below the
 //! database: [`page`], [`cache`], [`wal`], [`btree`], [`mvcc`], [`compress`], [`columnar`].
 //! None has features of its own yet, so this crate forwards none.
+//!
+//! # Features
+//! - `cli`: the `lightning` command-line tool (`cargo install lightning-db --features cli`):
+//!   `lightning demo` runs a mixed workload on a new database, reopens it and verifies
+//!   every acknowledged commit; `stats`, `check`, `dump`, `keyspaces`, `compact`, `get`,
+//!   `put`, `delete` and `bench` work on a database directory. `--format json` on every
+//!   command that prints data; exit code 1 for a failure, 2 for a usage error. The library
+//!   itself does not depend on it.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]

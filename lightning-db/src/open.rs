@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use lightning_btree::BTree;
 use lightning_mvcc::{Lsn, Timestamp, VersionStore};
-use lightning_page::vfs::{Vfs, VfsLock};
+use lightning_page::vfs::{OpenMode, Vfs, VfsLock};
 use lightning_page::{PageFile, PageId, PageSize};
 use lightning_wal::{Wal, WalOptions};
 
@@ -76,15 +76,47 @@ pub(crate) fn lock_dir(
             reason: format!("{DATA_FILE} is missing and create_if_missing is off"),
         });
     }
-    vfs.lock(&lock_path).map(Some).map_err(|e| {
+    let held = vfs.lock(&lock_path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::WouldBlock {
             Error::Locked {
                 dir: dir.to_path_buf(),
+                holder: lock_holder(vfs, &lock_path),
             }
         } else {
             Error::io("lock", &lock_path, e)
         }
-    })
+    })?;
+    if !opts.read_only {
+        // Who holds it, for the error another opener gets (informational: never synced,
+        // and a failure to write it is no reason to refuse the open).
+        let pid = format!("{}\n", std::process::id());
+        let recorded = vfs.open(&lock_path, OpenMode::ReadWrite).and_then(|f| {
+            f.set_len(0)?;
+            f.write_at(pid.as_bytes(), 0)
+        });
+        if let Err(e) = recorded {
+            tracing::debug!(error = %e, "could not record the process id in LOCK");
+        }
+    }
+    Ok(Some(held))
+}
+
+/// The process id a read-write open recorded in `LOCK`, if it is there and (where the
+/// system shows it) that process still runs.
+fn lock_holder(vfs: &dyn Vfs, lock_path: &Path) -> Option<u32> {
+    let f = vfs.open(lock_path, OpenMode::ReadOnly).ok()?;
+    let len = usize::try_from(f.len().ok()?).ok()?;
+    if len == 0 || len > 32 {
+        return None;
+    }
+    let mut buf = vec![0u8; len];
+    f.read_at(&mut buf, 0).ok()?;
+    let pid: u32 = std::str::from_utf8(&buf).ok()?.trim().parse().ok()?;
+    let proc_dir = Path::new("/proc");
+    if proc_dir.join("self").exists() && !proc_dir.join(pid.to_string()).exists() {
+        return None; // a process that is gone: a read-only open holds the lock now
+    }
+    Some(pid)
 }
 
 /// The trees of the catalog's keyspaces, added to `store`; and their roots.

@@ -235,6 +235,16 @@ fn a_second_open_through_the_os_is_refused_too() {
     let db = Database::open(dir.path(), small()).unwrap();
     let err = Database::open(dir.path(), small()).unwrap_err();
     assert!(matches!(err, Error::Locked { .. }), "{err}");
+    // The holder recorded itself: this process.
+    let me = format!("in use by process {}", std::process::id());
+    assert!(err.to_string().contains(&me), "{err}");
+    // A read-only open is refused the same way while a writer holds it.
+    let ro = Options {
+        read_only: true,
+        ..small()
+    };
+    let err = Database::open(dir.path(), ro).unwrap_err();
+    assert!(err.to_string().contains(&me), "{err}");
     db.close().unwrap();
     let db = Database::open(dir.path(), small()).unwrap();
     drop(db);

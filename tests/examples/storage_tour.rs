@@ -1,7 +1,7 @@
 //! What Lightning DB's storage layers do today, end to end, on a real directory.
 //!
 //! ```text
-//! cargo run --release -p lightning-tests --example demo [-- <directory>]
+//! cargo run --release -p lightning-tests --example storage_tour [-- <directory>]
 //! ```
 //!
 //! Without a directory it works in a temporary one and removes it afterwards. It creates a

@@ -1,0 +1,266 @@
+//! Output: errors, escaping bytes for a terminal, hex, figures, percentiles, progress bars.
+
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Everything a command can fail with; the message says what failed and what to do.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    /// The database refused or failed.
+    #[error(transparent)]
+    Db(#[from] lightning_db::Error),
+    /// An argument that cannot be used as given.
+    #[error("{0}")]
+    Input(String),
+    /// A file-system operation of the tool itself.
+    #[error("could not {what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Standard output could not be written.
+    #[error("could not write the output: {0}")]
+    Output(std::io::Error),
+    /// The work ran but its result is wrong (the demo's verification).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        CliError::Output(e)
+    }
+}
+
+pub(crate) type Result<T> = std::result::Result<T, CliError>;
+
+/// What a command ended with, besides an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Done.
+    Done,
+    /// Done, and what it looked at is wrong (`check` found problems, `get` found nothing):
+    /// exit code 1.
+    Problems,
+}
+
+/// Standard output, locked and buffered, for one command's printing.
+pub(crate) fn stdout() -> std::io::BufWriter<std::io::StdoutLock<'static>> {
+    std::io::BufWriter::new(std::io::stdout().lock())
+}
+
+/// A key or value given on the command line, as bytes: hexadecimal with `hex`, else the
+/// argument's own bytes (any bytes on Unix, where arguments need not be UTF-8).
+pub(crate) fn arg_bytes(what: &str, arg: &OsStr, hex: bool) -> Result<Vec<u8>> {
+    if hex {
+        let text = arg
+            .to_str()
+            .ok_or_else(|| CliError::Input(format!("the {what} is not hexadecimal (--hex)")))?;
+        return from_hex(text).ok_or_else(|| {
+            CliError::Input(format!(
+                "the {what} {text:?} is not hexadecimal (--hex wants pairs of 0-9a-f)"
+            ))
+        });
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        Ok(arg.as_bytes().to_vec())
+    }
+    #[cfg(not(unix))]
+    {
+        arg.to_str().map(|s| s.as_bytes().to_vec()).ok_or_else(|| {
+            CliError::Input(format!(
+                "the {what} is not valid Unicode; give it in hexadecimal with --hex"
+            ))
+        })
+    }
+}
+
+/// Bytes from pairs of hexadecimal digits; `None` unless every pair is one.
+pub(crate) fn from_hex(text: &str) -> Option<Vec<u8>> {
+    let text = text.strip_prefix("0x").unwrap_or(text);
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Lower-case hexadecimal.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        // Writing to a String cannot fail.
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// `bytes` made safe for a terminal: printable text as it is; `\\`, `\n`, `\r`, `\t`;
+/// other control characters (and the ones that reorder text) as `\u{..}`; bytes that are
+/// not UTF-8 as `\xNN`.
+pub(crate) fn escape(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if c.is_control() || is_reordering(c) => {
+                    let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+/// Characters that change the display order of what follows (bidirectional controls).
+fn is_reordering(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `n` with thousands separators: 1,234,567.
+pub(crate) fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Bytes as KiB/MiB/GiB with one decimal.
+#[expect(clippy::cast_precision_loss, reason = "a figure for people")]
+pub(crate) fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut v = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+/// Milliseconds with one decimal.
+pub(crate) fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+/// Latencies of one kind of operation, in nanoseconds.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Latencies(Vec<u64>);
+
+impl Latencies {
+    pub(crate) fn record(&mut self, d: Duration) {
+        self.0.push(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    pub(crate) fn merge(&mut self, other: Latencies) {
+        self.0.extend(other.0);
+    }
+
+    /// The `q` quantile in microseconds (0 when empty), after [`sort`](Self::sort).
+    #[expect(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "an index into the sorted latencies"
+    )]
+    pub(crate) fn quantile_us(&self, q: f64) -> f64 {
+        if self.0.is_empty() {
+            return 0.0;
+        }
+        let at = ((self.0.len() - 1) as f64 * q).round() as usize;
+        self.0[at.min(self.0.len() - 1)] as f64 / 1e3
+    }
+
+    pub(crate) fn sort(&mut self) {
+        self.0.sort_unstable();
+    }
+}
+
+/// A progress bar on standard error, drawn only when standard output is a terminal (so
+/// redirected or piped output stays clean).
+pub(crate) fn progress(len: u64, what: &str) -> ProgressBar {
+    if !std::io::stdout().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} {msg:<28} [{bar:24}] {percent:>3}% {elapsed}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
+/// Writes `value` as pretty JSON and a newline.
+pub(crate) fn json(out: &mut impl Write, value: &serde_json::Value) -> Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)
+        .map_err(|e| CliError::Output(std::io::Error::other(e)))?;
+    writeln!(out)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_keeps_text_and_shows_everything_else() {
+        assert_eq!(escape(b"user:42"), "user:42");
+        assert_eq!(escape("día".as_bytes()), "día");
+        assert_eq!(escape(b"a\nb\t\\"), "a\\nb\\t\\\\");
+        assert_eq!(escape(b"\x1b[31m"), "\\u{1b}[31m");
+        assert_eq!(escape(b"\xff\xfeok"), "\\xff\\xfeok");
+        assert_eq!(escape("a\u{202e}b".as_bytes()), "a\\u{202e}b");
+    }
+
+    #[test]
+    fn hex_round_trips_and_refuses_what_is_not_hex() {
+        assert_eq!(hex(b"\x00\xffA"), "00ff41");
+        assert_eq!(from_hex("00ff41"), Some(b"\x00\xffA".to_vec()));
+        assert_eq!(from_hex("0x0a"), Some(vec![10]));
+        assert_eq!(from_hex("abc"), None);
+        assert_eq!(from_hex("zz"), None);
+        assert_eq!(from_hex("é0"), None);
+    }
+
+    #[test]
+    fn figures_read_well() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1_234_567), "1,234,567");
+        assert_eq!(size(512), "512 B");
+        assert_eq!(size(3 << 20), "3.0 MiB");
+    }
+}
