@@ -210,12 +210,12 @@ pub(crate) fn run(dir: &Path, seconds: f64, threads: usize, format: Format) -> R
             let rate = *rate as u64;
             writeln!(
                 w,
-                "  {k:<34}{:>9}{:>9.0}{:>8.0}{:>8.0}{:>8.0}",
+                "  {k:<34}{:>9}{:>9}{:>8}{:>8}{:>8}",
                 count(rate),
-                q[0],
-                q[1],
-                q[2],
-                q[3]
+                out::us(q[0]),
+                out::us(q[1]),
+                out::us(q[2]),
+                out::us(q[3])
             )?;
         }
         writeln!(

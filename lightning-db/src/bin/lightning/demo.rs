@@ -451,9 +451,10 @@ pub(crate) fn run(dir: Option<&Path>, seconds: f64, format: Format) -> Result<Ou
             }),
         )?;
     } else {
+        writeln!(w, "Lightning DB demo")?;
         writeln!(
             w,
-            "Lightning DB demo in {} ({})",
+            "database     {} ({})",
             place.dir.display(),
             if place.temporary {
                 "temporary, removed now"
@@ -483,12 +484,12 @@ pub(crate) fn run(dir: Option<&Path>, seconds: f64, format: Format) -> Result<Ou
             let rate = (l.len() as f64 / secs) as u64;
             writeln!(
                 w,
-                "  {k:<32}{:>9}{:>9}{:>8.0}{:>8.0}{:>8.0}",
+                "  {k:<32}{:>9}{:>9}{:>8}{:>8}{:>8}",
                 count(l.len()),
                 count(rate),
-                l.quantile_us(0.5),
-                l.quantile_us(0.95),
-                l.quantile_us(0.99)
+                out::us(l.quantile_us(0.5)),
+                out::us(l.quantile_us(0.95)),
+                out::us(l.quantile_us(0.99))
             )?;
         }
         writeln!(w)?;
