@@ -383,6 +383,15 @@ fn bad_input_gets_a_clear_error_and_the_right_exit_code() {
         "{}",
         stdout(&o)
     );
+    // A directory whose data.ldb is not a page file.
+    let junk = tempfile::tempdir().unwrap();
+    std::fs::write(junk.path().join("data.ldb"), vec![0x5a; 20_000]).unwrap();
+    for cmd in ["stats", "check", "dump"] {
+        let o = lightning(&[cmd.as_ref(), junk.path().as_os_str()]);
+        expect_code(&o, 1);
+        let said = stdout(&o) + &stderr(&o);
+        assert!(said.contains("data.ldb"), "{cmd} names the file: {said}");
+    }
     let file = dir.join("data.ldb");
     let o = lightning(&["stats".as_ref(), file.as_os_str()]);
     expect_code(&o, 1);

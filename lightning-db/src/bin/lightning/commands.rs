@@ -131,6 +131,7 @@ pub(crate) fn stats(dir: &Path, prometheus: bool, format: Format) -> Result<Outc
 pub(crate) fn check(dir: &Path, format: Format) -> Result<Outcome> {
     let mut problems = Vec::new();
     let mut checked = json!({});
+    let bar = out::progress(2, "checking the WAL");
     // The whole WAL, every record's frame and checksum (the open below reads only what
     // lies above the checkpoint).
     let wal_dir = dir.join(WAL_DIR);
@@ -158,6 +159,8 @@ pub(crate) fn check(dir: &Path, format: Format) -> Result<Outcome> {
         Err(e) => problems.push(format!("WAL: {e}")),
     }
     checked["wal_records"] = json!(records);
+    bar.set_position(1);
+    bar.set_message("checking pages and trees".to_string());
     // Opening verifies the superblocks, the catalog and the replay; check() every tree,
     // every reachable page's checksum and the free-page accounting.
     match open_existing(dir, true) {
@@ -170,6 +173,7 @@ pub(crate) fn check(dir: &Path, format: Format) -> Result<Outcome> {
         Err(CliError::Db(e)) => problems.push(e.to_string()),
         Err(other) => return Err(other),
     }
+    bar.finish_and_clear();
     let mut w = out::stdout();
     if format == Format::Json {
         checked["clean"] = json!(problems.is_empty());
