@@ -11,12 +11,13 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 
 status=0
-# `lightning-db/cli`: the `lightning` tool and its process tests (tests/cli).
-cargo nextest run --workspace --locked --profile ci --features lightning-db/cli || status=$?
+# `lightning-db/cli`: the `lightning` tool and its process tests (tests/cli);
+# `lightning-columnar/arrow`: the Arrow conversions and their tests.
+cargo nextest run --workspace --locked --profile ci --features lightning-db/cli,lightning-columnar/arrow || status=$?
 
 doc_log=$(mktemp)
 trap 'rm -f "$doc_log"' EXIT
-cargo test --doc --workspace --locked --features lightning-db/cli 2>&1 | tee "$doc_log" || status=$?
+cargo test --doc --workspace --locked --features lightning-db/cli,lightning-columnar/arrow 2>&1 | tee "$doc_log" || status=$?
 
 # Totals: nextest's JUnit report plus the doctest summaries.
 junit=target/nextest/ci/junit.xml

@@ -19,6 +19,22 @@ impl Bitmap {
         b
     }
 
+    /// The words and the length, moved out.
+    #[cfg(feature = "arrow")]
+    pub(crate) fn into_words(self) -> (Vec<u64>, usize) {
+        (self.words, self.len)
+    }
+
+    /// `len` bits from `words` (least significant bit first), which must hold
+    /// `len.div_ceil(64)` words; bits past `len` are cleared.
+    #[cfg(feature = "arrow")]
+    pub(crate) fn from_words(mut words: Vec<u64>, len: usize) -> Bitmap {
+        words.resize(len.div_ceil(64), 0);
+        let mut b = Bitmap { words, len };
+        b.clear_tail();
+        b
+    }
+
     /// One bit per boolean.
     pub fn from_bools(bits: &[bool]) -> Bitmap {
         let words = bits

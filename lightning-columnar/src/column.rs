@@ -131,6 +131,12 @@ impl Column {
         })
     }
 
+    /// The type, the values and the validity, moved out.
+    #[cfg(feature = "arrow")]
+    pub(crate) fn into_parts(self) -> (DataType, Data, Option<Bitmap>) {
+        (self.data_type, self.data, self.validity)
+    }
+
     /// A column of booleans.
     pub fn from_bools(values: Vec<bool>, validity: Option<Bitmap>) -> Result<Column> {
         Column::from_parts(DataType::Bool, Data::Bool(values), validity)

@@ -111,12 +111,17 @@
 //!
 //! # Feature flags
 //!
-//! None yet.
+//! - `arrow`: [`Batch::into_arrow`] and [`Batch::from_arrow`] (module [`arrow`]):
+//!   conversion to and from Arrow `RecordBatch`es (`arrow-array` and `arrow-schema` only),
+//!   moving fixed-width value buffers and validity bitmaps without a copy.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
 mod aggregate;
+#[cfg(feature = "arrow")]
+#[cfg_attr(docsrs, doc(cfg(feature = "arrow")))]
+pub mod arrow;
 mod batch;
 mod bitmap;
 mod column;

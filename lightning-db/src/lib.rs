@@ -54,9 +54,10 @@
 //! # The family
 //! The crates underneath are re-exported as modules, for users who reach below the
 //! database: [`page`], [`cache`], [`wal`], [`btree`], [`mvcc`], [`compress`], [`columnar`].
-//! None has features of its own yet, so this crate forwards none.
+//! Their features are forwarded: `arrow` turns on `lightning-columnar/arrow`.
 //!
 //! # Features
+//! - `arrow`: Arrow conversions of column batches (`lightning_db::columnar::arrow`).
 //! - `cli`: the `lightning` command-line tool (`cargo install lightning-db --features cli`):
 //!   `lightning demo` runs a mixed workload on a new database, reopens it and verifies
 //!   every acknowledged commit; `stats`, `check`, `dump`, `keyspaces`, `compact`, `get`,

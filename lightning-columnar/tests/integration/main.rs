@@ -11,6 +11,8 @@
     reason = "test data: small counters and random bits; the reference reads like the algebra"
 )]
 
+#[cfg(feature = "arrow")]
+mod arrow;
 mod common;
 mod join_sort;
 mod operators;
