@@ -1,0 +1,399 @@
+//! Bench: TPC-H `lineitem` at scale factor 1 (6M rows, generated in process by `tpchgen`)
+//! through lightning-columnar beside `DuckDB` on the same rows in the same run (issue #17).
+//!
+//! ```text
+//! pip install duckdb==2.0.1      # optional: without it only Lightning's figures are written
+//! cargo bench -p lightning-columnar --bench tpch_sf1
+//! LIGHTNING_BENCH_QUICK=1 cargo bench -p lightning-columnar --bench tpch_sf1   # SF 0.05
+//! ```
+//! `TPCH_SF` sets the scale factor, `TPCH_SECS` the time budget per query and thread count
+//! (default 2 s; each figure is the median of the runs in it, at least three). Queries:
+//! `sum_price` (`SUM(l_extendedprice)`, no filter), `sum_filtered` (the same over a 61-day
+//! `l_shipdate` range, about 2.4 % of the rows, unsorted data), `q1`, `q6`; each on 1 and 2
+//! threads. Ingest: encoding every batch into a segment on 1 thread, and into two segments
+//! on 2. `DuckDB` (through `scripts/duckdb-tpch.py`) loads the same rows from dbgen text
+//! files written by this bench and runs the same queries with `SET threads`; its answers
+//! must equal ours (the run fails otherwise). Writes `benchmark_results/<date>/tpch_sf1.json`.
+#![expect(
+    clippy::print_stdout,
+    clippy::unwrap_used,
+    clippy::cast_precision_loss,
+    clippy::too_many_lines,
+    reason = "a bench binary: reports on stdout, fails loudly, figures are floats, runs step by step"
+)]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lightning_columnar::segment::{SegmentId, SegmentReader, SegmentWriter, WriterOptions};
+use lightning_columnar::{
+    Aggregate, Batch, Column, DataType, Expr, Field, Scalar, Schema, avg, col, count_star, lit,
+    parallel_aggregate, sum,
+};
+use lightning_testkit::bench::{Figure, quick, temp_dir, write_report};
+use tpchgen::generators::LineItemGenerator;
+
+const BATCH_ROWS: usize = 100_000;
+
+fn dec() -> DataType {
+    DataType::decimal(15, 2).unwrap()
+}
+
+fn d(v: i64) -> Expr {
+    Expr::Literal(Scalar::decimal(v, 15, 2).unwrap())
+}
+
+fn date(y: i32, m: u32, day: u32) -> Expr {
+    Expr::Literal(Scalar::date(y, m, day).unwrap())
+}
+
+fn schema() -> Arc<Schema> {
+    Arc::new(
+        Schema::new(vec![
+            Field::new("l_quantity", DataType::Int64, false),
+            Field::new("l_extendedprice", dec(), false),
+            Field::new("l_discount", dec(), false),
+            Field::new("l_tax", dec(), false),
+            Field::new("l_returnflag", DataType::Utf8, false),
+            Field::new("l_linestatus", DataType::Utf8, false),
+            Field::new("l_shipdate", DataType::Date32, false),
+        ])
+        .unwrap(),
+    )
+}
+
+/// `lineitem`'s columns the queries read, in batches; and their raw bytes (8 per integer
+/// and decimal, 4 per date, the strings' bytes).
+fn lineitem(sf: f64) -> (Vec<Batch>, u64) {
+    let schema = schema();
+    let mut batches = Vec::new();
+    let mut raw = 0u64;
+    let mut rows = LineItemGenerator::new(sf, 1, 1).iter().peekable();
+    while rows.peek().is_some() {
+        let (mut qty, mut price, mut disc, mut tax) = (vec![], vec![], vec![], vec![]);
+        let (mut flag, mut status, mut ship) = (vec![], vec![], vec![]);
+        for l in rows.by_ref().take(BATCH_ROWS) {
+            qty.push(l.l_quantity);
+            price.push(l.l_extendedprice.0);
+            disc.push(l.l_discount.0);
+            tax.push(l.l_tax.0);
+            flag.push(l.l_returnflag.to_owned());
+            status.push(l.l_linestatus.to_owned());
+            ship.push(l.l_shipdate.to_unix_epoch());
+        }
+        raw += qty.len() as u64 * (4 * 8 + 4 + 2);
+        batches.push(
+            Batch::new(
+                schema.clone(),
+                vec![
+                    Column::from_i64(DataType::Int64, qty, None).unwrap(),
+                    Column::from_i64(dec(), price, None).unwrap(),
+                    Column::from_i64(dec(), disc, None).unwrap(),
+                    Column::from_i64(dec(), tax, None).unwrap(),
+                    Column::from_strings(DataType::Utf8, &flag, None).unwrap(),
+                    Column::from_strings(DataType::Utf8, &status, None).unwrap(),
+                    Column::from_i32(DataType::Date32, ship, None).unwrap(),
+                ],
+            )
+            .unwrap(),
+        );
+    }
+    (batches, raw)
+}
+
+fn encode(batches: &[Batch]) -> Vec<u8> {
+    let mut w = SegmentWriter::new(schema(), WriterOptions::new()).unwrap();
+    for b in batches {
+        w.write(b).unwrap();
+    }
+    w.finish().unwrap()
+}
+
+struct Query {
+    name: &'static str,
+    what: &'static str,
+    columns: &'static [&'static str],
+    predicate: Option<Expr>,
+    group_by: Vec<(String, Expr)>,
+    aggs: Vec<Aggregate>,
+}
+
+fn queries() -> Vec<Query> {
+    let disc_price = || col("l_extendedprice") * (d(100) - col("l_discount"));
+    vec![
+        Query {
+            name: "sum_price",
+            what: "SELECT SUM(l_extendedprice) FROM lineitem",
+            columns: &["l_extendedprice"],
+            predicate: None,
+            group_by: vec![],
+            aggs: vec![sum(col("l_extendedprice")).alias("s")],
+        },
+        Query {
+            name: "sum_filtered",
+            what: "SELECT SUM(l_extendedprice) FROM lineitem WHERE l_shipdate >= DATE '1994-03-01' AND l_shipdate < DATE '1994-05-01'",
+            columns: &["l_extendedprice"],
+            predicate: Some(
+                col("l_shipdate")
+                    .gt_eq(date(1994, 3, 1))
+                    .and(col("l_shipdate").lt(date(1994, 5, 1))),
+            ),
+            group_by: vec![],
+            aggs: vec![sum(col("l_extendedprice")).alias("s")],
+        },
+        Query {
+            name: "q1",
+            what: "TPC-H Q1",
+            columns: &[
+                "l_returnflag",
+                "l_linestatus",
+                "l_quantity",
+                "l_extendedprice",
+                "l_discount",
+                "l_tax",
+            ],
+            predicate: Some(col("l_shipdate").lt_eq(date(1998, 9, 2))),
+            group_by: vec![
+                ("l_returnflag".into(), col("l_returnflag")),
+                ("l_linestatus".into(), col("l_linestatus")),
+            ],
+            aggs: vec![
+                sum(col("l_quantity")).alias("sum_qty"),
+                sum(col("l_extendedprice")).alias("sum_base_price"),
+                sum(disc_price()).alias("sum_disc_price"),
+                sum(disc_price() * (d(100) + col("l_tax"))).alias("sum_charge"),
+                avg(col("l_quantity")).alias("avg_qty"),
+                avg(col("l_extendedprice")).alias("avg_price"),
+                avg(col("l_discount")).alias("avg_disc"),
+                count_star().alias("count_order"),
+            ],
+        },
+        Query {
+            name: "q6",
+            what: "TPC-H Q6",
+            columns: &["l_extendedprice", "l_discount"],
+            predicate: Some(
+                col("l_shipdate")
+                    .gt_eq(date(1994, 1, 1))
+                    .and(col("l_shipdate").lt(date(1995, 1, 1)))
+                    .and(col("l_discount").between(d(5), d(7)))
+                    .and(col("l_quantity").lt(lit(24i64))),
+            ),
+            group_by: vec![],
+            aggs: vec![sum(col("l_extendedprice") * col("l_discount")).alias("revenue")],
+        },
+    ]
+}
+
+/// The median of the runs of `f` that fit in `budget` (at least three).
+fn median_secs(budget: Duration, mut f: impl FnMut()) -> f64 {
+    let mut runs = Vec::new();
+    let start = Instant::now();
+    while runs.len() < 3 || start.elapsed() < budget {
+        let t = Instant::now();
+        f();
+        runs.push(t.elapsed().as_secs_f64());
+    }
+    runs.sort_by(f64::total_cmp);
+    runs[runs.len() / 2]
+}
+
+/// A result as text `DuckDB`'s script prints the same way: scaled integers for decimals
+/// (their unscaled value), counts as integers, rows sorted.
+fn answer(b: &Batch) -> Vec<String> {
+    let mut rows: Vec<String> = b
+        .rows()
+        .into_iter()
+        .map(|row| {
+            row.iter()
+                .filter_map(|v| match v {
+                    Scalar::Decimal { value, .. } => Some(value.to_string()),
+                    Scalar::Int64(v) => Some(v.to_string()),
+                    Scalar::Utf8(s) => Some(s.clone()),
+                    _ => None, // averages: doubles, compared by the sums and counts
+                })
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+fn duckdb(dir: &Path, sf: f64, secs: f64) -> Option<serde_json::Value> {
+    let available = Command::new("python3")
+        .args(["-c", "import duckdb"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !available {
+        println!(
+            "duckdb (Python) not installed: only Lightning's figures (pip install duckdb==2.0.1)"
+        );
+        return None;
+    }
+    let tbl = dir.join("lineitem.tbl");
+    let t = Instant::now();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&tbl).unwrap());
+    for row in LineItemGenerator::new(sf, 1, 1).iter() {
+        writeln!(out, "{row}").unwrap();
+    }
+    out.flush().unwrap();
+    println!(
+        "wrote {} in {:.1} s",
+        tbl.display(),
+        t.elapsed().as_secs_f64()
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/duckdb-tpch.py");
+    let json = dir.join("duckdb.json");
+    let status = Command::new("python3")
+        .arg(&script)
+        .arg(&tbl)
+        .arg(&json)
+        .arg(secs.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{} failed", script.display());
+    Some(serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap())
+}
+
+fn main() {
+    let sf: f64 = std::env::var("TPCH_SF")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if quick() { 0.05 } else { 1.0 });
+    let secs: f64 = std::env::var("TPCH_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if quick() { 0.3 } else { 2.0 });
+    let budget = Duration::from_secs_f64(secs);
+    let t = Instant::now();
+    let (batches, raw) = lineitem(sf);
+    let rows: usize = batches.iter().map(Batch::num_rows).sum();
+    println!(
+        "lineitem SF {sf}: {rows} rows ({} MB of the queried columns) generated in {:.1} s",
+        raw / 1_000_000,
+        t.elapsed().as_secs_f64()
+    );
+    let mut figures = Vec::new();
+    let how = |extra: &str| {
+        format!(
+            "TPC-H lineitem SF {sf} ({rows} rows, 7 columns, {} MB raw); {extra}",
+            raw / 1_000_000
+        )
+    };
+
+    // Ingest: 1 thread, then 2 threads (two segments).
+    let ingest1 = median_secs(Duration::ZERO, || drop(encode(&batches)));
+    let half = batches.len() / 2;
+    let ingest2 = median_secs(Duration::ZERO, || {
+        std::thread::scope(|s| {
+            let a = s.spawn(|| encode(&batches[..half]));
+            let b = s.spawn(|| encode(&batches[half..]));
+            drop((a.join().unwrap(), b.join().unwrap()));
+        });
+    });
+    let bytes = encode(&batches);
+    for (threads, took) in [(1, ingest1), (2, ingest2)] {
+        figures.push(Figure::new(
+            format!("lightning_ingest_{threads}t_rows_per_s"),
+            rows as f64 / took,
+            "rows/s",
+            how(&format!("batches of {BATCH_ROWS} rows encoded into segments (row groups of the default size), {threads} thread(s); median of 3")),
+        ));
+    }
+    figures.push(Figure::new(
+        "lightning_segment_mb",
+        bytes.len() as f64 / 1e6,
+        "MB",
+        how(&format!(
+            "segment bytes for the 7 columns; raw {} MB",
+            raw / 1_000_000
+        )),
+    ));
+    let reader = SegmentReader::open(bytes.as_slice(), SegmentId::new(1)).unwrap();
+
+    let mut ours = std::collections::BTreeMap::new();
+    for q in queries() {
+        for threads in [1usize, 2] {
+            let run = || {
+                parallel_aggregate(
+                    &reader,
+                    q.columns,
+                    q.predicate.as_ref(),
+                    q.group_by.clone(),
+                    q.aggs.clone(),
+                    threads,
+                )
+                .unwrap()
+            };
+            let (result, stats) = run();
+            let took = median_secs(budget, || drop(run()));
+            println!(
+                "lightning {:<13} {threads}t {:>8.2} ms  {:>7.0} M rows/s  ({} rows passed)",
+                q.name,
+                took * 1e3,
+                rows as f64 / took / 1e6,
+                stats.rows
+            );
+            figures.push(Figure::new(
+                format!("lightning_{}_{threads}t_ms", q.name),
+                took * 1e3,
+                "ms",
+                how(&format!("{}; {threads} thread(s); {} of {rows} rows passed the filter; median of the runs in {secs} s", q.what, stats.rows)),
+            ));
+            ours.insert(q.name, answer(&result));
+        }
+    }
+
+    let dir = temp_dir().unwrap();
+    if let Some(duck) = duckdb(dir.path(), sf, secs) {
+        figures.push(Figure::new(
+            "duckdb_load_rows_per_s",
+            rows as f64 / duck["load_s"].as_f64().unwrap(),
+            "rows/s",
+            how("DuckDB loading the same rows from dbgen text (read_csv into a table), its default threads"),
+        ));
+        for q in queries() {
+            let want = &ours[q.name];
+            let got: Vec<String> = duck["answers"][q.name]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(&got, want, "{}: DuckDB and Lightning disagree", q.name);
+            for threads in [1, 2] {
+                let duck_ms = duck["seconds"][q.name][threads.to_string()]
+                    .as_f64()
+                    .unwrap()
+                    * 1e3;
+                let ours_ms = figures
+                    .iter()
+                    .find(|f| f.name == format!("lightning_{}_{threads}t_ms", q.name))
+                    .map_or(f64::NAN, |f| f.value);
+                println!(
+                    "duckdb    {:<13} {threads}t {duck_ms:>8.2} ms  (Lightning / DuckDB speed: {:.2})",
+                    q.name,
+                    duck_ms / ours_ms
+                );
+                figures.push(Figure::new(
+                    format!("duckdb_{}_{threads}t_ms", q.name),
+                    duck_ms,
+                    "ms",
+                    how(&format!("DuckDB 2.0.1 (Python), {}; SET threads = {threads}; median of the runs in {secs} s; answers equal Lightning's", q.what)),
+                ));
+                figures.push(Figure::new(
+                    format!("lightning_vs_duckdb_{}_{threads}t", q.name),
+                    duck_ms / ours_ms,
+                    "ratio",
+                    "DuckDB's time over Lightning's in the same run (above 1: Lightning is faster)",
+                ));
+            }
+        }
+    }
+    let path = write_report("tpch_sf1", &figures).unwrap();
+    println!("wrote {}", path.display());
+}
