@@ -122,21 +122,14 @@ pub(crate) fn run(dir: &Path, seconds: f64, threads: usize, format: Format) -> R
                 })
             })
             .collect();
-        let t = Instant::now();
-        while t.elapsed() < run_for
-            && !handles
+        let finished = || {
+            handles
                 .iter()
                 .any(std::thread::ScopedJoinHandle::is_finished)
-        {
-            std::thread::sleep(Duration::from_millis(50));
-            let done = t.elapsed().as_secs_f64() / run_for.as_secs_f64();
-            #[expect(
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss,
-                reason = "a per-mille"
-            )]
-            bar.set_position((done.min(1.0) * 1000.0) as u64);
-        }
+        };
+        let waited: std::result::Result<(), std::convert::Infallible> =
+            out::wait_out(&bar, run_for, finished, |_| Ok(()));
+        let Ok(()) = waited;
         stop.store(true, Ordering::Relaxed);
         handles
             .into_iter()

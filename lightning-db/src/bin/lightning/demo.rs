@@ -319,34 +319,28 @@ pub(crate) fn run(dir: Option<&Path>, seconds: f64, format: Format) -> Result<Ou
             scope.spawn(move || transfers(s, 0x1234_5678_9abc_def1)),
             scope.spawn(move || transfers(s, 0x0fed_cba9_8765_4321)),
         ];
-        let t = Instant::now();
         let mut checkpointed = false;
-        while t.elapsed() < run_for
-            && !handles
+        let finished = || {
+            handles
                 .iter()
                 .any(std::thread::ScopedJoinHandle::is_finished)
-        {
-            std::thread::sleep(Duration::from_millis(20));
-            let done = t.elapsed().as_secs_f64() / run_for.as_secs_f64();
-            #[expect(
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss,
-                reason = "a per-mille"
-            )]
-            bar.set_position((done.min(1.0) * 1000.0) as u64);
+        };
+        let waited = out::wait_out(&bar, run_for, finished, |done| {
             if !checkpointed && done >= 0.5 {
                 checkpointed = true;
                 bar.set_message("checkpoint while writing".to_string());
                 let c = Instant::now();
-                if let Err(e) = db.checkpoint() {
-                    shared.stop.store(true, Ordering::Relaxed);
-                    return vec![Err(e.into())];
-                }
+                db.checkpoint()?;
                 checkpoint_took = c.elapsed();
                 bar.set_message("workload, 5 threads".to_string());
             }
-        }
+            Ok::<(), lightning_db::Error>(())
+        });
         shared.stop.store(true, Ordering::Relaxed);
+        if let Err(e) = waited {
+            // The scope joins the workers, which the stop flag ends.
+            return vec![Err(e.into())];
+        }
         handles
             .into_iter()
             .map(|h| {

@@ -232,6 +232,29 @@ pub(crate) fn progress(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
+/// Waits until `run_for` has passed or `finished()` says a worker ended early, moving `bar`
+/// along; `each(fraction done)` runs at every step and may end the wait with an error.
+pub(crate) fn wait_out<E>(
+    bar: &ProgressBar,
+    run_for: Duration,
+    finished: impl Fn() -> bool,
+    mut each: impl FnMut(f64) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let t = std::time::Instant::now();
+    while t.elapsed() < run_for && !finished() {
+        std::thread::sleep(Duration::from_millis(20));
+        let done = (t.elapsed().as_secs_f64() / run_for.as_secs_f64()).min(1.0);
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a per-mille"
+        )]
+        bar.set_position((done * 1000.0) as u64);
+        each(done)?;
+    }
+    Ok(())
+}
+
 /// Writes `value` as pretty JSON and a newline.
 pub(crate) fn json(out: &mut impl Write, value: &serde_json::Value) -> Result<()> {
     serde_json::to_writer_pretty(&mut *out, value)
