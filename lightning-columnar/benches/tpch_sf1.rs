@@ -10,7 +10,8 @@
 //! (default 2 s; each figure is the median of the runs in it, at least three). Queries:
 //! `sum_price` (`SUM(l_extendedprice)`, no filter), `sum_filtered` (the same over a 61-day
 //! `l_shipdate` range, about 2.4 % of the rows, unsorted data), `q1`, `q6`; each on 1 and 2
-//! threads. Ingest: encoding every batch into a segment on 1 thread, and into two segments
+//! threads; `join_count` (lineitem ⋈ orders on the order key, counted) and `top10_price`
+//! on 1. Ingest: encoding every batch into a segment on 1 thread, and into two segments
 //! on 2. `DuckDB` (through `scripts/duckdb-tpch.py`) loads the same rows from dbgen text
 //! files written by this bench and runs the same queries with `SET threads`; its answers
 //! must equal ours (the run fails otherwise). Writes `benchmark_results/<date>/tpch_sf1.json`.
@@ -30,11 +31,11 @@ use std::time::{Duration, Instant};
 
 use lightning_columnar::segment::{SegmentId, SegmentReader, SegmentWriter, WriterOptions};
 use lightning_columnar::{
-    Aggregate, Batch, Column, DataType, Expr, Field, Scalar, Schema, avg, col, count_star, lit,
-    parallel_aggregate, sum,
+    Aggregate, Batch, Column, DataType, Expr, Field, HashJoin, JoinType, Scalar, Scan, Schema,
+    SortKey, avg, col, count_star, lit, parallel_aggregate, sort, sum,
 };
 use lightning_testkit::bench::{Figure, quick, temp_dir, write_report};
-use tpchgen::generators::LineItemGenerator;
+use tpchgen::generators::{LineItemGenerator, OrderGenerator};
 
 const BATCH_ROWS: usize = 100_000;
 
@@ -53,6 +54,7 @@ fn date(y: i32, m: u32, day: u32) -> Expr {
 fn schema() -> Arc<Schema> {
     Arc::new(
         Schema::new(vec![
+            Field::new("l_orderkey", DataType::Int64, false),
             Field::new("l_quantity", DataType::Int64, false),
             Field::new("l_extendedprice", dec(), false),
             Field::new("l_discount", dec(), false),
@@ -73,9 +75,11 @@ fn lineitem(sf: f64) -> (Vec<Batch>, u64) {
     let mut raw = 0u64;
     let mut rows = LineItemGenerator::new(sf, 1, 1).iter().peekable();
     while rows.peek().is_some() {
-        let (mut qty, mut price, mut disc, mut tax) = (vec![], vec![], vec![], vec![]);
+        let (mut okey, mut qty, mut price, mut disc, mut tax) =
+            (vec![], vec![], vec![], vec![], vec![]);
         let (mut flag, mut status, mut ship) = (vec![], vec![], vec![]);
         for l in rows.by_ref().take(BATCH_ROWS) {
+            okey.push(l.l_orderkey);
             qty.push(l.l_quantity);
             price.push(l.l_extendedprice.0);
             disc.push(l.l_discount.0);
@@ -84,11 +88,12 @@ fn lineitem(sf: f64) -> (Vec<Batch>, u64) {
             status.push(l.l_linestatus.to_owned());
             ship.push(l.l_shipdate.to_unix_epoch());
         }
-        raw += qty.len() as u64 * (4 * 8 + 4 + 2);
+        raw += qty.len() as u64 * (5 * 8 + 4 + 2);
         batches.push(
             Batch::new(
                 schema.clone(),
                 vec![
+                    Column::from_i64(DataType::Int64, okey, None).unwrap(),
                     Column::from_i64(DataType::Int64, qty, None).unwrap(),
                     Column::from_i64(dec(), price, None).unwrap(),
                     Column::from_i64(dec(), disc, None).unwrap(),
@@ -102,6 +107,27 @@ fn lineitem(sf: f64) -> (Vec<Batch>, u64) {
         );
     }
     (batches, raw)
+}
+
+/// `orders`' keys, in batches.
+fn orders(sf: f64) -> (Arc<Schema>, Vec<Batch>) {
+    let schema =
+        Arc::new(Schema::new(vec![Field::new("o_orderkey", DataType::Int64, false)]).unwrap());
+    let keys: Vec<i64> = OrderGenerator::new(sf, 1, 1)
+        .iter()
+        .map(|o| o.o_orderkey)
+        .collect();
+    let batches = keys
+        .chunks(BATCH_ROWS)
+        .map(|c| {
+            Batch::new(
+                schema.clone(),
+                vec![Column::from_i64(DataType::Int64, c.to_vec(), None).unwrap()],
+            )
+            .unwrap()
+        })
+        .collect();
+    (schema, batches)
 }
 
 fn encode(batches: &[Batch]) -> Vec<u8> {
@@ -241,8 +267,13 @@ fn duckdb(dir: &Path, sf: f64, secs: f64) -> Option<serde_json::Value> {
         writeln!(out, "{row}").unwrap();
     }
     out.flush().unwrap();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(dir.join("orders.tbl")).unwrap());
+    for row in OrderGenerator::new(sf, 1, 1).iter() {
+        writeln!(out, "{row}").unwrap();
+    }
+    out.flush().unwrap();
     println!(
-        "wrote {} in {:.1} s",
+        "wrote {} (and orders.tbl) in {:.1} s",
         tbl.display(),
         t.elapsed().as_secs_f64()
     );
@@ -280,7 +311,7 @@ fn main() {
     let mut figures = Vec::new();
     let how = |extra: &str| {
         format!(
-            "TPC-H lineitem SF {sf} ({rows} rows, 7 columns, {} MB raw); {extra}",
+            "TPC-H lineitem SF {sf} ({rows} rows, 8 columns, {} MB raw); {extra}",
             raw / 1_000_000
         )
     };
@@ -309,7 +340,7 @@ fn main() {
         bytes.len() as f64 / 1e6,
         "MB",
         how(&format!(
-            "segment bytes for the 7 columns; raw {} MB",
+            "segment bytes for the 8 columns; raw {} MB",
             raw / 1_000_000
         )),
     ));
@@ -348,8 +379,73 @@ fn main() {
         }
     }
 
+    // lineitem ⋈ orders on the order key, counted: orders built into a hash table, the
+    // segment's l_orderkey scanned and probed (one thread).
+    let (orders_schema, order_batches) = orders(sf);
+    let probe_schema =
+        Arc::new(Schema::new(vec![Field::new("l_orderkey", DataType::Int64, false)]).unwrap());
+    let join = || -> u64 {
+        let j = HashJoin::new(
+            &orders_schema,
+            &order_batches,
+            &[col("o_orderkey")],
+            probe_schema.clone(),
+            vec![col("l_orderkey")],
+            JoinType::Inner,
+        )
+        .unwrap();
+        let mut scan = Scan::new(&reader, &["l_orderkey"], None).unwrap();
+        scan.collect()
+            .unwrap()
+            .iter()
+            .map(|b| j.probe(b).unwrap().num_rows() as u64)
+            .sum()
+    };
+    let joined = join();
+    let took = median_secs(budget, || {
+        std::hint::black_box(join());
+    });
+    println!(
+        "lightning {:<13} 1t {:>8.2} ms  {:>7.1} M probe rows/s  ({joined} rows joined)",
+        "join_count",
+        took * 1e3,
+        rows as f64 / took / 1e6
+    );
+    figures.push(Figure::new(
+        "lightning_join_count_1t_ms",
+        took * 1e3,
+        "ms",
+        how(&format!("SELECT COUNT(*) FROM lineitem JOIN orders ON l_orderkey = o_orderkey: build on orders' {} keys (in memory), probe with l_orderkey scanned from the segment; 1 thread; median of the runs in {secs} s", order_batches.iter().map(Batch::num_rows).sum::<usize>())),
+    ));
+    ours.insert("join_count", vec![joined.to_string()]);
+    // Top-k: the ten largest prices.
+    let price_schema =
+        Arc::new(Schema::new(vec![Field::new("l_extendedprice", dec(), false)]).unwrap());
+    let top_k = || {
+        let mut scan = Scan::new(&reader, &["l_extendedprice"], None).unwrap();
+        let batches = scan.collect().unwrap();
+        sort(
+            &price_schema,
+            &batches,
+            &[SortKey::desc(col("l_extendedprice"))],
+            Some(10),
+        )
+        .unwrap()
+    };
+    let top = top_k();
+    let took = median_secs(budget, || drop(top_k()));
+    println!("lightning {:<13} 1t {:>8.2} ms", "top10_price", took * 1e3);
+    figures.push(Figure::new(
+        "lightning_top10_price_1t_ms",
+        took * 1e3,
+        "ms",
+        how(&format!("SELECT l_extendedprice FROM lineitem ORDER BY l_extendedprice DESC LIMIT 10: the column scanned, top-k sort; 1 thread; median of the runs in {secs} s")),
+    ));
+    ours.insert("top10_price", answer(&top));
+
     let dir = temp_dir().unwrap();
-    if let Some(duck) = duckdb(dir.path(), sf, secs) {
+    let duck_extra = duckdb(dir.path(), sf, secs);
+    if let Some(duck) = &duck_extra {
         figures.push(Figure::new(
             "duckdb_load_rows_per_s",
             rows as f64 / duck["load_s"].as_f64().unwrap(),
@@ -392,6 +488,41 @@ fn main() {
                     "DuckDB's time over Lightning's in the same run (above 1: Lightning is faster)",
                 ));
             }
+        }
+    }
+    if let Some(duck) = &duck_extra {
+        for (name, what) in [
+            ("join_count", "the join count"),
+            ("top10_price", "the top 10 prices"),
+        ] {
+            let got: Vec<String> = duck["answers"][name]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(&got, &ours[name], "{name}: DuckDB and Lightning disagree");
+            for threads in [1, 2] {
+                let duck_ms = duck["seconds"][name][threads.to_string()].as_f64().unwrap() * 1e3;
+                println!("duckdb    {name:<13} {threads}t {duck_ms:>8.2} ms");
+                figures.push(Figure::new(
+                    format!("duckdb_{name}_{threads}t_ms"),
+                    duck_ms,
+                    "ms",
+                    how(&format!("DuckDB 2.0.1 (Python), {what}; SET threads = {threads}; median of the runs in {secs} s; answers equal Lightning's")),
+                ));
+            }
+            let ours_ms = figures
+                .iter()
+                .find(|f| f.name == format!("lightning_{name}_1t_ms"))
+                .map_or(f64::NAN, |f| f.value);
+            let duck_ms = duck["seconds"][name]["1"].as_f64().unwrap() * 1e3;
+            figures.push(Figure::new(
+                format!("lightning_vs_duckdb_{name}_1t"),
+                duck_ms / ours_ms,
+                "ratio",
+                "DuckDB's time over Lightning's in the same run, 1 thread each (above 1: Lightning is faster)",
+            ));
         }
     }
     let path = write_report("tpch_sf1", &figures).unwrap();
