@@ -99,6 +99,20 @@ pub fn sort(
     keys: &[SortKey],
     limit: Option<usize>,
 ) -> Result<Batch> {
+    // Top-k over many batches: each batch's own first `k` rows first (a batch at a time,
+    // in cache), then the first `k` of those. The rows of the answer are among them, and
+    // ties still keep input order: each reduced batch keeps its rows in (key, input)
+    // order and the reduced batches stay in input order.
+    if let Some(k) = limit
+        && batches.len() > 1
+        && batches.iter().any(|b| b.num_rows() > k.saturating_mul(2))
+    {
+        let reduced = batches
+            .iter()
+            .map(|b| sort(schema, std::slice::from_ref(b), keys, Some(k)))
+            .collect::<Result<Vec<_>>>()?;
+        return sort(schema, &reduced, keys, Some(k));
+    }
     let mut columns: Vec<Column> = schema
         .fields()
         .iter()
