@@ -27,7 +27,6 @@ impl Bitmap {
 
     /// `len` bits from `words` (least significant bit first), which must hold
     /// `len.div_ceil(64)` words; bits past `len` are cleared.
-    #[cfg(feature = "arrow")]
     pub(crate) fn from_words(mut words: Vec<u64>, len: usize) -> Bitmap {
         words.resize(len.div_ceil(64), 0);
         let mut b = Bitmap { words, len };

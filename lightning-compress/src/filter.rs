@@ -185,6 +185,12 @@ impl Selection {
         i < self.len && self.words[i / 64] >> (i % 64) & 1 == 1
     }
 
+    /// The bits, 64 values a word, least significant bit first; bits past
+    /// [`len`](Self::len) are zero.
+    pub fn words(&self) -> &[u64] {
+        &self.words
+    }
+
     /// Selected values.
     pub fn count(&self) -> usize {
         self.words.iter().map(|w| w.count_ones() as usize).sum()
