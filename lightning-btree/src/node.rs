@@ -273,14 +273,33 @@ pub(crate) fn leaf_cell(key: &[u8], val: ValRef<'_>) -> Vec<u8> {
     c
 }
 
-/// In-place edits of a leaf page for the common changes, without decoding the node: an
+/// The length of the branch cell at `at` in `body`, if it lies inside.
+fn branch_cell_len_at(body: &[u8], at: usize) -> Option<usize> {
+    let len = 2 + u16_at(body, at)? + 8;
+    (at + len <= body.len()).then_some(len)
+}
+
+/// The bytes of a branch cell (without its slot): `key` and the child holding the keys
+/// from it on.
+pub(crate) fn branch_cell(key: &[u8], child: PageId) -> Vec<u8> {
+    let mut c = Vec::with_capacity(2 + key.len() + 8);
+    c.extend_from_slice(&offset(key.len()).to_le_bytes());
+    c.extend_from_slice(key);
+    c.extend_from_slice(&child.get().to_le_bytes());
+    c
+}
+
+/// In-place edits of a node page for the common changes, without decoding the node: an
 /// insert writes its cell below the others and moves the slots after its own; a removal
 /// moves the slots after its own and leaves its cell as gap; the cells are packed again only
-/// when an insert finds too little free space. Callers check that the node is a valid leaf
-/// (a `NodeView` of it) and that an insert fits (its `size` plus the cell and its slot);
-/// on a page that is not (only a crafted one), edits do nothing rather than panic.
-pub(crate) struct LeafEdit<'a> {
+/// when an insert finds too little free space. Leaves and branches alike (the cells' form
+/// is the level's). Callers check that the node is valid (a `NodeView` of it) and that an
+/// insert fits (its `size` plus the cell and its slot); on a page that is not (only a
+/// crafted one), edits do nothing rather than panic.
+pub(crate) struct NodeEdit<'a> {
     body: &'a mut [u8],
+    /// A branch's cells (level above 0), else a leaf's.
+    branch: bool,
     /// The payload's end: where the cells stop.
     end: usize,
     count: usize,
@@ -288,15 +307,17 @@ pub(crate) struct LeafEdit<'a> {
     gap: usize,
 }
 
-impl<'a> LeafEdit<'a> {
+impl<'a> NodeEdit<'a> {
     pub(crate) fn new(page: &'a mut PageBuf) -> Self {
         let end = page.payload().len();
         let body = page.body_mut();
         let count = u16_at(body, 2).unwrap_or(0);
         let cells_from = u16_at(body, 4).unwrap_or(0);
         let gap = u16_at(body, 6).unwrap_or(0);
-        LeafEdit {
+        let branch = body.get(1).is_some_and(|level| *level > 0);
+        NodeEdit {
             body,
+            branch,
             end,
             count,
             cells_from,
@@ -306,6 +327,16 @@ impl<'a> LeafEdit<'a> {
 
     fn slot(&self, i: usize) -> usize {
         u16_at(self.body, HEAD + SLOT * i).unwrap_or(0)
+    }
+
+    /// The length of the cell at `at` among the first `end` bytes.
+    fn cell_len_at(&self, end: usize, at: usize) -> Option<usize> {
+        let body = self.body.get(..end)?;
+        if self.branch {
+            branch_cell_len_at(body, at)
+        } else {
+            leaf_cell_len_at(body, at)
+        }
     }
 
     fn set_slot(&mut self, i: usize, at: usize) {
@@ -337,7 +368,7 @@ impl<'a> LeafEdit<'a> {
         let mut moved = Vec::with_capacity(self.count);
         for s in 0..self.count {
             let from = self.slot(s);
-            let Some(len) = leaf_cell_len_at(&self.body[..self.end], from) else {
+            let Some(len) = self.cell_len_at(self.end, from) else {
                 return false;
             };
             let Some(to) = at.checked_sub(len) else {
@@ -368,7 +399,7 @@ impl<'a> LeafEdit<'a> {
         let mut above = self.end;
         for s in 0..self.count {
             let at = self.slot(s);
-            match leaf_cell_len_at(&self.body[..self.end], at) {
+            match self.cell_len_at(self.end, at) {
                 Some(len) if at + len == above => above = at,
                 _ => return false,
             }
@@ -444,7 +475,7 @@ pub(crate) fn pack_leaf(id: PageId, page: &mut PageBuf) -> bool {
     {
         return false;
     }
-    let mut edit = LeafEdit::new(page);
+    let mut edit = NodeEdit::new(page);
     if edit.packed() || !edit.compact() {
         return false;
     }
@@ -777,6 +808,67 @@ mod tests {
     }
 
     #[test]
+    fn in_place_branch_inserts_match_decoded_inserts() {
+        let mut first = PageId::new(1);
+        let mut model: Vec<(Vec<u8>, PageId)> = Vec::new();
+        let mut page = PageBuf::new(PageSize::MIN, PageType::BTreeBranch);
+        let node = |first, model: &Vec<(Vec<u8>, PageId)>| Node::Branch {
+            level: 1,
+            first,
+            entries: model.clone(),
+        };
+        node(first, &model).encode(&mut page).unwrap();
+        let mut x = 11u64;
+        // Inserts that had to pack the cells first (after removals left gaps).
+        let mut packed = 0;
+        for step in 0..2000 {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let [a, b, c, ..] = x.to_le_bytes();
+            let key = vec![a >> 5, 9, 9, b >> 1];
+            let view =
+                NodeView::new(PageId::new(2), PageType::BTreeBranch, page.payload()).unwrap();
+            let len = match view.search(&key).unwrap() {
+                Ok(i) => {
+                    // Removals leave gaps, so that later inserts pack the cells.
+                    let (_, klen) = view.cell(i).unwrap();
+                    model.remove(i);
+                    NodeEdit::new(&mut page).remove(i, 2 + klen + 8)
+                }
+                Err(i) if view.size() + 64 < 4000 => {
+                    // A split of child `i`: the child pointer moves to the left half (maybe
+                    // a copy), and the separator goes in with the right half.
+                    let left = PageId::new(u64::from(c) + 100);
+                    let right = PageId::new(x % 10_000);
+                    let at = view.child_offset(i).unwrap();
+                    let cell = branch_cell(&key, right);
+                    let (cells_from, _) = view.cell_area();
+                    if cells_from < HEAD + SLOT * (view.count() + 1) + cell.len() {
+                        packed += 1;
+                    }
+                    page.body_mut()[at..at + 8].copy_from_slice(&left.get().to_le_bytes());
+                    if i == 0 {
+                        first = left;
+                    } else {
+                        model[i - 1].1 = left;
+                    }
+                    model.insert(i, (key, right));
+                    NodeEdit::new(&mut page).insert(i, &model[i].0, &cell)
+                }
+                Err(_) => continue,
+            };
+            let want = node(first, &model);
+            assert_eq!(len, want.size(), "step {step}");
+            let view =
+                NodeView::new(PageId::new(2), PageType::BTreeBranch, page.payload()).unwrap();
+            assert_eq!(view.decode().unwrap(), want, "step {step}");
+            assert_eq!(view.cells_problem().unwrap(), None, "step {step}");
+        }
+        assert!(packed > 10, "only {packed} inserts packed the cells first");
+    }
+
+    #[test]
     fn in_place_leaf_edits_match_decoded_edits() {
         let mut model: Vec<(Vec<u8>, Val)> = Vec::new();
         let mut page = PageBuf::new(PageSize::MIN, PageType::BTreeLeaf);
@@ -809,7 +901,7 @@ mod tests {
                 Ok(i) if step % 3 == 0 => {
                     let cell = view.leaf_cell_len(i).unwrap();
                     model.remove(i);
-                    LeafEdit::new(&mut page).remove(i, cell)
+                    NodeEdit::new(&mut page).remove(i, cell)
                 }
                 Ok(i) if step % 3 == 1 => {
                     // A value of the same cell size written over the old one.
@@ -823,7 +915,7 @@ mod tests {
                     let cell = leaf_cell(&key, val.as_ref());
                     assert_eq!(cell.len(), view.leaf_cell_len(i).unwrap());
                     model[i].1 = val;
-                    LeafEdit::new(&mut page).overwrite(i, &cell)
+                    NodeEdit::new(&mut page).overwrite(i, &cell)
                 }
                 Err(i) if view.size() + 64 < 4000 => {
                     let val = if x.is_multiple_of(5) {
@@ -839,7 +931,7 @@ mod tests {
                     if cells_from < HEAD + SLOT * (view.count() + 1) + cell.len() {
                         packed += 1;
                     }
-                    let len = LeafEdit::new(&mut page).insert(i, &key, &cell);
+                    let len = NodeEdit::new(&mut page).insert(i, &key, &cell);
                     model.insert(i, (key, val));
                     len
                 }

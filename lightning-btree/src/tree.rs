@@ -7,7 +7,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use lightning_page::{Lsn, PageId};
 
 use crate::node::{
-    HEAD, LeafEdit, NO_PAGE, Node, NodeView, SLOT, Val, ValRef, leaf_cell, separator,
+    HEAD, NO_PAGE, Node, NodeEdit, NodeView, SLOT, Val, ValRef, branch_cell, leaf_cell, separator,
 };
 use crate::store::{Checkpoint, Op, Store};
 use crate::{Error, Result};
@@ -574,13 +574,13 @@ impl BTree {
         let len = match old {
             // A value of the same cell size is written over the old one.
             Some((_, cell_len)) if cell_len == cell.len() => {
-                LeafEdit::new(page.page_mut()).overwrite(slot, &cell)
+                NodeEdit::new(page.page_mut()).overwrite(slot, &cell)
             }
             Some((_, cell_len)) => {
-                LeafEdit::new(page.page_mut()).remove(slot, cell_len);
-                LeafEdit::new(page.page_mut()).insert(slot, key, &cell)
+                NodeEdit::new(page.page_mut()).remove(slot, cell_len);
+                NodeEdit::new(page.page_mut()).insert(slot, key, &cell)
             }
-            None => LeafEdit::new(page.page_mut()).insert(slot, key, &cell),
+            None => NodeEdit::new(page.page_mut()).insert(slot, key, &cell),
         };
         Ok(Some(Change {
             page: id,
@@ -614,7 +614,7 @@ impl BTree {
             // nothing after this edit can fail, and the edit needs no undo.
             op.save(id, &page);
         }
-        let len = LeafEdit::new(page.page_mut()).remove(i, cell_len);
+        let len = NodeEdit::new(page.page_mut()).remove(i, cell_len);
         let change = Change {
             page: id,
             split: None,
@@ -778,6 +778,12 @@ impl BTree {
             // Only the child's page changed (it was copied): rewrite that one pointer.
             return self.repoint(op, id, idx, c.page);
         }
+        if !c.underflow
+            && let Some((sep, right)) = &c.split
+            && let Some(done) = self.split_in_place(op, id, idx, c.page, sep, *right)?
+        {
+            return Ok(done);
+        }
         let Node::Branch {
             level,
             mut first,
@@ -803,6 +809,47 @@ impl BTree {
             },
             append && !c.underflow,
         )
+    }
+
+    /// The common step above a split without decoding the branch: in a branch of the current
+    /// generation with room for the new separator, child `idx` is set to `left` (the split
+    /// child, maybe copied) and the cell (`sep`, `right`) goes in after it. `None` when the
+    /// general path must run (a copy of the branch, or a split of it).
+    fn split_in_place(
+        &self,
+        op: &mut Op,
+        id: PageId,
+        idx: usize,
+        left: PageId,
+        sep: &[u8],
+        right: PageId,
+    ) -> Result<Option<Change>> {
+        if !self.store.is_fresh(id) {
+            return Ok(None);
+        }
+        let cell = branch_cell(sep, right);
+        let mut page = self.store.pool().pin_mut(id)?;
+        let view = NodeView::new(id, page.page_type(), page.payload())?;
+        if view.is_leaf() {
+            return Err(Error::corrupt(id, "changed from branch to leaf"));
+        }
+        let new_len = view.size() + SLOT + cell.len();
+        if new_len > self.limits.capacity || idx > view.count() {
+            return Ok(None);
+        }
+        let at = view.child_offset(idx)?;
+        if new_len < self.limits.min_fill {
+            // Below the fill bound (a small root, say): the caller goes on to steps that
+            // can fail, so keep the branch to put back.
+            op.save(id, &page);
+        }
+        page.page_mut().body_mut()[at..at + 8].copy_from_slice(&left.get().to_le_bytes());
+        let len = NodeEdit::new(page.page_mut()).insert(idx, sep, &cell);
+        Ok(Some(Change {
+            page: id,
+            split: None,
+            underflow: len < self.limits.min_fill,
+        }))
     }
 
     /// Branch `id` with child pointer `idx` set to `to`, nothing else changed: in place if
