@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::batch::Batch;
 use crate::column::{Column, ColumnBuilder, Data};
 use crate::expr::Expr;
-use crate::types::{DataType, Field, MAX_DECIMAL_PRECISION, Scalar, Schema, f64_cmp};
+use crate::types::{DataType, Field, MAX_DECIMAL_PRECISION, Physical, Scalar, Schema, f64_cmp};
 use crate::{Error, Result};
 
 /// An aggregate function.
@@ -271,10 +271,21 @@ impl HashAggregate {
                 ),
             });
         }
-        let rows: Vec<usize> = match batch.selection() {
-            Some(s) => s.iter().map(|r| *r as usize).collect(),
-            None => (0..batch.physical_rows()).collect(),
-        };
+        if self.group_by.is_empty() {
+            // One group: whole-column kernels, no per-row group ids.
+            for (a, state) in self.aggs.iter().zip(&mut self.states) {
+                let col = match &a.expr {
+                    Some(e) => Some(e.eval(batch)?),
+                    None => None,
+                };
+                if !update_single(state, col.as_ref(), batch) {
+                    let rows = selected_rows(batch);
+                    update(state, a.func, col.as_ref(), &rows, &vec![0; rows.len()]);
+                }
+            }
+            return Ok(());
+        }
+        let rows = selected_rows(batch);
         let gids = self.group_ids(batch, &rows)?;
         let groups = self.keys.len();
         for (a, state) in self.aggs.iter().zip(&mut self.states) {
@@ -286,6 +297,47 @@ impl HashAggregate {
             update(state, a.func, col.as_ref(), &rows, &gids);
         }
         Ok(())
+    }
+
+    /// For an aggregation without `GROUP BY`: the aggregates (by index) whose input is a
+    /// bare column of `i64` storage (integers, decimals, timestamps) or none (`COUNT(*)`),
+    /// and that sum or count — the ones [`add_partial`](Self::add_partial) can take from a
+    /// segment's encoded chunks without decoding them. `None` when any other aggregate is
+    /// present.
+    pub(crate) fn encoded_inputs(&self) -> Option<Vec<Option<usize>>> {
+        if !self.group_by.is_empty() {
+            return None;
+        }
+        self.aggs
+            .iter()
+            .map(|a| match (&a.func, &a.expr) {
+                (AggFunc::CountStar, _) => Some(None),
+                (AggFunc::Count | AggFunc::Sum | AggFunc::Avg, Some(Expr::Column(name))) => {
+                    let i = self.input.index_of(name).ok()?;
+                    let t = self.input.fields().get(i)?.data_type();
+                    (t.physical() == Physical::I64).then_some(Some(i))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Adds to aggregate `agg` (one of [`encoded_inputs`](Self::encoded_inputs)') the sum
+    /// and count of `rows` non-null input values (for `COUNT(*)`, `rows` rows).
+    pub(crate) fn add_partial(&mut self, agg: usize, sum: i128, rows: usize) {
+        let n = i64::try_from(rows).unwrap_or(i64::MAX);
+        match self.states.get_mut(agg) {
+            Some(State::Count(v)) => v[0] += n,
+            Some(State::SumInt(s, seen)) => {
+                s[0] += sum;
+                seen[0] |= rows > 0;
+            }
+            Some(State::AvgInt(s, counts, _)) => {
+                s[0] += sum;
+                counts[0] += n;
+            }
+            _ => {}
+        }
     }
 
     fn group_ids(&mut self, batch: &Batch, rows: &[usize]) -> Result<Vec<u32>> {
@@ -396,6 +448,65 @@ fn better(func: AggFunc, o: std::cmp::Ordering) -> bool {
     } else {
         o.is_gt()
     }
+}
+
+/// The batch's rows: its selection, or every row.
+fn selected_rows(batch: &Batch) -> Vec<usize> {
+    match batch.selection() {
+        Some(s) => s.iter().map(|r| *r as usize).collect(),
+        None => (0..batch.physical_rows()).collect(),
+    }
+}
+
+/// The exact sum of `values`, vectorised: each value splits into its high 32 bits (signed)
+/// and its low 32 bits (unsigned), summed apart in 64-bit lanes that cannot overflow within
+/// a run of 2^20 values, then combined in 128 bits.
+pub(crate) fn sum_i64(values: impl Iterator<Item = i64>) -> i128 {
+    const RUN: usize = 1 << 20;
+    let mut total = 0i128;
+    let (mut lo, mut hi, mut n) = (0u64, 0i64, 0usize);
+    for x in values {
+        lo += x.cast_unsigned() & 0xffff_ffff;
+        hi += x >> 32;
+        n += 1;
+        if n == RUN {
+            total += (i128::from(hi) << 32) + i128::from(lo);
+            (lo, hi, n) = (0, 0, 0);
+        }
+    }
+    total + (i128::from(hi) << 32) + i128::from(lo)
+}
+
+/// The exact sum of `ints`, or of the rows `sel` picks.
+fn sum_selected(ints: &[i64], sel: Option<&[u32]>) -> i128 {
+    match sel {
+        None => sum_i64(ints.iter().copied()),
+        Some(sel) => sum_i64(sel.iter().filter_map(|&r| ints.get(r as usize).copied())),
+    }
+}
+
+/// [`update`] for the single group of an aggregation without `GROUP BY`, over the whole
+/// batch at once; `false` when the state or the column is not one of the kernels' (the
+/// caller then takes the row-at-a-time path).
+fn update_single(state: &mut State, col: Option<&Column>, batch: &Batch) -> bool {
+    let sel = batch.selection();
+    let n = i64::try_from(batch.num_rows()).unwrap_or(i64::MAX);
+    match (state, col) {
+        (State::Count(v), None) => v[0] += n,
+        (State::Count(v), Some(c)) if c.validity().is_none() => v[0] += n,
+        (State::SumInt(s, seen), Some(c)) if c.validity().is_none() => {
+            let Some(ints) = c.i64s() else { return false };
+            s[0] += sum_selected(ints, sel);
+            seen[0] |= n > 0;
+        }
+        (State::AvgInt(s, counts, _), Some(c)) if c.validity().is_none() => {
+            let Some(ints) = c.i64s() else { return false };
+            s[0] += sum_selected(ints, sel);
+            counts[0] += n;
+        }
+        _ => return false,
+    }
+    true
 }
 
 fn update(state: &mut State, func: AggFunc, col: Option<&Column>, rows: &[usize], gids: &[u32]) {

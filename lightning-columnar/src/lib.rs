@@ -25,7 +25,9 @@
 //!   then predicates on the encoded blocks, then the rest on decoded vectors); hash
 //!   aggregation ([`HashAggregate`]: count, count distinct, sum, min, max, avg, with or without
 //!   group-by, per-thread states merged); [`HashJoin`] (inner, left, semi, anti); [`sort`]
-//!   with top-k; and [`parallel_aggregate`], morsel-driven over row groups on threads.
+//!   with top-k; and [`parallel_aggregate`], morsel-driven over row groups on threads, which
+//!   takes sums and counts of bare columns from the encoded chunks when there is nothing to
+//!   filter or group ([`ScanStats::aggregated_on_encoded`]).
 //! - **Zero-copy scans**: a [`Scan`] allocates per row group, never per row; it decodes only
 //!   the projected (and residual-predicate) columns of row groups with a surviving row and
 //!   moves the decoded vectors into its output. [`ScanStats::chunks_decoded`] counts them;

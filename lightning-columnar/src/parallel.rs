@@ -41,22 +41,56 @@ pub fn parallel_aggregate<S: ByteSource + Sync>(
         )?,
     );
     let template = HashAggregate::new(schema, group_by, aggs)?;
+    // Sums and counts of bare columns with nothing to filter: taken from the encoded chunks.
+    let encoded = match predicate {
+        None => template
+            .encoded_inputs()
+            .map(|inputs| {
+                inputs
+                    .into_iter()
+                    .map(|i| {
+                        i.map(|i| {
+                            reader
+                                .schema()
+                                .index_of(columns.get(i).copied().unwrap_or(""))
+                        })
+                        .transpose()
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .transpose()?,
+        Some(_) => None,
+    };
     let next = AtomicUsize::new(0);
     let groups = reader.row_groups().len();
     let results: Mutex<Vec<Result<(HashAggregate, ScanStats)>>> = Mutex::new(Vec::new());
     let work = || -> Result<(HashAggregate, ScanStats)> {
         let mut scan = Scan::new(reader, columns, predicate.cloned())?;
         let mut state = template.clone();
+        let mut on_encoded = ScanStats::default();
         loop {
             let g = next.fetch_add(1, Ordering::Relaxed);
             if g >= groups {
                 break;
             }
+            if let Some(inputs) = &encoded
+                && let Some(partials) = encoded_partials(reader, g, inputs)?
+            {
+                for (agg, (sum, rows)) in partials.into_iter().enumerate() {
+                    state.add_partial(agg, sum, rows);
+                }
+                on_encoded.aggregated_on_encoded += 1;
+                on_encoded.rows += u64::from(reader.row_groups()[g].rows());
+                continue;
+            }
             if let Some(b) = scan.row_group(g)? {
                 state.push(&b)?;
             }
         }
-        Ok((state, scan.stats().clone()))
+        let mut scanned = scan.stats().clone();
+        scanned.aggregated_on_encoded = on_encoded.aggregated_on_encoded;
+        scanned.rows += on_encoded.rows;
+        Ok((state, scanned))
     };
     std::thread::scope(|s| {
         for _ in 0..threads.min(groups.max(1)) {
@@ -82,10 +116,42 @@ pub fn parallel_aggregate<S: ByteSource + Sync>(
         stats.emptied_by_encoded_predicates += s.emptied_by_encoded_predicates;
         stats.rows += s.rows;
         stats.chunks_decoded += s.chunks_decoded;
+        stats.aggregated_on_encoded += s.aggregated_on_encoded;
         match &mut total {
             None => total = Some(part),
             Some(t) => t.merge(part)?,
         }
     }
     Ok((total.unwrap_or(template).finish()?, stats))
+}
+
+/// The sum and count of each aggregate's input in row group `g`, from the encoded chunks
+/// (`inputs`: the segment column of each aggregate, `None` for `COUNT(*)`); `None` when a
+/// chunk holds nulls (the row group is then scanned as usual).
+fn encoded_partials<S: ByteSource>(
+    reader: &SegmentReader<S>,
+    g: usize,
+    inputs: &[Option<usize>],
+) -> Result<Option<Vec<(i128, usize)>>> {
+    let rows = reader.row_groups()[g].rows() as usize;
+    let mut out = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        let Some(column) = *input else {
+            out.push((0, rows));
+            continue;
+        };
+        let chunk = reader.chunk(g, column)?;
+        if !chunk.no_nulls() {
+            return Ok(None);
+        }
+        let (keys, n) =
+            lightning_compress::sum(chunk.data_block()).map_err(|e| chunk.decode_error(e))?;
+        if n != rows {
+            return Err(chunk.corrupt_error("the data block's length disagrees with the rows"));
+        }
+        // Keys are the values with the sign bit flipped: each is its value plus 2^63.
+        let sum = i128::try_from(keys).unwrap_or(i128::MAX) - ((n as i128) << 63);
+        out.push((sum, n));
+    }
+    Ok(Some(out))
 }

@@ -46,6 +46,11 @@ pub struct ScanStats {
     pub chunks_decoded: u64,
     /// Rows produced.
     pub rows: u64,
+    /// Row groups whose aggregates were computed on the encoded chunks, none decoded (sums
+    /// and counts of columns without nulls in an aggregation without `GROUP BY` or
+    /// predicate; [`parallel_aggregate`](crate::parallel_aggregate)). Their rows are counted
+    /// in `rows`.
+    pub aggregated_on_encoded: usize,
 }
 
 /// A scan of one segment: projected columns, rows passing a predicate.

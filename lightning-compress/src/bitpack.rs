@@ -237,6 +237,55 @@ fn select_body<const W: usize, const CHECK: bool>(
     over
 }
 
+/// The sum of the first `n` values packed at width `W`, without materialising them: each
+/// full chunk is summed in 16 lane accumulators (64 rows of `W` bits each cannot overflow
+/// a lane for `W <= 58`), added into 128 bits once per chunk.
+#[expect(
+    clippy::inline_always,
+    reason = "inlined into the portable and the AVX2 instantiation"
+)]
+#[inline(always)]
+fn sum_body<const W: usize>(bytes: &[u8], n: usize) -> u128 {
+    let full = n / CHUNK;
+    let mut pad = Vec::new();
+    let mut total = 0u128;
+    let mut buf = [0u64; CHUNK];
+    for c in 0..full {
+        let words = chunk_words::<W>(bytes, c, &mut pad);
+        if W <= 58 {
+            let mut acc = [0u64; LANES];
+            for r in 0..CHUNK / LANES {
+                row::<W>(words, r, |l, v| acc[l] += v);
+            }
+            total += acc.iter().map(|a| u128::from(*a)).sum::<u128>();
+        } else {
+            for (r, o) in buf.chunks_exact_mut(LANES).enumerate() {
+                row::<W>(words, r, |l, v| o[l] = v);
+            }
+            total += buf.iter().map(|v| u128::from(*v)).sum::<u128>();
+        }
+    }
+    let rest = bytes.get(full * CHUNK * W / 8..).unwrap_or_default();
+    let m = (n - full * CHUNK) * W;
+    let mut tail = vec![0u64; m.div_ceil(64)];
+    load(rest, &mut tail);
+    for i in 0..n - full * CHUNK {
+        total += u128::from(sequential(&tail, W, i));
+    }
+    total
+}
+
+fn sum_fixed<const W: usize>(kernel: Kernel, bytes: &[u8], n: usize) -> u128 {
+    match kernel {
+        Kernel::Portable => sum_body::<W>(bytes, n),
+        #[cfg(target_arch = "x86_64")]
+        #[expect(unsafe_code, reason = "calling a function compiled for AVX2")]
+        // SAFETY: `Kernel::Avx2` is only constructed after `is_x86_feature_detected!("avx2")`
+        // returned true, so the CPU executes the AVX2 instructions of this instantiation.
+        Kernel::Avx2 => unsafe { avx2::sum::<W>(bytes, n) },
+    }
+}
+
 /// Which instantiation of the kernels runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kernel {
@@ -273,6 +322,11 @@ mod avx2 {
     #[target_feature(enable = "avx2")]
     pub(super) fn unpack<const W: usize>(bytes: &[u8], base: u64, out: &mut [u64]) {
         super::unpack_body::<W>(bytes, base, out);
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) fn sum<const W: usize>(bytes: &[u8], n: usize) -> u128 {
+        super::sum_body::<W>(bytes, n)
     }
 
     #[target_feature(enable = "avx2")]
@@ -389,6 +443,18 @@ pub(crate) fn select_with(
         33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64)
 }
 
+/// The sum of the first `n` values packed at `width` in `bytes` (missing bytes read as
+/// zero bits), exact.
+pub(crate) fn sum_packed(bytes: &[u8], width: u32, n: usize) -> u128 {
+    sum_with(Kernel::best(), bytes, width, n)
+}
+
+pub(crate) fn sum_with(kernel: Kernel, bytes: &[u8], width: u32, n: usize) -> u128 {
+    by_width!(width, sum_fixed, 0, (kernel, bytes, n),
+        1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32
+        33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -446,6 +512,20 @@ mod tests {
                 unpack_with(kernel, &out, width, base, &mut back);
                 let want: Vec<u64> = values.iter().map(|v| v.wrapping_add(base)).collect();
                 prop_assert_eq!(back, want, "{:?}", kernel);
+            }
+        }
+
+        #[test]
+        fn sums_match_the_values_on_every_kernel(
+            width in 0u32..=64,
+            raw in proptest::collection::vec(any::<u64>(), 0..3000),
+        ) {
+            let values = values(width, &raw);
+            let mut out = Vec::new();
+            pack(&values, width, &mut out);
+            let want: u128 = values.iter().map(|v| u128::from(*v)).sum();
+            for kernel in Kernel::available() {
+                prop_assert_eq!(sum_with(kernel, &out, width, values.len()), want, "{:?}", kernel);
             }
         }
 

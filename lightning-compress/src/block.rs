@@ -25,7 +25,7 @@
 //!
 //! Nested blocks use only plain, constant, frame of reference or delta (no deeper cascades).
 
-use crate::bitpack::{bits, pack, packed_len, unpack, unpack_plus};
+use crate::bitpack::{bits, pack, packed_len, sum_packed, unpack, unpack_plus};
 use crate::{Error, Result};
 
 /// The most values one block holds; a decoder refuses more (no unbounded allocation).
@@ -559,6 +559,44 @@ fn decode_slice(bytes: &[u8], out: &mut [u64], depth: u8) -> Result<usize> {
     }
     c.end(bytes)?;
     Ok(n)
+}
+
+/// The exact sum of a block's values and how many there are, computed on the encoded form
+/// where the scheme allows — a frame of reference sums its packed offsets without
+/// unpacking them into memory (`n × min` plus the offsets), a constant multiplies, runs
+/// multiply each value by its length — and by decoding otherwise. Signed values summed in
+/// the order-preserving domain ([`i64_key`](crate::i64_key)) give the sum of the `i64`s
+/// minus `n × 2^63`. Malformed bytes are [`Error::Corrupt`], as for [`decode`].
+pub fn sum(bytes: &[u8]) -> Result<(u128, usize)> {
+    let (scheme, n, mut c) = header(bytes)?;
+    let total = match scheme {
+        Scheme::Plain => plain_body(&mut c, n)?
+            .iter()
+            .map(|b| u128::from(u64::from_le_bytes(*b)))
+            .sum(),
+        Scheme::Constant => u128::from(c.u64()?) * n as u128,
+        Scheme::FrameOfReference => {
+            let min = c.u64()?;
+            let width = c.width()?;
+            let packed = c.packed(n, width)?;
+            u128::from(min) * n as u128 + sum_packed(packed, width, n)
+        }
+        Scheme::RunLength => {
+            let (values, lengths) = runs(&mut c, n, 0)?;
+            values
+                .iter()
+                .zip(&lengths)
+                .map(|(v, l)| u128::from(*v) * u128::from(*l))
+                .sum()
+        }
+        _ => {
+            let mut all = vec![0u64; n];
+            decode_slice(bytes, &mut all, 0)?;
+            return Ok((all.iter().map(|v| u128::from(*v)).sum(), n));
+        }
+    };
+    c.end(bytes)?;
+    Ok((total, n))
 }
 
 /// The body of a patched frame: the frame, then the exceptions written over it.

@@ -12,7 +12,8 @@
 //! of a dictionary, without decoding; a delta block 1024 values at a time, a range on sorted
 //! values located from sums of the deltas) and returns a [`Selection`]; [`filter_f64`] and
 //! [`filter_strings`] do the same for doubles (a range of the scaled integers) and strings (a
-//! range or set of dictionary codes).
+//! range or set of dictionary codes). [`sum`] adds a block's values on the encoded form where
+//! the scheme allows (a frame of reference sums its packed offsets without unpacking them).
 //!
 //! Values are `u64`; [`i64_key`] maps signed values into the same order-preserving domain.
 //! Doubles: [`encode_f64`] scales decimals to integers (in the spirit of ALP) with exceptions
@@ -54,7 +55,7 @@ mod float;
 mod fsst;
 mod strings;
 
-pub use block::{MAX_VALUES, Scheme, decode, decode_into, encode, explain, scheme_of};
+pub use block::{MAX_VALUES, Scheme, decode, decode_into, encode, explain, scheme_of, sum};
 pub use error::{Error, Result};
 pub use filter::{Predicate, Selection, filter};
 pub use float::{FloatPredicate, decode_f64, encode_f64, filter_f64};

@@ -450,6 +450,11 @@ impl<'a> Chunk<'a> {
         }
     }
 
+    /// Whether no value is null.
+    pub fn no_nulls(&self) -> bool {
+        self.kind == KIND_NO_NULLS
+    }
+
     /// Whether every value is null.
     pub fn all_null(&self) -> bool {
         self.kind == KIND_ALL_NULL

@@ -5,7 +5,7 @@
 
 use lightning_compress::{
     Predicate, Scheme, decode, decode_into, encode, explain, filter, i64_from_key, i64_key,
-    scheme_of,
+    scheme_of, sum,
 };
 use proptest::prelude::*;
 
@@ -122,6 +122,12 @@ fn values() -> impl Strategy<Value = Vec<u64>> {
     prop_oneof![
         proptest::collection::vec(any::<u64>(), 0..2000),
         proptest::collection::vec(0u64..16, 0..2000),
+        // Prices and keys far from zero: a frame of reference with a large minimum.
+        (
+            0u64..u64::MAX / 2,
+            proptest::collection::vec(0u64..100_000, 0..3000)
+        )
+            .prop_map(|(base, v)| v.into_iter().map(|x| base + x).collect()),
         proptest::collection::vec(
             prop_oneof![Just(0u64), Just(u64::MAX), Just(1 << 63)],
             0..500
@@ -179,6 +185,13 @@ proptest! {
     }
 
     #[test]
+    fn sums_on_encoded_data_match_decoded(v in values()) {
+        let block = encode(&v).unwrap();
+        let want: u128 = v.iter().map(|x| u128::from(*x)).sum();
+        prop_assert_eq!(sum(&block).unwrap(), (want, v.len()), "{}", explain(&block).unwrap());
+    }
+
+    #[test]
     fn damaged_blocks_are_errors_never_panics(v in values(), cut in any::<prop::sample::Index>(), bit in any::<prop::sample::Index>(), junk in proptest::collection::vec(any::<u8>(), 0..300)) {
         let block = encode(&v).unwrap();
         let mut out = Vec::new();
@@ -195,10 +208,13 @@ proptest! {
                 prop_assert!(out.len() <= lightning_compress::MAX_VALUES);
             }
             drop(filter(&flipped, &Predicate::Lt(10)));
+            drop(sum(&flipped));
+            prop_assert!(sum(&block[..n]).is_err(), "a truncated block must not sum");
         }
         out.clear();
         drop(decode(&junk, &mut out));
         drop(filter(&junk, &Predicate::Eq(0)));
+        drop(sum(&junk));
     }
 }
 
