@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use lightning_compress as lc;
 
@@ -29,6 +30,9 @@ pub struct SegmentReader<S> {
     rows: u64,
     size: u64,
     footer_len: u32,
+    /// Per chunk (row group major): its checksum matched once. Consulted only for an
+    /// [`immutable`](ByteSource::immutable) source, whose bytes cannot have changed since.
+    verified: Vec<AtomicBool>,
 }
 
 impl<S: ByteSource> SegmentReader<S> {
@@ -98,6 +102,9 @@ impl<S: ByteSource> SegmentReader<S> {
         }
         let schema = Schema::new(fields).map_err(|_| corrupt(Location::Footer, "bad schema"))?;
         drop(footer);
+        let verified = (0..groups.len() * schema.len())
+            .map(|_| AtomicBool::new(false))
+            .collect();
         Ok(SegmentReader {
             source,
             id,
@@ -106,6 +113,7 @@ impl<S: ByteSource> SegmentReader<S> {
             rows,
             size,
             footer_len,
+            verified,
         })
     }
 
@@ -177,14 +185,23 @@ impl<S: ByteSource> SegmentReader<S> {
                 len: u64::from(meta.len),
                 source: e,
             })?;
-        let actual = crc32c::crc32c(&bytes);
-        if actual != meta.crc {
-            return Err(Error::ChecksumMismatch {
-                segment: self.id,
-                at,
-                expected: meta.crc,
-                actual,
-            });
+        let verified = self
+            .verified
+            .get(row_group * self.schema.len() + column)
+            .filter(|_| self.source.immutable());
+        if !verified.is_some_and(|v| v.load(Ordering::Relaxed)) {
+            let actual = crc32c::crc32c(&bytes);
+            if actual != meta.crc {
+                return Err(Error::ChecksumMismatch {
+                    segment: self.id,
+                    at,
+                    expected: meta.crc,
+                    actual,
+                });
+            }
+            if let Some(v) = verified {
+                v.store(true, Ordering::Relaxed);
+            }
         }
         let data_type = self.schema.fields()[column].data_type();
         Chunk::parse(

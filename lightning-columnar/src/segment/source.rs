@@ -15,6 +15,14 @@ pub trait ByteSource {
 
     /// Exactly `len` bytes at `offset` (an error when they are not all there).
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Cow<'_, [u8]>>;
+
+    /// Whether the bytes at every position stay the same for as long as the source lives
+    /// (memory it owns or borrows immutably). A reader then verifies each chunk's checksum
+    /// on the chunk's first read only; for any other source (a file, pages that can be
+    /// read again from disk) it verifies on every read. The default is `false`.
+    fn immutable(&self) -> bool {
+        false
+    }
 }
 
 impl ByteSource for [u8] {
@@ -34,6 +42,10 @@ impl ByteSource for [u8] {
                 )
             })
     }
+
+    fn immutable(&self) -> bool {
+        true
+    }
 }
 
 impl ByteSource for Vec<u8> {
@@ -43,6 +55,10 @@ impl ByteSource for Vec<u8> {
 
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Cow<'_, [u8]>> {
         self.as_slice().read_at(offset, len)
+    }
+
+    fn immutable(&self) -> bool {
+        true
     }
 }
 
@@ -54,6 +70,10 @@ impl<T: ByteSource + ?Sized> ByteSource for &T {
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Cow<'_, [u8]>> {
         (**self).read_at(offset, len)
     }
+
+    fn immutable(&self) -> bool {
+        (**self).immutable()
+    }
 }
 
 impl<T: ByteSource + ?Sized> ByteSource for Arc<T> {
@@ -63,6 +83,10 @@ impl<T: ByteSource + ?Sized> ByteSource for Arc<T> {
 
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Cow<'_, [u8]>> {
         (**self).read_at(offset, len)
+    }
+
+    fn immutable(&self) -> bool {
+        (**self).immutable()
     }
 }
 

@@ -335,6 +335,45 @@ fn errors_name_the_segment_and_column() {
     );
 }
 
+/// Bytes that a disk can change between reads: the first read of each range is clean, the
+/// later ones come back with one bit flipped.
+struct Rotting<'a> {
+    bytes: &'a [u8],
+    seen: std::cell::RefCell<std::collections::HashSet<u64>>,
+}
+
+impl ByteSource for Rotting<'_> {
+    fn size(&self) -> std::io::Result<u64> {
+        Ok(self.bytes.len() as u64)
+    }
+
+    fn read_at(&self, offset: u64, len: usize) -> std::io::Result<std::borrow::Cow<'_, [u8]>> {
+        let mut out = self.bytes.read_at(offset, len)?.into_owned();
+        if !self.seen.borrow_mut().insert(offset)
+            && let Some(b) = out.get_mut(len / 2)
+        {
+            *b ^= 0x04;
+        }
+        Ok(out.into())
+    }
+}
+
+#[test]
+fn a_source_that_can_change_is_verified_on_every_read() {
+    let bytes = small_segment();
+    // In memory, bytes cannot change: a chunk's checksum is verified on its first read.
+    let r = SegmentReader::open(bytes.as_slice(), SegmentId::new(7)).unwrap();
+    assert_eq!(r.read_column(1, 2).unwrap(), r.read_column(1, 2).unwrap());
+    let src = Rotting {
+        bytes: &bytes,
+        seen: Default::default(),
+    };
+    let r = SegmentReader::open(&src, SegmentId::new(7)).unwrap();
+    r.read_column(1, 2).unwrap();
+    let err = r.read_column(1, 2).unwrap_err();
+    assert!(matches!(err, Error::ChecksumMismatch { .. }), "{err}");
+}
+
 /// Counts the bytes a reader asks for.
 struct Counting<'a> {
     bytes: &'a [u8],
