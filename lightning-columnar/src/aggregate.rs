@@ -198,6 +198,103 @@ impl State {
     }
 }
 
+/// Group keys (their [`key_bytes`]) to group ids. Keys of up to 15 bytes — most: a few
+/// integers, dates or short strings — are packed into a `u128` (length in the top byte)
+/// and hashed with a seeded folded multiply, instead of hashing a byte string with `SipHash`.
+#[derive(Debug, Clone, Default)]
+struct GroupMap {
+    small: HashMap<u128, u32, PackedState>,
+    large: HashMap<Vec<u8>, u32>,
+}
+
+/// The longest key packed into a `u128`.
+const PACKED_MAX: usize = 15;
+
+fn pack_key(key: &[u8]) -> Option<u128> {
+    if key.len() > PACKED_MAX {
+        return None;
+    }
+    let mut b = [0u8; 16];
+    b[..key.len()].copy_from_slice(key);
+    b[15] = u8::try_from(key.len()).unwrap_or(0);
+    Some(u128::from_le_bytes(b))
+}
+
+fn unpack_key(k: u128) -> Vec<u8> {
+    let b = k.to_le_bytes();
+    b[..usize::from(b[15]).min(PACKED_MAX)].to_vec()
+}
+
+impl GroupMap {
+    fn get(&self, key: &[u8]) -> Option<u32> {
+        match pack_key(key) {
+            Some(k) => self.small.get(&k).copied(),
+            None => self.large.get(key).copied(),
+        }
+    }
+
+    fn insert(&mut self, key: &[u8], id: u32) {
+        match pack_key(key) {
+            Some(k) => self.small.insert(k, id),
+            None => self.large.insert(key.to_vec(), id),
+        };
+    }
+
+    fn into_entries(self) -> impl Iterator<Item = (Vec<u8>, u32)> {
+        self.small
+            .into_iter()
+            .map(|(k, id)| (unpack_key(k), id))
+            .chain(self.large)
+    }
+}
+
+/// Builds [`PackedHasher`]s with a seed drawn from the standard library's random state.
+#[derive(Debug, Clone)]
+struct PackedState(u64, u64);
+
+impl Default for PackedState {
+    fn default() -> Self {
+        use std::hash::BuildHasher as _;
+        let r = std::collections::hash_map::RandomState::new();
+        PackedState(r.hash_one(1u8), r.hash_one(2u8))
+    }
+}
+
+impl std::hash::BuildHasher for PackedState {
+    type Hasher = PackedHasher;
+
+    fn build_hasher(&self) -> PackedHasher {
+        PackedHasher(self.0, self.1)
+    }
+}
+
+/// A hasher for packed keys: the two halves, each mixed with a seed, multiplied into 128
+/// bits and folded (foldhash's mixing step). Other input goes through FNV-1a.
+#[derive(Debug)]
+struct PackedHasher(u64, u64);
+
+impl std::hash::Hasher for PackedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "the halves of a 128-bit value, taken apart on purpose"
+    )]
+    fn write_u128(&mut self, v: u128) {
+        let (lo, hi) = (v as u64, (v >> 64) as u64);
+        let m = u128::from(lo ^ self.0) * u128::from(hi ^ self.1);
+        self.0 = (m as u64) ^ ((m >> 64) as u64);
+    }
+}
+
 /// Hash aggregation: feed batches with [`HashAggregate::push`], combine per-thread states
 /// with [`HashAggregate::merge`], then [`HashAggregate::finish`] into one batch (groups in
 /// order of first appearance).
@@ -207,7 +304,7 @@ pub struct HashAggregate {
     group_by: Vec<(String, Expr)>,
     aggs: Vec<Aggregate>,
     output: Arc<Schema>,
-    groups: HashMap<Vec<u8>, u32>,
+    groups: GroupMap,
     keys: Vec<Vec<Scalar>>,
     states: Vec<State>,
     key_buf: Vec<u8>,
@@ -242,13 +339,13 @@ impl HashAggregate {
             group_by,
             aggs,
             output,
-            groups: HashMap::new(),
+            groups: GroupMap::default(),
             keys: Vec::new(),
             states,
             key_buf: Vec::new(),
         };
         if h.group_by.is_empty() {
-            h.groups.insert(Vec::new(), 0);
+            h.groups.insert(&[], 0);
             h.keys.push(Vec::new());
             h.states.iter_mut().for_each(|s| s.grow(1));
         }
@@ -275,12 +372,12 @@ impl HashAggregate {
             // One group: whole-column kernels, no per-row group ids.
             for (a, state) in self.aggs.iter().zip(&mut self.states) {
                 let col = match &a.expr {
-                    Some(e) => Some(e.eval(batch)?),
+                    Some(e) => Some(e.eval_cow(batch)?),
                     None => None,
                 };
-                if !update_single(state, col.as_ref(), batch) {
+                if !update_single(state, col.as_deref(), batch) {
                     let rows = selected_rows(batch);
-                    update(state, a.func, col.as_ref(), &rows, &vec![0; rows.len()]);
+                    update(state, a.func, col.as_deref(), &rows, &vec![0; rows.len()]);
                 }
             }
             return Ok(());
@@ -291,10 +388,10 @@ impl HashAggregate {
         for (a, state) in self.aggs.iter().zip(&mut self.states) {
             state.grow(groups);
             let col = match &a.expr {
-                Some(e) => Some(e.eval(batch)?),
+                Some(e) => Some(e.eval_cow(batch)?),
                 None => None,
             };
-            update(state, a.func, col.as_ref(), &rows, &gids);
+            update(state, a.func, col.as_deref(), &rows, &gids);
         }
         Ok(())
     }
@@ -347,7 +444,7 @@ impl HashAggregate {
         let cols = self
             .group_by
             .iter()
-            .map(|(_, e)| e.eval(batch))
+            .map(|(_, e)| e.eval_cow(batch))
             .collect::<Result<Vec<_>>>()?;
         let mut gids = Vec::with_capacity(rows.len());
         for &r in rows {
@@ -355,13 +452,13 @@ impl HashAggregate {
             for c in &cols {
                 key_bytes(c, r, &mut self.key_buf);
             }
-            let id = if let Some(id) = self.groups.get(self.key_buf.as_slice()) {
-                *id
+            let id = if let Some(id) = self.groups.get(&self.key_buf) {
+                id
             } else {
                 let id = u32::try_from(self.keys.len()).map_err(|_| Error::InvalidArgument {
                     reason: "more than 2^32 groups".into(),
                 })?;
-                self.groups.insert(self.key_buf.clone(), id);
+                self.groups.insert(&self.key_buf, id);
                 self.keys.push(cols.iter().map(|c| c.value(r)).collect());
                 id
             };
@@ -379,17 +476,17 @@ impl HashAggregate {
         }
         // Map other's group ids to ours.
         let mut by_id: Vec<Option<Vec<u8>>> = vec![None; other.keys.len()];
-        for (k, id) in other.groups {
+        for (k, id) in other.groups.into_entries() {
             by_id[id as usize] = Some(k);
         }
         let mut map = Vec::with_capacity(by_id.len());
         for (i, k) in by_id.into_iter().enumerate() {
             let k = k.unwrap_or_default();
             let id = if let Some(id) = self.groups.get(&k) {
-                *id
+                id
             } else {
                 let id = u32::try_from(self.keys.len()).unwrap_or(u32::MAX);
-                self.groups.insert(k, id);
+                self.groups.insert(&k, id);
                 self.keys.push(other.keys[i].clone());
                 id
             };
@@ -419,7 +516,7 @@ impl HashAggregate {
     }
 }
 
-/// Appends a value's group-key bytes: a validity byte, then a fixed 8 bytes or a
+/// Appends a value's group-key bytes: a validity byte, then a fixed width or a
 /// length-prefixed string (equal values give equal bytes; `-0.0` and NaNs canonical).
 pub(crate) fn key_bytes(c: &Column, r: usize, out: &mut Vec<u8>) {
     if !c.is_valid(r) {
@@ -436,7 +533,14 @@ pub(crate) fn key_bytes(c: &Column, r: usize, out: &mut Vec<u8>) {
         }
         Data::Bytes { data, offsets } => {
             let s = &data[offsets[r]..offsets[r + 1]];
-            out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+            // The length as a LEB128 varint (one byte below 128): prefix-free, and short
+            // keys stay short enough to be packed (see `GroupMap`).
+            let mut len = s.len();
+            while len >= 0x80 {
+                out.push(u8::try_from(len & 0x7f).unwrap_or(0) | 0x80);
+                len >>= 7;
+            }
+            out.push(u8::try_from(len).unwrap_or(0));
             out.extend_from_slice(s);
         }
     }

@@ -318,6 +318,21 @@ impl Expr {
         }
     }
 
+    /// [`eval`](Self::eval), borrowing the batch's column for a bare column reference
+    /// instead of copying it.
+    pub(crate) fn eval_cow<'b>(&self, batch: &'b Batch) -> Result<std::borrow::Cow<'b, Column>> {
+        match self {
+            Expr::Column(name) => {
+                let i = batch.schema().index_of(name)?;
+                match batch.column(i) {
+                    Some(c) => Ok(std::borrow::Cow::Borrowed(c)),
+                    None => self.eval(batch).map(std::borrow::Cow::Owned),
+                }
+            }
+            _ => self.eval(batch).map(std::borrow::Cow::Owned),
+        }
+    }
+
     /// Evaluates over every physical row of `batch` (the selection is not applied).
     pub fn eval(&self, batch: &Batch) -> Result<Column> {
         let rows = batch.physical_rows();
@@ -327,24 +342,24 @@ impl Expr {
             Expr::Column(name) => Ok(batch.columns()[schema.index_of(name)?].clone()),
             Expr::Literal(v) => Column::repeat(out_type, v, rows),
             Expr::Not(e) => {
-                let c = e.eval(batch)?;
+                let c = e.eval_cow(batch)?;
                 let (v, valid) = bools(&c);
                 Column::from_bools(v.iter().map(|b| !b).collect(), valid)
             }
             Expr::IsNull(e) | Expr::IsNotNull(e) => {
-                let c = e.eval(batch)?;
+                let c = e.eval_cow(batch)?;
                 let want = matches!(self, Expr::IsNotNull(_));
                 Column::from_bools((0..rows).map(|i| c.is_valid(i) == want).collect(), None)
             }
             Expr::StartsWith(e, prefix) => {
-                let c = e.eval(batch)?;
+                let c = e.eval_cow(batch)?;
                 let v = (0..rows)
                     .map(|i| c.bytes(i).is_some_and(|b| b.starts_with(prefix)))
                     .collect();
                 Column::from_bools(v, c.validity().cloned())
             }
             Expr::Extract(part, e) => {
-                let c = e.eval(batch)?;
+                let c = e.eval_cow(batch)?;
                 let days: Vec<i32> = match c.data() {
                     Data::I32(d) => d.clone(),
                     Data::I64(t) => t
@@ -373,8 +388,8 @@ impl Expr {
                 Ok(Column::nulls(out_type, rows))
             }
             Expr::Binary { op, left, right } => {
-                let l = left.eval(batch)?;
-                let r = right.eval(batch)?;
+                let l = left.eval_cow(batch)?;
+                let r = right.eval_cow(batch)?;
                 match op {
                     BinaryOp::And | BinaryOp::Or => logic(*op, &l, &r),
                     o if o.is_comparison() => compare(*o, &l, &r),
@@ -415,52 +430,28 @@ impl Expr {
             )
         };
         debug_assert!(op != BinaryOp::Mul || sa + sb == target);
-        let mut v = Vec::with_capacity(a.len());
-        let mut nulls = valid.clone().unwrap_or_else(|| Bitmap::new(a.len(), true));
-        let mut bad = false;
-        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-            let res = match op {
-                BinaryOp::Add => x.checked_add(*y),
-                BinaryOp::Sub => x.checked_sub(*y),
-                BinaryOp::Mul => x.checked_mul(*y),
-                _ => {
-                    if *y == 0 {
-                        nulls.set(i, false);
-                        Some(0)
-                    } else {
-                        x.checked_div(*y)
-                    }
-                }
-            };
-            if let Some(r) = res {
-                v.push(r);
-            } else {
-                bad |= nulls.get(i);
-                v.push(0);
-            }
-        }
-        if bad {
-            return Err(overflow());
-        }
+        let (v, nulls) = int_kernel(op, &a, &b, valid.as_ref()).ok_or_else(overflow)?;
+        let null_at = |i: usize| nulls.as_ref().is_some_and(|n| !n.get(i));
         if out.physical() == crate::types::Physical::I32 {
             let mut narrow = Vec::with_capacity(v.len());
             for (i, x) in v.iter().enumerate() {
                 match i32::try_from(*x) {
                     Ok(n) => narrow.push(n),
-                    Err(_) if !nulls.get(i) => narrow.push(0),
+                    Err(_) if null_at(i) => narrow.push(0),
                     Err(_) => return Err(overflow()),
                 }
             }
-            return Column::from_i32(out, narrow, Some(nulls));
+            return Column::from_i32(out, narrow, nulls);
         }
         if let DataType::Decimal { .. } = out
+            && v.iter().any(|x| x.unsigned_abs() >= 10u64.pow(18))
             && v.iter()
                 .enumerate()
-                .any(|(i, x)| nulls.get(i) && x.unsigned_abs() >= 10u64.pow(18))
+                .any(|(i, x)| !null_at(i) && x.unsigned_abs() >= 10u64.pow(18))
         {
             return Err(overflow());
         }
-        Column::from_i64(out, v, Some(nulls))
+        Column::from_i64(out, v, nulls)
     }
 
     /// The output field of this expression under `name`.
@@ -576,17 +567,93 @@ fn as_f64(c: &Column) -> Vec<f64> {
     }
 }
 
-fn as_i64(c: &Column) -> Vec<i64> {
+/// `f` over `a` and `b` row by row, and whether any row overflowed.
+fn wrapped(a: &[i64], b: &[i64], f: impl Fn(i64, i64) -> (i64, bool)) -> (Vec<i64>, bool) {
+    let mut any = false;
+    let v: Vec<i64> = a
+        .iter()
+        .zip(b.iter())
+        .map(|(x, y)| {
+            let (r, o) = f(*x, *y);
+            any |= o;
+            r
+        })
+        .collect();
+    (v, any)
+}
+
+/// `a op b` row by row on scaled integers, in one tight loop per operator; rows that
+/// overflowed are looked at only if any did. The result's validity is `valid`'s, less the
+/// rows divided by zero. `None` when a valid row overflows.
+fn int_kernel(
+    op: BinaryOp,
+    a: &[i64],
+    b: &[i64],
+    valid: Option<&Bitmap>,
+) -> Option<(Vec<i64>, Option<Bitmap>)> {
+    let valid_at = |i: usize| valid.is_none_or(|v| v.get(i));
+    let mut nulls = valid.cloned();
+    let (mut v, any_overflow) = match op {
+        BinaryOp::Add => wrapped(a, b, i64::overflowing_add),
+        BinaryOp::Sub => wrapped(a, b, i64::overflowing_sub),
+        BinaryOp::Mul => wrapped(a, b, i64::overflowing_mul),
+        _ => {
+            let mut n = nulls.take().unwrap_or_else(|| Bitmap::new(a.len(), true));
+            let mut any = false;
+            let v = a
+                .iter()
+                .zip(b.iter())
+                .enumerate()
+                .map(|(i, (x, y))| {
+                    if *y == 0 {
+                        n.set(i, false);
+                        0
+                    } else {
+                        let (r, o) = x.overflowing_div(*y);
+                        any |= o;
+                        r
+                    }
+                })
+                .collect();
+            nulls = Some(n);
+            (v, any)
+        }
+    };
+    if any_overflow {
+        let checked = |x: i64, y: i64| match op {
+            BinaryOp::Add => x.checked_add(y),
+            BinaryOp::Sub => x.checked_sub(y),
+            BinaryOp::Mul => x.checked_mul(y),
+            _ if y == 0 => Some(0),
+            _ => x.checked_div(y),
+        };
+        for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
+            if checked(*x, *y).is_none() {
+                if valid_at(i) {
+                    return None;
+                }
+                v[i] = 0;
+            }
+        }
+    }
+    Some((v, nulls))
+}
+
+fn as_i64(c: &Column) -> std::borrow::Cow<'_, [i64]> {
     match c.data() {
         Data::I32(v) => v.iter().map(|x| i64::from(*x)).collect(),
-        Data::I64(v) => v.clone(),
-        _ => vec![0; c.len()],
+        Data::I64(v) => std::borrow::Cow::Borrowed(v.as_slice()),
+        _ => vec![0; c.len()].into(),
     }
 }
 
 /// The scaled integers of an integer or decimal column at scale `target` (>= its own);
 /// `None` when a value of a row valid in `valid` (all rows: `None`) overflows.
-fn rescale(c: &Column, target: u8, valid: Option<&Bitmap>) -> Option<Vec<i64>> {
+fn rescale<'c>(
+    c: &'c Column,
+    target: u8,
+    valid: Option<&Bitmap>,
+) -> Option<std::borrow::Cow<'c, [i64]>> {
     let v = as_i64(c);
     let s = c.data_type().scale();
     if s == target {
@@ -634,7 +701,7 @@ fn compare(op: BinaryOp, l: &Column, r: &Column) -> Result<Column> {
             cmp_kernel(op, &a, &b)
         } else {
             a.iter()
-                .zip(&b)
+                .zip(b.iter())
                 .map(|(x, y)| {
                     let (x, y) = crate::types::align(i128::from(*x), sa, i128::from(*y), sb);
                     cmp_result(op, x.cmp(&y))

@@ -195,7 +195,7 @@ impl HashJoin {
         let keys = self
             .probe_keys
             .iter()
-            .map(|k| k.eval(batch))
+            .map(|k| k.eval_cow(batch))
             .collect::<Result<Vec<_>>>()?;
         let rows: Vec<u32> = match batch.selection() {
             Some(s) => s.to_vec(),

@@ -366,7 +366,7 @@ fn a_source_that_can_change_is_verified_on_every_read() {
     assert_eq!(r.read_column(1, 2).unwrap(), r.read_column(1, 2).unwrap());
     let src = Rotting {
         bytes: &bytes,
-        seen: Default::default(),
+        seen: std::cell::RefCell::default(),
     };
     let r = SegmentReader::open(&src, SegmentId::new(7)).unwrap();
     r.read_column(1, 2).unwrap();
