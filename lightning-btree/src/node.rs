@@ -825,7 +825,7 @@ mod tests {
             x = x
                 .wrapping_mul(6_364_136_223_846_793_005)
                 .wrapping_add(1_442_695_040_888_963_407);
-            let [a, b, c, ..] = x.to_le_bytes();
+            let [a, b, low, ..] = x.to_le_bytes();
             let key = vec![a >> 5, 9, 9, b >> 1];
             let view =
                 NodeView::new(PageId::new(2), PageType::BTreeBranch, page.payload()).unwrap();
@@ -839,7 +839,7 @@ mod tests {
                 Err(i) if view.size() + 64 < 4000 => {
                     // A split of child `i`: the child pointer moves to the left half (maybe
                     // a copy), and the separator goes in with the right half.
-                    let left = PageId::new(u64::from(c) + 100);
+                    let left = PageId::new(u64::from(low) + 100);
                     let right = PageId::new(x % 10_000);
                     let at = view.child_offset(i).unwrap();
                     let cell = branch_cell(&key, right);
