@@ -202,7 +202,7 @@ impl State {
 /// integers, dates or short strings — are packed into a `u128` (length in the top byte)
 /// and hashed with a seeded folded multiply, instead of hashing a byte string with `SipHash`.
 #[derive(Debug, Clone, Default)]
-struct GroupMap {
+pub(crate) struct GroupMap {
     small: HashMap<u128, u32, PackedState>,
     large: HashMap<Vec<u8>, u32>,
 }
@@ -226,14 +226,14 @@ fn unpack_key(k: u128) -> Vec<u8> {
 }
 
 impl GroupMap {
-    fn get(&self, key: &[u8]) -> Option<u32> {
+    pub(crate) fn get(&self, key: &[u8]) -> Option<u32> {
         match pack_key(key) {
             Some(k) => self.small.get(&k).copied(),
             None => self.large.get(key).copied(),
         }
     }
 
-    fn insert(&mut self, key: &[u8], id: u32) {
+    pub(crate) fn insert(&mut self, key: &[u8], id: u32) {
         match pack_key(key) {
             Some(k) => self.small.insert(k, id),
             None => self.large.insert(key.to_vec(), id),
@@ -250,7 +250,7 @@ impl GroupMap {
 
 /// Builds [`PackedHasher`]s with a seed drawn from the standard library's random state.
 #[derive(Debug, Clone)]
-struct PackedState(u64, u64);
+pub(crate) struct PackedState(u64, u64);
 
 impl Default for PackedState {
     fn default() -> Self {
@@ -268,10 +268,11 @@ impl std::hash::BuildHasher for PackedState {
     }
 }
 
-/// A hasher for packed keys: the two halves, each mixed with a seed, multiplied into 128
-/// bits and folded (foldhash's mixing step). Other input goes through FNV-1a.
+/// A hasher for packed keys and integers: the two halves, each mixed with a seed,
+/// multiplied into 128 bits and folded (foldhash's mixing step). Other input goes through
+/// FNV-1a.
 #[derive(Debug)]
-struct PackedHasher(u64, u64);
+pub(crate) struct PackedHasher(u64, u64);
 
 impl std::hash::Hasher for PackedHasher {
     fn finish(&self) -> u64 {
@@ -282,6 +283,14 @@ impl std::hash::Hasher for PackedHasher {
         for b in bytes {
             self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
         }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.write_u128(u128::from(v));
+    }
+
+    fn write_i64(&mut self, v: i64) {
+        self.write_u64(v.cast_unsigned());
     }
 
     #[expect(

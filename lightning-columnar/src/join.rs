@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::aggregate::key_bytes;
+use crate::aggregate::{GroupMap, PackedState, key_bytes};
 use crate::batch::Batch;
 use crate::bitmap::Bitmap;
 use crate::column::{Column, Data};
@@ -33,13 +33,31 @@ pub struct HashJoin {
     build: Vec<Column>,
     probe_schema: Arc<Schema>,
     probe_keys: Vec<Expr>,
-    /// Key bytes to the first build row with that key; `next` chains the others.
-    table: HashMap<Vec<u8>, u32>,
+    /// Keys to the first build row with that key; `next` chains the others.
+    table: Table,
     next: Vec<u32>,
     output: Arc<Schema>,
 }
 
 const NONE: u32 = u32::MAX;
+
+/// The build side's keys.
+#[derive(Debug)]
+enum Table {
+    /// One integer key (either width, as `i64`): hashed as the integer.
+    Int(HashMap<i64, u32, PackedState>),
+    /// Any other key, by its bytes ([`join_key`]).
+    Bytes(GroupMap),
+}
+
+/// The integer of row `r` of an integer column (`i32` widened).
+fn int_at(c: &Column, r: usize) -> i64 {
+    match c.data() {
+        Data::I32(v) => v.get(r).map_or(0, |x| i64::from(*x)),
+        Data::I64(v) => v.get(r).copied().unwrap_or(0),
+        _ => 0,
+    }
+}
 
 /// Appends a join key: integers of either width as `i64`, so `i32` joins `i64`. `false`
 /// when the value is null (no match).
@@ -63,6 +81,49 @@ fn key_class(t: DataType) -> DataType {
     } else {
         t
     }
+}
+
+/// The table over `rows` build rows keyed by `key_cols`, and the chains of rows sharing a
+/// key (in build order).
+fn build_table(key_cols: &[Column], rows: usize) -> Result<(Table, Vec<u32>)> {
+    let mut next = vec![NONE; rows];
+    let as_row = |r: usize| {
+        u32::try_from(r).map_err(|_| Error::InvalidArgument {
+            reason: "a join build side above 2^32 rows".into(),
+        })
+    };
+    // Insert in reverse so chains list rows in build order.
+    let table = match key_cols {
+        [c] if key_class(c.data_type()) == DataType::Int64 => {
+            let mut t: HashMap<i64, u32, PackedState> =
+                HashMap::with_capacity_and_hasher(rows, PackedState::default());
+            for r in (0..rows).rev() {
+                if c.is_valid(r) {
+                    let row = as_row(r)?;
+                    if let Some(head) = t.insert(int_at(c, r), row) {
+                        next[r] = head;
+                    }
+                }
+            }
+            Table::Int(t)
+        }
+        _ => {
+            let mut t = GroupMap::default();
+            let mut buf = Vec::new();
+            for r in (0..rows).rev() {
+                buf.clear();
+                if key_cols.iter().all(|c| join_key(c, r, &mut buf)) {
+                    let row = as_row(r)?;
+                    if let Some(head) = t.get(&buf) {
+                        next[r] = head;
+                    }
+                    t.insert(&buf, row);
+                }
+            }
+            Table::Bytes(t)
+        }
+    };
+    Ok((table, next))
 }
 
 impl HashJoin {
@@ -141,24 +202,7 @@ impl HashJoin {
             }
         }
         let rows = build_cols.first().map_or(0, Column::len);
-        let mut table: HashMap<Vec<u8>, u32> = HashMap::with_capacity(rows);
-        let mut next = vec![NONE; rows];
-        let mut buf = Vec::new();
-        // Insert in reverse so chains list rows in build order.
-        for r in (0..rows).rev() {
-            buf.clear();
-            if key_cols.iter().all(|c| join_key(c, r, &mut buf)) {
-                let row = u32::try_from(r).map_err(|_| Error::InvalidArgument {
-                    reason: "a join build side above 2^32 rows".into(),
-                })?;
-                if let Some(head) = table.get_mut(buf.as_slice()) {
-                    next[r] = *head;
-                    *head = row;
-                } else {
-                    table.insert(buf.clone(), row);
-                }
-            }
-        }
+        let (table, next) = build_table(&key_cols, rows)?;
         Ok(HashJoin {
             join_type,
             build: build_cols,
@@ -205,11 +249,19 @@ impl HashJoin {
         let mut build_idx: Vec<u32> = Vec::new();
         let mut buf = Vec::new();
         for r in rows {
-            buf.clear();
-            let first = if keys.iter().all(|c| join_key(c, r as usize, &mut buf)) {
-                self.table.get(buf.as_slice()).copied().unwrap_or(NONE)
-            } else {
-                NONE
+            let first = match (&self.table, keys.as_slice()) {
+                (Table::Int(t), [c]) if c.is_valid(r as usize) => {
+                    t.get(&int_at(c, r as usize)).copied().unwrap_or(NONE)
+                }
+                (Table::Int(_), _) => NONE,
+                (Table::Bytes(t), _) => {
+                    buf.clear();
+                    if keys.iter().all(|c| join_key(c, r as usize, &mut buf)) {
+                        t.get(&buf).unwrap_or(NONE)
+                    } else {
+                        NONE
+                    }
+                }
             };
             match self.join_type {
                 JoinType::Semi if first != NONE => probe_idx.push(r),

@@ -113,40 +113,77 @@ pub fn sort(
             .collect::<Result<Vec<_>>>()?;
         return sort(schema, &reduced, keys, Some(k));
     }
-    let mut columns: Vec<Column> = schema
-        .fields()
-        .iter()
-        .map(|f| Column::nulls(f.data_type(), 0))
-        .collect();
     for b in batches {
         if b.schema() != schema {
             return Err(Error::SchemaMismatch {
                 reason: format!("sorting a batch of {} with batches of {schema}", b.schema()),
             });
         }
-        let b = b.compact();
-        for (acc, c) in columns.iter_mut().zip(b.columns()) {
-            acc.append(c)?;
-        }
     }
-    let all = Batch::new(schema.clone(), columns)?;
+    // One batch without a selection is sorted where it is; otherwise the rows are gathered
+    // into one batch first.
+    let all: std::borrow::Cow<'_, Batch> = match batches {
+        [b] if b.selection().is_none() => std::borrow::Cow::Borrowed(b),
+        _ => {
+            let mut columns: Vec<Column> = schema
+                .fields()
+                .iter()
+                .map(|f| Column::nulls(f.data_type(), 0))
+                .collect();
+            for b in batches {
+                let b = b.compact();
+                for (acc, c) in columns.iter_mut().zip(b.columns()) {
+                    acc.append(c)?;
+                }
+            }
+            std::borrow::Cow::Owned(Batch::new(schema.clone(), columns)?)
+        }
+    };
     let key_cols = keys
         .iter()
-        .map(|k| k.expr.eval(&all))
+        .map(|k| k.expr.eval_cow(&all))
         .collect::<Result<Vec<_>>>()?;
     let n = all.physical_rows();
-    let cmp = |a: &u32, b: &u32| {
-        let (a, b) = (*a as usize, *b as usize);
-        key_cols
-            .iter()
-            .zip(keys)
-            .map(|(c, k)| compare(c, k, a, b))
-            .find(|o| o.is_ne())
-            .unwrap_or_else(|| a.cmp(&b))
-    };
     let mut order: Vec<u32> = (0..u32::try_from(n).unwrap_or(u32::MAX)).collect();
+    // One integer key without nulls (a price, a date, an id): compared directly.
+    if let ([c], [key]) = (key_cols.as_slice(), keys)
+        && c.validity().is_none()
+        && let Some(v) = c.i64s()
+    {
+        let desc = key.descending;
+        let cmp = |a: &u32, b: &u32| {
+            let (x, y) = (v[*a as usize], v[*b as usize]);
+            let o = if desc { y.cmp(&x) } else { x.cmp(&y) };
+            o.then(a.cmp(b))
+        };
+        select_and_sort(&mut order, limit, cmp);
+    } else {
+        let cmp = |a: &u32, b: &u32| {
+            let (a, b) = (*a as usize, *b as usize);
+            key_cols
+                .iter()
+                .zip(keys)
+                .map(|(c, k)| compare(c, k, a, b))
+                .find(|o| o.is_ne())
+                .unwrap_or_else(|| a.cmp(&b))
+        };
+        select_and_sort(&mut order, limit, cmp);
+    }
+    Batch::new(
+        schema.clone(),
+        all.columns().iter().map(|c| c.gather(&order)).collect(),
+    )
+}
+
+/// Sorts `order` by `cmp`, or, with a `limit` below its length, keeps only the first
+/// `limit` (selected in linear time, then sorted).
+fn select_and_sort(
+    order: &mut Vec<u32>,
+    limit: Option<usize>,
+    cmp: impl Fn(&u32, &u32) -> Ordering + Copy,
+) {
     match limit {
-        Some(k) if k < n => {
+        Some(k) if k < order.len() => {
             if k > 0 {
                 order.select_nth_unstable_by(k - 1, cmp);
             }
@@ -155,8 +192,4 @@ pub fn sort(
         }
         _ => order.sort_unstable_by(cmp),
     }
-    Batch::new(
-        schema.clone(),
-        all.columns().iter().map(|c| c.gather(&order)).collect(),
-    )
 }
