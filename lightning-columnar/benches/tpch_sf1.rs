@@ -10,8 +10,8 @@
 //! (default 2 s; each figure is the median of the runs in it, at least three). Queries:
 //! `sum_price` (`SUM(l_extendedprice)`, no filter), `sum_filtered` (the same over a 61-day
 //! `l_shipdate` range, about 2.4 % of the rows, unsorted data), `q1`, `q6`; each on 1 and 2
-//! threads; `join_count` (lineitem ⋈ orders on the order key, counted) and `top10_price`
-//! on 1. Ingest: encoding every batch into a segment on 1 thread, and into two segments
+//! threads; `join_count` (lineitem ⋈ orders on the order key, counted), `q3` (a plan:
+//! customer ⋈ orders ⋈ lineitem) and `top10_price` on 1. Ingest: encoding every batch into a segment on 1 thread, and into two segments
 //! on 2. `DuckDB` (through `scripts/duckdb-tpch.py`) loads the same rows from dbgen text
 //! files written by this bench and runs the same queries with `SET threads`; its answers
 //! must equal ours (the run fails otherwise). Writes `benchmark_results/<date>/tpch_sf1.json`.
@@ -31,11 +31,11 @@ use std::time::{Duration, Instant};
 
 use lightning_columnar::segment::{SegmentId, SegmentReader, SegmentWriter, WriterOptions};
 use lightning_columnar::{
-    Aggregate, Batch, Column, DataType, Expr, Field, HashJoin, JoinType, Scalar, Scan, Schema,
-    SortKey, avg, col, count_star, lit, parallel_aggregate, sort, sum,
+    Aggregate, Batch, Column, DataType, Expr, Field, HashJoin, JoinType, PlanBuilder, Scalar, Scan,
+    Schema, SortKey, avg, col, count_star, lit, parallel_aggregate, sort, sum,
 };
 use lightning_testkit::bench::{Figure, quick, temp_dir, write_report};
-use tpchgen::generators::{LineItemGenerator, OrderGenerator};
+use tpchgen::generators::{CustomerGenerator, LineItemGenerator, OrderGenerator};
 
 const BATCH_ROWS: usize = 100_000;
 
@@ -128,6 +128,62 @@ fn orders(sf: f64) -> (Arc<Schema>, Vec<Batch>) {
         })
         .collect();
     (schema, batches)
+}
+
+/// The columns of `customer` and `orders` Q3 reads, each as one segment.
+fn q3_tables(sf: f64) -> (Vec<u8>, Vec<u8>) {
+    let cs = Arc::new(
+        Schema::new(vec![
+            Field::new("c_custkey", DataType::Int64, false),
+            Field::new("c_mktsegment", DataType::Utf8, false),
+        ])
+        .unwrap(),
+    );
+    let (mut key, mut seg) = (vec![], vec![]);
+    for c in CustomerGenerator::new(sf, 1, 1).iter() {
+        key.push(c.c_custkey);
+        seg.push(c.c_mktsegment.to_owned());
+    }
+    let customer = Batch::new(
+        cs.clone(),
+        vec![
+            Column::from_i64(DataType::Int64, key, None).unwrap(),
+            Column::from_strings(DataType::Utf8, &seg, None).unwrap(),
+        ],
+    )
+    .unwrap();
+    let os = Arc::new(
+        Schema::new(vec![
+            Field::new("o_orderkey", DataType::Int64, false),
+            Field::new("o_custkey", DataType::Int64, false),
+            Field::new("o_orderdate", DataType::Date32, false),
+            Field::new("o_shippriority", DataType::Int32, false),
+        ])
+        .unwrap(),
+    );
+    let (mut okey, mut cust, mut date, mut prio) = (vec![], vec![], vec![], vec![]);
+    for o in OrderGenerator::new(sf, 1, 1).iter() {
+        okey.push(o.o_orderkey);
+        cust.push(o.o_custkey);
+        date.push(o.o_orderdate.to_unix_epoch());
+        prio.push(o.o_shippriority);
+    }
+    let orders = Batch::new(
+        os.clone(),
+        vec![
+            Column::from_i64(DataType::Int64, okey, None).unwrap(),
+            Column::from_i64(DataType::Int64, cust, None).unwrap(),
+            Column::from_i32(DataType::Date32, date, None).unwrap(),
+            Column::from_i32(DataType::Int32, prio, None).unwrap(),
+        ],
+    )
+    .unwrap();
+    let seg = |schema: Arc<Schema>, b: &Batch| {
+        let mut w = SegmentWriter::new(schema, WriterOptions::new()).unwrap();
+        w.write(b).unwrap();
+        w.finish().unwrap()
+    };
+    (seg(cs, &customer), seg(os, &orders))
 }
 
 fn encode(batches: &[Batch]) -> Vec<u8> {
@@ -272,8 +328,13 @@ fn duckdb(dir: &Path, sf: f64, secs: f64) -> Option<serde_json::Value> {
         writeln!(out, "{row}").unwrap();
     }
     out.flush().unwrap();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(dir.join("customer.tbl")).unwrap());
+    for row in CustomerGenerator::new(sf, 1, 1).iter() {
+        writeln!(out, "{row}").unwrap();
+    }
+    out.flush().unwrap();
     println!(
-        "wrote {} (and orders.tbl) in {:.1} s",
+        "wrote {} (and orders.tbl, customer.tbl) in {:.1} s",
         tbl.display(),
         t.elapsed().as_secs_f64()
     );
@@ -418,6 +479,82 @@ fn main() {
         how(&format!("SELECT COUNT(*) FROM lineitem JOIN orders ON l_orderkey = o_orderkey: build on orders' {} keys (in memory), probe with l_orderkey scanned from the segment; 1 thread; median of the runs in {secs} s", order_batches.iter().map(Batch::num_rows).sum::<usize>())),
     ));
     ours.insert("join_count", vec![joined.to_string()]);
+    // TPC-H Q3: customer ⋈ orders ⋈ lineitem, grouped, top 10 by revenue (a plan, 1 thread).
+    let (customer_bytes, orders_bytes) = q3_tables(sf);
+    let customer = SegmentReader::open(customer_bytes.as_slice(), SegmentId::new(2)).unwrap();
+    let orders_seg = SegmentReader::open(orders_bytes.as_slice(), SegmentId::new(3)).unwrap();
+    let q3 = || {
+        let named = |names: &[&str]| -> Vec<(String, Expr)> {
+            names.iter().map(|n| ((*n).to_owned(), col(*n))).collect()
+        };
+        let on = |l: &str, r: &str| vec![(col(l), col(r))];
+        PlanBuilder::scan(
+            "customer",
+            &customer,
+            &["c_custkey"],
+            Some(col("c_mktsegment").equal(lit("BUILDING"))),
+        )
+        .unwrap()
+        .join(
+            PlanBuilder::scan(
+                "orders",
+                &orders_seg,
+                &["o_orderkey", "o_custkey", "o_orderdate", "o_shippriority"],
+                Some(col("o_orderdate").lt(date(1995, 3, 15))),
+            )
+            .unwrap(),
+            on("c_custkey", "o_custkey"),
+            JoinType::Inner,
+        )
+        .unwrap()
+        .join(
+            PlanBuilder::scan(
+                "lineitem",
+                &reader,
+                &["l_orderkey", "l_extendedprice", "l_discount"],
+                Some(col("l_shipdate").gt(date(1995, 3, 15))),
+            )
+            .unwrap(),
+            on("o_orderkey", "l_orderkey"),
+            JoinType::Inner,
+        )
+        .unwrap()
+        .aggregate(
+            named(&["l_orderkey", "o_orderdate", "o_shippriority"]),
+            vec![sum(col("l_extendedprice") * (d(100) - col("l_discount"))).alias("revenue")],
+        )
+        .unwrap()
+        .project(named(&[
+            "l_orderkey",
+            "revenue",
+            "o_orderdate",
+            "o_shippriority",
+        ]))
+        .unwrap()
+        .sort(
+            vec![
+                SortKey::desc(col("revenue")),
+                SortKey::asc(col("o_orderdate")),
+            ],
+            Some(10),
+        )
+        .unwrap()
+        .build()
+        .execute()
+        .unwrap()
+    };
+    let q3_rows = q3();
+    let took = median_secs(budget, || drop(q3()));
+    println!("lightning {:<13} 1t {:>8.2} ms", "q3", took * 1e3);
+    figures.push(Figure::new(
+        "lightning_q3_1t_ms",
+        took * 1e3,
+        "ms",
+        how(&format!("TPC-H Q3 (customer ⋈ orders ⋈ lineitem, BUILDING, 1995-03-15, top 10 by revenue) as a plan over three segments; 1 thread; median of the runs in {secs} s")),
+    ));
+    let mut q3_answer: Vec<String> = q3_rows.iter().flat_map(answer).collect();
+    q3_answer.sort();
+    ours.insert("q3", q3_answer);
     // Top-k: the ten largest prices.
     let price_schema =
         Arc::new(Schema::new(vec![Field::new("l_extendedprice", dec(), false)]).unwrap());
@@ -493,6 +630,7 @@ fn main() {
     if let Some(duck) = &duck_extra {
         for (name, what) in [
             ("join_count", "the join count"),
+            ("q3", "TPC-H Q3"),
             ("top10_price", "the top 10 prices"),
         ] {
             let got: Vec<String> = duck["answers"][name]
