@@ -22,6 +22,10 @@
     clippy::too_many_lines,
     reason = "a bench binary: reports on stdout, fails loudly, figures are floats, runs step by step"
 )]
+#![expect(
+    unsafe_code,
+    reason = "the peak-memory counter is a GlobalAlloc, unsafe by definition; it forwards to System unchanged"
+)]
 
 use std::io::Write;
 use std::path::Path;
@@ -38,6 +42,80 @@ use lightning_testkit::bench::{Figure, quick, temp_dir, write_report};
 use tpchgen::generators::{CustomerGenerator, LineItemGenerator, OrderGenerator};
 
 const BATCH_ROWS: usize = 100_000;
+
+/// The system allocator, counting the bytes live and the most live since the last
+/// [`Peak::start`]: a query's peak memory is the peak over what was live before it.
+struct Peak;
+
+static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static MOST: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+// SAFETY: every call is passed to the system allocator unchanged; the counters only observe.
+unsafe impl std::alloc::GlobalAlloc for Peak {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        use std::sync::atomic::Ordering::Relaxed;
+        // SAFETY: the caller's contract for `alloc` is passed on as it is.
+        let p = unsafe { std::alloc::System.alloc(layout) };
+        if !p.is_null() {
+            let live = LIVE.fetch_add(layout.size(), Relaxed) + layout.size();
+            MOST.fetch_max(live, Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: the caller's contract for `dealloc` is passed on as it is.
+        unsafe { std::alloc::System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new: usize) -> *mut u8 {
+        use std::sync::atomic::Ordering::Relaxed;
+        // SAFETY: the caller's contract for `realloc` is passed on as it is.
+        let p = unsafe { std::alloc::System.realloc(ptr, layout, new) };
+        if !p.is_null() {
+            LIVE.fetch_sub(layout.size(), Relaxed);
+            let live = LIVE.fetch_add(new, Relaxed) + new;
+            MOST.fetch_max(live, Relaxed);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOC: Peak = Peak;
+
+impl Peak {
+    /// Starts a measurement: returns the bytes live now.
+    fn start() -> usize {
+        let live = LIVE.load(std::sync::atomic::Ordering::Relaxed);
+        MOST.store(live, std::sync::atomic::Ordering::Relaxed);
+        live
+    }
+
+    /// The most bytes live since [`start`](Self::start) above what was live then.
+    fn since(base: usize) -> usize {
+        MOST.load(std::sync::atomic::Ordering::Relaxed)
+            .saturating_sub(base)
+    }
+}
+
+/// The compressed bytes of `columns` over every row group of `reader`.
+fn read_bytes(reader: &SegmentReader<&[u8]>, columns: &[&str]) -> u64 {
+    let idx: Vec<usize> = columns
+        .iter()
+        .map(|c| reader.schema().index_of(c).unwrap())
+        .collect();
+    reader
+        .row_groups()
+        .iter()
+        .map(|g| {
+            idx.iter()
+                .map(|i| u64::from(g.chunk(*i).unwrap().len()))
+                .sum::<u64>()
+        })
+        .sum()
+}
 
 fn dec() -> DataType {
     DataType::decimal(15, 2).unwrap()
@@ -421,8 +499,33 @@ fn main() {
                 )
                 .unwrap()
             };
+            let base = Peak::start();
             let (result, stats) = run();
+            let peak = Peak::since(base);
             let took = median_secs(budget, || drop(run()));
+            if threads == 1 {
+                let mut cols: Vec<&str> = q.columns.to_vec();
+                if let Some(p) = &q.predicate {
+                    for c in predicate_columns(p) {
+                        if !cols.contains(&c) {
+                            cols.push(c);
+                        }
+                    }
+                }
+                let read = read_bytes(&reader, &cols);
+                figures.push(Figure::new(
+                    format!("lightning_{}_peak_mb", q.name),
+                    peak as f64 / 1e6,
+                    "MB",
+                    how(&format!("{}: the most heap bytes live during the query on 1 thread, above those live before it (a counting global allocator); the query reads {:.1} MB of compressed chunks", q.what, read as f64 / 1e6)),
+                ));
+                figures.push(Figure::new(
+                    format!("lightning_{}_peak_over_read", q.name),
+                    peak as f64 / read as f64,
+                    "ratio",
+                    "peak memory over the compressed bytes of the columns the query reads (issue #17: below 2)",
+                ));
+            }
             println!(
                 "lightning {:<13} {threads}t {:>8.2} ms  {:>7.0} M rows/s  ({} rows passed)",
                 q.name,
@@ -439,6 +542,35 @@ fn main() {
             ours.insert(q.name, answer(&result));
         }
     }
+
+    // A full scan: every column of every row group decoded.
+    let full = schema();
+    let all: Vec<&str> = full.fields().iter().map(Field::name).collect();
+    // Streamed: each row group's batch is dropped before the next is decoded, as an operator
+    // consuming the scan would (collecting them all measures page faults instead).
+    let scan_all = || {
+        let mut scan = Scan::new(&reader, &all, None).unwrap();
+        let mut rows = 0;
+        for g in 0..reader.row_groups().len() {
+            rows += scan.row_group(g).unwrap().map_or(0, |b| b.num_rows());
+        }
+        rows
+    };
+    let took = median_secs(budget, || {
+        std::hint::black_box(scan_all());
+    });
+    println!(
+        "lightning {:<13} 1t {:>8.2} ms  {:>7.1} ms per GB of raw column data",
+        "scan_all",
+        took * 1e3,
+        took * 1e3 / (raw as f64 / 1e9)
+    );
+    figures.push(Figure::new(
+        "lightning_scan_all_ms_per_gb",
+        took * 1e3 / (raw as f64 / 1e9),
+        "ms/GB",
+        how(&format!("all 8 columns of every row group decoded into a batch, one row group at a time ({} MB raw), 1 thread; median of the runs in {secs} s (issue #17: below 50)", raw / 1_000_000)),
+    ));
 
     // lineitem ⋈ orders on the order key, counted: orders built into a hash table, the
     // segment's l_orderkey scanned and probed (one thread).
@@ -665,4 +797,23 @@ fn main() {
     }
     let path = write_report("tpch_sf1", &figures).unwrap();
     println!("wrote {}", path.display());
+}
+
+/// The column names a predicate reads.
+fn predicate_columns(e: &Expr) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut stack = vec![e];
+    while let Some(e) = stack.pop() {
+        match e {
+            Expr::Column(name) => out.push(name.as_str()),
+            Expr::Binary { left, right, .. } => stack.extend([&**left, &**right]),
+            Expr::Not(x)
+            | Expr::IsNull(x)
+            | Expr::IsNotNull(x)
+            | Expr::StartsWith(x, _)
+            | Expr::Extract(_, x) => stack.push(x),
+            _ => {}
+        }
+    }
+    out
 }

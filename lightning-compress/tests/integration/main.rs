@@ -70,6 +70,27 @@ fn a_million_values_round_trip_and_compress() {
     assert_eq!(scheme_of(&block).unwrap(), Scheme::Plain);
 }
 
+/// A dictionary block whose codes point past its dictionary is corrupt, for byte-wide codes
+/// (looked up in a padded table) as for wider ones.
+#[test]
+fn dictionary_codes_past_the_dictionary_are_corrupt() {
+    for distinct in [3u64, 300] {
+        let values: Vec<u64> = (0..5000u64)
+            .map(|i| (i % distinct) * 1_000_000_000_007)
+            .collect();
+        let mut block = encode(&values).unwrap();
+        assert_eq!(scheme_of(&block).unwrap(), Scheme::Dictionary, "{distinct}");
+        // The codes end the block: set every bit of a stretch of them.
+        let len = block.len();
+        block[len - 40..len - 8].fill(0xff);
+        let mut out = Vec::new();
+        assert!(
+            decode(&block, &mut out).is_err(),
+            "{distinct} values: codes past the dictionary decoded"
+        );
+    }
+}
+
 #[test]
 fn the_chooser_picks_the_obvious_scheme() {
     let cases: Vec<(Vec<u64>, Scheme)> = vec![
