@@ -104,14 +104,30 @@ pub fn sort(
     // ties still keep input order: each reduced batch keeps its rows in (key, input)
     // order and the reduced batches stay in input order.
     if let Some(k) = limit
+        && k > 0
         && batches.len() > 1
         && batches.iter().any(|b| b.num_rows() > k.saturating_mul(2))
     {
-        let reduced = batches
-            .iter()
-            .map(|b| sort(schema, std::slice::from_ref(b), keys, Some(k)))
-            .collect::<Result<Vec<_>>>()?;
-        return sort(schema, &reduced, keys, Some(k));
+        // The first `k` so far, merged batch by batch. Once there are `k`, a later row can
+        // only enter by sorting strictly before the last of them (a tie loses to the
+        // earlier row): with one integer key, the rows that cannot are dropped by one
+        // comparison each before anything is sorted.
+        let mut best: Option<Batch> = None;
+        for b in batches {
+            let b = match best.as_ref().and_then(|top| threshold(top, keys, k)) {
+                Some(limit) => match beyond(b, keys, limit)? {
+                    Some(fewer) => std::borrow::Cow::Owned(fewer),
+                    None => std::borrow::Cow::Borrowed(b),
+                },
+                None => std::borrow::Cow::Borrowed(b),
+            };
+            let reduced = sort(schema, std::slice::from_ref(&*b), keys, Some(k))?;
+            best = Some(match best {
+                None => reduced,
+                Some(top) => sort(schema, &[top, reduced], keys, Some(k))?,
+            });
+        }
+        return best.map_or_else(|| sort(schema, &[], keys, Some(k)), Ok);
     }
     for b in batches {
         if b.schema() != schema {
@@ -192,4 +208,45 @@ fn select_and_sort(
         }
         _ => order.sort_unstable_by(cmp),
     }
+}
+
+/// With one integer key: the key of the last of the `k` rows of `top` (sorted), once it
+/// holds `k` rows.
+fn threshold(top: &Batch, keys: &[SortKey], k: usize) -> Option<i64> {
+    let [key] = keys else { return None };
+    if top.num_rows() < k || top.selection().is_some() {
+        return None;
+    }
+    let c = key.expr.eval_cow(top).ok()?;
+    if c.validity().is_some() {
+        return None;
+    }
+    c.i64s()?.last().copied()
+}
+
+/// The (selected) rows of `b` whose one integer key sorts strictly before `limit`, as a
+/// batch of their own; `None` when the key is not an integer column without nulls.
+fn beyond(b: &Batch, keys: &[SortKey], limit: i64) -> Result<Option<Batch>> {
+    let [key] = keys else { return Ok(None) };
+    let c = key.expr.eval_cow(b)?;
+    let Some(v) = c.i64s().filter(|_| c.validity().is_none()) else {
+        return Ok(None);
+    };
+    let before = |x: i64| {
+        if key.descending { x > limit } else { x < limit }
+    };
+    let keep: Vec<u32> = match b.selection() {
+        Some(sel) => sel
+            .iter()
+            .copied()
+            .filter(|r| v.get(*r as usize).is_some_and(|x| before(*x)))
+            .collect(),
+        None => (0..u32::try_from(v.len()).unwrap_or(u32::MAX))
+            .filter(|r| before(v[*r as usize]))
+            .collect(),
+    };
+    Ok(Some(Batch::new(
+        b.schema().clone(),
+        b.columns().iter().map(|c| c.gather(&keep)).collect(),
+    )?))
 }

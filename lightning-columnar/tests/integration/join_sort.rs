@@ -101,4 +101,41 @@ proptest! {
         }
         prop_assert_eq!(got, want);
     }
+
+    /// Top-k over many batches of an integer key without nulls (the path that drops the
+    /// rows that cannot beat the current k-th by one comparison): equal to the first `k` of
+    /// a stable sort, ties in input order, in both directions.
+    #[test]
+    fn top_k_over_many_integer_batches_matches_a_stable_sort(
+        values in proptest::collection::vec(0i64..40, 0..3000),
+        cuts in proptest::collection::vec(1usize..400, 1..30),
+        k in 1usize..25, desc in any::<bool>(),
+    ) {
+        use std::sync::Arc;
+        use lightning_columnar::{Column, DataType, Field, Schema};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("v", DataType::Int64, false),
+            Field::new("pos", DataType::Int64, false),
+        ]).unwrap());
+        let mut batches = Vec::new();
+        let (mut at, mut cut) = (0, cuts.iter().cycle());
+        while at < values.len() {
+            let n = (*cut.next().unwrap()).min(values.len() - at);
+            batches.push(Batch::new(schema.clone(), vec![
+                Column::from_i64(DataType::Int64, values[at..at + n].to_vec(), None).unwrap(),
+                Column::from_i64(DataType::Int64, (at as i64..(at + n) as i64).collect(), None).unwrap(),
+            ]).unwrap());
+            at += n;
+        }
+        let key = if desc { SortKey::desc(col("v")) } else { SortKey::asc(col("v")) };
+        let got = sort(&schema, &batches, &[key], Some(k)).unwrap().rows();
+        let mut want: Vec<Vec<Scalar>> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| vec![Scalar::Int64(*v), Scalar::Int64(i as i64)])
+            .collect();
+        want.sort_by(|x, y| if desc { y[0].total_cmp(&x[0]) } else { x[0].total_cmp(&y[0]) });
+        want.truncate(k);
+        prop_assert_eq!(got, want);
+    }
 }
