@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::aggregate::{Aggregate, HashAggregate};
 use crate::batch::Batch;
+use crate::bitmap::Bitmap;
 use crate::expr::Expr;
-use crate::scan::{Scan, ScanStats};
+use crate::scan::{Scan, ScanStats, Survivors};
 use crate::segment::{ByteSource, SegmentReader};
 use crate::{Error, Result};
 
@@ -41,26 +42,9 @@ pub fn parallel_aggregate<S: ByteSource + Sync>(
         )?,
     );
     let template = HashAggregate::new(schema, group_by, aggs)?;
-    // Sums and counts of bare columns with nothing to filter: taken from the encoded chunks.
-    let encoded = match predicate {
-        None => template
-            .encoded_inputs()
-            .map(|inputs| {
-                inputs
-                    .into_iter()
-                    .map(|i| {
-                        i.map(|i| {
-                            reader
-                                .schema()
-                                .index_of(columns.get(i).copied().unwrap_or(""))
-                        })
-                        .transpose()
-                    })
-                    .collect::<Result<Vec<_>>>()
-            })
-            .transpose()?,
-        Some(_) => None,
-    };
+    // Sums and counts of bare columns, with no predicate or one pushed down whole: taken
+    // from the encoded chunks (of the rows the encoded predicates select).
+    let encoded = encoded_columns(&template, reader, columns)?;
     let next = AtomicUsize::new(0);
     let groups = reader.row_groups().len();
     let results: Mutex<Vec<Result<(HashAggregate, ScanStats)>>> = Mutex::new(Vec::new());
@@ -74,14 +58,24 @@ pub fn parallel_aggregate<S: ByteSource + Sync>(
                 break;
             }
             if let Some(inputs) = &encoded
-                && let Some(partials) = encoded_partials(reader, g, inputs)?
+                && !scan.has_residual()
             {
-                for (agg, (sum, rows)) in partials.into_iter().enumerate() {
-                    state.add_partial(agg, sum, rows);
+                let mask = match scan.pushed_mask(g)? {
+                    Survivors::None => continue,
+                    Survivors::All => None,
+                    Survivors::Some(m) => Some(m),
+                };
+                if let Some(partials) = encoded_partials(reader, g, inputs, mask.as_ref())? {
+                    on_encoded.rows += mask.as_ref().map_or_else(
+                        || u64::from(reader.row_groups()[g].rows()),
+                        |m| m.count_ones() as u64,
+                    );
+                    for (agg, (sum, rows)) in partials.into_iter().enumerate() {
+                        state.add_partial(agg, sum, rows);
+                    }
+                    on_encoded.aggregated_on_encoded += 1;
+                    continue;
                 }
-                on_encoded.aggregated_on_encoded += 1;
-                on_encoded.rows += u64::from(reader.row_groups()[g].rows());
-                continue;
             }
             if let Some(b) = scan.row_group(g)? {
                 state.push(&b)?;
@@ -125,28 +119,60 @@ pub fn parallel_aggregate<S: ByteSource + Sync>(
     Ok((total.unwrap_or(template).finish()?, stats))
 }
 
-/// The sum and count of each aggregate's input in row group `g`, from the encoded chunks
-/// (`inputs`: the segment column of each aggregate, `None` for `COUNT(*)`); `None` when a
-/// chunk holds nulls (the row group is then scanned as usual).
+/// The segment column of each aggregate [`HashAggregate::encoded_inputs`] finds (`None`
+/// for `COUNT(*)`); `None` when an aggregate cannot be taken from encoded chunks.
+fn encoded_columns<S: ByteSource>(
+    template: &HashAggregate,
+    reader: &SegmentReader<S>,
+    columns: &[&str],
+) -> Result<Option<Vec<Option<usize>>>> {
+    template
+        .encoded_inputs()
+        .map(|inputs| {
+            inputs
+                .into_iter()
+                .map(|i| {
+                    i.map(|i| {
+                        reader
+                            .schema()
+                            .index_of(columns.get(i).copied().unwrap_or(""))
+                    })
+                    .transpose()
+                })
+                .collect::<Result<Vec<_>>>()
+        })
+        .transpose()
+}
+
+/// The sum and count of each aggregate's input in row group `g` (its rows `mask` selects;
+/// `None`: all), from the encoded chunks (`inputs`: the segment column of each aggregate,
+/// `None` for `COUNT(*)`); `None` when a chunk holds nulls (the row group is then scanned
+/// as usual).
 fn encoded_partials<S: ByteSource>(
     reader: &SegmentReader<S>,
     g: usize,
     inputs: &[Option<usize>],
+    mask: Option<&Bitmap>,
 ) -> Result<Option<Vec<(i128, usize)>>> {
     let rows = reader.row_groups()[g].rows() as usize;
+    let selected = mask.map_or(rows, Bitmap::count_ones);
     let mut out = Vec::with_capacity(inputs.len());
     for input in inputs {
         let Some(column) = *input else {
-            out.push((0, rows));
+            out.push((0, selected));
             continue;
         };
         let chunk = reader.chunk(g, column)?;
         if !chunk.no_nulls() {
             return Ok(None);
         }
-        let (keys, n) =
-            lightning_compress::sum(chunk.data_block()).map_err(|e| chunk.decode_error(e))?;
-        if n != rows {
+        let block = chunk.data_block();
+        let (keys, n) = match mask {
+            None => lightning_compress::sum(block),
+            Some(m) => lightning_compress::sum_selected(block, m.words()),
+        }
+        .map_err(|e| chunk.decode_error(e))?;
+        if n != selected {
             return Err(chunk.corrupt_error("the data block's length disagrees with the rows"));
         }
         // Keys are the values with the sign bit flipped: each is its value plus 2^63.

@@ -53,6 +53,16 @@ pub struct ScanStats {
     pub aggregated_on_encoded: usize,
 }
 
+/// The rows of a row group the pushed-down conjuncts leave.
+pub(crate) enum Survivors {
+    /// No row.
+    None,
+    /// Every row (nothing pushed down).
+    All,
+    /// The rows whose bits are set.
+    Some(Bitmap),
+}
+
 /// A scan of one segment: projected columns, rows passing a predicate.
 #[derive(Debug)]
 pub struct Scan<'r, S> {
@@ -416,25 +426,12 @@ impl<'r, S: ByteSource> Scan<'r, S> {
             .ok_or_else(|| Error::InvalidArgument {
                 reason: format!("row group {g} is past the segment's row groups"),
             })?;
-        let col_of = pushed_column;
-        if self.refuted_by_zone_maps(g) {
-            self.stats.skipped_by_zone_maps += 1;
-            return Ok(None);
-        }
         let rows = meta.rows() as usize;
-        let mut mask: Option<Bitmap> = None;
-        for p in &self.pushed {
-            let chunk = self.reader.chunk(g, col_of(p))?;
-            let bits = on_encoded(p, &chunk)?;
-            match &mut mask {
-                None => mask = Some(bits),
-                Some(m) => m.and_with(&bits),
-            }
-            if mask.as_ref().is_some_and(|m| !m.any()) {
-                self.stats.emptied_by_encoded_predicates += 1;
-                return Ok(None);
-            }
-        }
+        let mask = match self.pushed_mask(g)? {
+            Survivors::None => return Ok(None),
+            Survivors::All => None,
+            Survivors::Some(m) => Some(m),
+        };
         // Decode the projected columns and those of the residual predicate.
         let mut needed = self.projection.clone();
         for c in &self.residual_columns {
@@ -473,6 +470,35 @@ impl<'r, S: ByteSource> Scan<'r, S> {
         }
         self.stats.rows += batch.num_rows() as u64;
         Ok(Some(batch))
+    }
+
+    /// What the pushed-down conjuncts leave of row group `g`, decoding no column (a row
+    /// group the zone maps or the predicates on encoded blocks empty is counted in the stats
+    /// as [`row_group`](Self::row_group) counts it).
+    pub(crate) fn pushed_mask(&mut self, g: usize) -> Result<Survivors> {
+        if self.refuted_by_zone_maps(g) {
+            self.stats.skipped_by_zone_maps += 1;
+            return Ok(Survivors::None);
+        }
+        let mut mask: Option<Bitmap> = None;
+        for p in &self.pushed {
+            let chunk = self.reader.chunk(g, pushed_column(p))?;
+            let bits = on_encoded(p, &chunk)?;
+            match &mut mask {
+                None => mask = Some(bits),
+                Some(m) => m.and_with(&bits),
+            }
+            if mask.as_ref().is_some_and(|m| !m.any()) {
+                self.stats.emptied_by_encoded_predicates += 1;
+                return Ok(Survivors::None);
+            }
+        }
+        Ok(mask.map_or(Survivors::All, Survivors::Some))
+    }
+
+    /// Whether part of the predicate is evaluated on decoded vectors.
+    pub(crate) fn has_residual(&self) -> bool {
+        self.residual.is_some()
     }
 
     /// Every row group's surviving rows, in order.

@@ -443,6 +443,37 @@ pub(crate) fn select_with(
         33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64)
 }
 
+/// Value `i` of `n` values packed at `width` in `bytes` (missing bytes read as zero bits):
+/// the interleaved layout for full chunks, the sequential one for the tail.
+pub(crate) fn get(bytes: &[u8], width: u32, n: usize, i: usize) -> u64 {
+    let w = width as usize;
+    if w == 0 || i >= n {
+        return 0;
+    }
+    let word = |k: usize| {
+        bytes.get(k * 8..k * 8 + 8).map_or(0, |b| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            u64::from_le_bytes(a)
+        })
+    };
+    let (chunk, at) = (i / CHUNK, i % CHUNK);
+    let first = chunk * CHUNK * w / 64;
+    let (stride, lane, bit) = if (chunk + 1) * CHUNK <= n {
+        (LANES, at % LANES, (at / LANES) * w)
+    } else {
+        (1, 0, at * w)
+    };
+    let (k, off) = (bit / 64, bit % 64);
+    let lo = word(first + k * stride + lane) >> off;
+    let hi = if off + w > 64 {
+        word(first + (k + 1) * stride + lane) << (64 - off)
+    } else {
+        0
+    };
+    (lo | hi) & mask(width)
+}
+
 /// The sum of the first `n` values packed at `width` in `bytes` (missing bytes read as
 /// zero bits), exact.
 pub(crate) fn sum_packed(bytes: &[u8], width: u32, n: usize) -> u128 {
@@ -512,6 +543,19 @@ mod tests {
                 unpack_with(kernel, &out, width, base, &mut back);
                 let want: Vec<u64> = values.iter().map(|v| v.wrapping_add(base)).collect();
                 prop_assert_eq!(back, want, "{:?}", kernel);
+            }
+        }
+
+        #[test]
+        fn get_reads_each_value(
+            width in 0u32..=64,
+            raw in proptest::collection::vec(any::<u64>(), 0..3000),
+        ) {
+            let values = values(width, &raw);
+            let mut out = Vec::new();
+            pack(&values, width, &mut out);
+            for (i, v) in values.iter().enumerate() {
+                prop_assert_eq!(get(&out, width, values.len(), i), *v, "value {}", i);
             }
         }
 

@@ -599,7 +599,64 @@ pub fn sum(bytes: &[u8]) -> Result<(u128, usize)> {
     Ok((total, n))
 }
 
-/// The body of a patched frame: the frame, then the exceptions written over it.
+/// The exact sum and the count of the block's values at the positions whose bits are set
+/// in `selected` (64 positions a word, least significant bit first, as
+/// [`Selection::words`](crate::Selection::words) lays them out; bits past the block's values
+/// are ignored). A frame of reference reads only the selected offsets from the packed
+/// words; a constant multiplies; other schemes are decoded first. Malformed bytes are
+/// [`Error::Corrupt`], as for [`decode`].
+pub fn sum_selected(bytes: &[u8], selected: &[u64]) -> Result<(u128, usize)> {
+    let (scheme, n, mut c) = header(bytes)?;
+    let positions = || {
+        selected
+            .iter()
+            .enumerate()
+            .flat_map(move |(k, w)| {
+                let mut w = *w;
+                std::iter::from_fn(move || {
+                    if w == 0 {
+                        return None;
+                    }
+                    let b = w.trailing_zeros() as usize;
+                    w &= w - 1;
+                    Some(k * 64 + b)
+                })
+            })
+            .take_while(move |i| *i < n)
+    };
+    let (total, count) = match scheme {
+        Scheme::Constant => {
+            let v = c.u64()?;
+            let count = positions().count();
+            (u128::from(v) * count as u128, count)
+        }
+        Scheme::FrameOfReference => {
+            let min = c.u64()?;
+            let width = c.width()?;
+            let packed = c.packed(n, width)?;
+            let (mut total, mut count) = (0u128, 0usize);
+            for i in positions() {
+                total += u128::from(crate::bitpack::get(packed, width, n, i));
+                count += 1;
+            }
+            (total + u128::from(min) * count as u128, count)
+        }
+        _ => {
+            let mut all = vec![0u64; n];
+            decode_slice(bytes, &mut all, 0)?;
+            let (mut total, mut count) = (0u128, 0usize);
+            for i in positions() {
+                total += u128::from(all[i]);
+                count += 1;
+            }
+            return Ok((total, count));
+        }
+    };
+    c.end(bytes)?;
+    Ok((total, count))
+}
+
+/// The body of a patched frame: the frame, then the exceptions written over it./// The body of a patched frame: the frame, then the exceptions written over it.
 fn decode_patched(c: &mut Cursor<'_>, depth: u8, out: &mut [u64]) -> Result<()> {
     let n = out.len();
     let min = c.u64()?;

@@ -55,7 +55,9 @@ mod float;
 mod fsst;
 mod strings;
 
-pub use block::{MAX_VALUES, Scheme, decode, decode_into, encode, explain, scheme_of, sum};
+pub use block::{
+    MAX_VALUES, Scheme, decode, decode_into, encode, explain, scheme_of, sum, sum_selected,
+};
 pub use error::{Error, Result};
 pub use filter::{Predicate, Selection, filter};
 pub use float::{FloatPredicate, decode_f64, encode_f64, filter_f64};

@@ -5,7 +5,7 @@
 
 use lightning_compress::{
     Predicate, Scheme, decode, decode_into, encode, explain, filter, i64_from_key, i64_key,
-    scheme_of, sum,
+    scheme_of, sum, sum_selected,
 };
 use proptest::prelude::*;
 
@@ -213,6 +213,17 @@ proptest! {
     }
 
     #[test]
+    fn sums_of_selected_values_match_decoded(v in values(), bits in proptest::collection::vec(any::<u64>(), 0..60), sparse in any::<bool>()) {
+        let block = encode(&v).unwrap();
+        // Dense random bits, or sparse ones (a few per word) as a selective filter leaves.
+        let words: Vec<u64> = bits.iter().map(|b| if sparse { b & (b >> 7) & (b >> 13) } else { *b }).collect();
+        let picked = |i: usize| words.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 == 1);
+        let want: u128 = v.iter().enumerate().filter(|(i, _)| picked(*i)).map(|(_, x)| u128::from(*x)).sum();
+        let count = (0..v.len()).filter(|i| picked(*i)).count();
+        prop_assert_eq!(sum_selected(&block, &words).unwrap(), (want, count), "{}", explain(&block).unwrap());
+    }
+
+    #[test]
     fn damaged_blocks_are_errors_never_panics(v in values(), cut in any::<prop::sample::Index>(), bit in any::<prop::sample::Index>(), junk in proptest::collection::vec(any::<u8>(), 0..300)) {
         let block = encode(&v).unwrap();
         let mut out = Vec::new();
@@ -230,6 +241,7 @@ proptest! {
             }
             drop(filter(&flipped, &Predicate::Lt(10)));
             drop(sum(&flipped));
+            drop(sum_selected(&flipped, &[u64::MAX; 40]));
             prop_assert!(sum(&block[..n]).is_err(), "a truncated block must not sum");
         }
         out.clear();
