@@ -74,7 +74,9 @@ pub fn validate_keyspace_name(name: &str) -> Result<()> {
 
 /// What the checkpoints of this open know.
 #[derive(Debug)]
-struct Checkpoints {
+pub(crate) struct Checkpoints {
+    /// The newest commit the newest checkpoint's image holds (at or above its LSN).
+    pub(crate) image_lsn: Lsn,
     /// The LSN of the newest durable checkpoint.
     newest: Lsn,
     /// The LSN of the checkpoint before it, once known: the WAL is kept from just above it
@@ -119,6 +121,8 @@ struct Background {
 
 /// Everything an open database holds.
 pub(crate) struct Inner {
+    /// Every file goes through it.
+    pub(crate) vfs: Arc<dyn Vfs>,
     pub(crate) dir: PathBuf,
     pub(crate) opts: Options,
     pub(crate) instance: u64,
@@ -127,7 +131,7 @@ pub(crate) struct Inner {
     pub(crate) store: Arc<TreeStore>,
     pub(crate) mgr: TxnManager<TreeStore>,
     pub(crate) catalog: Mutex<CatalogState>,
-    checkpoints: Mutex<Checkpoints>,
+    pub(crate) checkpoints: Mutex<Checkpoints>,
     pub(crate) counters: Counters,
     pub(crate) max_key_len: usize,
     closed: AtomicBool,
@@ -237,7 +241,14 @@ impl Database {
         });
         let (open_keyspaces, written_roots) = open_trees(&store, keyspaces)?;
         let max_key_len = catalog_tree.max_key_len();
-        let (wal, replayed) = recover(vfs, &wal_dir, &opts, &store, &meta, sb.checkpoint_lsn)?;
+        let (wal, replayed) = recover(
+            Arc::clone(&vfs),
+            &wal_dir,
+            &opts,
+            &store,
+            &meta,
+            sb.checkpoint_lsn,
+        )?;
         let last_ts = store.applied().ts;
         let mgr = TxnManager::with_lock_timeout(
             Arc::clone(&store),
@@ -246,6 +257,7 @@ impl Database {
         );
         let wal_bytes = wal.as_ref().map_or(0, |w| w.stats().bytes);
         let inner = Arc::new(Inner {
+            vfs,
             dir: dir.to_path_buf(),
             instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
             wal,
@@ -259,6 +271,7 @@ impl Database {
                 written_roots,
             }),
             checkpoints: Mutex::new(Checkpoints {
+                image_lsn: sb.checkpoint_lsn,
                 newest: sb.checkpoint_lsn,
                 older: None,
                 wal_bytes_at: wal_bytes,
@@ -634,7 +647,7 @@ impl Inner {
         self.checkpoint_locked(&mut checkpoints)
     }
 
-    fn checkpoint_locked(&self, ck: &mut Checkpoints) -> Result<()> {
+    pub(crate) fn checkpoint_locked(&self, ck: &mut Checkpoints) -> Result<()> {
         if let Some(reason) = self.store.failure() {
             return Err(Error::ReadOnly { reason });
         }
@@ -695,6 +708,7 @@ impl Inner {
         let older = ck.newest;
         ck.older = Some(older);
         ck.newest = lsn;
+        ck.image_lsn = applied.lsn;
         ck.wal_bytes_at = wal_bytes;
         // The older image (at `older`) needs the records above it.
         let truncated = wal.truncate_before(older.next()).unwrap_or_else(|e| {

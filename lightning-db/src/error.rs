@@ -188,6 +188,10 @@ pub enum Error {
     #[error(transparent)]
     Wal(#[from] lightning_wal::Error),
 
+    /// A backup, verification or restore (`lightning_backup`).
+    #[error(transparent)]
+    Backup(#[from] lightning_backup::Error),
+
     /// A file operation outside the page file and WAL (the directory, the lock).
     #[error("could not {op} {path}: {source}")]
     Io {
@@ -213,6 +217,7 @@ impl Error {
             Error::Page(e) => e.is_corruption(),
             Error::Btree(e) => e.is_corruption(),
             Error::Wal(e) => e.is_corruption(),
+            Error::Backup(e) => e.is_corruption(),
             _ => false,
         }
     }

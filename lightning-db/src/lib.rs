@@ -68,6 +68,7 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+mod backups;
 mod catalog;
 mod db;
 mod error;
@@ -90,6 +91,8 @@ pub use stats::{
 };
 pub use tx::{CommitInfo, Iter, ReadTx, TxOptions, WriteBatch, WriteTx};
 
+pub use backups::BackupSource;
+pub use lightning_backup as backup;
 pub use lightning_btree as btree;
 pub use lightning_cache as cache;
 pub use lightning_columnar as columnar;

@@ -30,8 +30,9 @@ pub(crate) fn new_db_id() -> u64 {
     h.finish()
 }
 
-pub(crate) fn wal_options(opts: &Options) -> WalOptions {
+pub(crate) fn wal_options(dir: &Path, opts: &Options) -> WalOptions {
     WalOptions {
+        archive_dir: opts.wal_archive_dir.as_ref().map(|a| dir.join(a)),
         segment_size: opts.wal_segment_bytes,
         max_record_size: u32::try_from(opts.max_txn_bytes).unwrap_or(u32::MAX),
         flush_interval: Duration::from_millis(opts.flush_interval_ms),
@@ -213,13 +214,14 @@ pub(crate) fn recover(
     checkpoint: Lsn,
 ) -> Result<(Option<Wal>, u64)> {
     if opts.read_only {
-        let max = wal_options(opts).max_record_size;
+        let max = wal_options(wal_dir, opts).max_record_size;
         let (recovery, records) = lightning_wal::read_only(vfs, wal_dir, max, checkpoint.next())?;
         let n = replay(&recovery, records, store, meta, checkpoint, wal_dir)?;
         store.fail("the database was opened read-only".into());
         Ok((None, n))
     } else {
-        let wal = Wal::open(vfs, wal_dir, wal_options(opts))?;
+        let db_dir = wal_dir.parent().unwrap_or(wal_dir);
+        let wal = Wal::open(vfs, wal_dir, wal_options(db_dir, opts))?;
         let records = wal.read_from(checkpoint.next())?;
         let n = replay(wal.recovery(), records, store, meta, checkpoint, wal_dir)?;
         Ok((Some(wal), n))

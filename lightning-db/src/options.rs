@@ -62,6 +62,12 @@ pub struct Options {
     /// Attempts of [`Database::update`](crate::Database::update) before it returns the last
     /// retryable error: 1 to 1000. Default 16.
     pub max_update_attempts: u32,
+    /// Where WAL segments go once no retained checkpoint needs them, for point-in-time
+    /// recovery (`lightning_backup::restore` with a target, `lightning restore --to-lsn`
+    /// / `--to-time`); a relative path is taken from the database directory. Keep it on
+    /// another disk than the database, so that losing one keeps the other. `None` (the
+    /// default) deletes them.
+    pub wal_archive_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -79,6 +85,7 @@ impl Default for Options {
             checkpoint_interval_ms: 30_000,
             lock_timeout_ms: 5000,
             max_update_attempts: 16,
+            wal_archive_dir: None,
         }
     }
 }

@@ -147,7 +147,7 @@ fn parse_index(path: &Path, dir: &Path, bytes: &[u8]) -> Result<Vec<ArchivedSegm
     Ok(out)
 }
 
-fn store_index(vfs: &dyn Vfs, dir: &Path, entries: &[ArchivedSegment]) -> Result<()> {
+pub(crate) fn store_index(vfs: &dyn Vfs, dir: &Path, entries: &[ArchivedSegment]) -> Result<()> {
     let text: String = entries.iter().map(line_for).collect();
     let tmp = dir.join("index.tmp");
     if vfs

@@ -17,7 +17,10 @@
 //! - **Poisoning**: after a failed write or fsync every later call fails with
 //!   [`Error::Poisoned`]; a failed fsync is never retried and assumed to have worked.
 //! - **Truncation and archiving**: [`Wal::truncate_before`] drops (or archives, with an index
-//!   of LSN and time ranges for point-in-time recovery) segments a checkpoint covers.
+//!   of LSN and time ranges for point-in-time recovery) segments a checkpoint covers;
+//!   [`prune_archive`] removes archived segments a retention policy no longer needs.
+//! - **Export**: [`write_log`] writes records read elsewhere as a log of their own, with
+//!   their LSNs and times (backups and point-in-time recovery carry log ranges this way).
 //!
 //! All files go through a [`Vfs`](lightning_page::vfs::Vfs), so the crash simulator of
 //! `lightning-page` exercises every path. The byte layouts are documented on the functions
@@ -54,6 +57,7 @@
 
 mod archive;
 mod error;
+mod export;
 mod frame;
 mod scan;
 mod stats;
@@ -61,6 +65,7 @@ mod wal;
 
 pub use archive::{ArchivedSegment, last_lsn_at, load_index, segments_through};
 pub use error::{Error, Result};
+pub use export::{WrittenSegment, prune_archive, write_log};
 pub use frame::{Lsn, Record};
 pub use scan::{RecordIter, TornTail};
 pub use stats::{GROUP_BUCKETS, LATENCY_BUCKETS, WalStats};
