@@ -43,8 +43,8 @@ mod write;
 
 pub use error::{Error, Result};
 pub use read::{
-    DATA_FILE, LOCK_FILE, RestoreOptions, RestoreReport, Target, VerifyReport, WAL_DIR, restore,
-    verify,
+    DATA_FILE, LOCK_FILE, RESTORE_MARKER, RestoreOptions, RestoreReport, Target, VerifyReport,
+    WAL_DIR, restore, verify,
 };
 pub use repo::{Entry, PruneReport, Repository, Retention, State, kept_by, prune};
 pub use source::{Source, SourceError};

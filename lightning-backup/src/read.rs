@@ -19,6 +19,9 @@ pub const DATA_FILE: &str = "data.ldb";
 pub const WAL_DIR: &str = "wal";
 /// The lock file's name in a database directory.
 pub const LOCK_FILE: &str = "LOCK";
+/// A file [`restore`] keeps in the database directory until the restore is complete;
+/// `lightning-db` refuses to open a directory that holds it.
+pub const RESTORE_MARKER: &str = "RESTORING";
 
 /// Largest WAL record read back (the database's own limit is at most 1 GiB).
 const MAX_RECORD: u32 = 1 << 30;
@@ -54,7 +57,7 @@ fn read_all(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>> {
 /// What [`verify`] checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VerifyReport {
-    /// The backups of the chain, full first.
+    /// The backups checked: the chain, full first (or every backup, oldest first).
     pub chain: Vec<u64>,
     /// Bytes read and hashed.
     pub bytes: u64,
@@ -64,9 +67,11 @@ pub struct VerifyReport {
     pub wal_records: u64,
 }
 
-/// Verifies backup `id` (the newest when `None`) and every backup its chain needs: the
-/// manifests' own hashes, every extent's and file's blake3, every page's checksum, id and
-/// generation, and every WAL record's checksum and sequence. Reads every byte.
+/// Verifies backup `id` and every backup its chain needs — or, with `None`, every backup
+/// in the repository (a damaged manifest anywhere is an error; interrupted backups are
+/// passed over): the manifests' own hashes, every extent's and file's blake3, every
+/// page's checksum, id and generation, and every WAL record's checksum and sequence.
+/// Reads every byte.
 pub fn verify(
     vfs: &Arc<dyn Vfs>,
     dest: &Path,
@@ -74,11 +79,25 @@ pub fn verify(
     progress: Progress<'_>,
 ) -> Result<VerifyReport> {
     let repo = Repository::open(&**vfs, dest)?;
-    let id = match id {
-        Some(id) => id,
-        None => repo.newest()?.id,
+    let chain = match id {
+        Some(id) => repo.chain(id)?,
+        None => {
+            if let Some(e) = repo.damaged().next() {
+                return Err(e);
+            }
+            let all: Vec<Manifest> = repo.complete().cloned().collect();
+            if all.is_empty() {
+                return Err(Error::NotFound {
+                    dest: dest.to_path_buf(),
+                    what: "at all".into(),
+                });
+            }
+            for m in &all {
+                repo.chain(m.id)?;
+            }
+            all
+        }
     };
-    let chain = repo.chain(id)?;
     let total: u64 = chain.iter().map(Manifest::bytes).sum();
     let mut report = VerifyReport {
         chain: chain.iter().map(|m| m.id).collect(),
@@ -95,7 +114,7 @@ pub fn verify(
         report.bytes += m.wal.iter().map(|w| w.len).sum::<u64>();
         progress(report.bytes, total);
     }
-    tracing::info!(chain = ?report.chain, bytes = report.bytes, "backup verified");
+    tracing::info!(backups = ?report.chain, bytes = report.bytes, "backups verified");
     Ok(report)
 }
 
@@ -310,8 +329,9 @@ pub struct RestoreReport {
 }
 
 /// Restores into `to` (a new or empty directory): the chain of the chosen backup, verified
-/// as it is read, then the log through the target, and the superblock last, so that a
-/// crash or an error part-way leaves a directory that does not open as a database (run it
+/// as it is read, then the log through the target, and the superblock last. A
+/// [`RESTORE_MARKER`] file stays in `to` until all of it is durable, so a crash or an
+/// error part-way leaves a directory that does not open as a database (run the restore
 /// again with `overwrite`), never a wrong one. `Database::open` on `to` then replays the
 /// log. `to` is locked as a database is, so a database open there is never overwritten.
 pub fn restore(
@@ -340,7 +360,20 @@ pub fn restore(
     let data = to.join(DATA_FILE);
     let wal_dir = to.join(WAL_DIR);
     clear_destination(&**vfs, to, &data, &wal_dir, opts.overwrite)?;
+    let marker = to.join(RESTORE_MARKER);
+    crate::write::create_synced(
+        &**vfs,
+        &marker,
+        b"a restore into this directory has not finished\n",
+    )?;
+    vfs.sync_dir(to)
+        .map_err(|e| Error::io("sync directory", to, e))?;
     let outcome = (|| {
+        // Every byte of the chain is checked, even the logs of earlier backups that the
+        // restore does not replay: a damaged backup is refused whole.
+        for m in &chain {
+            verify_wal(vfs, dest, m)?;
+        }
         let pages = write_pages(&**vfs, dest, &data, &chain, progress)?;
         let (lsn, time_us, replayed, wal_bytes) =
             write_log(vfs, dest, &wal_dir, &last, target, &opts.wal_dirs)?;
@@ -356,6 +389,10 @@ pub fn restore(
         )
         .map_err(|e| Error::io("write the superblock of", &data, e))?;
         f.sync().map_err(|e| Error::io("sync", &data, e))?;
+        vfs.remove(&marker)
+            .map_err(|e| Error::io("remove", &marker, e))?;
+        vfs.sync_dir(to)
+            .map_err(|e| Error::io("sync directory", to, e))?;
         Ok(RestoreReport {
             chain: chain.iter().map(|m| m.id).collect(),
             lsn,
@@ -436,7 +473,10 @@ fn clear_destination(
     };
     let mut present: Vec<PathBuf> = listed(to)?
         .into_iter()
-        .filter(|p| p.file_name().is_none_or(|n| n != LOCK_FILE))
+        .filter(|p| {
+            p.file_name()
+                .is_none_or(|n| n != LOCK_FILE && n != RESTORE_MARKER)
+        })
         .collect();
     present.extend(listed(wal_dir)?);
     if present.is_empty() {

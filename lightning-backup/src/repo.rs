@@ -212,23 +212,41 @@ impl Repository {
         Ok(out)
     }
 
-    /// The newest complete backup, or the only database's newest when several databases
-    /// share the repository (then an error asks to name one).
+    /// The newest backup, which must be complete: a damaged manifest newer than every
+    /// complete backup is an error (restoring an older backup instead would silently lose
+    /// what the damaged one holds: name the older one to do that). Incomplete (interrupted)
+    /// backups are passed over. Several databases in one repository: an error asks to
+    /// name one.
     pub fn newest(&self) -> Result<&Manifest> {
-        let mut dbs = self
+        let dbs = self
             .complete()
             .map(|m| m.database_id)
             .collect::<BTreeSet<_>>();
         if dbs.len() > 1 {
-            dbs.clear();
             return Err(Error::NotFound {
                 dest: self.dest.clone(),
                 what: "of one database only: it holds backups of several; name the backup".into(),
             });
         }
-        self.complete().last().ok_or_else(|| Error::NotFound {
-            dest: self.dest.clone(),
-            what: "at all".into(),
+        let newest = self
+            .entries
+            .values()
+            .rev()
+            .find(|e| !matches!(e.state, State::Incomplete))
+            .ok_or_else(|| Error::NotFound {
+                dest: self.dest.clone(),
+                what: "at all".into(),
+            })?;
+        self.manifest(newest.id)
+    }
+
+    /// Every backup whose manifest is damaged, as errors.
+    pub fn damaged(&self) -> impl Iterator<Item = Error> + '_ {
+        self.entries.values().filter_map(|e| match &e.state {
+            State::Damaged(why) => {
+                Some(Error::corrupt(manifest_path(&self.dest, e.id), why.clone()))
+            }
+            _ => None,
         })
     }
 }

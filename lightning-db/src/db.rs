@@ -20,11 +20,11 @@ use crate::store::{Applied, TreeStore, lock};
 use crate::{Error, Options, Result};
 
 /// The page file's name in the database directory.
-pub const DATA_FILE: &str = "data.ldb";
+pub const DATA_FILE: &str = lightning_backup::DATA_FILE;
 /// The WAL directory's name in the database directory.
-pub const WAL_DIR: &str = "wal";
+pub const WAL_DIR: &str = lightning_backup::WAL_DIR;
 /// The lock file's name in the database directory.
-pub const LOCK_FILE: &str = "LOCK";
+pub const LOCK_FILE: &str = lightning_backup::LOCK_FILE;
 /// The longest keyspace name, in bytes.
 pub const MAX_KEYSPACE_NAME: usize = 128;
 /// Keys one step of emptying a dropped keyspace removes (commits go on between steps).
@@ -198,6 +198,18 @@ impl Database {
         opts.validate()?;
         let data = dir.join(DATA_FILE);
         let held = lock_dir(&*vfs, dir, &data, &opts)?;
+        let marker = dir.join(lightning_backup::RESTORE_MARKER);
+        if vfs
+            .exists(&marker)
+            .map_err(|e| Error::io("look for", &marker, e))?
+        {
+            return Err(Error::NotADatabase {
+                dir: dir.to_path_buf(),
+                reason: "a restore into it did not finish (it holds RESTORING): run the \
+                         restore again with --force (RestoreOptions::overwrite)"
+                    .into(),
+            });
+        }
         let wal_dir = dir.join(WAL_DIR);
         let page_file = if opts.read_only {
             let ro = lightning_page::OpenOptions {

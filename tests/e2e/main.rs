@@ -6,6 +6,7 @@
 
 #![cfg(test)] // test-only code throughout: clippy treats helpers like test functions
 
+mod backup;
 mod chaos;
 mod oltp;
 
