@@ -459,15 +459,17 @@ fn crash_scenario(seed: u64) -> Result<Outcome, String> {
     for _ in 0..150 {
         commit_one(&db, &mut rng, &history).map_err(|x| e(&x))?;
     }
+    let calls = crash.io_calls();
     let full = db.backup("backups", false).map_err(|x| e(&x))?;
+    // Cuts land anywhere in a backup's calls (and a little past them).
+    let backup_calls = crash.io_calls() - calls;
     for _ in 0..80 {
         commit_one(&db, &mut rng, &history).map_err(|x| e(&x))?;
     }
     // Cut the power somewhere inside the incremental backup (or just after it).
-    let before = crash.io_calls();
     crash.inject(Fault {
         op: FaultOp::Any,
-        nth: rng.below(400),
+        nth: rng.below(backup_calls + backup_calls / 8),
         permanent: true,
         kind: FaultKind::PowerCut,
     });
@@ -477,7 +479,6 @@ fn crash_scenario(seed: u64) -> Result<Outcome, String> {
     let report = crash.crash(CrashMode::from_index(rng.next_u64()));
     crash.clear_faults();
     outcome = outcome.and(Outcome::crash(report.pending, report.kept));
-    let _ = before;
     let history = history.into_inner().map_err(|x| e(&x))?;
     let repo = backup::Repository::open(&*vfs, "backups".as_ref()).map_err(|x| e(&x))?;
     let complete: Vec<u64> = repo.complete().map(|m| m.id).collect();
@@ -497,10 +498,20 @@ fn crash_scenario(seed: u64) -> Result<Outcome, String> {
         .map_err(|x| format!("verify after the cut: {x}"))?;
     let end = repo.manifest(newest).map_err(|x| e(&x))?.end_lsn;
 
-    // A cut inside the restore.
+    // A cut inside the restore: a trial restore counts its calls.
+    let calls = crash.io_calls();
+    backup::restore(
+        &vfs,
+        "backups".as_ref(),
+        "trial".as_ref(),
+        &RestoreOptions::default(),
+        &mut |_, _| {},
+    )
+    .map_err(|x| format!("trial restore: {x}"))?;
+    let restore_calls = crash.io_calls() - calls;
     crash.inject(Fault {
         op: FaultOp::Any,
-        nth: rng.below(120),
+        nth: rng.below(restore_calls + restore_calls / 8),
         permanent: true,
         kind: FaultKind::PowerCut,
     });
@@ -543,10 +554,14 @@ fn crash_scenario(seed: u64) -> Result<Outcome, String> {
             .map_err(|x| format!("second restore: {x}"))?;
         }
     }
-    // A cut inside the first open (its recovery replays the restored log).
+    // A cut inside the first open (its recovery replays the restored log); a trial open
+    // of the trial restore counts the calls.
+    let calls = crash.io_calls();
+    drop(open_dir(&vfs, "trial".as_ref()).map_err(|x| format!("trial open: {x}"))?);
+    let open_calls = crash.io_calls() - calls;
     crash.inject(Fault {
         op: FaultOp::Any,
-        nth: rng.below(60),
+        nth: rng.below(open_calls + open_calls / 8),
         permanent: true,
         kind: FaultKind::PowerCut,
     });
