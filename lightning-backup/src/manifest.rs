@@ -284,40 +284,7 @@ impl Manifest {
         let created_us = one(field("created_us")?, "created_us")?;
         let page_count = one(field("page_count")?, "page_count")?;
         let superblock = one(field("superblock")?, "superblock")?;
-        drop(field);
-        let mut live = Vec::new();
-        let mut extents = Vec::new();
-        let mut wal = Vec::new();
-        let mut pages = None;
-        for (n, line) in lines {
-            let parts: Vec<&str> = line.split(' ').collect();
-            let at = |what: &str| bad(format!("line {}: {what}", n + 1));
-            match parts.as_slice() {
-                ["live", a, b] if pages.is_none() && extents.is_empty() => {
-                    live.push((num(Some(a), "live")?, num(Some(b), "live")?));
-                }
-                ["extent", a, b, c, h] if pages.is_none() => extents.push(Extent {
-                    first: num(Some(a), "extent")?,
-                    count: num(Some(b), "extent")?,
-                    offset: num(Some(c), "extent")?,
-                    hash: unhex(h).ok_or_else(|| at("bad extent hash"))?,
-                }),
-                ["pages", len, h] if pages.is_none() => {
-                    pages = Some((
-                        num(Some(len), "pages")?,
-                        unhex(h).ok_or_else(|| at("bad pages hash"))?,
-                    ));
-                }
-                ["wal", name, len, a, b, h] if pages.is_some() => wal.push(WalFile {
-                    name: (*name).to_string(),
-                    len: num(Some(len), "wal")?,
-                    first: Lsn::new(num(Some(a), "wal")?),
-                    last: Lsn::new(num(Some(b), "wal")?),
-                    hash: unhex(h).ok_or_else(|| at("bad WAL hash"))?,
-                }),
-                _ => return Err(at("unexpected line")),
-            }
-        }
+        let (live, extents, pages, wal) = parse_lists(lines, file)?;
         let (pages_len, pages_hash) = pages.ok_or_else(|| bad("missing line `pages`".into()))?;
         let m = Manifest {
             id,
@@ -416,6 +383,56 @@ impl Manifest {
         }
         Ok(())
     }
+}
+
+type Lists = (
+    Vec<(u64, u64)>,
+    Vec<Extent>,
+    Option<(u64, [u8; 32])>,
+    Vec<WalFile>,
+);
+
+/// The `live`, `extent`, `pages` and `wal` lines, in that order.
+fn parse_lists<'a>(lines: impl Iterator<Item = (usize, &'a str)>, file: &Path) -> Result<Lists> {
+    let bad = |what: String| Error::corrupt(file, format!("manifest: {what}"));
+    let num = |v: Option<&&str>, what: &str| -> Result<u64> {
+        v.and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| bad(format!("`{what}` is not a number")))
+    };
+    let mut live = Vec::new();
+    let mut extents = Vec::new();
+    let mut wal = Vec::new();
+    let mut pages = None;
+    for (n, line) in lines {
+        let parts: Vec<&str> = line.split(' ').collect();
+        let at = |what: &str| bad(format!("line {}: {what}", n + 1));
+        match parts.as_slice() {
+            ["live", a, b] if pages.is_none() && extents.is_empty() => {
+                live.push((num(Some(a), "live")?, num(Some(b), "live")?));
+            }
+            ["extent", a, b, c, h] if pages.is_none() => extents.push(Extent {
+                first: num(Some(a), "extent")?,
+                count: num(Some(b), "extent")?,
+                offset: num(Some(c), "extent")?,
+                hash: unhex(h).ok_or_else(|| at("bad extent hash"))?,
+            }),
+            ["pages", len, h] if pages.is_none() => {
+                pages = Some((
+                    num(Some(len), "pages")?,
+                    unhex(h).ok_or_else(|| at("bad pages hash"))?,
+                ));
+            }
+            ["wal", name, len, a, b, h] if pages.is_some() => wal.push(WalFile {
+                name: (*name).to_string(),
+                len: num(Some(len), "wal")?,
+                first: Lsn::new(num(Some(a), "wal")?),
+                last: Lsn::new(num(Some(b), "wal")?),
+                hash: unhex(h).ok_or_else(|| at("bad WAL hash"))?,
+            }),
+            _ => return Err(at("unexpected line")),
+        }
+    }
+    Ok((live, extents, pages, wal))
 }
 
 #[cfg(test)]

@@ -79,9 +79,10 @@ pub fn verify(
     progress: Progress<'_>,
 ) -> Result<VerifyReport> {
     let repo = Repository::open(&**vfs, dest)?;
-    let chain = match id {
-        Some(id) => repo.chain(id)?,
-        None => {
+    let chain = if let Some(id) = id {
+        repo.chain(id)?
+    } else {
+        {
             if let Some(e) = repo.damaged().next() {
                 return Err(e);
             }
@@ -418,11 +419,11 @@ pub fn restore(
     }
 }
 
-fn choose_base<'a>(
-    repo: &'a Repository,
+fn choose_base(
+    repo: &Repository,
     backup: Option<u64>,
     target: Option<Target>,
-) -> Result<&'a Manifest> {
+) -> Result<&Manifest> {
     let fits = |m: &Manifest| match target {
         None | Some(Target::Latest) => true,
         Some(Target::Lsn(l)) => m.image_lsn <= l,

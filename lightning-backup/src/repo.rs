@@ -181,10 +181,10 @@ impl Repository {
     /// generation the parent's generation).
     pub fn chain(&self, id: u64) -> Result<Vec<Manifest>> {
         let mut out = vec![self.manifest(id)?.clone()];
-        loop {
-            let Some(last) = out.last() else { break };
-            let Some(parent_id) = last.parent else { break };
-            let child = last.clone();
+        while let Some(parent_id) = out.last().and_then(|last| last.parent) {
+            let Some(child) = out.last().cloned() else {
+                break;
+            };
             let parent = self.manifest(parent_id).map_err(|e| Error::Chain {
                 id: child.id,
                 reason: format!("its parent {parent_id} cannot be used: {e}"),

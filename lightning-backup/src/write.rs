@@ -61,8 +61,10 @@ pub fn backup(
     } else {
         None
     };
-    if let Some(p) = &parent {
-        if p.page_size != sb.page_size.bytes() || p.generation > sb.generation {
+    if let Some(p) = &parent
+        && (p.page_size != sb.page_size.bytes() || p.generation > sb.generation)
+    {
+        {
             return Err(Error::Chain {
                 id: p.id,
                 reason: format!(
@@ -86,6 +88,82 @@ pub fn backup(
     vfs.create_dir_all(&dir)
         .map_err(|e| Error::io("create directory", &dir, e))?;
 
+    let pages = copy_pages(
+        vfs,
+        file,
+        &sb,
+        &dir,
+        parent.as_ref().map(|_| base_generation),
+        progress,
+    )?;
+    let (wal, image_time_us, end_time_us) = copy_wal(vfs, source, &sb, &dir)?;
+    let (image_lsn, end) = (source.image_lsn(), source.end_lsn());
+    let manifest = Manifest {
+        id,
+        kind: if parent.is_some() {
+            Kind::Incremental
+        } else {
+            Kind::Full
+        },
+        parent: parent.as_ref().map(|p| p.id),
+        database_id: source.database_id(),
+        page_size: sb.page_size.bytes(),
+        generation: sb.generation,
+        base_generation,
+        checkpoint_lsn: sb.checkpoint_lsn,
+        image_lsn,
+        image_time_us,
+        end_lsn: end.max(sb.checkpoint_lsn),
+        end_time_us: end_time_us.max(image_time_us),
+        created_us: now_us(),
+        page_count: sb.page_count,
+        superblock: sb.slot().get(),
+        live: pages.live,
+        extents: pages.extents,
+        pages_len: pages.len,
+        pages_hash: pages.hash,
+        wal,
+    };
+    let path = repo::manifest_path(dest, id);
+    let tmp = path.with_extension("manifest-tmp");
+    create_synced(vfs, &tmp, manifest.encode().as_bytes())?;
+    vfs.rename(&tmp, &path)
+        .map_err(|e| Error::io("rename into place", &path, e))?;
+    vfs.sync_dir(dest)
+        .map_err(|e| Error::io("sync directory", dest, e))?;
+    vfs.remove(&marker)
+        .map_err(|e| Error::io("remove", &marker, e))?;
+    vfs.sync_dir(dest)
+        .map_err(|e| Error::io("sync directory", dest, e))?;
+    tracing::info!(
+        id,
+        kind = ?manifest.kind,
+        generation = manifest.generation,
+        end_lsn = %manifest.end_lsn,
+        bytes = manifest.bytes(),
+        "backup written"
+    );
+    Ok(manifest)
+}
+
+/// The pages a backup copied.
+struct PagesCopied {
+    live: Vec<(u64, u64)>,
+    extents: Vec<Extent>,
+    len: u64,
+    hash: [u8; 32],
+}
+
+/// Copies the image's superblock and its pages (only those written after generation `base`,
+/// when given) into `dir/pages`, synced.
+fn copy_pages(
+    vfs: &dyn Vfs,
+    file: &lightning_page::PageFile,
+    sb: &lightning_page::Superblock,
+    dir: &Path,
+    base: Option<u64>,
+    progress: Progress<'_>,
+) -> Result<PagesCopied> {
     // The image's pages: everything below its page count that its free list does not list.
     let alloc = PageAllocator::load(file)?;
     let not_live: BTreeSet<PageId> = alloc.free_pages().chain(alloc.pending_pages()).collect();
@@ -124,11 +202,11 @@ pub fn backup(
                 .into(),
             ));
         }
-        if parent.is_none() || header.generation > base_generation {
+        if base.is_none_or(|b| header.generation > b) {
             out.push(p, page.as_bytes())?;
         }
         done += ps;
-        if done % (ps * EXTENT_PAGES) == 0 {
+        if done.is_multiple_of(ps * EXTENT_PAGES) {
             progress(done, total);
         }
     }
@@ -136,13 +214,24 @@ pub fn backup(
     pages
         .sync()
         .map_err(|e| Error::io("sync", &pages_path, e))?;
-    let pages_len = out.offset;
-    let pages_hash = *out.whole.finalize().as_bytes();
-    let extents = std::mem::take(&mut out.extents);
-    drop(out);
-    drop(pages);
+    let copied = PagesCopied {
+        live,
+        len: out.offset,
+        hash: *out.whole.clone().finalize().as_bytes(),
+        extents: std::mem::take(&mut out.extents),
+    };
     progress(total, total);
+    Ok(copied)
+}
 
+/// Copies the log records from the image's checkpoint through the source's end into
+/// `dir/wal`; returns the segments and the times of the image's last commit and of the end.
+fn copy_wal(
+    vfs: &dyn Vfs,
+    source: &dyn Source,
+    sb: &lightning_page::Superblock,
+    dir: &Path,
+) -> Result<(Vec<WalFile>, u64, u64)> {
     // The log: from the checkpoint's own record (so that the restored log reaches the
     // checkpoint LSN, as opening requires) through the end.
     let image_lsn = source.image_lsn();
@@ -206,52 +295,7 @@ pub fn backup(
             hash,
         });
     }
-    let manifest = Manifest {
-        id,
-        kind: if parent.is_some() {
-            Kind::Incremental
-        } else {
-            Kind::Full
-        },
-        parent: parent.as_ref().map(|p| p.id),
-        database_id: source.database_id(),
-        page_size: sb.page_size.bytes(),
-        generation: sb.generation,
-        base_generation,
-        checkpoint_lsn: sb.checkpoint_lsn,
-        image_lsn,
-        image_time_us,
-        end_lsn: end.max(sb.checkpoint_lsn),
-        end_time_us: end_time_us.max(image_time_us),
-        created_us: now_us(),
-        page_count: sb.page_count,
-        superblock: sb.slot().get(),
-        live,
-        extents,
-        pages_len,
-        pages_hash,
-        wal,
-    };
-    let path = repo::manifest_path(dest, id);
-    let tmp = path.with_extension("manifest-tmp");
-    create_synced(vfs, &tmp, manifest.encode().as_bytes())?;
-    vfs.rename(&tmp, &path)
-        .map_err(|e| Error::io("rename into place", &path, e))?;
-    vfs.sync_dir(dest)
-        .map_err(|e| Error::io("sync directory", dest, e))?;
-    vfs.remove(&marker)
-        .map_err(|e| Error::io("remove", &marker, e))?;
-    vfs.sync_dir(dest)
-        .map_err(|e| Error::io("sync directory", dest, e))?;
-    tracing::info!(
-        id,
-        kind = ?manifest.kind,
-        generation = manifest.generation,
-        end_lsn = %manifest.end_lsn,
-        bytes = manifest.bytes(),
-        "backup written"
-    );
-    Ok(manifest)
+    Ok((wal, image_time_us, end_time_us))
 }
 
 /// Runs of consecutive ids: `(first, count)`.

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use lightning_btree::BTree;
 use lightning_mvcc::{Lsn, TxnManager, VersionStore};
+use lightning_page::PageId;
 use lightning_page::vfs::{OsVfs, Vfs, VfsLock};
-use lightning_page::{PageFile, PageId};
 use lightning_wal::Wal;
 
 use crate::catalog::{self, Contents, Meta};
@@ -198,29 +198,8 @@ impl Database {
         opts.validate()?;
         let data = dir.join(DATA_FILE);
         let held = lock_dir(&*vfs, dir, &data, &opts)?;
-        let marker = dir.join(lightning_backup::RESTORE_MARKER);
-        if vfs
-            .exists(&marker)
-            .map_err(|e| Error::io("look for", &marker, e))?
-        {
-            return Err(Error::NotADatabase {
-                dir: dir.to_path_buf(),
-                reason: "a restore into it did not finish (it holds RESTORING): run the \
-                         restore again with --force (RestoreOptions::overwrite)"
-                    .into(),
-            });
-        }
         let wal_dir = dir.join(WAL_DIR);
-        let page_file = if opts.read_only {
-            let ro = lightning_page::OpenOptions {
-                page_size: None,
-                read_only: true,
-            };
-            PageFile::open(&*vfs, &data, ro)?
-        } else {
-            open_page_file(&*vfs, dir, &data, &wal_dir, &opts)?
-        };
-        let file = Arc::new(page_file);
+        let file = Arc::new(open_page_file(&*vfs, dir, &data, &wal_dir, &opts)?);
         let sb = file.superblock();
         let pages = Arc::new(lightning_btree::Store::open(
             Arc::clone(&file),

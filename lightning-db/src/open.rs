@@ -40,6 +40,23 @@ pub(crate) fn wal_options(dir: &Path, opts: &Options) -> WalOptions {
     }
 }
 
+/// A directory a restore (`lightning_backup::restore`) has not finished is no database.
+pub(crate) fn refuse_unfinished_restore(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
+    let marker = dir.join(lightning_backup::RESTORE_MARKER);
+    if vfs
+        .exists(&marker)
+        .map_err(|e| Error::io("look for", &marker, e))?
+    {
+        return Err(Error::NotADatabase {
+            dir: dir.to_path_buf(),
+            reason: "a restore into it did not finish (it holds RESTORING): run the restore \
+                     again with --force (RestoreOptions::overwrite)"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
 /// Creates the directory if it may, and takes its lock.
 pub(crate) fn lock_dir(
     vfs: &dyn Vfs,
@@ -138,7 +155,7 @@ pub(crate) fn open_trees(
     Ok((open, roots))
 }
 
-/// Opens the page file, or creates the database when there is none (or when its creation
+/// Opens the page file (read-only for a read-only open), or creates the database when there is none (or when its creation
 /// was cut off before its first checkpoint: nothing was ever committed to it).
 pub(crate) fn open_page_file(
     vfs: &dyn Vfs,
@@ -147,6 +164,14 @@ pub(crate) fn open_page_file(
     wal_dir: &Path,
     opts: &Options,
 ) -> Result<PageFile> {
+    refuse_unfinished_restore(vfs, dir)?;
+    if opts.read_only {
+        let ro = lightning_page::OpenOptions {
+            page_size: None,
+            read_only: true,
+        };
+        return Ok(PageFile::open(vfs, data, ro)?);
+    }
     let exists = vfs
         .exists(data)
         .map_err(|e| Error::io("look for", data, e))?;

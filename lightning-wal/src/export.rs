@@ -122,20 +122,20 @@ mod tests {
 
     use super::*;
 
-    fn rec(lsn: u64, len: usize) -> Result<Record> {
-        Ok(Record {
+    fn rec(lsn: u64, len: usize) -> Record {
+        Record {
             lsn: Lsn::new(lsn),
             record_type: 1,
             time_us: 1_000 + lsn,
             payload: vec![u8::try_from(lsn % 251).unwrap_or(0); len],
-        })
+        }
     }
 
     #[test]
     fn a_written_log_reads_back_exactly_and_continues_after_its_last_record() {
         let vfs = Arc::new(MemVfs::new());
         let dir: &Path = "b/wal".as_ref();
-        let segs = write_log(&*vfs, dir, (41..=140).map(|l| rec(l, 300)), 8192).unwrap();
+        let segs = write_log(&*vfs, dir, (41..=140).map(|l| Ok(rec(l, 300))), 8192).unwrap();
         assert!(segs.len() > 3, "several segments: {}", segs.len());
         assert_eq!(segs[0].first, Lsn::new(41));
         assert_eq!(segs.last().unwrap().last, Lsn::new(140));
@@ -147,7 +147,7 @@ mod tests {
         assert_eq!(rec_info.last_lsn, Lsn::new(140));
         assert!(rec_info.torn_tail.is_none());
         let back: Vec<Record> = iter.map(|r| r.unwrap()).collect();
-        let want: Vec<Record> = (41..=140).map(|l| rec(l, 300).unwrap()).collect();
+        let want: Vec<Record> = (41..=140).map(|l| rec(l, 300)).collect();
         assert_eq!(back, want);
         let wal = crate::Wal::open(vfs, dir, crate::WalOptions::default()).unwrap();
         let next = wal.append(1, b"x", crate::Durability::Immediate).unwrap();
@@ -157,7 +157,7 @@ mod tests {
     #[test]
     fn records_out_of_order_are_refused() {
         let vfs = MemVfs::new();
-        let bad = vec![rec(5, 10), rec(7, 10)];
+        let bad = vec![Ok(rec(5, 10)), Ok(rec(7, 10))];
         assert!(matches!(
             write_log(&vfs, "w".as_ref(), bad, 8192),
             Err(Error::InvalidOptions(_))

@@ -205,6 +205,10 @@ fn record_times(vfs: &Arc<dyn Vfs>, dirs: &[&str]) -> BTreeMap<u64, u64> {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one history, then each kind of target in turn"
+)]
 fn point_in_time_recovery_reaches_every_target_lsn_and_time_exactly() {
     let mem: Arc<dyn Vfs> = Arc::new(MemVfs::new());
     let opts = Options {
@@ -445,6 +449,10 @@ fn every_sampled_bit_flip_in_a_backup_is_found_by_verify_and_refused_by_restore(
 
 /// A power cut at a random moment of an incremental backup, then of a restore, then of the
 /// first open of the restored database.
+#[expect(
+    clippy::too_many_lines,
+    reason = "three cuts in sequence, each checked where it lands"
+)]
 fn crash_scenario(seed: u64) -> Result<Outcome, String> {
     let mut rng = Rng::new(seed);
     let crash = Arc::new(CrashVfs::new(seed));
@@ -482,13 +490,13 @@ fn crash_scenario(seed: u64) -> Result<Outcome, String> {
     let history = history.into_inner().map_err(|x| e(&x))?;
     let repo = backup::Repository::open(&*vfs, "backups".as_ref()).map_err(|x| e(&x))?;
     let complete: Vec<u64> = repo.complete().map(|m| m.id).collect();
-    if let Some(m) = &incr {
-        if !complete.contains(&m.id) {
-            return Err(format!(
-                "backup {} was acknowledged but is not complete after the cut",
-                m.id
-            ));
-        }
+    if let Some(m) = &incr
+        && !complete.contains(&m.id)
+    {
+        return Err(format!(
+            "backup {} was acknowledged but is not complete after the cut",
+            m.id
+        ));
     }
     if !complete.contains(&full.id) {
         return Err("the full backup did not survive".into());

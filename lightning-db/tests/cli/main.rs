@@ -137,6 +137,11 @@ fn help_names_every_subcommand_and_each_has_an_example() {
         "put",
         "delete",
         "bench",
+        "backup",
+        "verify",
+        "restore",
+        "backups",
+        "prune",
     ] {
         let o = lightning(&[sub, "--help"]);
         expect_code(&o, 0);
@@ -494,4 +499,122 @@ fn bench_prints_throughput_and_percentiles_and_leaves_no_keyspace() {
     insta::assert_snapshot!("bench", masked(&stdout(&o), tmp.path()));
     let o = lightning(&["keyspaces".as_ref(), tmp.path().as_os_str()]);
     assert!(stdout(&o).starts_with("no keyspaces"), "{}", stdout(&o));
+}
+
+#[test]
+fn an_operator_backs_up_verifies_restores_lists_and_prunes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, dest) = (tmp.path().join("db"), tmp.path().join("backups"));
+    sample_db(&dir);
+    let o = lightning(&[
+        std::ffi::OsStr::new("backup"),
+        dir.as_os_str(),
+        dest.as_os_str(),
+    ]);
+    expect_code(&o, 0);
+    assert!(stdout(&o).contains("backup 1 (full)"), "{}", stdout(&o));
+    // A change, then an incremental backup, in JSON.
+    let db = Database::open(&dir, Options::default()).unwrap();
+    let ks = db.open_keyspace("users").unwrap();
+    db.put(&ks, b"user:0001", b"changed").unwrap();
+    db.close().unwrap();
+    let args = |list: &[&dyn AsRef<std::ffi::OsStr>]| -> Vec<std::ffi::OsString> {
+        list.iter().map(|a| a.as_ref().to_owned()).collect()
+    };
+    let o = lightning(&args(&[
+        &"backup",
+        &dir,
+        &dest,
+        &"--incremental",
+        &"--format",
+        &"json",
+    ]));
+    expect_code(&o, 0);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["kind"], "incremental");
+    assert_eq!(v["parent"], 1);
+    assert!(v["pages_copied"].as_u64().unwrap() < v["pages_in_image"].as_u64().unwrap());
+    insta::assert_snapshot!(
+        "backup_json_shape",
+        serde_json::to_string_pretty(&shape(&v)).unwrap()
+    );
+
+    let o = lightning(&args(&[&"backups", &dest]));
+    expect_code(&o, 0);
+    insta::assert_snapshot!("backups", masked(&stdout(&o), &dest));
+    let o = lightning(&args(&[&"verify", &dest]));
+    expect_code(&o, 0);
+    assert!(
+        stdout(&o).contains("verified 2 backup(s)"),
+        "{}",
+        stdout(&o)
+    );
+
+    // The newest state, then the full backup's alone.
+    let new = tmp.path().join("restored");
+    let o = lightning(&args(&[&"restore", &dest, &new]));
+    expect_code(&o, 0);
+    assert!(
+        stdout(&o).contains("restored backup(s) 1 <- 2"),
+        "{}",
+        stdout(&o)
+    );
+    let o = lightning(&args(&[&"get", &new, &"users", &"user:0001"]));
+    expect_code(&o, 0);
+    assert_eq!(stdout(&o).trim_end(), "changed");
+    let o = lightning(&args(&[&"restore", &dest, &new, &"--backup", &"1"]));
+    expect_code(&o, 1);
+    assert!(stderr(&o).contains("not empty"), "{}", stderr(&o));
+    let o = lightning(&args(&[
+        &"restore",
+        &dest,
+        &new,
+        &"--backup",
+        &"1",
+        &"--force",
+    ]));
+    expect_code(&o, 0);
+    let o = lightning(&args(&[&"get", &new, &"users", &"user:0001"]));
+    assert_eq!(stdout(&o).trim_end(), "needle-value-0001");
+    let o = lightning(&args(&[
+        &"restore",
+        &dest,
+        &new,
+        &"--to-time",
+        &"noon",
+        &"--force",
+    ]));
+    expect_code(&o, 1);
+    assert!(stderr(&o).contains("RFC 3339"), "{}", stderr(&o));
+
+    // A flipped bit in the incremental's pages: verify names it, restore refuses it.
+    let pages = dest.join("000002").join("pages");
+    let mut bytes = std::fs::read(&pages).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 4;
+    std::fs::write(&pages, &bytes).unwrap();
+    let o = lightning(&args(&[&"verify", &dest]));
+    expect_code(&o, 1);
+    assert!(stderr(&o).contains("000002/pages"), "{}", stderr(&o));
+    let o = lightning(&args(&[&"restore", &dest, &tmp.path().join("again")]));
+    expect_code(&o, 1);
+    assert!(stderr(&o).contains("hash does not match"), "{}", stderr(&o));
+    bytes[mid] ^= 4;
+    std::fs::write(&pages, &bytes).unwrap();
+
+    // Keep the newest chain: both backups form it, nothing goes.
+    let o = lightning(&args(&[
+        &"prune",
+        &dest,
+        &"--keep-full",
+        &"1",
+        &"--format",
+        &"json",
+    ]));
+    expect_code(&o, 0);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["kept"], serde_json::json!([1, 2]));
+    let o = lightning(&args(&[&"prune", &dest]));
+    expect_code(&o, 1);
+    assert!(stderr(&o).contains("say what to keep"), "{}", stderr(&o));
 }

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[command(
     name = "lightning",
     version,
-    about = "Lightning DB: run the demo, inspect a database directory, fix a key",
+    about = "Lightning DB: run the demo, inspect a database directory, fix a key, back it up",
     after_help = "Examples:\n  lightning demo                      run the demo on a temporary database\n  lightning stats ./data              the figures of the database in ./data\n  lightning check ./data              verify every page, tree and WAL record\n  lightning dump ./data users --limit 10\n\nExit codes: 0 success, 1 failure (or problems found), 2 usage error."
 )]
 pub(crate) struct Cli {
@@ -175,5 +175,96 @@ pub(crate) enum Command {
         /// Threads issuing operations.
         #[arg(long, default_value_t = 4)]
         threads: usize,
+    },
+    /// Back up a database into a backup directory (full, or incremental)
+    ///
+    /// Copies the database's newest checkpoint image and the log that completes it, with a
+    /// blake3 hash of every extent and file in the backup's manifest. An incremental backup
+    /// copies only the pages written since the newest backup in DEST. The database must not
+    /// be open in another process (an application backs up online with
+    /// `Database::backup`, while its writers go on).
+    #[command(
+        after_help = "Examples:\n  lightning backup ./data /backups/data\n  lightning backup ./data /backups/data --incremental"
+    )]
+    Backup {
+        /// The database directory.
+        dir: PathBuf,
+        /// The backup directory (created if missing); holds a chain of backups.
+        dest: PathBuf,
+        /// Copy only the pages written since the newest backup in DEST (a full backup when
+        /// there is none).
+        #[arg(long)]
+        incremental: bool,
+    },
+    /// Verify backups: every byte, hash, page checksum and WAL record
+    #[command(
+        after_help = "Examples:\n  lightning verify /backups/data\n  lightning verify /backups/data --backup 3\n\nExit code 1 when anything is damaged; the error names the file and the extent."
+    )]
+    Verify {
+        /// The backup directory.
+        dest: PathBuf,
+        /// Only this backup and the chain it needs (every backup if omitted).
+        #[arg(long)]
+        backup: Option<u64>,
+    },
+    /// Restore backups into a new directory, to a point in time if asked
+    ///
+    /// Restores the newest backup (or the one named, or the newest one at or before the
+    /// target) with its chain, replays the log to the target from the backup and the
+    /// directories given with --wal-from (a WAL archive, or the wal/ of the lost
+    /// database), then opens the database once to check it.
+    #[command(
+        after_help = "Examples:\n  lightning restore /backups/data ./restored\n  lightning restore /backups/data ./restored --wal-from /archive/data --latest\n  lightning restore /backups/data ./restored --wal-from /archive/data --to-lsn 123456\n  lightning restore /backups/data ./restored --wal-from /archive/data --to-time 2026-12-07T09:30:00Z"
+    )]
+    Restore {
+        /// The backup directory.
+        dest: PathBuf,
+        /// Where to restore: a new or empty directory.
+        to: PathBuf,
+        /// The backup to restore (with its chain).
+        #[arg(long)]
+        backup: Option<u64>,
+        /// Recover through this LSN exactly.
+        #[arg(long, conflicts_with_all = ["to_time", "latest"])]
+        to_lsn: Option<u64>,
+        /// Recover through the last commit at or before this time: RFC 3339 in UTC
+        /// (2026-12-07T09:30:00Z, fractions allowed) or microseconds since the Unix epoch.
+        #[arg(long, conflicts_with = "latest")]
+        to_time: Option<String>,
+        /// Recover as far as the backup and the --wal-from directories reach.
+        #[arg(long)]
+        latest: bool,
+        /// A directory of WAL segments to recover from (repeatable).
+        #[arg(long = "wal-from")]
+        wal_from: Vec<PathBuf>,
+        /// Replace what is in the destination.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List the backups of a backup directory: chains, sizes, times, LSNs
+    #[command(after_help = "Example:\n  lightning backups /backups/data")]
+    Backups {
+        /// The backup directory.
+        dest: PathBuf,
+    },
+    /// Remove backups and archived WAL a retention policy lets go
+    ///
+    /// Never removes a backup that a kept backup's chain needs, nor archived WAL from the
+    /// oldest kept backup's checkpoint on.
+    #[command(
+        after_help = "Examples:\n  lightning prune /backups/data --keep-full 2\n  lightning prune /backups/data --max-age-days 14 --wal-archive /archive/data"
+    )]
+    Prune {
+        /// The backup directory.
+        dest: PathBuf,
+        /// Keep the chains of this many newest full backups.
+        #[arg(long)]
+        keep_full: Option<usize>,
+        /// Keep every backup taken within this many days.
+        #[arg(long)]
+        max_age_days: Option<f64>,
+        /// A WAL archive to prune below the oldest kept backup (repeatable).
+        #[arg(long = "wal-archive")]
+        wal_archive: Vec<PathBuf>,
     },
 }

@@ -1,7 +1,8 @@
 //! `lightning`, Lightning DB's command-line tool (feature `cli`): `lightning demo` runs the
 //! database's main job on a temporary database and prints what it did; the other
 //! subcommands inspect a database directory (`stats`, `check`, `dump`, `keyspaces`), fix a
-//! key (`get`, `put`, `delete`), shrink it (`compact`) or time it (`bench`).
+//! key (`get`, `put`, `delete`), shrink it (`compact`), time it (`bench`), or back it up
+//! and bring it back (`backup`, `verify`, `restore`, `backups`, `prune`).
 //!
 //! Exit codes: 0 success; 1 a failure, or problems found (`check`) or nothing found
 //! (`get`); 2 a usage error. `--format json` on every command that prints data.
@@ -11,6 +12,7 @@
 )]
 
 mod args;
+mod backups;
 mod bench;
 mod commands;
 mod demo;
@@ -72,6 +74,41 @@ fn run(cli: Cli) -> out::Result<Outcome> {
             seconds,
             threads,
         } => bench::run(&dir, seconds, threads, f),
+        Command::Backup {
+            dir,
+            dest,
+            incremental,
+        } => backups::backup(&dir, &dest, incremental, f),
+        Command::Verify { dest, backup } => backups::verify(&dest, backup, f),
+        Command::Restore {
+            dest,
+            to,
+            backup,
+            to_lsn,
+            to_time,
+            latest,
+            wal_from,
+            force,
+        } => backups::restore(
+            &dest,
+            &to,
+            &backups::RestoreArgs {
+                backup,
+                to_lsn,
+                to_time,
+                latest,
+                wal_from,
+                force,
+            },
+            f,
+        ),
+        Command::Backups { dest } => backups::list(&dest, f),
+        Command::Prune {
+            dest,
+            keep_full,
+            max_age_days,
+            wal_archive,
+        } => backups::prune(&dest, keep_full, max_age_days, &wal_archive, f),
     }
 }
 

@@ -263,6 +263,88 @@ pub(crate) fn json(out: &mut impl Write, value: &serde_json::Value) -> Result<()
     Ok(())
 }
 
+/// Microseconds since the Unix epoch, now.
+pub(crate) fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The date of a day number (the inverse of [`days_from_civil`]).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// `µs` since the epoch as RFC 3339 in UTC, to the second (`-` for 0: no time).
+pub(crate) fn rfc3339(us: u64) -> String {
+    if us == 0 {
+        return "-".into();
+    }
+    let secs = i64::try_from(us / 1_000_000).unwrap_or(i64::MAX);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+/// A time given on the command line: RFC 3339 in UTC (`2026-12-07T09:30:00Z`, an optional
+/// fraction of up to six digits) or whole microseconds since the epoch. `None` if neither.
+#[expect(
+    clippy::many_single_char_names,
+    reason = "the fields of a date and a time"
+)]
+pub(crate) fn parse_time(text: &str) -> Option<u64> {
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse().ok();
+    }
+    let t = text
+        .strip_suffix('Z')
+        .or_else(|| text.strip_suffix("+00:00"))?;
+    let (date, time) = t.split_once(['T', ' '])?;
+    let mut dp = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (y, mo, d) = (dp.next()??, dp.next()??, dp.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let mut tp = hms.splitn(3, ':').map(|p| p.parse::<i64>().ok());
+    let (h, mi, s) = (tp.next()??, tp.next()??, tp.next()??);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 || y < 1970
+    {
+        return None;
+    }
+    if frac.len() > 6 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let micros = if frac.is_empty() {
+        0
+    } else {
+        frac.parse::<i64>().ok()? * 10i64.pow(6 - u32::try_from(frac.len()).ok()?)
+    };
+    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s;
+    u64::try_from(secs.checked_mul(1_000_000)?.checked_add(micros)?).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,6 +367,31 @@ mod tests {
         assert_eq!(from_hex("abc"), None);
         assert_eq!(from_hex("zz"), None);
         assert_eq!(from_hex("é0"), None);
+    }
+
+    #[test]
+    fn times_round_trip_through_rfc3339() {
+        assert_eq!(parse_time("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_time("2026-12-07T09:30:00Z"),
+            Some(1_796_635_800_000_000)
+        );
+        assert_eq!(rfc3339(1_796_635_800_000_000), "2026-12-07T09:30:00Z");
+        assert_eq!(
+            parse_time("2024-02-29T23:59:59.5Z"),
+            Some(1_709_251_199_500_000)
+        );
+        assert_eq!(rfc3339(1_709_251_199_500_000), "2024-02-29T23:59:59Z");
+        assert_eq!(parse_time("1733564400000000"), Some(1_733_564_400_000_000));
+        for bad in [
+            "2026-13-01T00:00:00Z",
+            "2026-12-07T09:30:00",
+            "yesterday",
+            "2026-12-07T25:00:00Z",
+            "2026-12-07T09:30:00.1234567Z",
+        ] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+        }
     }
 
     #[test]
