@@ -47,13 +47,20 @@
 //! (the page file: two superblocks, the catalog and every keyspace's tree) and `wal/`
 //! (log segments). Formats: `docs/format/database.md`; design: `docs/ARCHITECTURE.md`.
 //!
+//! # Backups
+//! [`Database::backup`] takes an online full or incremental backup into a backup directory
+//! while writers go on; [`backup`] (the `lightning-backup` crate) verifies, restores and
+//! recovers to a point in time, with WAL archiving turned on by
+//! [`Options::wal_archive_dir`]. Procedures: `docs/runbooks/backup-restore-pitr.md`.
+//!
 //! # Limits
 //! Keys up to the tree's limit for the page size (`Error::KeyTooLarge` says it; 2,000-odd
 //! bytes at 8 KiB pages), a transaction's writes up to [`Options::max_txn_bytes`].
 //!
 //! # The family
 //! The crates underneath are re-exported as modules, for users who reach below the
-//! database: [`page`], [`cache`], [`wal`], [`btree`], [`mvcc`], [`compress`], [`columnar`].
+//! database: [`page`], [`cache`], [`wal`], [`btree`], [`mvcc`], [`compress`], [`columnar`],
+//! [`backup`].
 //! Their features are forwarded: `arrow` turns on `lightning-columnar/arrow`.
 //!
 //! # Features
@@ -61,7 +68,8 @@
 //! - `cli`: the `lightning` command-line tool (`cargo install lightning-db --features cli`):
 //!   `lightning demo` runs a mixed workload on a new database, reopens it and verifies
 //!   every acknowledged commit; `stats`, `check`, `dump`, `keyspaces`, `compact`, `get`,
-//!   `put`, `delete` and `bench` work on a database directory. `--format json` on every
+//!   `put`, `delete` and `bench` work on a database directory; `backup`, `verify`,
+//!   `restore`, `backups` and `prune` on backups. `--format json` on every
 //!   command that prints data; exit code 1 for a failure, 2 for a usage error. The library
 //!   itself does not depend on it.
 #![cfg_attr(docsrs, feature(doc_cfg))]
