@@ -48,4 +48,4 @@ pub use read::{
 };
 pub use repo::{Entry, PruneReport, Repository, Retention, State, kept_by, prune};
 pub use source::{Source, SourceError};
-pub use write::{Progress, backup};
+pub use write::{PAGES_SYNC_BYTES, Progress, backup};

@@ -24,11 +24,10 @@
 #![expect(
     clippy::cast_precision_loss,
     clippy::cast_possible_truncation,
-    clippy::cast_sign_loss,
     reason = "figures are floats"
 )]
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -36,7 +35,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use lightning_db::backup::{self, RestoreOptions, Target};
-use lightning_db::page::vfs::{OsVfs, Vfs};
+use lightning_db::page::vfs::{OpenMode, OsVfs, Vfs};
 use lightning_db::{Database, Durability, Options, TxOptions};
 use lightning_testkit::bench::{Figure, percentile, quick, temp_dir, write_report};
 
@@ -53,7 +52,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
 
 fn key(i: u64) -> [u8; 24] {
     let mut k = [b'k'; 24];
-    k[..8].copy_from_slice(&i.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_be_bytes());
+    k[..8].copy_from_slice(&i.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
     k[8..16].copy_from_slice(&i.to_le_bytes());
     k
 }
@@ -88,21 +87,25 @@ fn drop_caches() -> bool {
 
 fn disk(dir: &Path, bytes: u64, figures: &mut Vec<Figure>) -> Result<bool> {
     let path = dir.join("bandwidth");
+    let vfs = OsVfs::new();
     let chunk = vec![0x5au8; 1 << 20];
     let t = Instant::now();
-    let mut f = std::fs::File::create(&path)?;
-    for _ in 0..bytes >> 20 {
-        f.write_all(&chunk)?;
+    let f = vfs.open(&path, OpenMode::CreateNew)?;
+    for i in 0..bytes >> 20 {
+        f.write_at(&chunk, i << 20)?;
     }
-    f.sync_all()?;
+    f.sync()?;
     let write = t.elapsed();
     drop(f);
     let dropped = drop_caches();
     let t = Instant::now();
-    let mut f = std::fs::File::open(&path)?;
+    let f = vfs.open(&path, OpenMode::ReadOnly)?;
     let mut buf = vec![0u8; 1 << 20];
-    while f.read(&mut buf)? > 0 {}
+    for i in 0..bytes >> 20 {
+        f.read_at(&mut buf, i << 20)?;
+    }
     let read = t.elapsed();
+    drop(f);
     std::fs::remove_file(&path)?;
     figures.push(Figure::new(
         "disk_write_mb_s",

@@ -11,7 +11,7 @@
 //! acknowledged commit to LEDGER: `lsn before_us after_us key value|-` (times taken before
 //! the commit began and after it returned). It prints the time at the middle of the run for
 //! the drill's point-in-time target. `check` compares every key of the restored database with
-//! the ledger replayed through LSN, and with TIME_US checks that LSN is where a recovery to
+//! the ledger replayed through LSN, and with `TIME_US` checks that LSN is where a recovery to
 //! that time must stop: every commit that returned by then is in, none that began after it.
 #![expect(
     clippy::print_stdout,
@@ -57,7 +57,7 @@ fn workload(
         state ^= state >> 7;
         state ^= state << 17;
         let key = format!("order:{:06}", state % (commits / 2).max(1));
-        let delete = state % 10 == 0;
+        let delete = state.is_multiple_of(10);
         let value = format!("v{i}-{:x}", state >> 20);
         let before = now_us();
         let mut tx = db.begin_write()?;
@@ -68,7 +68,7 @@ fn workload(
         }
         let info = tx.commit()?;
         let after = now_us();
-        let lsn = info.lsn.map_or(0, |l| l.get());
+        let lsn = info.lsn.map_or(0, lightning_db::Lsn::get);
         writeln!(
             out,
             "{lsn} {before} {after} {key} {}",

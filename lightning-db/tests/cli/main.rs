@@ -502,6 +502,10 @@ fn bench_prints_throughput_and_percentiles_and_leaves_no_keyspace() {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "an operator's session, command after command"
+)]
 fn an_operator_backs_up_verifies_restores_lists_and_prunes() {
     let tmp = tempfile::tempdir().unwrap();
     let (dir, dest) = (tmp.path().join("db"), tmp.path().join("backups"));
