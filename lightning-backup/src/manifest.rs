@@ -39,6 +39,9 @@ use crate::{Error, Result};
 
 const MAGIC: &str = "lightning-backup 1";
 
+/// The largest database file a manifest may describe (1 PiB).
+const MAX_FILE_BYTES: u64 = 1 << 50;
+
 /// Full or incremental.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -324,6 +327,18 @@ impl Manifest {
         if self.superblock > 1 || self.page_count < 2 {
             return Err("bad superblock slot or page count".into());
         }
+        // A restore sizes a file and a bitmap by these: bounded, so no manifest (whose
+        // own hash anyone can compute) makes it overflow or allocate without limit.
+        if self
+            .page_count
+            .checked_mul(u64::from(self.page_size))
+            .is_none_or(|bytes| bytes > MAX_FILE_BYTES)
+        {
+            return Err(format!(
+                "{} pages is past the largest database file",
+                self.page_count
+            ));
+        }
         if (self.kind == Kind::Full) != self.parent.is_none() {
             return Err("a full backup has no parent; an incremental has one".into());
         }
@@ -352,7 +367,11 @@ impl Manifest {
         let mut offset = 0u64;
         for e in &self.extents {
             let end = e.first.checked_add(e.count);
-            if e.count == 0 || e.offset != offset || end.is_none_or(|end| end > self.page_count) {
+            if e.count == 0
+                || e.count > crate::write::EXTENT_PAGES
+                || e.offset != offset
+                || end.is_none_or(|end| end > self.page_count)
+            {
                 return Err(format!(
                     "extent at page {} is empty, misplaced or leaves the file",
                     e.first
@@ -502,6 +521,18 @@ mod tests {
             caught += 1;
         }
         assert_eq!(caught, text.len() * 8);
+    }
+
+    #[test]
+    fn a_manifest_that_hashes_right_but_asks_too_much_is_refused() {
+        let mut m = sample();
+        m.page_count = 1 << 40; // 8 PiB at 8 KiB pages: no overflow, past the bound
+        assert!(Manifest::decode(m.encode().as_bytes(), "m".as_ref()).is_err());
+        let mut m = sample();
+        m.extents[1].count = 300;
+        m.pages_len = 301 * 8192;
+        m.page_count = 400;
+        assert!(Manifest::decode(m.encode().as_bytes(), "m".as_ref()).is_err());
     }
 
     #[test]

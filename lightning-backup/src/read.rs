@@ -10,7 +10,7 @@ use lightning_wal::{Lsn, Record, RecordIter};
 
 use crate::manifest::{Kind, Manifest};
 use crate::repo::{self, Repository};
-use crate::write::Progress;
+use crate::write::{Progress, open_read};
 use crate::{Error, Result};
 
 /// The page file's name in a database directory (as `lightning-db` names it).
@@ -42,12 +42,7 @@ pub(crate) fn read_manifest(vfs: &dyn Vfs, dest: &Path, id: u64) -> Result<Manif
 }
 
 fn read_all(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>> {
-    let f = vfs
-        .open(path, OpenMode::ReadOnly)
-        .map_err(|e| Error::io("open", path, e))?;
-    let len = f
-        .len()
-        .map_err(|e| Error::io("read the length of", path, e))?;
+    let (f, len) = open_read(vfs, path)?;
     let mut buf = vec![0u8; usize::try_from(len).map_err(|_| Error::corrupt(path, "too large"))?];
     f.read_at(&mut buf, 0)
         .map_err(|e| Error::io("read", path, e))?;
@@ -120,12 +115,7 @@ pub fn verify(
 }
 
 fn open_pages(vfs: &dyn Vfs, path: &Path, m: &Manifest) -> Result<Box<dyn VfsFile>> {
-    let f = vfs
-        .open(path, OpenMode::ReadOnly)
-        .map_err(|e| Error::io("open", path, e))?;
-    let len = f
-        .len()
-        .map_err(|e| Error::io("read the length of", path, e))?;
+    let (f, len) = open_read(vfs, path)?;
     if len != m.pages_len {
         return Err(Error::corrupt(
             path,
@@ -360,7 +350,7 @@ pub fn restore(
         .map_err(|e| Error::io("lock (is a database open there?)", to.join(LOCK_FILE), e))?;
     let data = to.join(DATA_FILE);
     let wal_dir = to.join(WAL_DIR);
-    clear_destination(&**vfs, to, &data, &wal_dir, opts.overwrite)?;
+    clear_destination(&**vfs, to, &wal_dir, opts.overwrite)?;
     let marker = to.join(RESTORE_MARKER);
     crate::write::create_synced(
         &**vfs,
@@ -411,7 +401,7 @@ pub fn restore(
         Err(e) => {
             // Leave nothing that looks like a database (it would not open anyway: the
             // superblock is written last).
-            if let Err(clean) = clear_destination(&**vfs, to, &data, &wal_dir, true) {
+            if let Err(clean) = clear_destination(&**vfs, to, &wal_dir, true) {
                 tracing::warn!(error = %clean, "could not remove what the failed restore wrote");
             }
             Err(e)
@@ -458,13 +448,7 @@ fn choose_base(
         })
 }
 
-fn clear_destination(
-    vfs: &dyn Vfs,
-    to: &Path,
-    data: &Path,
-    wal_dir: &Path,
-    overwrite: bool,
-) -> Result<()> {
+fn clear_destination(vfs: &dyn Vfs, to: &Path, wal_dir: &Path, overwrite: bool) -> Result<()> {
     let listed = |dir: &Path| -> Result<Vec<PathBuf>> {
         match vfs.list(dir) {
             Ok(l) => Ok(l),
@@ -491,7 +475,6 @@ fn clear_destination(
     for p in present {
         vfs.remove(&p).map_err(|e| Error::io("remove", &p, e))?;
     }
-    let _ = data;
     vfs.sync_dir(to)
         .map_err(|e| Error::io("sync directory", to, e))
 }

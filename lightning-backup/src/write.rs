@@ -382,14 +382,20 @@ pub(crate) fn create_synced(vfs: &dyn Vfs, path: &Path, bytes: &[u8]) -> Result<
     f.sync().map_err(|e| Error::io("sync", path, e))
 }
 
-/// blake3 of a whole file, read in 1 MiB steps.
-pub(crate) fn hash_file(vfs: &dyn Vfs, path: &Path) -> Result<[u8; 32]> {
+/// Opens `path` for reading, with its length.
+pub(crate) fn open_read(vfs: &dyn Vfs, path: &Path) -> Result<(Box<dyn VfsFile>, u64)> {
     let f = vfs
         .open(path, OpenMode::ReadOnly)
         .map_err(|e| Error::io("open", path, e))?;
     let len = f
         .len()
         .map_err(|e| Error::io("read the length of", path, e))?;
+    Ok((f, len))
+}
+
+/// blake3 of a whole file, read in 1 MiB steps.
+pub(crate) fn hash_file(vfs: &dyn Vfs, path: &Path) -> Result<[u8; 32]> {
+    let (f, len) = open_read(vfs, path)?;
     let mut h = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut at = 0u64;
