@@ -14,6 +14,7 @@ use lightning_page::vfs::{OsVfs, Vfs, VfsLock};
 use lightning_wal::Wal;
 
 use crate::catalog::{self, Contents, Meta};
+use crate::record;
 use crate::open::{lock_dir, open_page_file, open_trees, recover};
 use crate::stats::Counters;
 use crate::store::{Applied, TreeStore, lock};
@@ -232,12 +233,21 @@ impl Database {
         });
         let (open_keyspaces, written_roots) = open_trees(&store, keyspaces)?;
         let max_key_len = catalog_tree.max_key_len();
+        let image_ts = meta.last_ts;
+        let mut catalog = CatalogState {
+            spares: open_spares(&pages, &spares)?,
+            tree: catalog_tree,
+            keyspaces: open_keyspaces,
+            meta,
+            written_roots,
+        };
         let (wal, replayed) = recover(
             Arc::clone(&vfs),
             &wal_dir,
             &opts,
             &store,
-            &meta,
+            &mut catalog,
+            image_ts,
             sb.checkpoint_lsn,
         )?;
         let last_ts = store.applied().ts;
@@ -254,13 +264,7 @@ impl Database {
             wal,
             store,
             mgr,
-            catalog: Mutex::new(CatalogState {
-                spares: open_spares(&pages, &spares)?,
-                tree: catalog_tree,
-                keyspaces: open_keyspaces,
-                meta,
-                written_roots,
-            }),
+            catalog: Mutex::new(catalog),
             checkpoints: Mutex::new(Checkpoints {
                 image_lsn: sb.checkpoint_lsn,
                 newest: sb.checkpoint_lsn,
@@ -333,6 +337,82 @@ fn take_spare_of(
         empty_tree(&spare.tree, || None::<()>)?;
     }
     Ok(spare.tree)
+}
+
+impl CatalogState {
+    /// Replays a keyspace record: the catalog as it was after it. Idempotent: a record the
+    /// image already holds (a create of an id below the next one to issue, a drop of a
+    /// keyspace that is gone or was created again under a new id) changes nothing. The
+    /// error says what is wrong; the caller adds the file and LSN.
+    pub(crate) fn replay_ddl(
+        &mut self,
+        store: &TreeStore,
+        ddl: record::Ddl,
+    ) -> std::result::Result<(), String> {
+        let failed = |e: Error| format!("replaying it failed: {e}");
+        match ddl {
+            record::Ddl::Create { id, name } => {
+                validate_keyspace_name(&name).map_err(|e| e.to_string())?;
+                if id < self.meta.next_id {
+                    return Ok(());
+                }
+                if id != self.meta.next_id || id >= u32::MAX - 1 {
+                    return Err(format!(
+                        "keyspace {name:?} is created with id {id}, but the next id to issue \
+                         is {}",
+                        self.meta.next_id
+                    ));
+                }
+                if self.keyspaces.contains_key(&name) {
+                    return Err(format!(
+                        "keyspace {name:?} is created with id {id} while it exists"
+                    ));
+                }
+                let tree =
+                    take_spare_of(&store.pages, &mut self.spares, &self.tree).map_err(failed)?;
+                self.meta.next_id = id + 1;
+                self.tree
+                    .insert(catalog::META_KEY, &catalog::encode_meta(&self.meta))
+                    .map_err(|e| failed(e.into()))?;
+                self.tree
+                    .insert(
+                        &catalog::keyspace_key(&name),
+                        &catalog::encode_keyspace(id, tree.root()),
+                    )
+                    .map_err(|e| failed(e.into()))?;
+                self.written_roots.insert(id, tree.root());
+                self.keyspaces.insert(name, (id, Arc::clone(&tree)));
+                store.add_tree(id, tree);
+            }
+            record::Ddl::Drop { id, name } => {
+                if self.keyspaces.get(&name).is_none_or(|(at, _)| *at != id) {
+                    return Ok(());
+                }
+                let Some((_, tree)) = self.keyspaces.remove(&name) else {
+                    return Ok(());
+                };
+                self.written_roots.remove(&id);
+                store.remove_tree(id);
+                self.tree
+                    .remove(&catalog::keyspace_key(&name))
+                    .map_err(|e| failed(e.into()))?;
+                self.tree
+                    .insert(&catalog::spare_key(tree.root()), b"")
+                    .map_err(|e| failed(e.into()))?;
+                self.spares.push(Spare {
+                    recorded: tree.root(),
+                    tree,
+                    emptied: false,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The next keyspace id to issue.
+    pub(crate) fn next_id(&self) -> u32 {
+        self.meta.next_id
+    }
 }
 
 /// Moves a spare's catalog entry from the root it recorded to the tree's root now.
@@ -515,8 +595,17 @@ impl Inner {
             self.handle_of(id, name)
         };
         // Commits to the keyspace may follow at once: it must be durable in the catalog
-        // before any of them is, or their replay would find no keyspace.
-        if let Err(e) = self.checkpoint_locked(&mut checkpoints) {
+        // before any of them is, or their replay would find no keyspace. The log records
+        // it too, before any of them: a replay from an older image (a point-in-time
+        // restore) creates it where it was created.
+        let ddl = record::Ddl::Create {
+            id: ks.id,
+            name: name.to_owned(),
+        };
+        let logged = self
+            .log_ddl(&ddl)
+            .and_then(|()| self.checkpoint_locked(&mut checkpoints));
+        if let Err(e) = logged {
             self.fail(format!(
                 "the checkpoint recording new keyspace {name:?} failed: {e}"
             ));
@@ -585,7 +674,15 @@ impl Inner {
             });
             Ok(())
         })();
-        let done = recorded.and_then(|()| self.checkpoint_locked(&mut checkpoints));
+        // After every commit that wrote to it (the quiet point above), so that a replay
+        // from an older image applies them to it and then drops it.
+        let ddl = record::Ddl::Drop {
+            id,
+            name: name.to_owned(),
+        };
+        let done = recorded
+            .and_then(|()| self.log_ddl(&ddl))
+            .and_then(|()| self.checkpoint_locked(&mut checkpoints));
         if let Err(e) = done {
             self.fail(format!("dropping keyspace {name:?} failed: {e}"));
             return Err(e);
@@ -593,6 +690,19 @@ impl Inner {
         drop(checkpoints);
         tracing::info!(keyspace = name, id, "keyspace dropped");
         self.empty_retired()?;
+        Ok(())
+    }
+
+    /// Appends a keyspace record to the WAL and syncs it.
+    fn log_ddl(&self, ddl: &record::Ddl) -> Result<()> {
+        let Some(wal) = &self.wal else {
+            return Err(Error::ReadOnly {
+                reason: "the database was opened read-only".into(),
+            });
+        };
+        let payload = record::encode_ddl(ddl);
+        wal.append(record::KEYSPACE, &payload, lightning_wal::Durability::None)?;
+        wal.sync()?;
         Ok(())
     }
 

@@ -13,6 +13,7 @@ use lightning_page::{PageFile, PageId, PageSize};
 use lightning_wal::{Wal, WalOptions};
 
 use crate::catalog::{self, Meta};
+use crate::db::CatalogState;
 use crate::db::{DATA_FILE, LOCK_FILE};
 use crate::record;
 use crate::store::TreeStore;
@@ -235,31 +236,42 @@ pub(crate) fn recover(
     wal_dir: &Path,
     opts: &Options,
     store: &TreeStore,
-    meta: &Meta,
+    catalog: &mut CatalogState,
+    image_ts: Timestamp,
     checkpoint: Lsn,
 ) -> Result<(Option<Wal>, u64)> {
     if opts.read_only {
         let max = wal_options(wal_dir, opts).max_record_size;
         let (recovery, records) = lightning_wal::read_only(vfs, wal_dir, max, checkpoint.next())?;
-        let n = replay(&recovery, records, store, meta, checkpoint, wal_dir)?;
+        let n = replay(&recovery, records, store, catalog, image_ts, checkpoint, wal_dir)?;
         store.fail("the database was opened read-only".into());
         Ok((None, n))
     } else {
         let db_dir = wal_dir.parent().unwrap_or(wal_dir);
         let wal = Wal::open(vfs, wal_dir, wal_options(db_dir, opts))?;
         let records = wal.read_from(checkpoint.next())?;
-        let n = replay(wal.recovery(), records, store, meta, checkpoint, wal_dir)?;
+        let n = replay(
+            wal.recovery(),
+            records,
+            store,
+            catalog,
+            image_ts,
+            checkpoint,
+            wal_dir,
+        )?;
         Ok((Some(wal), n))
     }
 }
 
-/// Replays the WAL records above `from` into the trees. Returns how many commits it
-/// applied.
+/// Replays the WAL records above `from` into the trees and the catalog (keyspaces created
+/// and dropped). Returns how many commits it applied. `image_ts` is the last commit
+/// timestamp the image holds.
 pub(crate) fn replay(
     recovery: &lightning_wal::Recovery,
     records: lightning_wal::RecordIter,
     store: &TreeStore,
-    meta: &Meta,
+    catalog: &mut CatalogState,
+    image_ts: Timestamp,
     from: Lsn,
     wal_dir: &Path,
 ) -> Result<u64> {
@@ -287,18 +299,24 @@ pub(crate) fn replay(
         });
     }
     let mut applied = 0;
-    let mut last_ts = meta.last_ts;
+    let mut last_ts = image_ts;
     for rec in records {
         let rec = rec?;
         let at = |what: String| Error::Corruption {
             file: wal_dir.to_path_buf(),
             what: format!("the record at LSN {}: {what}", rec.lsn),
         };
+        if rec.record_type == record::KEYSPACE {
+            let ddl = record::decode_ddl(&rec.payload).map_err(at)?;
+            tracing::debug!(lsn = %rec.lsn, ?ddl, "replaying a keyspace record");
+            catalog.replay_ddl(store, ddl).map_err(at)?;
+            continue;
+        }
         if rec.record_type != record::COMMIT {
             return Err(at(format!("unknown record type {}", rec.record_type)));
         }
         let commit = record::decode(&rec.payload).map_err(at)?;
-        if commit.ts <= meta.last_ts {
+        if commit.ts <= image_ts {
             // Already in the image: the checkpoint held it but claimed only the LSN the
             // WAL had made durable.
             continue;
@@ -313,11 +331,11 @@ pub(crate) fn replay(
             .writes
             .iter()
             .filter_map(|(k, _)| crate::keys::split(k).map(|(id, _)| id))
-            .find(|id| *id == 0 || *id >= meta.next_id)
+            .find(|id| *id == 0 || *id >= catalog.next_id())
         {
             return Err(at(format!(
                 "a write to keyspace {id}, which the catalog never issued (next id {})",
-                meta.next_id
+                catalog.next_id()
             )));
         }
         store

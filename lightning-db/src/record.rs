@@ -6,8 +6,15 @@
 //! write   := keyspace:u32 key_len:u32 key kind:u8 (0 delete, 1 put) [value_len:u32 value]
 //! ```
 //!
+//! and the record of a keyspace created or dropped ([`KEYSPACE`]):
+//!
+//! ```text
+//! payload := format:u8 (=1) op:u8 (1 create, 2 drop) id:u32 name_len:u32 name (UTF-8)
+//! ```
+//!
 //! Integers are little-endian. The WAL frame around it carries the record type
-//! ([`COMMIT`]), the wall-clock time and the CRC that makes the record atomic.
+//! ([`COMMIT`] or [`KEYSPACE`]), the wall-clock time and the CRC that makes the record
+//! atomic.
 
 use lightning_mvcc::Timestamp;
 
@@ -15,6 +22,8 @@ use crate::keys;
 
 /// The WAL record type of a commit.
 pub(crate) const COMMIT: u8 = 1;
+/// The WAL record type of a keyspace created or dropped.
+pub(crate) const KEYSPACE: u8 = 2;
 /// The payload format this build writes and reads.
 const FORMAT: u8 = 1;
 /// Bytes of the payload header.
@@ -149,6 +158,56 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Commit, String> {
     Ok(Commit { ts, writes })
 }
 
+/// A keyspace created or dropped, as the WAL records it: replaying the log from an older
+/// image (a point-in-time restore from a backup) finds the catalog as it was at each LSN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Ddl {
+    Create { id: u32, name: String },
+    Drop { id: u32, name: String },
+}
+
+/// Encodes a keyspace record.
+pub(crate) fn encode_ddl(ddl: &Ddl) -> Vec<u8> {
+    let (op, id, name) = match ddl {
+        Ddl::Create { id, name } => (1u8, *id, name),
+        Ddl::Drop { id, name } => (2u8, *id, name),
+    };
+    let mut out = Vec::with_capacity(10 + name.len());
+    out.push(FORMAT);
+    out.push(op);
+    out.extend_from_slice(&id.to_le_bytes());
+    out.extend_from_slice(&u32_len(name.len()).to_le_bytes());
+    out.extend_from_slice(name.as_bytes());
+    out
+}
+
+/// Decodes a keyspace record's payload (untrusted bytes; the name is checked by the
+/// caller as every keyspace name is).
+pub(crate) fn decode_ddl(payload: &[u8]) -> Result<Ddl, String> {
+    let mut r = Reader { rest: payload };
+    let [format, op] = r.array::<2>("the format and operation bytes")?;
+    if format != FORMAT {
+        return Err(format!(
+            "keyspace record format {format}, this build reads format {FORMAT}"
+        ));
+    }
+    let id = r.u32("the keyspace id")?;
+    let len = r.u32("the name's length")? as usize;
+    let name = r.take(len, "the keyspace name")?;
+    if !r.rest.is_empty() {
+        return Err(format!("{} bytes follow the keyspace name", r.rest.len()));
+    }
+    let name = String::from_utf8(name.to_vec())
+        .map_err(|_| "the keyspace name is not UTF-8".to_owned())?;
+    match op {
+        1 => Ok(Ddl::Create { id, name }),
+        2 => Ok(Ddl::Drop { id, name }),
+        op => Err(format!(
+            "keyspace operation {op}, neither 1 (create) nor 2 (drop)"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +244,26 @@ mod tests {
             bytes in proptest::collection::vec(any::<u8>(), 0..200),
         ) {
             let _decoded = decode(&bytes);
+        }
+    }
+
+    #[test]
+    fn a_keyspace_record_round_trips_and_a_cut_or_damaged_one_is_refused() {
+        for ddl in [
+            Ddl::Create { id: 7, name: "users".into() },
+            Ddl::Drop { id: u32::MAX - 2, name: "a:b".into() },
+        ] {
+            let bytes = encode_ddl(&ddl);
+            assert_eq!(decode_ddl(&bytes).unwrap(), ddl);
+            for cut in 0..bytes.len() {
+                assert!(decode_ddl(&bytes[..cut]).is_err(), "cut at {cut}");
+            }
+            let mut longer = bytes.clone();
+            longer.push(b'x');
+            assert!(decode_ddl(&longer).unwrap_err().contains("follow"));
+            let mut bad_op = bytes.clone();
+            bad_op[1] = 3;
+            assert!(decode_ddl(&bad_op).unwrap_err().contains("operation 3"));
         }
     }
 

@@ -72,7 +72,7 @@ pub struct LockStats {
 /// The write-ahead log.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct WalStats {
-    /// Records appended (one per commit with writes).
+    /// Records appended (one per commit with writes, one per keyspace created or dropped).
     pub records: u64,
     /// Payload bytes appended.
     pub bytes: u64,
