@@ -21,7 +21,7 @@
 //! superblock <0|1>               the image's superblock slot
 //! live <first> <count>           runs of the image's pages (one line each)
 //! extent <first> <count> <offset> <blake3>   pages in `pages` (one line each)
-//! pages <length> <blake3>        the whole `pages` file
+//! pages <length> <blake3>        the `pages` file: blake3 over its extents' hashes in order
 //! wal <name> <length> <first lsn> <last lsn> <blake3>  (one line each)
 //! manifest <blake3 of every byte above this line>
 //! ```
@@ -118,7 +118,7 @@ pub struct Manifest {
     pub extents: Vec<Extent>,
     /// Length of `pages`.
     pub pages_len: u64,
-    /// Hash of `pages`.
+    /// Hash of `pages`: blake3 over its extents' hashes, in order.
     pub pages_hash: [u8; 32],
     /// The WAL segments, in LSN order.
     pub wal: Vec<WalFile>,

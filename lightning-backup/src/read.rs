@@ -126,7 +126,8 @@ fn open_pages(vfs: &dyn Vfs, path: &Path, m: &Manifest) -> Result<Box<dyn VfsFil
 }
 
 /// Reads every extent of `m`'s pages file, checks its hash and each page, and hands each
-/// page to `each` (page id, bytes); then checks the whole file's hash.
+/// extent to `each` (its first page id, its pages' bytes); then checks the file's hash (over
+/// the extent hashes, `docs/format/backup.md`).
 fn read_extents(
     file: &dyn VfsFile,
     path: &Path,
@@ -156,10 +157,10 @@ fn read_extents(
         buf.resize(len, 0);
         file.read_at(&mut buf, e.offset)
             .map_err(|err| Error::io("read", path, err))?;
-        whole.update(&buf);
         if blake3::hash(&buf).as_bytes() != &e.hash {
             return Err(at("its blake3 hash does not match the manifest".into()));
         }
+        whole.update(&e.hash);
         for (i, page) in buf.chunks_exact(ps).enumerate() {
             let id = e.first + i as u64;
             let superblock = id < 2;
@@ -188,8 +189,8 @@ fn read_extents(
                     m.generation
                 )));
             }
-            each(id, page)?;
         }
+        each(e.first, &buf)?;
     }
     if superblocks != 1 {
         return Err(Error::corrupt(
@@ -200,7 +201,7 @@ fn read_extents(
     if whole.finalize().as_bytes() != &m.pages_hash {
         return Err(Error::corrupt(
             path,
-            "the file's blake3 hash does not match the manifest",
+            "the file's blake3 hash (over its extents' hashes) does not match the manifest",
         ));
     }
     Ok(())
@@ -479,6 +480,10 @@ fn clear_destination(vfs: &dyn Vfs, to: &Path, wal_dir: &Path, overwrite: bool) 
         .map_err(|e| Error::io("sync directory", to, e))
 }
 
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
 struct PagesWritten {
     superblock: Vec<u8>,
     written: u64,
@@ -511,21 +516,35 @@ fn write_pages(
         let path = repo::data_dir(dest, m.id).join(repo::PAGES);
         let file = open_pages(vfs, &path, m)?;
         let is_last = m.id == last.id;
-        read_extents(&*file, &path, m, &mut |id, page| {
-            if id < 2 {
-                if is_last {
+        read_extents(&*file, &path, m, &mut |first, pages| {
+            let (mut id, mut pages) = (first, pages);
+            // Superblock slots: the final image's superblock is written last, by the caller.
+            while id < 2 {
+                let Some((page, rest)) = pages.split_at_checked(to_usize(ps)) else {
+                    return Ok(());
+                };
+                if is_last && id == last.superblock {
                     superblock = page.to_vec();
                 }
+                (id, pages) = (id + 1, rest);
+            }
+            // Pages past the final image's file are pages that image no longer uses.
+            let end = (id + pages.len() as u64 / ps).min(last.page_count);
+            if id >= end {
                 return Ok(());
             }
-            let Some(slot) = usize::try_from(id).ok().and_then(|i| written.get_mut(i)) else {
-                // Past the final image's file: a page that image no longer uses.
+            let n = end - id;
+            let Some(slots) = written.get_mut(to_usize(id)..to_usize(end)) else {
                 return Ok(());
             };
-            out.write_at(page, id * ps)
+            // n pages fit: end <= id + pages.len() / ps.
+            let Some(bytes) = pages.get(..to_usize(n * ps)) else {
+                return Ok(());
+            };
+            out.write_at(bytes, id * ps)
                 .map_err(|e| Error::io("write", data, e))?;
-            *slot = true;
-            count += 1;
+            slots.fill(true);
+            count += n;
             Ok(())
         })?;
         bytes += m.pages_len;

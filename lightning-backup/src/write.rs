@@ -161,6 +161,11 @@ struct PagesCopied {
 
 /// Copies the image's superblock and its pages (only those written after generation `base`,
 /// when given) into `dir/pages`, synced.
+///
+/// Two stages overlap: this thread reads and checks the pages and groups them into extents;
+/// a writer thread hashes each extent, writes it and syncs every [`PAGES_SYNC_BYTES`], so
+/// the disk writes while the next extents are read (one thread doing both left the disk idle
+/// during every read and the reads idle during every sync: ADR 013).
 fn copy_pages(
     vfs: &dyn Vfs,
     file: &lightning_page::PageFile,
@@ -176,58 +181,224 @@ fn copy_pages(
         .filter(|p| !not_live.contains(&PageId::new(*p)))
         .collect();
     let live = runs(&live_ids);
-    let ps = u64::from(sb.page_size.bytes());
-    let total = live_ids.len() as u64 * ps;
 
     let pages_path = dir.join(repo::PAGES);
     let pages = vfs
         .open(&pages_path, OpenMode::CreateNew)
         .map_err(|e| Error::io("create", &pages_path, e))?;
-    let mut out = PagesOut {
-        file: &*pages,
-        path: &pages_path,
-        offset: 0,
-        whole: blake3::Hasher::new(),
-        extents: Vec::new(),
-        run: None,
-        unsynced: 0,
-    };
+    let (send, receive) = std::sync::mpsc::sync_channel::<Chunk>(WRITE_QUEUE);
+    let (read, written) = std::thread::scope(|s| {
+        let (pages, path) = (&*pages, &pages_path);
+        let writer = s.spawn(move || write_chunks(pages, path, receive));
+        let read = read_chunks(file, sb, &live, base, &send, progress);
+        drop(send);
+        let written = writer.join().unwrap_or_else(|_| {
+            Err(Error::Source(
+                format!("the thread writing {} stopped", pages_path.display()).into(),
+            ))
+        });
+        (read, written)
+    });
+    // A writer that failed stopped taking extents: its error is the cause.
+    let (extents, hash, len) = written?;
+    read?;
+    Ok(PagesCopied {
+        live,
+        extents,
+        len,
+        hash,
+    })
+}
+
+/// Extents queued between the reading and the writing thread (each at most
+/// [`EXTENT_PAGES`] pages).
+const WRITE_QUEUE: usize = 8;
+
+/// Consecutive pages bound for one extent of the pages file.
+struct Chunk {
+    first: u64,
+    count: u64,
+    offset: u64,
+    bytes: Vec<u8>,
+    /// blake3 of `bytes`, set when sent.
+    hash: [u8; 32],
+}
+
+/// Reads the superblock and the pages to copy, checks them, and sends them in extents.
+/// Returns early (without an error) when the writer stopped: its error says why.
+fn read_chunks(
+    file: &lightning_page::PageFile,
+    sb: &lightning_page::Superblock,
+    live: &[(u64, u64)],
+    base: Option<u64>,
+    send: &std::sync::mpsc::SyncSender<Chunk>,
+    progress: Progress<'_>,
+) -> Result<()> {
+    let ps = u64::from(sb.page_size.bytes());
+    let total = live.iter().map(|(_, n)| n).sum::<u64>() * ps;
     let (superblock, _) = file.read_page(sb.slot(), Some(PageType::Superblock))?;
-    out.push(sb.slot().get(), superblock.as_bytes())?;
-    out.close_run();
+    let mut next = Next {
+        send,
+        offset: 0,
+        chunk: None,
+        ps,
+    };
+    if !next.flush(Chunk {
+        first: sb.slot().get(),
+        count: 1,
+        offset: 0,
+        bytes: superblock.as_bytes().to_vec(),
+        hash: [0; 32],
+    }) {
+        return Ok(());
+    }
     let mut done = 0u64;
-    for &p in &live_ids {
-        let (page, header) = file.read_page(PageId::new(p), None)?;
-        if header.generation > sb.generation {
-            return Err(Error::Source(
-                format!(
-                    "page {p} has generation {}, newer than the image's {}: the image changed \
-                     under the backup",
-                    header.generation, sb.generation
-                )
-                .into(),
-            ));
-        }
-        if base.is_none_or(|b| header.generation > b) {
-            out.push(p, page.as_bytes())?;
-        }
-        done += ps;
-        if done.is_multiple_of(ps * EXTENT_PAGES) {
+    for &(run_first, run_count) in live {
+        let mut at = run_first;
+        while at < run_first + run_count {
+            let count = (run_first + run_count - at).min(EXTENT_PAGES);
+            let mut buf = Vec::new();
+            let headers = file.read_pages(PageId::new(at), count, &mut buf)?;
+            if let Some(h) = headers.iter().find(|h| h.generation > sb.generation) {
+                return Err(Error::Source(
+                    format!(
+                        "page {} has generation {}, newer than the image's {}: the image \
+                         changed under the backup",
+                        h.page_id, h.generation, sb.generation
+                    )
+                    .into(),
+                ));
+            }
+            let wanted = |g: u64| base.is_none_or(|b| g > b);
+            if headers.iter().all(|h| wanted(h.generation)) {
+                // The whole run (every page of a full backup): its buffer is the extent.
+                if !next.close()
+                    || !next.flush(Chunk {
+                        first: at,
+                        count,
+                        offset: 0,
+                        bytes: buf,
+                        hash: [0; 32],
+                    })
+                {
+                    return Ok(());
+                }
+            } else {
+                for (h, page) in headers.iter().zip(buf.chunks_exact(to_usize(ps))) {
+                    if wanted(h.generation) && !next.push(h.page_id.get(), page) {
+                        return Ok(());
+                    }
+                }
+            }
+            at += count;
+            done += count * ps;
             progress(done, total);
         }
     }
-    out.close_run();
-    pages
-        .sync()
-        .map_err(|e| Error::io("sync", &pages_path, e))?;
-    let copied = PagesCopied {
-        live,
-        len: out.offset,
-        hash: *out.whole.clone().finalize().as_bytes(),
-        extents: std::mem::take(&mut out.extents),
-    };
+    if !next.close() {
+        return Ok(());
+    }
     progress(total, total);
-    Ok(copied)
+    Ok(())
+}
+
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+/// Groups the pages to copy into extents and sends them, each at its offset in the file.
+/// `false` from a method: the writer stopped.
+struct Next<'a> {
+    send: &'a std::sync::mpsc::SyncSender<Chunk>,
+    /// Where the next extent goes.
+    offset: u64,
+    /// The extent being filled.
+    chunk: Option<Chunk>,
+    ps: u64,
+}
+
+impl Next<'_> {
+    /// Adds one page, starting a new extent when it does not extend the open one.
+    fn push(&mut self, id: u64, page: &[u8]) -> bool {
+        let extends =
+            matches!(&self.chunk, Some(c) if c.first + c.count == id && c.count < EXTENT_PAGES);
+        if !extends {
+            if !self.close() {
+                return false;
+            }
+            self.chunk = Some(Chunk {
+                first: id,
+                count: 0,
+                offset: 0,
+                bytes: Vec::with_capacity(to_usize(self.ps * EXTENT_PAGES)),
+                hash: [0; 32],
+            });
+        }
+        if let Some(c) = &mut self.chunk {
+            c.bytes.extend_from_slice(page);
+            c.count += 1;
+        }
+        true
+    }
+
+    /// Sends the open extent, if any.
+    fn close(&mut self) -> bool {
+        match self.chunk.take() {
+            Some(c) => self.flush(c),
+            None => true,
+        }
+    }
+
+    /// Hashes a whole extent and sends it at the next offset. (The reading thread hashes:
+    /// the writing thread waits on syncs, and hashing there left the disk idle meanwhile.)
+    fn flush(&mut self, mut chunk: Chunk) -> bool {
+        chunk.hash = *blake3::hash(&chunk.bytes).as_bytes();
+        chunk.offset = self.offset;
+        self.offset += chunk.count * self.ps;
+        self.send.send(chunk).is_ok()
+    }
+}
+
+/// Writes the extents it receives (hashed; the file's hash is over their hashes), syncing every
+/// [`PAGES_SYNC_BYTES`] and at the end. Returns the extents, the file's hash and length.
+fn write_chunks(
+    file: &dyn VfsFile,
+    path: &Path,
+    receive: std::sync::mpsc::Receiver<Chunk>,
+) -> Result<(Vec<Extent>, [u8; 32], u64)> {
+    let mut whole = blake3::Hasher::new();
+    let mut extents = Vec::new();
+    let mut unsynced = 0u64;
+    let mut len = 0u64;
+    for chunk in receive {
+        let mut at = 0usize;
+        while at < chunk.bytes.len() {
+            // Up to the next sync point, so that no more than PAGES_SYNC_BYTES is ever
+            // written and unsynced.
+            let room = usize::try_from(PAGES_SYNC_BYTES - unsynced).unwrap_or(usize::MAX);
+            let step = room.min(chunk.bytes.len() - at);
+            file.write_at(&chunk.bytes[at..at + step], chunk.offset + at as u64)
+                .map_err(|e| Error::io("write", path, e))?;
+            at += step;
+            unsynced += step as u64;
+            if unsynced >= PAGES_SYNC_BYTES {
+                file.sync().map_err(|e| Error::io("sync", path, e))?;
+                unsynced = 0;
+            }
+        }
+        len = chunk.offset + chunk.bytes.len() as u64;
+        // The file's hash covers its bytes through its extents' hashes: one pass over the
+        // bytes, not two.
+        whole.update(&chunk.hash);
+        extents.push(Extent {
+            first: chunk.first,
+            count: chunk.count,
+            offset: chunk.offset,
+            hash: chunk.hash,
+        });
+    }
+    file.sync().map_err(|e| Error::io("sync", path, e))?;
+    Ok((extents, *whole.finalize().as_bytes(), len))
 }
 
 /// Copies the log records from the image's checkpoint through the source's end into
@@ -314,57 +485,6 @@ fn runs(ids: &[u64]) -> Vec<(u64, u64)> {
         }
     }
     out
-}
-
-/// The pages file being written: page runs become extents of at most [`EXTENT_PAGES`].
-struct PagesOut<'a> {
-    file: &'a dyn VfsFile,
-    path: &'a Path,
-    offset: u64,
-    whole: blake3::Hasher,
-    extents: Vec<Extent>,
-    /// The extent being filled: first page, pages so far, its offset, its hasher.
-    run: Option<(u64, u64, u64, blake3::Hasher)>,
-    /// Bytes written since the last sync.
-    unsynced: u64,
-}
-
-impl PagesOut<'_> {
-    fn push(&mut self, id: u64, bytes: &[u8]) -> Result<()> {
-        let extends = matches!(&self.run, Some((first, count, _, _)) if first + count == id && *count < EXTENT_PAGES);
-        if !extends {
-            self.close_run();
-            self.run = Some((id, 0, self.offset, blake3::Hasher::new()));
-        }
-        self.file
-            .write_at(bytes, self.offset)
-            .map_err(|e| Error::io("write", self.path, e))?;
-        self.offset += bytes.len() as u64;
-        self.unsynced += bytes.len() as u64;
-        if self.unsynced >= PAGES_SYNC_BYTES {
-            self.file
-                .sync()
-                .map_err(|e| Error::io("sync", self.path, e))?;
-            self.unsynced = 0;
-        }
-        self.whole.update(bytes);
-        if let Some((_, count, _, h)) = &mut self.run {
-            *count += 1;
-            h.update(bytes);
-        }
-        Ok(())
-    }
-
-    fn close_run(&mut self) {
-        if let Some((first, count, offset, h)) = self.run.take() {
-            self.extents.push(Extent {
-                first,
-                count,
-                offset,
-                hash: *h.finalize().as_bytes(),
-            });
-        }
-    }
 }
 
 pub(crate) fn create_synced(vfs: &dyn Vfs, path: &Path, bytes: &[u8]) -> Result<()> {

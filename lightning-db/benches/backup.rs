@@ -3,7 +3,9 @@
 //!
 //! - `disk_write_mb_s`, `disk_read_mb_s`: a file of the database's size written in 1 MiB
 //!   steps and fsynced, then read back (after dropping the page cache when this process
-//!   may; the figures say which).
+//!   may; the figures say which); `disk_copy_paced_mb_s`: that file copied in 1 MiB steps
+//!   with an fsync every `PAGES_SYNC_BYTES`, as a backup writes (the disk's figure for a
+//!   copy paced so that commits on the same disk keep moving).
 //! - `backup_full_mb_s`: a full backup of the loaded database while a writer commits
 //!   `Immediate` single-key transactions; `backup_commit_p99_us` and `_max_us`: those
 //!   commits' latency during the backup.
@@ -105,8 +107,29 @@ fn disk(dir: &Path, bytes: u64, figures: &mut Vec<Figure>) -> Result<bool> {
         f.read_at(&mut buf, i << 20)?;
     }
     let read = t.elapsed();
+    // A plain copy with a backup's pacing: read (cold) and write in 1 MiB steps, an fsync
+    // every PAGES_SYNC_BYTES and at the end. No hashing, no checks: what the disk allows a
+    // copy that keeps commits on the same disk moving.
+    drop_caches();
+    let copy_path = dir.join("bandwidth-copy");
+    let t = Instant::now();
+    let to = vfs.open(&copy_path, OpenMode::CreateNew)?;
+    let mut unsynced = 0u64;
+    for i in 0..bytes >> 20 {
+        f.read_at(&mut buf, i << 20)?;
+        to.write_at(&buf, i << 20)?;
+        unsynced += 1 << 20;
+        if unsynced >= backup::PAGES_SYNC_BYTES {
+            to.sync()?;
+            unsynced = 0;
+        }
+    }
+    to.sync()?;
+    let copy = t.elapsed();
+    drop(to);
     drop(f);
     std::fs::remove_file(&path)?;
+    std::fs::remove_file(&copy_path)?;
     figures.push(Figure::new(
         "disk_write_mb_s",
         mb_s(bytes, write),
@@ -124,6 +147,17 @@ fn disk(dir: &Path, bytes: u64, figures: &mut Vec<Figure>) -> Result<bool> {
             } else {
                 "page cache NOT dropped: no permission"
             }
+        ),
+    ));
+    figures.push(Figure::new(
+        "disk_copy_paced_mb_s",
+        mb_s(bytes, copy),
+        "MB/s",
+        format!(
+            "{} MiB copied file to file in 1 MiB steps, an fsync every {} MiB (a backup's \
+             pacing), source cold, no hashing",
+            bytes >> 20,
+            backup::PAGES_SYNC_BYTES >> 20
         ),
     ));
     Ok(dropped)

@@ -14,8 +14,8 @@ use lightning_page::vfs::{OsVfs, Vfs, VfsLock};
 use lightning_wal::Wal;
 
 use crate::catalog::{self, Contents, Meta};
-use crate::record;
 use crate::open::{lock_dir, open_page_file, open_trees, recover};
+use crate::record;
 use crate::stats::Counters;
 use crate::store::{Applied, TreeStore, lock};
 use crate::{Error, Options, Result};

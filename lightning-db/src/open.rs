@@ -243,7 +243,9 @@ pub(crate) fn recover(
     if opts.read_only {
         let max = wal_options(wal_dir, opts).max_record_size;
         let (recovery, records) = lightning_wal::read_only(vfs, wal_dir, max, checkpoint.next())?;
-        let n = replay(&recovery, records, store, catalog, image_ts, checkpoint, wal_dir)?;
+        let n = replay(
+            &recovery, records, store, catalog, image_ts, checkpoint, wal_dir,
+        )?;
         store.fail("the database was opened read-only".into());
         Ok((None, n))
     } else {

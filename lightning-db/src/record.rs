@@ -250,8 +250,14 @@ mod tests {
     #[test]
     fn a_keyspace_record_round_trips_and_a_cut_or_damaged_one_is_refused() {
         for ddl in [
-            Ddl::Create { id: 7, name: "users".into() },
-            Ddl::Drop { id: u32::MAX - 2, name: "a:b".into() },
+            Ddl::Create {
+                id: 7,
+                name: "users".into(),
+            },
+            Ddl::Drop {
+                id: u32::MAX - 2,
+                name: "a:b".into(),
+            },
         ] {
             let bytes = encode_ddl(&ddl);
             assert_eq!(decode_ddl(&bytes).unwrap(), ddl);

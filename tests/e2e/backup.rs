@@ -157,6 +157,14 @@ fn backups_taken_under_a_running_workload_restore_to_their_end_lsn_for_chains_of
     // With the writers stopped, one changed key: the next incremental copies its path (and
     // the catalog and free list the checkpoint rewrote), not the image.
     let ks = db.open_keyspace(KEYSPACES[0]).unwrap();
+    // A tree of a known size, whatever the writers' interleaving made of the others (at
+    // 94 pages, the 24 a checkpoint rewrites for one put were over a quarter).
+    let bulk = db.keyspace("bulk").unwrap();
+    let mut tx = db.begin_write().unwrap();
+    for i in 0..3000u32 {
+        tx.put(&bulk, &i.to_be_bytes(), &[7u8; 300]).unwrap();
+    }
+    tx.commit().unwrap();
     db.backup("backups", true).unwrap(); // takes in the writers' last commits
     db.put(&ks, b"k0001", b"one change").unwrap();
     let one = db.backup("backups", true).unwrap();

@@ -73,6 +73,48 @@ fn pages_round_trip_and_record_their_generation() {
 }
 
 #[test]
+fn a_run_of_pages_reads_in_one_call_and_each_page_is_verified() {
+    let vfs = MemVfs::new();
+    let f = new_file(&vfs, PageSize::MIN);
+    f.extend_to(10).unwrap();
+    for i in 2..10u64 {
+        let mut p = PageBuf::new(f.page_size(), PageType::BTreeLeaf);
+        p.set_payload(&i.to_le_bytes()).unwrap();
+        f.write_page(PageId::new(i), i, &mut p).unwrap();
+    }
+    let mut buf = Vec::new();
+    let headers = f.read_pages(PageId::new(2), 8, &mut buf).unwrap();
+    assert_eq!(buf.len(), 8 * PageSize::MIN.len());
+    let ids: Vec<u64> = headers.iter().map(|h| h.page_id.get()).collect();
+    assert_eq!(ids, (2..10).collect::<Vec<_>>());
+    assert_eq!(headers[3].generation, 5);
+    // Page 0 must be a superblock (slot 1 of a new file was never written: refused).
+    let sb = f.read_pages(PageId::new(0), 1, &mut buf).unwrap();
+    assert_eq!(sb[0].page_type, PageType::Superblock);
+    assert!(f.read_pages(PageId::new(1), 2, &mut buf).is_err());
+    assert!(
+        f.read_pages(PageId::new(3), 0, &mut buf)
+            .unwrap()
+            .is_empty()
+    );
+    // Past the end: refused before reading.
+    assert!(matches!(
+        f.read_pages(PageId::new(8), 3, &mut buf),
+        Err(Error::PageOutOfBounds { .. })
+    ));
+    // One damaged byte in page 6: the run is refused naming that page.
+    drop(f);
+    let raw = vfs.open(path(), OpenMode::ReadWrite).unwrap();
+    let at = 6 * PageSize::MIN.len() as u64 + 100;
+    let mut b = [0u8];
+    raw.read_at(&mut b, at).unwrap();
+    raw.write_at(&[b[0] ^ 1], at).unwrap();
+    let f = open(&vfs).unwrap();
+    let e = f.read_pages(PageId::new(2), 8, &mut buf).unwrap_err();
+    assert!(e.to_string().contains("page 6"), "{e}");
+}
+
+#[test]
 fn missing_zero_length_and_short_files_are_errors() {
     let vfs = MemVfs::new();
     assert!(matches!(open(&vfs), Err(Error::Io { .. })));
