@@ -234,13 +234,9 @@ impl Database {
         let (open_keyspaces, written_roots) = open_trees(&store, keyspaces)?;
         let max_key_len = catalog_tree.max_key_len();
         let image_ts = meta.last_ts;
-        let mut catalog = CatalogState {
-            spares: open_spares(&pages, &spares)?,
-            tree: catalog_tree,
-            keyspaces: open_keyspaces,
-            meta,
-            written_roots,
-        };
+        let spares = open_spares(&pages, &spares)?;
+        let mut catalog = CatalogState::new(catalog_tree, open_keyspaces, spares, meta);
+        catalog.written_roots = written_roots;
         let (wal, replayed) = recover(
             Arc::clone(&vfs),
             &wal_dir,
@@ -340,6 +336,21 @@ fn take_spare_of(
 }
 
 impl CatalogState {
+    fn new(
+        tree: BTree,
+        keyspaces: BTreeMap<String, (u32, Arc<BTree>)>,
+        spares: Vec<Spare>,
+        meta: Meta,
+    ) -> Self {
+        CatalogState {
+            tree,
+            keyspaces,
+            spares,
+            meta,
+            written_roots: BTreeMap::new(),
+        }
+    }
+
     /// Replays a keyspace record: the catalog as it was after it. Idempotent: a record the
     /// image already holds (a create of an id below the next one to issue, a drop of a
     /// keyspace that is gone or was created again under a new id) changes nothing. The

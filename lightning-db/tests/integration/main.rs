@@ -5,6 +5,7 @@
 #![cfg(test)] // test-only code throughout: clippy treats helpers like test functions
 
 mod basics;
+mod config_reference;
 mod faults;
 mod isolation;
 mod kill;
