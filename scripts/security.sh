@@ -34,6 +34,16 @@ check() { # check NAME WHAT COMMAND... : runs COMMAND, its output into NAME.txt
   printf '  %-22s %s\n' "$name" "$st"
 }
 
+report() { # report NAME WHAT COMMAND... : like check, but findings do not fail the run
+  local name=$1 what=$2
+  shift 2
+  local t0 st
+  t0=$(date +%s)
+  if "$@" >"$out/$name.txt" 2>&1; then st=pass; else st="findings (a release gate)"; fi
+  rows+=("| $name | $st | $(($(date +%s) - t0)) s | $what |")
+  printf '  %-22s %s\n' "$name" "$st"
+}
+
 skip() { # skip NAME WHY
   echo "skipped: $2" >"$out/$1.txt"
   rows+=("| $1 | skipped | - | $2 |")
@@ -65,17 +75,18 @@ panics() {
   rm -f "$json"
   return $st
 }
-check panics "unwrap/expect/panic/unreachable/indexing in library code, each with why it cannot fire" panics
+# The listing is the work list: each site gets a `// CANNOT FIRE:` comment or goes (ADR 014).
+report panics "unwrap/expect/panic/unreachable/indexing in library code, each with why it cannot fire" panics
 
 # --- Secrets -------------------------------------------------------------------------------
 secrets() {
   command -v detect-secrets-hook >/dev/null 2>&1 || pip install --quiet detect-secrets
   detect-secrets --version
   # New findings against the audited baseline fail; the baseline lists the known ones.
-  git ls-files -z | xargs -0 detect-secrets-hook --baseline .secrets.baseline &&
-    echo "no secrets beyond the audited baseline (.secrets.baseline: $(python3 -c \
-      'import json;print(sum(len(v) for v in json.load(open(".secrets.baseline"))["results"].values()))') \
-      findings, each marked not a secret)"
+  git ls-files -z | xargs -0 detect-secrets-hook --baseline .secrets.baseline || return 1
+  local known
+  known=$(python3 -c 'import json; print(sum(len(v) for v in json.load(open(".secrets.baseline"))["results"].values()))')
+  echo "no secrets beyond the audited baseline (.secrets.baseline: $known findings, each audited: not a secret)"
 }
 check secrets "detect-secrets over every tracked file against .secrets.baseline" secrets
 
