@@ -162,7 +162,8 @@ fn backups_taken_under_a_running_workload_restore_to_their_end_lsn_for_chains_of
     let bulk = db.keyspace("bulk").unwrap();
     let mut tx = db.begin_write().unwrap();
     for i in 0..3000u32 {
-        tx.put(&bulk, &i.to_be_bytes(), &[7u8; 300]).unwrap();
+        tx.put(&bulk, format!("b{i:05}").as_bytes(), &[7u8; 300])
+            .unwrap();
     }
     tx.commit().unwrap();
     db.backup("backups", true).unwrap(); // takes in the writers' last commits
@@ -382,7 +383,9 @@ fn point_in_time_recovery_reaches_every_target_lsn_and_time_exactly() {
 }
 
 /// Every keyspace's contents, by name.
-fn all_contents(db: &Database) -> BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>> {
+type Named = BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>;
+
+fn all_contents(db: &Database) -> Named {
     let snap = db.begin_read().unwrap();
     db.keyspaces()
         .into_iter()
@@ -418,7 +421,7 @@ fn point_in_time_recovery_replays_keyspaces_created_and_dropped_after_the_backup
     put("doomed", "d", "old");
     db.backup("backups", false).unwrap();
     // (expected keyspaces and rows, the LSN after which they hold)
-    let mut points: Vec<(u64, BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>)> = Vec::new();
+    let mut points: Vec<(u64, Named)> = Vec::new();
     let mut snapshot = |lsn: u64| points.push((lsn, all_contents(&db)));
     snapshot(put("doomed", "d2", "more"));
     db.keyspace("late").unwrap();
