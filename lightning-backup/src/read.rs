@@ -102,7 +102,7 @@ pub fn verify(
     for m in &chain {
         let pages_path = repo::data_dir(dest, m.id).join(repo::PAGES);
         let file = open_pages(&**vfs, &pages_path, m)?;
-        read_extents(&*file, &pages_path, m, &mut |_, _| Ok(()))?;
+        read_extents(&*file, &pages_path, m, &mut |_, buf| Ok(buf))?;
         report.pages += m.extents.iter().map(|e| e.count).sum::<u64>();
         report.bytes += m.pages_len;
         progress(report.bytes, total);
@@ -126,13 +126,14 @@ fn open_pages(vfs: &dyn Vfs, path: &Path, m: &Manifest) -> Result<Box<dyn VfsFil
 }
 
 /// Reads every extent of `m`'s pages file, checks its hash and each page, and hands each
-/// extent to `each` (its first page id, its pages' bytes); then checks the file's hash (over
-/// the extent hashes, `docs/format/backup.md`).
+/// extent to `each` (its first page id, a buffer holding its pages' bytes), which returns a
+/// buffer to read the next extent into; then checks the file's hash (over the extent hashes,
+/// `docs/format/backup.md`).
 fn read_extents(
     file: &dyn VfsFile,
     path: &Path,
     m: &Manifest,
-    each: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
+    each: &mut dyn FnMut(u64, Vec<u8>) -> Result<Vec<u8>>,
 ) -> Result<()> {
     let ps = usize::try_from(m.page_size).unwrap_or(usize::MAX);
     let mut whole = blake3::Hasher::new();
@@ -190,7 +191,7 @@ fn read_extents(
                 )));
             }
         }
-        each(e.first, &buf)?;
+        buf = each(e.first, buf)?;
     }
     if superblocks != 1 {
         return Err(Error::corrupt(
@@ -490,6 +491,22 @@ struct PagesWritten {
     bytes: u64,
 }
 
+/// One extent's pages bound for the restored file: `buf[range]` at byte `at`.
+struct PageWrite {
+    at: u64,
+    buf: Vec<u8>,
+    range: std::ops::Range<usize>,
+}
+
+/// Extents queued between the thread that reads and checks the chain and the one that writes.
+const WRITE_QUEUE: usize = 8;
+
+/// Writes the chain's pages into `data` (sized to the final image), the final image's
+/// superblock aside for the caller to write last.
+///
+/// Two stages overlap, as in the backup (ADR 013): this thread reads each extent and checks
+/// its hash and every page; a writer thread writes the extents it is sent and hands their
+/// buffers back, so the disk writes while the next extent is read and checked.
 fn write_pages(
     vfs: &dyn Vfs,
     dest: &Path,
@@ -501,12 +518,54 @@ fn write_pages(
         dest: dest.to_path_buf(),
         what: "to restore".into(),
     })?;
-    let ps = u64::from(last.page_size);
     let out = vfs
         .open(data, OpenMode::CreateNew)
         .map_err(|e| Error::io("create", data, e))?;
-    out.set_len(last.page_count * ps)
+    out.set_len(last.page_count * u64::from(last.page_size))
         .map_err(|e| Error::io("size", data, e))?;
+    let (send, receive) = std::sync::mpsc::sync_channel::<PageWrite>(WRITE_QUEUE);
+    let (give_back, take_back) = std::sync::mpsc::channel::<Vec<u8>>();
+    let (read, written) = std::thread::scope(|s| {
+        let out = &*out;
+        let writer = s.spawn(move || -> Result<()> {
+            for w in receive {
+                let bytes = w.buf.get(w.range).unwrap_or_default();
+                out.write_at(bytes, w.at)
+                    .map_err(|e| Error::io("write", data, e))?;
+                // The reader may have finished: a buffer nobody takes back is dropped.
+                drop(give_back.send(w.buf));
+            }
+            Ok(())
+        });
+        let read = read_chain(vfs, dest, chain, last, &send, &take_back, progress);
+        drop(send);
+        let written = writer.join().unwrap_or_else(|_| {
+            Err(Error::Source(
+                format!("the thread writing {} stopped", data.display()).into(),
+            ))
+        });
+        (read, written)
+    });
+    // A writer that failed stopped taking extents: its error is the cause.
+    written?;
+    let pages = read?;
+    out.sync().map_err(|e| Error::io("sync", data, e))?;
+    Ok(pages)
+}
+
+/// The reading half of [`write_pages`]: reads and checks every backup of the chain, sends
+/// the pages the final image uses to the writer, and checks that every page of that image
+/// came from some backup.
+fn read_chain(
+    vfs: &dyn Vfs,
+    dest: &Path,
+    chain: &[Manifest],
+    last: &Manifest,
+    send: &std::sync::mpsc::SyncSender<PageWrite>,
+    take_back: &std::sync::mpsc::Receiver<Vec<u8>>,
+    progress: Progress<'_>,
+) -> Result<PagesWritten> {
+    let ps = u64::from(last.page_size);
     let mut written = vec![false; usize::try_from(last.page_count).unwrap_or(0)];
     let mut superblock = Vec::new();
     let total: u64 = chain.iter().map(|m| m.pages_len).sum();
@@ -516,36 +575,43 @@ fn write_pages(
         let path = repo::data_dir(dest, m.id).join(repo::PAGES);
         let file = open_pages(vfs, &path, m)?;
         let is_last = m.id == last.id;
-        read_extents(&*file, &path, m, &mut |first, pages| {
-            let (mut id, mut pages) = (first, pages);
+        read_extents(&*file, &path, m, &mut |first, buf| {
+            let mut id = first;
+            let mut from = 0usize;
             // Superblock slots: the final image's superblock is written last, by the caller.
             while id < 2 {
-                let Some((page, rest)) = pages.split_at_checked(to_usize(ps)) else {
-                    return Ok(());
+                let Some(page) = buf.get(from..from + to_usize(ps)) else {
+                    return Ok(buf);
                 };
                 if is_last && id == last.superblock {
                     superblock = page.to_vec();
                 }
-                (id, pages) = (id + 1, rest);
+                (id, from) = (id + 1, from + to_usize(ps));
             }
             // Pages past the final image's file are pages that image no longer uses.
-            let end = (id + pages.len() as u64 / ps).min(last.page_count);
+            let end = (id + (buf.len() - from) as u64 / ps).min(last.page_count);
             if id >= end {
-                return Ok(());
+                return Ok(buf);
             }
             let n = end - id;
             let Some(slots) = written.get_mut(to_usize(id)..to_usize(end)) else {
-                return Ok(());
+                return Ok(buf);
             };
-            // n pages fit: end <= id + pages.len() / ps.
-            let Some(bytes) = pages.get(..to_usize(n * ps)) else {
-                return Ok(());
-            };
-            out.write_at(bytes, id * ps)
-                .map_err(|e| Error::io("write", data, e))?;
             slots.fill(true);
             count += n;
-            Ok(())
+            // n pages fit: end <= id + (buf.len() - from) / ps.
+            let range = from..from + to_usize(n * ps);
+            if send
+                .send(PageWrite {
+                    at: id * ps,
+                    buf,
+                    range,
+                })
+                .is_err()
+            {
+                return Err(Error::Source("the restore's writing thread stopped".into()));
+            }
+            Ok(take_back.try_recv().unwrap_or_default())
         })?;
         bytes += m.pages_len;
         progress(bytes, total);
@@ -564,7 +630,6 @@ fn write_pages(
             });
         }
     }
-    out.sync().map_err(|e| Error::io("sync", data, e))?;
     Ok(PagesWritten {
         superblock,
         written: count,
