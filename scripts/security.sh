@@ -96,9 +96,10 @@ deps() {
   cargo deny --version
   cargo deny --all-features check licenses bans sources
   local db="${CARGO_HOME:-$HOME/.cargo}/advisory-dbs"
-  if [[ -d "$db" ]] && [[ -n "$(ls -A "$db" 2>/dev/null)" ]]; then
+  # A database is a directory under advisory-dbs (a failed fetch leaves only a lock file).
+  if [[ -n "$(find "$db" -mindepth 1 -maxdepth 1 -type d 2>/dev/null)" ]]; then
     echo "advisories: checked against the local copy in $db (not fetched: no network)"
-    cargo deny --all-features check --disable-fetch advisories
+    cargo deny --offline --all-features check advisories
   else
     echo "advisories: NOT CHECKED — no RustSec database could be fetched (this machine reaches"
     echo "only the package registries) and no local copy is at $db."

@@ -10,13 +10,15 @@ by figure with the noise of that session taken into account.
 BASE is any commit (the previous accepted one: `git log` of performance-baselines.json, or
 `HEAD~1`). The working tree is taken as `git stash create` makes it (tracked changes, staged or
 not; commit or `git add -N` new files first). Both are checked out under target/gate/ and
-built with one target directory, so third-party crates build once.
+built in a target directory each (kept between runs, so later runs build only what changed).
 
 Rounds run base, new, then new, base, ... so that neither side always runs first. For every
 figure the paired slowdowns s_i (new against the base run beside it; inverted for
-lower-is-better figures) give a median m and a noise n = 2 x their median absolute deviation.
-A figure regresses when m >= 5 % and m > n; when m >= 5 % but the noise hides it, it is
-UNDECIDED (more rounds, or a quieter machine, decide it) — never passed silently.
+lower-is-better figures) give a median m; the run's noise n is twice the largest of their
+median absolute deviation and each side's own relative MAD across its rounds. A figure
+regresses when m >= 5 %, m > n, at least 80 % of the rounds are slower, and there were at
+least 5 rounds; when m >= 5 % but any of that fails, it is UNDECIDED (more rounds, or a
+quieter machine, decide it) — never passed silently.
 Exits 1 on any regression, 2 when there is none but some figure is undecided, else 0.
 A summary goes to target/gate/wallclock-gate.json.
 """
@@ -58,7 +60,10 @@ def checkout(name, rev):
 
 def build(tree, bench):
     pkg, target = bench.split(":")
-    env = dict(os.environ, CARGO_TARGET_DIR=str(GATE / "target"))
+    # A target directory per tree: cargo names a workspace crate's artifacts by its path
+    # relative to the workspace, the same in both trees, so one directory would hand both
+    # sides the same binary.
+    env = dict(os.environ, CARGO_TARGET_DIR=str(GATE / f"target-{tree.name}"))
     out = subprocess.run(
         ["cargo", "bench", "-p", pkg, "--bench", target, "--no-run", "--message-format=json"],
         cwd=tree, env=env, check=True, stdout=subprocess.PIPE, text=True).stdout
@@ -93,11 +98,27 @@ def run(tree, bench, binary, full):
     return report["suite"], {f["name"]: (f["value"], f["unit"]) for f in report["figures"]}
 
 
-def verdict(slowdowns):
+MIN_ROUNDS = 5
+
+
+def rel_mad(values):
+    """Median absolute deviation relative to the median."""
+    m = statistics.median(values)
+    return statistics.median(abs(v - m) for v in values) / abs(m) if m else 0.0
+
+
+def verdict(pairs, lower):
+    """REGRESSION, UNDECIDED or ok for one figure's (base, new) pairs, with the median
+    slowdown and the noise it was judged against."""
+    slowdowns = [new / base - 1 if lower else base / new - 1 for base, new in pairs]
     m = statistics.median(slowdowns)
-    mad = statistics.median(abs(s - m) for s in slowdowns)
-    noise = 2 * mad
-    if m >= THRESHOLD and m > noise:
+    # The noise of this run: how much the paired slowdowns scatter, and how much each side
+    # scatters across its own rounds (an A/A difference this large is not a signal).
+    noise = 2 * max(statistics.median(abs(s - m) for s in slowdowns),
+                    rel_mad([b for b, _ in pairs]), rel_mad([n for _, n in pairs]))
+    # Most rounds must agree: one disturbed pair must not decide.
+    agree = sum(1 for s in slowdowns if s > 0) >= 0.8 * len(slowdowns)
+    if m >= THRESHOLD and m > noise and agree and len(slowdowns) >= MIN_ROUNDS:
         return "REGRESSION", m, noise
     if m >= THRESHOLD:
         return "UNDECIDED", m, noise
@@ -137,16 +158,13 @@ def main():
     for (suite, name), pairs in sorted(paired.items()):
         unit = units[(suite, name)]
         lower = bench_check.lower_is_better(f"{suite}/{name}", unit)
-        slowdowns = []
-        for base_v, new_v in pairs:
-            if not base_v or not new_v or base_v != base_v or new_v != new_v:
-                continue
-            slowdowns.append(new_v / base_v - 1 if lower else base_v / new_v - 1)
-        if not slowdowns:
+        # Figures that are zero or not a number in some run (a count of nothing) are skipped.
+        pairs = [(b, n) for b, n in pairs if b and n and b == b and n == n]
+        if not pairs:
             continue
-        v, m, noise = verdict(slowdowns)
+        v, m, noise = verdict(pairs, lower)
         results.append({"figure": f"{suite}/{name}", "unit": unit, "verdict": v,
-                        "median_slowdown": m, "noise": noise, "rounds": len(slowdowns)})
+                        "median_slowdown": m, "noise": noise, "rounds": len(pairs)})
         line = f"{suite}/{name:<44} slowdown {m:+7.1%}  noise {noise:6.1%}  {v}"
         if v == "REGRESSION":
             bad.append(line)

@@ -1,6 +1,6 @@
 //! Bench: Lightning DB beside its peers, in one run on one machine. redb's benchmark
 //! workloads (1M entries, 24-byte keys, 150-byte values, caches larger than the data) on
-//! redb, LMDB (through heed), lightning-btree used directly (a `Store` over a `PageFile` on
+//! redb, LMDB (through heed), `SQLite` (bundled, WAL mode, `synchronous=FULL`), lightning-btree used directly (a `Store` over a `PageFile` on
 //! the real disk, durability by checkpoint) and the database (`lightning-db`: transactions,
 //! WAL, background checkpoints), interleaved — every engine's round 1, then every
 //! engine's round 2, ... — three rounds, medians; durable single-key commits beside the raw
@@ -19,7 +19,7 @@
 //!   `PEERS_ROUNDS` (default 3), `PEERS_SYNC_SECS` (seconds of durable commits, and of raw
 //!   fdatasync before them, per engine per round; default 3, 0.5 quick).
 //! - `LIGHTNING_BENCH_DIR`: the disk to measure (default: the system's temporary directory).
-//! - `PEERS_ONLY=<engine>` (`redb`, `lmdb`, `lightning_btree`, `lightning_db`): that engine alone, its
+//! - `PEERS_ONLY=<engine>` (`redb`, `lmdb`, `sqlite`, `lightning_btree`, `lightning_db`): that engine alone, its
 //!   medians printed and no report written (for profiling one engine).
 //! - `LIGHTNING_BENCH_QUICK=1` marks the report as a smoke run not to be quoted.
 #![expect(clippy::print_stdout, reason = "a bench binary reports on stdout")]
@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use lightning_testkit::bench::{Figure, quick, temp_dir, write_report};
 
 use crate::engine::{Engine, Result, Setup};
-use crate::engines::{LightningBtree, LightningDb, Lmdb, Redb};
+use crate::engines::{LightningBtree, LightningDb, Lmdb, Redb, Sqlite};
 use crate::workload::{Data, KEY_LEN, VALUE_LEN, WORKLOADS};
 
 /// The engine every ratio is about.
@@ -172,6 +172,7 @@ fn main() -> Result<()> {
         Results::new(Lmdb::NAME),
         Results::new(LightningBtree::NAME),
         Results::new(LightningDb::NAME),
+        Results::new(Sqlite::NAME),
     ];
     if let Ok(only) = std::env::var("PEERS_ONLY") {
         // A profiling run of one engine: its figures printed, no report written.
@@ -183,6 +184,9 @@ fn main() -> Result<()> {
                 match e.name {
                     Redb::NAME => e.add(round::<Redb>(dir.path(), r, &setup, &data, sync_for)?),
                     Lmdb::NAME => e.add(round::<Lmdb>(dir.path(), r, &setup, &data, sync_for)?),
+                    Sqlite::NAME => {
+                        e.add(round::<Sqlite>(dir.path(), r, &setup, &data, sync_for)?);
+                    }
                     LightningDb::NAME => {
                         e.add(round::<LightningDb>(
                             dir.path(),
@@ -215,7 +219,7 @@ fn main() -> Result<()> {
     }
     for r in 0..rounds {
         // Interleaved: every engine's round r before any engine's round r + 1.
-        let [redb, lmdb, lightning, database] = &mut engines;
+        let [redb, lmdb, lightning, database, sqlite] = &mut engines;
         redb.add(round::<Redb>(dir.path(), r, &setup, &data, sync_for)?);
         lmdb.add(round::<Lmdb>(dir.path(), r, &setup, &data, sync_for)?);
         lightning.add(round::<LightningBtree>(
@@ -232,6 +236,7 @@ fn main() -> Result<()> {
             &data,
             sync_for,
         )?);
+        sqlite.add(round::<Sqlite>(dir.path(), r, &setup, &data, sync_for)?);
     }
 
     let shape = format!(
@@ -335,10 +340,11 @@ fn main() -> Result<()> {
     }
     // The table: a row per workload, a column per engine, then the ratios.
     let mut table = format!(
-        "\n{:<36}{:>14}{:>14}{:>17}{:>10}{:>10}{:>14}{:>9}\n",
+        "\n{:<36}{:>14}{:>14}{:>14}{:>17}{:>10}{:>10}{:>14}{:>9}\n",
         "workload (median)",
         "redb",
         "lmdb",
+        "sqlite",
         "lightning_btree",
         "vs lmdb",
         "vs redb",
@@ -355,10 +361,11 @@ fn main() -> Result<()> {
         let l = at(SUBJECT);
         let _ = writeln!(
             table,
-            "{:<36}{:>14}{:>14}{:>17}{:>10.2}{:>10.2}{:>14}{:>9.2}",
+            "{:<36}{:>14}{:>14}{:>14}{:>17}{:>10.2}{:>10.2}{:>14}{:>9.2}",
             format!("{} ({})", workload.name, workload.unit),
             format_value(at(Redb::NAME)),
             format_value(at(Lmdb::NAME)),
+            format_value(at(Sqlite::NAME)),
             format_value(l),
             l / at(Lmdb::NAME),
             l / at(Redb::NAME),
