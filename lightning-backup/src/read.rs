@@ -529,7 +529,19 @@ fn write_pages(
         let out = &*out;
         let writer = s.spawn(move || -> Result<()> {
             for w in receive {
-                let bytes = w.buf.get(w.range).unwrap_or_default();
+                // The reader sends ranges inside their buffers; one that is not would be a
+                // page left unwritten, so it is an error, not an empty write.
+                let bytes = w.buf.get(w.range.clone()).ok_or_else(|| {
+                    Error::Source(
+                        format!(
+                            "bytes {:?} of a {}-byte extent bound for {}",
+                            w.range,
+                            w.buf.len(),
+                            data.display()
+                        )
+                        .into(),
+                    )
+                })?;
                 out.write_at(bytes, w.at)
                     .map_err(|e| Error::io("write", data, e))?;
                 // The reader may have finished: a buffer nobody takes back is dropped.
