@@ -396,6 +396,8 @@ impl BufferPool {
     /// Finds or loads the frame for `page` and pins it once. With `read` false, a missing
     /// page is not read from the file (the caller initializes it).
     fn acquire(&self, page: PageId, read: bool) -> Result<u32> {
+        #[cfg(feature = "trace")]
+        crate::trace::record(page.get());
         match self.lookup_or_claim(page.get())? {
             Pinned::Ready(frame) => Ok(frame),
             Pinned::Load(frame) => {

@@ -45,11 +45,37 @@ pub(crate) trait Engine: Sync + Sized {
 
     /// Runs `f` in one write transaction, then commits it durably (fsync before returning);
     /// an error from `f` aborts the transaction if the engine can.
-    fn write<R>(&self, f: impl FnOnce(&mut Self::Writer<'_>) -> Result<R>) -> Result<R>;
+    fn write<R>(&self, f: impl FnMut(&mut Self::Writer<'_>) -> Result<R>) -> Result<R> {
+        self.write_with(true, f)
+    }
+
+    /// Runs `f` in one write transaction and commits it: durably when `durable`, else with
+    /// the engine's non-durable commit (redb `Durability::None`, LMDB `MDB_NOSYNC`, `SQLite`
+    /// `synchronous=NORMAL`, the database `Durability::None`, the raw tree no checkpoint):
+    /// visible at once, on disk with a later durable commit. Writers from several threads
+    /// take turns where the engine has one writer at a time.
+    fn write_with<R>(
+        &self,
+        durable: bool,
+        f: impl FnMut(&mut Self::Writer<'_>) -> Result<R>,
+    ) -> Result<R>;
 
     /// Runs `f` in one read transaction (a snapshot where the engine has them). Called from
     /// several threads at once by the multi-threaded workloads.
     fn read<R>(&self, f: impl FnOnce(&mut Self::Reader<'_>) -> Result<R>) -> Result<R>;
+
+    /// Contended pessimistic transfers between `accounts` hot accounts on `threads` threads
+    /// for `budget`, where the engine has row locks (`None` where it has one writer at a
+    /// time, so nothing to contend on but that).
+    fn contended(
+        &self,
+        threads: usize,
+        accounts: u32,
+        budget: std::time::Duration,
+    ) -> Result<Option<Vec<crate::oltp::Metric>>> {
+        let _ = (threads, accounts, budget);
+        Ok(None)
+    }
 
     /// Bytes of the files in `dir` (the directory given to [`create`](Engine::create)): what
     /// redb's benchmark reports as the database's size.
@@ -67,6 +93,8 @@ pub(crate) trait Engine: Sync + Sized {
 
 /// Writes inside one write transaction.
 pub(crate) trait Writer {
+    /// Reads `key` inside the transaction (its own writes included).
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>>;
     /// Inserts or replaces.
     fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<()>;
     /// Removes; whether the key was there.

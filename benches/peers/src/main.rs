@@ -26,13 +26,15 @@
 
 mod engine;
 mod engines;
+mod oltp;
+mod oltp_main;
 mod workload;
 
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use lightning_testkit::bench::{Figure, quick, temp_dir, write_report};
+use lightning_testkit::bench::{Figure, machine, quick, temp_dir, write_report_with};
 
 use crate::engine::{Engine, Result, Setup};
 use crate::engines::{LightningBtree, LightningDb, Lmdb, Redb, Sqlite};
@@ -57,6 +59,60 @@ fn env_count(name: &str, default: usize) -> usize {
     #[expect(clippy::cast_precision_loss, reason = "small counts")]
     let default = default as f64;
     env_num(name, default).max(1.0) as usize
+}
+
+/// Every engine, in the order they run in a round.
+const ENGINES: [&str; 5] = [
+    Redb::NAME,
+    Lmdb::NAME,
+    LightningBtree::NAME,
+    LightningDb::NAME,
+    Sqlite::NAME,
+];
+
+/// Something run once per engine per round, generic over the engine.
+trait PerEngine {
+    type Out;
+    fn run<E: Engine>(&self, round: usize) -> Result<Self::Out>;
+}
+
+/// Runs `job` on the engine named `name`.
+fn dispatch<J: PerEngine>(name: &str, job: &J, round: usize) -> Result<J::Out> {
+    match name {
+        Redb::NAME => job.run::<Redb>(round),
+        Lmdb::NAME => job.run::<Lmdb>(round),
+        LightningBtree::NAME => job.run::<LightningBtree>(round),
+        LightningDb::NAME => job.run::<LightningDb>(round),
+        Sqlite::NAME => job.run::<Sqlite>(round),
+        other => Err(format!("{other}: not an engine of this bench").into()),
+    }
+}
+
+/// The engines to run: all, or the one `PEERS_ONLY` names.
+fn selected() -> Result<Vec<&'static str>> {
+    match std::env::var("PEERS_ONLY") {
+        Ok(only) => ENGINES
+            .iter()
+            .find(|e| **e == only.trim())
+            .map(|e| vec![*e])
+            .ok_or_else(|| format!("PEERS_ONLY={only}: not an engine of this bench").into()),
+        Err(_) => Ok(ENGINES.to_vec()),
+    }
+}
+
+/// redb's workloads on one engine.
+struct RedbSuite<'a> {
+    base: &'a Path,
+    setup: &'a Setup,
+    data: &'a Data,
+    sync_for: Duration,
+}
+
+impl PerEngine for RedbSuite<'_> {
+    type Out = workload::Run;
+    fn run<E: Engine>(&self, r: usize) -> Result<workload::Run> {
+        round::<E>(self.base, r, self.setup, self.data, self.sync_for)
+    }
 }
 
 /// One engine's round in a directory of its own, removed afterwards.
@@ -139,8 +195,22 @@ fn format_value(v: f64) -> String {
     }
 }
 
-#[expect(clippy::too_many_lines, reason = "one bench, step by step")]
 fn main() -> Result<()> {
+    let suite = std::env::var("PEERS_SUITE").unwrap_or_default();
+    match suite.trim() {
+        "redb" => redb_suite(),
+        "oltp" => oltp_main::oltp_suite(),
+        "" | "all" => {
+            redb_suite()?;
+            oltp_main::oltp_suite()
+        }
+        other => Err(format!("PEERS_SUITE={other}: expected redb, oltp or all").into()),
+    }
+}
+
+/// redb's workloads on every engine: `peers.json`.
+#[expect(clippy::too_many_lines, reason = "one bench, step by step")]
+fn redb_suite() -> Result<()> {
     let n = env_count("PEERS_ENTRIES", if quick() { 100_000 } else { 1_000_000 });
     let rounds = env_count("PEERS_ROUNDS", 3);
     let sync_for =
@@ -167,76 +237,32 @@ fn main() -> Result<()> {
         t.elapsed().as_secs_f64()
     );
 
-    let mut engines = [
-        Results::new(Redb::NAME),
-        Results::new(Lmdb::NAME),
-        Results::new(LightningBtree::NAME),
-        Results::new(LightningDb::NAME),
-        Results::new(Sqlite::NAME),
-    ];
-    if let Ok(only) = std::env::var("PEERS_ONLY") {
-        // A profiling run of one engine: its figures printed, no report written.
-        for e in &mut engines {
-            if e.name != only.trim() {
-                continue;
-            }
-            for r in 0..rounds {
-                match e.name {
-                    Redb::NAME => e.add(round::<Redb>(dir.path(), r, &setup, &data, sync_for)?),
-                    Lmdb::NAME => e.add(round::<Lmdb>(dir.path(), r, &setup, &data, sync_for)?),
-                    Sqlite::NAME => {
-                        e.add(round::<Sqlite>(dir.path(), r, &setup, &data, sync_for)?);
-                    }
-                    LightningDb::NAME => {
-                        e.add(round::<LightningDb>(
-                            dir.path(),
-                            r,
-                            &setup,
-                            &data,
-                            sync_for,
-                        )?);
-                    }
-                    _ => e.add(round::<LightningBtree>(
-                        dir.path(),
-                        r,
-                        &setup,
-                        &data,
-                        sync_for,
-                    )?),
-                }
-            }
-            for (w, workload) in WORKLOADS.iter().enumerate() {
-                println!(
-                    "{:<36}{:>14} ({})",
-                    workload.name,
-                    format_value(e.median(w)),
-                    rounds_text(&e.rounds[w])
-                );
-            }
-            return Ok(());
-        }
-        return Err(format!("PEERS_ONLY={only}: not an engine of this bench").into());
-    }
+    let only = selected()?;
+    let mut engines: Vec<Results> = only.iter().map(|name| Results::new(name)).collect();
+    let job = RedbSuite {
+        base: dir.path(),
+        setup: &setup,
+        data: &data,
+        sync_for,
+    };
     for r in 0..rounds {
         // Interleaved: every engine's round r before any engine's round r + 1.
-        let [redb, lmdb, lightning, database, sqlite] = &mut engines;
-        redb.add(round::<Redb>(dir.path(), r, &setup, &data, sync_for)?);
-        lmdb.add(round::<Lmdb>(dir.path(), r, &setup, &data, sync_for)?);
-        lightning.add(round::<LightningBtree>(
-            dir.path(),
-            r,
-            &setup,
-            &data,
-            sync_for,
-        )?);
-        database.add(round::<LightningDb>(
-            dir.path(),
-            r,
-            &setup,
-            &data,
-            sync_for,
-        )?);
-        sqlite.add(round::<Sqlite>(dir.path(), r, &setup, &data, sync_for)?);
+        for e in &mut engines {
+            e.add(dispatch(e.name, &job, r)?);
+        }
+    }
+    if engines.len() == 1 {
+        // A profiling run of one engine: its figures printed, no report written.
+        let e = &engines[0];
+        for (w, workload) in WORKLOADS.iter().enumerate() {
+            println!(
+                "{:<36}{:>14} ({})",
+                workload.name,
+                format_value(e.median(w)),
+                rounds_text(&e.rounds[w])
+            );
+        }
+        return Ok(());
     }
 
     let shape = format!(
@@ -385,7 +411,7 @@ fn main() -> Result<()> {
             .join(", ")
     );
     println!("{table}");
-    let path = write_report("peers", &figures)?;
+    let path = write_report_with("peers", &figures, &machine(dir.path()))?;
     println!("wrote {}", path.display());
     Ok(())
 }

@@ -74,6 +74,12 @@ pub(crate) const WORKLOADS: &[Workload] = &[
         how: "2 threads, each reading every key once in its own random order in its own read transaction (lightning: both share one Arc<BTree>); total reads / wall time",
     },
     Workload {
+        name: "get_random_4threads",
+        unit: "ops/s",
+        higher_is_better: true,
+        how: "4 threads, each reading every key once in its own random order in its own read transaction; total reads / wall time (2 cores: what the engine does with more readers than cores)",
+    },
+    Workload {
         name: "remove_half_1txn",
         unit: "ops/s",
         higher_is_better: true,
@@ -115,10 +121,28 @@ pub(crate) const WORKLOADS: &[Workload] = &[
         higher_is_better: false,
         how: "median latency of one insert + durable commit",
     },
+    Workload {
+        name: "nondurable_insert_commit",
+        unit: "ops/s",
+        higher_is_better: true,
+        how: "one new key per write transaction, each committed non-durably (redb Durability::None, LMDB MDB_NOSYNC, SQLite synchronous=NORMAL, lightning_db Durability::None, lightning_btree no checkpoint), 1 thread, for the durable phase's time",
+    },
+    Workload {
+        name: "nondurable_insert_commit_p50_us",
+        unit: "us",
+        higher_is_better: false,
+        how: "median latency of one insert + non-durable commit",
+    },
+    Workload {
+        name: "batch_insert_1000_durable",
+        unit: "ops/s",
+        higher_is_better: true,
+        how: "write transactions of 1,000 new random keys each, each committed durably, 1 thread, for the durable phase's time (at least 3 batches); inserts per second",
+    },
 ];
 
 /// `SplitMix64`'s finalizer: a bijection of `u64`, so distinct inputs give distinct keys.
-fn mix(x: u64) -> u64 {
+pub(crate) fn mix(x: u64) -> u64 {
     let mut z = x.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -165,8 +189,8 @@ pub(crate) struct Data {
     pool: Vec<u8>,
     /// Point reads: every index once.
     read_order: Vec<u32>,
-    /// Reads from two threads: a permutation each.
-    thread_orders: [Vec<u32>; 2],
+    /// Reads from two and four threads: a permutation each.
+    thread_orders: [Vec<u32>; 4],
     /// Removals: the first half goes in `remove_half_1txn`, the rest is rewritten, then its
     /// first half goes too.
     removal_order: Vec<u32>,
@@ -186,7 +210,12 @@ impl Data {
             keys,
             pool,
             read_order: permutation(n, 1),
-            thread_orders: [permutation(n, 2), permutation(n, 3)],
+            thread_orders: [
+                permutation(n, 2),
+                permutation(n, 3),
+                permutation(n, 8),
+                permutation(n, 9),
+            ],
             removal_order: permutation(n, 4),
             seeks: Vec::new(),
             seek_entries: 0,
@@ -221,12 +250,12 @@ impl Data {
         self.keys.len()
     }
 
-    fn key(&self, i: u32) -> &[u8] {
+    pub(crate) fn key(&self, i: u32) -> &[u8] {
         &self.keys[i as usize]
     }
 
     /// The value of key `i` in its `version`-th write: a window of the random pool.
-    fn value(&self, i: u32, version: u64) -> &[u8] {
+    pub(crate) fn value(&self, i: u32, version: u64) -> &[u8] {
         let at = as_index(mix(u64::from(i) ^ (version << 40)) % (POOL_LEN - VALUE_LEN) as u64);
         &self.pool[at..at + VALUE_LEN]
     }
@@ -279,6 +308,35 @@ pub(crate) fn raw_fdatasync(dir: &Path, budget: Duration) -> Result<f64> {
     drop(file);
     OsVfs.remove(&path)?;
     Ok(f64::from(syncs) / took.as_secs_f64())
+}
+
+/// Every key of each order read by a thread of its own (its own read transaction), all
+/// starting together: the wall time and how many reads found their value.
+fn parallel_reads<E: Engine>(
+    engine: &E,
+    data: &Data,
+    orders: &[Vec<u32>],
+) -> Result<(Duration, usize)> {
+    let barrier = Barrier::new(orders.len() + 1);
+    std::thread::scope(|s| {
+        let readers: Vec<_> = orders
+            .iter()
+            .map(|order| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    barrier.wait();
+                    engine.read(|r| read_all(r, data, order, 0))
+                })
+            })
+            .collect();
+        barrier.wait();
+        let t = Instant::now();
+        let mut found = 0;
+        for r in readers {
+            found += r.join().map_err(|_| "a reader thread panicked")??;
+        }
+        Ok((t.elapsed(), found))
+    })
 }
 
 /// What one engine's round measured.
@@ -344,30 +402,17 @@ pub(crate) fn run<E: Engine>(
         E::NAME
     );
 
-    // 4. Random point reads, two threads at once.
-    let barrier = Barrier::new(3);
-    let (took, found) = std::thread::scope(|s| {
-        let readers: Vec<_> = data
-            .thread_orders
-            .iter()
-            .map(|order| {
-                let (engine, barrier) = (&engine, &barrier);
-                s.spawn(move || {
-                    barrier.wait();
-                    engine.read(|r| read_all(r, data, order, 0))
-                })
-            })
-            .collect();
-        barrier.wait();
-        let t = Instant::now();
-        let mut found = 0;
-        for r in readers {
-            found += r.join().map_err(|_| "a reader thread panicked")??;
-        }
-        Ok::<_, crate::engine::BoxError>((t.elapsed(), found))
-    })?;
-    out.push(rate(2 * n, took));
-    assert_eq!(found, 2 * n, "{}: both threads found every key", E::NAME);
+    // 4. Random point reads, two then four threads at once.
+    for threads in [2, 4] {
+        let (took, found) = parallel_reads(&engine, data, &data.thread_orders[..threads])?;
+        out.push(rate(threads * n, took));
+        assert_eq!(
+            found,
+            threads * n,
+            "{}: {threads} threads found every key",
+            E::NAME
+        );
+    }
 
     // 5. Remove half the keys in one write transaction.
     let (gone, kept) = data.removal_order.split_at(n / 2);
@@ -441,6 +486,48 @@ pub(crate) fn run<E: Engine>(
     out.push(rate(latencies.len(), start.elapsed()));
     #[expect(clippy::cast_precision_loss, reason = "a latency in microseconds")]
     out.push(percentile(&mut latencies, 0.5) as f64 / 1e3);
+    let mut next = u64::try_from(n + latencies.len())?;
+
+    // 8. Non-durable single-key commits, as long.
+    latencies.clear();
+    let start = Instant::now();
+    while start.elapsed() < sync_for || latencies.len() < 3 {
+        let t = Instant::now();
+        engine.write_with(false, |w| {
+            w.insert(&key_of(next), data.value(u32::try_from(next)?, 2))
+        })?;
+        next += 1;
+        latencies.push(u64::try_from(t.elapsed().as_nanos())?);
+    }
+    out.push(rate(latencies.len(), start.elapsed()));
+    #[expect(clippy::cast_precision_loss, reason = "a latency in microseconds")]
+    out.push(percentile(&mut latencies, 0.5) as f64 / 1e3);
+
+    // 9. Batches of 1,000 new keys, each committed durably.
+    let (mut batches, start) = (0usize, Instant::now());
+    while start.elapsed() < sync_for || batches < 3 {
+        engine.write(|w| {
+            for _ in 0..1000 {
+                w.insert(&key_of(next), data.value(u32::try_from(next)?, 3))?;
+                next += 1;
+            }
+            Ok(())
+        })?;
+        batches += 1;
+    }
+    out.push(rate(batches * 1000, start.elapsed()));
+    // Untimed: the last batch is there.
+    engine.read(|r| {
+        let last = next - 1;
+        let want = data.value(u32::try_from(last)?, 3);
+        assert_eq!(
+            r.get(&key_of(last), |v| v == want)?,
+            Some(true),
+            "{}: the last batch's key",
+            E::NAME
+        );
+        Ok::<_, crate::engine::BoxError>(())
+    })?;
 
     debug_assert_eq!(out.len(), WORKLOADS.len());
     Ok(Run {

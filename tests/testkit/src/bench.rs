@@ -109,6 +109,58 @@ fn escape(s: &str) -> String {
 
 /// Prints the figures and writes the JSON and HTML reports; returns the JSON's path.
 pub fn write_report(suite: &str, figures: &[Figure]) -> io::Result<PathBuf> {
+    write_report_with(suite, figures, &[])
+}
+
+/// The machine a run measured, as `(name, value)` pairs for a report: CPU model, cores,
+/// memory, kernel and the file system of `dir` (where the bench's files were).
+pub fn machine(dir: &std::path::Path) -> Vec<(&'static str, String)> {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map_or_else(
+            || "unknown".to_owned(),
+            |l| l.trim_start_matches([' ', '\t', ':']).to_owned(),
+        );
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let meminfo = read("/proc/meminfo");
+    let memory = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .map_or_else(|| "unknown".to_owned(), |l| l.trim().to_owned());
+    let kernel = read("/proc/sys/kernel/osrelease").trim().to_owned();
+    // The file system: the mount point that is the longest prefix of the directory.
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let mounts = read("/proc/mounts");
+    let fs = mounts
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let (device, point, kind) = (parts.next()?, parts.next()?, parts.next()?);
+            dir.starts_with(point)
+                .then(|| (point.len(), format!("{kind} on {point} ({device})")))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map_or_else(|| "unknown".to_owned(), |(_, fs)| fs);
+    vec![
+        ("cpu", cpu),
+        ("cores", cores.to_string()),
+        ("memory", memory),
+        ("kernel", kernel),
+        ("filesystem", fs),
+        ("bench_dir", dir.display().to_string()),
+    ]
+}
+
+/// [`write_report`] with `(name, value)` pairs describing the run (the machine, say):
+/// a `"machine"` object in the JSON and a table above the figures in the HTML.
+pub fn write_report_with(
+    suite: &str,
+    figures: &[Figure],
+    meta: &[(&str, String)],
+) -> io::Result<PathBuf> {
     let date = today();
     let quick = quick();
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -116,9 +168,22 @@ pub fn write_report(suite: &str, figures: &[Figure]) -> io::Result<PathBuf> {
         .join(&date);
     std::fs::create_dir_all(&out)?;
     let mut json = format!(
-        "{{\n  \"suite\": \"{}\",\n  \"date\": \"{date}\",\n  \"quick\": {quick},\n  \"figures\": [\n",
+        "{{\n  \"suite\": \"{}\",\n  \"date\": \"{date}\",\n  \"quick\": {quick},\n",
         escape(suite)
     );
+    let mut meta_rows = String::new();
+    if !meta.is_empty() {
+        let pairs: Vec<String> = meta
+            .iter()
+            .map(|(k, v)| format!("\"{}\": \"{}\"", escape(k), escape(v)))
+            .collect();
+        let _ = writeln!(json, "  \"machine\": {{{}}},", pairs.join(", "));
+        for (k, v) in meta {
+            let _ = write!(meta_rows, "<tr><th>{k}</th><td>{v}</td></tr>");
+        }
+        meta_rows = format!("<table border=1 cellpadding=4>{meta_rows}</table>");
+    }
+    json.push_str("  \"figures\": [\n");
     let mut rows = String::new();
     for (i, f) in figures.iter().enumerate() {
         let comma = if i + 1 < figures.len() { "," } else { "" };
@@ -148,7 +213,7 @@ pub fn write_report(suite: &str, figures: &[Figure]) -> io::Result<PathBuf> {
     std::fs::write(&json_path, json)?;
     let html = format!(
         "<!doctype html><meta charset=utf-8><title>Lightning DB bench: {suite}, {date}</title>\
-         <h1>Lightning DB bench: {suite}, {date}</h1><p>quick run: {quick}</p><table border=1 cellpadding=4>\
+         <h1>Lightning DB bench: {suite}, {date}</h1><p>quick run: {quick}</p>{meta_rows}<table border=1 cellpadding=4>\
          <tr><th>figure</th><th>value</th><th>unit</th><th>how</th></tr>\n{rows}</table>\n"
     );
     std::fs::write(out.join(format!("{suite}.html")), html)?;

@@ -8,8 +8,8 @@
 use lightning_page::Lsn;
 use std::ops::ControlFlow;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use lightning_btree::{BTree, Store};
 use lightning_page::vfs::OsVfs;
@@ -23,6 +23,8 @@ pub(crate) struct LightningBtree {
     /// The LSN the next checkpoint records (there is no WAL here: a counter of commits).
     lsn: AtomicU64,
     cache_bytes: u64,
+    /// Writers take turns (the tree itself would let them interleave).
+    writer: Mutex<()>,
 }
 
 /// Writes into the shared tree.
@@ -49,13 +51,14 @@ impl Engine for LightningBtree {
             tree: Arc::new(tree),
             lsn: AtomicU64::new(2),
             cache_bytes: setup.cache_bytes,
+            writer: Mutex::new(()),
         })
     }
 
     fn describe(&self) -> String {
         let stats = self.tree.store().cache_stats();
         format!(
-            "lightning-btree direct (Store over PageFile on OsVfs), buffer pool {} MiB, {} KiB pages, commit = checkpoint; pool over the round: {} misses, {} evictions",
+            "lightning-btree direct (Store over PageFile on OsVfs), buffer pool {} MiB, {} KiB pages, commit = checkpoint (non-durable commit: none); pool over the round: {} misses, {} evictions",
             self.cache_bytes >> 20,
             PageSize::DEFAULT.bytes() >> 10,
             stats.misses,
@@ -63,10 +66,18 @@ impl Engine for LightningBtree {
         )
     }
 
-    fn write<R>(&self, f: impl FnOnce(&mut TreeWriter<'_>) -> Result<R>) -> Result<R> {
+    fn write_with<R>(
+        &self,
+        durable: bool,
+        mut f: impl FnMut(&mut TreeWriter<'_>) -> Result<R>,
+    ) -> Result<R> {
+        // One writer at a time, as a transaction would be.
+        let _writer = self.writer.lock().map_err(|_| "writer lock poisoned")?;
         let out = f(&mut TreeWriter { tree: &self.tree })?;
-        self.tree
-            .checkpoint(Lsn::new(self.lsn.fetch_add(1, Ordering::Relaxed)))?;
+        if durable {
+            self.tree
+                .checkpoint(Lsn::new(self.lsn.fetch_add(1, Ordering::Relaxed)))?;
+        }
         Ok(out)
     }
 
@@ -76,6 +87,10 @@ impl Engine for LightningBtree {
 }
 
 impl Writer for TreeWriter<'_> {
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.tree.get(key)?)
+    }
+
     fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         Ok(self.tree.insert(key, value)?)
     }

@@ -6,7 +6,10 @@ use std::ops::Bound;
 use std::path::Path;
 
 use heed::types::Bytes;
-use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, RoTxn, RwTxn, WithTls};
+use heed::{
+    CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, FlagSetMode, RoTxn, RwTxn, WithTls,
+};
+use std::sync::Mutex;
 
 use crate::engine::{Engine, Reader, Result, Setup, Writer};
 
@@ -15,6 +18,8 @@ pub(crate) struct Lmdb {
     env: Env,
     db: Database<'static, Bytes, Bytes>,
     map_bytes: u64,
+    /// Whether `MDB_NOSYNC` is on (non-durable commits).
+    nosync: Mutex<bool>,
 }
 
 /// Writes in one write transaction.
@@ -53,17 +58,42 @@ impl Engine for Lmdb {
             env,
             db,
             map_bytes: setup.map_bytes,
+            nosync: Mutex::new(false),
         })
     }
 
     fn describe(&self) -> String {
         format!(
-            "LMDB (heed 0.23), default flags (sync on commit), map {} MiB, 4 KiB pages, OS page cache",
+            "LMDB (heed 0.23), default flags (sync on commit; non-durable commits: MDB_NOSYNC), map {} MiB, 4 KiB pages, OS page cache",
             self.map_bytes >> 20
         )
     }
 
-    fn write<R>(&self, f: impl FnOnce(&mut LmdbWriter<'_>) -> Result<R>) -> Result<R> {
+    fn write_with<R>(
+        &self,
+        durable: bool,
+        mut f: impl FnMut(&mut LmdbWriter<'_>) -> Result<R>,
+    ) -> Result<R> {
+        {
+            // LMDB's sync mode is the environment's: switched when a write asks for the other
+            // one (the workloads switch between phases, never while writes are in flight).
+            let mut nosync = self.nosync.lock().map_err(|_| "LMDB mode lock poisoned")?;
+            if *nosync == durable {
+                let mode = if durable {
+                    FlagSetMode::Disable
+                } else {
+                    FlagSetMode::Enable
+                };
+                #[expect(unsafe_code, reason = "heed marks changing LMDB's flags unsafe")]
+                // SAFETY: heed's concern is the unsafe flags (NO_SYNC among them) losing data
+                // on a crash; that is what a non-durable commit means here, and a durable
+                // commit switches syncing back on (and its commit syncs everything before it).
+                unsafe {
+                    self.env.set_flags(EnvFlags::NO_SYNC, mode)?;
+                }
+                *nosync = !durable;
+            }
+        }
         let mut writer = LmdbWriter {
             db: self.db,
             txn: self.env.write_txn()?,
@@ -83,6 +113,10 @@ impl Engine for Lmdb {
 }
 
 impl Writer for LmdbWriter<'_> {
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get(&self.txn, key)?.map(<[u8]>::to_vec))
+    }
+
     fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         Ok(self.db.put(&mut self.txn, key, value)?)
     }

@@ -8,7 +8,7 @@ mod redb;
 mod sqlite;
 
 pub(crate) use lightning_btree::LightningBtree;
-pub(crate) use lightning_db::LightningDb;
+pub(crate) use lightning_db::{LightningDb, pool_hit_ratios};
 pub(crate) use lmdb::Lmdb;
 pub(crate) use redb::Redb;
 pub(crate) use sqlite::Sqlite;

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::engine::{Engine, Reader, Result, Setup, Writer};
 
@@ -46,13 +46,20 @@ impl Engine for Redb {
 
     fn describe(&self) -> String {
         format!(
-            "redb 4, cache {} MiB, Durability::Immediate, 4 KiB pages",
+            "redb 4, cache {} MiB, Durability::Immediate (non-durable commits: Durability::None), 4 KiB pages",
             self.cache_bytes >> 20
         )
     }
 
-    fn write<R>(&self, f: impl FnOnce(&mut RedbWriter<'_>) -> Result<R>) -> Result<R> {
-        let txn = self.db.begin_write()?;
+    fn write_with<R>(
+        &self,
+        durable: bool,
+        mut f: impl FnMut(&mut RedbWriter<'_>) -> Result<R>,
+    ) -> Result<R> {
+        let mut txn = self.db.begin_write()?;
+        if !durable {
+            txn.set_durability(Durability::None)?;
+        }
         let out = {
             let mut writer = RedbWriter {
                 table: txn.open_table(TABLE)?,
@@ -73,6 +80,10 @@ impl Engine for Redb {
 }
 
 impl Writer for RedbWriter<'_> {
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(ReadableTable::get(&self.table, key)?.map(|v| v.value().to_vec()))
+    }
+
     fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         self.table.insert(key, value)?;
         Ok(())

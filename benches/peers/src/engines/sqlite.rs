@@ -18,7 +18,8 @@ use crate::engine::{Engine, Reader, Result, Setup, Writer};
 pub(crate) struct Sqlite {
     path: PathBuf,
     cache_kib: u64,
-    writer: Mutex<Connection>,
+    /// The writer connection and whether it runs `synchronous=FULL` (else `NORMAL`).
+    writer: Mutex<(Connection, bool)>,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -67,23 +68,39 @@ impl Engine for Sqlite {
         Ok(Sqlite {
             path,
             cache_kib,
-            writer: Mutex::new(conn),
+            writer: Mutex::new((conn, true)),
             readers: Mutex::new(Vec::new()),
         })
     }
 
     fn describe(&self) -> String {
         format!(
-            "SQLite {} (bundled, rusqlite), WAL journal, synchronous=FULL, cache {} MiB, one WITHOUT ROWID table, cached prepared statements",
+            "SQLite {} (bundled, rusqlite), WAL journal, synchronous=FULL (non-durable commits: NORMAL), cache {} MiB, one WITHOUT ROWID table, cached prepared statements",
             rusqlite::version(),
             self.cache_kib >> 10
         )
     }
 
-    fn write<R>(&self, f: impl FnOnce(&mut SqliteWriter<'_>) -> Result<R>) -> Result<R> {
-        let conn = lock(&self.writer)?;
+    fn write_with<R>(
+        &self,
+        durable: bool,
+        mut f: impl FnMut(&mut SqliteWriter<'_>) -> Result<R>,
+    ) -> Result<R> {
+        let mut guard = lock(&self.writer)?;
+        let (conn, full) = &mut *guard;
+        if *full != durable {
+            // synchronous=NORMAL in WAL mode: no fsync at commit, the WAL is synced at
+            // checkpoints (SQLite's documented non-durable mode).
+            conn.execute_batch(if durable {
+                "PRAGMA synchronous=FULL"
+            } else {
+                "PRAGMA synchronous=NORMAL"
+            })?;
+            *full = durable;
+        }
+        let conn = &*conn;
         conn.execute_batch("BEGIN IMMEDIATE")?;
-        let out = f(&mut SqliteWriter { conn: &conn });
+        let out = f(&mut SqliteWriter { conn });
         match out {
             Ok(out) => {
                 conn.execute_batch("COMMIT")?;
@@ -111,6 +128,13 @@ impl Engine for Sqlite {
 }
 
 impl Writer for SqliteWriter<'_> {
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT v FROM bench WHERE k = ?1")?;
+        Ok(stmt.query_row(params![key], |row| row.get(0)).optional()?)
+    }
+
     fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         self.conn
             .prepare_cached("INSERT OR REPLACE INTO bench (k, v) VALUES (?1, ?2)")?
