@@ -508,7 +508,10 @@ impl WriteTx<'_> {
 
     /// Reads `key` for a later update: if another transaction commits a change to it after
     /// this one's snapshot, this one's commit fails with a retryable conflict. A
-    /// pessimistic transaction also locks the key exclusively.
+    /// pessimistic transaction also locks the key exclusively; one at Snapshot isolation
+    /// that has so far read only keys it locked this way does not fail when it waited for
+    /// the lock behind another writer's commit: its snapshot moves forward and it reads
+    /// that commit's value ([`read_ts`](Self::read_ts) reports the moved snapshot).
     pub fn get_for_update(&mut self, ks: &Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.usable()?;
         self.db.resolve(ks)?;

@@ -506,8 +506,12 @@ impl<S: VersionStore> Transaction<'_, S> {
     /// - Pessimistic: also locks the key exclusively (waiting in line, with deadlock
     ///   detection and the lock timeout) and fails at once with a conflict if the key already
     ///   changed since the snapshot, so no other pessimistic transaction can change it
-    ///   before this one ends. Optimistic writers look at no lock: one can still commit the
-    ///   key meanwhile, and then the check at commit aborts this transaction.
+    ///   before this one ends — unless, at Snapshot isolation, everything the transaction
+    ///   has seen so far was a key it holds exclusively and untouched since its snapshot:
+    ///   then the snapshot moves forward ([`read_ts`](Self::read_ts) grows) and the read
+    ///   returns the newest committed value (ADR 007). Optimistic writers look at no lock:
+    ///   one can still commit the key meanwhile, and then the check at commit aborts this
+    ///   transaction.
     pub fn get_for_update(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         if self.pessimistic {
             self.exclusive(key)?;
@@ -527,9 +531,58 @@ impl<S: VersionStore> Transaction<'_, S> {
     /// Takes the exclusive lock, then checks that no version newer than the snapshot was
     /// committed meanwhile: holding the lock from here on is worthless if the snapshot is
     /// already stale, and without this check lost updates slip through.
+    ///
+    /// A stale snapshot is not always fatal: a pessimistic snapshot-isolation transaction
+    /// that has observed nothing but keys it holds exclusively (no plain read of an unlocked
+    /// key, no scan) moves its snapshot forward to the newest published commit and checks
+    /// again — provided no commit after its snapshot touched any key it read or wrote
+    /// (pessimistic writers cannot, holding no lock on them; an optimistic writer takes no
+    /// lock and can). Then nothing it saw differs in the newer snapshot. This is what makes
+    /// waiting for a lock worth it: without it, the transaction that waited for a hot key
+    /// would nearly always find the holder's commit newer than its snapshot and abort.
     fn exclusive(&mut self, key: &[u8]) -> Result<()> {
         self.locked = true;
         self.mgr.locks.lock(self.id, key, LockMode::Exclusive)?;
+        let mut stale = self.stale(key)?;
+        if stale && self.may_refresh() {
+            // The newer snapshot first, then the check: a commit at or below it is in the
+            // store or the recent commits by now, and one above it is the commit
+            // validation's to find.
+            let newer = self.mgr.oracle.begin_read();
+            let mut seen = self
+                .reads
+                .iter()
+                .chain(&self.for_update)
+                .chain(self.writes.keys());
+            let untouched = loop {
+                match seen.next() {
+                    None => break true,
+                    Some(k) if self.stale(k)? => break false,
+                    Some(_) => {}
+                }
+            };
+            if untouched {
+                self.mgr.oracle.end_read(self.read_ts);
+                tracing::trace!(from = %self.read_ts, to = %newer, "snapshot moved forward after a lock wait");
+                self.read_ts = newer;
+                stale = self.stale(key)?;
+            } else {
+                self.mgr.oracle.end_read(newer);
+            }
+        }
+        if stale {
+            self.mgr
+                .counters
+                .write_conflicts
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(Error::Conflict(Conflict::WriteWrite { key: key.to_vec() }));
+        }
+        Ok(())
+    }
+
+    /// Whether a version of `key` newer than the snapshot was committed (in the store, or
+    /// stamped and on its way there).
+    fn stale(&self, key: &[u8]) -> Result<bool> {
         let newer_in_store = self
             .mgr
             .store
@@ -543,14 +596,18 @@ impl<S: VersionStore> Transaction<'_, S> {
                 .unwrap_or_else(PoisonError::into_inner);
             recent.written_after(key, self.read_ts)
         };
-        if newer_in_store || newer_in_flight {
-            self.mgr
-                .counters
-                .write_conflicts
-                .fetch_add(1, Ordering::Relaxed);
-            return Err(Error::Conflict(Conflict::WriteWrite { key: key.to_vec() }));
-        }
-        Ok(())
+        Ok(newer_in_store || newer_in_flight)
+    }
+
+    /// Whether the snapshot may move forward: a pessimistic snapshot-isolation transaction
+    /// whose every read was of a key it had locked exclusively (`get_for_update` locks
+    /// before it reads) and that scanned nothing. Its writes are locked too (pessimistic
+    /// writes lock first).
+    fn may_refresh(&self) -> bool {
+        self.pessimistic
+            && self.isolation == Isolation::Snapshot
+            && self.ranges.is_empty()
+            && self.reads.iter().all(|k| self.for_update.contains(k))
     }
 
     /// Commits through `log`: validates against the commits after the snapshot, stamps a

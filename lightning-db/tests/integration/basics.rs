@@ -206,6 +206,8 @@ fn a_pessimistic_lock_conflict_ends_the_transaction_and_later_use_is_refused() {
     };
     let mut a = db.begin_write_with(opts).unwrap();
     let mut stale = db.begin_write_with(opts).unwrap();
+    // A plain read of an unlocked key: the snapshot can no longer move forward (ADR 007).
+    assert_eq!(stale.get(&ks, b"y").unwrap(), None);
     a.get_for_update(&ks, b"x").unwrap();
     a.put(&ks, b"x", b"1").unwrap();
     a.commit().unwrap();

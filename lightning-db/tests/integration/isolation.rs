@@ -217,6 +217,9 @@ fn run_client(
                 break;
             }
         }
+        // A pessimistic snapshot transaction that has seen only keys it locked may have
+        // moved its snapshot forward after a lock wait (ADR 007): hold it to the last one.
+        record.read_ts = tx.read_ts().get();
         if !failed {
             match tx.commit() {
                 Ok(c) => record.commit_ts = Some(c.ts.get()),

@@ -176,6 +176,10 @@ impl<'m, S: VersionStore> Client<'m, S> {
             open.ops_left -= 1;
             return match operation(&mut open.txn, &mut open.rec, rng)? {
                 Ok(()) => {
+                    // A pessimistic snapshot transaction that has seen only keys it locked
+                    // may move its snapshot forward after a lock wait: the checks hold it
+                    // to the snapshot it ends with.
+                    open.rec.read_ts = open.txn.read_ts();
                     self.open = Some(open);
                     Ok(None)
                 }

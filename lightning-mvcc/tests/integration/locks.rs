@@ -157,10 +157,13 @@ fn get_for_update_prevents_lost_updates() {
 }
 
 /// The queueing that `get_for_update_prevents_lost_updates` may or may not run into,
-/// forced: a second updater waits on the lock the first holds, is granted it when the first
-/// commits, finds its snapshot stale (a conflict, not a lost update) and succeeds on retry.
+/// forced: a second updater waits on the lock the first holds and is granted it when the
+/// first commits. Its snapshot is stale by then, but it has observed nothing except keys it
+/// holds exclusively (here: nothing at all before the wait, then `other`, locked, before
+/// the second), so it moves its snapshot forward, reads the first's value and commits on
+/// its first attempt: no conflict, no lost update.
 #[test]
-fn a_queued_updater_gets_the_lock_when_the_holder_commits_and_aborts_its_stale_snapshot() {
+fn a_queued_updater_that_saw_only_locked_keys_moves_its_snapshot_and_commits() {
     let mgr = TxnManager::new(Arc::new(MemStore::new()), Timestamp::new(0));
     let pess = TxnOptions {
         isolation: Isolation::Snapshot,
@@ -168,6 +171,7 @@ fn a_queued_updater_gets_the_lock_when_the_holder_commits_and_aborts_its_stale_s
     };
     let mut t = mgr.begin(Isolation::Snapshot);
     t.put(b"counter", b"0").unwrap();
+    t.put(b"other", b"7").unwrap();
     t.commit(&NoLog).unwrap();
     let mut first = mgr.begin_with(pess);
     assert_eq!(
@@ -176,33 +180,104 @@ fn a_queued_updater_gets_the_lock_when_the_holder_commits_and_aborts_its_stale_s
     );
     // Begun before `first` commits: its snapshot has counter = 0.
     let mut second = mgr.begin_with(pess);
+    let before = second.read_ts();
+    assert_eq!(
+        second.get_for_update(b"other").unwrap().as_deref(),
+        Some(&b"7"[..])
+    );
     std::thread::scope(|s| {
-        let waiter = s.spawn(move || second.get_for_update(b"counter").map(drop));
+        let waiter = s.spawn(move || {
+            let v = second.get_for_update(b"counter")?;
+            assert!(second.read_ts() > before, "the snapshot moved forward");
+            second.put(b"counter", b"2")?;
+            second.put(b"other", b"8")?;
+            second.commit(&NoLog).map(|_| v)
+        });
         queued(mgr.locks(), 1);
         first.put(b"counter", b"1").unwrap();
         first.commit(&NoLog).unwrap();
-        match waiter.join().unwrap() {
-            Err(Error::Conflict(c)) => assert_eq!(
-                c,
-                Conflict::WriteWrite {
-                    key: b"counter".to_vec()
-                }
-            ),
-            other => panic!("the stale updater must conflict, got {other:?}"),
-        }
+        assert_eq!(
+            waiter.join().unwrap().unwrap().as_deref(),
+            Some(&b"1"[..]),
+            "the waiter read the holder's commit"
+        );
     });
-    let mut retry = mgr.begin_with(pess);
-    assert_eq!(
-        retry.get_for_update(b"counter").unwrap().as_deref(),
-        Some(&b"1"[..])
-    );
-    retry.put(b"counter", b"2").unwrap();
-    retry.commit(&NoLog).unwrap();
     let mut t = mgr.begin(Isolation::Snapshot);
     assert_eq!(t.get(b"counter").unwrap().as_deref(), Some(&b"2"[..]));
+    assert_eq!(t.get(b"other").unwrap().as_deref(), Some(&b"8"[..]));
     let locks = mgr.locks().stats();
     assert_eq!((locks.waits, locks.timeouts, locks.deadlocks), (1, 0, 0));
-    assert_eq!(mgr.stats().write_conflicts, 1);
+    assert_eq!(mgr.stats().write_conflicts, 0);
+}
+
+/// The same wait, but the waiter read an unlocked key first (or scanned, or is
+/// serializable): what it saw may differ in a newer snapshot, so its stale snapshot is a
+/// conflict (retryable), not a lost update, and it succeeds on retry.
+#[test]
+fn a_queued_updater_that_read_an_unlocked_key_aborts_its_stale_snapshot() {
+    for how in ["plain read", "scan", "serializable"] {
+        let mgr = TxnManager::new(Arc::new(MemStore::new()), Timestamp::new(0));
+        let pess = TxnOptions {
+            isolation: if how == "serializable" {
+                Isolation::Serializable
+            } else {
+                Isolation::Snapshot
+            },
+            pessimistic: true,
+        };
+        let mut t = mgr.begin(Isolation::Snapshot);
+        t.put(b"counter", b"0").unwrap();
+        t.put(b"other", b"7").unwrap();
+        t.commit(&NoLog).unwrap();
+        let mut first = mgr.begin_with(pess);
+        assert_eq!(
+            first.get_for_update(b"counter").unwrap().as_deref(),
+            Some(&b"0"[..])
+        );
+        let mut second = mgr.begin_with(pess);
+        match how {
+            "scan" => {
+                let rows: Vec<_> = second
+                    .range((
+                        std::ops::Bound::Included(b"o".to_vec()),
+                        std::ops::Bound::Unbounded,
+                    ))
+                    .collect();
+                assert_eq!(rows.len(), 1, "{how}");
+            }
+            _ => assert_eq!(
+                second.get(b"other").unwrap().as_deref(),
+                Some(&b"7"[..]),
+                "{how}"
+            ),
+        }
+        std::thread::scope(|s| {
+            let waiter = s.spawn(move || second.get_for_update(b"counter").map(drop));
+            queued(mgr.locks(), 1);
+            first.put(b"counter", b"1").unwrap();
+            first.commit(&NoLog).unwrap();
+            match waiter.join().unwrap() {
+                Err(Error::Conflict(c)) => assert_eq!(
+                    c,
+                    Conflict::WriteWrite {
+                        key: b"counter".to_vec()
+                    },
+                    "{how}"
+                ),
+                other => panic!("{how}: the stale updater must conflict, got {other:?}"),
+            }
+        });
+        let mut retry = mgr.begin_with(pess);
+        assert_eq!(
+            retry.get_for_update(b"counter").unwrap().as_deref(),
+            Some(&b"1"[..])
+        );
+        retry.put(b"counter", b"2").unwrap();
+        retry.commit(&NoLog).unwrap();
+        let mut t = mgr.begin(Isolation::Snapshot);
+        assert_eq!(t.get(b"counter").unwrap().as_deref(), Some(&b"2"[..]));
+        assert_eq!(mgr.stats().write_conflicts, 1, "{how}");
+    }
 }
 
 #[test]
