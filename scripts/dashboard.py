@@ -5,6 +5,7 @@ external fonts; charts are inline SVG) from the dated reports in benchmark_resul
     python3 scripts/dashboard.py                 # newest peers.json -> <its dir>/peers-dashboard.html
     python3 scripts/dashboard.py --out FILE      # somewhere else
     python3 scripts/dashboard.py --check [FILE]  # also render it (or FILE) in headless Chromium
+    python3 scripts/dashboard.py --suite oltp    # newest oltp-peers.json -> <its dir>/oltp-peers.html
 
 `--check` opens the page in headless Chromium (Debian's `chromium`), takes a screenshot and
 fails unless the screenshot is of non-trivial size (a blank page is a few KB) and the console
@@ -151,7 +152,193 @@ def render_check(page):
         sys.exit(1)
 
 
+def log_bars(title, groups, labels, colours):
+    """Grouped horizontal bars on a log scale: `groups` is [(name, [value per label])]."""
+    vals = [v for _, vs in groups for v in vs if v == v and v > 0]
+    if not vals:
+        return ""
+    import math
+    lo, hi = math.log10(min(vals)) - 0.2, math.log10(max(vals)) + 0.1
+    width, bar_h, label_w = 480, 9, 130
+    h = 40 + len(groups) * (len(labels) * (bar_h + 1) + 8)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width + label_w + 80}" '
+             f'height="{h}" role="img" aria-label="{html.escape(title)}">',
+             f'<text x="0" y="14" font-size="13" font-weight="bold">{html.escape(title)}</text>']
+    for k, (label, colour) in enumerate(zip(labels, colours)):
+        parts.append(f'<rect x="{label_w + 70 * k}" y="20" width="10" height="10" fill="{colour}"/>'
+                     f'<text x="{label_w + 70 * k + 13}" y="29" font-size="11">{label}</text>')
+    y = 38
+    for name, vs in groups:
+        weight = "bold" if name in OURS else "normal"
+        parts.append(f'<text x="0" y="{y + 2 * bar_h}" font-size="12" font-weight="{weight}">'
+                     f'{html.escape(name)}</text>')
+        for v, colour in zip(vs, colours):
+            if v == v and v > 0:
+                w = max(1.0, width * (math.log10(v) - lo) / (hi - lo or 1))
+                parts.append(f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" '
+                             f'fill="{colour}"/><text x="{label_w + w + 3:.1f}" y="{y + 8}" '
+                             f'font-size="9">{fmt(v)}</text>')
+            y += bar_h + 1
+        y += 8
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def lines(title, unit, xs, series):
+    """A line chart over categorical `xs` (thread counts), log y: one line per engine."""
+    import math
+    vals = [v for pts in series.values() for v in pts if v == v and v > 0]
+    if not vals:
+        return ""
+    lo, hi = math.log10(min(vals)) - 0.1, math.log10(max(vals)) + 0.1
+    width, height, left, bottom = 480, 200, 60, 30
+    x = [left + i * (width - left - 10) / max(1, len(xs) - 1) for i in range(len(xs))]
+
+    def y(v):
+        return 20 + (height - bottom - 20) * (1 - (math.log10(v) - lo) / (hi - lo or 1))
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width + 150}" height="{height}" '
+             f'role="img" aria-label="{html.escape(title)}">',
+             f'<text x="0" y="12" font-size="13" font-weight="bold">{html.escape(title)} '
+             f'({html.escape(unit)}, log scale)</text>',
+             f'<line x1="{left}" y1="{height - bottom}" x2="{width}" y2="{height - bottom}" '
+             f'stroke="#adb5bd"/>',
+             f'<text x="0" y="{y(10 ** (hi - 0.1)) + 4:.1f}" font-size="11">{fmt(10 ** (hi - 0.1))}</text>',
+             f'<text x="0" y="{y(10 ** (lo + 0.1)) + 4:.1f}" font-size="11">{fmt(10 ** (lo + 0.1))}</text>']
+    for i, t in enumerate(xs):
+        parts.append(f'<text x="{x[i] - 14:.1f}" y="{height - 10}" font-size="11">{t} thr</text>')
+    for k, (e, pts) in enumerate(series.items()):
+        colour = COLOURS.get(e, "#868e96")
+        coords = [(x[i], y(v)) for i, v in enumerate(pts) if v == v and v > 0]
+        parts.append('<polyline points="' + " ".join(f"{a:.1f},{b:.1f}" for a, b in coords)
+                     + f'" fill="none" stroke="{colour}" stroke-width="2"/>')
+        for a, b in coords:
+            parts.append(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="3" fill="{colour}"/>')
+        parts.append(f'<text x="{width + 8}" y="{30 + 16 * k}" font-size="12" fill="{colour}" '
+                     f'font-weight="{"bold" if e in OURS else "normal"}">{e}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+PERCENTILES = [("p50", "#74c0fc"), ("p95", "#4dabf7"), ("p99", "#1c7ed6"), ("p999", "#0b3d91")]
+MATRIX_OPS = ["get", "range", "put", "batch", "delete"]
+YCSB = [f"ycsb_{w}_{d}" for w in "abcf" for d in ("zipf", "uniform")]
+# The issue's targets for every workload: latency bounds (us) and a throughput floor for
+# simple operations (reads and single-key writes without an fsync each).
+TARGET_P = {"p50": 1_000, "p95": 10_000, "p99": 50_000}
+
+
+def oltp_page():
+    """The OLTP suite's page from the newest oltp-peers.json (and trends across runs)."""
+    runs = []
+    for path in sorted(RESULTS.glob("*/oltp-peers.json")):
+        data = json.loads(path.read_text())
+        if data.get("quick") and "--quick" not in sys.argv:
+            continue
+        runs.append((data.get("date", path.parent.name), path, data))
+    if not runs:
+        sys.exit("dashboard: no oltp-peers.json under benchmark_results/ "
+                 "(PEERS_SUITE=oltp cargo bench -p lightning-peers; --quick takes smoke runs)")
+    date, path, data = runs[-1]
+    fig = {f["name"]: f for f in data["figures"]}
+    engines = [e for e in ENGINES if any(n.startswith(e + "_") for n in fig)]
+
+    def val(e, name):
+        f = fig.get(f"{e}_{name}")
+        return f["value"] if f else float("nan")
+
+    threads = sorted({int(n.split("_t")[1].split("_")[0]) for n in fig
+                      if "_get_t" in n and n.endswith("_ops")})
+    body = [f"<h1>Lightning DB OLTP beside its peers — {html.escape(date)}</h1>",
+            f"<p>From <code>{html.escape(str(path.relative_to(ROOT)))}</code>"
+            f"{' (a quick smoke run: not to be quoted)' if data.get('quick') else ''}. "
+            "Medians of interleaved rounds; bold engines are ours.</p>"]
+    machine = data.get("machine", {})
+    if machine:
+        body.append("<h2>Machine</h2><table>" + "".join(
+            f"<tr><th>{html.escape(k)}</th><td style='text-align:left'>{html.escape(v)}</td></tr>"
+            for k, v in machine.items()) + "</table>")
+    # Targets for the database: every workload's latency bounds, simple ops' throughput.
+    misses, checked = [], 0
+    for w in YCSB + [f"{op}_t{t}" for op in MATRIX_OPS for t in threads]:
+        for p, bound in TARGET_P.items():
+            v = val("lightning_db", f"{w}_{p}_us")
+            if v == v:
+                checked += 1
+                if v >= bound:
+                    misses.append(f"{w} {p} {v:,.0f} us (target < {bound:,} us)")
+        ops = val("lightning_db", f"{w}_ops")
+        simple = not any(w.startswith(x) for x in ("put_", "delete_", "batch_"))
+        if simple and ops == ops:
+            checked += 1
+            if ops <= 100_000:
+                misses.append(f"{w} {ops:,.0f} ops/s (target > 100,000)")
+    body.append(f"<h2>Targets (lightning_db)</h2><p>{checked} checks, {len(misses)} missed "
+                "(latency p50 &lt; 1 ms, p95 &lt; 10 ms, p99 &lt; 50 ms on every workload; "
+                "&gt; 100,000 ops/s on reads and non-durable YCSB ops; durable single-key "
+                "writes are bounded by fsync and listed in the table)</p><ul>"
+                + "".join(f"<li>{html.escape(m)}</li>" for m in misses) + "</ul>")
+    body.append("<h2>Throughput by engine and thread count</h2>")
+    for op in MATRIX_OPS:
+        series = {e: [val(e, f"{op}_t{t}_ops") for t in threads] for e in engines}
+        body.append(lines(op, "ops/s", threads, series))
+    body.append("<h2>YCSB (4 threads, non-durable writes)</h2>")
+    for w in YCSB:
+        body.append(bars(w, "ops/s", [(e, val(e, f"{w}_ops")) for e in engines]))
+    body.append("<h2>Latency percentiles per workload (µs, log scale)</h2>")
+    for op in MATRIX_OPS:
+        for t in threads:
+            groups = [(e, [val(e, f"{op}_t{t}_{p}_us") for p, _ in PERCENTILES]) for e in engines]
+            body.append(log_bars(f"{op}, {t} threads", groups, [p for p, _ in PERCENTILES],
+                                 [c for _, c in PERCENTILES]))
+    for w in YCSB:
+        groups = [(e, [val(e, f"{w}_p50_us"), val(e, f"{w}_p99_us")]) for e in engines]
+        body.append(log_bars(w, groups, ["p50", "p99"], ["#74c0fc", "#1c7ed6"]))
+    extra = [n for n in fig if n.startswith("lightning_db_transfers") or "_pool_" in n]
+    if extra:
+        body.append("<h2>Contended transfers and the buffer pool</h2>")
+        pool = [n for n in extra if "_pool_" in n and "_vs_" not in n]
+        for pct in sorted({n.rsplit("_c", 1)[1] for n in pool}, key=int):
+            body.append(bars(f"hit ratio, cache = {pct} % of the data file", "ratio",
+                             [(k, fig[f"lightning_db_pool_{k}_c{pct}"]["value"])
+                              for k in ("hit_ratio", "static_optimum", "belady")
+                              if f"lightning_db_pool_{k}_c{pct}" in fig]))
+        body.append("<table>" + "".join(
+            f"<tr><td style='text-align:left'>{html.escape(n)}</td><td>{fig[n]['value']:,.4f}</td>"
+            f"<td>{html.escape(fig[n]['unit'])}</td></tr>" for n in extra) + "</table>")
+    # Trends of our throughputs across dated runs.
+    if len(runs) > 1:
+        body.append("<h2>Trends across dated runs (lightning_db)</h2>")
+        for w in YCSB + [f"{op}_t{t}" for op in MATRIX_OPS for t in threads]:
+            pts = [(d, next((f["value"] for f in r["figures"]
+                             if f["name"] == f"lightning_db_{w}_ops"), float("nan")))
+                   for d, _, r in runs]
+            body.append(trend(w, "ops/s", {"lightning_db": pts}))
+    body.append("<h2>Every figure</h2><table><tr><th>figure</th><th>value</th><th>unit</th></tr>"
+                + "".join(f"<tr><td style='text-align:left'>{html.escape(f['name'])}</td>"
+                          f"<td>{f['value']:,.3f}</td><td>{html.escape(f['unit'])}</td></tr>"
+                          for f in data["figures"]) + "</table>")
+    out = pathlib.Path(sys.argv[sys.argv.index("--out") + 1]) if "--out" in sys.argv \
+        else path.parent / "oltp-peers.html"
+    page = ("<!doctype html><html lang=en><meta charset=utf-8>"
+            f"<title>Lightning DB OLTP peers, {html.escape(date)}</title>"
+            "<style>body{font-family:sans-serif;max-width:960px;margin:2em auto}"
+            "svg{display:block;margin:1em 0}table{border-collapse:collapse;font-size:12px}"
+            "td,th{border:1px solid #ced4da;padding:2px 8px;text-align:right}</style>"
+            + "".join(body) + "</html>\n")
+    out.write_text(page)
+    print(f"wrote {out} ({len(data['figures'])} figures, {len(runs)} runs; "
+          f"targets: {checked} checks, {len(misses)} missed)")
+    for m in misses:
+        print("MISS", m)
+    if "--check" in sys.argv:
+        render_check(out)
+
+
 def main():
+    if "--suite" in sys.argv and sys.argv[sys.argv.index("--suite") + 1] == "oltp":
+        oltp_page()
+        return
     if "--check" in sys.argv:
         given = [a for a in sys.argv[sys.argv.index("--check") + 1:] if not a.startswith("--")]
         if given:
