@@ -35,7 +35,11 @@ pub(crate) fn wal_options(dir: &Path, opts: &Options) -> WalOptions {
     WalOptions {
         archive_dir: opts.wal_archive_dir.as_ref().map(|a| dir.join(a)),
         segment_size: opts.wal_segment_bytes,
-        max_record_size: u32::try_from(opts.max_txn_bytes).unwrap_or(u32::MAX),
+        // Not `opts.max_txn_bytes`: records already in the log may have been written by an
+        // open with a larger limit, and one read as over-long would be cut off as a torn
+        // tail — an acknowledged commit lost, or a clean log refused. New transactions are
+        // bounded by `max_txn_bytes` before they reach the log.
+        max_record_size: u32::try_from(crate::options::MAX_TXN_BYTES_LIMIT).unwrap_or(u32::MAX),
         flush_interval: Duration::from_millis(opts.flush_interval_ms),
         ..WalOptions::default()
     }

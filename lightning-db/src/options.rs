@@ -4,6 +4,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
+/// The largest [`Options::max_txn_bytes`] any open may set: the WAL reads records up to this
+/// size whatever the current open's limit, so a record written under a larger limit is
+/// never taken for a torn tail.
+pub(crate) const MAX_TXN_BYTES_LIMIT: u64 = 1 << 30;
+
 /// When a commit counts as done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -48,7 +53,8 @@ pub struct Options {
     /// Bytes of one WAL segment file: 64 KiB to 1 GiB. Default 16 MiB.
     pub wal_segment_bytes: u64,
     /// Largest write set of one transaction, in bytes of its WAL record (keys, values and
-    /// 13 bytes per write): 64 KiB to 1 GiB. Default 16 MiB.
+    /// 13 bytes per write): 64 KiB to 1 GiB. Default 16 MiB. It bounds new transactions
+    /// only: records a previous open wrote under a larger limit are read back whatever it is.
     pub max_txn_bytes: u64,
     /// A background checkpoint starts once this many bytes of WAL were written since the
     /// last one. At least 1 MiB. Default 64 MiB.
@@ -142,7 +148,7 @@ impl Options {
             "max_txn_bytes",
             self.max_txn_bytes,
             64 << 10,
-            1 << 30,
+            MAX_TXN_BYTES_LIMIT,
             "bytes",
         )?;
         within(

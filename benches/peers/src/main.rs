@@ -22,6 +22,9 @@
 //! - `PEERS_ONLY=<engine>` (`redb`, `lmdb`, `sqlite`, `lightning_btree`, `lightning_db`): that engine alone, its
 //!   medians printed and no report written (for profiling one engine).
 //! - `LIGHTNING_BENCH_QUICK=1` marks the report as a smoke run not to be quoted.
+//! - `PEERS_SUITE`: `redb` (the workloads above), `oltp` (YCSB, the thread matrix, contended
+//!   transfers and the buffer pool's hit ratios: `oltp-peers.json`, see `oltp_main.rs`) or
+//!   `all` (the default: both, redb's first).
 #![expect(clippy::print_stdout, reason = "a bench binary reports on stdout")]
 
 mod engine;

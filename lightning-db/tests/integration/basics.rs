@@ -698,3 +698,60 @@ fn a_snapshot_keeps_its_keyspaces_through_drops_rebuilds_and_creations() {
     );
     assert!(db.check().unwrap().is_empty(), "{:?}", db.check());
 }
+
+/// A commit larger than the next open's `max_txn_bytes` is still read back: the limit bounds
+/// new transactions, not the log's records. Before the fix the record was taken for a torn
+/// tail: after a crash the acknowledged commit was cut off (silently lost), and after a clean
+/// close the open was refused ("the WAL ends at LSN 1, below the checkpoint's LSN 2").
+#[test]
+fn a_commit_larger_than_the_next_opens_max_txn_bytes_survives_a_crash_and_a_close() {
+    use lightning_db::page::vfs::{CrashMode, CrashVfs};
+    let big = Options {
+        max_txn_bytes: 4 << 20,
+        ..small()
+    };
+    let little = Options {
+        max_txn_bytes: 64 << 10,
+        ..small()
+    };
+    let value = vec![7u8; 1000];
+    for crash in [true, false] {
+        let vfs = Arc::new(CrashVfs::new(5));
+        let db = Database::open_with_vfs(vfs.clone(), Path::new("/db"), big.clone()).unwrap();
+        let ks = db.keyspace("k").unwrap();
+        let mut tx = db.begin_write().unwrap();
+        for i in 0..1000u32 {
+            tx.put(&ks, &i.to_le_bytes(), &value).unwrap();
+        }
+        tx.commit().unwrap();
+        if crash {
+            vfs.crash(CrashMode::KeepPrefix(usize::MAX));
+            drop(db);
+        } else {
+            db.close().unwrap();
+        }
+        let db = Database::open_with_vfs(vfs.clone(), Path::new("/db"), little.clone())
+            .unwrap_or_else(|e| panic!("crash {crash}: {e}"));
+        let ks = db.open_keyspace("k").unwrap();
+        for i in [0u32, 500, 999] {
+            assert_eq!(
+                db.get(&ks, &i.to_le_bytes()).unwrap().as_deref(),
+                Some(&value[..]),
+                "crash {crash}: key {i}"
+            );
+        }
+        // The smaller limit still holds for new transactions.
+        let mut tx = db.begin_write().unwrap();
+        let mut refused = None;
+        for i in 0..1000u32 {
+            if let Err(e) = tx.put(&ks, &(i + 5000).to_le_bytes(), &value) {
+                refused = Some(e);
+                break;
+            }
+        }
+        assert!(
+            matches!(refused, Some(Error::TransactionTooLarge { .. })),
+            "crash {crash}: {refused:?}"
+        );
+    }
+}
