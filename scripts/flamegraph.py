@@ -31,8 +31,7 @@ def folded(lines):
                 name = name.split("+0x")[0]
                 frames.append(name)
         else:
-            frames = [line.split()[0]]  # the command name, as the leaf's parent root
-            frames = []
+            frames = []  # a sample's header line (command, pid, time, event): a new stack
     if frames:
         stacks[tuple(reversed(frames))] += 1
     return stacks
