@@ -126,13 +126,26 @@ fn round<E: Engine>(
     data: &Data,
     sync_for: Duration,
 ) -> Result<workload::Run> {
-    let dir = base.join(format!("{}-{round}", E::NAME));
+    in_own_dir::<E, _>(base, "round", round, |dir| {
+        workload::run::<E>(dir, setup, data, sync_for)
+    })
+}
+
+/// Runs `f` on a new directory `<base>/<suite>-<engine>-<round>`, removed afterwards, and
+/// prints how long it took.
+fn in_own_dir<E: Engine, T>(
+    base: &Path,
+    suite: &str,
+    round: usize,
+    f: impl FnOnce(&Path) -> Result<T>,
+) -> Result<T> {
+    let dir = base.join(format!("{suite}-{}-{round}", E::NAME));
     std::fs::create_dir(&dir)?;
     let t = Instant::now();
-    let out = workload::run::<E>(&dir, setup, data, sync_for)?;
+    let out = f(&dir)?;
     std::fs::remove_dir_all(&dir)?;
     println!(
-        "round {}: {} done in {:.1} s",
+        "{suite} {}: {} done in {:.1} s",
         round + 1,
         E::NAME,
         t.elapsed().as_secs_f64()

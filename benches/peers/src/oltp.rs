@@ -75,12 +75,10 @@ impl Traces {
     /// Traces over `n` loaded keys.
     pub(crate) fn new(n: usize) -> Self {
         let n64 = n as u64;
-        let mut deletions: Vec<u64> = (0..n64).collect();
-        let mut rng = lightning_testkit::Rng::new(11);
-        for i in (1..deletions.len()).rev() {
-            let j = usize::try_from(rng.below(i as u64 + 1)).unwrap_or(0);
-            deletions.swap(i, j);
-        }
+        let deletions = crate::workload::permutation(n, 11)
+            .into_iter()
+            .map(u64::from)
+            .collect();
         Traces {
             zipf: zipf_trace(n64, 0.99, TRACE_LEN, 21),
             uniform: uniform_trace(n64, TRACE_LEN, 22),

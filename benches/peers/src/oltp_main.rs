@@ -31,18 +31,9 @@ struct OltpJob<'a> {
 impl PerEngine for OltpJob<'_> {
     type Out = (String, Vec<Metric>);
     fn run<E: Engine>(&self, r: usize) -> Result<(String, Vec<Metric>)> {
-        let dir = self.base.join(format!("oltp-{}-{r}", E::NAME));
-        std::fs::create_dir(&dir)?;
-        let t = Instant::now();
-        let out = oltp::run::<E>(&dir, self.setup, self.data, self.traces, self.cfg)?;
-        std::fs::remove_dir_all(&dir)?;
-        println!(
-            "oltp round {}: {} done in {:.1} s",
-            r + 1,
-            E::NAME,
-            t.elapsed().as_secs_f64()
-        );
-        Ok(out)
+        crate::in_own_dir::<E, _>(self.base, "oltp", r, |dir| {
+            oltp::run::<E>(dir, self.setup, self.data, self.traces, self.cfg)
+        })
     }
 }
 

@@ -163,7 +163,7 @@ fn as_index(i: u64) -> usize {
 }
 
 /// A random permutation of `0..n`.
-fn permutation(n: usize, seed: u64) -> Vec<u32> {
+pub(crate) fn permutation(n: usize, seed: u64) -> Vec<u32> {
     let mut rng = Rng::new(seed);
     let mut v: Vec<u32> = (0..n)
         .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
