@@ -34,6 +34,7 @@ cargo bench -p lightning-peers
 date_dir="benchmark_results/$(date -u +%F)"
 python3 scripts/dashboard.py
 python3 scripts/dashboard.py --suite oltp $dash_quick --check
+python3 scripts/dashboard.py --crates --check
 
 if command -v perf > /dev/null; then
     mkdir -p "$date_dir/flamegraphs"

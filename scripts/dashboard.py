@@ -6,6 +6,7 @@ external fonts; charts are inline SVG) from the dated reports in benchmark_resul
     python3 scripts/dashboard.py --out FILE      # somewhere else
     python3 scripts/dashboard.py --check [FILE]  # also render it (or FILE) in headless Chromium
     python3 scripts/dashboard.py --suite oltp    # newest oltp-peers.json -> <its dir>/oltp-peers.html
+    python3 scripts/dashboard.py --crates [--check]  # every per-crate <suite>.html redrawn with charts
 
 `--check` opens the page in headless Chromium (Debian's `chromium`), takes a screenshot and
 fails unless the screenshot is of non-trivial size (a blank page is a few KB) and the console
@@ -15,6 +16,11 @@ It draws, for the newest run, one bar chart per workload (every engine's median,
 unit, Lightning DB's bars highlighted) and, across every dated run, the trend of Lightning
 DB's figures per workload (one line per engine of ours). Figures are `<engine>_<workload>`
 as benches/peers writes them; ratios (`_vs_`) are left to the table under each chart.
+
+`--crates` redraws the page of every per-crate bench report (btree, cache, wal, database, ...;
+the JSON that `lightning_testkit::bench::write_report` writes beside a plain table): one bar
+chart per unit (every figure of that unit side by side; a log scale when they span more than
+two decades) and, in the table, a sparkline of each figure across the dated runs of the suite.
 """
 import html
 import json
@@ -335,7 +341,120 @@ def oltp_page():
         render_check(out)
 
 
+PEER_SUITES = {"peers", "oltp-peers"}
+
+
+def hbars(title, unit, rows, log):
+    """Horizontal bars, one per (label, value); a log10 scale when `log`."""
+    import math
+    rows = [(k, v) for k, v in rows if v == v and v > 0]
+    if not rows:
+        return ""
+    label_w, width, bar_h = 300, 420, 16
+    if log:
+        lo = math.floor(math.log10(min(v for _, v in rows)))
+        hi = math.ceil(math.log10(max(v for _, v in rows))) or lo + 1
+        scale = lambda v: width * (math.log10(v) - lo + 0.15) / (hi - lo + 0.15)
+    else:
+        top = max(v for _, v in rows)
+        scale = lambda v: width * v / top
+    h = len(rows) * (bar_h + 4) + 28
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + width + 80}" '
+             f'height="{h}" role="img" aria-label="{html.escape(title)}">',
+             f'<text x="0" y="14" font-size="13" font-weight="bold">{html.escape(title)} '
+             f'({html.escape(unit)}{", log scale" if log else ""})</text>']
+    for i, (k, v) in enumerate(rows):
+        y = 22 + i * (bar_h + 4)
+        w = max(1.0, scale(v))
+        parts.append(f'<text x="{label_w - 6}" y="{y + 12}" font-size="11" '
+                     f'text-anchor="end">{html.escape(k[:48])}</text>')
+        parts.append(f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" '
+                     f'fill="#1971c2"/>')
+        parts.append(f'<text x="{label_w + w + 4:.1f}" y="{y + 12}" font-size="11">'
+                     f'{fmt(v)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def sparkline(points):
+    """A 120x24 line of (date, value) points, oldest first; '' with fewer than two."""
+    points = [(d, v) for d, v in points if v == v]
+    if len(points) < 2:
+        return ""
+    vals = [v for _, v in points]
+    lo, hi = min(vals), max(vals)
+    step = 116 / (len(points) - 1)
+    coords = " ".join(f"{2 + i * step:.1f},{22 - 20 * ((v - lo) / (hi - lo) if hi > lo else 0.5):.1f}"
+                      for i, (_, v) in enumerate(points))
+    title = ", ".join(f"{d}: {fmt(v)}" for d, v in points)
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="120" height="24" role="img" '
+            f'aria-label="trend"><title>{html.escape(title)}</title>'
+            f'<polyline points="{coords}" fill="none" stroke="#d9480f" stroke-width="1.5"/></svg>')
+
+
+def crate_pages():
+    """Redraws every per-crate report's HTML from its JSON; returns the pages written."""
+    runs = {}
+    for path in sorted(RESULTS.glob("*/*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            continue
+        suite = data.get("suite")
+        if not suite or suite in PEER_SUITES or not data.get("figures"):
+            continue
+        runs.setdefault(suite, []).append((data.get("date", path.parent.name), path, data))
+    written = []
+    for suite, dated in sorted(runs.items()):
+        history = [(d, data) for d, _, data in dated if not data.get("quick")]
+        for date, path, data in dated:
+            by_unit = {}
+            for f in data["figures"]:
+                by_unit.setdefault(f["unit"], []).append((f["name"], f["value"]))
+            charts = []
+            for unit, rows in by_unit.items():
+                vals = [v for _, v in rows if v == v and v > 0]
+                if len(vals) < 2:
+                    continue
+                log = max(vals) / min(vals) > 100
+                charts.append(hbars(f"{suite}: figures in {unit}", unit, rows, log))
+            machine = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+                              for k, v in (data.get("machine") or {}).items())
+            table = []
+            for f in data["figures"]:
+                past = [(d, next((g["value"] for g in h["figures"] if g["name"] == f["name"]),
+                                 float("nan"))) for d, h in history if d <= date]
+                table.append(f"<tr><td>{html.escape(f['name'])}</td><td>{f['value']:,.3f}</td>"
+                             f"<td>{html.escape(f['unit'])}</td><td>{sparkline(past)}</td>"
+                             f"<td class=l>{html.escape(f.get('detail', ''))}</td></tr>")
+            page = ("<!doctype html><html lang=en><meta charset=utf-8>"
+                    f"<title>Lightning DB bench: {html.escape(suite)}, {html.escape(date)}</title>"
+                    "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
+                    "table{border-collapse:collapse;font-size:12px;margin:1em 0}"
+                    "td,th{border:1px solid #ced4da;padding:2px 8px;text-align:right}"
+                    "td.l{text-align:left}</style>"
+                    f"<h1>Lightning DB bench: {html.escape(suite)}, {html.escape(date)}</h1>"
+                    f"<p>quick run: {str(bool(data.get('quick'))).lower()}; "
+                    f"{len(data['figures'])} figures; trend over {len(history)} dated full run(s) "
+                    "of this suite.</p>"
+                    + (f"<table>{machine}</table>" if machine else "")
+                    + "".join(f"<section>{c}</section>" for c in charts)
+                    + "<table><tr><th>figure</th><th>value</th><th>unit</th><th>trend</th>"
+                    "<th>how</th></tr>" + "".join(table) + "</table></html>\n")
+            out = path.with_suffix(".html")
+            out.write_text(page)
+            written.append(out)
+    return written
+
+
 def main():
+    if "--crates" in sys.argv:
+        pages = crate_pages()
+        print(f"wrote {len(pages)} per-crate pages with charts")
+        if "--check" in sys.argv:
+            for page in pages:
+                render_check(page)
+        return
     if "--suite" in sys.argv and sys.argv[sys.argv.index("--suite") + 1] == "oltp":
         oltp_page()
         return

@@ -82,16 +82,11 @@ pub(crate) fn spare_key(root: PageId) -> [u8; 9] {
     k
 }
 
-fn le_u32(b: &[u8]) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(b);
-    u32::from_le_bytes(a)
-}
-
-fn le_u64(b: &[u8]) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(b);
-    u64::from_le_bytes(a)
+/// The next `N` bytes of `rest`, consumed; `None` when fewer are left.
+fn take<const N: usize>(rest: &mut &[u8]) -> Option<[u8; N]> {
+    let (head, tail) = rest.split_first_chunk::<N>()?;
+    *rest = tail;
+    Some(*head)
 }
 
 /// Reads the whole catalog. `file` names the page file in errors; `dir` the database in
@@ -104,13 +99,13 @@ pub(crate) fn load(tree: &BTree, file: &Path, dir: &Path) -> Result<Contents> {
     for row in tree {
         let (key, value) = row?;
         if key == META_KEY {
-            if value.len() < 4 {
+            let mut rest = value.as_slice();
+            let Some(format) = take::<4>(&mut rest).map(u32::from_le_bytes) else {
                 return Err(corrupt(
                     file,
                     format!("the metadata entry has {} bytes", value.len()),
                 ));
-            }
-            let format = le_u32(&value[0..4]);
+            };
             if format > FORMAT {
                 return Err(Error::UnsupportedFormat {
                     dir: dir.to_path_buf(),
@@ -118,7 +113,14 @@ pub(crate) fn load(tree: &BTree, file: &Path, dir: &Path) -> Result<Contents> {
                     supported: FORMAT,
                 });
             }
-            if value.len() != 24 || format != FORMAT {
+            let fields = (
+                take::<4>(&mut rest),
+                take::<8>(&mut rest),
+                take::<8>(&mut rest),
+            );
+            let ((Some(next_id), Some(last_ts), Some(db_id)), true) =
+                (fields, rest.is_empty() && format == FORMAT)
+            else {
                 return Err(corrupt(
                     file,
                     format!(
@@ -126,17 +128,19 @@ pub(crate) fn load(tree: &BTree, file: &Path, dir: &Path) -> Result<Contents> {
                         value.len()
                     ),
                 ));
-            }
+            };
             meta = Some(Meta {
-                next_id: le_u32(&value[4..8]),
-                last_ts: Timestamp::new(le_u64(&value[8..16])),
-                db_id: le_u64(&value[16..24]),
+                next_id: u32::from_le_bytes(next_id),
+                last_ts: Timestamp::new(u64::from_le_bytes(last_ts)),
+                db_id: u64::from_le_bytes(db_id),
             });
-        } else if key.first() == Some(&KEYSPACE) {
-            let name = std::str::from_utf8(&key[1..]).map_err(|_| {
-                corrupt(file, format!("keyspace name {:?} is not UTF-8", &key[1..]))
-            })?;
-            if value.len() != 12 {
+        } else if let Some((&KEYSPACE, name)) = key.split_first() {
+            let name = std::str::from_utf8(name)
+                .map_err(|_| corrupt(file, format!("keyspace name {name:?} is not UTF-8")))?;
+            let mut rest = value.as_slice();
+            let (Some(id), Some(root), true) =
+                (take::<4>(&mut rest), take::<8>(&mut rest), rest.is_empty())
+            else {
                 return Err(corrupt(
                     file,
                     format!(
@@ -144,17 +148,20 @@ pub(crate) fn load(tree: &BTree, file: &Path, dir: &Path) -> Result<Contents> {
                         value.len()
                     ),
                 ));
-            }
-            let id = le_u32(&value[0..4]);
+            };
+            let id = u32::from_le_bytes(id);
             if !ids.insert(id) {
                 return Err(corrupt(
                     file,
                     format!("keyspace id {id} is listed twice ({name:?})"),
                 ));
             }
-            keyspaces.insert(name.to_owned(), (id, PageId::new(le_u64(&value[4..12]))));
-        } else if key.first() == Some(&SPARE) && key.len() == 9 && value.is_empty() {
-            spares.push(PageId::new(le_u64(&key[1..9])));
+            keyspaces.insert(name.to_owned(), (id, PageId::new(u64::from_le_bytes(root))));
+        } else if let Some((&SPARE, root)) = key.split_first()
+            && let Ok(root) = <[u8; 8]>::try_from(root)
+            && value.is_empty()
+        {
+            spares.push(PageId::new(u64::from_le_bytes(root)));
         } else {
             return Err(corrupt(file, format!("unknown entry {key:?}")));
         }
@@ -224,6 +231,39 @@ mod tests {
         let cases: Vec<(&str, Entries)> = vec![
             ("missing", vec![]),
             ("24", vec![(META_KEY.to_vec(), vec![1, 0, 0, 0, 9])]),
+            ("has 3 bytes", vec![(META_KEY.to_vec(), vec![1, 0, 0])]),
+            (
+                "has 25 bytes",
+                vec![(META_KEY.to_vec(), {
+                    let mut m = encode_meta(&meta()).to_vec();
+                    m.push(0);
+                    m
+                })],
+            ),
+            (
+                "not UTF-8",
+                vec![
+                    (META_KEY.to_vec(), encode_meta(&meta()).to_vec()),
+                    (
+                        vec![KEYSPACE, 0xff, 0xfe],
+                        encode_keyspace(1, PageId::new(5)).to_vec(),
+                    ),
+                ],
+            ),
+            (
+                "has 13 bytes",
+                vec![
+                    (META_KEY.to_vec(), encode_meta(&meta()).to_vec()),
+                    (keyspace_key("users"), vec![1; 13]),
+                ],
+            ),
+            (
+                "unknown",
+                vec![
+                    (META_KEY.to_vec(), encode_meta(&meta()).to_vec()),
+                    (vec![SPARE, 1, 2, 3], vec![]),
+                ],
+            ),
             (
                 "users",
                 vec![

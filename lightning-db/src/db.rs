@@ -787,8 +787,12 @@ impl Inner {
                     cat.written_roots.insert(*id, root);
                 }
             }
-            for i in 0..cat.spares.len() {
-                let (recorded, now) = (cat.spares[i].recorded, cat.spares[i].tree.root());
+            let moved: Vec<_> = cat
+                .spares
+                .iter()
+                .map(|spare| (spare.recorded, spare.tree.root()))
+                .collect();
+            for (recorded, now) in moved {
                 follow_spare(cat, recorded, now)?;
             }
             if cat.meta.last_ts != applied.ts {

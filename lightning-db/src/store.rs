@@ -365,6 +365,8 @@ impl TreeStore {
                         .map(|r| r.map(|(k, _)| keys::join(id, &k)))
                         .collect::<lightning_btree::Result<_>>()?;
                     let Some(last) = batch.last() else { break };
+                    // INVARIANT: `keys::join` put a `keys::PREFIX`-byte keyspace prefix in
+                    // front of every key of `batch`, so `last` is at least that long.
                     from = Bound::Excluded(last[keys::PREFIX..].to_vec());
                     removed += self.gc_keys(batch.iter().map(Vec::as_slice), oldest, &mut again)?;
                 }
