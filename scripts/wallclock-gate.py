@@ -6,6 +6,7 @@ by figure with the noise of that session taken into account.
     python3 scripts/wallclock-gate.py BASE                       # default benches, 5 rounds
     python3 scripts/wallclock-gate.py BASE --rounds 7 --bench lightning-btree:btree
     python3 scripts/wallclock-gate.py BASE --full                # full-size runs (not quick)
+    python3 scripts/wallclock-gate.py BASE --new REV             # REV instead of the working tree
 
 BASE is any commit (the previous accepted one: `git log` of performance-baselines.json, or
 `HEAD~1`). The working tree is taken as `git stash create` makes it (tracked changes, staged or
@@ -133,7 +134,10 @@ def main():
     rounds = int(args[args.index("--rounds") + 1]) if "--rounds" in args else 5
     benches = [args[i + 1] for i, a in enumerate(args) if a == "--bench"] or DEFAULT_BENCHES
     full = "--full" in args
-    new_rev = git("stash", "create") or git("rev-parse", "HEAD")
+    if "--new" in args:
+        new_rev = git("rev-parse", args[args.index("--new") + 1])
+    else:
+        new_rev = git("stash", "create") or git("rev-parse", "HEAD")
     GATE.mkdir(parents=True, exist_ok=True)
     trees = {"base": checkout("base", base_rev), "new": checkout("new", new_rev)}
     binaries = {(side, b): build(tree, b) for side, tree in trees.items() for b in benches}

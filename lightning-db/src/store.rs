@@ -476,11 +476,21 @@ impl VersionStore for TreeStore {
         let mut undo: Vec<Undo<'_>> = Vec::new();
         let mut gc = Vec::new();
         let mut outcome = Ok(());
+        // The tree of the keyspace written last: a commit's keys come sorted, so keyspace by
+        // keyspace, and the tree map is looked up once per keyspace, not once per key.
+        let mut current: Option<(u32, Arc<BTree>)> = None;
         for (key, value) in writes {
             let Some((id, user)) = keys::split(key) else {
                 continue;
             };
-            let Some(tree) = self.tree(id) else { continue };
+            let tree = match &current {
+                Some((at, tree)) if *at == id => Arc::clone(tree),
+                _ => {
+                    let Some(tree) = self.tree(id) else { continue };
+                    current = Some((id, Arc::clone(&tree)));
+                    tree
+                }
+            };
             let step = (|| {
                 let old = tree.get(user).map_err(store_err)?;
                 let mut list = match &old {

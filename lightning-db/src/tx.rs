@@ -540,32 +540,43 @@ impl WriteTx<'_> {
 
     /// Writes `value` at `key` in `ks`.
     pub fn put(&mut self, ks: &Keyspace, key: &[u8], value: &[u8]) -> Result<()> {
-        self.usable()?;
-        self.db.resolve(ks)?;
-        self.db.check_key(key)?;
-        let full = keys::join(ks.id, key);
-        let before = self.bytes;
-        self.account(&full, Some(value.len()))?;
-        let r = self.txn.put(&full, value);
-        if r.is_err() {
-            self.bytes = before;
-        }
-        self.track(r)
+        self.write(ks, key, Some(value))
     }
 
     /// Deletes `key` from `ks` (nothing happens if it is absent).
     pub fn delete(&mut self, ks: &Keyspace, key: &[u8]) -> Result<()> {
+        self.write(ks, key, None)
+    }
+
+    /// A put (`Some`) or a delete (`None`), its size counted against `max_txn_bytes`.
+    fn write(&mut self, ks: &Keyspace, key: &[u8], value: Option<&[u8]>) -> Result<()> {
         self.usable()?;
         self.db.resolve(ks)?;
         self.db.check_key(key)?;
         let full = keys::join(ks.id, key);
-        let before = self.bytes;
-        self.account(&full, None)?;
-        let r = self.txn.delete(&full);
-        if r.is_err() {
-            self.bytes = before;
+        let len = record::write_len(key.len(), value.map(<[u8]>::len));
+        if self.bytes + len + record::HEADER > self.db.opts.max_txn_bytes {
+            // Near the limit, what the write replaces decides whether it fits: look first.
+            let before = self.bytes;
+            self.account(&full, value.map(<[u8]>::len))?;
+            let r = match value {
+                Some(v) => self.txn.put(&full, v),
+                None => self.txn.delete(&full),
+            };
+            if r.is_err() {
+                self.bytes = before;
+            }
+            return self.track(r);
         }
-        self.track(r)
+        // It fits whatever it replaces (a replaced write only gives bytes back): write, then
+        // count, with one lookup of the write set instead of two.
+        let replaced = self.txn.write_owned(full, value.map(<[u8]>::to_vec));
+        let replaced = self.track(replaced)?;
+        let freed = replaced.map_or(0, |v| {
+            record::write_len(key.len(), v.as_deref().map(<[u8]>::len))
+        });
+        self.bytes = self.bytes.saturating_sub(freed) + len;
+        Ok(())
     }
 
     fn scan(&mut self, ks: &Keyspace, range: KeyRange, rev: bool) -> Result<Iter<'_>> {

@@ -70,9 +70,19 @@ const FREE_ELSEWHERE: usize = 64 << 10;
 #[must_use = "drop it outside the commit ordering"]
 struct Garbage {
     keys: usize,
-    entries: Vec<(Timestamp, Vec<Vec<u8>>)>,
-    index: Option<HashMap<Vec<u8>, Timestamp>>,
+    entries: Vec<(Timestamp, Vec<Key>)>,
+    index: Option<KeyIndex>,
 }
+
+/// A key of a recent commit, shared by its commit's entry and the index: one allocation per
+/// written key, not two.
+type Key = Arc<[u8]>;
+
+/// The index of recent commits by key. `foldhash` rather than the standard `SipHash`: the index
+/// takes every written key of every commit under the commit ordering, and `SipHash` was a
+/// third of that work in a bulk load's commit. It is seeded per process, so keys chosen to
+/// collide must still be chosen blind.
+type KeyIndex = HashMap<Key, Timestamp, foldhash::fast::RandomState>;
 
 impl Drop for Garbage {
     /// Frees it: here when small; when large, on a short-lived thread, so that the commit
@@ -95,17 +105,18 @@ impl Drop for Garbage {
 /// Write sets of recent commits, oldest first: what validation checks against.
 #[derive(Default)]
 struct RecentCommits {
-    entries: VecDeque<(Timestamp, Vec<Vec<u8>>)>,
+    entries: VecDeque<(Timestamp, Vec<Key>)>,
     /// The newest logged commit that wrote each key, so a key is checked against every
     /// commit after a snapshot in one lookup instead of a walk over those commits' write
     /// sets (which, under the log lock, grows with the number of concurrent transactions).
-    latest: HashMap<Vec<u8>, Timestamp>,
+    latest: KeyIndex,
 }
 
 impl RecentCommits {
-    fn push(&mut self, ts: Timestamp, keys: Vec<Vec<u8>>) {
+    fn push(&mut self, ts: Timestamp, keys: Vec<Key>) {
+        self.latest.reserve(keys.len());
         for k in &keys {
-            self.latest.insert(k.clone(), ts);
+            self.latest.insert(Arc::clone(k), ts);
         }
         self.entries.push_back((ts, keys));
     }
@@ -125,7 +136,7 @@ impl RecentCommits {
         if gone == 0 {
             return Garbage::default();
         }
-        let old: Vec<(Timestamp, Vec<Vec<u8>>)> = self.entries.drain(..gone).collect();
+        let old: Vec<(Timestamp, Vec<Key>)> = self.entries.drain(..gone).collect();
         let going: usize = old.iter().map(|(_, k)| k.len()).sum();
         let staying: usize = self.entries.iter().map(|(_, k)| k.len()).sum();
         let mut garbage = Garbage {
@@ -134,11 +145,12 @@ impl RecentCommits {
             index: None,
         };
         if going > staying {
-            let mut latest = HashMap::with_capacity(staying);
+            let mut latest =
+                KeyIndex::with_capacity_and_hasher(staying, foldhash::fast::RandomState::default());
             // Oldest first: a later commit of the same key overwrites.
             for (t, keys) in &self.entries {
                 for k in keys {
-                    latest.insert(k.clone(), *t);
+                    latest.insert(Arc::clone(k), *t);
                 }
             }
             garbage.index = Some(std::mem::replace(&mut self.latest, latest));
@@ -414,7 +426,9 @@ impl<S: VersionStore> Transaction<'_, S> {
             self.locked = true;
             self.mgr.locks.lock(self.id, key, LockMode::Shared)?;
         }
-        self.reads.insert(key.to_vec());
+        if self.tracks_reads() {
+            self.reads.insert(key.to_vec());
+        }
         let store = &*self.mgr.store;
         store
             .visible(key, self.read_ts)?
@@ -486,6 +500,22 @@ impl<S: VersionStore> Transaction<'_, S> {
         self.lock_for_write(key)?;
         self.writes.insert(key.to_vec(), Some(value.to_vec()));
         Ok(())
+    }
+
+    /// Writes `value` at `key` (`None`: deletes it) like [`put`](Self::put) and
+    /// [`delete`](Self::delete), taking the key and value by value (no copy), and returns this
+    /// transaction's write of `key` that it replaced, if any (`Some(None)`: a delete), so a
+    /// caller that accounts for its write set's size looks the key up once, not twice.
+    pub fn write_owned(
+        &mut self,
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+    ) -> Result<Option<Option<Vec<u8>>>> {
+        if let Some(v) = &value {
+            crate::versions::value_len(v.len())?;
+        }
+        self.lock_for_write(&key)?;
+        Ok(self.writes.insert(key, value))
     }
 
     /// Deletes `key`. A pessimistic transaction locks the key first.
@@ -599,6 +629,13 @@ impl<S: VersionStore> Transaction<'_, S> {
         Ok(newer_in_store || newer_in_flight)
     }
 
+    /// Whether plain reads are remembered: serializable validation checks them, and a
+    /// pessimistic transaction's snapshot refresh (ADR 007) looks at them. An optimistic
+    /// snapshot-isolation transaction uses neither, so its reads cost no copy of the key.
+    fn tracks_reads(&self) -> bool {
+        self.pessimistic || self.isolation == Isolation::Serializable
+    }
+
     /// Whether the snapshot may move forward: a pessimistic snapshot-isolation transaction
     /// whose every read was of a key it had locked exclusively (`get_for_update` locks
     /// before it reads) and that scanned nothing. Its writes are locked too (pessimistic
@@ -650,7 +687,7 @@ impl<S: VersionStore> Transaction<'_, S> {
             // is in the log, so log order is timestamp order.
             match log.log(&writes, ts) {
                 Ok(ticket) => {
-                    recent.push(ts, writes.iter().map(|(k, _)| k.to_vec()).collect());
+                    recent.push(ts, writes.iter().map(|(k, _)| Key::from(k)).collect());
                     // Commits at or before the oldest snapshot cannot conflict with any
                     // transaction.
                     _garbage = recent.trim(mgr.oracle.oldest_active());
@@ -868,8 +905,10 @@ impl<S> Drop for Transaction<'_, S> {
 mod tests {
     use super::*;
 
-    fn keys(range: std::ops::Range<u32>) -> Vec<Vec<u8>> {
-        range.map(|i| i.to_le_bytes().to_vec()).collect()
+    fn keys(range: std::ops::Range<u32>) -> Vec<Key> {
+        range
+            .map(|i| Key::from(i.to_le_bytes().as_slice()))
+            .collect()
     }
 
     fn logged(log: &RecentCommits) -> usize {
