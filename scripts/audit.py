@@ -103,7 +103,27 @@ def audit_unsafe():
     return 1 if missing else 0
 
 
-ALLOW = re.compile(r"#(!?)\[allow\(([^\]]*)\)\]", re.S)
+ALLOW_START = re.compile(r"#(!?)\[allow\(")
+
+
+def attribute_body(text, start):
+    """The text between `allow(` (ending at `start`) and its closing parenthesis, skipping
+    string literals (a reason may hold brackets and parentheses); None if unbalanced."""
+    depth, i, n = 1, start, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':
+            i += 1
+            while i < n and text[i] != '"':
+                i += 2 if text[i] == "\\" else 1
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return text[start:i]
+        i += 1
+    return None
 REASON = re.compile(r'reason\s*=\s*"((?:[^"\\]|\\.)*)"', re.S)
 
 
@@ -125,14 +145,18 @@ def panic_allows():
             text = open(path, encoding="utf-8").read()
         except UnicodeDecodeError:
             continue
-        for m in ALLOW.finditer(text):
+        for m in ALLOW_START.finditer(text):
+            body = attribute_body(text, m.end())
+            if body is None:
+                continue
             named = [x.strip().removeprefix("clippy::") for x in
-                     REASON.sub("", m.group(2)).split(",") if x.strip()]
+                     REASON.sub("", body).split(",") if x.strip()]
             hit = sorted(set(named) & lints)
             if not hit:
                 continue
-            reason = REASON.search(m.group(2))
-            why = " ".join(reason.group(1).split()) if reason and not m.group(1) else None
+            reason = REASON.search(body)
+            why = (" ".join(reason.group(1).replace("\\\n", " ").split())
+                   if reason and not m.group(1) else None)
             if why is None:
                 missing += 1
             line = text.count("\n", 0, m.start()) + 1

@@ -377,6 +377,8 @@ fn write_chunks(
             // written and unsynced.
             let room = usize::try_from(PAGES_SYNC_BYTES - unsynced).unwrap_or(usize::MAX);
             let step = room.min(chunk.bytes.len() - at);
+            // INVARIANT: `at + step <= chunk.bytes.len()`: `at < len` (the loop condition)
+            // and `step <= len - at` (the line above).
             file.write_at(&chunk.bytes[at..at + step], chunk.offset + at as u64)
                 .map_err(|e| Error::io("write", path, e))?;
             at += step;

@@ -180,7 +180,9 @@ impl Walk<'_> {
                 // A search compares heads first: a wrong one sends it the wrong way.
                 self.problem(id, format!("slot {i} records a head that is not its key's"));
             }
-            if i > 0 && keys[i - 1] >= *k {
+            if let Some(prev) = i.checked_sub(1).and_then(|j| keys.get(j))
+                && prev >= k
+            {
                 self.problem(id, format!("keys {} and {} out of order", i - 1, i));
             }
             if lo.is_some_and(|lo| k.as_slice() < lo) || hi.is_some_and(|hi| k.as_slice() >= hi) {
@@ -219,16 +221,13 @@ impl Walk<'_> {
             if !self.claim(child, id) {
                 continue;
             }
-            let clo = if i == 0 {
-                lo
-            } else {
-                Some(keys[i - 1].as_slice())
-            };
-            let chi = if i == keys.len() {
-                hi
-            } else {
-                Some(keys[i].as_slice())
-            };
+            // Child `i` lies between keys `i - 1` and `i`; the first and last children
+            // between those and the parent's bounds.
+            let clo = i
+                .checked_sub(1)
+                .and_then(|j| keys.get(j))
+                .map_or(lo, |k| Some(k.as_slice()));
+            let chi = keys.get(i).map_or(hi, |k| Some(k.as_slice()));
             self.node(child, clo, chi, child_level, false, depth + 1);
         }
     }

@@ -56,8 +56,9 @@ pub(crate) fn head(key: &[u8]) -> u32 {
 /// A key's first four bytes, zero-padded: the head as a slot stores it.
 fn head_bytes(key: &[u8]) -> [u8; 4] {
     let mut b = [0u8; 4];
-    let n = key.len().min(4);
-    b[..n].copy_from_slice(&key[..n]);
+    for (to, from) in b.iter_mut().zip(key) {
+        *to = *from;
+    }
     b
 }
 
@@ -175,6 +176,13 @@ impl Node {
     /// Writes the node into `page` (whose payload area must be large enough: callers split
     /// nodes above the capacity first): the slots after the header, the cells packed at the
     /// end of the payload, which spans the whole page.
+    #[allow(
+        clippy::allow_attributes,
+        clippy::indexing_slicing,
+        reason = "`self.size() <= body.len()` is checked first, and `size` is exactly the header,
+                  the slots and the cells written below: the header and slots lie in
+                  `..HEAD + SLOT * count` and each cell at `at..` stays above them"
+    )]
     pub(crate) fn encode(&self, page: &mut PageBuf) -> Result<()> {
         let size = self.size();
         let body = page.body_mut();
@@ -228,7 +236,15 @@ impl Node {
     }
 }
 
-/// Writes a leaf cell (key length, key, value part) at the start of `out`.
+/// Writes a leaf cell (key length, key, value part) at the start of `out`, which holds at
+/// least `2 + key.len() + val.cell_len()` bytes.
+#[allow(
+    clippy::allow_attributes,
+    clippy::indexing_slicing,
+    reason = "both callers pass `out` of at least the cell's `2 + key.len() + val.cell_len()`
+              bytes: `leaf_cell` sizes it so, `Node::encode` passes the body from a cell offset
+              it reserved that many bytes below the end for"
+)]
 fn write_leaf_cell(out: &mut [u8], key: &[u8], val: ValRef<'_>) {
     out[..2].copy_from_slice(&offset(key.len()).to_le_bytes());
     out[2..2 + key.len()].copy_from_slice(key);
@@ -260,7 +276,15 @@ fn leaf_cell_len_at(body: &[u8], at: usize) -> Option<usize> {
     (at + len <= body.len()).then_some(len)
 }
 
-/// Writes the slot at `slot`: cell offset `at`, the head of `key`.
+/// Writes the slot at `slot`: cell offset `at`, the head of `key`. `slot + SLOT` must not
+/// pass `body.len()`.
+#[allow(
+    clippy::allow_attributes,
+    clippy::indexing_slicing,
+    reason = "callers keep `slot + SLOT <= body.len()`: `Node::encode` writes slots inside the
+              `HEAD + SLOT * count <= size <= body.len()` it checked, `NodeEdit::insert` only
+              below the cell offset `at` it checked to lie inside `body`"
+)]
 fn put_slot(body: &mut [u8], slot: usize, at: usize, key: &[u8]) {
     body[slot..slot + 2].copy_from_slice(&offset(at).to_le_bytes());
     body[slot + 2..slot + SLOT].copy_from_slice(&head_bytes(key));
@@ -353,6 +377,12 @@ impl<'a> NodeEdit<'a> {
     }
 
     /// Writes the header fields this edit changes; returns the bytes the node uses.
+    #[allow(
+        clippy::allow_attributes,
+        clippy::indexing_slicing,
+        reason = "the fields lie in `2..8`, and the body of any page is at least
+                  `PageSize::MIN - HEADER_LEN` (4064) bytes"
+    )]
     fn finish(self) -> usize {
         self.body[2..4].copy_from_slice(&offset(self.count).to_le_bytes());
         self.body[4..6].copy_from_slice(&offset(self.cells_from).to_le_bytes());
@@ -362,6 +392,13 @@ impl<'a> NodeEdit<'a> {
 
     /// Packs the cells at the end again (in slot order), leaving no gap. `false` if a cell
     /// cannot be read (a crafted page), with nothing changed.
+    #[allow(
+        clippy::allow_attributes,
+        clippy::indexing_slicing,
+        reason = "`packed` has `end` bytes and `to <= at <= end`; `cell_len_at(end, from)` is
+                  `Some(len)` only if `from + len <= end <= body.len()`; and `end` (the payload
+                  length) never passes `body.len()`, as the payload is a prefix of the body"
+    )]
     fn compact(&mut self) -> bool {
         let mut packed = vec![0u8; self.end];
         let mut at = self.end;
@@ -419,7 +456,11 @@ impl<'a> NodeEdit<'a> {
         if at < slots_end || i > self.count {
             return self.used();
         }
-        self.body[at..at + cell.len()].copy_from_slice(cell);
+        // `cells_from` past the body (a crafted header): nothing to write into.
+        let Some(to) = self.body.get_mut(at..at + cell.len()) else {
+            return self.used();
+        };
+        to.copy_from_slice(cell);
         self.cells_from = at;
         self.body.copy_within(
             HEAD + SLOT * i..HEAD + SLOT * self.count,
@@ -442,7 +483,7 @@ impl<'a> NodeEdit<'a> {
 
     /// Removes slot `i` and its cell of `cell_len` bytes; returns the bytes the node uses.
     pub(crate) fn remove(mut self, i: usize, cell_len: usize) -> usize {
-        if i >= self.count {
+        if i >= self.count || HEAD + SLOT * self.count > self.body.len() {
             return self.used();
         }
         let gone = self.slot(i);
@@ -517,19 +558,17 @@ impl<'a> NodeView<'a> {
     /// Parses the header of a node page; `page_type` is the page's type.
     pub(crate) fn new(page: PageId, page_type: PageType, payload: &'a [u8]) -> Result<Self> {
         let bad = |what: &str| Error::corrupt(page, what.to_string());
-        if payload.len() < HEAD {
+        let Some(&[version, level, ..]) = payload.get(..HEAD) else {
             return Err(bad("node shorter than its header"));
-        }
-        if payload[0] != VERSION {
+        };
+        if version != VERSION {
             return Err(Error::corrupt(
                 page,
                 format!(
-                    "node format version {} where version {VERSION} belongs (version 1, of unreleased builds before key heads in slots, is not read: load its data again)",
-                    payload[0]
+                    "node format version {version} where version {VERSION} belongs (version 1, of unreleased builds before key heads in slots, is not read: load its data again)"
                 ),
             ));
         }
-        let level = payload[1];
         let is_leaf = match page_type {
             PageType::BTreeLeaf => true,
             PageType::BTreeBranch => false,
@@ -640,6 +679,8 @@ impl<'a> NodeView<'a> {
 
     pub(crate) fn key(&self, i: usize) -> Result<&'a [u8]> {
         let (at, len) = self.cell(i)?;
+        // INVARIANT: `at + len <= payload.len()`: `cell` returns `(key_at, len)` only after
+        // checking `key_at + len <= payload.len()` (offsets and lengths are `u16`s: no overflow).
         Ok(&self.payload[at..at + len])
     }
 
@@ -769,7 +810,7 @@ pub(crate) fn decode(view: NodeView<'_>) -> Result<Node> {
 /// `right`'s shortest prefix greater than `left`.
 pub(crate) fn separator(left: &[u8], right: &[u8]) -> Vec<u8> {
     let common = left.iter().zip(right).take_while(|(a, b)| a == b).count();
-    right[..(common + 1).min(right.len())].to_vec()
+    right.get(..=common).unwrap_or(right).to_vec()
 }
 
 #[cfg(test)]
@@ -1019,6 +1060,39 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn edits_of_a_crafted_header_change_nothing() {
+        let cell = leaf_cell(b"k", ValRef::Inline(b"v"));
+        // `cells_from` past the body: an insert would write its cell out there.
+        let mut page = PageBuf::new(PageSize::MIN, PageType::BTreeLeaf);
+        Node::Leaf(Vec::new()).encode(&mut page).unwrap();
+        page.body_mut()[4..6].copy_from_slice(&u16::MAX.to_le_bytes());
+        let before = page.clone();
+        NodeEdit::new(&mut page).insert(0, b"k", &cell);
+        assert_eq!(page.payload(), before.payload());
+        // `count` past the body: a removal would move slots from out there.
+        let mut page = PageBuf::new(PageSize::MIN, PageType::BTreeLeaf);
+        Node::Leaf(vec![(b"k".to_vec(), Val::Inline(b"v".to_vec()))])
+            .encode(&mut page)
+            .unwrap();
+        page.body_mut()[2..4].copy_from_slice(&u16::MAX.to_le_bytes());
+        let before = page.clone();
+        NodeEdit::new(&mut page).remove(0, cell.len());
+        assert_eq!(page.payload(), before.payload());
+    }
+
+    #[test]
+    fn short_payloads_are_errors() {
+        for len in 0..HEAD {
+            let bytes = vec![VERSION; len];
+            let got = NodeView::new(PageId::new(2), PageType::BTreeLeaf, &bytes);
+            assert!(
+                matches!(got, Err(Error::Corruption { .. })),
+                "{len} bytes: {got:?}"
+            );
         }
     }
 

@@ -27,8 +27,11 @@ impl PageSet {
             // Ids are dense page numbers of one file: grow to fit, with room to spare.
             self.words.resize((i + 1).next_power_of_two(), 0);
         }
-        let fresh = self.words[i] & bit == 0;
-        self.words[i] |= bit;
+        let Some(word) = self.words.get_mut(i) else {
+            return false;
+        };
+        let fresh = *word & bit == 0;
+        *word |= bit;
         self.len += usize::from(fresh);
         fresh
     }

@@ -447,12 +447,12 @@ impl Store {
             .map(|_| self.allocate(op))
             .collect::<Result<Vec<_>>>()?;
         let mut body = Vec::with_capacity(self.capacity());
-        for (i, piece) in pieces.iter().enumerate() {
+        for (i, (piece, &id)) in pieces.iter().zip(&ids).enumerate() {
             let next = ids.get(i + 1).map_or(NO_PAGE, |p| p.get());
             body.clear();
             body.extend_from_slice(&next.to_le_bytes());
             body.extend_from_slice(piece);
-            let mut page = self.pool.create(ids[i], PageType::Overflow)?;
+            let mut page = self.pool.create(id, PageType::Overflow)?;
             page.page_mut().set_payload(&body)?;
         }
         ids.first()
@@ -493,7 +493,7 @@ impl Store {
             let payload = p.payload();
             let next = u64_at(payload, 0)
                 .ok_or_else(|| Error::corrupt(id, "overflow page without a header"))?;
-            let data = &payload[OVERFLOW_HEAD.min(payload.len())..];
+            let data = payload.get(OVERFLOW_HEAD..).unwrap_or_default();
             let want = usize::try_from(left.min(chunk)).unwrap_or(usize::MAX);
             if data.len() != want {
                 return Err(Error::corrupt(

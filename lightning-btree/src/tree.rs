@@ -89,21 +89,42 @@ impl std::fmt::Debug for BTree {
     }
 }
 
+/// Sets child `i` (`0..=entries.len()`) of decoded branch `page` to `id`; a child past
+/// the branch's entries is corruption (a child index from an earlier read of a page that
+/// reads differently now).
 pub(crate) fn set_child(
+    page: PageId,
     first: &mut PageId,
     entries: &mut [(Vec<u8>, PageId)],
     i: usize,
     id: PageId,
-) {
-    if i == 0 {
-        *first = id;
-    } else {
-        entries[i - 1].1 = id;
+) -> Result<()> {
+    let child = match i.checked_sub(1) {
+        None => first,
+        Some(e) => &mut entries.get_mut(e).ok_or_else(|| no_child(page, i))?.1,
+    };
+    *child = id;
+    Ok(())
+}
+
+/// Child `i` (`0..=entries.len()`) of decoded branch `page`.
+pub(crate) fn child_of(
+    page: PageId,
+    first: PageId,
+    entries: &[(Vec<u8>, PageId)],
+    i: usize,
+) -> Result<PageId> {
+    match i.checked_sub(1) {
+        None => Ok(first),
+        Some(e) => entries
+            .get(e)
+            .map(|(_, c)| *c)
+            .ok_or_else(|| no_child(page, i)),
     }
 }
 
-pub(crate) fn child_of(first: PageId, entries: &[(Vec<u8>, PageId)], i: usize) -> PageId {
-    if i == 0 { first } else { entries[i - 1].1 }
+fn no_child(page: PageId, i: usize) -> Error {
+    Error::corrupt(page, format!("child {i} past the branch's entries"))
 }
 
 /// Where an insert's descent is.
@@ -141,8 +162,9 @@ pub(crate) fn split_with(node: Node, append: Option<usize>) -> (Node, Vec<u8>, N
             let total: usize = sizes.iter().sum();
             let mut best = (0, 1.min(e.len()));
             let mut run = 0;
-            for i in 1..e.len() {
-                run += sizes[i - 1];
+            // Split point `i` leaves entries `..i` on the left: the sizes up to `i - 1`.
+            for (i, before) in (1..e.len()).zip(&sizes) {
+                run += before;
                 let smaller = run.min(total - run);
                 if smaller > best.0 {
                     best = (smaller, i);
@@ -150,8 +172,8 @@ pub(crate) fn split_with(node: Node, append: Option<usize>) -> (Node, Vec<u8>, N
             }
             if let Some(min) = append {
                 let mut tail = 0;
-                for i in (1..e.len()).rev() {
-                    tail += sizes[i];
+                for (i, size) in sizes.iter().enumerate().skip(1).rev() {
+                    tail += size;
                     if tail >= min {
                         if total - tail >= min {
                             best = (tail, i);
@@ -191,14 +213,14 @@ pub(crate) fn split_with(node: Node, append: Option<usize>) -> (Node, Vec<u8>, N
             if let Some(min) = append {
                 // Entry `i` moves up: the right half holds the entries after it.
                 let mut tail = 0;
-                for i in (1..sizes.len()).rev() {
+                for (i, size) in sizes.iter().enumerate().skip(1).rev() {
                     if tail >= min {
-                        if total - tail - sizes[i] >= min {
+                        if total - tail - size >= min {
                             best = (tail, i);
                         }
                         break;
                     }
-                    tail += sizes[i];
+                    tail += size;
                 }
             }
             let mut right = entries.split_off(best.1.min(entries.len()));
@@ -510,6 +532,7 @@ impl BTree {
             };
             let mut appended = false;
             let old = match e.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
+                // INVARIANT: `binary_search_by` returns `Ok(i)` only for an `i < e.len()`.
                 Ok(i) => Some(std::mem::replace(&mut e[i].1, val.to_owned())),
                 Err(i) => {
                     appended = i == e.len();
@@ -792,12 +815,12 @@ impl BTree {
         else {
             return Err(Error::corrupt(id, "changed from branch to leaf"));
         };
-        set_child(&mut first, &mut entries, idx, c.page);
+        set_child(id, &mut first, &mut entries, idx, c.page)?;
         if let Some((sep, right)) = c.split {
             entries.insert(idx, (sep, right));
         }
         if c.underflow {
-            self.rebalance(op, &mut first, &mut entries, idx)?;
+            self.rebalance(op, id, &mut first, &mut entries, idx)?;
         }
         self.store_node_with(
             op,
@@ -843,6 +866,8 @@ impl BTree {
             // can fail, so keep the branch to put back.
             op.save(id, &page);
         }
+        // INVARIANT: `at + 8 <= payload.len() <= body.len()`: `child_offset` checked the first
+        // against this page's payload, which is a prefix of its body.
         page.page_mut().body_mut()[at..at + 8].copy_from_slice(&left.get().to_le_bytes());
         let len = NodeEdit::new(page.page_mut()).insert(idx, sep, &cell);
         Ok(Some(Change {
@@ -889,6 +914,8 @@ impl BTree {
             // can fail, so keep the branch to put back.
             op.save(id, &page);
         }
+        // INVARIANT: `at + 8 <= payload.len() <= body.len()`: `child_offset` checked the first
+        // against this page's payload, which is a prefix of its body.
         page.page_mut().body_mut()[at..at + 8].copy_from_slice(&to.get().to_le_bytes());
         if target != id {
             op.free(id);
@@ -905,6 +932,7 @@ impl BTree {
     fn rebalance(
         &self,
         op: &mut Op,
+        id: PageId,
         first: &mut PageId,
         entries: &mut Vec<(Vec<u8>, PageId)>,
         idx: usize,
@@ -913,8 +941,11 @@ impl BTree {
             return Ok(());
         }
         let (l, r) = if idx > 0 { (idx - 1, idx) } else { (0, 1) };
-        let (lid, rid) = (child_of(*first, entries, l), child_of(*first, entries, r));
-        let sep = entries[r - 1].0.clone();
+        let (lid, rid) = (
+            child_of(id, *first, entries, l)?,
+            child_of(id, *first, entries, r)?,
+        );
+        let sep = entries.get(r - 1).ok_or_else(|| no_child(id, r))?.0.clone();
         let combined = match (self.load(lid)?, self.load(rid)?) {
             (Node::Leaf(mut a), Node::Leaf(b)) => {
                 a.extend(b);
@@ -944,15 +975,17 @@ impl BTree {
         };
         if combined.size() <= self.limits.capacity {
             let page = self.put(op, lid, &combined)?;
-            set_child(first, entries, l, page);
+            set_child(id, first, entries, l, page)?;
             entries.remove(r - 1);
             op.free(rid);
         } else {
             let (left, sep, right) = split(combined);
             let lp = self.put(op, lid, &left)?;
             let rp = self.put(op, rid, &right)?;
-            set_child(first, entries, l, lp);
-            set_child(first, entries, r, rp);
+            set_child(id, first, entries, l, lp)?;
+            set_child(id, first, entries, r, rp)?;
+            // INVARIANT: `r - 1 < entries.len()`: `entries[r - 1]` was read above (`sep`), and
+            // nothing on this path has removed an entry since.
             entries[r - 1].0 = sep;
         }
         Ok(())
@@ -1043,7 +1076,7 @@ impl BTree {
             return Err(Error::corrupt(id, "changed from branch to leaf"));
         };
         for (i, to) in moved {
-            set_child(&mut first, &mut entries, i, to);
+            set_child(id, &mut first, &mut entries, i, to)?;
         }
         let node = Node::Branch {
             level,
@@ -1073,5 +1106,32 @@ impl BTree {
             self.relocate_tail((pages / 16).max(64))?;
         }
         self.store.checkpoint(lsn, || Some(*self.read_root()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_past_the_entries_is_corruption() {
+        let page = PageId::new(4);
+        let mut first = PageId::new(5);
+        let mut entries = vec![(b"m".to_vec(), PageId::new(6))];
+        assert_eq!(child_of(page, first, &entries, 0).unwrap(), first);
+        assert_eq!(child_of(page, first, &entries, 1).unwrap(), PageId::new(6));
+        set_child(page, &mut first, &mut entries, 1, PageId::new(7)).unwrap();
+        assert_eq!(entries[0].1, PageId::new(7));
+        for i in [2, usize::MAX] {
+            assert!(matches!(
+                child_of(page, first, &entries, i),
+                Err(Error::Corruption { .. })
+            ));
+            assert!(matches!(
+                set_child(page, &mut first, &mut entries, i, PageId::new(8)),
+                Err(Error::Corruption { .. })
+            ));
+        }
+        assert_eq!((first, entries[0].1), (PageId::new(5), PageId::new(7)));
     }
 }

@@ -217,6 +217,23 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl BufferPool {
+    /// Frame number `frame`. Every frame number the pool hands around (the free list, the
+    /// page table, the SIEVE queue) comes from `0..n` in [`new`](Self::new), which made
+    /// `frames` with those `n` frames; hints, the one outside source, go through `get`.
+    #[inline]
+    fn frame(&self, frame: u32) -> &Frame {
+        // INVARIANT: `frame < self.frames.len()`: frame numbers come only from `0..n` in
+        // `new`, where `frames` got its `n` frames, and `frames` never changes length.
+        &self.frames[frame as usize]
+    }
+
+    /// The page table shard that holds `key`.
+    #[inline]
+    fn table(&self, key: u64) -> &Mutex<Table> {
+        // INVARIANT: `shard_of` is `... % SHARDS`, and `new` made `SHARDS` shards.
+        &self.shards[shard_of(key)].table
+    }
+
     fn set_hint(&self, key: u64, frame: u32) {
         if let Some(slot) = self.hints.slot(key, true) {
             let value = frame.saturating_add(1);
@@ -333,7 +350,7 @@ impl BufferPool {
     pub fn pin(&self, page: PageId) -> Result<PageRef<'_>> {
         loop {
             let frame = self.acquire(page, true)?;
-            let f = &self.frames[frame as usize];
+            let f = self.frame(frame);
             let data = f.data.read().unwrap_or_else(PoisonError::into_inner);
             if data.page == Some(page) {
                 return Ok(PageRef { frame: f, data });
@@ -350,7 +367,7 @@ impl BufferPool {
     pub fn pin_mut(&self, page: PageId) -> Result<PageMut<'_>> {
         loop {
             let frame = self.acquire(page, true)?;
-            let f = &self.frames[frame as usize];
+            let f = self.frame(frame);
             let data = f.data.write().unwrap_or_else(PoisonError::into_inner);
             if data.page == Some(page) {
                 return Ok(PageMut { frame: f, data });
@@ -366,7 +383,7 @@ impl BufferPool {
     pub fn create(&self, page: PageId, page_type: PageType) -> Result<PageMut<'_>> {
         loop {
             let frame = self.acquire(page, false)?;
-            let f = &self.frames[frame as usize];
+            let f = self.frame(frame);
             let mut data = f.data.write().unwrap_or_else(PoisonError::into_inner);
             // The frame may have been given up by a failed load of `page` meanwhile.
             if f.page.load(Ordering::Acquire) != page.get() {
@@ -385,7 +402,7 @@ impl BufferPool {
     /// Drops one pin taken by this pool on `frame`. A frame a failed load gave up (no page,
     /// out of the table) goes back to the free list when its last pin goes.
     fn release(&self, frame: u32) {
-        let f = &self.frames[frame as usize];
+        let f = self.frame(frame);
         if f.pins
             .unpin_to_free(|| f.page.load(Ordering::Acquire) == NO_PAGE)
         {
@@ -407,9 +424,7 @@ impl BufferPool {
                 } else {
                     // The caller fills the frame under its write lock; it is pinned until
                     // then, so it can join the eviction order now.
-                    self.frames[frame as usize]
-                        .visited
-                        .store(false, Ordering::Relaxed);
+                    self.frame(frame).visited.store(false, Ordering::Relaxed);
                     lock(&self.queue).push(frame);
                 }
                 Ok(frame)
@@ -423,10 +438,9 @@ impl BufferPool {
             return Ok(Pinned::Ready(frame));
         }
         {
-            let shard = &self.shards[shard_of(key)];
-            let table = lock(&shard.table);
+            let table = lock(self.table(key));
             if let Some(&frame) = table.get(&key) {
-                let f = &self.frames[frame as usize];
+                let f = self.frame(frame);
                 f.pins.pin();
                 // Only write the bit when it changes: a store dirties the cache line.
                 if !f.visited.load(Ordering::Relaxed) {
@@ -439,11 +453,11 @@ impl BufferPool {
             }
         }
         let frame = self.take_frame()?;
-        let f = &self.frames[frame as usize];
-        let mut table = lock(&self.shards[shard_of(key)].table);
+        let f = self.frame(frame);
+        let mut table = lock(self.table(key));
         if let Some(&other) = table.get(&key) {
             // Someone loaded it meanwhile: give our frame back and use theirs.
-            let o = &self.frames[other as usize];
+            let o = self.frame(other);
             o.pins.pin();
             o.visited.store(true, Ordering::Relaxed);
             drop(table);
@@ -461,7 +475,7 @@ impl BufferPool {
 
     /// Reads `page` into the claimed `frame`; on failure unregisters it and frees the frame.
     fn load(&self, page: PageId, frame: u32) -> Result<()> {
-        let f = &self.frames[frame as usize];
+        let f = self.frame(frame);
         let mut data = f.data.write().unwrap_or_else(PoisonError::into_inner);
         data.page = None;
         match self.file.read_page(page, None) {
@@ -480,7 +494,7 @@ impl BufferPool {
             Err(e) => {
                 // Unregister under the shard lock, so no new pin can find the frame; pins
                 // taken before (waiters on the data lock) see no page and let go.
-                let mut table = lock(&self.shards[shard_of(page.get())].table);
+                let mut table = lock(self.table(page.get()));
                 table.remove(&page.get());
                 f.page.store(NO_PAGE, Ordering::Release);
                 drop(table);
@@ -495,14 +509,13 @@ impl BufferPool {
     fn take_frame(&self) -> Result<u32> {
         loop {
             if let Some(frame) = lock(&self.free).pop() {
-                self.frames[frame as usize].pins.claim_free();
+                self.frame(frame).pins.claim_free();
                 return Ok(frame);
             }
             let victim = {
                 let mut queue = lock(&self.queue);
-                let frames = &self.frames;
                 let victim = queue.evict(|s| {
-                    let f = &frames[s as usize];
+                    let f = self.frame(s);
                     if f.pins.count() > 0 {
                         Verdict::Pinned
                     } else if f.visited.swap(false, Ordering::Relaxed) {
@@ -563,10 +576,10 @@ impl BufferPool {
     /// back if dirty, and unregisters its page. `Ok(false)` if it got pinned meanwhile (it
     /// goes back in the queue).
     fn evict(&self, frame: u32) -> Result<bool> {
-        let f = &self.frames[frame as usize];
+        let f = self.frame(frame);
         let key = f.page.load(Ordering::Acquire);
         {
-            let table = lock(&self.shards[shard_of(key)].table);
+            let table = lock(self.table(key));
             if f.pins.count() != 0 {
                 drop(table);
                 lock(&self.queue).push(frame);
@@ -585,7 +598,7 @@ impl BufferPool {
             lock(&self.queue).push(frame);
             return Err(e);
         }
-        let mut table = lock(&self.shards[shard_of(key)].table);
+        let mut table = lock(self.table(key));
         if !f.pins.mark_evicted() {
             // Pinned while we wrote (or by a hint now): it stays.
             drop(table);
@@ -640,7 +653,7 @@ impl BufferPool {
                 continue;
             }
             {
-                let table = lock(&self.shards[shard_of(key)].table);
+                let table = lock(self.table(key));
                 if table.get(&key) != Some(&u32::try_from(i).unwrap_or(u32::MAX)) {
                     continue;
                 }
@@ -672,14 +685,14 @@ impl BufferPool {
         for page in pages {
             let key = page.get();
             let frame = {
-                let table = lock(&self.shards[shard_of(key)].table);
+                let table = lock(self.table(key));
                 let Some(&frame) = table.get(&key) else {
                     continue;
                 };
-                self.frames[frame as usize].pins.pin();
+                self.frame(frame).pins.pin();
                 frame
             };
-            let f = &self.frames[frame as usize];
+            let f = self.frame(frame);
             let dirty = f.data.read().unwrap_or_else(PoisonError::into_inner).dirty;
             if dirty {
                 let mut data = f.data.write().unwrap_or_else(PoisonError::into_inner);
@@ -706,15 +719,16 @@ impl BufferPool {
     pub fn discard(&self, page: PageId) {
         let key = page.get();
         let frame = {
-            let table = lock(&self.shards[shard_of(key)].table);
+            let table = lock(self.table(key));
             let Some(&frame) = table.get(&key) else {
                 return;
             };
-            self.frames[frame as usize].pins.pin();
+            self.frame(frame).pins.pin();
             frame
         };
         {
-            let mut data = self.frames[frame as usize]
+            let mut data = self
+                .frame(frame)
                 .data
                 .write()
                 .unwrap_or_else(PoisonError::into_inner);
@@ -727,8 +741,9 @@ impl BufferPool {
 
     /// Whether `page` is cached and dirty (for tests and diagnostics).
     pub fn is_dirty(&self, page: PageId) -> Option<bool> {
-        let frame = *lock(&self.shards[shard_of(page.get())].table).get(&page.get())?;
-        let data = self.frames[frame as usize]
+        let frame = *lock(self.table(page.get())).get(&page.get())?;
+        let data = self
+            .frame(frame)
             .data
             .read()
             .unwrap_or_else(PoisonError::into_inner);

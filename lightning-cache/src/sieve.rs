@@ -49,7 +49,14 @@ impl SieveQueue {
         self.len
     }
 
-    /// Puts `slot` at the head (newest).
+    /// Puts `slot` (below the `slots` of [`new`](Self::new)) at the head (newest).
+    #[allow(
+        clippy::allow_attributes,
+        clippy::indexing_slicing,
+        reason = "slots are below the `slots` given to `new` (the caller's contract: the pool's
+                  frames and the simulator's slots are numbered so), the three vectors have
+                  that length, and every link is such a slot or `NIL`, checked before use"
+    )]
     pub(crate) fn push(&mut self, slot: u32) {
         let s = slot as usize;
         if self.queued[s] {
@@ -67,7 +74,14 @@ impl SieveQueue {
         self.len += 1;
     }
 
-    /// Takes `slot` out of the queue.
+    /// Takes `slot` (below the `slots` of [`new`](Self::new)) out of the queue.
+    #[allow(
+        clippy::allow_attributes,
+        clippy::indexing_slicing,
+        reason = "slots are below the `slots` given to `new` (the caller's contract: the pool's
+                  frames and the simulator's slots are numbered so), the three vectors have
+                  that length, and every link is such a slot or `NIL`, checked before use"
+    )]
     pub(crate) fn remove(&mut self, slot: u32) {
         let s = slot as usize;
         if !self.queued[s] {
@@ -117,6 +131,8 @@ impl SieveQueue {
                     return None;
                 }
             }
+            // INVARIANT: `slot` is a queued slot (the tail, the hand or a `newer` link), not
+            // `NIL` (checked above), so below the length of `newer`.
             let next = self.newer[slot as usize];
             if judge(slot) == Verdict::Evict {
                 self.hand = next;

@@ -215,6 +215,7 @@ fn pack_key(key: &[u8]) -> Option<u128> {
         return None;
     }
     let mut b = [0u8; 16];
+    // INVARIANT: `key.len() <= PACKED_MAX` (15), checked above, within the 16 bytes.
     b[..key.len()].copy_from_slice(key);
     b[15] = u8::try_from(key.len()).unwrap_or(0);
     Some(u128::from_le_bytes(b))
@@ -222,6 +223,7 @@ fn pack_key(key: &[u8]) -> Option<u128> {
 
 fn unpack_key(k: u128) -> Vec<u8> {
     let b = k.to_le_bytes();
+    // INVARIANT: the length is clamped to PACKED_MAX (15), within the 16 bytes.
     b[..usize::from(b[15]).min(PACKED_MAX)].to_vec()
 }
 
@@ -432,15 +434,25 @@ impl HashAggregate {
     /// and count of `rows` non-null input values (for `COUNT(*)`, `rows` rows).
     pub(crate) fn add_partial(&mut self, agg: usize, sum: i128, rows: usize) {
         let n = i64::try_from(rows).unwrap_or(i64::MAX);
+        // The single group of an aggregation without GROUP BY (the only kind `encoded_inputs`
+        // accepts): the first of each state's vectors.
         match self.states.get_mut(agg) {
-            Some(State::Count(v)) => v[0] += n,
+            Some(State::Count(v)) => {
+                if let Some(c) = v.first_mut() {
+                    *c += n;
+                }
+            }
             Some(State::SumInt(s, seen)) => {
-                s[0] += sum;
-                seen[0] |= rows > 0;
+                if let (Some(s), Some(seen)) = (s.first_mut(), seen.first_mut()) {
+                    *s += sum;
+                    *seen |= rows > 0;
+                }
             }
             Some(State::AvgInt(s, counts, _)) => {
-                s[0] += sum;
-                counts[0] += n;
+                if let (Some(s), Some(c)) = (s.first_mut(), counts.first_mut()) {
+                    *s += sum;
+                    *c += n;
+                }
             }
             _ => {}
         }
@@ -486,17 +498,19 @@ impl HashAggregate {
         // Map other's group ids to ours.
         let mut by_id: Vec<Option<Vec<u8>>> = vec![None; other.keys.len()];
         for (k, id) in other.groups.into_entries() {
+            // INVARIANT: group ids are `0..keys.len()`: each is given as `keys.len()` just
+            // before its key is pushed (`new`, `group_ids`, `merge`), and keys never shrink.
             by_id[id as usize] = Some(k);
         }
         let mut map = Vec::with_capacity(by_id.len());
-        for (i, k) in by_id.into_iter().enumerate() {
+        for (k, key) in by_id.into_iter().zip(other.keys) {
             let k = k.unwrap_or_default();
             let id = if let Some(id) = self.groups.get(&k) {
                 id
             } else {
                 let id = u32::try_from(self.keys.len()).unwrap_or(u32::MAX);
                 self.groups.insert(&k, id);
-                self.keys.push(other.keys[i].clone());
+                self.keys.push(key);
                 id
             };
             map.push(id as usize);
@@ -512,14 +526,21 @@ impl HashAggregate {
     /// The result: one row per group.
     pub fn finish(self) -> Result<Batch> {
         let mut columns = Vec::with_capacity(self.output.len());
-        for (i, _) in self.group_by.iter().enumerate() {
-            let t = self.output.fields()[i].data_type();
+        // The output's fields: one per group-by expression, then one per aggregate.
+        let (key_fields, agg_fields) = self
+            .output
+            .fields()
+            .split_at_checked(self.group_by.len())
+            .unwrap_or_default();
+        for (i, f) in key_fields.iter().enumerate() {
+            // INVARIANT: every key holds one value per group-by expression (`group_ids`
+            // builds them so; `merge` takes keys only from an equal `group_by`), and
+            // `i < group_by.len()`.
             let vals: Vec<Scalar> = self.keys.iter().map(|k| k[i].clone()).collect();
-            columns.push(Column::from_scalars(t, &vals)?);
+            columns.push(Column::from_scalars(f.data_type(), &vals)?);
         }
-        for (j, (a, state)) in self.aggs.iter().zip(self.states).enumerate() {
-            let t = self.output.fields()[self.group_by.len() + j].data_type();
-            columns.push(finish_state(a, state, t)?);
+        for ((a, state), f) in self.aggs.iter().zip(self.states).zip(agg_fields) {
+            columns.push(finish_state(a, state, f.data_type())?);
         }
         Batch::new(self.output, columns)
     }
@@ -527,6 +548,15 @@ impl HashAggregate {
 
 /// Appends a value's group-key bytes: a validity byte, then a fixed width or a
 /// length-prefixed string (equal values give equal bytes; `-0.0` and NaNs canonical).
+#[allow(
+    clippy::allow_attributes,
+    clippy::indexing_slicing,
+    reason = "callers pass a row `r < c.len()`: a row of the batch `c` was evaluated on (its
+              selection, checked below its rows by `with_selection`, or `0..physical_rows`;
+              an evaluated column has one value per physical row), or a join's build row,
+              below the build rows the appended key columns also have; a string column's
+              `offsets` has `len() + 1` entries that never decrease and end at `data.len()`"
+)]
 pub(crate) fn key_bytes(c: &Column, r: usize, out: &mut Vec<u8>) {
     if !c.is_valid(r) {
         out.push(0);
@@ -601,6 +631,12 @@ fn sum_selected(ints: &[i64], sel: Option<&[u32]>) -> i128 {
 /// [`update`] for the single group of an aggregation without `GROUP BY`, over the whole
 /// batch at once; `false` when the state or the column is not one of the kernels' (the
 /// caller then takes the row-at-a-time path).
+#[allow(
+    clippy::allow_attributes,
+    clippy::indexing_slicing,
+    reason = "index 0 of a state's vectors: called only for an aggregation without GROUP BY,
+              whose states `HashAggregate::new` grew to one group (and `merge` only grows)"
+)]
 fn update_single(state: &mut State, col: Option<&Column>, batch: &Batch) -> bool {
     let sel = batch.selection();
     let n = i64::try_from(batch.num_rows()).unwrap_or(i64::MAX);
@@ -622,6 +658,13 @@ fn update_single(state: &mut State, col: Option<&Column>, batch: &Batch) -> bool
     true
 }
 
+#[allow(
+    clippy::allow_attributes,
+    clippy::indexing_slicing,
+    reason = "each `r` is a row of the batch `col` was evaluated on (below its length, as in
+              `key_bytes`; `ints_of` keeps the length), each `g` a group id below
+              `keys.len()`, the length `push` grew every state to just before"
+)]
 fn update(state: &mut State, func: AggFunc, col: Option<&Column>, rows: &[usize], gids: &[u32]) {
     let valid = |r: usize| col.is_none_or(|c| c.is_valid(r));
     let pairs = rows.iter().zip(gids).map(|(r, g)| (*r, *g as usize));
@@ -732,6 +775,13 @@ fn ints_of(c: &Column) -> std::borrow::Cow<'_, [i64]> {
     }
 }
 
+#[allow(
+    clippy::allow_attributes,
+    clippy::indexing_slicing,
+    reason = "`i` indexes `theirs`, whose vectors have one common length of at most
+              `other.keys.len() == map.len()` (states grow to the key count, never past it);
+              `map` at `i` is one of our group ids, below the length `merge` grew `mine` to"
+)]
 fn merge_state(func: AggFunc, mine: &mut State, theirs: State, map: &[usize]) {
     match (mine, theirs) {
         (State::Count(a), State::Count(b)) => {

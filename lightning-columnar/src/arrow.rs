@@ -213,7 +213,7 @@ fn into_vec<T: ArrowNativeType>(buffer: ScalarBuffer<T>) -> Vec<T> {
     let len = buffer.len();
     match buffer.into_inner().into_vec::<T>() {
         Ok(v) if v.len() == len => v,
-        Ok(v) => v[..len.min(v.len())].to_vec(),
+        Ok(v) => v.get(..len).unwrap_or(&v).to_vec(),
         Err(shared) => ScalarBuffer::<T>::new(shared, 0, len).to_vec(),
     }
 }

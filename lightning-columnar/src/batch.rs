@@ -88,7 +88,7 @@ impl Batch {
 
     /// The same batch restricted to the rows `selection` lists (ascending, in range).
     pub fn with_selection(mut self, selection: Vec<u32>) -> Result<Batch> {
-        let sorted = selection.windows(2).all(|w| w[0] < w[1]);
+        let sorted = selection.is_sorted_by(|a, b| a < b);
         if !sorted || selection.last().is_some_and(|l| *l as usize >= self.rows) {
             return Err(Error::InvalidArgument {
                 reason: format!(

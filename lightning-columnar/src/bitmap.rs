@@ -86,6 +86,8 @@ impl Bitmap {
     /// Bit `i` (false past the end).
     #[inline]
     pub fn get(&self, i: usize) -> bool {
+        // INVARIANT: `words.len() == len.div_ceil(64)` (every constructor and `push`/`extend`
+        // keep it), so `i < len` puts `i / 64` in range.
         i < self.len && (self.words[i / 64] >> (i % 64)) & 1 == 1
     }
 
@@ -93,6 +95,8 @@ impl Bitmap {
     #[inline]
     pub fn set(&mut self, i: usize, on: bool) {
         if i < self.len {
+            // INVARIANT: `words.len() == len.div_ceil(64)` (every constructor and
+            // `push`/`extend` keep it), so `i < len` puts `i / 64` in range.
             let w = &mut self.words[i / 64];
             *w = (*w & !(1 << (i % 64))) | (u64::from(on) << (i % 64));
         }
@@ -178,6 +182,7 @@ impl Bitmap {
     /// The bits at `indices`, in order.
     #[must_use]
     pub fn gather(&self, indices: &[u32]) -> Bitmap {
+        // INVARIANT: `from_fn` calls the closure with `i < indices.len()` only.
         Bitmap::from_fn(indices.len(), |i| self.get(indices[i] as usize))
     }
 

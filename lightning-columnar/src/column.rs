@@ -117,6 +117,8 @@ impl Column {
             if data_type == DataType::Utf8
                 && offsets
                     .windows(2)
+                    // INVARIANT: a window of 2 has two elements, and the offsets were just
+                    // checked to never decrease and to end at `data.len()`.
                     .any(|w| std::str::from_utf8(&data[w[0]..w[1]]).is_err())
             {
                 return Err(Error::SchemaMismatch {
@@ -291,6 +293,13 @@ impl Column {
     }
 
     /// Value `i` as a scalar (null for a null slot or past the end).
+    #[allow(
+        clippy::allow_attributes,
+        clippy::indexing_slicing,
+        reason = "`i < self.len()` is checked first; a string column's `offsets` has
+                  `len() + 1` entries that never decrease and end at `data.len()` (checked by
+                  `from_parts`, kept by every other constructor)"
+    )]
     pub fn value(&self, i: usize) -> Scalar {
         if i >= self.len() || !self.is_valid(i) {
             return Scalar::Null;
@@ -318,21 +327,29 @@ impl Column {
         }
     }
 
-    /// The values at `indices`, in order (indices must be in range).
+    /// The values at `indices`, in order; an index past the end gives a null.
     #[must_use]
     pub fn gather(&self, indices: &[u32]) -> Column {
+        let mut in_range = true;
         let data = match &self.data {
-            Data::Bool(v) => Data::Bool(indices.iter().map(|i| v[*i as usize]).collect()),
-            Data::I32(v) => Data::I32(indices.iter().map(|i| v[*i as usize]).collect()),
-            Data::I64(v) => Data::I64(indices.iter().map(|i| v[*i as usize]).collect()),
-            Data::F64(v) => Data::F64(indices.iter().map(|i| v[*i as usize]).collect()),
+            Data::Bool(v) => Data::Bool(gather_values(v, indices, &mut in_range)),
+            Data::I32(v) => Data::I32(gather_values(v, indices, &mut in_range)),
+            Data::I64(v) => Data::I64(gather_values(v, indices, &mut in_range)),
+            Data::F64(v) => Data::F64(gather_values(v, indices, &mut in_range)),
             Data::Bytes { data, offsets } => {
                 let mut out = Vec::new();
                 let mut offs = Vec::with_capacity(indices.len() + 1);
                 offs.push(0);
                 for i in indices {
                     let i = *i as usize;
-                    out.extend_from_slice(&data[offsets[i]..offsets[i + 1]]);
+                    match offsets
+                        .get(i)
+                        .zip(offsets.get(i + 1))
+                        .and_then(|(s, e)| data.get(*s..*e))
+                    {
+                        Some(b) => out.extend_from_slice(b),
+                        None => in_range = false,
+                    }
                     offs.push(out.len());
                 }
                 Data::Bytes {
@@ -341,19 +358,31 @@ impl Column {
                 }
             }
         };
+        let len = self.len();
+        let validity = match &self.validity {
+            // `Bitmap::gather` gives 0 past the bitmap's end, which is the column's.
+            Some(v) => Some(v.gather(indices)),
+            None if in_range => None,
+            None => Some(Bitmap::from_fn(indices.len(), |k| {
+                indices.get(k).is_some_and(|i| (*i as usize) < len)
+            })),
+        };
         Column {
             data_type: self.data_type,
             data,
-            validity: self
-                .validity
-                .as_ref()
-                .map(|v| v.gather(indices))
-                .filter(|v| !v.all()),
+            validity: validity.filter(|v| !v.all()),
         }
     }
 
     /// Values `start..start + len` (clipped to the column).
     #[must_use]
+    #[allow(
+        clippy::allow_attributes,
+        clippy::indexing_slicing,
+        reason = "`start <= end <= self.len()` by the clipping at the top; a string column's
+                  `offsets` has `len() + 1` entries that never decrease and end at
+                  `data.len()` (checked by `from_parts`, kept by every other constructor)"
+    )]
     pub fn slice(&self, start: usize, len: usize) -> Column {
         let start = start.min(self.len());
         let end = start.saturating_add(len).min(self.len());
@@ -426,6 +455,20 @@ impl Column {
     pub fn with_validity(self, validity: Option<Bitmap>) -> Result<Column> {
         Column::from_parts(self.data_type, self.data, validity)
     }
+}
+
+/// The values at `indices`; the default value for an index past the end, which also clears
+/// `in_range`.
+fn gather_values<T: Copy + Default>(values: &[T], indices: &[u32], in_range: &mut bool) -> Vec<T> {
+    indices
+        .iter()
+        .map(|i| {
+            values.get(*i as usize).copied().unwrap_or_else(|| {
+                *in_range = false;
+                T::default()
+            })
+        })
+        .collect()
 }
 
 /// Builds a column value by value.
@@ -531,5 +574,29 @@ mod tests {
         let r = Column::repeat(d, &Scalar::decimal(150, 5, 2).unwrap(), 3).unwrap();
         assert_eq!(r.i64s().unwrap(), &[150, 150, 150]);
         assert_eq!(Column::nulls(d, 2).null_count(), 2);
+    }
+
+    #[test]
+    fn gather_past_the_end_gives_nulls() {
+        let ints = Column::from_i64(DataType::Int64, vec![7, 8], None).unwrap();
+        let g = ints.gather(&[1, 2, u32::MAX, 0]);
+        assert_eq!(
+            (0..4).map(|i| g.value(i)).collect::<Vec<_>>(),
+            [
+                Scalar::Int64(8),
+                Scalar::Null,
+                Scalar::Null,
+                Scalar::Int64(7)
+            ]
+        );
+        let strs = Column::from_scalars(DataType::Utf8, &[Scalar::Utf8("x".into()), Scalar::Null])
+            .unwrap();
+        let g = strs.gather(&[5, 0, 1]);
+        assert_eq!(
+            (0..3).map(|i| g.value(i)).collect::<Vec<_>>(),
+            [Scalar::Null, Scalar::Utf8("x".into()), Scalar::Null]
+        );
+        assert_eq!(g.bytes(0), Some(&[][..]));
+        assert!(ints.gather(&[0, 1]).validity().is_none());
     }
 }

@@ -248,6 +248,7 @@ impl Expr {
     /// The result type against an input schema.
     pub fn data_type(&self, schema: &Schema) -> Result<DataType> {
         Ok(match self {
+            // INVARIANT: `index_of` returns the position of a field in `fields()`.
             Expr::Column(name) => schema.fields()[schema.index_of(name)?].data_type(),
             Expr::Literal(v) => v.data_type().unwrap_or(DataType::Bool),
             Expr::Not(e) => {
@@ -339,6 +340,8 @@ impl Expr {
         let schema = batch.schema();
         let out_type = self.data_type(schema)?;
         match self {
+            // INVARIANT: `index_of` returns the position of a field of the batch's schema, and
+            // a batch holds one column per field (`Batch::new` checks it).
             Expr::Column(name) => Ok(batch.columns()[schema.index_of(name)?].clone()),
             Expr::Literal(v) => Column::repeat(out_type, v, rows),
             Expr::Not(e) => {
@@ -457,6 +460,7 @@ impl Expr {
     /// The output field of this expression under `name`.
     pub fn field(&self, name: &str, schema: &Schema) -> Result<Field> {
         let nullable = match self {
+            // INVARIANT: `index_of` returns the position of a field in `fields()`.
             Expr::Column(c) => schema.fields()[schema.index_of(c)?].nullable(),
             Expr::IsNull(_) | Expr::IsNotNull(_) => false,
             Expr::Literal(v) => v.is_null(),
@@ -533,10 +537,12 @@ fn logic(op: BinaryOp, l: &Column, r: &Column) -> Result<Column> {
     let (lv, rv) = (l.bools().unwrap_or_default(), r.bools().unwrap_or_default());
     let mut value = Vec::with_capacity(n);
     let mut valid = Bitmap::new(n, true);
-    for i in 0..n {
+    // Both sides have the batch's rows; were one shorter, `value` would be too and
+    // `from_bools` would refuse it.
+    for (i, (lb, rb)) in lv.iter().zip(rv).enumerate() {
         let (lk, rk) = (l.is_valid(i), r.is_valid(i));
-        let (lt, lf) = (lk && lv[i], lk && !lv[i]);
-        let (rt, rf) = (rk && rv[i], rk && !rv[i]);
+        let (lt, lf) = (lk && *lb, lk && !*lb);
+        let (rt, rf) = (rk && *rb, rk && !*rb);
         let (t, f) = if op == BinaryOp::And {
             (lt && rt, lf || rf)
         } else {
@@ -627,12 +633,12 @@ fn int_kernel(
             _ if y == 0 => Some(0),
             _ => x.checked_div(y),
         };
-        for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
+        for (i, ((x, y), out)) in a.iter().zip(b.iter()).zip(&mut v).enumerate() {
             if checked(*x, *y).is_none() {
                 if valid_at(i) {
                     return None;
                 }
-                v[i] = 0;
+                *out = 0;
             }
         }
     }
@@ -790,7 +796,7 @@ pub(crate) fn filter_owned(batch: Batch, predicate: &Expr) -> Result<Batch> {
     }
     let c = predicate.eval(&batch)?;
     let v = c.bools().unwrap_or_default();
-    let pass = |i: usize| v[i] && c.is_valid(i);
+    let pass = |i: usize| v.get(i).copied().unwrap_or(false) && c.is_valid(i);
     let selection: Vec<u32> = match batch.selection() {
         Some(sel) => sel.iter().copied().filter(|i| pass(*i as usize)).collect(),
         None => (0..batch.physical_rows())

@@ -66,9 +66,9 @@ fn join_key(c: &Column, r: usize, out: &mut Vec<u8>) -> bool {
         return false;
     }
     match (c.data(), c.data_type()) {
-        (Data::I32(v), DataType::Int32) => {
+        (Data::I32(_), DataType::Int32) => {
             out.push(1);
-            out.extend_from_slice(&i64::from(v[r]).to_le_bytes());
+            out.extend_from_slice(&int_at(c, r).to_le_bytes());
         }
         _ => key_bytes(c, r, out),
     }
@@ -97,11 +97,11 @@ fn build_table(key_cols: &[Column], rows: usize) -> Result<(Table, Vec<u32>)> {
         [c] if key_class(c.data_type()) == DataType::Int64 => {
             let mut t: HashMap<i64, u32, PackedState> =
                 HashMap::with_capacity_and_hasher(rows, PackedState::default());
-            for r in (0..rows).rev() {
+            for (r, next_r) in next.iter_mut().enumerate().rev() {
                 if c.is_valid(r) {
                     let row = as_row(r)?;
                     if let Some(head) = t.insert(int_at(c, r), row) {
-                        next[r] = head;
+                        *next_r = head;
                     }
                 }
             }
@@ -110,12 +110,12 @@ fn build_table(key_cols: &[Column], rows: usize) -> Result<(Table, Vec<u32>)> {
         _ => {
             let mut t = GroupMap::default();
             let mut buf = Vec::new();
-            for r in (0..rows).rev() {
+            for (r, next_r) in next.iter_mut().enumerate().rev() {
                 buf.clear();
                 if key_cols.iter().all(|c| join_key(c, r, &mut buf)) {
                     let row = as_row(r)?;
                     if let Some(head) = t.get(&buf) {
-                        next[r] = head;
+                        *next_r = head;
                     }
                     t.insert(&buf, row);
                 }
@@ -271,6 +271,8 @@ impl HashJoin {
                     while m != NONE {
                         probe_idx.push(r);
                         build_idx.push(m);
+                        // INVARIANT: `m` is a build row (`< rows == next.len()`): the table and
+                        // `next` hold only rows `build_table` iterated over `0..rows`.
                         m = self.next[m as usize];
                     }
                     if first == NONE && self.join_type == JoinType::Left {
@@ -287,6 +289,7 @@ impl HashJoin {
             .map(|c| c.gather(&probe_idx))
             .collect();
         if matches!(self.join_type, JoinType::Inner | JoinType::Left) {
+            // INVARIANT: `from_fn` calls the closure with `i < build_idx.len()` only.
             let missing = Bitmap::from_fn(build_idx.len(), |i| build_idx[i] != NONE);
             let safe: Vec<u32> = build_idx
                 .iter()

@@ -67,6 +67,7 @@ pub fn parallel_aggregate<S: ByteSource + Sync>(
                 };
                 if let Some(partials) = encoded_partials(reader, g, inputs, mask.as_ref())? {
                     on_encoded.rows += mask.as_ref().map_or_else(
+                        // INVARIANT: `g < groups == reader.row_groups().len()`, checked above.
                         || u64::from(reader.row_groups()[g].rows()),
                         |m| m.count_ones() as u64,
                     );
@@ -154,6 +155,8 @@ fn encoded_partials<S: ByteSource>(
     inputs: &[Option<usize>],
     mask: Option<&Bitmap>,
 ) -> Result<Option<Vec<(i128, usize)>>> {
+    // INVARIANT: the one caller passes `g < reader.row_groups().len()` (checked at the top
+    // of its loop).
     let rows = reader.row_groups()[g].rows() as usize;
     let selected = mask.map_or(rows, Bitmap::count_ones);
     let mut out = Vec::with_capacity(inputs.len());

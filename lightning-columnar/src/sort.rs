@@ -60,6 +60,13 @@ impl SortKey {
 
 /// Compares rows `a` and `b` of one key column: nulls by `nulls_first`, values by the
 /// total order (doubles: NaN above every number), reversed when descending.
+#[allow(
+    clippy::allow_attributes,
+    clippy::indexing_slicing,
+    reason = "`a` and `b` are below the column's length: `sort`, the one caller, compares
+              entries of `order` (`0..n`, `n` the physical rows of the batch the key column
+              was evaluated on, and an evaluated column has one value per physical row)"
+)]
 fn compare(col: &Column, key: &SortKey, a: usize, b: usize) -> Ordering {
     let (c, k) = (col, key);
     match (c.is_valid(a), c.is_valid(b)) {
@@ -168,6 +175,8 @@ pub fn sort(
     {
         let desc = key.descending;
         let cmp = |a: &u32, b: &u32| {
+            // INVARIANT: `order` holds `0..n`, `n` the physical rows of `all`, and `c` was
+            // evaluated on `all`: one value per physical row.
             let (x, y) = (v[*a as usize], v[*b as usize]);
             let o = if desc { y.cmp(&x) } else { x.cmp(&y) };
             o.then(a.cmp(b))
@@ -242,7 +251,7 @@ fn beyond(b: &Batch, keys: &[SortKey], limit: i64) -> Result<Option<Batch>> {
             .filter(|r| v.get(*r as usize).is_some_and(|x| before(*x)))
             .collect(),
         None => (0..u32::try_from(v.len()).unwrap_or(u32::MAX))
-            .filter(|r| before(v[*r as usize]))
+            .filter(|r| v.get(*r as usize).is_some_and(|x| before(*x)))
             .collect(),
     };
     Ok(Some(Batch::new(

@@ -193,7 +193,7 @@ impl Schema {
                     reason: format!("column {i}: names are at most {MAX_NAME_LEN} bytes"),
                 });
             }
-            if fields[..i].iter().any(|g| g.name == f.name) {
+            if fields.iter().take(i).any(|g| g.name == f.name) {
                 return Err(Error::InvalidArgument {
                     reason: format!("column name `{}` appears twice in the schema", f.name),
                 });

@@ -36,7 +36,16 @@ fn mask(width: u32) -> u64 {
     }
 }
 
-/// Appends `values` packed at `width` bits (higher bits are dropped) to `out`.
+/// Appends `values` packed at `width` bits (higher bits are dropped) to `out`. `width` is at
+/// most 64 (callers pass [`bits`] of a value).
+#[expect(
+    clippy::allow_attributes,
+    reason = "indexing_slicing is only enabled by the panic audit, so an `expect` would go unfulfilled in normal builds"
+)]
+#[allow(
+    clippy::indexing_slicing,
+    reason = "a chunk's `words` holds `LANES * w` words and row `i / LANES < 64` starts at bit `(i / LANES) * w < 64 * w`, so `k < w` and, when the value straddles a word (`bit + w > 64 * (k + 1)`), `k + 1 < w`; the tail's `words` holds `ceil(len * w / 64)` words and value `i < len` ends at bit `(i + 1) * w <= len * w`, so `k` and a straddled `k + 1` are below that"
+)]
 pub(crate) fn pack(values: &[u64], width: u32, out: &mut Vec<u8>) {
     if width == 0 {
         return;
@@ -166,6 +175,8 @@ fn unpack_body<const W: usize>(bytes: &[u8], base: u64, out: &mut [u64]) {
             let Ok(o) = <&mut [u64; LANES]>::try_from(o) else {
                 continue;
             };
+            // INVARIANT: `row` passes lanes `l < LANES` (it enumerates at most `LANES` words),
+            // and `o` is a `[u64; LANES]`.
             row::<W>(words, r, |l, v| o[l] = v.wrapping_add(base));
         }
     }
@@ -255,11 +266,15 @@ fn sum_body<const W: usize>(bytes: &[u8], n: usize) -> u128 {
         if W <= 58 {
             let mut acc = [0u64; LANES];
             for r in 0..CHUNK / LANES {
+                // INVARIANT: `row` passes lanes `l < LANES` (it enumerates at most `LANES`
+                // words), and `acc` is a `[u64; LANES]`.
                 row::<W>(words, r, |l, v| acc[l] += v);
             }
             total += acc.iter().map(|a| u128::from(*a)).sum::<u128>();
         } else {
             for (r, o) in buf.chunks_exact_mut(LANES).enumerate() {
+                // INVARIANT: `row` passes lanes `l < LANES`, and `chunks_exact_mut(LANES)`
+                // makes `o` exactly `LANES` long.
                 row::<W>(words, r, |l, v| o[l] = v);
             }
             total += buf.iter().map(|v| u128::from(*v)).sum::<u128>();

@@ -98,6 +98,8 @@ fn stats(values: &[u64], cascade: bool) -> Stats {
     for (i, v) in values.iter().enumerate() {
         min = min.min(*v);
         max = max.max(*v);
+        // INVARIANT: `i - 1` is in bounds: `i > 0` is tested first and `i < values.len()`
+        // (from `enumerate`).
         if i > 0 && values[i - 1] != *v {
             runs += 1;
         }
@@ -113,6 +115,7 @@ fn stats(values: &[u64], cascade: bool) -> Stats {
         let mut hi = 0u64;
         for w in values.windows(2) {
             // Deltas as signed numbers shifted into the order-preserving u64 domain.
+            // INVARIANT: `windows(2)` yields slices of exactly two values.
             let d = w[1].wrapping_sub(w[0]) ^ (1 << 63);
             lo = lo.min(d);
             hi = hi.max(d);
@@ -135,7 +138,9 @@ fn runs_of(values: &[u64], runs: usize) -> (Vec<u64>, Vec<u64>) {
     let mut run_lengths = Vec::with_capacity(runs);
     let mut start = 0;
     for (i, pair) in values.windows(2).enumerate() {
+        // INVARIANT: `windows(2)` yields slices of exactly two values.
         if pair[0] != pair[1] {
+            // INVARIANT: as above, `pair` holds two values.
             run_values.push(pair[0]);
             run_lengths.push((i + 1 - start) as u64);
             start = i + 1;
@@ -208,6 +213,7 @@ fn choose(values: &[u64], cascade: bool) -> (Scheme, Stats, usize) {
 fn patch_width(values: &[u64], min: u64) -> Option<(u32, usize)> {
     let mut histogram = [0usize; 65];
     for v in values {
+        // INVARIANT: `bits` of a `u64` is at most 64, and `histogram` has 65 entries.
         histogram[bits(v - min) as usize] += 1;
     }
     let n = values.len();
@@ -220,6 +226,7 @@ fn patch_width(values: &[u64], min: u64) -> Option<(u32, usize)> {
                 best = Some((size, width, above));
             }
         }
+        // INVARIANT: `width` runs over `0..=64`, and `histogram` has 65 entries.
         above += histogram[width as usize];
     }
     best.map(|(_, w, e)| (w, e))
@@ -250,7 +257,8 @@ fn encode_with(values: &[u64], cascade: bool) -> Vec<u8> {
         Scheme::Plain => values
             .iter()
             .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
-        Scheme::Constant => out.extend_from_slice(&values[0].to_le_bytes()),
+        // Every value equals the minimum (`choose` picks Constant only when `min == max`).
+        Scheme::Constant => out.extend_from_slice(&s.min.to_le_bytes()),
         Scheme::FrameOfReference => {
             let width = bits(s.max - s.min);
             out.extend_from_slice(&s.min.to_le_bytes());
@@ -261,11 +269,14 @@ fn encode_with(values: &[u64], cascade: bool) -> Vec<u8> {
         Scheme::Delta => {
             let (lo, hi) = s.delta_range.unwrap_or((0, 0));
             let width = bits(hi - lo);
+            // INVARIANT: `choose` picks Delta only when `delta_range` is `Some`, which
+            // `stats` sets only for two or more values.
             out.extend_from_slice(&values[0].to_le_bytes());
             out.extend_from_slice(&lo.to_le_bytes());
             out.extend_from_slice(&[u8::try_from(width).unwrap_or(64), 0, 0, 0, 0, 0, 0, 0]);
             let deltas: Vec<u64> = values
                 .windows(2)
+                // INVARIANT: `windows(2)` yields slices of exactly two values.
                 .map(|w| (w[1].wrapping_sub(w[0]) ^ (1 << 63)) - lo)
                 .collect();
             pack(&deltas, width, &mut out);
@@ -350,21 +361,29 @@ impl<'a> Cursor<'a> {
         Ok(s)
     }
 
+    /// The next `N` bytes, as an array.
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let a = self
+            .bytes
+            .get(self.at..)
+            .and_then(<[u8]>::first_chunk::<N>)
+            .ok_or(Error::Corrupt("block cut short"))?;
+        self.at += N;
+        Ok(*a)
+    }
+
     pub(crate) fn u64(&mut self) -> Result<u64> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8)?);
-        Ok(u64::from_le_bytes(a))
+        Ok(u64::from_le_bytes(self.array()?))
     }
 
     pub(crate) fn u32(&mut self) -> Result<u32> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        Ok(u32::from_le_bytes(self.array()?))
     }
 
     /// A width byte and its 7 zero bytes.
     pub(crate) fn width(&mut self) -> Result<u32> {
-        let b = self.take(8)?;
-        let w = u32::from(b[0]);
+        let [w, ..] = self.array::<8>()?;
+        let w = u32::from(w);
         if w > 64 {
             return Err(Error::Corrupt("bit width above 64"));
         }
@@ -393,12 +412,12 @@ impl<'a> Cursor<'a> {
 /// A decoded header: scheme, count, and a cursor at the body.
 pub(crate) fn header(bytes: &[u8]) -> Result<(Scheme, usize, Cursor<'_>)> {
     let mut c = Cursor { bytes, at: 0 };
-    let h = c.take(HEADER)?;
-    if h[0] != VERSION {
+    let [version, scheme, _, _, n @ ..] = c.array::<HEADER>()?;
+    if version != VERSION {
         return Err(Error::Corrupt("unknown block format version"));
     }
-    let scheme = Scheme::from_byte(h[1])?;
-    let n = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
+    let scheme = Scheme::from_byte(scheme)?;
+    let n = u32::from_le_bytes(n) as usize;
     if n > MAX_VALUES {
         return Err(Error::Corrupt(
             "block claims more values than a block holds",
@@ -450,6 +469,7 @@ fn decode_depth(bytes: &[u8], out: &mut Vec<u64>, depth: u8) -> Result<()> {
         _ => {
             let start = out.len();
             out.resize(start + n, 0);
+            // INVARIANT: `start` was `out.len()` before the resize, so `start..` is in bounds.
             match decode_slice(bytes, &mut out[start..], depth) {
                 Ok(_) => Ok(()),
                 Err(e) => {
@@ -513,18 +533,20 @@ fn decode_slice(bytes: &[u8], out: &mut [u64], depth: u8) -> Result<usize> {
             unpack_plus(packed, width, min, out);
         }
         Scheme::Delta => {
-            if n == 0 {
+            let Some((head, rest)) = out.split_first_mut() else {
                 return Err(Error::Corrupt("delta block without values"));
-            }
+            };
             let first = c.u64()?;
             let lo = c.u64()?;
             let width = c.width()?;
             let packed = c.packed(n - 1, width)?;
-            unpack(packed, width, &mut out[1..]);
-            out[0] = first;
-            for i in 1..n {
-                let delta = out[i].wrapping_add(lo) ^ (1 << 63);
-                out[i] = out[i - 1].wrapping_add(delta);
+            unpack(packed, width, rest);
+            *head = first;
+            let mut prev = first;
+            for v in rest {
+                let delta = v.wrapping_add(lo) ^ (1 << 63);
+                prev = prev.wrapping_add(delta);
+                *v = prev;
             }
         }
         Scheme::RunLength | Scheme::Dictionary | Scheme::PatchedFrame if depth > 0 => {
@@ -536,6 +558,8 @@ fn decode_slice(bytes: &[u8], out: &mut [u64], depth: u8) -> Result<usize> {
             for (v, l) in values.iter().zip(&lengths) {
                 // `runs` checked that the lengths add up to `n`.
                 let end = at + usize::try_from(*l).unwrap_or(0);
+                // INVARIANT: `at..end` lies in `0..n` = `0..out.len()`: `runs` checked that
+                // the lengths add up to `n` without overflow, so every prefix sum is `<= n`.
                 out[at..end].fill(*v);
                 at = end;
             }
@@ -646,6 +670,8 @@ pub fn sum_selected(bytes: &[u8], selected: &[u64]) -> Result<(u128, usize)> {
             decode_slice(bytes, &mut all, 0)?;
             let (mut total, mut count) = (0u128, 0usize);
             for i in positions() {
+                // INVARIANT: `positions` stops before `n` (`take_while(i < n)`), and `all`
+                // holds `n` values.
                 total += u128::from(all[i]);
                 count += 1;
             }
@@ -656,7 +682,7 @@ pub fn sum_selected(bytes: &[u8], selected: &[u64]) -> Result<(u128, usize)> {
     Ok((total, count))
 }
 
-/// The body of a patched frame: the frame, then the exceptions written over it./// The body of a patched frame: the frame, then the exceptions written over it.
+/// The body of a patched frame: the frame, then the exceptions written over it.
 fn decode_patched(c: &mut Cursor<'_>, depth: u8, out: &mut [u64]) -> Result<()> {
     let n = out.len();
     let min = c.u64()?;
@@ -672,9 +698,9 @@ fn decode_patched(c: &mut Cursor<'_>, depth: u8, out: &mut [u64]) -> Result<()> 
     for (p, v) in positions.iter().zip(&outliers) {
         let slot = usize::try_from(*p)
             .ok()
-            .filter(|p| *p < n)
+            .and_then(|p| out.get_mut(p))
             .ok_or(Error::Corrupt("exception position out of range"))?;
-        out[slot] = *v;
+        *slot = *v;
     }
     Ok(())
 }

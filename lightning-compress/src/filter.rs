@@ -150,6 +150,8 @@ impl Selection {
             } else {
                 ((1u64 << take) - 1) << bit
             };
+            // INVARIANT: `i < to <= self.len`, and every constructor makes `words`
+            // `len.div_ceil(64)` long, so `i / 64 < words.len()`.
             self.words[i / 64] |= mask;
             i += take;
         }
@@ -182,7 +184,11 @@ impl Selection {
 
     /// Whether value `i` is selected.
     pub fn get(&self, i: usize) -> bool {
-        i < self.len && self.words[i / 64] >> (i % 64) & 1 == 1
+        i < self.len
+            && self
+                .words
+                .get(i / 64)
+                .is_some_and(|w| w >> (i % 64) & 1 == 1)
     }
 
     /// The bits, 64 values a word, least significant bit first; bits past
@@ -252,8 +258,10 @@ pub fn filter(bytes: &[u8], pred: &Predicate) -> Result<Selection> {
             for (k, start) in (0..n).step_by(CHUNK).enumerate() {
                 let m = CHUNK.min(n - start);
                 let from = k * per_chunk_bytes;
-                unpack(packed.get(from..).unwrap_or_default(), width, &mut buf[..m]);
-                select_range(&mut sel, start, &buf[..m], &shifted);
+                // INVARIANT: `m <= CHUNK = buf.len()`.
+                let chunk = &mut buf[..m];
+                unpack(packed.get(from..).unwrap_or_default(), width, chunk);
+                select_range(&mut sel, start, chunk, &shifted);
             }
             Ok(sel)
         }
@@ -313,6 +321,14 @@ pub fn filter(bytes: &[u8], pred: &Predicate) -> Result<Selection> {
 /// a range predicate selects one contiguous run: each chunk's last value comes from a plain
 /// sum of its deltas, so a chunk wholly below or inside the range is never prefix-summed, and
 /// the first chunk starting above it ends the scan.
+#[expect(
+    clippy::allow_attributes,
+    reason = "indexing_slicing is only enabled by the panic audit, so an `expect` would go unfulfilled in normal builds"
+)]
+#[allow(
+    clippy::indexing_slicing,
+    reason = "`deltas` and `values` hold CHUNK values; every bound is `m` or `md`, both `CHUNK.min(..)`, and `m >= 1` because `start < n`, so `..m`, `..m - 1` and `m - 1` are in bounds"
+)]
 fn filter_delta(mut c: Cursor<'_>, bytes: &[u8], n: usize, pred: &Predicate) -> Result<Selection> {
     if n == 0 {
         return Err(Error::Corrupt("delta block without values"));
@@ -386,9 +402,12 @@ fn filter_delta(mut c: Cursor<'_>, bytes: &[u8], n: usize, pred: &Predicate) -> 
 
 /// `out[0] = first`, then each value the previous plus the next step.
 fn prefix_sum(first: u64, deltas: &[u64], step: impl Fn(u64) -> u64, out: &mut [u64]) {
+    let Some((head, rest)) = out.split_first_mut() else {
+        return;
+    };
     let mut v = first;
-    out[0] = v;
-    for (o, d) in out[1..].iter_mut().zip(deltas) {
+    *head = v;
+    for (o, d) in rest.iter_mut().zip(deltas) {
         v = v.wrapping_add(step(*d));
         *o = v;
     }
@@ -435,15 +454,17 @@ fn filter_dictionary(mut c: Cursor<'_>, n: usize, pred: &Predicate) -> Result<Se
     let per_chunk_bytes = CHUNK * width as usize / 8;
     for (k, start) in (0..n).step_by(CHUNK).enumerate() {
         let m = CHUNK.min(n - start);
+        // INVARIANT: `m <= CHUNK = buf.len()`.
+        let chunk = &mut buf[..m];
         unpack(
             packed.get(k * per_chunk_bytes..).unwrap_or_default(),
             width,
-            &mut buf[..m],
+            chunk,
         );
-        if buf[..m].iter().any(|code| *code >= matching.len() as u64) {
+        if chunk.iter().any(|code| *code >= matching.len() as u64) {
             return Err(Error::Corrupt("dictionary code out of range"));
         }
-        select(&mut sel, start, &buf[..m], |code| {
+        select(&mut sel, start, chunk, |code| {
             matching
                 .get(usize::try_from(code).unwrap_or(usize::MAX))
                 .copied()

@@ -33,8 +33,11 @@ const POW10: [f64; MAX_EXPONENT + 1] = [
 /// Integers up to 2^53 are exact doubles.
 const EXACT: f64 = 9_007_199_254_740_992.0;
 
-/// The integer `v × 10^e` stands for, if it decodes back to exactly `v`.
+/// The integer `v × 10^e` stands for, if it decodes back to exactly `v`. `e` is at most
+/// [`MAX_EXPONENT`].
 fn scaled(v: f64, e: usize) -> Option<i64> {
+    // INVARIANT: both callers pass `e` from `0..=MAX_EXPONENT` (`best_exponent`'s range and
+    // its result), and `POW10` has `MAX_EXPONENT + 1` entries.
     let d = (v * POW10[e]).round();
     // NaN fails this test too (`is_finite` and the bound exclude it).
     if !d.is_finite() || d.abs() >= EXACT {
@@ -43,6 +46,7 @@ fn scaled(v: f64, e: usize) -> Option<i64> {
     #[expect(clippy::cast_possible_truncation, reason = "|d| < 2^53 was checked")]
     let n = d as i64;
     #[expect(clippy::cast_precision_loss, reason = "|n| < 2^53: exact")]
+    // INVARIANT: `e <= MAX_EXPONENT`, as for `d` above.
     let back = n as f64 / POW10[e];
     (back.to_bits() == v.to_bits()).then_some(n)
 }
@@ -103,11 +107,11 @@ pub fn encode_f64(values: &[f64]) -> Result<Vec<u8>> {
 /// Decodes a float block, appending to `out`.
 pub fn decode_f64(bytes: &[u8], out: &mut Vec<f64>) -> Result<()> {
     let mut cursor = Cursor { bytes, at: 0 };
-    let head = cursor.take(8)?;
-    if head[0] != VERSION {
+    let [version, kind, exponent, _, n @ ..] = cursor.array::<8>()?;
+    if version != VERSION {
         return Err(Error::Corrupt("unknown float block version"));
     }
-    let n = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+    let n = u32::from_le_bytes(n) as usize;
     if n > MAX_VALUES {
         return Err(Error::Corrupt(
             "float block claims more values than a block holds",
@@ -121,10 +125,10 @@ pub fn decode_f64(bytes: &[u8], out: &mut Vec<f64>) -> Result<()> {
         ));
     }
     let start = out.len();
-    match head[1] {
+    match kind {
         RAW => out.extend(ints.iter().map(|b| f64::from_bits(*b))),
         DECIMAL => {
-            let e = usize::from(head[2]);
+            let e = usize::from(exponent);
             let p = *POW10
                 .get(e)
                 .ok_or(Error::Corrupt("float exponent out of range"))?;
@@ -149,6 +153,8 @@ pub fn decode_f64(bytes: &[u8], out: &mut Vec<f64>) -> Result<()> {
                     out.truncate(start);
                     return Err(Error::Corrupt("exception position out of range"));
                 };
+                // INVARIANT: `slot = start + p` with `p < n`, and `out.len() == start + n`:
+                // the `n` integers (`ints.len() == n` was checked) were appended above.
                 out[slot] = f64::from_bits(*b);
             }
         }
@@ -333,11 +339,11 @@ impl FloatPredicate {
 /// tested value by value.
 pub fn filter_f64(bytes: &[u8], pred: &FloatPredicate) -> Result<Selection> {
     let mut cursor = Cursor { bytes, at: 0 };
-    let head = cursor.take(8)?;
-    if head[0] != VERSION {
+    let [version, kind, exponent, _, n @ ..] = cursor.array::<8>()?;
+    if version != VERSION {
         return Err(Error::Corrupt("unknown float block version"));
     }
-    let n = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+    let n = u32::from_le_bytes(n) as usize;
     let decoded = |pred: &FloatPredicate| -> Result<Selection> {
         let mut values = Vec::new();
         decode_f64(bytes, &mut values)?;
@@ -350,11 +356,11 @@ pub fn filter_f64(bytes: &[u8], pred: &FloatPredicate) -> Result<Selection> {
             other => Selection::of(&values, |v| other.test(v)),
         })
     };
-    if head[1] != DECIMAL {
+    if kind != DECIMAL {
         return decoded(pred);
     }
     let p = *POW10
-        .get(usize::from(head[2]))
+        .get(usize::from(exponent))
         .ok_or(Error::Corrupt("float exponent out of range"))?;
     #[expect(
         clippy::cast_precision_loss,

@@ -55,6 +55,7 @@ fn word_at(s: &[u8], at: usize) -> (u64, usize) {
     let rest = s.get(at..).unwrap_or_default();
     let n = rest.len().min(8);
     let mut b = [0u8; 8];
+    // INVARIANT: `n = min(rest.len(), 8)`, within both `b` (8 bytes) and `rest`.
     b[..n].copy_from_slice(&rest[..n]);
     (u64::from_le_bytes(b), n)
 }
@@ -73,6 +74,7 @@ impl Table {
         for (code, s) in symbols.iter().enumerate() {
             if let (Some(first), Ok(code)) = (s.first(), u8::try_from(code)) {
                 let (word, _) = word_at(s, 0);
+                // INVARIANT: `by_first` has 256 entries, one per byte value.
                 by_first[usize::from(*first)].push((code, word, mask(s.len()), s.len()));
             }
         }
@@ -84,6 +86,8 @@ impl Table {
         for (first, list) in by_first.iter().enumerate() {
             for &(code, word, m, len) in list {
                 if len == 1 {
+                    // INVARIANT: `first` enumerates the 256 lists of `by_first`, and
+                    // `single` has 256 entries.
                     single[first] = code;
                 } else {
                     multi.push((code, word, m, len));
@@ -96,13 +100,16 @@ impl Table {
         let mut two = vec![0u16; 1 << 16];
         let mut at = 0;
         while at < multi.len() {
+            // INVARIANT: `at < multi.len()` is the loop condition.
             let key = multi[at].1 & 0xFFFF;
+            // INVARIANT: as above, `at < multi.len()`.
             let count = multi[at..]
                 .iter()
                 .take_while(|(_, w, _, _)| w & 0xFFFF == key)
                 .count();
             // At most 255 symbols: start and count each fit a byte.
             let packed = u16::try_from(at << 8 | count).unwrap_or(0);
+            // INVARIANT: `key` is masked to 16 bits, and `two` has `1 << 16` entries.
             two[usize::try_from(key).unwrap_or(0)] = packed;
             at += count;
         }
@@ -119,6 +126,7 @@ impl Table {
     fn find(&self, s: &[u8]) -> Option<(u8, usize)> {
         let first = *s.first()?;
         let (word, avail) = word_at(s, 0);
+        // INVARIANT: `by_first` has 256 entries, one per byte value.
         self.by_first[usize::from(first)]
             .iter()
             .find_map(|&(c, sym, m, len)| {
@@ -129,6 +137,14 @@ impl Table {
     /// Appends the codes for `s` to `out`: the fewest code bytes, found by dynamic
     /// programming over the symbols matching at each position (greedy longest-match leaves
     /// a few percent on the table). `scratch` is reused between calls.
+    #[expect(
+        clippy::allow_attributes,
+        reason = "indexing_slicing is only enabled by the panic audit, so an `expect` would go unfulfilled in normal builds"
+    )]
+    #[allow(
+        clippy::indexing_slicing,
+        reason = "`scratch` has `s.len() + 1` entries and `i < s.len()`; a symbol matches only if `len <= avail <= s.len() - i`, so `i + len <= s.len()`; `two` has `1 << 16` entries for a 16-bit key and `single` 256 for a byte; every code in `scratch` is ESCAPE or one taken from `multi`/`single`, which `Table::new` built from indices of `symbols`, each symbol non-empty, so `at` advances and stays below `s.len()` in the loop"
+    )]
     pub(crate) fn compress(&self, s: &[u8], out: &mut Vec<u8>, scratch: &mut Vec<(u32, u8)>) {
         // scratch[i] = (fewest code bytes for s[i..], code chosen at i; ESCAPE for a literal).
         scratch.clear();
@@ -172,6 +188,14 @@ impl Table {
     }
 
     /// Trains a table on a sample of `values`.
+    #[expect(
+        clippy::allow_attributes,
+        reason = "indexing_slicing is only enabled by the panic audit, so an `expect` would go unfulfilled in normal builds"
+    )]
+    #[allow(
+        clippy::indexing_slicing,
+        reason = "`rest` is non-empty (the `while let` filter); every pseudo-code is below CODES = 512 (a table code < 255, or 256 + a byte), `count1` holds CODES and `count2` CODES * CODES counters"
+    )]
     pub(crate) fn train<S: AsRef<[u8]>>(values: &[S]) -> Self {
         let total: usize = values.iter().map(|s| s.as_ref().len()).sum();
         // Every `step`-th string, so the sample spans the block.
@@ -284,10 +308,9 @@ impl Decoder {
         if count > MAX_SYMBOLS {
             return Err(Error::Corrupt("FSST symbol table claims 256 symbols"));
         }
-        let lens = rest
-            .get(..count)
+        let (lens, mut data) = rest
+            .split_at_checked(count)
             .ok_or(Error::Corrupt("FSST symbol lengths cut short"))?;
-        let mut data = &rest[count..];
         let mut symbols = Vec::with_capacity(count);
         for &len in lens {
             let len = usize::from(len);
@@ -298,6 +321,8 @@ impl Decoder {
                 .split_at_checked(len)
                 .ok_or(Error::Corrupt("FSST symbol bytes cut short"))?;
             let mut padded = [0u8; MAX_SYMBOL_LEN];
+            // INVARIANT: `len` is in `1..=MAX_SYMBOL_LEN` (checked above), and `sym` is `len`
+            // bytes (`split_at_checked(len)`).
             padded[..len].copy_from_slice(sym);
             symbols.push((padded, len));
             data = tail;

@@ -124,6 +124,14 @@ pub fn encode_strings<S: AsRef<[u8]>>(values: &[S]) -> Result<Vec<u8>> {
 /// The distinct strings, ascending, and each value's code (its rank among them), when at
 /// most half the values are distinct (else `None`, found early). One hash lookup per value;
 /// only the distinct strings are sorted.
+#[expect(
+    clippy::allow_attributes,
+    reason = "indexing_slicing is only enabled by the panic audit, so an `expect` would go unfulfilled in normal builds"
+)]
+#[allow(
+    clippy::indexing_slicing,
+    reason = "every id is below `seen.len()`: an id is handed out as `seen.len()` just before its string is pushed, and `order` is `0..seen.len()`; `rank` has `seen.len()` entries"
+)]
 fn dictionary<S: AsRef<[u8]>>(values: &[S]) -> Option<(Vec<&[u8]>, Vec<u64>)> {
     let limit = values.len() / 2;
     let mut ids: HashMap<&[u8], u32> = HashMap::new();
@@ -158,17 +166,17 @@ fn dictionary<S: AsRef<[u8]>>(values: &[S]) -> Option<(Vec<&[u8]>, Vec<u64>)> {
 /// `data` to `ends`. On error the appended part is unspecified (callers roll back).
 fn decode_flat(bytes: &[u8], depth: u8, data: &mut Vec<u8>, ends: &mut Vec<usize>) -> Result<()> {
     let mut c = Cursor { bytes, at: 0 };
-    let head = c.take(8)?;
-    if head[0] != VERSION {
+    let [version, kind, _, _, n @ ..] = c.array::<8>()?;
+    if version != VERSION {
         return Err(Error::Corrupt("unknown string block version"));
     }
-    let n = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+    let n = u32::from_le_bytes(n) as usize;
     if n > MAX_VALUES {
         return Err(Error::Corrupt(
             "string block claims more values than a block holds",
         ));
     }
-    match head[1] {
+    match kind {
         PLAIN => {
             let mut lengths = Vec::new();
             decode(c.nested()?, &mut lengths)?;
@@ -224,6 +232,14 @@ fn decode_flat(bytes: &[u8], depth: u8, data: &mut Vec<u8>, ends: &mut Vec<usize
 
 /// The body of a dictionary block: the distinct strings, then the codes, each string
 /// appended to `data` with its end in `ends`.
+#[expect(
+    clippy::allow_attributes,
+    reason = "indexing_slicing is only enabled by the panic audit, so an `expect` would go unfulfilled in normal builds"
+)]
+#[allow(
+    clippy::indexing_slicing,
+    reason = "`dict_ends` comes from `decode_flat` of a plain block into empty buffers: non-decreasing ends, the last `<= dict.len()`, so `entry(k)` is an in-bounds range of `dict` for `k < dict_ends.len()`, and every code was checked `< dict_ends.len()` = `padded.len()`; short entries are `<= 8` bytes (checked), and `data` was grown by `total + 8`, so each 8-byte store at `at <= start + total - len` fits"
+)]
 fn decode_dictionary(
     c: &mut Cursor<'_>,
     n: usize,
@@ -295,6 +311,8 @@ pub fn decode_strings(bytes: &[u8], out: &mut Vec<Vec<u8>>) -> Result<()> {
     decode_flat(bytes, 0, &mut data, &mut ends)?;
     let mut start = 0;
     out.extend(ends.iter().map(|end| {
+        // INVARIANT: `decode_flat` into empty buffers pushes non-decreasing ends, each
+        // `<= data.len()`, so `start..end` is in bounds.
         let s = data[start..*end].to_vec();
         start = *end;
         s
@@ -487,6 +505,15 @@ impl Strings<'_> {
         self.ends.len()
     }
 
+    /// String `i`; callers pass `i < self.len()`.
+    #[expect(
+        clippy::allow_attributes,
+        reason = "indexing_slicing is only enabled by the panic audit, so an `expect` would go unfulfilled in normal builds"
+    )]
+    #[allow(
+        clippy::indexing_slicing,
+        reason = "callers pass `i < self.len()` (binary search below `len`, `1..len`, `0..len`), and every `Strings` is built from the output of `decode_flat` into empty buffers: non-decreasing `ends`, each `<= data.len()`"
+    )]
     fn get(&self, i: usize) -> &[u8] {
         let start = i.checked_sub(1).map_or(0, |p| self.ends[p]);
         &self.data[start..self.ends[i]]
@@ -523,12 +550,12 @@ fn check_ascending(data: &[u8], ends: &[usize]) -> Result<()> {
 /// blocks are decoded into one flat buffer and tested string by string.
 pub fn filter_strings(bytes: &[u8], pred: &StringPredicate) -> Result<Selection> {
     let mut c = Cursor { bytes, at: 0 };
-    let head = c.take(8)?;
-    if head[0] != VERSION {
+    let [version, kind, _, _, n @ ..] = c.array::<8>()?;
+    if version != VERSION {
         return Err(Error::Corrupt("unknown string block version"));
     }
-    let n = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
-    if head[1] != DICTIONARY {
+    let n = u32::from_le_bytes(n) as usize;
+    if kind != DICTIONARY {
         let (mut data, mut ends) = (Vec::new(), Vec::new());
         decode_flat(bytes, 0, &mut data, &mut ends)?;
         let strings = Strings {

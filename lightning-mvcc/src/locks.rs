@@ -142,6 +142,7 @@ impl LockManager {
             let lock = st.keys.entry(key.to_vec()).or_default();
             let mine = lock.holders.iter().position(|(t, _)| *t == txn);
             if let Some(i) = mine
+                // INVARIANT: `i < lock.holders.len()`: `position` over `lock.holders` found it.
                 && (lock.holders[i].1 == LockMode::Exclusive || mode == LockMode::Shared)
             {
                 return Ok(()); // already held strongly enough
@@ -161,6 +162,8 @@ impl LockManager {
             if others_compatible && first_in_line {
                 lock.queue.retain(|(t, _)| *t != txn);
                 match mine {
+                    // INVARIANT: `i < lock.holders.len()`: `position` found it, and nothing
+                    // since has removed a holder (only the queue changed).
                     Some(i) => lock.holders[i].1 = mode,
                     None => lock.holders.push((txn, mode)),
                 }
@@ -186,6 +189,8 @@ impl LockManager {
                 st.waits += 1;
             }
             // Wait-for edges: holders that conflict, and conflicting requests ahead in line.
+            // INVARIANT: `key` is in `st.keys`: `entry(..).or_default()` above put it there,
+            // and the state lock has been held since, with no removal of keys in between.
             let lock = &st.keys[key];
             let mut blockers: HashSet<TxnId> = lock
                 .holders

@@ -124,8 +124,8 @@ struct Reader<'a> {
     at: usize,
 }
 
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8]> {
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self
             .at
             .checked_add(n)
@@ -137,17 +137,19 @@ impl Reader<'_> {
         self.at = end;
         Ok(s)
     }
+    /// The next `N` bytes.
+    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        <[u8; N]>::try_from(self.take(N)?).map_err(|_| Error::Corrupt("version list cut short"))
+    }
     fn u8(&mut self) -> Result<u8> {
-        Ok(self.take(1)?[0])
+        let [b] = self.array()?;
+        Ok(b)
     }
     fn u32(&mut self) -> Result<u32> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        Ok(u32::from_le_bytes(self.array()?))
     }
     fn u64(&mut self) -> Result<u64> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8)?);
-        Ok(u64::from_le_bytes(a))
+        Ok(u64::from_le_bytes(self.array()?))
     }
 }
 
@@ -198,10 +200,15 @@ impl VersionList {
     /// the versions that went, newest first, so that a store can free the overflow chains
     /// they reference ([`VersionValue::as_overflow`]).
     pub fn trim(&mut self, oldest: Timestamp) -> Vec<Version> {
-        let Some(keep) = self.versions.iter().position(|v| v.commit_ts <= oldest) else {
+        let Some((keep, newest_kept)) = self
+            .versions
+            .iter()
+            .enumerate()
+            .find(|(_, v)| v.commit_ts <= oldest)
+        else {
             return Vec::new();
         };
-        let cut = if self.versions[keep].value == VersionValue::Tombstone {
+        let cut = if newest_kept.value == VersionValue::Tombstone {
             keep
         } else {
             keep + 1
@@ -313,9 +320,7 @@ pub fn visible_encoded(bytes: &[u8], read_ts: Timestamp) -> Result<VisibleRef<'_
         let value = match r.u8()? {
             VALUE => {
                 let len = r.u32()? as usize;
-                let at = r.at;
-                r.take(len)?;
-                VisibleRef::Value(&bytes[at..at + len])
+                VisibleRef::Value(r.take(len)?)
             }
             TOMBSTONE => VisibleRef::Absent,
             OVERFLOW => VisibleRef::Overflow {
@@ -556,6 +561,34 @@ mod tests {
                 VersionList::decode(&junk).is_ok()
             );
         }
+    }
+
+    /// Every field cut short (count, timestamp, kind, length, bytes, page id) is corruption
+    /// for both readers.
+    #[test]
+    fn every_prefix_is_corrupt() {
+        let mut l = list(&[(10, Some("abc")), (20, None)]);
+        l.push(Version {
+            commit_ts: ts(30),
+            value: VersionValue::overflow(PageId::new(7), 9).unwrap(),
+        })
+        .unwrap();
+        let bytes = l.encode().unwrap();
+        for n in 0..bytes.len() {
+            let cut = &bytes[..n];
+            assert!(
+                matches!(VersionList::decode(cut), Err(Error::Corrupt(_))),
+                "{n} bytes"
+            );
+            assert!(
+                matches!(visible_encoded(cut, ts(15)), Err(Error::Corrupt(_))),
+                "{n} bytes"
+            );
+        }
+        assert_eq!(
+            visible_encoded(&bytes, ts(15)).unwrap(),
+            VisibleRef::Value(b"abc")
+        );
     }
 
     proptest! {

@@ -121,17 +121,24 @@ impl CheckpointPlan {
             let f: Vec<PageId> = free.by_ref().take(per_page).copied().collect();
             let p: Vec<PageId> = pending.by_ref().take(per_page - f.len()).copied().collect();
             let mut page = PageBuf::new(file.page_size(), PageType::FreeList);
+            // The length first: when the ids do not fit (a plan written to a file with
+            // smaller pages than the allocator's), this is an error, not a write past the page.
+            let len = IDS_OFF + 8 * (f.len() + p.len());
+            page.set_payload_len(len)?;
             let body = page.body_mut();
-            body[NEXT_OFF..FREE_COUNT_OFF].copy_from_slice(&next.to_le_bytes());
+            let max = body.len();
+            let Some((head, ids)) = body.split_first_chunk_mut::<IDS_OFF>() else {
+                return Err(Error::PayloadTooLarge { len, max });
+            };
+            head[NEXT_OFF..FREE_COUNT_OFF].copy_from_slice(&next.to_le_bytes());
             // At most ids_per_page (< 8192) ids: the counts always fit.
             let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
-            body[FREE_COUNT_OFF..PENDING_COUNT_OFF].copy_from_slice(&count(f.len()));
-            body[PENDING_COUNT_OFF..IDS_OFF].copy_from_slice(&count(p.len()));
-            for (j, page_id) in f.iter().chain(&p).enumerate() {
-                let at = IDS_OFF + 8 * j;
-                body[at..at + 8].copy_from_slice(&page_id.get().to_le_bytes());
+            head[FREE_COUNT_OFF..PENDING_COUNT_OFF].copy_from_slice(&count(f.len()));
+            head[PENDING_COUNT_OFF..IDS_OFF].copy_from_slice(&count(p.len()));
+            // `set_payload_len` checked that `ids` has room for all of them.
+            for (slot, page_id) in ids.chunks_exact_mut(8).zip(f.iter().chain(&p)) {
+                slot.copy_from_slice(&page_id.get().to_le_bytes());
             }
-            page.set_payload_len(IDS_OFF + 8 * (f.len() + p.len()))?;
             file.write_page(*id, self.generation, &mut page)?;
         }
         Ok(self.list_pages.first().copied())
@@ -478,6 +485,14 @@ type DecodeError = (&'static str, String, String);
 type ListPage = (Option<PageId>, Vec<u64>, Vec<u64>);
 
 /// Splits a free-list page payload into (next page, reusable ids, pending ids).
+#[expect(
+    clippy::allow_attributes,
+    reason = "indexing_slicing is only enabled by the panic audit, so an `expect` would go unfulfilled in normal builds"
+)]
+#[allow(
+    clippy::indexing_slicing,
+    reason = "`head = p.get(..IDS_OFF)` succeeded, so `p` and `head` hold at least IDS_OFF bytes and every fixed offset below it is in bounds; `split` is clamped to `all.len()`"
+)]
 fn decode_list_page(p: &[u8]) -> Result<ListPage, DecodeError> {
     let Some(head) = p.get(..IDS_OFF) else {
         return Err((
@@ -538,6 +553,28 @@ mod tests {
             in_flight: None,
             ids_per_page,
         }
+    }
+
+    #[test]
+    fn a_plan_written_to_a_file_with_smaller_pages_is_an_error_not_a_panic() {
+        let vfs = MemVfs::new();
+        let big = PageFile::create(&vfs, "big.ldb".as_ref(), PageSize::MAX).unwrap();
+        let small = PageFile::create(&vfs, "small.ldb".as_ref(), PageSize::MIN).unwrap();
+        let mut alloc = PageAllocator::load(&big).unwrap();
+        // 1000 ids fit one 64 KiB free-list page, not a 4 KiB one.
+        let pages: Vec<PageId> = (0..1000).map(|_| alloc.allocate()).collect();
+        big.extend_to(alloc.page_count()).unwrap();
+        alloc.checkpoint(&big, None, Lsn::new(0)).unwrap();
+        for p in pages {
+            alloc.free(p).unwrap(); // in a durable image: pending, listed by the next plan
+        }
+        let plan = alloc.begin_checkpoint().unwrap();
+        let r = plan.write(&small);
+        assert!(
+            matches!(r, Err(Error::PayloadTooLarge { max: 4064, .. })),
+            "{r:?}"
+        );
+        assert!(plan.write(&big).is_ok());
     }
 
     #[test]

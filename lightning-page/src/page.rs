@@ -279,6 +279,14 @@ pub(crate) fn page_checksum(bytes: &[u8]) -> u32 {
 
 impl PageHeader {
     /// Writes the header (without checksum) into the first [`HEADER_LEN`] bytes of `page`.
+    #[expect(
+        clippy::allow_attributes,
+        reason = "indexing_slicing is only enabled by the panic audit, so an `expect` would go unfulfilled in normal builds"
+    )]
+    #[allow(
+        clippy::indexing_slicing,
+        reason = "the one caller, `PageBuf::seal`, passes a `PageBuf`'s bytes, at least `PageSize::MIN` (4096) > HEADER_LEN long (see `PageBuf::bytes`); every offset is a constant below HEADER_LEN"
+    )]
     fn encode_into(&self, page: &mut [u8]) {
         page[TYPE_OFF] = self.page_type.to_u8();
         page[RESERVED1_OFF..ID_OFF].fill(0);
@@ -313,6 +321,8 @@ impl PageHeader {
                 format_args!("{computed:#010x}"),
             ));
         }
+        // INVARIANT: `page.len() >= PageSize::MIN` (4096) was checked first, and
+        // `TYPE_OFF < HEADER_LEN`.
         let type_byte = page[TYPE_OFF];
         let Some(page_type) = PageType::from_u8(type_byte) else {
             return Err(Mismatch::new(
@@ -367,8 +377,11 @@ impl PageHeader {
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct PageBuf {
+    /// Always at least `PageSize::MIN` (4096) bytes: `new` sizes it to a `PageSize`, and
+    /// `from_disk` keeps only what `decode_verified` accepted, which rejects anything shorter.
     bytes: Box<[u8]>,
     page_type: PageType,
+    /// At most `bytes.len() - HEADER_LEN`: checked by `set_payload_len` and `decode_verified`.
     payload_len: u32,
 }
 
@@ -404,12 +417,14 @@ impl PageBuf {
 
     /// The payload: the first `payload_len` bytes after the header.
     pub fn payload(&self) -> &[u8] {
+        // INVARIANT: `payload_len <= bytes.len() - HEADER_LEN` (see the field).
         &self.bytes[HEADER_LEN..HEADER_LEN + self.payload_len as usize]
     }
 
     /// The whole area after the header, to fill in place; then call
     /// [`set_payload_len`](Self::set_payload_len).
     pub fn body_mut(&mut self) -> &mut [u8] {
+        // INVARIANT: `bytes` is at least 4096 > HEADER_LEN bytes long (see the field).
         &mut self.bytes[HEADER_LEN..]
     }
 
@@ -426,6 +441,14 @@ impl PageBuf {
     }
 
     /// Replaces the payload with `data` and zeroes the rest of the body.
+    #[expect(
+        clippy::allow_attributes,
+        reason = "indexing_slicing is only enabled by the panic audit, so an `expect` would go unfulfilled in normal builds"
+    )]
+    #[allow(
+        clippy::indexing_slicing,
+        reason = "`set_payload_len` returned Ok, so `data.len() <= bytes.len() - HEADER_LEN` = `body.len()`, and `bytes` is longer than HEADER_LEN (see the field)"
+    )]
     pub fn set_payload(&mut self, data: &[u8]) -> Result<()> {
         self.set_payload_len(data.len())?;
         let body = &mut self.bytes[HEADER_LEN..];
@@ -444,6 +467,7 @@ impl PageBuf {
         };
         header.encode_into(&mut self.bytes);
         let crc = page_checksum(&self.bytes);
+        // INVARIANT: `bytes` is at least 4096 > TYPE_OFF bytes long (see the field).
         self.bytes[CRC_OFF..TYPE_OFF].copy_from_slice(&crc.to_le_bytes());
         &self.bytes
     }

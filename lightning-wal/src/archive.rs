@@ -206,16 +206,29 @@ pub fn segments_through(index: &[ArchivedSegment], target: Lsn) -> Result<Vec<Ar
         .filter(|s| s.first <= target)
         .cloned()
         .collect();
-    for pair in out.windows(2) {
-        if pair[1].first != pair[0].last.next() {
+    for (prev, seg) in out.iter().zip(out.iter().skip(1)) {
+        // An index not from `load_index` may be out of order or overlap: corruption too,
+        // and `seg.first - 1` below would underflow for a first LSN of 0.
+        if seg.first <= prev.last {
             return Err(Error::Corruption {
-                file: pair[1].path.clone(),
+                file: seg.path.clone(),
+                offset: 0,
+                what: "archive segments out of order or overlapping",
+                detail: format!(
+                    "a segment from LSN {} follows one through LSN {}",
+                    seg.first, prev.last
+                ),
+            });
+        }
+        if seg.first != prev.last.next() {
+            return Err(Error::Corruption {
+                file: seg.path.clone(),
                 offset: 0,
                 what: "archive has a gap",
                 detail: format!(
                     "records {} to {} are in no archived segment",
-                    pair[0].last.next(),
-                    Lsn::new(pair[1].first.get() - 1)
+                    prev.last.next(),
+                    Lsn::new(seg.first.get() - 1)
                 ),
             });
         }
@@ -254,6 +267,28 @@ mod tests {
             max_time_us: last * 10,
             path: PathBuf::from(format!("/a/{first:020}.wal")),
         }
+    }
+
+    #[test]
+    fn an_unordered_index_is_corruption_not_an_underflow() {
+        // `segments_through` is public: a caller's index need not come from `load_index`.
+        // A segment starting at LSN 0 after another used to compute `0 - 1`.
+        let e = segments_through(&[seg(5, 10), seg(0, 3)], Lsn::new(20)).unwrap_err();
+        assert!(
+            e.is_corruption() && e.to_string().contains("out of order"),
+            "{e}"
+        );
+        let e = segments_through(&[seg(1, 10), seg(5, 20)], Lsn::new(20)).unwrap_err();
+        assert!(
+            e.is_corruption() && e.to_string().contains("overlapping"),
+            "{e}"
+        );
+        let e = segments_through(&[seg(1, 10), seg(12, 20)], Lsn::new(20)).unwrap_err();
+        assert!(e.to_string().contains("records 11 to 11"), "{e}");
+        assert_eq!(
+            segments_through(&[seg(1, 10), seg(11, 20)], Lsn::new(20)).unwrap(),
+            vec![seg(1, 10), seg(11, 20)]
+        );
     }
 
     #[test]

@@ -38,10 +38,28 @@ const SEG_CRC_OFF: usize = SEG_RESERVED2_OFF + 4;
 /// Bytes of a segment header; the first frame starts here.
 pub(crate) const SEGMENT_HEADER: usize = SEG_CRC_OFF + 4;
 
+/// The little-endian `u32` at `o` of a header.
+#[expect(
+    clippy::allow_attributes,
+    reason = "indexing_slicing is only enabled by the panic audit, so an `expect` would go unfulfilled in normal builds"
+)]
+#[allow(
+    clippy::indexing_slicing,
+    reason = "every caller in this file passes a whole header, a FRAME_HEADER (40) or SEGMENT_HEADER (32) byte array cut by `first_chunk`, and a constant field offset of that layout, at most 4 bytes before its end"
+)]
 fn u32_at(b: &[u8], o: usize) -> u32 {
     u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
 }
 
+/// The little-endian `u64` at `o` of a header.
+#[expect(
+    clippy::allow_attributes,
+    reason = "indexing_slicing is only enabled by the panic audit, so an `expect` would go unfulfilled in normal builds"
+)]
+#[allow(
+    clippy::indexing_slicing,
+    reason = "every caller in this file passes a whole header, a FRAME_HEADER (40) or SEGMENT_HEADER (32) byte array cut by `first_chunk`, and a constant field offset of that layout, at most 8 bytes before its end"
+)]
 fn u64_at(b: &[u8], o: usize) -> u64 {
     let mut a = [0u8; 8];
     a.copy_from_slice(&b[o..o + 8]);
@@ -77,6 +95,14 @@ pub(crate) struct FrameMeta {
 /// | 32     | 1    | record type                                                |
 /// | 33     | 7    | reserved, zero                                             |
 /// | 40     | len  | payload, then zero padding to a multiple of 8              |
+#[expect(
+    clippy::allow_attributes,
+    reason = "indexing_slicing is only enabled by the panic audit, so an `expect` would go unfulfilled in normal builds"
+)]
+#[allow(
+    clippy::indexing_slicing,
+    reason = "`out` was just resized to `start + total`, and `total = frame_len(payload.len()) >= FRAME_HEADER + payload.len()`: `f` holds the header and the payload, and every offset is a constant below FRAME_HEADER"
+)]
 pub(crate) fn encode_frame(out: &mut Vec<u8>, meta: FrameMeta, payload: &[u8]) {
     let start = out.len();
     let total = frame_len(payload.len());
@@ -117,7 +143,7 @@ pub(crate) fn decode_frame(buf: &[u8], offset: usize, max_payload: u32) -> Decod
     if rest.is_empty() {
         return Decoded::Empty;
     }
-    let Some(header) = rest.get(..FRAME_HEADER) else {
+    let Some(header) = rest.first_chunk::<FRAME_HEADER>() else {
         return if rest.iter().all(|&b| b == 0) {
             Decoded::Empty
         } else {
@@ -135,6 +161,7 @@ pub(crate) fn decode_frame(buf: &[u8], offset: usize, max_payload: u32) -> Decod
     let Some(body) = rest.get(..FRAME_HEADER + len) else {
         return Decoded::Invalid("frame cut short");
     };
+    // INVARIANT: `body` is `FRAME_HEADER + len >= LEN_OFF` bytes (`rest.get(..)` above).
     if u32_at(header, CRC_OFF) != crc32c::crc32c(&body[LEN_OFF..]) {
         return Decoded::Invalid("frame checksum mismatch");
     }
@@ -149,6 +176,7 @@ pub(crate) fn decode_frame(buf: &[u8], offset: usize, max_payload: u32) -> Decod
     };
     Decoded::Frame {
         meta,
+        // INVARIANT: `body` is `FRAME_HEADER + len` bytes (`rest.get(..)` above).
         payload: &body[FRAME_HEADER..],
         next: offset + frame_len(len),
     }
@@ -157,7 +185,7 @@ pub(crate) fn decode_frame(buf: &[u8], offset: usize, max_payload: u32) -> Decod
 /// The LSN, synced-through LSN and payload length a frame header at `offset` claims,
 /// unchecked (no checksum): a cheap filter before [`decode_frame`].
 pub(crate) fn peek_header(buf: &[u8], offset: usize) -> Option<(Lsn, Lsn, u32)> {
-    let h = buf.get(offset..offset.checked_add(FRAME_HEADER)?)?;
+    let h = buf.get(offset..)?.first_chunk::<FRAME_HEADER>()?;
     Some((
         Lsn::new(u64_at(h, LSN_OFF)),
         Lsn::new(u64_at(h, SYNCED_OFF)),
@@ -187,7 +215,7 @@ pub(crate) fn encode_segment_header(first: Lsn) -> [u8; SEGMENT_HEADER] {
 
 /// Checks a segment header against the first LSN its name promises.
 pub(crate) fn check_segment_header(buf: &[u8], first: Lsn) -> Result<(), &'static str> {
-    let Some(h) = buf.get(..SEGMENT_HEADER) else {
+    let Some(h) = buf.first_chunk::<SEGMENT_HEADER>() else {
         return Err("segment shorter than its header");
     };
     if h[SEG_MAGIC_OFF..SEG_VERSION_OFF] != SEG_MAGIC {

@@ -72,10 +72,12 @@ fn latency_bucket(us: u64) -> usize {
 
 impl StatsInner {
     pub(crate) fn record_sync(&mut self, records: u64, time: Option<Duration>) {
+        // INVARIANT: `group_bucket` caps its result at `GROUP_BUCKETS - 1`.
         self.groups[group_bucket(records)] += 1;
         if let Some(t) = time {
             self.syncs += 1;
             let us = u64::try_from(t.as_micros()).unwrap_or(u64::MAX);
+            // INVARIANT: `latency_bucket` caps its result at `LATENCY_BUCKETS - 1`.
             self.latency[latency_bucket(us)] += 1;
             self.latency_total_us = self.latency_total_us.saturating_add(us);
             self.latency_max_us = self.latency_max_us.max(us);

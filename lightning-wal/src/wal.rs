@@ -486,11 +486,15 @@ impl Wal {
         let _one_at_a_time = lock(&self.inner.truncating);
         let candidates: Vec<SegmentInfo> = {
             let io = lock(&self.inner.io);
-            let keep_from = io.segments.len().saturating_sub(1);
-            let n = (0..keep_from)
-                .take_while(|&i| io.segments[i + 1].first <= lsn)
+            // Segment `i` goes when the next one starts at or before `lsn`; the last
+            // (active) one has no next, so it stays.
+            let n = io
+                .segments
+                .iter()
+                .skip(1)
+                .take_while(|next| next.first <= lsn)
                 .count();
-            io.segments[..n].to_vec()
+            io.segments.iter().take(n).cloned().collect()
         };
         // Archive or delete outside the I/O lock, so commits go on meanwhile. A failure
         // leaves the log itself intact: it is returned, not poisoning, and the segments not
@@ -643,6 +647,7 @@ impl Inner {
             while at < self.opts.segment_size {
                 let n = usize::try_from((self.opts.segment_size - at).min(zeros.len() as u64))
                     .unwrap_or(zeros.len());
+                // INVARIANT: `n <= zeros.len()`: the `min` above (or its fallback).
                 file.write_at(&zeros[..n], at)
                     .map_err(|e| Error::io("preallocate", &path, e))?;
                 at += n as u64;

@@ -279,7 +279,7 @@ fn put_stat(out: &mut Vec<u8>, s: &Scalar) {
 }
 
 fn put_bytes_stat(out: &mut Vec<u8>, b: &[u8]) {
-    let b = &b[..b.len().min(MAX_STAT_BYTES)];
+    let b = b.get(..MAX_STAT_BYTES).unwrap_or(b);
     put_u16(out, u16::try_from(b.len()).unwrap_or(0));
     out.extend_from_slice(b);
 }
@@ -342,24 +342,26 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
+    /// The next `N` bytes as an array.
+    pub(crate) fn array<const N: usize>(&mut self) -> Parse<[u8; N]> {
+        <[u8; N]>::try_from(self.take(N)?).map_err(|_| "cut short")
+    }
+
     pub(crate) fn u8(&mut self) -> Parse<u8> {
-        Ok(self.take(1)?[0])
+        let [b] = self.array()?;
+        Ok(b)
     }
 
     pub(crate) fn u16(&mut self) -> Parse<u16> {
-        let b = self.take(2)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
+        self.array().map(u16::from_le_bytes)
     }
 
     pub(crate) fn u32(&mut self) -> Parse<u32> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        self.array().map(u32::from_le_bytes)
     }
 
     pub(crate) fn u64(&mut self) -> Parse<u64> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8)?);
-        Ok(u64::from_le_bytes(a))
+        self.array().map(u64::from_le_bytes)
     }
 }
 
@@ -419,8 +421,7 @@ pub(crate) fn parse_footer(bytes: &[u8]) -> Parse<(Vec<Field>, Vec<RowGroupMeta>
             return Err("a column name is longer than names may be");
         }
         let name = std::str::from_utf8(r.take(n)?).map_err(|_| "a column name is not UTF-8")?;
-        let tag = r.take(3)?;
-        let dt = DataType::from_tag([tag[0], tag[1], tag[2]]).ok_or("unknown column type")?;
+        let dt = DataType::from_tag(r.array()?).ok_or("unknown column type")?;
         let nullable = match r.u8()? {
             0 => false,
             1 => true,

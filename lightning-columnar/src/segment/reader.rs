@@ -203,6 +203,8 @@ impl<S: ByteSource> SegmentReader<S> {
                 v.store(true, Ordering::Relaxed);
             }
         }
+        // INVARIANT: `meta` found chunk `column` of the row group, and `parse_footer` gives
+        // every row group one chunk per field of the schema, so `column < fields().len()`.
         let data_type = self.schema.fields()[column].data_type();
         Chunk::parse(
             bytes,
@@ -285,10 +287,15 @@ fn check_header(header: &[u8], id: SegmentId) -> Result<()> {
         at: Location::Header,
         reason,
     };
-    if header[..8] != HEADER_MAGIC {
+    // A source that breaks its contract and returns fewer (or more) bytes is damage too.
+    let Ok(header) = <&[u8; HEADER_LEN]>::try_from(header) else {
+        return Err(corrupt("the header is not 16 bytes"));
+    };
+    let [m0, m1, m2, m3, m4, m5, m6, m7, v0, v1, reserved @ ..] = *header;
+    if [m0, m1, m2, m3, m4, m5, m6, m7] != HEADER_MAGIC {
         return Err(corrupt("not a column segment (bad magic)"));
     }
-    let version = u16::from_le_bytes([header[8], header[9]]);
+    let version = u16::from_le_bytes([v0, v1]);
     if version != FORMAT_VERSION {
         return Err(Error::UnsupportedVersion {
             segment: id,
@@ -296,7 +303,7 @@ fn check_header(header: &[u8], id: SegmentId) -> Result<()> {
             supported: FORMAT_VERSION,
         });
     }
-    if header[10..].iter().any(|b| *b != 0) {
+    if reserved.iter().any(|b| *b != 0) {
         return Err(corrupt("reserved bytes are not zero"));
     }
     Ok(())
@@ -309,12 +316,21 @@ fn parse_trailer(t: &[u8], id: SegmentId, trailer_at: u64) -> Result<(u64, u32, 
         at: Location::Trailer,
         reason,
     };
-    if t[24..] != TRAILER_MAGIC {
+    // In layout order. A source that breaks its contract and returns fewer (or more) bytes
+    // than a trailer is damage too.
+    let mut r = format::Reader::new(t);
+    let covered = r.take(16).map_err(corrupt)?;
+    let stored = r.u32().map_err(corrupt)?;
+    let version = r.u16().map_err(corrupt)?;
+    let reserved = r.u16().map_err(corrupt)?;
+    let magic: [u8; 8] = r.array().map_err(corrupt)?;
+    if r.remaining() != 0 {
+        return Err(corrupt("the trailer is longer than 32 bytes"));
+    }
+    if magic != TRAILER_MAGIC {
         return Err(corrupt("bad trailer magic (truncated?)"));
     }
-    let le32 = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-    let stored = le32(&t[16..20]);
-    let actual = crc32c::crc32c(&t[..16]);
+    let actual = crc32c::crc32c(covered);
     if stored != actual {
         return Err(Error::ChecksumMismatch {
             segment: id,
@@ -323,7 +339,6 @@ fn parse_trailer(t: &[u8], id: SegmentId, trailer_at: u64) -> Result<(u64, u32, 
             actual,
         });
     }
-    let version = u16::from_le_bytes([t[20], t[21]]);
     if version != FORMAT_VERSION {
         return Err(Error::UnsupportedVersion {
             segment: id,
@@ -331,13 +346,13 @@ fn parse_trailer(t: &[u8], id: SegmentId, trailer_at: u64) -> Result<(u64, u32, 
             supported: FORMAT_VERSION,
         });
     }
-    if t[22..24] != [0, 0] {
+    if reserved != 0 {
         return Err(corrupt("reserved bytes are not zero"));
     }
-    let mut off = [0u8; 8];
-    off.copy_from_slice(&t[..8]);
-    let footer_at = u64::from_le_bytes(off);
-    let footer_len = le32(&t[8..12]);
+    let mut r = format::Reader::new(covered);
+    let footer_at = r.u64().map_err(corrupt)?;
+    let footer_len = r.u32().map_err(corrupt)?;
+    let footer_crc = r.u32().map_err(corrupt)?;
     if footer_at < HEADER_LEN as u64
         || footer_at.checked_add(u64::from(footer_len)) != Some(trailer_at)
     {
@@ -345,7 +360,7 @@ fn parse_trailer(t: &[u8], id: SegmentId, trailer_at: u64) -> Result<(u64, u32, 
             "the footer's offset and length do not end at the trailer",
         ));
     }
-    Ok((footer_at, footer_len, le32(&t[12..16])))
+    Ok((footer_at, footer_len, footer_crc))
 }
 
 /// One column chunk whose checksum matched: its validity and data blocks, not yet decoded.
@@ -376,12 +391,11 @@ impl<'a> Chunk<'a> {
             reason,
         };
         let mut r = format::Reader::new(&bytes);
-        let head = r.take(CHUNK_HEADER_LEN).map_err(corrupt)?;
-        let kind = head[0];
-        if head[1..4] != [0, 0, 0] {
+        let [kind, r0, r1, r2, v0, v1, v2, v3] = r.array::<CHUNK_HEADER_LEN>().map_err(corrupt)?;
+        if [r0, r1, r2] != [0, 0, 0] {
             return Err(corrupt("reserved chunk bytes are not zero"));
         }
-        let vlen = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        let vlen = u32::from_le_bytes([v0, v1, v2, v3]) as usize;
         let expected_kind = if nulls == 0 {
             KIND_NO_NULLS
         } else if nulls == rows {
@@ -438,6 +452,8 @@ impl<'a> Chunk<'a> {
 
     /// The data block (empty for an all-null chunk).
     pub(crate) fn data_block(&self) -> &[u8] {
+        // INVARIANT: `validity.end` is `CHUNK_HEADER_LEN + vlen <= bytes.len()`: `parse`, the
+        // only constructor, took the header and rejected a `vlen` above what remained.
         &self.bytes[self.validity.end..]
     }
 
@@ -448,6 +464,8 @@ impl<'a> Chunk<'a> {
             KIND_ALL_NULL => Ok(Some(Bitmap::new(self.rows, false))),
             _ => {
                 let mut bits = Vec::with_capacity(self.rows);
+                // INVARIANT: `validity` is `CHUNK_HEADER_LEN..CHUNK_HEADER_LEN + vlen`, within
+                // `bytes`: `parse`, the only constructor, rejected a `vlen` past the chunk.
                 lc::decode_bools(&self.bytes[self.validity.clone()], &mut bits)
                     .map_err(|e| self.decode_error(e))?;
                 if bits.len() != self.rows {
@@ -540,5 +558,103 @@ impl<'a> Chunk<'a> {
             return Err(self.corrupt_error("the data block's length disagrees with the rows"));
         }
         Ok(keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+    use crate::segment::{SegmentWriter, WriterOptions};
+    use crate::types::Field;
+
+    fn segment() -> Vec<u8> {
+        let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false)]).unwrap());
+        let col = Column::from_i64(DataType::Int64, vec![1, 2, 3], None).unwrap();
+        let mut w = SegmentWriter::new(schema.clone(), WriterOptions::new()).unwrap();
+        w.write(&Batch::new(schema, vec![col]).unwrap()).unwrap();
+        w.finish().unwrap()
+    }
+
+    /// A source that breaks the `read_at` contract: reads of `cut` bytes return a quarter.
+    #[derive(Debug)]
+    struct Short {
+        bytes: Vec<u8>,
+        cut: usize,
+    }
+
+    impl ByteSource for Short {
+        fn size(&self) -> io::Result<u64> {
+            self.bytes.size()
+        }
+
+        fn read_at(&self, offset: u64, len: usize) -> io::Result<Cow<'_, [u8]>> {
+            let got = self.bytes.read_at(offset, len)?;
+            Ok(if len == self.cut {
+                Cow::Owned(got[..len / 4].to_vec())
+            } else {
+                got
+            })
+        }
+    }
+
+    fn corrupt_at(r: Result<SegmentReader<Short>>) -> Location {
+        match r {
+            Err(Error::Corrupt { at, .. }) => at,
+            other => panic!("expected a corruption error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn short_reads_of_the_header_or_trailer_are_corruption() {
+        let bytes = segment();
+        assert!(SegmentReader::open(&bytes, SegmentId::new(1)).is_ok());
+        let header = Short {
+            bytes: bytes.clone(),
+            cut: HEADER_LEN,
+        };
+        assert_eq!(
+            corrupt_at(SegmentReader::open(header, SegmentId::new(1))),
+            Location::Header
+        );
+        let trailer = Short {
+            bytes,
+            cut: TRAILER_LEN,
+        };
+        assert_eq!(
+            corrupt_at(SegmentReader::open(trailer, SegmentId::new(1))),
+            Location::Trailer
+        );
+        assert!(check_header(&[0; HEADER_LEN + 1], SegmentId::new(1)).is_err());
+        assert!(parse_trailer(&[], SegmentId::new(1), 0).is_err());
+    }
+
+    #[test]
+    fn a_chunk_shorter_than_its_header_is_corruption() {
+        let at = Location::Footer;
+        for len in 0..CHUNK_HEADER_LEN {
+            let r = Chunk::parse(
+                Cow::Owned(vec![0; len]),
+                SegmentId::new(1),
+                at.clone(),
+                DataType::Int64,
+                1,
+                0,
+            );
+            assert!(matches!(r, Err(Error::Corrupt { .. })), "{len} bytes");
+        }
+        // A validity length past the chunk's end.
+        let mut bytes = vec![1, 0, 0, 0, 9, 0, 0, 0];
+        bytes.extend_from_slice(&[0; 8]);
+        let r = Chunk::parse(
+            Cow::Owned(bytes),
+            SegmentId::new(1),
+            at,
+            DataType::Int64,
+            2,
+            1,
+        );
+        assert!(matches!(r, Err(Error::Corrupt { .. })));
     }
 }

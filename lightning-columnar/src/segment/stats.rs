@@ -60,6 +60,8 @@ impl Hll {
         let idx = (hash >> (64 - HLL_BITS)) as usize;
         let rest = (hash << HLL_BITS) | (1 << (HLL_BITS - 1));
         let rank = u8::try_from(rest.leading_zeros() + 1).unwrap_or(u8::MAX);
+        // INVARIANT: `idx` is the top HLL_BITS bits of the hash, below 2^HLL_BITS, the
+        // length `new` gives `registers` (never resized).
         let r = &mut self.registers[idx];
         *r = (*r).max(rank);
     }
@@ -220,6 +222,9 @@ pub(crate) fn compute(col: &Column) -> ChunkStats {
             let mut mm: Option<(&[u8], &[u8])> = None;
             for (i, w) in offsets.windows(2).enumerate() {
                 if valid(i) {
+                    // INVARIANT: a window of 2 has two elements, and a column's offsets never
+                    // decrease and end at `data.len()` (checked by `Column::from_parts`, kept
+                    // by every other constructor).
                     let s = &data[w[0]..w[1]];
                     hll.add(hash_bytes(s));
                     mm = Some(mm.map_or((s, s), |(a, b)| (a.min(s), b.max(s))));
@@ -236,7 +241,9 @@ pub(crate) fn compute(col: &Column) -> ChunkStats {
                     )
                 }
                 Some((lo, hi)) => (
-                    Some(Scalar::Binary(lo[..lo.len().min(MAX_STAT_BYTES)].to_vec())),
+                    Some(Scalar::Binary(
+                        lo.get(..MAX_STAT_BYTES).unwrap_or(lo).to_vec(),
+                    )),
                     (hi.len() <= MAX_STAT_BYTES).then(|| Scalar::Binary(hi.to_vec())),
                 ),
             };

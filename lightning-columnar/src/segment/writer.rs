@@ -229,10 +229,10 @@ fn filled<T: Copy>(values: &[T], validity: Option<&Bitmap>) -> Vec<T> {
     let Some(v) = validity else {
         return values.to_vec();
     };
-    let Some(first) = v.ones().next() else {
+    let Some(&first) = v.ones().next().and_then(|i| values.get(i)) else {
         return values.to_vec();
     };
-    let mut last = values[first];
+    let mut last = first;
     values
         .iter()
         .enumerate()
@@ -281,6 +281,9 @@ fn encode_data(col: &Column) -> lc::Result<(Vec<u8>, Encoding)> {
             (block, e)
         }
         Data::Bytes { data, offsets } => {
+            // INVARIANT: a window of 2 has two elements, and a column's offsets never decrease
+            // and end at `data.len()` (checked by `Column::from_parts`, kept by every other
+            // constructor).
             let strings: Vec<&[u8]> = offsets.windows(2).map(|w| &data[w[0]..w[1]]).collect();
             let block = lc::encode_strings(&filled(&strings, validity))?;
             let e = match block.get(1) {

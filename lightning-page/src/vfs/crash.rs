@@ -480,9 +480,14 @@ impl State {
         let whole = |range: std::ops::Range<usize>| range.map(|i| (i, Fate::Whole));
         // A random prefix of the directory operations, in issue order.
         let dir_prefix = |rng: &mut Rng| -> Vec<(usize, Fate)> {
-            let dir_ops: Vec<usize> = (0..log.len()).filter(|&i| !log[i].is_data()).collect();
+            let dir_ops: Vec<usize> = log
+                .iter()
+                .enumerate()
+                .filter(|(_, op)| !op.is_data())
+                .map(|(i, _)| i)
+                .collect();
             let n = rng.upto(dir_ops.len());
-            dir_ops[..n].iter().map(|&i| (i, Fate::Whole)).collect()
+            dir_ops.iter().take(n).map(|&i| (i, Fate::Whole)).collect()
         };
         match mode {
             CrashMode::DropUnsynced => Vec::new(),
@@ -491,9 +496,10 @@ impl State {
             CrashMode::RandomSubset => {
                 let mut plan = dir_prefix(rng);
                 plan.extend(
-                    (0..log.len())
-                        .filter(|&i| log[i].is_data() && rng.next() & 1 == 1)
-                        .map(|i| (i, Fate::Whole)),
+                    log.iter()
+                        .enumerate()
+                        .filter(|(_, op)| op.is_data() && rng.next() & 1 == 1)
+                        .map(|(i, _)| (i, Fate::Whole)),
                 );
                 // Names and contents are independent: only the data order matters, and
                 // it is issue order.
@@ -501,14 +507,21 @@ impl State {
             }
             CrashMode::TornWrite { garbage } => {
                 let n = rng.upto(log.len());
-                let torn = (n..log.len()).find(|&i| matches!(log[i], LogOp::Write { .. }));
+                let torn = log
+                    .iter()
+                    .enumerate()
+                    .skip(n)
+                    .find(|(_, op)| matches!(op, LogOp::Write { .. }))
+                    .map(|(i, _)| i);
                 let mut plan: Vec<_> = whole(0..torn.unwrap_or(n)).collect();
                 plan.extend(torn.map(|i| (i, Fate::Torn { garbage })));
                 plan
             }
-            CrashMode::LoseDirOps => (0..log.len())
-                .filter(|&i| log[i].is_data())
-                .map(|i| (i, Fate::Whole))
+            CrashMode::LoseDirOps => log
+                .iter()
+                .enumerate()
+                .filter(|(_, op)| op.is_data())
+                .map(|(i, _)| (i, Fate::Whole))
                 .collect(),
             CrashMode::Arbitrary => {
                 let mut plan = dir_prefix(rng);
@@ -700,6 +713,8 @@ fn tear(
     let mut whole = true;
     while pos < end {
         let piece_end = ((pos / SECTOR + 1) * SECTOR).min(end);
+        // INVARIANT: `offset <= pos < piece_end <= end = offset + data.len()`, so the range
+        // lies in `0..data.len()`.
         let src = &data[pos - offset..piece_end - offset];
         match rng.next() % if garbage { 3 } else { 2 } {
             0 => splice(file, src, pos),
@@ -726,6 +741,7 @@ fn splice(data: &mut Vec<u8>, buf: &[u8], start: usize) {
     if data.len() < end {
         data.resize(end, 0);
     }
+    // INVARIANT: `data` was just grown to at least `end` bytes, and `start <= end`.
     data[start..end].copy_from_slice(buf);
 }
 
@@ -918,8 +934,7 @@ impl VfsFile for CrashFile {
         let mut st = self.state(false)?;
         st.check_fault(FaultOp::Read)?;
         let data = &st.inode(self.ino).live;
-        let start = check_read(data, buf, offset)?;
-        buf.copy_from_slice(&data[start..start + buf.len()]);
+        buf.copy_from_slice(check_read(data, buf, offset)?);
         Ok(())
     }
 

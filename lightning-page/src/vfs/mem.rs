@@ -66,12 +66,17 @@ pub(super) fn is_root(dir: &Path) -> bool {
     dir.as_os_str().is_empty() || dir == Path::new(".") || dir.parent().is_none()
 }
 
-pub(super) fn check_read(data: &[u8], buf: &[u8], offset: u64) -> io::Result<usize> {
+/// The bytes of `data` a read of `buf.len()` bytes at `offset` returns, or `UnexpectedEof`
+/// when they are not all there.
+pub(super) fn check_read<'a>(data: &'a [u8], buf: &[u8], offset: u64) -> io::Result<&'a [u8]> {
     let start =
         usize::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::UnexpectedEof))?;
-    match start.checked_add(buf.len()) {
-        Some(end) if end <= data.len() => Ok(start),
-        _ => Err(io::Error::new(
+    match start
+        .checked_add(buf.len())
+        .and_then(|end| data.get(start..end))
+    {
+        Some(bytes) => Ok(bytes),
+        None => Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
             "read past the end of the file",
         )),
@@ -87,6 +92,7 @@ pub(super) fn apply_write(data: &mut Vec<u8>, buf: &[u8], offset: u64) -> io::Re
     if data.len() < end {
         data.resize(end, 0);
     }
+    // INVARIANT: `data` was just grown to at least `end` bytes, and `start <= end`.
     data[start..end].copy_from_slice(buf);
     Ok(())
 }
@@ -216,8 +222,7 @@ impl MemFile {
 impl VfsFile for MemFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         let data = self.read_guard();
-        let start = check_read(&data, buf, offset)?;
-        buf.copy_from_slice(&data[start..start + buf.len()]);
+        buf.copy_from_slice(check_read(&data, buf, offset)?);
         Ok(())
     }
 

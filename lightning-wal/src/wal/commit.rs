@@ -14,8 +14,10 @@ const POLL_PENALTY: i64 = 256;
 /// Upper bound of the poll credit.
 const POLL_CREDIT_MAX: i64 = 16;
 
-fn parity(batch: u64) -> usize {
-    usize::from(batch % 2 == 1)
+/// The condition variable the members of batch `batch` sleep on: `conds[batch % 2]`.
+fn cond_of(conds: &[Condvar; 2], batch: u64) -> &Condvar {
+    let [even, odd] = conds;
+    if batch % 2 == 1 { odd } else { even }
 }
 
 impl Inner {
@@ -146,7 +148,7 @@ impl Inner {
                     self.poll_credit.store(POLL_CREDIT_MAX, Ordering::Relaxed);
                 }
                 st.stats.waits_slept += 1;
-                st = self.conds[parity(batch)]
+                st = cond_of(&self.conds, batch)
                     .wait(st)
                     .unwrap_or_else(PoisonError::into_inner);
             } else {
@@ -247,9 +249,9 @@ impl Inner {
                 // epoch and looks again finds the leader role free.
                 self.epoch.fetch_add(1, Ordering::AcqRel);
                 drop(st);
-                self.conds[parity(number)].notify_all();
+                cond_of(&self.conds, number).notify_all();
                 if next {
-                    self.conds[parity(number + 1)].notify_one();
+                    cond_of(&self.conds, number + 1).notify_one();
                 }
                 Ok(lock(&self.state))
             }
