@@ -755,3 +755,46 @@ fn a_commit_larger_than_the_next_opens_max_txn_bytes_survives_a_crash_and_a_clos
         );
     }
 }
+
+/// Distinct 1,000-byte values `tx` still takes before `max_txn_bytes` refuses one.
+fn room_left(tx: &mut lightning_db::WriteTx<'_>, ks: &lightning_db::Keyspace) -> u32 {
+    let value = vec![3u8; 1000];
+    for i in 0..10_000u32 {
+        match tx.put(ks, &i.to_le_bytes(), &value) {
+            Ok(()) => {}
+            Err(Error::TransactionTooLarge { .. }) => return i,
+            Err(e) => panic!("put {i}: {e}"),
+        }
+    }
+    panic!("max_txn_bytes never refused a write");
+}
+
+#[test]
+fn a_key_written_again_in_a_transaction_counts_once_against_max_txn_bytes() {
+    let vfs = mem();
+    let opts = Options {
+        max_txn_bytes: 64 << 10,
+        ..small()
+    };
+    let db = Database::open_with_vfs(vfs, Path::new("/db"), opts).unwrap();
+    let ks = db.keyspace("k").unwrap();
+    let value = vec![1u8; 1000];
+    // The room beside one write of `same`.
+    let mut tx = db.begin_write().unwrap();
+    tx.put(&ks, b"same", &value).unwrap();
+    let once = room_left(&mut tx, &ks);
+    assert!(once > 10, "{once}");
+    // Written 1,000 times (a megabyte if each counted): the same room.
+    let mut tx = db.begin_write().unwrap();
+    for _ in 0..1000 {
+        tx.put(&ks, b"same", &value).unwrap();
+    }
+    assert_eq!(room_left(&mut tx, &ks), once);
+    // At the limit, rewriting a key already in the write set with a value of the same size
+    // still fits, and a delete of it gives its value's bytes back.
+    tx.put(&ks, b"same", &[2u8; 1000]).unwrap();
+    tx.delete(&ks, b"same").unwrap();
+    tx.put(&ks, &u32::MAX.to_le_bytes(), &value).unwrap();
+    tx.commit().unwrap();
+    assert_eq!(db.get(&ks, b"same").unwrap(), None);
+}
