@@ -6,6 +6,9 @@
 #                                crash and fuzz-corpus suites, longer fuzzing, coverage and the
 #                                packaging dry run
 #   scripts/security.sh --fast   the part .ci/run runs (a few minutes)
+#   scripts/security.sh --fuzz   the nightly-style long fuzzing run alone: every target for
+#                                LIGHTNING_FUZZ_SECONDS (default 600) seconds, corpora kept
+#                                in fuzz/corpus/ between runs
 #
 # Installs what it needs when missing (cargo-deny, cargo-fuzz, cargo-llvm-cov from crates.io;
 # detect-secrets from PyPI; llvm-19 from Debian for the coverage tools). Exit status: the
@@ -15,6 +18,7 @@ cd "$(dirname "$0")/.."
 
 mode=full
 [[ "${1:-}" == "--fast" ]] && mode=fast
+[[ "${1:-}" == "--fuzz" ]] && mode=fuzz
 day=$(date -u +%F)
 out=security_reports/$day
 mkdir -p "$out"
@@ -59,6 +63,26 @@ have_cargo() { cargo "$1" --version >/dev/null 2>&1; }
 install_cargo() { have_cargo "$1" || cargo install --locked "cargo-$1" >/dev/null 2>&1; }
 
 echo "==> security checks ($mode) into $out"
+
+# --- Fuzzing -------------------------------------------------------------------------------
+fuzz_targets() { (cd fuzz && cargo fuzz list 2>/dev/null); }
+fuzz_run() { # fuzz_run SECONDS
+  local secs=$1 t
+  install_cargo fuzz || return 1
+  for t in $(fuzz_targets); do
+    echo "== $t ($secs s)"
+    # The committed seeds (valid inputs the fuzzer would take long to find) beside the corpus.
+    local dirs=()
+    [[ -d fuzz/seeds/$t ]] && dirs=("corpus/$t" "seeds/$t") && mkdir -p "fuzz/corpus/$t"
+    (cd fuzz && unstable cargo fuzz run "$t" "${dirs[@]}" -- -max_total_time="$secs" 2>&1 |
+      grep -E "Done|ERROR|SUMMARY|panicked|deadly" ) || return 1
+  done
+}
+fuzz_long() { fuzz_run "${LIGHTNING_FUZZ_SECONDS:-$([[ $mode == fuzz ]] && echo 600 || echo 60)}"; }
+
+if [[ $mode == fuzz ]]; then
+  check fuzz-nightly "every fuzz target ${LIGHTNING_FUZZ_SECONDS:-600} s, corpora kept" fuzz_long
+else
 
 # --- Source audits -----------------------------------------------------------------------
 check unsafe "every unsafe block with its SAFETY rationale" python3 scripts/audit.py unsafe
@@ -116,23 +140,10 @@ dep_count() {
 }
 check dep-count "lightning-db's non-dev dependency tree with all features < 100 crates" dep_count
 
-# --- Fuzzing -------------------------------------------------------------------------------
-fuzz_targets() { (cd fuzz && cargo fuzz list 2>/dev/null); }
-fuzz_run() { # fuzz_run SECONDS
-  local secs=$1 t
-  install_cargo fuzz || return 1
-  for t in $(fuzz_targets); do
-    echo "== $t ($secs s)"
-    (cd fuzz && unstable cargo fuzz run "$t" -- -max_total_time="$secs" 2>&1 |
-      grep -E "Done|ERROR|SUMMARY|panicked|deadly" ) || return 1
-  done
-}
 fuzz_smoke() { fuzz_run 5; }
 check fuzz-smoke "every fuzz target 5 s (libFuzzer + ASan)" fuzz_smoke
 
-if [[ $mode == fast ]]; then
-  :
-else
+if [[ $mode == full ]]; then
   # --- Sanitizers --------------------------------------------------------------------------
   asan() {
     local target=x86_64-unknown-linux-gnu
@@ -144,7 +155,6 @@ else
       -p lightning-tests --tests -- crash fault power chaos torn
   }
   check asan "AddressSanitizer (+ LeakSanitizer) over the crash and fault suites" asan
-  fuzz_long() { fuzz_run "${LIGHTNING_FUZZ_SECONDS:-60}"; }
   check fuzz-long "every fuzz target ${LIGHTNING_FUZZ_SECONDS:-60} s" fuzz_long
 
   # Miri and ThreadSanitizer need toolchain components this machine cannot fetch (ADR 014).
@@ -177,8 +187,8 @@ else
     cargo llvm-cov nextest --workspace --locked --profile ci \
       --features lightning-db/cli,lightning-columnar/arrow \
       --json --summary-only --output-path "$out/coverage/summary.json" &&
-      cargo llvm-cov report --text --output-path "$out/coverage/lines.txt" >/dev/null &&
-      python3 scripts/coverage.py "$out/coverage/summary.json" "$out/coverage/lines.txt" \
+      cargo llvm-cov report --text --output-path target/coverage-lines.txt >/dev/null &&
+      python3 scripts/coverage.py "$out/coverage/summary.json" target/coverage-lines.txt \
         >"$out/coverage/critical-paths.md" &&
       cat "$out/coverage/critical-paths.md"
   }
@@ -189,11 +199,15 @@ else
     cargo package --workspace --locked --allow-dirty \
     --exclude lightning-tests --exclude lightning-testkit --exclude lightning-peers
 fi
+fi
 
+# The full run's summary is SUMMARY.md; a partial run's does not overwrite it.
+summary=SUMMARY.md
+[[ $mode != full ]] && summary=SUMMARY-$mode.md
 {
   echo "# Security and evidence report, $day ($mode)"
   echo
-  echo "\`scripts/security.sh$([[ $mode == fast ]] && echo ' --fast')\` on $(uname -srm), $(rustc --version)."
+  echo "\`scripts/security.sh$([[ $mode != full ]] && echo " --$mode")\` on $(uname -srm), $(rustc --version)."
   echo "Each check's output is in the file of its name; ADR 014 says what each finding blocks."
   echo
   echo "| check | result | time | what |"
@@ -201,6 +215,6 @@ fi
   printf '%s\n' "${rows[@]}"
   echo
   echo "$failed check(s) failed."
-} >"$out/SUMMARY.md"
-echo "==> $failed failed; summary: $out/SUMMARY.md"
+} >"$out/$summary"
+echo "==> $failed failed; summary: $out/$summary"
 exit "$failed"

@@ -35,26 +35,43 @@ fuzz_target!(|data: &[u8]| {
     let vfs = MemVfs::new();
     let path = "data.ldb".as_ref();
     {
-        let Ok(file) = PageFile::create(&vfs, path, PageSize::MIN) else { return };
-        let Ok(mut alloc) = PageAllocator::load(&file) else { return };
+        let Ok(file) = PageFile::create(&vfs, path, PageSize::MIN) else {
+            return;
+        };
+        let Ok(mut alloc) = PageAllocator::load(&file) else {
+            return;
+        };
         let ids: Vec<_> = pages.iter().map(|_| alloc.allocate()).collect();
         if file.extend_to(alloc.page_count()).is_err() {
             return;
         }
         for (id, (ty, payload)) in ids.iter().zip(&pages) {
             let mut page = PageBuf::new(PageSize::MIN, *ty);
-            if page.set_payload(payload).is_err() || file.write_page(*id, alloc.generation(), &mut page).is_err() {
+            if page.set_payload(payload).is_err()
+                || file.write_page(*id, alloc.generation(), &mut page).is_err()
+            {
                 return;
             }
         }
-        if alloc.checkpoint(&file, Some(ids[0]), lightning_page::Lsn::ZERO).is_err() {
+        if alloc
+            .checkpoint(&file, Some(ids[0]), lightning_page::Lsn::ZERO)
+            .is_err()
+        {
             return;
         }
     }
-    let Ok(file) = PageFile::open(&vfs, path, OpenOptions::default()) else { return };
-    let Some(root) = file.superblock().catalog_root else { return };
-    let Ok(store) = Store::open(Arc::new(file), 16 * 4096) else { return };
-    let Ok(tree) = BTree::open(Arc::new(store), root) else { return };
+    let Ok(file) = PageFile::open(&vfs, path, OpenOptions::default()) else {
+        return;
+    };
+    let Some(root) = file.superblock().catalog_root else {
+        return;
+    };
+    let Ok(store) = Store::open(Arc::new(file), 16 * 4096) else {
+        return;
+    };
+    let Ok(tree) = BTree::open(Arc::new(store), root) else {
+        return;
+    };
     for key in [&b""[..], b"a", b"m", b"zz"] {
         let _ = tree.get(key);
     }

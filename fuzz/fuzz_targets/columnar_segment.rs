@@ -16,8 +16,7 @@ fn conjunct_on(field: &Field) -> Expr {
         DataType::Int32 => c.gt_eq(k(Scalar::Int32(10))),
         DataType::Int64 => c.lt(k(Scalar::Int64(1500))),
         DataType::Float64 => c.gt(k(Scalar::Float64(3.0))),
-        DataType::Decimal { precision, scale } => match Scalar::decimal(95_000, precision, scale)
-        {
+        DataType::Decimal { precision, scale } => match Scalar::decimal(95_000, precision, scale) {
             Ok(v) => c.lt_eq(k(v)),
             Err(_) => c.is_not_null(),
         },

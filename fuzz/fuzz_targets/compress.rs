@@ -18,7 +18,10 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut buf = vec![0u64; 4096];
     if let Ok(n) = decode_into(data, &mut buf) {
-        assert_eq!(Some(&buf[..n]), decoded.is_ok().then_some(values.as_slice()));
+        assert_eq!(
+            Some(&buf[..n]),
+            decoded.is_ok().then_some(values.as_slice())
+        );
     }
     let mut floats = Vec::new();
     let fpred = FloatPredicate::Lt(2.5);
@@ -30,7 +33,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = decode_bools(data, &mut Vec::new());
     let mut strings = Vec::new();
     let spred = StringPredicate::StartsWith(b"a".to_vec());
-    if let (Ok(()), Ok(sel)) = (decode_strings(data, &mut strings), filter_strings(data, &spred)) {
+    if let (Ok(()), Ok(sel)) = (
+        decode_strings(data, &mut strings),
+        filter_strings(data, &spred),
+    ) {
         for (i, s) in strings.iter().enumerate() {
             assert_eq!(sel.get(i), spred.test(s));
         }

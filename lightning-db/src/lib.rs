@@ -80,6 +80,9 @@ mod backups;
 mod catalog;
 mod db;
 mod error;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod keys;
 mod open;
 mod options;

@@ -95,6 +95,19 @@ fn iteration_goes_both_ways_and_sees_the_transactions_own_writes() {
         [&b"\xff\xff"[..], b"\xff", b"b1", b"a25", b"a2", b"a1"]
     );
     assert_eq!(keys(snap.prefix(&other, b"").unwrap()), [&b"a15"[..]]);
+    assert_eq!(
+        keys(snap.prefix_rev(&ks, b"a").unwrap()),
+        [&b"a25"[..], b"a2", b"a1"]
+    );
+    // An empty or inverted range yields nothing, in both directions.
+    assert_eq!(
+        keys(snap.range(&ks, &b"b"[..]..&b"a"[..]).unwrap()),
+        Vec::<Vec<u8>>::new()
+    );
+    assert_eq!(
+        keys(snap.range_rev(&ks, &b"a2"[..]..&b"a2"[..]).unwrap()),
+        Vec::<Vec<u8>>::new()
+    );
 }
 
 #[test]
@@ -310,6 +323,17 @@ fn bad_input_is_a_clear_error_and_the_database_stays_usable() {
     let foreign = other.keyspace("k").unwrap();
     let err = db.get(&foreign, b"k").unwrap_err();
     assert!(matches!(err, Error::ForeignKeyspace { .. }), "{err}");
+    let err = db.put(&foreign, b"k", b"v").unwrap_err();
+    assert!(matches!(err, Error::ForeignKeyspace { .. }), "{err}");
+    // A handle of a dropped keyspace, written to.
+    let gone = db.keyspace("gone").unwrap();
+    db.drop_keyspace("gone").unwrap();
+    let err = db.put(&gone, b"k", b"v").unwrap_err();
+    assert!(matches!(err, Error::KeyspaceDropped { .. }), "{err}");
+    let mut tx = db.begin_write().unwrap();
+    let err = tx.delete(&gone, b"k").unwrap_err();
+    assert!(matches!(err, Error::KeyspaceDropped { .. }), "{err}");
+    drop(tx);
     // Still usable.
     db.put(&ks, b"k", b"v").unwrap();
     assert_eq!(db.get(&ks, b"k").unwrap(), Some(b"v".to_vec()));
@@ -797,4 +821,73 @@ fn a_key_written_again_in_a_transaction_counts_once_against_max_txn_bytes() {
     tx.put(&ks, &u32::MAX.to_le_bytes(), &value).unwrap();
     tx.commit().unwrap();
     assert_eq!(db.get(&ks, b"same").unwrap(), None);
+}
+
+/// The WAL segments of a crashed database, oldest first.
+fn wal_segments(vfs: &lightning_db::page::vfs::CrashVfs) -> Vec<std::path::PathBuf> {
+    use lightning_db::page::vfs::Vfs;
+    let v: &dyn Vfs = vfs;
+    let mut all = v.list(Path::new("/db/wal")).unwrap();
+    all.sort();
+    all
+}
+
+/// A database with a checkpoint, then enough commits after it to fill several WAL segments,
+/// and a crash (everything written survives).
+fn crashed_with_a_long_wal(checkpoint_late: bool) -> Arc<lightning_db::page::vfs::CrashVfs> {
+    use lightning_db::page::vfs::{CrashMode, CrashVfs};
+    let vfs = Arc::new(CrashVfs::new(7));
+    let db = Database::open_with_vfs(vfs.clone(), Path::new("/db"), small()).unwrap();
+    let ks = db.keyspace("k").unwrap();
+    let value = [b'v'; 150];
+    for i in 0..100u32 {
+        db.put(&ks, format!("early-{i:04}").as_bytes(), &value)
+            .unwrap();
+    }
+    if !checkpoint_late {
+        db.checkpoint().unwrap();
+    }
+    for i in 0..1500u32 {
+        db.put(&ks, format!("late-{i:04}").as_bytes(), &value)
+            .unwrap();
+    }
+    if checkpoint_late {
+        db.checkpoint().unwrap();
+        db.put(&ks, b"after", b"checkpoint").unwrap();
+    }
+    vfs.crash(CrashMode::KeepPrefix(usize::MAX));
+    drop(db);
+    vfs
+}
+
+#[test]
+fn wal_segments_removed_under_a_checkpoint_are_corruption_not_silent_loss() {
+    use lightning_db::page::vfs::Vfs;
+    // The oldest segment, which replay from the checkpoint needs, removed by hand.
+    let vfs = crashed_with_a_long_wal(false);
+    let segments = wal_segments(&vfs);
+    assert!(segments.len() >= 3, "{segments:?}");
+    let v: &dyn Vfs = &*vfs;
+    v.remove(&segments[0]).unwrap();
+    let err = Database::open_with_vfs(vfs.clone(), Path::new("/db"), small()).unwrap_err();
+    assert!(
+        matches!(&err, Error::Corruption { file, what }
+            if file.ends_with("wal") && what.contains("removed too early")),
+        "{err}"
+    );
+
+    // The newest segments, which hold the checkpoint's own LSN, removed.
+    let vfs = crashed_with_a_long_wal(true);
+    let segments = wal_segments(&vfs);
+    assert!(segments.len() >= 3, "{segments:?}");
+    let v: &dyn Vfs = &*vfs;
+    for s in &segments[1..] {
+        v.remove(s).unwrap();
+    }
+    let err = Database::open_with_vfs(vfs.clone(), Path::new("/db"), small()).unwrap_err();
+    assert!(
+        matches!(&err, Error::Corruption { file, what }
+            if file.ends_with("wal") && what.contains("segments the checkpoint needs are missing")),
+        "{err}"
+    );
 }
