@@ -79,6 +79,8 @@ pub(crate) struct TreeStore {
     /// checkpoint and the WAL).
     damaged: AtomicBool,
     gc_queue: Mutex<GcQueue>,
+    /// Keys the queue holds before it overflows into a full pass ([`GC_QUEUE_LIMIT`]).
+    gc_queue_limit: usize,
     pub(crate) gc: GcCounters,
     /// For a read-only open: the version lists of the keys the WAL replay changed, kept in
     /// memory over the trees (an empty list hides the tree's entry). `None`: commits are
@@ -121,6 +123,7 @@ impl TreeStore {
             failure: Mutex::new(None),
             damaged: AtomicBool::new(false),
             gc_queue: Mutex::default(),
+            gc_queue_limit: GC_QUEUE_LIMIT,
             gc: GcCounters::default(),
             overlay: None,
             file,
@@ -324,7 +327,7 @@ impl TreeStore {
         }
         let mut q = lock(&self.gc_queue);
         for k in keys {
-            if q.keys.len() >= GC_QUEUE_LIMIT {
+            if q.keys.len() >= self.gc_queue_limit {
                 q.overflowed = true;
                 break;
             }
@@ -696,5 +699,77 @@ impl Iterator for Overlaid<'_> {
                 None => return None,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    use lightning_page::vfs::MemVfs;
+    use lightning_page::{PageFile, PageSize};
+
+    fn store(queue_limit: usize) -> TreeStore {
+        let vfs = MemVfs::new();
+        let file = PageFile::create(&vfs, Path::new("/t"), PageSize::new(4096).unwrap()).unwrap();
+        let pages = Arc::new(lightning_btree::Store::open(Arc::new(file), 4 << 20).unwrap());
+        let tree = Arc::new(BTree::create(Arc::clone(&pages)).unwrap());
+        let mut store = TreeStore::new(pages, Applied::default(), PathBuf::from("/t"));
+        store.gc_queue_limit = queue_limit;
+        store.add_tree(1, tree);
+        store
+    }
+
+    /// Three versions of each of `n` keys, applied with no snapshot old enough to keep
+    /// them from GC but none removed at apply time (oldest active 0).
+    fn three_versions(store: &TreeStore, n: u32) {
+        for round in 0..3u64 {
+            let writes: Vec<_> = (0..n)
+                .map(|i| {
+                    (
+                        keys::join(1, format!("key-{i:04}").as_bytes()),
+                        Some(vec![0; 8]),
+                    )
+                })
+                .collect();
+            let ts = Timestamp::new(round + 1);
+            store
+                .apply(ts, Lsn::new(round + 1), &writes, Timestamp::new(0))
+                .unwrap();
+        }
+    }
+
+    fn versions_left(store: &TreeStore, n: u32) -> usize {
+        (0..n)
+            .map(|i| {
+                let key = keys::join(1, format!("key-{i:04}").as_bytes());
+                store.versions(&key).unwrap().versions().len()
+            })
+            .sum()
+    }
+
+    #[test]
+    fn a_gc_queue_that_overflowed_is_made_up_for_by_a_pass_over_every_tree() {
+        // 300 keys against a queue of 50: most keys never made it into the queue.
+        let store = store(50);
+        three_versions(&store, 300);
+        assert_eq!(store.gc_pending(), 50);
+        assert_eq!(versions_left(&store, 300), 900);
+        let removed = store.gc_pass(Timestamp::new(10)).unwrap();
+        assert_eq!(removed, 600, "two old versions of every key, queued or not");
+        assert_eq!(versions_left(&store, 300), 300);
+        assert_eq!(store.gc_pending(), 0);
+        // Nothing left: a second pass removes nothing.
+        assert_eq!(store.gc_pass(Timestamp::new(10)).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_gc_queue_within_its_limit_collects_the_queued_keys() {
+        let store = store(1000);
+        three_versions(&store, 300);
+        assert_eq!(store.gc_pending(), 300);
+        assert_eq!(store.gc_pass(Timestamp::new(10)).unwrap(), 600);
+        assert_eq!(versions_left(&store, 300), 300);
     }
 }

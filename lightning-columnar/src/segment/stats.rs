@@ -268,6 +268,20 @@ mod tests {
     use crate::bitmap::Bitmap;
 
     #[test]
+    fn a_truncated_string_statistic_ends_on_a_character_boundary() {
+        // "é" is two bytes: a cut inside it backs off to before it.
+        let s = format!("{}é", "a".repeat(MAX_STAT_BYTES - 1));
+        assert_eq!(
+            truncate_utf8(&s, MAX_STAT_BYTES),
+            "a".repeat(MAX_STAT_BYTES - 1)
+        );
+        assert_eq!(truncate_utf8("日本語", 4), "日");
+        assert_eq!(truncate_utf8("日本語", 6), "日本");
+        assert_eq!(truncate_utf8("short", MAX_STAT_BYTES), "short");
+        assert_eq!(truncate_utf8("日", 2), "");
+    }
+
+    #[test]
     fn estimates_are_close() {
         for n in [1u64, 10, 100, 1000, 10_000, 100_000] {
             let values: Vec<i64> = (0..200_000).map(|i| (i % n).cast_signed()).collect();

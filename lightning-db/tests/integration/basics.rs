@@ -593,6 +593,20 @@ fn a_read_only_open_replays_into_memory_and_writes_nothing() {
     let mut back = rows(snap.range_rev::<&[u8]>(&ks, ..).unwrap());
     back.reverse();
     assert_eq!(back, expect);
+    // scan_with over the replayed overlay sees the same rows, and stops at a break.
+    let mut seen = Vec::new();
+    let stopped = snap
+        .scan_with(&ks, &b""[..].., |k, v| {
+            seen.push((k.to_vec(), v.to_vec()));
+            if k == b"key-999" {
+                std::ops::ControlFlow::Break(seen.len())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+    assert_eq!(stopped, Some(expect.len()));
+    assert_eq!(seen, expect);
     drop(snap);
     assert!(matches!(
         db.put(&ks, b"x", b"y"),
@@ -703,6 +717,21 @@ fn a_snapshot_keeps_its_keyspaces_through_drops_rebuilds_and_creations() {
     })
     .unwrap();
     assert_eq!(n, 100);
+    // A break stops the scan and comes back; a keyspace the snapshot predates scans empty.
+    let found = snap
+        .scan_with(&a, &b"0100"[..].., |k, _| {
+            if k == b"0123" {
+                std::ops::ControlFlow::Break(k.to_vec())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+    assert_eq!(found, Some(b"0123".to_vec()));
+    let none = snap
+        .scan_with(&b, &b""[..].., |_, _| std::ops::ControlFlow::Break(()))
+        .unwrap();
+    assert_eq!(none, None, "b was created after the snapshot");
     assert!(matches!(
         db.get(&a, b"0007"),
         Err(Error::KeyspaceDropped { .. })
