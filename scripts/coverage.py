@@ -3,6 +3,7 @@
 output, and the uncovered lines of each path from `cargo llvm-cov report --text`.
 
   coverage.py SUMMARY.json LINES.txt   -> markdown on stdout; exit 1 when a path is < 80 %
+                                         or an uncovered range of kind `other` has no note
 """
 
 import json
@@ -92,6 +93,19 @@ KINDS = {
 NOTES = [
     ("lightning-db/src/tx.rs", "user_keys",
      "conflicts that name no key (a deadlock, a lock wait timeout) pass through unchanged"),
+    ("lightning-db/src/tx.rs", "scan",
+     "`keys::unprefix` failing: the range comes from `user_range` for one keyspace, so it "
+     "always unprefixes; the guard keeps the type total"),
+    ("lightning-cache/src/pool.rs", "take_frame",
+     "every frame in transit at the sweep (another thread mid-eviction or mid-load): yield "
+     "and retry; the loom model of the pool's state machine explores it, the threaded tests "
+     "do not force that instant"),
+    ("lightning-columnar/src/segment/format.rs", "byte",
+     "the patched frame-of-reference encoding, which the compressor picks only for integers "
+     "with rare outliers: the random round-trip tests reach it on some seeds, not on all"),
+    ("lightning-columnar/src/segment/format.rs", "of_integers",
+     "the patched frame-of-reference encoding, which the compressor picks only for integers "
+     "with rare outliers: the random round-trip tests reach it on some seeds, not on all"),
     ("lightning-db/src/tx.rs", "write",
      "the slow path near `max_txn_bytes` for a delete, and restoring the byte count when "
      "the transaction layer refuses the write: the limit test covers puts at the limit"),
@@ -278,7 +292,7 @@ def main():
         print(f"- {k}: {why}")
     print(f"\n{failing} critical path(s) below {THRESHOLD:.0f} %; {unexplained} uncovered "
           "range(s) of kind `other` without a note.")
-    return 1 if failing else 0
+    return 1 if failing or unexplained else 0
 
 
 if __name__ == "__main__":
