@@ -27,6 +27,18 @@ pub(crate) struct Setup {
     pub(crate) map_bytes: u64,
 }
 
+impl Setup {
+    /// The setup for `data_bytes` of keys and values: a cache larger than the data and than
+    /// every file the workloads leave (copy-on-write and free pages make those 4-5x the live
+    /// data), so no engine evicts; LMDB's map only reserves address space.
+    pub(crate) fn for_data(data_bytes: u64) -> Self {
+        Setup {
+            cache_bytes: (8 * data_bytes).max(256 << 20),
+            map_bytes: (32 * data_bytes).max(1 << 30),
+        }
+    }
+}
+
 /// A database under test.
 pub(crate) trait Engine: Sync + Sized {
     /// The prefix of its figures (`redb`, `lmdb`, `lightning_btree`).

@@ -232,13 +232,7 @@ fn redb_suite() -> Result<()> {
     let sync_for =
         Duration::from_secs_f64(env_num("PEERS_SYNC_SECS", if quick() { 0.5 } else { 3.0 }));
     let data_bytes = (n * (KEY_LEN + VALUE_LEN)) as u64;
-    let setup = Setup {
-        // Larger than the data and than every file the workloads leave (copy-on-write and
-        // free pages make those 4-5x the live data): no engine evicts.
-        cache_bytes: (8 * data_bytes).max(256 << 20),
-        // LMDB's map only reserves address space.
-        map_bytes: (32 * data_bytes).max(1 << 30),
-    };
+    let setup = Setup::for_data(data_bytes);
     let dir = temp_dir()?;
     println!(
         "{n} entries ({} MiB of keys and values), {rounds} rounds, {:.1} s of durable commits per engine per round, in {}",

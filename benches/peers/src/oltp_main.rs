@@ -86,10 +86,7 @@ pub(crate) fn oltp_suite() -> Result<()> {
         ycsb_threads: env_count("OLTP_YCSB_THREADS", 4),
     };
     let data_bytes = (n * (KEY_LEN + VALUE_LEN)) as u64;
-    let setup = Setup {
-        cache_bytes: (8 * data_bytes).max(256 << 20),
-        map_bytes: (32 * data_bytes).max(1 << 30),
-    };
+    let setup = Setup::for_data(data_bytes);
     let dir = temp_dir()?;
     println!(
         "OLTP suite: {n} entries, {rounds} rounds, YCSB {:.1} s on {} threads, matrix cells {:.1} s at {:?} threads, in {}",
