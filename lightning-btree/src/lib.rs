@@ -58,4 +58,4 @@ pub use check::{CheckReport, Problem};
 pub use error::{Error, Result};
 pub use iter::{Cursor, OwnedRange, Range, RangeIn};
 pub use store::{CHECKPOINT_SYNC_BYTES, Checkpoint, Store};
-pub use tree::{BTree, MAX_VALUE_LEN};
+pub use tree::{BTree, MAX_VALUE_LEN, REPACK_FILL, RepackStep};

@@ -12,6 +12,9 @@ use crate::node::{
 use crate::store::{Checkpoint, Op, Store};
 use crate::{Error, Result};
 
+mod repack;
+pub use repack::{REPACK_FILL, RepackStep};
+
 /// Deepest tree a descent follows before calling the structure corrupt (a cycle).
 pub(crate) const MAX_DEPTH: usize = 64;
 /// Largest value stored (in an overflow chain).

@@ -85,6 +85,13 @@ pub(crate) struct Checkpoints {
     older: Option<Lsn>,
     /// WAL bytes appended when the newest checkpoint started.
     wal_bytes_at: u64,
+    /// Where the repacking walk goes on: a keyspace id and a key in it.
+    repack_at: (u32, Vec<u8>),
+    /// Checkpoints still worth taking with nothing written, to give space back: set when
+    /// one repacked or moved pages (their old pages leave the retained images two
+    /// checkpoints later, and the file can be cut then), kept while a repacking walk is
+    /// under way.
+    space_work: u8,
 }
 
 /// The keyspaces as this open knows them.
@@ -266,6 +273,8 @@ impl Database {
                 newest: sb.checkpoint_lsn,
                 older: None,
                 wal_bytes_at: wal_bytes,
+                repack_at: (0, Vec::new()),
+                space_work: 0,
             }),
             counters: Counters::default(),
             max_key_len,
@@ -524,7 +533,10 @@ fn background(inner: &Arc<Inner>) {
             .bytes
             .saturating_sub(lock(&inner.checkpoints).wal_bytes_at);
         let due_by_size = written >= inner.opts.checkpoint_wal_bytes;
-        let due_by_time = last.elapsed() >= interval && written > 0;
+        // With nothing written, a checkpoint is still due while it gives space back (a
+        // repacking walk under way, pages moved that later checkpoints cut off the file).
+        let due_by_time =
+            last.elapsed() >= interval && (written > 0 || lock(&inner.checkpoints).space_work > 0);
         let retired = lock(&inner.catalog).spares.iter().any(|s| !s.emptied);
         if (inner.store.gc_pending() > 0 || retired)
             && let Err(e) = inner.gc()
@@ -771,7 +783,12 @@ impl Inner {
             .fetch_max(self.store.pages.file().page_count(), Ordering::Relaxed);
         let wal = self.wal()?;
         let wal_bytes = wal.stats().bytes;
-        self.relocate_tail()?;
+        let pages_before = self.store.pages.file().page_count();
+        let (examined, freed) = self.repack_trees(ck)?;
+        // Nothing written since the last checkpoint: the database is idle, and the tail is
+        // worth moving down to a smaller free share (no writes to churn it up again).
+        let idle = wal_bytes == ck.wal_bytes_at;
+        let moved = self.relocate_tail(idle)?;
         let quiet = self.store.quiet();
         let applied = self.store.applied();
         let catalog_root = {
@@ -831,6 +848,14 @@ impl Inner {
             tracing::warn!(error = %e, "WAL truncation failed; the next checkpoint retries it");
             0
         });
+        let shrank = self.store.pages.file().page_count() < pages_before;
+        ck.space_work = if freed > 0 || moved > 0 || shrank {
+            3
+        } else if ck.repack_at != (0, Vec::new()) {
+            ck.space_work.max(1)
+        } else {
+            ck.space_work.saturating_sub(1)
+        };
         let elapsed = started.elapsed();
         self.counters
             .checkpoint(elapsed, cp.dirty_pages.len() as u64);
@@ -839,6 +864,9 @@ impl Inner {
             applied = %applied.lsn,
             pages = cp.dirty_pages.len(),
             truncated,
+            repack_examined = examined,
+            repack_freed = freed,
+            relocated = moved,
             elapsed_us = elapsed.as_micros(),
             "checkpoint"
         );
@@ -848,13 +876,65 @@ impl Inner {
     /// Moves tree pages from the end of the page file into free pages below it when an
     /// eighth of the file or more is free, so that the following checkpoints cut the file
     /// (a page leaves it once no retained image holds it). Commits go on meanwhile.
-    fn relocate_tail(&self) -> Result<()> {
+    /// When `idle` (nothing written since the last checkpoint), down to a thirty-second
+    /// of the file free. Returns how many pages moved.
+    fn relocate_tail(&self, idle: bool) -> Result<u64> {
         let stats = self.store.pages.allocator().stats();
         let (pages, free) = (stats.page_count, stats.free);
-        if free < 16 || free * 8 < pages {
-            return Ok(());
+        let share = if idle { 32 } else { 8 };
+        if free < 16 || free * share < pages {
+            return Ok(0);
         }
-        self.relocate_tail_by((pages / 16).max(64)).map(|_| ())
+        self.relocate_tail_by((pages / 16).max(64))
+    }
+
+    /// The next stretch of the repacking walk over the keyspaces' trees (ADR 012): leaves
+    /// left loose by removals packed, a branch per step, each step one operation under the
+    /// write gate (commits wait for one branch's leaves, tens of pages). Looks at about a
+    /// sixteenth of the file's pages per checkpoint, so a walk over every tree takes some
+    /// sixteen checkpoints. Returns leaves looked at and leaves freed.
+    fn repack_trees(&self, ck: &mut Checkpoints) -> Result<(u64, u64)> {
+        let budget = (self.store.pages.file().page_count() / 16).max(256);
+        let trees: Vec<(u32, Arc<BTree>)> = {
+            let cat = lock(&self.catalog);
+            let mut trees: Vec<_> = cat
+                .keyspaces
+                .values()
+                .map(|(id, t)| (*id, Arc::clone(t)))
+                .collect();
+            trees.sort_unstable_by_key(|(id, _)| *id);
+            trees
+        };
+        let (mut examined, mut freed) = (0, 0);
+        for (id, tree) in trees {
+            if id < ck.repack_at.0 {
+                continue;
+            }
+            if id > ck.repack_at.0 {
+                ck.repack_at = (id, Vec::new());
+            }
+            while examined < budget {
+                let step = {
+                    let _gate = self.store.write_gate();
+                    tree.repack_step(&ck.repack_at.1)?
+                };
+                examined += step.examined;
+                freed += step.freed;
+                if let Some(next) = step.next {
+                    ck.repack_at.1 = next;
+                } else {
+                    // This tree is done: the next one, from its first key.
+                    ck.repack_at = (id.saturating_add(1), Vec::new());
+                    break;
+                }
+            }
+            if examined >= budget {
+                return Ok((examined, freed));
+            }
+        }
+        // Every tree walked: the next walk starts from the first.
+        ck.repack_at = (0, Vec::new());
+        Ok((examined, freed))
     }
 
     /// Moves at most `budget` pages of the trees from the tail into free pages below it.

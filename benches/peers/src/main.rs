@@ -19,8 +19,8 @@
 //!   `PEERS_ROUNDS` (default 3), `PEERS_SYNC_SECS` (seconds of durable commits, and of raw
 //!   fdatasync before them, per engine per round; default 3, 0.5 quick).
 //! - `LIGHTNING_BENCH_DIR`: the disk to measure (default: the system's temporary directory).
-//! - `PEERS_ONLY=<engine>` (`redb`, `lmdb`, `sqlite`, `lightning_btree`, `lightning_db`): that engine alone, its
-//!   medians printed and no report written (for profiling one engine).
+//! - `PEERS_ONLY=<engine>[,<engine>..]` (`redb`, `lmdb`, `sqlite`, `lightning_btree`, `lightning_db`): those
+//!   engines alone, their medians printed and no report written (for profiling one engine).
 //! - `LIGHTNING_BENCH_QUICK=1` marks the report as a smoke run not to be quoted.
 //! - `PEERS_SUITE`: `redb` (the workloads above), `oltp` (YCSB, the thread matrix, contended
 //!   transfers and the buffer pool's hit ratios: `oltp-peers.json`, see `oltp_main.rs`) or
@@ -91,14 +91,21 @@ fn dispatch<J: PerEngine>(name: &str, job: &J, round: usize) -> Result<J::Out> {
     }
 }
 
-/// The engines to run: all, or the one `PEERS_ONLY` names.
+/// The engines to run: all, or those `PEERS_ONLY` names.
 fn selected() -> Result<Vec<&'static str>> {
     match std::env::var("PEERS_ONLY") {
-        Ok(only) => ENGINES
-            .iter()
-            .find(|e| **e == only.trim())
-            .map(|e| vec![*e])
-            .ok_or_else(|| format!("PEERS_ONLY={only}: not an engine of this bench").into()),
+        Ok(only) => only
+            .split(',')
+            .map(|name| {
+                ENGINES
+                    .iter()
+                    .find(|e| **e == name.trim())
+                    .copied()
+                    .ok_or_else(|| {
+                        format!("PEERS_ONLY={only}: {name} is not an engine of this bench").into()
+                    })
+            })
+            .collect(),
         Err(_) => Ok(ENGINES.to_vec()),
     }
 }
@@ -261,16 +268,17 @@ fn redb_suite() -> Result<()> {
             e.add(dispatch(e.name, &job, r)?);
         }
     }
-    if engines.len() == 1 {
-        // A profiling run of one engine: its figures printed, no report written.
-        let e = &engines[0];
+    if engines.len() < ENGINES.len() {
+        // A profiling run of some engines: their figures printed, no report written.
         for (w, workload) in WORKLOADS.iter().enumerate() {
-            println!(
-                "{:<36}{:>14} ({})",
-                workload.name,
-                format_value(e.median(w)),
-                rounds_text(&e.rounds[w])
-            );
+            for e in &engines {
+                println!(
+                    "{:<52}{:>14} ({})",
+                    format!("{}_{}", e.name, workload.name),
+                    format_value(e.median(w)),
+                    rounds_text(&e.rounds[w])
+                );
+            }
         }
         return Ok(());
     }

@@ -20,6 +20,8 @@ enum Op {
     Get(Vec<u8>),
     Range(Bound<Vec<u8>>, Bound<Vec<u8>>, bool),
     Checkpoint,
+    /// One repacking step from the branch holding this key.
+    Repack(Vec<u8>),
     /// Power cut, then the tree reopens from its last checkpoint.
     Reopen,
 }
@@ -60,6 +62,7 @@ fn op() -> impl Strategy<Value = Op> {
         60 => key().prop_map(Op::Get),
         20 => (bound(), bound(), any::<bool>()).prop_map(|(a, b, r)| Op::Range(a, b, r)),
         2 => Just(Op::Checkpoint),
+        3 => key().prop_map(Op::Repack),
         1 => Just(Op::Reopen),
     ]
 }
@@ -139,6 +142,9 @@ fn run(ops: Vec<Op>, cache: u64) -> Result<(), TestCaseError> {
             Op::Checkpoint => {
                 tree.checkpoint(Lsn::new(i as u64)).unwrap();
                 checkpointed = Some(model.clone());
+            }
+            Op::Repack(from) => {
+                tree.repack_step(&from).unwrap();
             }
             Op::Reopen => {
                 // Before the first checkpoint there is no tree on disk to reopen.

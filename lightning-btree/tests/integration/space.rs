@@ -154,3 +154,113 @@ fn ascending_inserts_fill_nodes_to_about_three_quarters() {
     let (random_leaves, _, _) = shape(shuffled.into_iter());
     assert!(random_leaves > leaves, "random: {random_leaves} leaves");
 }
+
+/// A pseudo-random permutation of `0..n` (a fixed seed: the same every run).
+fn shuffled(n: u32) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..n).collect();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in (1..order.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        order.swap(i, usize::try_from(x % (i as u64 + 1)).unwrap());
+    }
+    order
+}
+
+/// Walks the whole tree with `repack_step`; leaves examined and freed.
+fn repack_all(tree: &lightning_btree::BTree) -> (u64, u64) {
+    let (mut examined, mut freed) = (0, 0);
+    let mut from = Vec::new();
+    loop {
+        let step = tree.repack_step(&from).unwrap();
+        examined += step.examined;
+        freed += step.freed;
+        match step.next {
+            Some(next) => {
+                assert!(
+                    next > from,
+                    "the walk moves forward: {next:?} after {from:?}"
+                );
+                from = next;
+            }
+            None => return (examined, freed),
+        }
+    }
+}
+
+/// Three quarters of the entries removed at random leave the leaves about a third full,
+/// above the merge bound; repacking gives back more than half of them, online, and the
+/// tree holds the same entries, checks clean and reopens after checkpoints.
+#[test]
+fn repacking_gives_back_the_leaves_random_removals_left_sparse() {
+    let vfs = MemVfs::new();
+    let tree = tree_on(&vfs, 4096);
+    let mut model = BTreeMap::new();
+    for i in shuffled(40_000) {
+        tree.insert(&key(i), &[7; 150]).unwrap();
+        model.insert(key(i), vec![7; 150]);
+    }
+    tree.checkpoint(Lsn::new(1)).unwrap();
+    for i in shuffled(40_000).into_iter().take(30_000) {
+        assert!(tree.remove(&key(i)).unwrap());
+        model.remove(&key(i));
+    }
+    let before = tree.check().unwrap();
+    assert!(before.is_ok(), "{before}");
+    let (examined, freed) = repack_all(&tree);
+    let after = tree.check().unwrap();
+    assert!(after.is_ok(), "{after}");
+    // A branch that fell below the fill bound merges with a neighbour, whose leaves the
+    // next step then looks at again.
+    assert!(
+        (before.leaves..before.leaves * 2).contains(&examined),
+        "every leaf looked at once or twice: {examined} of {}",
+        before.leaves
+    );
+    assert_eq!(
+        after.leaves,
+        before.leaves - freed,
+        "the freed leaves are gone"
+    );
+    assert!(
+        after.leaves * 2 < before.leaves,
+        "{} leaves before, {} after",
+        before.leaves,
+        after.leaves
+    );
+    // 10,000 entries of 8 + 150 bytes and a slot: at most 90 % of a 4 KiB page each leaf,
+    // and the last of each branch may be fuller or emptier.
+    let packed_min: u64 = (10_000 * (6 + 2 + 11 + 150 + 1)) / 4096;
+    assert!(after.leaves >= packed_min, "{} leaves", after.leaves);
+    assert_same(&tree, &model);
+    // Packed enough: a second walk changes nothing.
+    assert_eq!(repack_all(&tree).1, 0, "a second walk frees nothing");
+    for lsn in 2..6 {
+        tree.checkpoint(Lsn::new(lsn)).unwrap();
+    }
+    drop(tree);
+    let tree = reopen_from(&vfs, 256);
+    assert_same(&tree, &model);
+    assert!(tree.check().unwrap().is_ok());
+}
+
+/// A tree grown by random inserts (leaves half to fully full, about 70 % on average) is
+/// left nearly as it is: packing it would only make the next inserts split the leaves again.
+#[test]
+fn repacking_leaves_a_tree_of_half_full_leaves_alone() {
+    let vfs = MemVfs::new();
+    let tree = tree_on(&vfs, 4096);
+    for i in shuffled(20_000) {
+        tree.insert(&key(i), &[7; 150]).unwrap();
+    }
+    let leaves = tree.check().unwrap().leaves;
+    let (examined, freed) = repack_all(&tree);
+    assert_eq!(
+        examined, leaves,
+        "no branch merged, so each leaf looked at once"
+    );
+    // Only the odd run of two or three leaves just above half full is worth packing.
+    assert!(freed * 100 < leaves, "{freed} of {leaves} leaves freed");
+    assert_eq!(tree.check().unwrap().leaves, leaves - freed);
+}

@@ -76,6 +76,28 @@ impl Engine for LightningDb {
         )
     }
 
+    /// The background's work with nothing written, back to back: GC, then checkpoints
+    /// until the data file has not shrunk over 8 of them (at most 64).
+    fn settle(&self, dir: &Path) -> Result<()> {
+        self.db.gc()?;
+        let mut smallest = self.disk_bytes(dir)?;
+        let mut still = 0;
+        for _ in 0..64 {
+            self.db.checkpoint()?;
+            let now = self.disk_bytes(dir)?;
+            if now < smallest {
+                smallest = now;
+                still = 0;
+            } else {
+                still += 1;
+                if still == 8 {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn write_with<R>(
         &self,
         durable: bool,
