@@ -176,10 +176,10 @@ impl BTree {
         let mut worth = vec![false; children.len()];
         let mut i = 0;
         while i < children.len() {
-            let run = loose[i..].iter().take_while(|l| **l).count().max(1);
-            let bytes: usize = sizes[i..i + run].iter().sum();
+            let run = loose.iter().skip(i).take_while(|l| **l).count().max(1);
+            let bytes: usize = sizes.iter().skip(i).take(run).sum();
             if run >= 2 && bytes.div_ceil(target) * 3 <= run * 2 {
-                worth[i..i + run].fill(true);
+                worth.iter_mut().skip(i).take(run).for_each(|w| *w = true);
             }
             i += run;
         }
@@ -195,7 +195,7 @@ impl BTree {
         let mut new_seps: Vec<Vec<u8>> = Vec::with_capacity(children.len());
         let mut i = 0;
         while i < children.len() {
-            let run = worth[i..].iter().take_while(|w| **w).count().max(1);
+            let run = worth.iter().skip(i).take_while(|w| **w).count().max(1);
             if i > 0 {
                 new_seps.push(seps.next().ok_or_else(|| no_child(id, i))?);
             }
@@ -203,7 +203,7 @@ impl BTree {
             for _ in 1..run {
                 seps.next().ok_or_else(|| no_child(id, i))?;
             }
-            let group = &children[i..i + run];
+            let group = children.get(i..i + run).ok_or_else(|| no_child(id, i))?;
             i += run;
             if run == 1 {
                 pages.extend_from_slice(group);
