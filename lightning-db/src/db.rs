@@ -848,6 +848,12 @@ impl Inner {
             tracing::warn!(error = %e, "WAL truncation failed; the next checkpoint retries it");
             0
         });
+        self.counters
+            .repacked_leaves
+            .fetch_add(freed, Ordering::Relaxed);
+        self.counters
+            .relocated_pages
+            .fetch_add(moved, Ordering::Relaxed);
         let shrank = self.store.pages.file().page_count() < pages_before;
         ck.space_work = if freed > 0 || moved > 0 || shrank {
             3

@@ -20,6 +20,10 @@ pub(crate) struct Counters {
     pub(crate) checkpoint_us_max: AtomicU64,
     pub(crate) checkpoint_us_last: AtomicU64,
     pub(crate) checkpoint_pages: AtomicU64,
+    /// Leaves freed by the checkpoints' repacking walk.
+    pub(crate) repacked_leaves: AtomicU64,
+    /// Pages the checkpoints moved off the file's tail.
+    pub(crate) relocated_pages: AtomicU64,
     pub(crate) recovered_commits: AtomicU64,
     /// The most pages the page file held (it only shrinks in checkpoints, so sampling at
     /// each checkpoint's start and at `stats()` sees every peak).
@@ -122,6 +126,10 @@ pub struct CheckpointStats {
     pub total_us: u64,
     /// The LSN the newest durable checkpoint covers.
     pub lsn: u64,
+    /// Leaves given back by repacking loose ones (ADR 012), over all checkpoints.
+    pub repacked_leaves: u64,
+    /// Pages moved off the file's tail so that it can be cut, over all checkpoints.
+    pub relocated_pages: u64,
 }
 
 /// Garbage collection of old versions.
@@ -235,6 +243,8 @@ impl Database {
                 max_us: k.checkpoint_us_max.load(Ordering::Relaxed),
                 total_us: k.checkpoint_us_total.load(Ordering::Relaxed),
                 lsn: self.checkpoint_lsn().get(),
+                repacked_leaves: k.repacked_leaves.load(Ordering::Relaxed),
+                relocated_pages: k.relocated_pages.load(Ordering::Relaxed),
             },
             gc: GcStats {
                 passes: inner.store.gc.passes.load(Ordering::Relaxed),
@@ -436,6 +446,18 @@ impl Stats {
             "counter",
             "Pages written by checkpoints.",
             f(ck.pages_written),
+        );
+        metric(
+            "checkpoint_repacked_leaves_total",
+            "counter",
+            "Leaves given back by repacking loose leaves in checkpoints.",
+            f(ck.repacked_leaves),
+        );
+        metric(
+            "checkpoint_relocated_pages_total",
+            "counter",
+            "Pages checkpoints moved off the file's tail.",
+            f(ck.relocated_pages),
         );
         metric(
             "checkpoint_seconds_total",
