@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 use lightning_btree::BTree;
 use lightning_mvcc::{
     KeyRange, Lsn, Timestamp, Version, VersionList, VersionScan, VersionStore, VersionValue,
+    push_encoded,
 };
 
 use crate::keys;
@@ -293,14 +294,17 @@ impl TreeStore {
     }
 
     fn decode(&self, id: u32, user: &[u8], bytes: &[u8]) -> lightning_mvcc::Result<VersionList> {
-        VersionList::decode(bytes).map_err(|e| {
-            store_err(crate::Error::Corruption {
-                file: self.file.clone(),
-                what: format!(
-                    "the version list of key {:?} in keyspace {id}: {e}",
-                    String::from_utf8_lossy(user)
-                ),
-            })
+        VersionList::decode(bytes).map_err(|e| self.damaged(id, user, &e))
+    }
+
+    /// The error for the damaged version list of `user` in keyspace `id`.
+    fn damaged(&self, id: u32, user: &[u8], e: &lightning_mvcc::Error) -> lightning_mvcc::Error {
+        store_err(crate::Error::Corruption {
+            file: self.file.clone(),
+            what: format!(
+                "the version list of key {:?} in keyspace {id}: {e}",
+                String::from_utf8_lossy(user)
+            ),
         })
     }
 
@@ -482,6 +486,7 @@ impl VersionStore for TreeStore {
         // The tree of the keyspace written last: a commit's keys come sorted, so keyspace by
         // keyspace, and the tree map is looked up once per keyspace, not once per key.
         let mut current: Option<(u32, Arc<BTree>)> = None;
+        let mut encoded = Vec::new();
         for (key, value) in writes {
             let Some((id, user)) = keys::split(key) else {
                 continue;
@@ -496,20 +501,29 @@ impl VersionStore for TreeStore {
             };
             let step = (|| {
                 let old = tree.get(user).map_err(store_err)?;
-                let mut list = match &old {
-                    Some(bytes) => self.decode(id, user, bytes)?,
-                    None => VersionList::new(),
-                };
-                let value = value
-                    .clone()
-                    .map_or(VersionValue::Tombstone, VersionValue::Value);
-                list.push(Version { commit_ts, value })?;
-                list.trim(oldest_active);
-                if collectable(&list) {
+                // The new list straight from the old one's bytes, into a buffer reused
+                // from key to key: nothing decoded, nothing allocated per version.
+                let pushed = push_encoded(
+                    old.as_deref(),
+                    commit_ts,
+                    value.as_deref(),
+                    oldest_active,
+                    &mut encoded,
+                )
+                .map_err(|e| match e {
+                    lightning_mvcc::Error::Corrupt(_) => self.damaged(id, user, &e),
+                    other => other,
+                })?;
+                if pushed.collectable {
                     gc.push(key.clone());
                 }
                 undo.push((Arc::clone(&tree), user, old));
-                Self::write_list(&tree, user, &list)
+                if pushed.empty {
+                    tree.remove(user).map_err(store_err)?;
+                } else {
+                    tree.insert(user, &encoded).map_err(store_err)?;
+                }
+                Ok(())
             })();
             if let Err(e) = step {
                 outcome = Err(e);

@@ -49,6 +49,79 @@ impl From<std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>> for WriteSet {
     }
 }
 
+impl From<std::collections::BTreeMap<WriteKey, Option<Vec<u8>>>> for WriteSet {
+    fn from(map: std::collections::BTreeMap<WriteKey, Option<Vec<u8>>>) -> Self {
+        WriteSet {
+            writes: map.into_iter().map(|(k, v)| (k.bytes, v)).collect(),
+        }
+    }
+}
+
+/// A key of a transaction's write set (its `BTreeMap`), ordered as its bytes are, with its
+/// first eight bytes kept beside them as a big-endian number (zero-padded): most
+/// comparisons while a key is inserted are then one integer compare inside the map's node,
+/// instead of a call to `memcmp` through a pointer to each key's heap block (which made
+/// the inserts of a bulk load miss the cache once per comparison).
+///
+/// The order is exactly the bytes' lexicographic order: where the numbers differ they
+/// differ at the first byte where the keys differ (a key that ended there counts as a zero
+/// byte, and a key is smaller than any longer key it is a prefix of); where they are equal
+/// the bytes decide. So lookups by `&[u8]` ([`Borrow`](std::borrow::Borrow)) agree with it.
+#[derive(Debug, Clone)]
+pub(crate) struct WriteKey {
+    head: u64,
+    bytes: Vec<u8>,
+}
+
+impl WriteKey {
+    #[expect(
+        clippy::big_endian_bytes,
+        reason = "an in-memory sort key, never written to disk: big-endian makes number order byte order"
+    )]
+    pub(crate) fn new(bytes: Vec<u8>) -> Self {
+        let mut head = [0u8; 8];
+        for (h, b) in head.iter_mut().zip(&bytes) {
+            *h = *b;
+        }
+        WriteKey {
+            head: u64::from_be_bytes(head),
+            bytes,
+        }
+    }
+
+    pub(crate) fn as_vec(&self) -> &Vec<u8> {
+        &self.bytes
+    }
+}
+
+impl PartialEq for WriteKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.head == other.head && self.bytes == other.bytes
+    }
+}
+
+impl Eq for WriteKey {}
+
+impl PartialOrd for WriteKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for WriteKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.head
+            .cmp(&other.head)
+            .then_with(|| self.bytes.cmp(&other.bytes))
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for WriteKey {
+    fn borrow(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 /// Where commits are logged before they are applied: the write-ahead log. Two phases, so
 /// that the log's order is the commit-timestamp order while the wait for durability is
 /// shared (group commit):
@@ -124,4 +197,33 @@ pub struct Committed {
     /// The LSN of the commit's log record ([`CommitLog::wait`]'s); `None` for a transaction
     /// that wrote nothing (it logs no record).
     pub lsn: Option<Lsn>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WriteKey;
+    use proptest::prelude::*;
+
+    /// Short keys over a small alphabet with zeros: prefixes of each other, keys that end
+    /// inside the eight bytes, and zero bytes where a shorter key is padded.
+    fn key(len: std::ops::Range<usize>) -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(prop_oneof![Just(0u8), Just(1u8), Just(255u8)], len)
+    }
+
+    proptest! {
+        /// A write key orders, and equals, exactly as its bytes do; the two keys share a
+        /// prefix (often all eight bytes the numbers hold, so the bytes must decide).
+        #[test]
+        fn write_keys_order_as_their_bytes(
+            shared in key(0..11),
+            tail_a in key(0..4),
+            tail_b in key(0..4),
+        ) {
+            let a = [shared.as_slice(), &tail_a].concat();
+            let b = [shared.as_slice(), &tail_b].concat();
+            let (ka, kb) = (WriteKey::new(a.clone()), WriteKey::new(b.clone()));
+            prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
+            prop_assert_eq!(ka == kb, a == b);
+        }
+    }
 }

@@ -118,5 +118,6 @@ pub use oracle::{Timestamp, TimestampOracle};
 pub use store::{KeyRange, MemStore, VersionScan, VersionStore, in_range, range_is_empty};
 pub use txn::{Isolation, Scan, Transaction, TxnManager, TxnOptions, TxnStats};
 pub use versions::{
-    MAX_VALUE_LEN, Version, VersionList, VersionValue, VisibleRef, visible_encoded,
+    MAX_VALUE_LEN, Pushed, Version, VersionList, VersionValue, VisibleRef, push_encoded,
+    visible_encoded,
 };

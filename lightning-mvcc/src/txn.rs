@@ -1,6 +1,8 @@
 //! Transactions: snapshot reads, buffered writes, and commit-time validation.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque, btree_map};
+
+use crate::commit::WriteKey;
 use std::iter::Peekable;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -360,7 +362,7 @@ pub struct Transaction<'m, S> {
     locked: bool,
     read_ts: Timestamp,
     isolation: Isolation,
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    writes: BTreeMap<WriteKey, Option<Vec<u8>>>,
     /// Keys read with `get_for_update`: validated at commit like the write set, in both
     /// modes.
     for_update: BTreeSet<Vec<u8>>,
@@ -463,9 +465,10 @@ impl<S: VersionStore> Transaction<'_, S> {
             (Box::new(std::iter::empty()), None)
         } else {
             self.ranges.push(range.clone());
-            let writes = self
-                .writes
-                .range::<Vec<u8>, _>((range.0.as_ref(), range.1.as_ref()));
+            let writes = self.writes.range::<[u8], _>((
+                range.0.as_ref().map(Vec::as_slice),
+                range.1.as_ref().map(Vec::as_slice),
+            ));
             let stored = if rev {
                 store.scan_rev(range)
             } else {
@@ -498,7 +501,8 @@ impl<S: VersionStore> Transaction<'_, S> {
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         crate::versions::value_len(value.len())?;
         self.lock_for_write(key)?;
-        self.writes.insert(key.to_vec(), Some(value.to_vec()));
+        self.writes
+            .insert(WriteKey::new(key.to_vec()), Some(value.to_vec()));
         Ok(())
     }
 
@@ -515,13 +519,13 @@ impl<S: VersionStore> Transaction<'_, S> {
             crate::versions::value_len(v.len())?;
         }
         self.lock_for_write(&key)?;
-        Ok(self.writes.insert(key, value))
+        Ok(self.writes.insert(WriteKey::new(key), value))
     }
 
     /// Deletes `key`. A pessimistic transaction locks the key first.
     pub fn delete(&mut self, key: &[u8]) -> Result<()> {
         self.lock_for_write(key)?;
-        self.writes.insert(key.to_vec(), None);
+        self.writes.insert(WriteKey::new(key.to_vec()), None);
         Ok(())
     }
 
@@ -583,7 +587,7 @@ impl<S: VersionStore> Transaction<'_, S> {
                 .reads
                 .iter()
                 .chain(&self.for_update)
-                .chain(self.writes.keys());
+                .chain(self.writes.keys().map(WriteKey::as_vec));
             let untouched = loop {
                 match seen.next() {
                     None => break true,
@@ -757,7 +761,7 @@ impl<S: VersionStore> Transaction<'_, S> {
     }
 }
 
-type WriteRange<'t> = btree_map::Range<'t, Vec<u8>, Option<Vec<u8>>>;
+type WriteRange<'t> = btree_map::Range<'t, WriteKey, Option<Vec<u8>>>;
 
 /// A transaction's streaming scan ([`Transaction::range`], [`Transaction::range_rev`]):
 /// `(key, value)` in key order (or descending), the snapshot's versions merged with the
@@ -769,7 +773,7 @@ pub struct Scan<'t, S> {
     /// The transaction's writes in the range (`None` for an empty range), not yet taken.
     writes: Option<WriteRange<'t>>,
     /// The next of the transaction's writes, in scan order.
-    write_peek: Option<(&'t Vec<u8>, &'t Option<Vec<u8>>)>,
+    write_peek: Option<(&'t WriteKey, &'t Option<Vec<u8>>)>,
     /// Descending key order.
     rev: bool,
     /// A storage error was returned: the scan is over.
@@ -800,7 +804,7 @@ impl<'t, S: VersionStore> Scan<'t, S> {
         Err(e)
     }
 
-    fn next_write(&mut self) -> Option<(&'t Vec<u8>, &'t Option<Vec<u8>>)> {
+    fn next_write(&mut self) -> Option<(&'t WriteKey, &'t Option<Vec<u8>>)> {
         let writes = self.writes.as_mut()?;
         if self.rev {
             writes.next_back()
@@ -810,7 +814,7 @@ impl<'t, S: VersionStore> Scan<'t, S> {
     }
 
     /// Takes the peeked write and peeks the one after it.
-    fn take_write(&mut self) -> Option<(&'t Vec<u8>, &'t Option<Vec<u8>>)> {
+    fn take_write(&mut self) -> Option<(&'t WriteKey, &'t Option<Vec<u8>>)> {
         let taken = self.write_peek.take();
         self.write_peek = self.next_write();
         taken
@@ -835,7 +839,7 @@ impl<S: VersionStore> Iterator for Scan<'_, S> {
                 Some(Ok((k, _))) => Some(k.as_slice()),
                 None => None,
             };
-            let write_key = self.write_peek.map(|(k, _)| k.as_slice());
+            let write_key = self.write_peek.map(|(k, _)| k.as_vec().as_slice());
             let source = match (stored_key, write_key) {
                 (None, None) => return None,
                 (None, Some(_)) => Source::Write { shadows: false },
@@ -852,7 +856,9 @@ impl<S: VersionStore> Iterator for Scan<'_, S> {
                         self.stored.next();
                     }
                     match self.take_write() {
-                        Some((key, Some(value))) => return Some(Ok((key.clone(), value.clone()))),
+                        Some((key, Some(value))) => {
+                            return Some(Ok((key.as_vec().clone(), value.clone())));
+                        }
                         Some((_, None)) => {} // deleted by this transaction
                         None => return None,
                     }

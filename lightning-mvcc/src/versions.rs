@@ -339,6 +339,119 @@ pub fn visible_encoded(bytes: &[u8], read_ts: Timestamp) -> Result<VisibleRef<'_
     Ok(seen.unwrap_or(VisibleRef::Absent))
 }
 
+/// What [`push_encoded`] left in its output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pushed {
+    /// No version is left: the key goes from the store.
+    pub empty: bool,
+    /// More than one version is left, or only a tombstone: garbage collection has work on
+    /// the key once the oldest snapshot moves on.
+    pub collectable: bool,
+}
+
+/// Decodes the encoded list `old` (`None`: no list), [pushes](VersionList::push) a version
+/// at `commit_ts` holding `value` (`None`: a tombstone), [trims](VersionList::trim) it for
+/// `oldest` and encodes the result into `out` (cleared first), in one pass over the bytes:
+/// the versions kept are copied as they are, nothing is allocated per version. The bytes
+/// written are the ones those four steps give, and so are the errors: damage anywhere in
+/// `old` is [`Error::Corrupt`] (the whole list is checked, also past the versions dropped),
+/// as is a `commit_ts` not newer than the newest present; a value past [`MAX_VALUE_LEN`] is
+/// [`Error::ValueTooLarge`]. On an error `out` holds nothing meaningful.
+///
+/// The commit path's apply: a key's list is rewritten on every commit that writes it.
+pub fn push_encoded(
+    old: Option<&[u8]>,
+    commit_ts: Timestamp,
+    value: Option<&[u8]>,
+    oldest: Timestamp,
+    out: &mut Vec<u8>,
+) -> Result<Pushed> {
+    out.clear();
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&commit_ts.get().to_le_bytes());
+    match value {
+        Some(v) => {
+            let len = value_len(v.len())?;
+            out.push(VALUE);
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(v);
+        }
+        None => out.push(TOMBSTONE),
+    }
+    // The trim: versions are kept down to the newest at or before `oldest`, which goes
+    // too if it is a tombstone.
+    let mut kept: usize = 1;
+    let mut cut = commit_ts <= oldest;
+    let mut tombstones_kept = usize::from(value.is_none());
+    if cut && value.is_none() {
+        out.truncate(4);
+        kept = 0;
+        tombstones_kept = 0;
+    }
+    if let Some(bytes) = old {
+        let mut r = Reader { bytes, at: 0 };
+        let n = r.u32()? as usize;
+        if n > bytes.len() / 9 {
+            return Err(Error::Corrupt("version count larger than the bytes hold"));
+        }
+        let mut newer: Option<u64> = None;
+        let mut newest: Option<u64> = None;
+        for _ in 0..n {
+            let start = r.at;
+            let ts = r.u64()?;
+            if newer.is_some_and(|t| t <= ts) {
+                return Err(Error::Corrupt("versions not newest first"));
+            }
+            newer = Some(ts);
+            newest = newest.or(Some(ts));
+            let tombstone = match r.u8()? {
+                VALUE => {
+                    let len = r.u32()? as usize;
+                    r.take(len)?;
+                    false
+                }
+                TOMBSTONE => true,
+                OVERFLOW => {
+                    r.u64()?;
+                    r.u32()?;
+                    false
+                }
+                _ => return Err(Error::Corrupt("unknown version kind")),
+            };
+            if cut {
+                continue;
+            }
+            if ts <= oldest.get() {
+                cut = true;
+                if tombstone {
+                    continue;
+                }
+            }
+            let span = bytes
+                .get(start..r.at)
+                .ok_or(Error::Corrupt("version list cut short"))?;
+            out.extend_from_slice(span);
+            kept += 1;
+            tombstones_kept += usize::from(tombstone);
+        }
+        if r.at != bytes.len() {
+            return Err(Error::Corrupt("trailing bytes after the version list"));
+        }
+        if newest.is_some_and(|t| t >= commit_ts.get()) {
+            return Err(Error::Corrupt("version older than the newest present"));
+        }
+        version_count(n.saturating_add(1))?;
+    }
+    let count = version_count(kept)?.to_le_bytes();
+    for (slot, byte) in out.iter_mut().zip(count) {
+        *slot = byte;
+    }
+    Ok(Pushed {
+        empty: kept == 0,
+        collectable: kept > 1 || (kept == 1 && tombstones_kept == 1),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -591,7 +704,114 @@ mod tests {
         );
     }
 
+    /// The four steps [`push_encoded`] stands for, on decoded lists.
+    fn push_slow(
+        old: Option<&[u8]>,
+        commit_ts: Timestamp,
+        value: Option<&[u8]>,
+        oldest: Timestamp,
+    ) -> Result<(Vec<u8>, Pushed)> {
+        let mut l = match old {
+            Some(bytes) => VersionList::decode(bytes)?,
+            None => VersionList::new(),
+        };
+        l.push(Version {
+            commit_ts,
+            value: value.map_or(VersionValue::Tombstone, |v| VersionValue::Value(v.to_vec())),
+        })?;
+        l.trim(oldest);
+        let pushed = Pushed {
+            empty: l.is_empty(),
+            collectable: l.versions().len() > 1
+                || l.versions()
+                    .first()
+                    .is_some_and(|v| v.value == VersionValue::Tombstone),
+        };
+        Ok((l.encode()?, pushed))
+    }
+
+    /// A list that pushing onto must refuse (a version as new as the one pushed), and a
+    /// tombstone pushed past the oldest snapshot onto nothing: no version left.
+    #[test]
+    fn push_encoded_refuses_an_older_version_and_empties_a_list() {
+        let bytes = list(&[(10, Some("a"))]).encode().unwrap();
+        let mut out = Vec::new();
+        for at in [5, 10] {
+            assert!(matches!(
+                push_encoded(Some(&bytes), ts(at), Some(b"b"), ts(0), &mut out),
+                Err(Error::Corrupt("version older than the newest present"))
+            ));
+        }
+        let pushed = push_encoded(Some(&bytes), ts(11), None, ts(11), &mut out).unwrap();
+        assert_eq!(
+            pushed,
+            Pushed {
+                empty: true,
+                collectable: false
+            }
+        );
+        assert_eq!(out, 0u32.to_le_bytes());
+        let pushed = push_encoded(Some(&bytes), ts(11), None, ts(10), &mut out).unwrap();
+        assert_eq!(
+            pushed,
+            Pushed {
+                empty: false,
+                collectable: true
+            }
+        );
+        assert_eq!(
+            VersionList::decode(&out).unwrap(),
+            list(&[(10, Some("a")), (11, None)])
+        );
+    }
+
     proptest! {
+        /// One pass over the bytes writes what decode, push, trim and encode write, and
+        /// fails where they fail: on any list, version and oldest snapshot, and on the
+        /// list's bytes cut short, with one byte changed or one added.
+        #[test]
+        fn push_encoded_is_decode_push_trim_encode(
+            l in any_list(),
+            absent in any::<bool>(),
+            step in 0u64..3,
+            value in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..30)),
+            oldest in 0u64..1100,
+            damage in any::<prop::sample::Index>(),
+            flip in 1u8..=255,
+            mode in 0u8..3,
+        ) {
+            let bytes = l.encode().unwrap();
+            let old = (!absent).then_some(bytes.as_slice());
+            let newest = if absent { 0 } else { l.latest_ts().map_or(0, Timestamp::get) };
+            // Step 0 is the newest present: refused.
+            let at = ts((newest + step).max(1));
+            let mut out = vec![9; 7];
+            let fast = push_encoded(old, at, value.as_deref(), ts(oldest), &mut out);
+            match push_slow(old, at, value.as_deref(), ts(oldest)) {
+                Ok((want, pushed)) => {
+                    prop_assert_eq!(fast.unwrap(), pushed);
+                    prop_assert_eq!(&out, &want);
+                }
+                Err(e) => prop_assert_eq!(fast.unwrap_err().to_string(), e.to_string()),
+            }
+            if !bytes.is_empty() {
+                let mut bad = bytes.clone();
+                let i = damage.index(bad.len());
+                match mode {
+                    0 => bad.truncate(i),
+                    1 => bad[i] ^= flip,
+                    _ => bad.push(flip),
+                }
+                let fast = push_encoded(Some(&bad), at, value.as_deref(), ts(oldest), &mut out);
+                let slow = push_slow(Some(&bad), at, value.as_deref(), ts(oldest));
+                prop_assert_eq!(fast.is_ok(), slow.is_ok(), "{:?} vs {:?}", fast, slow);
+                if let (Ok(pushed), Ok((want, slow_pushed))) = (fast, slow) {
+                    prop_assert_eq!(pushed, slow_pushed);
+                    prop_assert_eq!(&out, &want);
+                }
+            }
+        }
+
         #[test]
         fn encoding_round_trips(l in any_list()) {
             prop_assert_eq!(VersionList::decode(&l.encode().unwrap()).unwrap(), l);
