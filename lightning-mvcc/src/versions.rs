@@ -776,6 +776,7 @@ mod tests {
             step in 0u64..3,
             value in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..30)),
             oldest in 0u64..1100,
+            near in proptest::option::of(0u64..4),
             damage in any::<prop::sample::Index>(),
             flip in 1u8..=255,
             mode in 0u8..3,
@@ -785,6 +786,9 @@ mod tests {
             let newest = if absent { 0 } else { l.latest_ts().map_or(0, Timestamp::get) };
             // Step 0 is the newest present: refused.
             let at = ts((newest + step).max(1));
+            // The oldest snapshot at or just below the new version (where trimming
+            // decides most), or anywhere.
+            let oldest = near.map_or(oldest, |back| at.get().saturating_sub(back));
             let mut out = vec![9; 7];
             let fast = push_encoded(old, at, value.as_deref(), ts(oldest), &mut out);
             match push_slow(old, at, value.as_deref(), ts(oldest)) {
