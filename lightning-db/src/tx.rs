@@ -435,7 +435,7 @@ impl CommitLog for WalLog<'_> {
             Durability::Immediate | Durability::None => lightning_wal::Durability::None,
             Durability::Eventual => lightning_wal::Durability::Eventual,
         };
-        Ok(self.wal.append(record::COMMIT, &payload, durability)?)
+        Ok(self.wal.append_owned(record::COMMIT, payload, durability)?)
     }
 
     fn wait(&self, appended: Appended) -> Result<Lsn, LogError> {

@@ -95,29 +95,42 @@ pub(crate) struct FrameMeta {
 /// | 32     | 1    | record type                                                |
 /// | 33     | 7    | reserved, zero                                             |
 /// | 40     | len  | payload, then zero padding to a multiple of 8              |
-#[expect(
-    clippy::allow_attributes,
-    reason = "indexing_slicing is only enabled by the panic audit, so an `expect` would go unfulfilled in normal builds"
-)]
-#[allow(
-    clippy::indexing_slicing,
-    reason = "`out` was just resized to `start + total`, and `total = frame_len(payload.len()) >= FRAME_HEADER + payload.len()`: `f` holds the header and the payload, and every offset is a constant below FRAME_HEADER"
-)]
 pub(crate) fn encode_frame(out: &mut Vec<u8>, meta: FrameMeta, payload: &[u8]) {
-    let start = out.len();
-    let total = frame_len(payload.len());
-    out.resize(start + total, 0);
-    let f = &mut out[start..start + total];
+    out.reserve(frame_len(payload.len()));
+    out.extend_from_slice(&frame_header(meta, payload));
+    out.extend_from_slice(payload);
+    out.resize(out.len() + frame_padding(payload.len()), 0);
+}
+
+/// The header of the frame of `payload` (its checksum covers the payload too), for a
+/// caller that writes the payload from where it is instead of copying it behind the
+/// header ([`encode_frame`] does that). The payload then follows, and
+/// [`frame_padding`] zero bytes.
+pub(crate) fn frame_header(meta: FrameMeta, payload: &[u8]) -> [u8; FRAME_HEADER] {
     // The caller bounds payloads by max_record_size, a u32.
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-    f[LEN_OFF..LSN_OFF].copy_from_slice(&len.to_le_bytes());
-    f[LSN_OFF..SYNCED_OFF].copy_from_slice(&meta.lsn.get().to_le_bytes());
-    f[SYNCED_OFF..TIME_OFF].copy_from_slice(&meta.synced_through.get().to_le_bytes());
-    f[TIME_OFF..TYPE_OFF].copy_from_slice(&meta.time_us.to_le_bytes());
-    f[TYPE_OFF] = meta.record_type;
-    f[FRAME_HEADER..FRAME_HEADER + payload.len()].copy_from_slice(payload);
-    let crc = crc32c::crc32c(&f[LEN_OFF..FRAME_HEADER + payload.len()]);
-    f[CRC_OFF..LEN_OFF].copy_from_slice(&crc.to_le_bytes());
+    let fields = len
+        .to_le_bytes()
+        .into_iter()
+        .chain(meta.lsn.get().to_le_bytes())
+        .chain(meta.synced_through.get().to_le_bytes())
+        .chain(meta.time_us.to_le_bytes())
+        .chain([meta.record_type]);
+    let mut header = [0u8; FRAME_HEADER];
+    for (slot, byte) in header.iter_mut().skip(LEN_OFF).zip(fields) {
+        *slot = byte;
+    }
+    let covered = header.get(LEN_OFF..).unwrap_or_default();
+    let crc = crc32c::crc32c_append(crc32c::crc32c(covered), payload);
+    for (slot, byte) in header.iter_mut().skip(CRC_OFF).zip(crc.to_le_bytes()) {
+        *slot = byte;
+    }
+    header
+}
+
+/// Zero bytes after a payload of `payload_len` bytes, up to the next frame's alignment.
+pub(crate) fn frame_padding(payload_len: usize) -> usize {
+    frame_len(payload_len) - FRAME_HEADER - payload_len
 }
 
 /// What [`decode_frame`] found at an offset.

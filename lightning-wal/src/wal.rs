@@ -11,7 +11,8 @@ use lightning_page::vfs::{OpenMode, Vfs, VfsFile};
 
 use crate::archive::{ArchivedSegment, archive_segment};
 use crate::frame::{
-    FrameMeta, Lsn, SEGMENT_HEADER, encode_frame, encode_segment_header, frame_len,
+    FRAME_HEADER, FrameMeta, Lsn, SEGMENT_HEADER, encode_frame, encode_segment_header,
+    frame_header, frame_len,
 };
 use crate::scan::{RecordIter, SegmentInfo, TornTail, scan_dir, segment_name};
 use crate::stats::{StatsInner, WalStats};
@@ -86,6 +87,10 @@ pub struct Recovery {
     /// A torn tail that was cut off, if there was one.
     pub torn_tail: Option<TornTail>,
 }
+
+/// Payloads from this size up are written from their own buffer, not copied into the
+/// batch's (see `write_batch`).
+const DIRECT_PAYLOAD: usize = 256 << 10;
 
 struct Queued {
     lsn: Lsn,
@@ -428,6 +433,19 @@ impl Wal {
         payload: &[u8],
         durability: Durability,
     ) -> Result<Appended> {
+        // Refused before the copy the log keeps.
+        self.inner.check_size(payload.len())?;
+        self.append_owned(record_type, payload.to_vec(), durability)
+    }
+
+    /// [`append`](Self::append), taking the payload by value: the log keeps it until it is
+    /// written, with no copy (for large records, such as a bulk load's write set).
+    pub fn append_owned(
+        &self,
+        record_type: u8,
+        payload: Vec<u8>,
+        durability: Durability,
+    ) -> Result<Appended> {
         let lsn = self.inner.append(record_type, payload, durability)?;
         Ok(Appended {
             lsn,
@@ -589,14 +607,47 @@ impl Inner {
                 time_us: rec.time_us,
                 record_type: rec.record_type,
             };
-            encode_frame(&mut buf, meta, &rec.payload);
-            if let Some(seg) = io.segments.last_mut() {
-                seg.note_record(rec.lsn, rec.time_us);
+            let Queued { lsn, payload, .. } = rec;
+            if payload.len() >= DIRECT_PAYLOAD {
+                // A large record (a bulk load's write set) is written from its own buffer,
+                // behind its header: copying it into `buf` would touch every byte twice
+                // more (zero-filling fresh memory, then the copy). The padding goes in the
+                // same write as the payload, so that a frame on disk is never whole
+                // without it (recovery takes the frame's end as aligned).
+                Self::flush(&mut io, &mut buf, &mut done, false)?;
+                let header = frame_header(meta, &payload);
+                let mut payload = payload;
+                payload.resize(frame_len(payload.len()) - FRAME_HEADER, 0);
+                Self::write_part(&mut io, &header)?;
+                Self::write_part(&mut io, &payload)?;
+            } else {
+                encode_frame(&mut buf, meta, &payload);
             }
-            done.written = rec.lsn;
+            if let Some(seg) = io.segments.last_mut() {
+                seg.note_record(lsn, meta.time_us);
+            }
+            done.written = lsn;
         }
         Self::flush(&mut io, &mut buf, &mut done, sync)?;
         Ok(done)
+    }
+
+    /// Writes `part` at the end of the active segment.
+    fn write_part(io: &mut Io, part: &[u8]) -> Result<()> {
+        let Some(active) = io.active.as_mut() else {
+            return Ok(());
+        };
+        if part.is_empty() {
+            return Ok(());
+        }
+        let path = io.segments.last().map(|s| s.path.as_path());
+        active
+            .file
+            .write_at(part, active.len)
+            .map_err(|e| Error::io("append to", path.unwrap_or(Path::new("")), e))?;
+        active.len += part.len() as u64;
+        active.unsynced = true;
+        Ok(())
     }
 
     /// Writes `buf` to the active segment and, with `sync`, fsyncs it.

@@ -21,20 +21,25 @@ fn cond_of(conds: &[Condvar; 2], batch: u64) -> &Condvar {
 }
 
 impl Inner {
-    pub(super) fn append(
-        &self,
-        record_type: u8,
-        payload: &[u8],
-        durability: Durability,
-    ) -> Result<Lsn> {
-        if payload.len() > self.opts.max_record_size as usize {
+    /// [`Error::RecordTooLarge`] for a payload of `len` bytes above the limit.
+    pub(super) fn check_size(&self, len: usize) -> Result<()> {
+        if len > self.opts.max_record_size as usize {
             return Err(Error::RecordTooLarge {
-                len: payload.len(),
+                len,
                 max: self.opts.max_record_size,
             });
         }
+        Ok(())
+    }
+
+    pub(super) fn append(
+        &self,
+        record_type: u8,
+        payload: Vec<u8>,
+        durability: Durability,
+    ) -> Result<Lsn> {
+        self.check_size(payload.len())?;
         let time_us = now_us();
-        let payload = payload.to_vec();
         let frame = frame_len(payload.len());
         let mut st = lock(&self.state);
         if let Some(cause) = &st.poisoned {

@@ -123,6 +123,8 @@ struct Tally {
     acked_after_restart: u64,
     /// Durable records damaged on purpose and reported as corruption.
     rot_detected: u64,
+    /// Acknowledged large records (see `LARGE`).
+    large_acked: u64,
 }
 
 /// What one run of appending threads did.
@@ -131,7 +133,14 @@ struct Appends {
     acked: BTreeMap<Lsn, (u8, u32)>,
     /// The highest LSN whose append returned, whatever its durability.
     last_returned: Lsn,
+    /// Acknowledged records of at least `LARGE` bytes (the log writes those from their
+    /// own buffer, in three writes: header, payload, padding).
+    large_acked: u64,
 }
+
+/// A large record's length: past the size from which the log writes a payload from its
+/// own buffer (256 KiB).
+const LARGE: u64 = 300 << 10;
 
 /// `threads` threads append `per_thread` records each, with mixed durability and sizes,
 /// until the first error; thread ids start at `first_thread`.
@@ -150,8 +159,13 @@ fn append_concurrently(
             s.spawn(move || {
                 let t = u8::try_from(t).unwrap();
                 for seq in 0..u32::try_from(per_thread).unwrap() {
-                    let max_len = if trng.chance(10) { 6000 } else { 300 };
-                    let len = usize::try_from(trng.below(max_len)).unwrap();
+                    let len = if trng.chance(1) {
+                        LARGE
+                    } else {
+                        let max_len = if trng.chance(10) { 6000 } else { 300 };
+                        trng.below(max_len)
+                    };
+                    let len = usize::try_from(len).unwrap();
                     let durability = match trng.below(4) {
                         0 => Durability::Eventual,
                         1 => Durability::None,
@@ -164,6 +178,7 @@ fn append_concurrently(
                     out.last_returned = out.last_returned.max(a.lsn());
                     if durability == Durability::Immediate {
                         out.acked.insert(a.lsn(), (t, seq));
+                        out.large_acked += u64::from(len as u64 >= LARGE);
                     }
                 }
             });
@@ -296,6 +311,7 @@ fn scenario(seed: u64, tally: &Mutex<Tally>) -> Result<Outcome, String> {
         drop(wal);
     }
     let mut acked = run.acked;
+    let mut large_acked = run.large_acked;
     let mut restarted = false;
     if failed_io {
         // The process restarts without a power cut: the OS may still hold pages whose
@@ -310,6 +326,7 @@ fn scenario(seed: u64, tally: &Mutex<Tally>) -> Result<Outcome, String> {
         restarted = true;
         tally.lock().unwrap().acked_after_restart += u64::from(!more.acked.is_empty());
         acked.extend(more.acked);
+        large_acked += more.large_acked;
     }
     let mode = CrashMode::from_index(rng.next_u64());
     let report = vfs.crash(mode);
@@ -350,6 +367,7 @@ fn scenario(seed: u64, tally: &Mutex<Tally>) -> Result<Outcome, String> {
     tally.torn_tails += u64::from(torn);
     tally.failed_io_restarts += u64::from(restarted);
     tally.rot_detected += u64::from(rotted);
+    tally.large_acked += large_acked;
     Ok(Outcome::crash(report.pending, report.kept)
         .and(Outcome::crash(second_report.pending, second_report.kept)))
 }
@@ -386,6 +404,10 @@ fn power_cuts_under_concurrent_appends_lose_nothing_acknowledged() {
     assert!(
         tally.rot_detected > ran / 20,
         "durable records must rot in the last segment often enough: {tally:?}"
+    );
+    assert!(
+        tally.large_acked > ran / 10,
+        "large records (written from their own buffer) must be acknowledged often enough: {tally:?}"
     );
 }
 
