@@ -538,7 +538,7 @@ fn background(inner: &Arc<Inner>) {
         let due_by_time =
             last.elapsed() >= interval && (written > 0 || lock(&inner.checkpoints).space_work > 0);
         let retired = lock(&inner.catalog).spares.iter().any(|s| !s.emptied);
-        if (inner.store.gc_pending() > 0 || retired)
+        if (inner.store.gc_queued() || retired)
             && let Err(e) = inner.gc()
         {
             tracing::warn!(error = %e, "background GC failed");

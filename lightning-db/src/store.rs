@@ -6,7 +6,7 @@
 //! keyspace that is gone (dropped while a transaction was open, or replayed from a WAL
 //! record older than the drop) are skipped; reads of one find nothing.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -47,11 +47,22 @@ pub(crate) struct GcCounters {
     pub(crate) keys_removed: AtomicU64,
 }
 
+/// Keys written since the last pass whose lists have versions to collect: appended as
+/// commits apply them (a push, not a hash-set insert, on the commit path), sorted and
+/// deduplicated when the queue fills and when a pass takes them.
 #[derive(Debug, Default)]
 struct GcQueue {
-    keys: HashSet<Vec<u8>>,
+    keys: Vec<Vec<u8>>,
     /// The queue overflowed: the next pass walks every tree.
     overflowed: bool,
+}
+
+impl GcQueue {
+    /// Sorts the keys and drops repeats.
+    fn compact(&mut self) {
+        self.keys.sort_unstable();
+        self.keys.dedup();
+    }
 }
 
 /// Keyspace id -> its tree.
@@ -332,16 +343,28 @@ impl TreeStore {
         let mut q = lock(&self.gc_queue);
         for k in keys {
             if q.keys.len() >= self.gc_queue_limit {
-                q.overflowed = true;
-                break;
+                // Full: drop the repeats; if that leaves it over three quarters full, give
+                // up on it (so that it is not sorted again on every later key).
+                q.compact();
+                if q.keys.len() >= self.gc_queue_limit / 4 * 3 {
+                    q.overflowed = true;
+                    break;
+                }
             }
-            q.keys.insert(k);
+            q.keys.push(k);
         }
     }
 
-    /// Keys waiting for the background GC.
+    /// Keys waiting for the background GC (each once).
     pub(crate) fn gc_pending(&self) -> u64 {
-        lock(&self.gc_queue).keys.len() as u64
+        let mut q = lock(&self.gc_queue);
+        q.compact();
+        q.keys.len() as u64
+    }
+
+    /// Whether any key waits for the background GC.
+    pub(crate) fn gc_queued(&self) -> bool {
+        !lock(&self.gc_queue).keys.is_empty()
     }
 
     /// Removes the versions no snapshot at or after `oldest` can see, from the keys queued
@@ -355,8 +378,9 @@ impl TreeStore {
                 std::mem::take(&mut q.overflowed),
             )
         };
-        let mut keys: Vec<Vec<u8>> = queued.into_iter().collect();
+        let mut keys = queued;
         keys.sort_unstable();
+        keys.dedup();
         let mut removed = 0;
         let mut again = Vec::new();
         for chunk in keys.chunks(GC_STEP) {
@@ -785,5 +809,19 @@ mod tests {
         assert_eq!(store.gc_pending(), 300);
         assert_eq!(store.gc_pass(Timestamp::new(10)).unwrap(), 600);
         assert_eq!(versions_left(&store, 300), 300);
+    }
+
+    #[test]
+    fn keys_queued_again_take_no_more_room_in_the_gc_queue() {
+        // 300 keys, each queued twice (600 pushes: the first write leaves nothing to
+        // collect), against a queue of 500: repeats are dropped when it fills, so it holds
+        // them all and does not overflow.
+        let store = store(500);
+        three_versions(&store, 300);
+        assert!(!lock(&store.gc_queue).overflowed);
+        assert_eq!(store.gc_pending(), 300);
+        assert_eq!(store.gc_pass(Timestamp::new(10)).unwrap(), 600);
+        assert_eq!(versions_left(&store, 300), 300);
+        assert!(!store.gc_queued());
     }
 }
