@@ -39,6 +39,26 @@ impl WriteSet {
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty()
     }
+
+    /// Whether `key` is written (a binary search: the writes are in key order).
+    pub(crate) fn contains(&self, key: &[u8]) -> bool {
+        self.writes
+            .binary_search_by(|(k, _)| k.as_slice().cmp(key))
+            .is_ok()
+    }
+
+    /// Whether a written key lies in `range`: the first key at or after its start (a
+    /// binary search), if any, is the one to check against its end.
+    pub(crate) fn touches(&self, range: &crate::KeyRange) -> bool {
+        let first = self.writes.partition_point(|(k, _)| match &range.0 {
+            std::ops::Bound::Included(s) => k < s,
+            std::ops::Bound::Excluded(s) => k <= s,
+            std::ops::Bound::Unbounded => false,
+        });
+        self.writes
+            .get(first)
+            .is_some_and(|(k, _)| crate::in_range(range, k))
+    }
 }
 
 impl From<std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>> for WriteSet {

@@ -74,7 +74,15 @@ struct Garbage {
     keys: usize,
     entries: Vec<(Timestamp, Vec<Key>)>,
     index: Option<KeyIndex>,
+    /// Large commits' write sets (see [`LARGE_COMMIT`]), freed with the rest.
+    large: Vec<Arc<WriteSet>>,
 }
+
+/// Commits writing at least this many keys are not indexed key by key in the recent
+/// commits: their write set (sorted) is kept whole and binary-searched by validation.
+/// Indexing a bulk load's million keys (an `Arc` per key, an index insert per key, and
+/// the same again to trim them) was about a tenth of its commit.
+const LARGE_COMMIT: usize = 4096;
 
 /// A key of a recent commit, shared by its commit's entry and the index: one allocation per
 /// written key, not two.
@@ -94,7 +102,11 @@ impl Drop for Garbage {
         if self.keys < FREE_ELSEWHERE {
             return;
         }
-        let work = (std::mem::take(&mut self.entries), self.index.take());
+        let work = (
+            std::mem::take(&mut self.entries),
+            self.index.take(),
+            std::mem::take(&mut self.large),
+        );
         let spawned = std::thread::Builder::new()
             .name("lightning-mvcc-free".into())
             .spawn(move || drop(work));
@@ -112,9 +124,26 @@ struct RecentCommits {
     /// commit after a snapshot in one lookup instead of a walk over those commits' write
     /// sets (which, under the log lock, grows with the number of concurrent transactions).
     latest: KeyIndex,
+    /// Commits of [`LARGE_COMMIT`] keys or more, oldest first, with their write sets (in
+    /// key order), which are searched instead of indexed.
+    large: VecDeque<(Timestamp, Arc<WriteSet>)>,
 }
 
 impl RecentCommits {
+    /// Logs a commit of [`LARGE_COMMIT`] keys or more: its write set, whole.
+    fn push_large(&mut self, ts: Timestamp, writes: Arc<WriteSet>) {
+        self.large.push_back((ts, writes));
+    }
+
+    /// The large commits after `than`, newest first.
+    fn large_after(&self, than: Timestamp) -> impl Iterator<Item = &WriteSet> {
+        self.large
+            .iter()
+            .rev()
+            .take_while(move |(t, _)| *t > than)
+            .map(|(_, w)| &**w)
+    }
+
     fn push(&mut self, ts: Timestamp, keys: Vec<Key>) {
         self.latest.reserve(keys.len());
         for k in &keys {
@@ -130,21 +159,30 @@ impl RecentCommits {
     /// [`Garbage`], to be freed outside the ordering (dropping a million keys in place
     /// held every other commit up for 150 ms).
     fn trim(&mut self, oldest: Timestamp) -> Garbage {
+        let large_gone = self.large.iter().take_while(|(t, _)| *t <= oldest).count();
+        let large: Vec<Arc<WriteSet>> = self.large.drain(..large_gone).map(|(_, w)| w).collect();
+        let large_keys: usize = large.iter().map(|w| w.len()).sum();
         let gone = self
             .entries
             .iter()
             .take_while(|(t, _)| *t <= oldest)
             .count();
         if gone == 0 {
-            return Garbage::default();
+            return Garbage {
+                keys: large_keys,
+                entries: Vec::new(),
+                index: None,
+                large,
+            };
         }
         let old: Vec<(Timestamp, Vec<Key>)> = self.entries.drain(..gone).collect();
         let going: usize = old.iter().map(|(_, k)| k.len()).sum();
         let staying: usize = self.entries.iter().map(|(_, k)| k.len()).sum();
         let mut garbage = Garbage {
-            keys: going,
+            keys: going + large_keys,
             entries: Vec::new(),
             index: None,
+            large,
         };
         if going > staying {
             let mut latest =
@@ -178,6 +216,7 @@ impl RecentCommits {
 
     /// Takes commit `ts` out (its log record never became durable: it never happened).
     fn remove(&mut self, ts: Timestamp) {
+        self.large.retain(|(t, _)| *t != ts);
         let Some(at) = self.entries.iter().position(|(t, _)| *t == ts) else {
             return;
         };
@@ -204,6 +243,7 @@ impl RecentCommits {
     /// Whether a logged commit after `than` wrote `key`.
     fn written_after(&self, key: &[u8], than: Timestamp) -> bool {
         self.latest.get(key).is_some_and(|t| *t > than)
+            || self.large_after(than).any(|w| w.contains(key))
     }
 }
 
@@ -335,7 +375,9 @@ impl<S: VersionStore> TxnManager<S> {
             self.counters.read_conflicts.fetch_add(1, Ordering::Relaxed);
             return Err(Error::Conflict(Conflict::ReadWrite { key: key.clone() }));
         }
-        if let Some(r) = txn.ranges.iter().find(|r| newer().any(|k| in_range(r, k))) {
+        if let Some(r) = txn.ranges.iter().find(|r| {
+            newer().any(|k| in_range(r, k)) || log.large_after(txn.read_ts).any(|w| w.touches(r))
+        }) {
             self.counters
                 .phantom_conflicts
                 .fetch_add(1, Ordering::Relaxed);
@@ -669,7 +711,7 @@ impl<S: VersionStore> Transaction<'_, S> {
             });
         }
         let mgr = self.mgr;
-        let writes = WriteSet::from(std::mem::take(&mut self.writes));
+        let writes = Arc::new(WriteSet::from(std::mem::take(&mut self.writes)));
         // Whatever happens once a timestamp is issued (an error, a panic in the log or the
         // store), it must be finished, or every later commit waits for its turn forever.
         // Declared before the ordering's guard, so that on a panic the guard goes first:
@@ -691,7 +733,11 @@ impl<S: VersionStore> Transaction<'_, S> {
             // is in the log, so log order is timestamp order.
             match log.log(&writes, ts) {
                 Ok(ticket) => {
-                    recent.push(ts, writes.iter().map(|(k, _)| Key::from(k)).collect());
+                    if writes.len() >= LARGE_COMMIT {
+                        recent.push_large(ts, Arc::clone(&writes));
+                    } else {
+                        recent.push(ts, writes.iter().map(|(k, _)| Key::from(k)).collect());
+                    }
                     // Commits at or before the oldest snapshot cannot conflict with any
                     // transaction.
                     _garbage = recent.trim(mgr.oracle.oldest_active());
@@ -954,6 +1000,39 @@ mod tests {
             log.trim(Timestamp::new(2)).entries.is_empty(),
             "nothing more to go"
         );
+    }
+
+    #[test]
+    #[expect(
+        clippy::big_endian_bytes,
+        reason = "keys whose byte order is their number order, as a write set sorts them"
+    )]
+    fn a_large_commit_is_searched_until_trimmed_or_removed() {
+        let writes = |range: std::ops::Range<u32>| {
+            let map: BTreeMap<Vec<u8>, Option<Vec<u8>>> = range
+                .map(|i| (i.to_be_bytes().to_vec(), Some(Vec::new())))
+                .collect();
+            Arc::new(WriteSet::from(map))
+        };
+        let mut log = RecentCommits::default();
+        log.push_large(Timestamp::new(1), writes(0..10_000));
+        log.push(Timestamp::new(2), keys(50_000..50_010));
+        log.push_large(Timestamp::new(3), writes(20_000..30_000));
+        assert!(log.latest.len() == 10, "large commits are not indexed");
+        let key = |i: u32| i.to_be_bytes();
+        assert!(log.written_after(&key(9_999), Timestamp::new(0)));
+        assert!(!log.written_after(&key(9_999), Timestamp::new(1)));
+        assert!(!log.written_after(&key(10_000), Timestamp::new(0)));
+        assert!(log.written_after(&key(20_000), Timestamp::new(2)));
+        // Trimmed: gone from validation, handed back to be freed elsewhere.
+        let garbage = log.trim(Timestamp::new(1));
+        assert_eq!(garbage.keys, 10_000);
+        assert_eq!(garbage.large.len(), 1);
+        assert!(!log.written_after(&key(5), Timestamp::new(0)));
+        // Removed (its log record failed): gone too.
+        log.remove(Timestamp::new(3));
+        assert!(!log.written_after(&key(20_000), Timestamp::new(0)));
+        assert!(log.written_after(&50_000u32.to_le_bytes(), Timestamp::new(0)));
     }
 
     #[test]

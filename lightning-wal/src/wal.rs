@@ -1,6 +1,7 @@
 //! The writer: opening, segments, truncation, the background flusher; appends and group
 //! commit are in [`commit`].
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -433,9 +434,13 @@ impl Wal {
         payload: &[u8],
         durability: Durability,
     ) -> Result<Appended> {
-        // Refused before the copy the log keeps.
-        self.inner.check_size(payload.len())?;
-        self.append_owned(record_type, payload.to_vec(), durability)
+        let lsn = self
+            .inner
+            .append(record_type, Cow::Borrowed(payload), durability)?;
+        Ok(Appended {
+            lsn,
+            inner: Arc::clone(&self.inner),
+        })
     }
 
     /// [`append`](Self::append), taking the payload by value: the log keeps it until it is
@@ -446,7 +451,9 @@ impl Wal {
         payload: Vec<u8>,
         durability: Durability,
     ) -> Result<Appended> {
-        let lsn = self.inner.append(record_type, payload, durability)?;
+        let lsn = self
+            .inner
+            .append(record_type, Cow::Owned(payload), durability)?;
         Ok(Appended {
             lsn,
             inner: Arc::clone(&self.inner),

@@ -517,3 +517,85 @@ fn empty_and_inverted_ranges_scan_to_nothing() {
         1
     );
 }
+
+/// A commit of 5,000 keys: past the size from which the recent commits keep a write set
+/// whole and search it instead of indexing it key by key (4,096).
+fn bulk_commit(mgr: &Mgr, prefix: &str) {
+    let mut t = mgr.begin(Isolation::Snapshot);
+    for i in 0..5_000 {
+        t.put(format!("{prefix}{i:05}").as_bytes(), b"v").unwrap();
+    }
+    t.commit(&NoLog).unwrap();
+}
+
+#[test]
+fn a_large_commit_conflicts_as_a_small_one_does() {
+    for level in LEVELS {
+        let mgr = setup();
+        // Written over by the bulk commit after their snapshots: a write, a read for
+        // update, a read (a conflict when serializable), a scanned range (likewise).
+        let mut writer = mgr.begin(level);
+        let mut for_update = mgr.begin(level);
+        let mut reader = mgr.begin(level);
+        let mut scanner = mgr.begin(level);
+        // Not touched by it: a key after its last, a range between two of its keys.
+        let mut beside = mgr.begin(level);
+        let mut between = mgr.begin(level);
+        assert!(reader.get(b"b/02500").unwrap().is_none());
+        assert!(for_update.get_for_update(b"b/04999").unwrap().is_none());
+        assert!(
+            scanner
+                .scan(range("b/03001", "b/03001a"))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            between
+                .scan(range("b/03000a", "b/03001"))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(beside.get(b"b/05000").unwrap().is_none());
+        bulk_commit(&mgr, "b/");
+        writer.put(b"b/00000", b"w").unwrap();
+        assert_eq!(
+            conflict(writer.commit(&NoLog)),
+            Conflict::WriteWrite {
+                key: b"b/00000".to_vec()
+            },
+            "{level:?}: the first key of the bulk commit"
+        );
+        for_update.put(b"z0", b"1").unwrap();
+        assert_eq!(
+            conflict(for_update.commit(&NoLog)),
+            Conflict::WriteWrite {
+                key: b"b/04999".to_vec()
+            },
+            "{level:?}: the last key of the bulk commit, read for update"
+        );
+        // Each writes a key of its own: no conflict among them.
+        for (t, k) in [
+            (&mut reader, "z1"),
+            (&mut scanner, "z2"),
+            (&mut beside, "z3"),
+            (&mut between, "z4"),
+        ] {
+            t.put(k.as_bytes(), b"1").unwrap();
+        }
+        let (r_reader, r_scanner) = (reader.commit(&NoLog), scanner.commit(&NoLog));
+        match level {
+            Isolation::Snapshot => assert!(r_reader.is_ok() && r_scanner.is_ok()),
+            Isolation::Serializable => {
+                assert_eq!(
+                    conflict(r_reader),
+                    Conflict::ReadWrite {
+                        key: b"b/02500".to_vec()
+                    }
+                );
+                assert!(matches!(conflict(r_scanner), Conflict::Phantom { .. }));
+            }
+        }
+        assert!(beside.commit(&NoLog).is_ok(), "{level:?}");
+        assert!(between.commit(&NoLog).is_ok(), "{level:?}");
+    }
+}

@@ -1,6 +1,7 @@
 //! Group commit: appenders queue, one leader writes and fsyncs the queue at a time, waiters
 //! poll or sleep until their record is durable (ADR 005).
 
+use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 use std::sync::{Condvar, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -21,25 +22,27 @@ fn cond_of(conds: &[Condvar; 2], batch: u64) -> &Condvar {
 }
 
 impl Inner {
-    /// [`Error::RecordTooLarge`] for a payload of `len` bytes above the limit.
-    pub(super) fn check_size(&self, len: usize) -> Result<()> {
-        if len > self.opts.max_record_size as usize {
-            return Err(Error::RecordTooLarge {
-                len,
-                max: self.opts.max_record_size,
-            });
-        }
-        Ok(())
-    }
-
+    /// Appends a record: a borrowed payload is copied (once it is known to fit), an owned
+    /// one is kept as it is.
+    #[expect(
+        clippy::inline_always,
+        reason = "two thin callers (a borrowed and an owned payload); without it the call and the Cow cost 6 % more instructions per append (icount wal_append)"
+    )]
+    #[inline(always)]
     pub(super) fn append(
         &self,
         record_type: u8,
-        payload: Vec<u8>,
+        payload: Cow<'_, [u8]>,
         durability: Durability,
     ) -> Result<Lsn> {
-        self.check_size(payload.len())?;
+        if payload.len() > self.opts.max_record_size as usize {
+            return Err(Error::RecordTooLarge {
+                len: payload.len(),
+                max: self.opts.max_record_size,
+            });
+        }
         let time_us = now_us();
+        let payload = payload.into_owned();
         let frame = frame_len(payload.len());
         let mut st = lock(&self.state);
         if let Some(cause) = &st.poisoned {
