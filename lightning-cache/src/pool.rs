@@ -392,7 +392,13 @@ impl BufferPool {
                 yield_now();
                 continue;
             }
-            data.buf = Some(PageBuf::new(self.file.page_size(), page_type));
+            // The frame's previous page (evicted, so clean or written back) leaves a buffer
+            // of the file's page size: zeroed and reused, not freed and allocated again.
+            let size = self.file.page_size();
+            match data.buf.as_mut() {
+                Some(buf) if buf.size() == size.len() => buf.reset(page_type),
+                _ => data.buf = Some(PageBuf::new(size, page_type)),
+            }
             data.page = Some(page);
             data.dirty = true;
             return Ok(PageMut { frame: f, data });
@@ -825,7 +831,7 @@ mod tests {
     use std::sync::Arc;
 
     use lightning_page::vfs::MemVfs;
-    use lightning_page::{PageFile, PageId, PageSize, PageType};
+    use lightning_page::{PageBuf, PageFile, PageId, PageSize, PageType};
 
     use super::{BufferPool, FixedGeneration, lock};
     use crate::Error;
@@ -839,6 +845,30 @@ mod tests {
             Arc::new(FixedGeneration(1)),
         )
         .unwrap()
+    }
+
+    /// A page created in a frame that held another page (evicted, its buffer reused) starts
+    /// as a new page: the type asked for, an empty payload, every byte zero.
+    #[test]
+    fn a_page_created_in_an_evicted_frame_starts_empty() {
+        let pool = pool(2);
+        for (id, byte) in [(2, 0xAB), (3, 0xCD)] {
+            let mut p = pool.create(PageId::new(id), PageType::BTreeLeaf).unwrap();
+            p.page_mut().set_payload(&[byte; 500]).unwrap();
+        }
+        pool.flush().unwrap();
+        // Two frames, both full: one of the pages is evicted (clean, written back) to make
+        // room, and its buffer is reused.
+        let b = pool.create(PageId::new(4), PageType::BTreeBranch).unwrap();
+        assert_eq!(pool.stats().evictions, 1);
+        assert_eq!(*b, PageBuf::new(PageSize::MIN, PageType::BTreeBranch));
+        drop(b);
+        // The evicted page kept its bytes: they were written back before the frame was
+        // reused.
+        for (id, byte) in [(2, 0xAB), (3, 0xCD)] {
+            let p = pool.pin(PageId::new(id)).unwrap();
+            assert_eq!(p.payload(), &[byte; 500][..]);
+        }
     }
 
     /// Every frame pinned at one moment is a full pool; a pin let go and taken again

@@ -79,8 +79,9 @@ pub(crate) struct TreeStore {
     /// being emptied), exclusively by a checkpoint while it records the roots and ends the
     /// generation: no tree changes between the roots it writes and its switch.
     gate: RwLock<()>,
-    /// Serializes read-modify-write of version lists (apply against GC).
-    rmw: Mutex<()>,
+    /// Serializes read-modify-write of version lists (apply against GC), and keeps the
+    /// apply's buffer for encoded lists from one commit to the next (up to [`KEEP_BUFFER`]).
+    rmw: Mutex<Vec<u8>>,
     applied: Mutex<Applied>,
     /// Set once a write failed in a way that leaves the trees unknown: no later write and
     /// no checkpoint may go on.
@@ -453,6 +454,10 @@ impl TreeStore {
 }
 
 /// A version list as it was before a commit changed it: the tree, the key, the bytes.
+/// The largest buffer for encoded version lists that an apply keeps for the next one: a
+/// single-key commit then allocates none, and a huge list's buffer is not held forever.
+const KEEP_BUFFER: usize = 64 << 10;
+
 type Undo<'k> = (Arc<BTree>, &'k [u8], Option<Vec<u8>>);
 
 /// The database error inside an `mvcc::Error::Store`, or the mvcc error itself.
@@ -501,7 +506,7 @@ impl VersionStore for TreeStore {
         }
         let _gate = self.write_gate();
         self.check_writable()?;
-        let rmw = lock(&self.rmw);
+        let mut rmw = lock(&self.rmw);
         // The lists as they were, to put back if a later write of the commit fails: a
         // commit is applied whole or not at all.
         let mut undo: Vec<Undo<'_>> = Vec::new();
@@ -510,8 +515,11 @@ impl VersionStore for TreeStore {
         // The tree of the keyspace written last: a commit's keys come sorted, so keyspace by
         // keyspace, and the tree map is looked up once per keyspace, not once per key.
         let mut current: Option<(u32, Arc<BTree>)> = None;
-        let mut encoded = Vec::new();
-        for (key, value) in writes {
+        let mut encoded = std::mem::take(&mut *rmw);
+        for (i, (key, value)) in writes.iter().enumerate() {
+            // Nothing after the last write can fail: it needs no undo, so its old list is
+            // read in place instead of copied out (a single-key commit copies nothing).
+            let last = i + 1 == writes.len();
             let Some((id, user)) = keys::split(key) else {
                 continue;
             };
@@ -524,24 +532,38 @@ impl VersionStore for TreeStore {
                 }
             };
             let step = (|| {
-                let old = tree.get(user).map_err(store_err)?;
                 // The new list straight from the old one's bytes, into a buffer reused
                 // from key to key: nothing decoded, nothing allocated per version.
-                let pushed = push_encoded(
-                    old.as_deref(),
-                    commit_ts,
-                    value.as_deref(),
-                    oldest_active,
-                    &mut encoded,
-                )
-                .map_err(|e| match e {
+                let mut push = |old: Option<&[u8]>| {
+                    push_encoded(
+                        old,
+                        commit_ts,
+                        value.as_deref(),
+                        oldest_active,
+                        &mut encoded,
+                    )
+                };
+                let (pushed, old) = if last {
+                    let pushed = match tree.get_with(user, |old| push(Some(old))) {
+                        Ok(Some(pushed)) => pushed,
+                        Ok(None) => push(None),
+                        Err(e) => return Err(store_err(e)),
+                    };
+                    (pushed, None)
+                } else {
+                    let old = tree.get(user).map_err(store_err)?;
+                    (push(old.as_deref()), Some(old))
+                };
+                let pushed = pushed.map_err(|e| match e {
                     lightning_mvcc::Error::Corrupt(_) => self.damaged(id, user, &e),
                     other => other,
                 })?;
                 if pushed.collectable {
                     gc.push(key.clone());
                 }
-                undo.push((Arc::clone(&tree), user, old));
+                if let Some(old) = old {
+                    undo.push((Arc::clone(&tree), user, old));
+                }
                 if pushed.empty {
                     tree.remove(user).map_err(store_err)?;
                 } else {
@@ -581,6 +603,9 @@ impl VersionStore for TreeStore {
             return Err(e);
         }
         *lock(&self.applied) = Applied { lsn, ts: commit_ts };
+        if encoded.capacity() <= KEEP_BUFFER {
+            *rmw = encoded;
+        }
         drop(rmw);
         self.queue_for_gc(gc);
         Ok(())

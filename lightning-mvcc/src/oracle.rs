@@ -109,6 +109,17 @@ impl TimestampOracle {
         Timestamp(ts)
     }
 
+    /// Issues the next commit timestamp and reads [`oldest_active`](Self::oldest_active) under
+    /// the same lock: one acquisition of the clock, not two, on the commit path.
+    pub fn issue_commit_oldest(&self) -> (Timestamp, Timestamp) {
+        let mut c = self.clock();
+        c.last_issued += 1;
+        let ts = c.last_issued;
+        c.in_flight.insert(ts);
+        let oldest = c.readers.keys().next().copied().unwrap_or(c.watermark);
+        (Timestamp(ts), Timestamp(oldest))
+    }
+
     /// Whether every commit before `ts` is finished (`ts`'s turn has come).
     pub fn is_turn(&self, ts: Timestamp) -> bool {
         self.watermark.load(Ordering::Acquire) >= ts.0.saturating_sub(1)

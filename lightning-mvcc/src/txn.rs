@@ -724,7 +724,9 @@ impl<S: VersionStore> Transaction<'_, S> {
         let (commit_ts, ticket) = {
             let mut recent = mgr.recent.lock().unwrap_or_else(PoisonError::into_inner);
             mgr.validate(&self, &writes, &recent)?;
-            let ts = mgr.oracle.issue_commit();
+            // The oldest snapshot only moves forward: read once here, it is a safe (at worst
+            // slightly early) bound for the trim below and for a fast-path apply.
+            let (ts, oldest) = mgr.oracle.issue_commit_oldest();
             turn = Some(Turn {
                 oracle: &mgr.oracle,
                 ts,
@@ -740,7 +742,7 @@ impl<S: VersionStore> Transaction<'_, S> {
                     }
                     // Commits at or before the oldest snapshot cannot conflict with any
                     // transaction.
-                    _garbage = recent.trim(mgr.oracle.oldest_active());
+                    _garbage = recent.trim(oldest);
                     if !log.may_block(&ticket) && mgr.oracle.is_turn(ts) {
                         // Nothing to wait for and nothing before it in flight: apply and
                         // publish now, under the ordering, so that no thread waits for the
@@ -756,9 +758,7 @@ impl<S: VersionStore> Transaction<'_, S> {
                                 return Err(Error::NotDurable { ts, cause });
                             }
                         };
-                        let applied =
-                            mgr.store
-                                .apply(ts, lsn, writes.as_slice(), mgr.oracle.oldest_active());
+                        let applied = mgr.store.apply(ts, lsn, writes.as_slice(), oldest);
                         drop(turn);
                         drop(recent);
                         applied?;

@@ -165,3 +165,64 @@ fn a_failed_io_call_anywhere_ends_in_a_working_database_or_a_clear_error() {
         "{failed_runs} of {scenarios}"
     );
 }
+
+/// A commit whose apply fails after its first key went into its tree (the second key's leaf
+/// cannot be read: the cache is small and the leaf was evicted) is undone whole: a snapshot
+/// taken after the failure sees neither key's new value, and the database refuses writes.
+#[test]
+fn a_commit_whose_apply_fails_midway_is_not_partly_visible() {
+    let mut failed_midway = 0;
+    for nth in 0..4 {
+        let vfs = Arc::new(CrashVfs::new(nth));
+        let db = open(&vfs).unwrap();
+        let (a, b) = (db.keyspace("a").unwrap(), db.keyspace("b").unwrap());
+        let key = |i: u32| format!("key-{i:05}").into_bytes();
+        let mut batch = lightning_db::WriteBatch::new();
+        for i in 0..2_000 {
+            batch
+                .put(&a, &key(i), &[1; 100])
+                .put(&b, &key(i), &[1; 100]);
+        }
+        db.write(&batch).unwrap();
+        db.checkpoint().unwrap();
+        // Key 7 of `a` is read last, so its leaf is cached; key 1,500 of `b` was not read
+        // since the checkpoint, so its leaf was evicted by the reads of `a`.
+        for i in 0..2_000 {
+            db.get(&a, &key(i)).unwrap();
+        }
+        db.get(&a, &key(7)).unwrap();
+        vfs.inject(Fault {
+            op: FaultOp::Read,
+            nth,
+            permanent: true,
+            kind: FaultKind::Io,
+        });
+        let mut tx = db.begin_write().unwrap();
+        tx.put(&a, &key(7), &[2; 100]).unwrap();
+        tx.put(&b, &key(1_500), &[2; 100]).unwrap();
+        let outcome = tx.commit();
+        vfs.clear_faults();
+        let snap = db.begin_read().unwrap();
+        let seen = (
+            snap.get(&a, &key(7)).unwrap(),
+            snap.get(&b, &key(1_500)).unwrap(),
+        );
+        match outcome {
+            Ok(_) => assert_eq!(seen, (Some(vec![2; 100]), Some(vec![2; 100]))),
+            Err(e) => {
+                assert!(matches!(e, Error::CommitFailed { .. }), "{e}");
+                assert_eq!(
+                    seen,
+                    (Some(vec![1; 100]), Some(vec![1; 100])),
+                    "fault {nth}"
+                );
+                assert!(matches!(
+                    db.put(&a, &key(1), &[3]),
+                    Err(Error::ReadOnly { .. })
+                ));
+                failed_midway += 1;
+            }
+        }
+    }
+    assert!(failed_midway > 0, "no apply failed after its first key");
+}
