@@ -97,12 +97,73 @@ struct Queued {
     lsn: Lsn,
     record_type: u8,
     time_us: u64,
-    payload: Vec<u8>,
+    payload: Payload,
+}
+
+/// Where a queued record's payload is.
+enum Payload {
+    /// In the queue's `bytes`, at `at`, `len` bytes long.
+    Inline { at: usize, len: usize },
+    /// In its own buffer: a payload of [`DIRECT_PAYLOAD`] bytes or more.
+    Owned(Vec<u8>),
+}
+
+/// Records waiting to be written, oldest first. Payloads below [`DIRECT_PAYLOAD`] are
+/// copied end to end into one buffer, so appending allocates nothing per record and the
+/// thread that writes a batch frees nothing an appender allocated (with the system
+/// allocator, frees across threads contend for the allocating thread's arena: that was
+/// most of the futex calls of a stream of small commits). The writer hands the emptied
+/// queue back as the next spare.
+#[derive(Default)]
+struct Queue {
+    records: Vec<Queued>,
+    bytes: Vec<u8>,
+}
+
+impl Queue {
+    fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    fn push(&mut self, lsn: Lsn, record_type: u8, time_us: u64, payload: Cow<'_, [u8]>) {
+        let payload = if payload.len() >= DIRECT_PAYLOAD {
+            Payload::Owned(payload.into_owned())
+        } else {
+            let at = self.bytes.len();
+            self.bytes.extend_from_slice(&payload);
+            Payload::Inline {
+                at,
+                len: payload.len(),
+            }
+        };
+        self.records.push(Queued {
+            lsn,
+            record_type,
+            time_us,
+            payload,
+        });
+    }
+
+    /// Empties it, keeping its buffers unless they grew past `keep` bytes.
+    fn recycle(mut self, keep: usize) -> Queue {
+        if self.bytes.capacity() > keep {
+            return Queue::default();
+        }
+        self.records.clear();
+        self.bytes.clear();
+        self
+    }
 }
 
 struct State {
     next_lsn: Lsn,
-    queue: Vec<Queued>,
+    queue: Queue,
+    /// An empty queue with the buffers of an earlier batch, to take the next records.
+    spare: Queue,
     queued_bytes: usize,
     written: Lsn,
     synced: Lsn,
@@ -121,6 +182,9 @@ struct State {
     taken: Lsn,
     poisoned: Option<String>,
     closed: bool,
+    /// An appender found `buffer_limit` bytes queued and asked the flusher to write them
+    /// (see [`WRITE_INLINE_AT`]); cleared when a batch takes the queue.
+    write_requested: bool,
     stats: StatsInner,
 }
 
@@ -129,7 +193,8 @@ impl State {
     fn new(last: Lsn) -> State {
         State {
             next_lsn: last.next(),
-            queue: Vec::new(),
+            queue: Queue::default(),
+            spare: Queue::default(),
             queued_bytes: 0,
             written: last,
             synced: last,
@@ -142,6 +207,7 @@ impl State {
             taken: last,
             poisoned: None,
             closed: false,
+            write_requested: false,
             stats: StatsInner::default(),
         }
     }
@@ -583,7 +649,7 @@ impl Inner {
 
     fn write_batch(
         &self,
-        batch: Vec<Queued>,
+        batch: &mut Queue,
         written: Lsn,
         synced: Lsn,
         sync: bool,
@@ -595,8 +661,12 @@ impl Inner {
             sync_time: None,
         };
         let mut buf = Vec::new();
-        for rec in batch {
-            let flen = frame_len(rec.payload.len()) as u64;
+        for rec in &mut batch.records {
+            let payload_len = match &rec.payload {
+                Payload::Inline { len, .. } => *len,
+                Payload::Owned(p) => p.len(),
+            };
+            let flen = frame_len(payload_len) as u64;
             let rotate = match &io.active {
                 None => true,
                 Some(a) => {
@@ -614,21 +684,23 @@ impl Inner {
                 time_us: rec.time_us,
                 record_type: rec.record_type,
             };
-            let Queued { lsn, payload, .. } = rec;
-            if payload.len() >= DIRECT_PAYLOAD {
+            let lsn = rec.lsn;
+            if let Payload::Owned(payload) = &mut rec.payload {
                 // A large record (a bulk load's write set) is written from its own buffer,
                 // behind its header: copying it into `buf` would touch every byte twice
                 // more (zero-filling fresh memory, then the copy). The padding goes in the
                 // same write as the payload, so that a frame on disk is never whole
                 // without it (recovery takes the frame's end as aligned).
                 Self::flush(&mut io, &mut buf, &mut done, false)?;
-                let header = frame_header(meta, &payload);
-                let mut payload = payload;
+                let header = frame_header(meta, payload);
+                let mut payload = std::mem::take(payload);
                 payload.resize(frame_len(payload.len()) - FRAME_HEADER, 0);
                 Self::write_part(&mut io, &header)?;
                 Self::write_part(&mut io, &payload)?;
-            } else {
-                encode_frame(&mut buf, meta, &payload);
+            } else if let Payload::Inline { at, len } = rec.payload {
+                // INVARIANT: `Queue::push` copied `len` bytes to `at` of `bytes`, which is
+                // only cleared with the records.
+                encode_frame(&mut buf, meta, &batch.bytes[at..at + len]);
             }
             if let Some(seg) = io.segments.last_mut() {
                 seg.note_record(lsn, meta.time_us);
@@ -749,13 +821,25 @@ impl Inner {
 
     /// The background flusher: every `flush_interval`, makes pending records durable.
     /// It never holds the stop lock while syncing, so shutdown is never held up by it.
+    /// Between syncs it also writes (without syncing) the records an appender asked it to,
+    /// so that the appender — a committer, under the commit ordering — does not.
     fn flusher(&self) {
+        let mut next_sync = Instant::now() + self.opts.flush_interval;
+        // A request found a leader at work: look again soon, not in a spin.
+        let mut blocked = false;
         loop {
             let mut stop = lock(&self.stop);
-            if !*stop {
+            // Looked at under `stop`, which the appender takes before it notifies: a request
+            // made after this look wakes the wait below.
+            let requested = || lock(&self.state).write_requested;
+            if !*stop && (blocked || !requested()) {
+                let mut wait = next_sync.saturating_duration_since(Instant::now());
+                if blocked {
+                    wait = wait.min(Duration::from_millis(1));
+                }
                 stop = self
                     .stop_cond
-                    .wait_timeout(stop, self.opts.flush_interval)
+                    .wait_timeout(stop, wait)
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
             }
@@ -763,6 +847,18 @@ impl Inner {
                 return;
             }
             drop(stop);
+            if Instant::now() < next_sync {
+                blocked = match self.write_requested_batch() {
+                    Ok(served) => !served,
+                    Err(e) => {
+                        tracing::error!(error = %e, "background WAL write failed");
+                        false
+                    }
+                };
+                continue;
+            }
+            blocked = false;
+            next_sync = Instant::now() + self.opts.flush_interval;
             let pending = {
                 let st = lock(&self.state);
                 st.poisoned.is_none() && st.synced.get() + 1 < st.next_lsn.get()
@@ -779,4 +875,42 @@ struct Progress {
     written: Lsn,
     synced: Lsn,
     sync_time: Option<Duration>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::{DIRECT_PAYLOAD, Payload, Queue};
+    use crate::frame::Lsn;
+
+    /// Small payloads go end to end into the queue's buffer, a large one keeps its own; a
+    /// recycled queue is empty and keeps its buffers' room, unless they grew past the limit.
+    #[test]
+    fn a_queue_packs_small_payloads_and_recycles_its_buffers() {
+        let mut q = Queue::default();
+        q.push(Lsn::new(1), 1, 0, Cow::Borrowed(&[1; 10]));
+        q.push(Lsn::new(2), 1, 0, Cow::Owned(vec![2; 20]));
+        q.push(Lsn::new(3), 1, 0, Cow::Owned(vec![3; DIRECT_PAYLOAD]));
+        let places: Vec<(usize, usize)> = q
+            .records
+            .iter()
+            .map(|r| match &r.payload {
+                Payload::Inline { at, len } => (*at, *len),
+                Payload::Owned(p) => (usize::MAX, p.len()),
+            })
+            .collect();
+        assert_eq!(places, [(0, 10), (10, 20), (usize::MAX, DIRECT_PAYLOAD)]);
+        assert_eq!(q.bytes, [[1; 10].as_slice(), &[2; 20]].concat());
+        let room = q.bytes.capacity();
+        let q = q.recycle(room);
+        assert!(q.is_empty() && q.bytes.is_empty(), "emptied");
+        assert_eq!(q.bytes.capacity(), room, "its room kept");
+        let mut q = q;
+        q.push(Lsn::new(4), 1, 0, Cow::Borrowed(&[4; 100]));
+        assert!(
+            q.recycle(10).bytes.capacity() == 0,
+            "grown past the limit: let go"
+        );
+    }
 }

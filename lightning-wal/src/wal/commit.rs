@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Condvar, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::{Durability, Inner, Queued, State, lock, now_us};
+use super::{DIRECT_PAYLOAD, Durability, Inner, State, lock, now_us};
 use crate::frame::{Lsn, frame_len};
 use crate::{Error, Result};
 
@@ -20,6 +20,13 @@ fn cond_of(conds: &[Condvar; 2], batch: u64) -> &Condvar {
     let [even, odd] = conds;
     if batch % 2 == 1 { odd } else { even }
 }
+
+/// `Eventual` and `None` records queued past `buffer_limit` are written by the background
+/// flusher, which the appender that crossed the limit wakes; only past this many times the
+/// limit (the flusher is behind) does an appender write them itself. Appenders are committers
+/// holding the commit ordering: a write of the whole buffer there (a tenth of a single-key
+/// commit's time) held every other committer up.
+const WRITE_INLINE_AT: usize = 4;
 
 impl Inner {
     /// Appends a record: a borrowed payload is copied (once it is known to fit), an owned
@@ -42,7 +49,13 @@ impl Inner {
             });
         }
         let time_us = now_us();
-        let payload = payload.into_owned();
+        // A payload big enough to be written from its own buffer is made owned here, not
+        // under the lock; a smaller one is copied into the queue under it.
+        let payload = if payload.len() >= DIRECT_PAYLOAD {
+            Cow::Owned(payload.into_owned())
+        } else {
+            payload
+        };
         let frame = frame_len(payload.len());
         let mut st = lock(&self.state);
         if let Some(cause) = &st.poisoned {
@@ -58,12 +71,7 @@ impl Inner {
         st.queued_bytes += frame;
         st.stats.appends += 1;
         st.stats.bytes += payload.len() as u64;
-        st.queue.push(Queued {
-            lsn,
-            record_type,
-            time_us,
-            payload,
-        });
+        st.queue.push(lsn, record_type, time_us, payload);
         // This record completes the batch a leader is gathering: write it now, from this
         // thread, which is already running, instead of waking the sleeping leader.
         if durability == Durability::Immediate
@@ -83,11 +91,43 @@ impl Inner {
             }
             Durability::Eventual | Durability::None => {
                 if st.queued_bytes >= self.opts.buffer_limit && !st.leader {
-                    drop(self.lead(st, false)?);
+                    let flusher = !self.opts.flush_interval.is_zero();
+                    if flusher && st.queued_bytes < self.opts.buffer_limit * WRITE_INLINE_AT {
+                        // The flusher writes it, on another core if there is one, while
+                        // this appender goes on; asked once per batch.
+                        if !st.write_requested {
+                            st.write_requested = true;
+                            drop(st);
+                            let _stop = lock(&self.stop);
+                            self.stop_cond.notify_one();
+                        }
+                    } else {
+                        drop(self.lead(st, false)?);
+                    }
                 }
             }
         }
         Ok(lsn)
+    }
+
+    /// The flusher's answer to an appender's request (see [`WRITE_INLINE_AT`]): writes the
+    /// queued records without syncing them. `false` when a leader is at work: the request
+    /// stands, to be served once it is done (or taken by its next batch).
+    pub(super) fn write_requested_batch(&self) -> Result<bool> {
+        let mut st = lock(&self.state);
+        if !st.write_requested {
+            return Ok(true);
+        }
+        if st.poisoned.is_some() {
+            // Nothing more will be written; appends fail from now on.
+            st.write_requested = false;
+            return Ok(true);
+        }
+        if st.leader {
+            return Ok(false);
+        }
+        drop(self.lead(st, false)?);
+        Ok(true)
     }
 
     pub(super) fn wait_durable(&self, lsn: Lsn) -> Result<()> {
@@ -219,11 +259,13 @@ impl Inner {
         number: u64,
         sync: bool,
     ) -> Result<MutexGuard<'a, State>> {
-        let batch = std::mem::take(&mut st.queue);
+        let spare = std::mem::take(&mut st.spare);
+        let mut batch = std::mem::replace(&mut st.queue, spare);
+        st.write_requested = false;
         if sync {
             st.last_batch = batch.len();
         }
-        if let Some(last) = batch.last() {
+        if let Some(last) = batch.records.last() {
             st.taken = last.lsn;
         }
         st.queued_bytes = 0;
@@ -232,9 +274,10 @@ impl Inner {
         // If the write panics (a VFS implementation may), the guard poisons the log and
         // wakes everyone instead of leaving them waiting for a leader that is gone.
         let guard = PanicGuard { inner: self };
-        let result = self.write_batch(batch, written, synced, sync);
+        let result = self.write_batch(&mut batch, written, synced, sync);
         std::mem::forget(guard);
         let mut st = lock(&self.state);
+        st.spare = batch.recycle(2 * self.opts.buffer_limit);
         st.leader = false;
         match result {
             Ok(done) => {

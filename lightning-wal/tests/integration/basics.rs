@@ -104,6 +104,48 @@ fn buffered_records_are_written_when_the_buffer_fills() {
     assert_eq!(wal.durable_lsn(), Lsn::new(50));
 }
 
+/// With a flusher, an appender that fills the buffer leaves the write to the flusher (it
+/// is a committer holding the commit ordering): the flusher writes the records at once,
+/// long before its next sync is due, and does not sync them. Past four times the limit
+/// (the flusher behind) appenders write themselves.
+#[test]
+fn the_flusher_writes_a_full_buffer_when_an_appender_asks() {
+    let vfs = Arc::new(MemVfs::new());
+    let opts = WalOptions {
+        buffer_limit: 1000,
+        segment_size: 1 << 20,
+        // No sync is due during the test: a record written meanwhile was written by the
+        // flusher on an appender's request.
+        flush_interval: Duration::from_secs(3600),
+        ..small()
+    };
+    let wal = open(&vfs, &opts).unwrap();
+    // Each record's frame is over 100 bytes: the tenth fills the buffer. Twice: the second
+    // time the flusher is surely asleep (the first request may have been seen by a flusher
+    // not yet waiting), so only the appender's wake-up can get the records written.
+    for round in 1..=2usize {
+        for i in 0..10u64 {
+            wal.append(1, &payload(i, 100), Durability::None).unwrap();
+        }
+        // Not a timing assertion: without the request the records would wait an hour, and
+        // a broken hand-off fails here after half a minute.
+        let want = 10 * round;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while all_records(&wal).len() < want && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(
+            all_records(&wal).len(),
+            want,
+            "the flusher wrote the full buffer"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(wal.stats().syncs, 0, "written, not synced");
+    assert_eq!(wal.durable_lsn(), Lsn::ZERO);
+    drop(wal);
+}
+
 #[test]
 fn concurrent_immediate_appenders_all_get_distinct_durable_lsns() {
     let stats = concurrent_immediate_appenders(WalOptions::default().wait_spin);
