@@ -72,7 +72,6 @@ const FREE_ELSEWHERE: usize = 64 << 10;
 #[must_use = "drop it outside the commit ordering"]
 struct Garbage {
     keys: usize,
-    entries: Vec<(Timestamp, Vec<Key>)>,
     index: Option<KeyIndex>,
     /// Large commits' write sets (see [`LARGE_COMMIT`]), freed with the rest.
     large: Vec<Arc<WriteSet>>,
@@ -80,19 +79,19 @@ struct Garbage {
 
 /// Commits writing at least this many keys are not indexed key by key in the recent
 /// commits: their write set (sorted) is kept whole and binary-searched by validation.
-/// Indexing a bulk load's million keys (an `Arc` per key, an index insert per key, and
-/// the same again to trim them) was about a tenth of its commit.
+/// Indexing a bulk load's million keys (an index insert per key, and the same again to
+/// trim them) was about a tenth of its commit.
 const LARGE_COMMIT: usize = 4096;
 
-/// A key of a recent commit, shared by its commit's entry and the index: one allocation per
-/// written key, not two.
-type Key = Arc<[u8]>;
+/// The index of recent commits: a key's 64-bit hash -> the newest logged commit that wrote
+/// a key with that hash. A hit is confirmed against the keys themselves (two keys may share
+/// a hash); a miss needs no confirmation. `foldhash`, seeded per process, so keys chosen to
+/// collide must still be chosen blind (and a collision costs a scan, never a wrong answer).
+type KeyIndex = HashMap<u64, Timestamp, foldhash::fast::RandomState>;
 
-/// The index of recent commits by key. `foldhash` rather than the standard `SipHash`: the index
-/// takes every written key of every commit under the commit ordering, and `SipHash` was a
-/// third of that work in a bulk load's commit. It is seeded per process, so keys chosen to
-/// collide must still be chosen blind.
-type KeyIndex = HashMap<Key, Timestamp, foldhash::fast::RandomState>;
+/// Bytes of a key's record in [`RecentCommits::arena`] before the key: its hash (8 bytes)
+/// and its length (4 bytes), little-endian.
+const KEY_HEAD: usize = 12;
 
 impl Drop for Garbage {
     /// Frees it: here when small; when large, on a short-lived thread, so that the commit
@@ -102,11 +101,7 @@ impl Drop for Garbage {
         if self.keys < FREE_ELSEWHERE {
             return;
         }
-        let work = (
-            std::mem::take(&mut self.entries),
-            self.index.take(),
-            std::mem::take(&mut self.large),
-        );
+        let work = (self.index.take(), std::mem::take(&mut self.large));
         let spawned = std::thread::Builder::new()
             .name("lightning-mvcc-free".into())
             .spawn(move || drop(work));
@@ -116,17 +111,58 @@ impl Drop for Garbage {
     }
 }
 
+/// A logged commit of fewer than [`LARGE_COMMIT`] keys: its keys are the `keys` records
+/// from `start` (an absolute offset, see [`RecentCommits::base`]) of the arena.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    ts: Timestamp,
+    start: u64,
+    keys: usize,
+}
+
 /// Write sets of recent commits, oldest first: what validation checks against.
+///
+/// The keys of small commits are copied end to end into one arena, not allocated key by
+/// key: a committer allocated each key and whichever committer trimmed it freed it, and
+/// with the system allocator frees across threads contend for the allocating thread's
+/// arena lock (with four committing threads on two cores, that and the per-key index work
+/// were a tenth of a commit).
 #[derive(Default)]
 struct RecentCommits {
-    entries: VecDeque<(Timestamp, Vec<Key>)>,
-    /// The newest logged commit that wrote each key, so a key is checked against every
+    entries: VecDeque<Entry>,
+    /// Each small commit's keys: per key its hash, its length, its bytes (see [`KEY_HEAD`]).
+    arena: Vec<u8>,
+    /// The absolute offset of `arena[0]`: dropping bytes at the front moves no entry's start.
+    base: u64,
+    /// The newest logged commit that wrote each key hash, so a key is checked against every
     /// commit after a snapshot in one lookup instead of a walk over those commits' write
     /// sets (which, under the log lock, grows with the number of concurrent transactions).
     latest: KeyIndex,
+    /// Seeds the keys' hashes.
+    hasher: foldhash::fast::RandomState,
     /// Commits of [`LARGE_COMMIT`] keys or more, oldest first, with their write sets (in
     /// key order), which are searched instead of indexed.
     large: VecDeque<(Timestamp, Arc<WriteSet>)>,
+}
+
+/// The keys of `entry` in `arena` (whose first byte is at absolute offset `base`), with
+/// their hashes. Ends early, rather than panics, at a record that does not fit (which
+/// [`RecentCommits::push`] never writes).
+fn keys_in(arena: &[u8], base: u64, entry: Entry) -> impl Iterator<Item = (u64, &[u8])> {
+    let mut at = entry
+        .start
+        .checked_sub(base)
+        .and_then(|d| usize::try_from(d).ok())
+        .unwrap_or(usize::MAX);
+    (0..entry.keys).map_while(move |_| {
+        let head = arena.get(at..at.checked_add(KEY_HEAD)?)?;
+        let hash = u64::from_le_bytes(head.get(..8)?.try_into().ok()?);
+        let len = u32::from_le_bytes(head.get(8..)?.try_into().ok()?) as usize;
+        let key_at = at + KEY_HEAD;
+        let key = arena.get(key_at..key_at.checked_add(len)?)?;
+        at = key_at + len;
+        Some((hash, key))
+    })
 }
 
 impl RecentCommits {
@@ -144,62 +180,85 @@ impl RecentCommits {
             .map(|(_, w)| &**w)
     }
 
-    fn push(&mut self, ts: Timestamp, keys: Vec<Key>) {
-        self.latest.reserve(keys.len());
-        for k in &keys {
-            self.latest.insert(Arc::clone(k), ts);
+    fn hash(&self, key: &[u8]) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(key)
+    }
+
+    /// Logs a commit of fewer than [`LARGE_COMMIT`] keys.
+    fn push<K: AsRef<[u8]>>(&mut self, ts: Timestamp, keys: impl IntoIterator<Item = K>) {
+        let start = self.base + self.arena.len() as u64;
+        let mut count = 0;
+        for k in keys {
+            let k = k.as_ref();
+            let hash = self.hash(k);
+            // Keys are far below 4 GiB (the database limits them); a longer one would be
+            // recorded with a wrong length and only ever miss.
+            let len = u32::try_from(k.len()).unwrap_or(u32::MAX);
+            self.arena.extend_from_slice(&hash.to_le_bytes());
+            self.arena.extend_from_slice(&len.to_le_bytes());
+            self.arena.extend_from_slice(k);
+            self.latest.insert(hash, ts);
+            count += 1;
         }
-        self.entries.push_back((ts, keys));
+        self.entries.push_back(Entry {
+            ts,
+            start,
+            keys: count,
+        });
+    }
+
+    /// The keys of `entry`, with their hashes.
+    fn keys_of(&self, entry: Entry) -> impl Iterator<Item = (u64, &[u8])> + '_ {
+        keys_in(&self.arena, self.base, entry)
+    }
+
+    /// The keys of the small commits after `than`, newest commit first.
+    fn keys_after(&self, than: Timestamp) -> impl Iterator<Item = &[u8]> + '_ {
+        self.entries
+            .iter()
+            .rev()
+            .take_while(move |e| e.ts > than)
+            .flat_map(|e| self.keys_of(*e).map(|(_, k)| k))
     }
 
     /// Drops the commits at or before `oldest` (they precede every snapshot). Runs under
     /// the commit ordering, so its work is bounded by what stays, not by what goes: when
-    /// more keys go than stay (a bulk load's million keys, once the snapshots pass it),
-    /// the index is rebuilt from the commits that stay and the old one is handed back as
-    /// [`Garbage`], to be freed outside the ordering (dropping a million keys in place
-    /// held every other commit up for 150 ms).
+    /// more keys go than stay (a long snapshot ended behind many commits), the index is
+    /// rebuilt from the commits that stay and the old one is handed back as [`Garbage`],
+    /// to be freed outside the ordering.
     fn trim(&mut self, oldest: Timestamp) -> Garbage {
         let large_gone = self.large.iter().take_while(|(t, _)| *t <= oldest).count();
         let large: Vec<Arc<WriteSet>> = self.large.drain(..large_gone).map(|(_, w)| w).collect();
         let large_keys: usize = large.iter().map(|w| w.len()).sum();
-        let gone = self
-            .entries
-            .iter()
-            .take_while(|(t, _)| *t <= oldest)
-            .count();
-        if gone == 0 {
-            return Garbage {
-                keys: large_keys,
-                entries: Vec::new(),
-                index: None,
-                large,
-            };
-        }
-        let old: Vec<(Timestamp, Vec<Key>)> = self.entries.drain(..gone).collect();
-        let going: usize = old.iter().map(|(_, k)| k.len()).sum();
-        let staying: usize = self.entries.iter().map(|(_, k)| k.len()).sum();
         let mut garbage = Garbage {
-            keys: going + large_keys,
-            entries: Vec::new(),
+            keys: large_keys,
             index: None,
             large,
         };
+        let gone = self.entries.iter().take_while(|e| e.ts <= oldest).count();
+        if gone == 0 {
+            return garbage;
+        }
+        let going: usize = self.entries.iter().take(gone).map(|e| e.keys).sum();
+        let staying: usize = self.entries.iter().skip(gone).map(|e| e.keys).sum();
+        garbage.keys += going;
         if going > staying {
+            self.entries.drain(..gone);
             let mut latest =
                 KeyIndex::with_capacity_and_hasher(staying, foldhash::fast::RandomState::default());
             // Oldest first: a later commit of the same key overwrites.
-            for (t, keys) in &self.entries {
-                for k in keys {
-                    latest.insert(Arc::clone(k), *t);
+            for e in &self.entries {
+                for (hash, _) in self.keys_of(*e) {
+                    latest.insert(hash, e.ts);
                 }
             }
             garbage.index = Some(std::mem::replace(&mut self.latest, latest));
-            self.entries.shrink_to_fit();
         } else {
-            for (t, keys) in &old {
-                for k in keys {
-                    if self.latest.get(k) == Some(t) {
-                        self.latest.remove(k);
+            for e in self.entries.drain(..gone) {
+                for (hash, _) in keys_in(&self.arena, self.base, e) {
+                    if self.latest.get(&hash) == Some(&e.ts) {
+                        self.latest.remove(&hash);
                     }
                 }
             }
@@ -210,31 +269,51 @@ impl RecentCommits {
                 self.entries.shrink_to_fit();
             }
         }
-        garbage.entries = old;
+        self.compact();
         garbage
+    }
+
+    /// Drops the arena's bytes before the oldest entry once they are at least half of it
+    /// (so each byte is moved at most about once), or all of it when no entry is left.
+    fn compact(&mut self) {
+        let end = self.base + self.arena.len() as u64;
+        let front = self.entries.front().map_or(end, |e| e.start);
+        let dead = usize::try_from(front.saturating_sub(self.base)).unwrap_or(usize::MAX);
+        if dead >= self.arena.len() {
+            self.arena.clear();
+        } else if dead >= self.arena.len() / 2 {
+            self.arena.drain(..dead);
+        } else {
+            return;
+        }
+        self.base = front;
+        if self.arena.capacity() > (1 << 20) && self.arena.len() < self.arena.capacity() / 4 {
+            self.arena.shrink_to_fit();
+        }
     }
 
     /// Takes commit `ts` out (its log record never became durable: it never happened).
     fn remove(&mut self, ts: Timestamp) {
         self.large.retain(|(t, _)| *t != ts);
-        let Some(at) = self.entries.iter().position(|(t, _)| *t == ts) else {
+        let Some(at) = self.entries.iter().position(|e| e.ts == ts) else {
             return;
         };
-        let Some((_, keys)) = self.entries.remove(at) else {
+        let Some(entry) = self.entries.remove(at) else {
             return;
         };
-        for k in keys {
-            if self.latest.get(&k) == Some(&ts) {
-                // The newest other commit that wrote it, if one is still logged.
-                match self
+        // Its bytes stay in the arena, unreferenced, until the commits around them go.
+        for (hash, _) in keys_in(&self.arena, self.base, entry) {
+            if self.latest.get(&hash) == Some(&ts) {
+                // The newest other commit that wrote a key of this hash, if one is logged.
+                let newest = self
                     .entries
                     .iter()
                     .rev()
-                    .find(|(_, ks)| ks.contains(&k))
-                    .map(|(t, _)| *t)
-                {
-                    Some(t) => self.latest.insert(k, t),
-                    None => self.latest.remove(&k),
+                    .find(|e| keys_in(&self.arena, self.base, **e).any(|(h, _)| h == hash))
+                    .map(|e| e.ts);
+                match newest {
+                    Some(t) => self.latest.insert(hash, t),
+                    None => self.latest.remove(&hash),
                 };
             }
         }
@@ -242,8 +321,15 @@ impl RecentCommits {
 
     /// Whether a logged commit after `than` wrote `key`.
     fn written_after(&self, key: &[u8], than: Timestamp) -> bool {
-        self.latest.get(key).is_some_and(|t| *t > than)
-            || self.large_after(than).any(|w| w.contains(key))
+        let hash = self.hash(key);
+        let small = self.latest.get(&hash).is_some_and(|t| *t > than)
+            && self
+                .entries
+                .iter()
+                .rev()
+                .take_while(|e| e.ts > than)
+                .any(|e| self.keys_of(*e).any(|(h, k)| h == hash && k == key));
+        small || self.large_after(than).any(|w| w.contains(key))
     }
 }
 
@@ -350,13 +436,7 @@ impl<S: VersionStore> TxnManager<S> {
         writes: &WriteSet,
         log: &RecentCommits,
     ) -> Result<()> {
-        let newer = || {
-            log.entries
-                .iter()
-                .rev()
-                .take_while(|(ts, _)| *ts > txn.read_ts)
-                .flat_map(|(_, keys)| keys)
-        };
+        let newer = || log.keys_after(txn.read_ts);
         if let Some(key) = writes
             .iter()
             .map(|(k, _)| k)
@@ -738,7 +818,7 @@ impl<S: VersionStore> Transaction<'_, S> {
                     if writes.len() >= LARGE_COMMIT {
                         recent.push_large(ts, Arc::clone(&writes));
                     } else {
-                        recent.push(ts, writes.iter().map(|(k, _)| Key::from(k)).collect());
+                        recent.push(ts, writes.iter().map(|(k, _)| k));
                     }
                     // Commits at or before the oldest snapshot cannot conflict with any
                     // transaction.
@@ -957,14 +1037,12 @@ impl<S> Drop for Transaction<'_, S> {
 mod tests {
     use super::*;
 
-    fn keys(range: std::ops::Range<u32>) -> Vec<Key> {
-        range
-            .map(|i| Key::from(i.to_le_bytes().as_slice()))
-            .collect()
+    fn keys(range: std::ops::Range<u32>) -> Vec<[u8; 4]> {
+        range.map(u32::to_le_bytes).collect()
     }
 
     fn logged(log: &RecentCommits) -> usize {
-        log.entries.iter().map(|(_, k)| k.len()).sum()
+        log.entries.iter().map(|e| e.keys).sum()
     }
 
     #[test]
@@ -996,10 +1074,7 @@ mod tests {
         assert!(garbage.index.is_none());
         assert_eq!(log.latest.len(), 105);
         assert!(log.written_after(&200_000u32.to_le_bytes(), Timestamp::new(2)));
-        assert!(
-            log.trim(Timestamp::new(2)).entries.is_empty(),
-            "nothing more to go"
-        );
+        assert_eq!(log.trim(Timestamp::new(2)).keys, 0, "nothing more to go");
     }
 
     #[test]
@@ -1033,6 +1108,48 @@ mod tests {
         log.remove(Timestamp::new(3));
         assert!(!log.written_after(&key(20_000), Timestamp::new(0)));
         assert!(log.written_after(&50_000u32.to_le_bytes(), Timestamp::new(0)));
+    }
+
+    /// Two keys may share a hash: a hit in the index is confirmed against the keys.
+    #[test]
+    fn an_index_hit_is_confirmed_against_the_keys() {
+        let mut log = RecentCommits::default();
+        log.push(Timestamp::new(2), keys(0..3));
+        // As if key 7 shared its hash with a key commit 2 wrote: the index says 2, the
+        // keys say no.
+        let hash = log.hash(&7u32.to_le_bytes());
+        log.latest.insert(hash, Timestamp::new(2));
+        assert!(!log.written_after(&7u32.to_le_bytes(), Timestamp::new(1)));
+        assert!(log.written_after(&1u32.to_le_bytes(), Timestamp::new(1)));
+        assert!(!log.written_after(&1u32.to_le_bytes(), Timestamp::new(2)));
+    }
+
+    /// A stream of commits, each trimmed two commits later: the arena's front is dropped as
+    /// it goes (it stays small), and the keys still there are found where they were.
+    #[test]
+    fn the_arena_drops_its_front_and_keeps_finding_keys() {
+        let mut log = RecentCommits::default();
+        for i in 1..=10_000u32 {
+            log.push(Timestamp::new(u64::from(i)), keys(i * 3..i * 3 + 3));
+            let garbage = log.trim(Timestamp::new(u64::from(i.saturating_sub(2))));
+            assert_eq!(garbage.keys, if i > 2 { 3 } else { 0 });
+            assert!(
+                log.arena.len() <= 4 * 3 * (KEY_HEAD + 4),
+                "{}",
+                log.arena.len()
+            );
+            let t = |n: u32| Timestamp::new(u64::from(n));
+            // Commits i - 1 and i stay: their keys are found after i - 2, not after i.
+            for k in (i.saturating_sub(1).max(1) * 3)..(i * 3 + 3) {
+                assert!(
+                    log.written_after(&k.to_le_bytes(), t(i.saturating_sub(2))),
+                    "{i} {k}"
+                );
+                assert!(!log.written_after(&k.to_le_bytes(), t(i)));
+            }
+            assert_eq!(log.keys_after(t(i - 1)).count(), 3);
+        }
+        assert!(log.base > 0, "the front was dropped");
     }
 
     #[test]
