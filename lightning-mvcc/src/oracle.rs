@@ -102,11 +102,7 @@ impl TimestampOracle {
 
     /// Issues the next commit timestamp.
     pub fn issue_commit(&self) -> Timestamp {
-        let mut c = self.clock();
-        c.last_issued += 1;
-        let ts = c.last_issued;
-        c.in_flight.insert(ts);
-        Timestamp(ts)
+        self.issue_commit_oldest().0
     }
 
     /// Issues the next commit timestamp and reads [`oldest_active`](Self::oldest_active) under

@@ -509,8 +509,9 @@ impl Wal {
         })
     }
 
-    /// [`append`](Self::append), taking the payload by value: the log keeps it until it is
-    /// written, with no copy (for large records, such as a bulk load's write set).
+    /// [`append`](Self::append), taking the payload by value: a payload of 256 KiB or more
+    /// (a bulk load's write set) is kept until it is written and written from its own
+    /// buffer, with no copy; a smaller one is copied into the log's queue, as `append` does.
     pub fn append_owned(
         &self,
         record_type: u8,

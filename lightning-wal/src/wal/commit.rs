@@ -90,20 +90,23 @@ impl Inner {
                 self.wait_locked(st, lsn)?;
             }
             Durability::Eventual | Durability::None => {
-                if st.queued_bytes >= self.opts.buffer_limit && !st.leader {
-                    let flusher = !self.opts.flush_interval.is_zero();
-                    if flusher && st.queued_bytes < self.opts.buffer_limit * WRITE_INLINE_AT {
-                        // The flusher writes it, on another core if there is one, while
-                        // this appender goes on; asked once per batch.
-                        if !st.write_requested {
-                            st.write_requested = true;
-                            drop(st);
-                            let _stop = lock(&self.stop);
-                            self.stop_cond.notify_one();
-                        }
-                    } else {
-                        drop(self.lead(st, false)?);
+                let flusher = !self.opts.flush_interval.is_zero();
+                let limit = self.opts.buffer_limit;
+                if st.queued_bytes < limit {
+                    return Ok(lsn);
+                }
+                if flusher && st.queued_bytes < limit * WRITE_INLINE_AT {
+                    // The flusher writes it, on another core if there is one, while this
+                    // appender goes on; asked once per batch, also while a leader is at
+                    // work (these records are not in its batch; the flusher waits for it).
+                    if !st.write_requested {
+                        st.write_requested = true;
+                        drop(st);
+                        let _stop = lock(&self.stop);
+                        self.stop_cond.notify_one();
                     }
+                } else if !st.leader {
+                    drop(self.lead(st, false)?);
                 }
             }
         }

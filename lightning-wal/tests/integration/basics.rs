@@ -120,12 +120,14 @@ fn the_flusher_writes_a_full_buffer_when_an_appender_asks() {
         ..small()
     };
     let wal = open(&vfs, &opts).unwrap();
-    // Each record's frame is over 100 bytes: the tenth fills the buffer. Twice: the second
-    // time the flusher is surely asleep (the first request may have been seen by a flusher
-    // not yet waiting), so only the appender's wake-up can get the records written.
+    // Each record fills the buffer on its own, so every record is asked for, whenever the
+    // flusher takes the queue. Twice: the second time the flusher is surely asleep (the
+    // first request may have been seen by a flusher not yet waiting), so only the
+    // appender's wake-up can get the last records written (the first ones may be written by
+    // an appender past four times the limit).
     for round in 1..=2usize {
         for i in 0..10u64 {
-            wal.append(1, &payload(i, 100), Durability::None).unwrap();
+            wal.append(1, &payload(i, 1000), Durability::None).unwrap();
         }
         // Not a timing assertion: without the request the records would wait an hour, and
         // a broken hand-off fails here after half a minute.
