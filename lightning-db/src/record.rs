@@ -16,7 +16,7 @@
 //! ([`COMMIT`] or [`KEYSPACE`]), the wall-clock time and the CRC that makes the record
 //! atomic.
 
-use lightning_mvcc::Timestamp;
+use lightning_mvcc::{Timestamp, WriteSet};
 
 use crate::keys;
 
@@ -35,7 +35,7 @@ pub(crate) const PER_WRITE: u64 = 9;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Commit {
     pub(crate) ts: Timestamp,
-    pub(crate) writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    pub(crate) writes: WriteSet,
 }
 
 /// The encoded length of a write of `key_len` and `value` bytes.
@@ -129,7 +129,8 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Commit, String> {
             r.rest.len()
         ));
     }
-    let mut writes = Vec::with_capacity(count as usize);
+    let mut writes = WriteSet::new();
+    let mut key = Vec::new();
     for i in 0..count {
         let id = r.u32("a write's keyspace")?;
         let key_len = r.u32("a write's key length")? as usize;
@@ -139,7 +140,7 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Commit, String> {
             0 => None,
             1 => {
                 let len = r.u32("a write's value length")? as usize;
-                Some(r.take(len, "a write's value")?.to_vec())
+                Some(r.take(len, "a write's value")?)
             }
             k => {
                 return Err(format!(
@@ -147,7 +148,12 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Commit, String> {
                 ));
             }
         };
-        writes.push((keys::join(id, user), value));
+        key.clear();
+        key.extend_from_slice(&keys::prefix(id));
+        key.extend_from_slice(user);
+        writes
+            .push(&key, value)
+            .map_err(|_| format!("write {i}'s key is not above the key before it"))?;
     }
     if !r.rest.is_empty() {
         return Err(format!(
@@ -223,7 +229,8 @@ mod tests {
                 0..20,
             ),
         ) {
-            let writes: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+            // A transaction's writes: in key order, each key once.
+            let writes: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> =
                 writes.into_iter().map(|(id, k, v)| (keys::join(id, &k), v)).collect();
             let bytes = encode(
                 Timestamp::new(ts),
@@ -236,7 +243,7 @@ mod tests {
                     .sum::<u64>();
             prop_assert_eq!(bytes.len() as u64, predicted);
             let back = decode(&bytes).unwrap();
-            prop_assert_eq!(back, Commit { ts: Timestamp::new(ts), writes });
+            prop_assert_eq!(back, Commit { ts: Timestamp::new(ts), writes: WriteSet::from(writes) });
         }
 
         #[test]
@@ -276,8 +283,8 @@ mod tests {
     #[test]
     fn a_cut_record_is_refused_at_every_length() {
         let writes = [
-            (keys::join(3, b"key"), Some(b"value".to_vec())),
             (keys::join(3, b"k2"), None),
+            (keys::join(3, b"key"), Some(b"value".to_vec())),
         ];
         let bytes = encode(
             Timestamp::new(9),
@@ -289,5 +296,18 @@ mod tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(decode(&longer).unwrap_err().contains("follow"));
+    }
+
+    #[test]
+    fn a_record_whose_keys_are_out_of_order_or_repeated_is_refused() {
+        for keys in [[b"b", b"a"], [b"a", b"a"]] {
+            let writes = keys.map(|k| (keys::join(3, k), Some(b"v".to_vec())));
+            let bytes = encode(
+                Timestamp::new(9),
+                writes.iter().map(|(k, v)| (k.as_slice(), v.as_deref())),
+            );
+            let err = decode(&bytes).unwrap_err();
+            assert!(err.contains("write 1's key is not above"), "{err}");
+        }
     }
 }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 use lightning_btree::BTree;
 use lightning_mvcc::{
     KeyRange, Lsn, Timestamp, Version, VersionList, VersionScan, VersionStore, VersionValue,
-    push_encoded,
+    WriteSet, push_encoded,
 };
 
 use crate::keys;
@@ -189,10 +189,10 @@ impl TreeStore {
         overlay: &RwLock<BTreeMap<Vec<u8>, VersionList>>,
         commit_ts: Timestamp,
         lsn: Lsn,
-        writes: &[(Vec<u8>, Option<Vec<u8>>)],
+        writes: &WriteSet,
     ) -> lightning_mvcc::Result<()> {
         let mut map = overlay.write().unwrap_or_else(PoisonError::into_inner);
-        for (key, value) in writes {
+        for (key, value) in writes.iter() {
             let Some((id, user)) = keys::split(key) else {
                 continue;
             };
@@ -201,12 +201,10 @@ impl TreeStore {
                 Some(list) => list.clone(),
                 None => self.read_list(&tree, id, user)?,
             };
-            let value = value
-                .clone()
-                .map_or(VersionValue::Tombstone, VersionValue::Value);
+            let value = value.map_or(VersionValue::Tombstone, |v| VersionValue::Value(v.to_vec()));
             list.push(Version { commit_ts, value })?;
             list.trim(commit_ts);
-            map.insert(key.clone(), list);
+            map.insert(key.to_vec(), list);
         }
         drop(map);
         *lock(&self.applied) = Applied { lsn, ts: commit_ts };
@@ -498,7 +496,7 @@ impl VersionStore for TreeStore {
         &self,
         commit_ts: Timestamp,
         lsn: Lsn,
-        writes: &[(Vec<u8>, Option<Vec<u8>>)],
+        writes: &WriteSet,
         oldest_active: Timestamp,
     ) -> lightning_mvcc::Result<()> {
         if let Some(overlay) = &self.overlay {
@@ -535,13 +533,7 @@ impl VersionStore for TreeStore {
                 // The new list straight from the old one's bytes, into a buffer reused
                 // from key to key: nothing decoded, nothing allocated per version.
                 let mut push = |old: Option<&[u8]>| {
-                    push_encoded(
-                        old,
-                        commit_ts,
-                        value.as_deref(),
-                        oldest_active,
-                        &mut encoded,
-                    )
+                    push_encoded(old, commit_ts, value, oldest_active, &mut encoded)
                 };
                 let (pushed, old) = if last {
                     let pushed = match tree.get_with(user, |old| push(Some(old))) {
@@ -559,7 +551,7 @@ impl VersionStore for TreeStore {
                     other => other,
                 })?;
                 if pushed.collectable {
-                    gc.push(key.clone());
+                    gc.push(key.to_vec());
                 }
                 if let Some(old) = old {
                     undo.push((Arc::clone(&tree), user, old));
@@ -788,14 +780,15 @@ mod tests {
     /// them from GC but none removed at apply time (oldest active 0).
     fn three_versions(store: &TreeStore, n: u32) {
         for round in 0..3u64 {
-            let writes: Vec<_> = (0..n)
+            let writes: WriteSet = (0..n)
                 .map(|i| {
                     (
                         keys::join(1, format!("key-{i:04}").as_bytes()),
                         Some(vec![0; 8]),
                     )
                 })
-                .collect();
+                .collect::<BTreeMap<_, _>>()
+                .into();
             let ts = Timestamp::new(round + 1);
             store
                 .apply(ts, Lsn::new(round + 1), &writes, Timestamp::new(0))

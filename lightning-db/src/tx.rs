@@ -423,13 +423,7 @@ impl CommitLog for WalLog<'_> {
     type Ticket = Appended;
 
     fn log(&self, writes: &WriteSet, commit_ts: Timestamp) -> Result<Appended, LogError> {
-        let payload = record::encode(
-            commit_ts,
-            writes
-                .as_slice()
-                .iter()
-                .map(|(k, v)| (k.as_slice(), v.as_deref())),
-        );
+        let payload = record::encode(commit_ts, writes.iter());
         let durability = match self.durability {
             // Waited for in `wait`, outside the commit ordering.
             Durability::Immediate | Durability::None => lightning_wal::Durability::None,
@@ -460,6 +454,8 @@ pub struct WriteTx<'db> {
     bytes: u64,
     /// The error that ended it, if one did.
     aborted: Option<String>,
+    /// The prefixed key of the write being made, kept from write to write.
+    key_buf: Vec<u8>,
 }
 
 impl std::fmt::Debug for WriteTx<'_> {
@@ -553,15 +549,25 @@ impl WriteTx<'_> {
         self.usable()?;
         self.db.resolve(ks)?;
         self.db.check_key(key)?;
-        let full = keys::join(ks.id, key);
-        let len = record::write_len(key.len(), value.map(<[u8]>::len));
+        let mut full = std::mem::take(&mut self.key_buf);
+        full.clear();
+        full.extend_from_slice(&keys::prefix(ks.id));
+        full.extend_from_slice(key);
+        let r = self.write_prefixed(&full, key.len(), value);
+        self.key_buf = full;
+        r
+    }
+
+    /// [`write`](Self::write) of `full`, the prefixed key of a `key_len`-byte key.
+    fn write_prefixed(&mut self, full: &[u8], key_len: usize, value: Option<&[u8]>) -> Result<()> {
+        let len = record::write_len(key_len, value.map(<[u8]>::len));
         if self.bytes + len + record::HEADER > self.db.opts.max_txn_bytes {
             // Near the limit, what the write replaces decides whether it fits: look first.
             let before = self.bytes;
-            self.account(&full, value.map(<[u8]>::len))?;
+            self.account(full, value.map(<[u8]>::len))?;
             let r = match value {
-                Some(v) => self.txn.put(&full, v),
-                None => self.txn.delete(&full),
+                Some(v) => self.txn.put(full, v),
+                None => self.txn.delete(full),
             };
             if r.is_err() {
                 self.bytes = before;
@@ -570,11 +576,9 @@ impl WriteTx<'_> {
         }
         // It fits whatever it replaces (a replaced write only gives bytes back): write, then
         // count, with one lookup of the write set instead of two.
-        let replaced = self.txn.write_owned(full, value.map(<[u8]>::to_vec));
+        let replaced = self.txn.write(full, value);
         let replaced = self.track(replaced)?;
-        let freed = replaced.map_or(0, |v| {
-            record::write_len(key.len(), v.as_deref().map(<[u8]>::len))
-        });
+        let freed = replaced.map_or(0, |v| record::write_len(key_len, v));
         self.bytes = self.bytes.saturating_sub(freed) + len;
         Ok(())
     }
@@ -736,6 +740,7 @@ impl Database {
             durability: options.durability.unwrap_or(inner.opts.durability),
             bytes: 0,
             aborted: None,
+            key_buf: Vec::new(),
         })
     }
 

@@ -6,6 +6,7 @@ use std::sync::{PoisonError, RwLock};
 
 use lightning_page::{Lsn, PageId};
 
+use crate::WriteSet;
 use crate::versions::{Version, VersionList, VersionValue};
 use crate::{Result, Timestamp};
 
@@ -80,7 +81,7 @@ pub trait VersionStore: Send + Sync {
         &self,
         commit_ts: Timestamp,
         lsn: Lsn,
-        writes: &[(Vec<u8>, Option<Vec<u8>>)],
+        writes: &WriteSet,
         oldest_active: Timestamp,
     ) -> Result<()>;
 
@@ -222,7 +223,7 @@ impl VersionStore for MemStore {
         &self,
         commit_ts: Timestamp,
         _lsn: Lsn,
-        writes: &[(Vec<u8>, Option<Vec<u8>>)],
+        writes: &WriteSet,
         oldest_active: Timestamp,
     ) -> Result<()> {
         let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
@@ -236,11 +237,9 @@ impl VersionStore for MemStore {
                 "commit applied out of timestamp order",
             ));
         }
-        for (key, value) in writes {
-            let value = value
-                .clone()
-                .map_or(VersionValue::Tombstone, VersionValue::Value);
-            let versions = map.entry(key.clone()).or_default();
+        for (key, value) in writes.iter() {
+            let value = value.map_or(VersionValue::Tombstone, |v| VersionValue::Value(v.to_vec()));
+            let versions = map.entry(key.to_vec()).or_default();
             versions.push(Version { commit_ts, value })?;
             if !self.keep_all {
                 versions.trim(oldest_active);
@@ -280,7 +279,10 @@ mod tests {
 
     fn store_of(keys: &BTreeSet<u8>) -> MemStore {
         let store = MemStore::new();
-        let writes: Vec<_> = keys.iter().map(|k| (vec![*k], Some(vec![*k]))).collect();
+        let mut writes = WriteSet::new();
+        for k in keys {
+            writes.push(&[*k], Some(&[*k])).unwrap();
+        }
         store
             .apply(Timestamp::new(1), Lsn::new(1), &writes, Timestamp::new(0))
             .unwrap();
@@ -330,7 +332,7 @@ mod tests {
             .apply(
                 Timestamp::new(2),
                 Lsn::new(2),
-                &[(vec![250], Some(b"new".to_vec()))],
+                &BTreeMap::from([(vec![250], Some(b"new".to_vec()))]).into(),
                 Timestamp::new(0),
             )
             .unwrap();

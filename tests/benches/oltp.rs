@@ -34,12 +34,12 @@ use lightning_wal::{Appended, Durability, Lsn, Wal, WalOptions};
 
 const ACCOUNTS: u64 = 100_000;
 
-fn record(ts: Timestamp, writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Vec<u8> {
+fn record(ts: Timestamp, writes: &WriteSet) -> Vec<u8> {
     let mut out = ts.get().to_le_bytes().to_vec();
-    for (k, v) in writes {
+    for (k, v) in writes.iter() {
         out.extend_from_slice(&u32::try_from(k.len()).unwrap().to_le_bytes());
         out.extend_from_slice(k);
-        let v = v.as_deref().unwrap_or_default();
+        let v = v.unwrap_or_default();
         out.extend_from_slice(&u32::try_from(v.len()).unwrap().to_le_bytes());
         out.extend_from_slice(v);
     }
@@ -58,7 +58,7 @@ impl CommitLog for WalLog<'_> {
     fn log(&self, writes: &WriteSet, ts: Timestamp) -> Result<Appended, LogError> {
         Ok(self
             .wal
-            .append(1, &record(ts, writes.as_slice()), Durability::None)?)
+            .append(1, &record(ts, writes), Durability::None)?)
     }
 
     fn wait(&self, appended: Appended) -> Result<Lsn, LogError> {

@@ -45,9 +45,9 @@ fn account(i: u64) -> Vec<u8> {
 
 /// The log record of a commit: timestamp, then each write as key length, key, value
 /// length (`u32::MAX` for a deletion) and value.
-fn encode(ts: Timestamp, writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Vec<u8> {
+fn encode(ts: Timestamp, writes: &WriteSet) -> Vec<u8> {
     let mut out = ts.get().to_le_bytes().to_vec();
-    for (k, v) in writes {
+    for (k, v) in writes.iter() {
         out.extend_from_slice(&u32::try_from(k.len()).unwrap().to_le_bytes());
         out.extend_from_slice(k);
         match v {
@@ -101,7 +101,7 @@ impl CommitLog for WalLog<'_> {
     fn log(&self, writes: &WriteSet, ts: Timestamp) -> Result<Appended, LogError> {
         Ok(self
             .wal
-            .append(RECORD, &encode(ts, writes.as_slice()), Durability::None)?)
+            .append(RECORD, &encode(ts, writes), Durability::None)?)
     }
 
     fn wait(&self, appended: Appended) -> Result<Lsn, LogError> {
@@ -167,7 +167,7 @@ impl VersionStore for CheckpointStore {
         &self,
         commit_ts: Timestamp,
         lsn: Lsn,
-        writes: &[(Vec<u8>, Option<Vec<u8>>)],
+        writes: &WriteSet,
         oldest_active: Timestamp,
     ) -> lightning_mvcc::Result<()> {
         let mut applied = self.applied.lock().unwrap();

@@ -66,7 +66,7 @@ impl VersionStore for ApplyOrder {
         &self,
         commit_ts: Timestamp,
         lsn: Lsn,
-        writes: &[(Vec<u8>, Option<Vec<u8>>)],
+        writes: &WriteSet,
         oldest_active: Timestamp,
     ) -> lightning_mvcc::Result<()> {
         self.applied.lock().unwrap().push((commit_ts, lsn));

@@ -709,14 +709,18 @@ impl VersionStore for LosingStore {
         &self,
         commit_ts: Timestamp,
         lsn: Lsn,
-        writes: &[(Vec<u8>, Option<Vec<u8>>)],
+        writes: &WriteSet,
         oldest_active: Timestamp,
     ) -> lightning_mvcc::Result<()> {
-        let writes = match writes.split_last() {
-            Some((_, kept)) if commit_ts == self.lose_at => kept,
-            _ => writes,
-        };
-        self.inner.apply(commit_ts, lsn, writes, oldest_active)
+        if commit_ts != self.lose_at || writes.is_empty() {
+            return self.inner.apply(commit_ts, lsn, writes, oldest_active);
+        }
+        // Every write but the last.
+        let mut kept = WriteSet::new();
+        for (k, v) in writes.iter().take(writes.len() - 1) {
+            kept.push(k, v)?;
+        }
+        self.inner.apply(commit_ts, lsn, &kept, oldest_active)
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use lightning_mvcc::{
     Error, Isolation, KeyRange, Lsn, MAX_VALUE_LEN, NoLog, Timestamp, TxnManager, Version,
-    VersionList, VersionScan, VersionStore, VersionValue,
+    VersionList, VersionScan, VersionStore, VersionValue, WriteSet,
 };
 use lightning_page::PageId;
 
@@ -55,19 +55,19 @@ impl VersionStore for PagedStore {
         &self,
         commit_ts: Timestamp,
         _lsn: Lsn,
-        writes: &[(Vec<u8>, Option<Vec<u8>>)],
+        writes: &WriteSet,
         oldest_active: Timestamp,
     ) -> lightning_mvcc::Result<()> {
         let mut lists = self.lists.lock().unwrap();
         let mut pages = self.pages.lock().unwrap();
-        for (key, value) in writes {
+        for (key, value) in writes.iter() {
             let mut list = Self::decode(lists.get(key))?;
             let value = match value {
                 None => VersionValue::Tombstone,
-                Some(v) if v.len() <= INLINE_MAX => VersionValue::Value(v.clone()),
+                Some(v) if v.len() <= INLINE_MAX => VersionValue::Value(v.to_vec()),
                 Some(v) => {
                     let page = PageId::new(self.next_page.fetch_add(1, Ordering::Relaxed));
-                    pages.insert(page, v.clone());
+                    pages.insert(page, v.to_vec());
                     VersionValue::overflow(page, u64::try_from(v.len()).unwrap())?
                 }
             };
@@ -80,7 +80,7 @@ impl VersionStore for PagedStore {
             if list.is_empty() {
                 lists.remove(key);
             } else {
-                lists.insert(key.clone(), list.encode()?);
+                lists.insert(key.to_vec(), list.encode()?);
             }
         }
         Ok(())

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use lightning_mvcc::{
     Conflict, Error, Isolation, KeyRange, Lsn, MemStore, NoLog, Timestamp, TxnManager, VersionList,
-    VersionScan, VersionStore, in_range,
+    VersionScan, VersionStore, WriteSet, in_range,
 };
 use proptest::prelude::*;
 
@@ -37,7 +37,7 @@ impl VersionStore for CountingStore {
         &self,
         commit_ts: Timestamp,
         lsn: Lsn,
-        writes: &[(Vec<u8>, Option<Vec<u8>>)],
+        writes: &WriteSet,
         oldest_active: Timestamp,
     ) -> lightning_mvcc::Result<()> {
         self.inner.apply(commit_ts, lsn, writes, oldest_active)
