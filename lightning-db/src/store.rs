@@ -456,7 +456,24 @@ impl TreeStore {
 /// single-key commit then allocates none, and a huge list's buffer is not held forever.
 const KEEP_BUFFER: usize = 64 << 10;
 
-type Undo<'k> = (Arc<BTree>, &'k [u8], Option<Vec<u8>>);
+/// A write to put back if a later one of the commit fails: the tree, the key, and where its
+/// old list lies in the commit's undo buffer (`None`: the key had no list).
+type Undo<'k> = (Arc<BTree>, &'k [u8], Option<(usize, usize)>);
+
+/// Puts back the lists `undo` saved (in `bytes`), last write first; stops at the first
+/// failure.
+fn undo_writes(undo: Vec<Undo<'_>>, bytes: &[u8]) -> lightning_btree::Result<()> {
+    for (tree, user, old) in undo.into_iter().rev() {
+        match old {
+            // INVARIANT: the span was taken from this buffer, so `get` finds it.
+            Some((at, len)) => tree.insert(user, bytes.get(at..at + len).unwrap_or_default())?,
+            None => {
+                tree.remove(user)?;
+            }
+        }
+    }
+    Ok(())
+}
 
 /// The database error inside an `mvcc::Error::Store`, or the mvcc error itself.
 pub(crate) fn unstore(e: lightning_mvcc::Error) -> crate::Error {
@@ -508,6 +525,8 @@ impl VersionStore for TreeStore {
         // The lists as they were, to put back if a later write of the commit fails: a
         // commit is applied whole or not at all.
         let mut undo: Vec<Undo<'_>> = Vec::new();
+        // The old lists, end to end (one buffer, not an allocation per key).
+        let mut undo_bytes: Vec<u8> = Vec::new();
         let mut gc = Vec::new();
         let mut outcome = Ok(());
         // The tree of the keyspace written last: a commit's keys come sorted, so keyspace by
@@ -543,8 +562,17 @@ impl VersionStore for TreeStore {
                     };
                     (pushed, None)
                 } else {
-                    let old = tree.get(user).map_err(store_err)?;
-                    (push(old.as_deref()), Some(old))
+                    let mut old = None;
+                    let pushed = match tree.get_with(user, |bytes| {
+                        old = Some((undo_bytes.len(), bytes.len()));
+                        undo_bytes.extend_from_slice(bytes);
+                        push(Some(bytes))
+                    }) {
+                        Ok(Some(pushed)) => pushed,
+                        Ok(None) => push(None),
+                        Err(e) => return Err(store_err(e)),
+                    };
+                    (pushed, Some(old))
                 };
                 let pushed = pushed.map_err(|e| match e {
                     lightning_mvcc::Error::Corrupt(_) => self.damaged(id, user, &e),
@@ -571,18 +599,7 @@ impl VersionStore for TreeStore {
         if let Err(e) = outcome {
             // The failed write changed nothing (tree writes are all or nothing); put back
             // the ones before it. If that fails too, the trees are unknown: refuse writes.
-            let mut undone = Ok(());
-            for (tree, user, old) in undo.into_iter().rev() {
-                let r = match old {
-                    Some(bytes) => tree.insert(user, &bytes),
-                    None => tree.remove(user).map(|_| ()),
-                };
-                if let Err(u) = r {
-                    undone = Err(u);
-                    break;
-                }
-            }
-            let reason = match undone {
+            let reason = match undo_writes(undo, &undo_bytes) {
                 Ok(()) => format!("applying commit {commit_ts} failed: {e}"),
                 Err(u) => {
                     self.damaged.store(true, Ordering::Release);

@@ -454,8 +454,6 @@ pub struct WriteTx<'db> {
     bytes: u64,
     /// The error that ended it, if one did.
     aborted: Option<String>,
-    /// The prefixed key of the write being made, kept from write to write.
-    key_buf: Vec<u8>,
 }
 
 impl std::fmt::Debug for WriteTx<'_> {
@@ -549,13 +547,19 @@ impl WriteTx<'_> {
         self.usable()?;
         self.db.resolve(ks)?;
         self.db.check_key(key)?;
-        let mut full = std::mem::take(&mut self.key_buf);
-        full.clear();
-        full.extend_from_slice(&keys::prefix(ks.id));
-        full.extend_from_slice(key);
-        let r = self.write_prefixed(&full, key.len(), value);
-        self.key_buf = full;
-        r
+        // The prefixed key on the stack when it is short (nothing allocated per write).
+        let mut short = [0u8; 64];
+        let long;
+        let full: &[u8] = if let Some(buf) = short.get_mut(..keys::PREFIX + key.len()) {
+            let (prefix, rest) = buf.split_at_mut(keys::PREFIX);
+            prefix.copy_from_slice(&keys::prefix(ks.id));
+            rest.copy_from_slice(key);
+            buf
+        } else {
+            long = keys::join(ks.id, key);
+            &long
+        };
+        self.write_prefixed(full, key.len(), value)
     }
 
     /// [`write`](Self::write) of `full`, the prefixed key of a `key_len`-byte key.
@@ -740,7 +744,6 @@ impl Database {
             durability: options.durability.unwrap_or(inner.opts.durability),
             bytes: 0,
             aborted: None,
-            key_buf: Vec::new(),
         })
     }
 

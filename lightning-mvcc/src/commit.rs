@@ -30,6 +30,14 @@ struct Entry {
     value: Option<Span>,
 }
 
+/// Where a transaction's write of one key lies in its byte buffer: the key's copy at
+/// `key_at` (its length is the key's), and the value (`None`: a delete).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Slot {
+    pub(crate) key_at: usize,
+    pub(crate) value: Option<Span>,
+}
+
 /// A range of a byte buffer: `len` bytes from `at`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Span {
@@ -93,29 +101,24 @@ impl WriteSet {
         }
     }
 
-    /// A transaction's write buffer as a write set: `writes` in key order, each a span of
-    /// `values` (or a delete). `values` becomes the set's buffer and the keys are appended
-    /// to it; no value is copied.
+    /// A transaction's write buffer as a write set: `writes` in key order, each with the
+    /// spans of its key and value (or a delete) in `bytes`, which becomes the set's buffer.
+    /// Nothing is copied.
     pub(crate) fn from_buffer(
-        writes: std::collections::BTreeMap<WriteKey, Option<Span>>,
-        mut values: Vec<u8>,
+        writes: std::collections::BTreeMap<WriteKey, Slot>,
+        bytes: Vec<u8>,
     ) -> Self {
-        let key_bytes: usize = writes.keys().map(|k| k.as_bytes().len()).sum();
-        values.reserve_exact(key_bytes);
-        let mut entries = Vec::with_capacity(writes.len());
-        for (key, value) in writes {
-            let key = key.as_bytes();
-            let at = values.len();
-            values.extend_from_slice(key);
-            entries.push(Entry {
-                key: Span { at, len: key.len() },
-                value,
-            });
-        }
-        WriteSet {
-            entries,
-            bytes: values,
-        }
+        let entries = writes
+            .into_iter()
+            .map(|(key, slot)| Entry {
+                key: Span {
+                    at: slot.key_at,
+                    len: key.as_bytes().len(),
+                },
+                value: slot.value,
+            })
+            .collect();
+        WriteSet { entries, bytes }
     }
 
     /// The writes as `(key, value)`, in key order (`None`: a delete).

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::commit::{CommitLog, Committed, Span, WriteKey, WriteSet};
+use crate::commit::{CommitLog, Committed, Slot, Span, WriteKey, WriteSet};
 use crate::locks::{LockManager, LockMode, TxnId};
 use crate::store::{KeyRange, VersionScan, VersionStore, in_range, range_is_empty};
 use crate::versions::VersionValue;
@@ -485,12 +485,13 @@ pub struct Transaction<'m, S> {
     locked: bool,
     read_ts: Timestamp,
     isolation: Isolation,
-    /// The write set: each key written, with its value's place in `values` (`None`: a
-    /// delete). Keys of up to 38 bytes sit inside the map's nodes and values end to end in
-    /// one buffer, so a write allocates nothing of its own (ADR 007).
-    writes: BTreeMap<WriteKey, Option<Span>>,
-    /// The written values, end to end; a value overwritten in the same transaction leaves
-    /// its bytes behind as `garbage` until the buffer is compacted.
+    /// The write set: each key written, with the places of its key and value in `values`
+    /// (a `None` value: a delete). Keys of up to 38 bytes sit inside the map's nodes, and
+    /// keys and values end to end in one buffer, which becomes the commit's [`WriteSet`]
+    /// as it is: a write allocates nothing of its own (ADR 007).
+    writes: BTreeMap<WriteKey, Slot>,
+    /// The written keys and values, end to end; a value overwritten in the same
+    /// transaction leaves its bytes behind as `garbage` until the buffer is compacted.
     values: Vec<u8>,
     /// Bytes of `values` no write refers to any more.
     garbage: usize,
@@ -543,7 +544,7 @@ impl<S: VersionStore> Transaction<'_, S> {
     pub fn own_write(&self, key: &[u8]) -> Option<Option<&[u8]>> {
         self.writes
             .get(key)
-            .map(|v| v.map(|span| span.of(&self.values)))
+            .map(|slot| slot.value.map(|span| span.of(&self.values)))
     }
 
     /// Whether this transaction has written anything yet.
@@ -645,28 +646,40 @@ impl<S: VersionStore> Transaction<'_, S> {
             crate::versions::value_len(v.len())?;
         }
         self.lock_for_write(key)?;
-        let replaced = if let Some(slot) = self.writes.get_mut(key) {
-            let old = *slot;
-            *slot = match (old, value) {
-                // A value no longer than the one it replaces takes its place.
-                (Some(span), Some(v)) if v.len() <= span.len => {
-                    let at = span.at;
-                    if let Some(dst) = self.values.get_mut(at..at + v.len()) {
-                        dst.copy_from_slice(v);
+        // One search of the map, whether the key is new or written before.
+        let replaced = match self.writes.entry(WriteKey::new(key)) {
+            btree_map::Entry::Occupied(mut written) => {
+                let slot = written.get_mut();
+                let old = slot.value;
+                slot.value = match (old, value) {
+                    // A value no longer than the one it replaces takes its place.
+                    (Some(span), Some(v)) if v.len() <= span.len => {
+                        let at = span.at;
+                        if let Some(dst) = self.values.get_mut(at..at + v.len()) {
+                            dst.copy_from_slice(v);
+                        }
+                        self.garbage += span.len - v.len();
+                        Some(Span { at, len: v.len() })
                     }
-                    self.garbage += span.len - v.len();
-                    Some(Span { at, len: v.len() })
+                    (old, v) => {
+                        self.garbage += old.map_or(0, |s| s.len);
+                        v.map(|v| push_bytes(&mut self.values, v))
+                    }
+                };
+                Some(old.map(|s| s.len))
+            }
+            btree_map::Entry::Vacant(new) => {
+                if self.values.capacity() == 0 {
+                    // One allocation for a small transaction's key and value.
+                    let need = key.len() + value.map_or(0, <[u8]>::len);
+                    self.values.reserve(need.max(FIRST_BUFFER));
                 }
-                (old, v) => {
-                    self.garbage += old.map_or(0, |s| s.len);
-                    v.map(|v| push_value(&mut self.values, v))
-                }
-            };
-            Some(old.map(|s| s.len))
-        } else {
-            let span = value.map(|v| push_value(&mut self.values, v));
-            self.writes.insert(WriteKey::new(key), span);
-            None
+                new.insert(Slot {
+                    key_at: push_bytes(&mut self.values, key).at,
+                    value: value.map(|v| push_bytes(&mut self.values, v)),
+                });
+                None
+            }
         };
         if self.garbage > COMPACT_AT && self.garbage > self.values.len() / 2 {
             self.compact_values();
@@ -674,11 +687,15 @@ impl<S: VersionStore> Transaction<'_, S> {
         Ok(replaced)
     }
 
-    /// Copies the live values into a new buffer, dropping the overwritten ones' bytes.
+    /// Copies the keys and live values into a new buffer, dropping the overwritten values'
+    /// bytes.
     fn compact_values(&mut self) {
         let mut live = Vec::with_capacity(self.values.len() - self.garbage);
-        for span in self.writes.values_mut().flatten() {
-            *span = push_value(&mut live, span.of(&self.values));
+        for (key, slot) in &mut self.writes {
+            slot.key_at = push_bytes(&mut live, key.as_bytes()).at;
+            if let Some(span) = &mut slot.value {
+                *span = push_bytes(&mut live, span.of(&self.values));
+            }
         }
         self.values = live;
         self.garbage = 0;
@@ -926,7 +943,11 @@ impl<S: VersionStore> Transaction<'_, S> {
     }
 }
 
-type WriteRange<'t> = btree_map::Range<'t, WriteKey, Option<Span>>;
+type WriteRange<'t> = btree_map::Range<'t, WriteKey, Slot>;
+
+/// The capacity a transaction's byte buffer starts with: a small transaction's keys and
+/// values fit it, so the buffer is allocated once.
+const FIRST_BUFFER: usize = 512;
 
 /// Garbage in a transaction's value buffer below which it is never compacted (it is
 /// compacted once garbage is also more than half of it). Small under unit tests, so they
@@ -934,7 +955,7 @@ type WriteRange<'t> = btree_map::Range<'t, WriteKey, Option<Span>>;
 const COMPACT_AT: usize = if cfg!(test) { 256 } else { 1 << 20 };
 
 /// Appends `value` to `values` and returns where it lies.
-fn push_value(values: &mut Vec<u8>, value: &[u8]) -> Span {
+fn push_bytes(values: &mut Vec<u8>, value: &[u8]) -> Span {
     let at = values.len();
     values.extend_from_slice(value);
     Span {
@@ -988,13 +1009,13 @@ impl<'t, S: VersionStore> Scan<'t, S> {
 
     fn next_write(&mut self) -> Option<(&'t [u8], Option<&'t [u8]>)> {
         let writes = self.writes.as_mut()?;
-        let (key, value) = if self.rev {
+        let (key, slot) = if self.rev {
             writes.next_back()
         } else {
             writes.next()
         }?;
         let values = self.values;
-        Some((key.as_bytes(), value.map(|span| span.of(values))))
+        Some((key.as_bytes(), slot.value.map(|span| span.of(values))))
     }
 
     /// Takes the peeked write and peeks the one after it.
@@ -1235,7 +1256,7 @@ mod tests {
             ops in proptest::collection::vec((0u8..6, proptest::option::of(0usize..200)), 1..200),
         ) {
             let mgr = TxnManager::new(Arc::new(crate::MemStore::new()), Timestamp::new(0));
-            let mut tx = mgr.begin(crate::Isolation::Snapshot);
+            let mut tx = mgr.begin(Isolation::Snapshot);
             let mut model: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
             for (i, (k, len)) in ops.iter().enumerate() {
                 let key = vec![*k; usize::from(*k) * 10];
@@ -1246,7 +1267,8 @@ mod tests {
                 for (k, v) in &model {
                     proptest::prop_assert_eq!(tx.own_write(k), Some(v.as_deref()));
                 }
-                let live: usize = model.values().flatten().map(Vec::len).sum();
+                let live: usize = model.keys().map(Vec::len).sum::<usize>()
+                    + model.values().flatten().map(Vec::len).sum::<usize>();
                 proptest::prop_assert_eq!(tx.values.len() - tx.garbage, live);
                 proptest::prop_assert!(tx.values.len() <= (live + COMPACT_AT).max(2 * live));
             }
@@ -1257,7 +1279,7 @@ mod tests {
             let all = (Bound::Unbounded, Bound::Unbounded);
             proptest::prop_assert_eq!(tx.scan(all.clone()).unwrap(), expected.clone());
             tx.commit(&crate::NoLog).unwrap();
-            let mut read = mgr.begin(crate::Isolation::Snapshot);
+            let mut read = mgr.begin(Isolation::Snapshot);
             proptest::prop_assert_eq!(read.scan(all).unwrap(), expected);
         }
     }

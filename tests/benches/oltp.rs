@@ -56,9 +56,7 @@ impl CommitLog for WalLog<'_> {
     type Ticket = Appended;
 
     fn log(&self, writes: &WriteSet, ts: Timestamp) -> Result<Appended, LogError> {
-        Ok(self
-            .wal
-            .append(1, &record(ts, writes), Durability::None)?)
+        Ok(self.wal.append(1, &record(ts, writes), Durability::None)?)
     }
 
     fn wait(&self, appended: Appended) -> Result<Lsn, LogError> {
