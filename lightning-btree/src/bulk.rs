@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 
 use lightning_page::PageId;
 
-use crate::node::{HEAD, Node, SLOT, Val, separator};
+use crate::node::{HEAD, Node, SLOT, Val, ValRef, separator};
 use crate::store::Op;
 use crate::tree::{BTree, MAX_VALUE_LEN, split};
 use crate::{Error, Result};
@@ -74,6 +74,7 @@ impl BTree {
         let mut level = Level::new(self, &mut *op, 0, target);
         let mut leaf: Vec<(Vec<u8>, Val)> = Vec::new();
         let mut size = HEAD;
+        // The key before, kept in one buffer (nothing allocated per entry but the entry).
         let mut last: Option<Vec<u8>> = None;
         let mut count = 0u64;
         for (i, (k, v)) in items.into_iter().enumerate() {
@@ -87,24 +88,26 @@ impl BTree {
                     max: MAX_VALUE_LEN,
                 });
             }
-            let inline = Val::Inline(v.to_vec());
-            let cell = Node::Leaf(vec![(k.to_vec(), inline.clone())]).size() - HEAD;
-            let val = if cell <= self.limits.max_cell {
-                inline
+            // A cell's bytes in its leaf, as `Node::size` counts them.
+            let cell_of = |val: ValRef<'_>| SLOT + 2 + k.len() + val.cell_len();
+            let val = if cell_of(ValRef::Inline(v)) <= self.limits.max_cell {
+                Val::Inline(v.to_vec())
             } else {
                 Val::Overflow {
                     first: self.store.write_overflow(level.op, v)?,
                     len: v.len() as u64,
                 }
             };
-            let cell = Node::Leaf(vec![(k.to_vec(), val.clone())]).size() - HEAD;
+            let cell = cell_of(val.as_ref());
             if size + cell > target && !leaf.is_empty() {
                 level.push(Node::Leaf(std::mem::take(&mut leaf)))?;
                 size = HEAD;
             }
             size += cell;
             leaf.push((k.to_vec(), val));
-            last = Some(k.to_vec());
+            let last = last.get_or_insert_with(Vec::new);
+            last.clear();
+            last.extend_from_slice(k);
             count += 1;
         }
         if count == 0 {

@@ -83,6 +83,8 @@ pub(crate) struct TreeStore {
     /// apply's buffer for encoded lists from one commit to the next (up to [`KEEP_BUFFER`]).
     rmw: Mutex<Vec<u8>>,
     applied: Mutex<Applied>,
+    /// Commits applied by bulk loading an empty keyspace ([`TreeStore::load_into_empty`]).
+    bulk_loads: AtomicU64,
     /// Set once a write failed in a way that leaves the trees unknown: no later write and
     /// no checkpoint may go on.
     failed: AtomicBool,
@@ -132,6 +134,7 @@ impl TreeStore {
             gate: RwLock::default(),
             rmw: Mutex::default(),
             applied: Mutex::new(applied),
+            bulk_loads: AtomicU64::new(0),
             failed: AtomicBool::new(false),
             failure: Mutex::new(None),
             damaged: AtomicBool::new(false),
@@ -460,6 +463,67 @@ const KEEP_BUFFER: usize = 64 << 10;
 /// old list lies in the commit's undo buffer (`None`: the key had no list).
 type Undo<'k> = (Arc<BTree>, &'k [u8], Option<(usize, usize)>);
 
+/// The fewest writes for which a commit into an empty keyspace is bulk loaded
+/// ([`TreeStore::load_into_empty`]); below it, key by key is as fast.
+const BULK_APPLY_MIN: usize = 4096;
+
+/// How full a bulk-loaded tree's pages are: room for about a fifth more in each leaf
+/// before later inserts split it.
+const BULK_FILL: f64 = 0.8;
+
+impl TreeStore {
+    /// Applies a large commit that only puts keys into one keyspace whose tree is empty (a
+    /// load into a new or emptied keyspace) by building the tree bottom up from the sorted
+    /// writes ([`BTree::bulk_load`]): every page is written once, filled to [`BULK_FILL`],
+    /// instead of one descent and one leaf edit per key. All or nothing, as a bulk load
+    /// is. `None` when the commit is not such a one: the caller applies it key by key.
+    fn load_into_empty(
+        &self,
+        commit_ts: Timestamp,
+        writes: &WriteSet,
+        oldest_active: Timestamp,
+    ) -> Option<lightning_mvcc::Result<()>> {
+        if writes.len() < BULK_APPLY_MIN {
+            return None;
+        }
+        let (first, _) = writes.get(0)?;
+        let (last, _) = writes.get(writes.len() - 1)?;
+        let (id, _) = keys::split(first)?;
+        // The keys are sorted: the first and the last in one keyspace means all are.
+        if keys::split(last)?.0 != id || writes.iter().any(|(_, v)| v.is_none()) {
+            return None;
+        }
+        let tree = self.tree(id)?;
+        match tree.is_empty() {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => return Some(Err(store_err(e))),
+        }
+        // Each key's new list (one version), end to end in one buffer.
+        let mut lists = Vec::new();
+        let mut spans = Vec::with_capacity(writes.len());
+        let mut one = Vec::new();
+        for (_, value) in writes.iter() {
+            if let Err(e) = push_encoded(None, commit_ts, value, oldest_active, &mut one) {
+                return Some(Err(e));
+            }
+            spans.push((lists.len(), one.len()));
+            lists.extend_from_slice(&one);
+        }
+        let items = writes.iter().zip(&spans).map(|((key, _), &(at, len))| {
+            let user = keys::split(key).map_or(key, |(_, user)| user);
+            // INVARIANT: the span was taken from this buffer, so `get` finds it.
+            (user, lists.get(at..at + len).unwrap_or_default())
+        });
+        match tree.bulk_load(items, BULK_FILL) {
+            Ok(_) => Some(Ok(())),
+            // No entry, but not a bare empty leaf either (refused before anything changed).
+            Err(lightning_btree::Error::NotEmpty) => None,
+            Err(e) => Some(Err(store_err(e))),
+        }
+    }
+}
+
 /// Puts back the lists `undo` saved (in `bytes`), last write first; stops at the first
 /// failure.
 fn undo_writes(undo: Vec<Undo<'_>>, bytes: &[u8]) -> lightning_btree::Result<()> {
@@ -522,6 +586,17 @@ impl VersionStore for TreeStore {
         let _gate = self.write_gate();
         self.check_writable()?;
         let mut rmw = lock(&self.rmw);
+        if let Some(loaded) = self.load_into_empty(commit_ts, writes, oldest_active) {
+            if let Err(e) = &loaded {
+                // The tree is as it was (a bulk load is all or nothing), but what the log
+                // says is committed is not in it: refuse writes, as a failed apply does.
+                self.fail(format!("applying commit {commit_ts} failed: {e}"));
+            } else {
+                *lock(&self.applied) = Applied { lsn, ts: commit_ts };
+                self.bulk_loads.fetch_add(1, Ordering::Relaxed);
+            }
+            return loaded;
+        }
         // The lists as they were, to put back if a later write of the commit fails: a
         // commit is applied whole or not at all.
         let mut undo: Vec<Undo<'_>> = Vec::new();
@@ -858,5 +933,88 @@ mod tests {
         assert_eq!(store.gc_pass(Timestamp::new(10)).unwrap(), 600);
         assert_eq!(versions_left(&store, 300), 300);
         assert!(!store.gc_queued());
+    }
+
+    /// A large commit of puts into an empty keyspace is bulk loaded and reads back whole
+    /// (each key's one version, at the commit); one that is too small, deletes a key, or
+    /// goes into a keyspace that has keys is applied key by key, and reads back too.
+    #[test]
+    #[expect(
+        clippy::big_endian_bytes,
+        reason = "keys whose byte order is their number order, as a write set sorts them"
+    )]
+    fn a_large_commit_into_an_empty_keyspace_is_bulk_loaded() {
+        let store = store(1 << 20);
+        let n = u32::try_from(BULK_APPLY_MIN).unwrap() + 10;
+        let puts = |range: std::ops::Range<u32>, value: u8| -> WriteSet {
+            range
+                .map(|i| (keys::join(1, &i.to_be_bytes()), Some(vec![value; 40])))
+                .collect::<BTreeMap<_, _>>()
+                .into()
+        };
+        let check = |range: std::ops::Range<u32>, ts: u64, value: u8| {
+            for i in range {
+                let list = store.versions(&keys::join(1, &i.to_be_bytes())).unwrap();
+                let newest = list.visible(Timestamp::new(u64::MAX)).unwrap();
+                assert_eq!(newest.commit_ts, Timestamp::new(ts), "key {i}");
+                assert_eq!(
+                    newest.value,
+                    VersionValue::Value(vec![value; 40]),
+                    "key {i}"
+                );
+            }
+        };
+        let loads = || store.bulk_loads.load(Ordering::Relaxed);
+        // Too small: key by key, though the keyspace is empty.
+        let small = puts(0..10, 1);
+        store
+            .apply(Timestamp::new(1), Lsn::new(1), &small, Timestamp::new(0))
+            .unwrap();
+        assert_eq!(loads(), 0);
+        for i in 0..10u32 {
+            store.tree(1).unwrap().remove(&i.to_be_bytes()).unwrap();
+        }
+        assert!(store.tree(1).unwrap().is_empty().unwrap());
+        // A delete among the puts: key by key.
+        let mut with_delete = WriteSet::new();
+        for (k, v) in puts(0..n, 2).iter() {
+            let delete = k.ends_with(&7u32.to_be_bytes());
+            with_delete.push(k, if delete { None } else { v }).unwrap();
+        }
+        assert!(
+            store
+                .load_into_empty(Timestamp::new(2), &with_delete, Timestamp::new(0))
+                .is_none()
+        );
+        // Puts into two keyspaces, both empty: key by key.
+        store.add_tree(
+            2,
+            Arc::new(BTree::create(Arc::clone(&store.pages)).unwrap()),
+        );
+        let two: WriteSet = (0..n)
+            .map(|i| (keys::join(1 + i % 2, &i.to_be_bytes()), Some(vec![2; 40])))
+            .collect::<BTreeMap<_, _>>()
+            .into();
+        assert!(
+            store
+                .load_into_empty(Timestamp::new(2), &two, Timestamp::new(0))
+                .is_none()
+        );
+        // Puts only, into the empty keyspace: loaded.
+        let big = puts(0..n, 3);
+        store
+            .apply(Timestamp::new(3), Lsn::new(3), &big, Timestamp::new(0))
+            .unwrap();
+        assert_eq!(loads(), 1);
+        assert_eq!(store.applied().lsn, Lsn::new(3));
+        check(0..n, 3, 3);
+        // The keyspace has keys now: key by key.
+        let more = puts(n / 2..n + n / 2, 4);
+        store
+            .apply(Timestamp::new(4), Lsn::new(4), &more, Timestamp::new(0))
+            .unwrap();
+        assert_eq!(loads(), 1);
+        check(0..n / 2, 3, 3);
+        check(n / 2..n + n / 2, 4, 4);
     }
 }
