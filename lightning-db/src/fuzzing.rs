@@ -22,18 +22,12 @@ pub fn commit_record(payload: &[u8]) {
     let Ok(commit) = record::decode(payload) else {
         return;
     };
-    let again = record::encode(
-        commit.ts,
-        commit
-            .writes
-            .iter()
-            .map(|(k, v)| (k.as_slice(), v.as_deref())),
-    );
+    let again = record::encode(commit.ts, commit.writes.iter());
     assert_eq!(
         again, payload,
         "a decoded commit record encodes differently"
     );
-    for (key, _) in &commit.writes {
+    for (key, _) in commit.writes.iter() {
         assert!(
             keys::split(key).is_some(),
             "a decoded key has no keyspace prefix"
