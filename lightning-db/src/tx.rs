@@ -439,6 +439,11 @@ impl CommitLog for WalLog<'_> {
         Ok(appended.lsn())
     }
 
+    /// An appended record's LSN is fixed: commits apply before their fsync (ADR 017).
+    fn logged_lsn(&self, appended: &Appended) -> Option<Lsn> {
+        Some(appended.lsn())
+    }
+
     fn may_block(&self, _: &Appended) -> bool {
         self.durability == Durability::Immediate
     }

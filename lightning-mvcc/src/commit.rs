@@ -290,8 +290,17 @@ impl std::borrow::Borrow<[u8]> for WriteKey {
 ///    applies in timestamp order (so in LSN order) and reports the LSN
 ///    ([`Committed::lsn`]).
 ///
-/// A failure of either phase aborts the commit: nothing is applied or published, and it
-/// causes no conflicts. The log must be prefix-durable: once `wait` has failed for a
+/// A log that knows a record's LSN as soon as it is queued says so
+/// ([`logged_lsn`](Self::logged_lsn)), and its commits take the early order instead (ADR
+/// 013): the commit releases its locks once logged, applies in timestamp order at once, and
+/// only then waits for durability. It is visible to new snapshots once durable, and to a
+/// transaction that takes one of its keys' locks at once (that transaction's own record
+/// comes later in the log).
+///
+/// In the plain order, a failure of either phase aborts the commit: nothing is applied or
+/// published, and it causes no conflicts. In the early order a failed `wait` comes after the
+/// apply: the commit and everything after it stay invisible to new snapshots for good
+/// ([`TimestampOracle::stall`](crate::TimestampOracle::stall)). The log must be prefix-durable: once `wait` has failed for a
 /// ticket it must fail for every later one (a log whose write or fsync failed is poisoned,
 /// as `lightning-wal`'s is), or a later commit would be applied while an earlier record of
 /// unknown fate sits before it in the log.
@@ -317,6 +326,14 @@ pub trait CommitLog {
     fn may_block(&self, ticket: &Self::Ticket) -> bool {
         let _ = ticket;
         true
+    }
+
+    /// The LSN of the record behind `ticket` if it is already known (the record is queued
+    /// at a fixed place), or `None`. With `Some`, the commit applies before it waits for
+    /// durability (the early order above); the default, `None`, keeps the plain order.
+    fn logged_lsn(&self, ticket: &Self::Ticket) -> Option<Lsn> {
+        let _ = ticket;
+        None
     }
 }
 

@@ -114,7 +114,7 @@ pub use error::{Conflict, Error, Result};
 /// [`VersionValue::Overflow`] references (`lightning-page`'s).
 pub use lightning_page::{Lsn, PageId};
 pub use locks::{LockManager, LockMode, LockStats, TxnId};
-pub use oracle::{Timestamp, TimestampOracle};
+pub use oracle::{Stalled, Timestamp, TimestampOracle};
 pub use store::{KeyRange, MemStore, VersionScan, VersionStore, in_range, range_is_empty};
 pub use txn::{Isolation, Scan, Transaction, TxnManager, TxnOptions, TxnStats};
 pub use versions::{

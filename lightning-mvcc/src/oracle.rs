@@ -32,8 +32,19 @@ impl fmt::Display for Timestamp {
 struct Clock {
     /// The last commit timestamp handed out.
     last_issued: u64,
-    /// Every commit up to this one is applied and visible: new snapshots read here.
+    /// Every commit up to this one is applied (the applied watermark).
     watermark: u64,
+    /// Every commit up to this one is applied and, if it asked for durability, durable: new
+    /// snapshots read here. The applied watermark, held back below the first commit in
+    /// `undurable`; frozen for good once `stalled`.
+    visible: u64,
+    /// Applied commits whose log records are not yet known to be durable (ADR 017).
+    undurable: BTreeSet<u64>,
+    /// A commit could not be made durable: nothing after it may ever become visible.
+    stalled: bool,
+    /// Threads asleep in [`TimestampOracle::wait_applied`] or
+    /// [`TimestampOracle::wait_visible`].
+    sleepers: usize,
     /// Issued commit timestamps not yet finished (applied or abandoned).
     in_flight: BTreeSet<u64>,
     /// Active snapshots: read timestamp -> how many.
@@ -50,7 +61,17 @@ pub struct TimestampOracle {
     clock: Mutex<Clock>,
     /// Mirror of `Clock::watermark`, for commits polling for their turn without the lock.
     watermark: AtomicU64,
+    /// Mirror of `Clock::visible`.
+    visible: AtomicU64,
+    /// Wakes the sleepers of `wait_applied` and `wait_visible` when either watermark moves
+    /// or the clock stalls.
+    moved: Condvar,
 }
+
+/// [`TimestampOracle::wait_visible`]'s error: a commit before the awaited one could not be
+/// made durable, so it will never become visible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stalled;
 
 /// How long a commit polls for its turn (yielding its core to the commits before it) before
 /// it sleeps. The commits it waits for are usually runnable, just not running: yielding
@@ -63,11 +84,14 @@ impl TimestampOracle {
         let clock = Clock {
             last_issued: last_committed.0,
             watermark: last_committed.0,
+            visible: last_committed.0,
             ..Clock::default()
         };
         TimestampOracle {
             clock: Mutex::new(clock),
             watermark: AtomicU64::new(last_committed.0),
+            visible: AtomicU64::new(last_committed.0),
+            moved: Condvar::new(),
         }
     }
 
@@ -75,8 +99,20 @@ impl TimestampOracle {
         self.clock.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Starts a snapshot: returns the read timestamp (the watermark) and registers it.
+    /// Starts a snapshot: returns the read timestamp (the visible watermark: every commit
+    /// up to it applied and as durable as it asked to be) and registers it.
     pub fn begin_read(&self) -> Timestamp {
+        let mut c = self.clock();
+        let ts = c.visible;
+        *c.readers.entry(ts).or_default() += 1;
+        Timestamp(ts)
+    }
+
+    /// Starts a snapshot at the applied watermark, which may include commits whose log
+    /// records are not durable yet, and registers it. For a transaction that holds the
+    /// lock of every key it has read (ADR 017): whatever it commits is logged after, and
+    /// so durable only after, the commits it reads.
+    pub fn begin_read_applied(&self) -> Timestamp {
         let mut c = self.clock();
         let ts = c.watermark;
         *c.readers.entry(ts).or_default() += 1;
@@ -94,10 +130,11 @@ impl TimestampOracle {
         }
     }
 
-    /// The oldest read timestamp any active snapshot holds, or the watermark if none.
+    /// The oldest read timestamp any active snapshot holds, or the visible watermark (where
+    /// the next snapshot reads) if none.
     pub fn oldest_active(&self) -> Timestamp {
         let c = self.clock();
-        Timestamp(c.readers.keys().next().copied().unwrap_or(c.watermark))
+        Timestamp(c.readers.keys().next().copied().unwrap_or(c.visible))
     }
 
     /// Issues the next commit timestamp.
@@ -112,7 +149,7 @@ impl TimestampOracle {
         c.last_issued += 1;
         let ts = c.last_issued;
         c.in_flight.insert(ts);
-        let oldest = c.readers.keys().next().copied().unwrap_or(c.watermark);
+        let oldest = c.readers.keys().next().copied().unwrap_or(c.visible);
         (Timestamp(ts), Timestamp(oldest))
     }
 
@@ -145,12 +182,27 @@ impl TimestampOracle {
     }
 
     /// Marks commit `ts` finished (applied, or abandoned after a durability failure) and
-    /// moves the watermark past every finished commit in order.
+    /// moves the watermarks past every finished commit in order.
     pub fn finish(&self, ts: Timestamp) {
+        self.finish_as(ts, false);
+    }
+
+    /// Marks commit `ts` applied before its log record is known to be durable: the applied
+    /// watermark moves past it, the visible one stays below it until
+    /// [`durable`](Self::durable) covers it.
+    pub fn finish_undurable(&self, ts: Timestamp) {
+        self.finish_as(ts, true);
+    }
+
+    fn finish_as(&self, ts: Timestamp, undurable: bool) {
         let mut c = self.clock();
         c.in_flight.remove(&ts.0);
+        if undurable {
+            c.undurable.insert(ts.0);
+        }
         c.watermark = c.in_flight.first().map_or(c.last_issued, |first| first - 1);
         self.watermark.store(c.watermark, Ordering::Release);
+        self.publish(&mut c);
         // Wake the commit whose turn it is now, if it waits (one wake-up, not a herd).
         if let Some(next) = c.in_flight.first()
             && let Some(turn) = c.turns.get(next)
@@ -159,8 +211,89 @@ impl TimestampOracle {
         }
     }
 
-    /// The read timestamp a snapshot started now would get.
+    /// Moves the visible watermark up to the applied one, short of the first undurable
+    /// commit (it only ever moves up: a commit becomes undurable above the applied
+    /// watermark), and wakes the sleepers.
+    fn publish(&self, c: &mut Clock) {
+        if !c.stalled {
+            let below_undurable = c.undurable.first().map_or(u64::MAX, |first| first - 1);
+            c.visible = c.watermark.min(below_undurable);
+            self.visible.store(c.visible, Ordering::Release);
+        }
+        if c.sleepers > 0 {
+            self.moved.notify_all();
+        }
+    }
+
+    /// Records that the log is durable through commit `ts`'s record: it and every commit
+    /// before it (the log is durable as a prefix, and its order is the timestamps').
+    pub fn durable(&self, ts: Timestamp) {
+        let mut c = self.clock();
+        let later = c.undurable.split_off(&(ts.0 + 1));
+        c.undurable = later;
+        self.publish(&mut c);
+    }
+
+    /// Records that a commit could not be made durable: the visible watermark stays where
+    /// it is for good (what was applied after it may depend on it), and waiters for
+    /// visibility give up.
+    pub fn stall(&self) {
+        let mut c = self.clock();
+        c.stalled = true;
+        self.publish(&mut c);
+    }
+
+    /// Whether every commit up to `ts` is applied (or abandoned).
+    pub fn is_applied(&self, ts: Timestamp) -> bool {
+        self.watermark.load(Ordering::Acquire) >= ts.0
+    }
+
+    /// Waits until every commit up to `ts` is applied (or abandoned).
+    pub fn wait_applied(&self, ts: Timestamp) {
+        let ready = || self.is_applied(ts);
+        let start = Instant::now();
+        while !ready() && start.elapsed() < TURN_POLL {
+            std::thread::yield_now();
+        }
+        if ready() {
+            return;
+        }
+        let mut c = self.clock();
+        // Nothing at or below `ts` in flight: nothing left to wait for (also when `ts` was
+        // never issued).
+        c.sleepers += 1;
+        while c.watermark < ts.0 && c.in_flight.first().is_some_and(|first| *first <= ts.0) {
+            c = self.moved.wait(c).unwrap_or_else(PoisonError::into_inner);
+        }
+        c.sleepers -= 1;
+    }
+
+    /// Waits until commit `ts` (applied) is visible to new snapshots: every commit before
+    /// it that asked for durability is durable. [`Stalled`] if one never will be.
+    pub fn wait_visible(&self, ts: Timestamp) -> Result<(), Stalled> {
+        if self.visible.load(Ordering::Acquire) >= ts.0 {
+            return Ok(());
+        }
+        let mut c = self.clock();
+        c.sleepers += 1;
+        while c.visible < ts.0 && !c.stalled {
+            c = self.moved.wait(c).unwrap_or_else(PoisonError::into_inner);
+        }
+        c.sleepers -= 1;
+        if c.visible >= ts.0 {
+            Ok(())
+        } else {
+            Err(Stalled)
+        }
+    }
+
+    /// The read timestamp a snapshot started now would get (the visible watermark).
     pub fn watermark(&self) -> Timestamp {
+        Timestamp(self.clock().visible)
+    }
+
+    /// The applied watermark: every commit up to it is applied, durable or not.
+    pub fn applied(&self) -> Timestamp {
         Timestamp(self.clock().watermark)
     }
 }
@@ -207,6 +340,67 @@ mod tests {
             waiter.join().expect("the waiter's assertion held");
             assert_eq!(o.watermark(), Timestamp(2));
         }
+    }
+
+    #[test]
+    fn new_snapshots_read_below_the_first_commit_not_yet_durable() {
+        let o = TimestampOracle::new(Timestamp(0));
+        let (a, b, c) = (o.issue_commit(), o.issue_commit(), o.issue_commit());
+        o.finish(a);
+        o.finish_undurable(b);
+        o.finish(c);
+        assert_eq!((o.applied(), o.watermark()), (Timestamp(3), Timestamp(1)));
+        assert_eq!(o.begin_read(), Timestamp(1));
+        assert_eq!(o.begin_read_applied(), Timestamp(3));
+        // Collection keeps what a new snapshot would read, not what the applied one would.
+        o.end_read(Timestamp(1));
+        o.end_read(Timestamp(3));
+        assert_eq!(o.oldest_active(), Timestamp(1));
+        assert_eq!(o.issue_commit_oldest().1, Timestamp(1));
+    }
+
+    #[test]
+    fn durability_covers_every_commit_up_to_the_one_made_durable() {
+        let o = TimestampOracle::new(Timestamp(0));
+        let (a, b, c) = (o.issue_commit(), o.issue_commit(), o.issue_commit());
+        o.finish_undurable(a);
+        o.finish_undurable(b);
+        o.finish_undurable(c);
+        assert_eq!(o.watermark(), Timestamp(0));
+        // The log is durable as a prefix: b's record being durable makes a's durable too.
+        o.durable(b);
+        assert_eq!(o.watermark(), Timestamp(2));
+        assert_eq!(o.wait_visible(b), Ok(()));
+        o.durable(c);
+        assert_eq!(o.watermark(), Timestamp(3));
+    }
+
+    #[test]
+    fn a_stalled_clock_never_shows_what_follows_the_failed_commit() {
+        let o = TimestampOracle::new(Timestamp(0));
+        let (a, b) = (o.issue_commit(), o.issue_commit());
+        o.finish_undurable(a);
+        o.finish(b);
+        o.stall();
+        assert_eq!(o.wait_visible(b), Err(Stalled));
+        // Not even once the failed commit's record turns out durable after all.
+        o.durable(a);
+        assert_eq!(o.watermark(), Timestamp(0));
+        assert_eq!(o.applied(), Timestamp(2));
+    }
+
+    #[test]
+    fn a_waiter_for_visibility_wakes_when_the_commit_before_it_is_durable() {
+        let o = Arc::new(TimestampOracle::new(Timestamp(0)));
+        let (a, b) = (o.issue_commit(), o.issue_commit());
+        o.finish_undurable(a);
+        o.finish(b);
+        let waiter = {
+            let o = Arc::clone(&o);
+            std::thread::spawn(move || o.wait_visible(b))
+        };
+        o.durable(a);
+        assert_eq!(waiter.join().ok(), Some(Ok(())));
     }
 
     #[test]

@@ -6,7 +6,9 @@ use std::iter::Peekable;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use lightning_page::Lsn;
 
 use crate::commit::{CommitLog, Committed, Slot, Span, WriteKey, WriteSet};
 use crate::locks::{LockManager, LockMode, TxnId};
@@ -51,6 +53,12 @@ pub struct TxnStats {
     pub phantom_conflicts: u64,
     /// Transactions open now.
     pub active: u64,
+    /// Exclusive locks taken while the previous holder's commit was logged but not yet
+    /// applied, which the new holder then waited for (ADR 017). Not lock waits: the
+    /// previous holder had released the lock.
+    pub handoff_waits: u64,
+    /// Total time of those waits.
+    pub handoff_wait_time: Duration,
 }
 
 #[derive(Default)]
@@ -60,6 +68,8 @@ struct Counters {
     read_conflicts: AtomicU64,
     phantom_conflicts: AtomicU64,
     active: AtomicU64,
+    handoff_waits: AtomicU64,
+    handoff_wait_ns: AtomicU64,
 }
 
 /// Keys of trimmed commits past which [`Garbage`] is freed on a thread of its own rather
@@ -318,6 +328,24 @@ impl RecentCommits {
         }
     }
 
+    /// The newest logged commit after `than` that wrote `key` (or, rarely, a key of the
+    /// same hash).
+    fn last_write_after(&self, key: &[u8], than: Timestamp) -> Option<Timestamp> {
+        let small = self
+            .latest
+            .get(&self.hash(key))
+            .copied()
+            .filter(|t| *t > than);
+        let large = self
+            .large
+            .iter()
+            .rev()
+            .take_while(|(t, _)| *t > than)
+            .find(|(_, w)| w.contains(key))
+            .map(|(t, _)| *t);
+        small.max(large)
+    }
+
     /// Whether a logged commit after `than` wrote `key`.
     fn written_after(&self, key: &[u8], than: Timestamp) -> bool {
         let hash = self.hash(key);
@@ -425,7 +453,59 @@ impl<S: VersionStore> TxnManager<S> {
             read_conflicts: c.read_conflicts.load(Ordering::Relaxed),
             phantom_conflicts: c.phantom_conflicts.load(Ordering::Relaxed),
             active: c.active.load(Ordering::Relaxed),
+            handoff_waits: c.handoff_waits.load(Ordering::Relaxed),
+            handoff_wait_time: Duration::from_nanos(c.handoff_wait_ns.load(Ordering::Relaxed)),
         }
+    }
+
+    /// The early order's tail (ADR 017), for a commit logged at `lsn` whose locks are
+    /// released: applied and published to lock holders now, visible to new snapshots once
+    /// durable.
+    fn apply_early<L: CommitLog + ?Sized>(
+        &self,
+        log: &L,
+        ticket: L::Ticket,
+        lsn: Lsn,
+        ts: Timestamp,
+        writes: &WriteSet,
+        mut turn: Option<Turn<'_>>,
+    ) -> Result<Committed> {
+        let blocks = log.may_block(&ticket);
+        self.oracle.wait_turn(ts);
+        let applied = self
+            .store
+            .apply(ts, lsn, writes, self.oracle.oldest_active());
+        if let Some(t) = turn.as_mut() {
+            t.undurable = blocks && applied.is_ok();
+        }
+        drop(turn);
+        applied?;
+        match log.wait(ticket) {
+            Ok(_) if blocks => self.oracle.durable(ts),
+            Ok(_) => self.visible(ts)?,
+            Err(cause) => {
+                // Applied but never durable: it, and whatever was applied after it (which
+                // may have read it), stays invisible to new snapshots.
+                self.oracle.stall();
+                return Err(Error::NotDurable { ts, cause });
+            }
+        }
+        self.counters.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(Committed { ts, lsn: Some(lsn) })
+    }
+
+    /// Waits until commit `ts` (applied) is visible to new snapshots: every commit before
+    /// it that waits for durability is durable (ADR 017). A commit returns only then, so a
+    /// snapshot begun after it returns sees it.
+    fn visible(&self, ts: Timestamp) -> Result<()> {
+        self.oracle
+            .wait_visible(ts)
+            .map_err(|crate::Stalled| Error::NotDurable {
+                ts,
+                cause: "a commit before it could not be made durable, so it can never become \
+                        visible"
+                    .into(),
+            })
     }
 
     /// Checks `txn` against the commits after its snapshot: write-write conflicts first
@@ -754,12 +834,33 @@ impl<S: VersionStore> Transaction<'_, S> {
     fn exclusive(&mut self, key: &[u8]) -> Result<()> {
         self.locked = true;
         self.mgr.locks.lock(self.id, key, LockMode::Exclusive)?;
+        // The previous holder released the lock once its commit was logged (ADR 017): wait
+        // for that commit to be applied, so that the check below finds it in the store and
+        // the refresh can read it. A wait for a commit, not for a lock: it is in no cycle.
+        let pending = self
+            .mgr
+            .recent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .last_write_after(key, self.read_ts);
+        if let Some(ts) = pending
+            && !self.mgr.oracle.is_applied(ts)
+        {
+            let c = &self.mgr.counters;
+            c.handoff_waits.fetch_add(1, Ordering::Relaxed);
+            let start = Instant::now();
+            self.mgr.oracle.wait_applied(ts);
+            let took = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            c.handoff_wait_ns.fetch_add(took, Ordering::Relaxed);
+        }
         let mut stale = self.stale(key)?;
         if stale && self.may_refresh() {
             // The newer snapshot first, then the check: a commit at or below it is in the
             // store or the recent commits by now, and one above it is the commit
             // validation's to find.
-            let newer = self.mgr.oracle.begin_read();
+            // The applied watermark, not the visible one: the commits it holds over the
+            // visible one are durable before anything this transaction commits.
+            let newer = self.mgr.oracle.begin_read_applied();
             let mut seen = self
                 .reads
                 .iter()
@@ -869,6 +970,7 @@ impl<S: VersionStore> Transaction<'_, S> {
             turn = Some(Turn {
                 oracle: &mgr.oracle,
                 ts,
+                undurable: false,
             });
             // Logged under the ordering: the next commit is stamped only after this record
             // is in the log, so log order is timestamp order.
@@ -901,6 +1003,9 @@ impl<S: VersionStore> Transaction<'_, S> {
                         drop(turn);
                         drop(recent);
                         applied?;
+                        self.release_locks();
+                        // Earlier commits may be applied but not durable yet (ADR 017).
+                        mgr.visible(ts)?;
                         mgr.counters.commits.fetch_add(1, Ordering::Relaxed);
                         return Ok(Committed { ts, lsn: Some(lsn) });
                     }
@@ -914,6 +1019,12 @@ impl<S: VersionStore> Transaction<'_, S> {
                 }
             }
         };
+        // Logged: a transaction that takes one of its keys' locks from here on waits for it
+        // to be applied (see `exclusive`), not for the lock (ADR 017).
+        self.release_locks();
+        if let Some(lsn) = log.logged_lsn(&ticket) {
+            return mgr.apply_early(log, ticket, lsn, commit_ts, &writes, turn);
+        }
         let lsn = match log.wait(ticket) {
             Ok(lsn) => lsn,
             Err(cause) => {
@@ -935,6 +1046,7 @@ impl<S: VersionStore> Transaction<'_, S> {
             .apply(commit_ts, lsn, &writes, mgr.oracle.oldest_active());
         drop(turn);
         applied?;
+        mgr.visible(commit_ts)?;
         mgr.counters.commits.fetch_add(1, Ordering::Relaxed);
         Ok(Committed {
             ts: commit_ts,
@@ -1091,22 +1203,36 @@ impl<S: VersionStore> Iterator for Scan<'_, S> {
 struct Turn<'a> {
     oracle: &'a TimestampOracle,
     ts: Timestamp,
+    /// Applied before its log record is durable: finished as undurable.
+    undurable: bool,
 }
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
         self.oracle.wait_turn(self.ts);
-        self.oracle.finish(self.ts);
+        if self.undurable {
+            self.oracle.finish_undurable(self.ts);
+        } else {
+            self.oracle.finish(self.ts);
+        }
+    }
+}
+
+impl<S> Transaction<'_, S> {
+    /// Releases every lock it holds.
+    fn release_locks(&mut self) {
+        if self.locked {
+            self.mgr.locks.release_all(self.id);
+            self.locked = false;
+        }
     }
 }
 
 impl<S> Drop for Transaction<'_, S> {
     fn drop(&mut self) {
-        // Commit or rollback: locks go after the write set is applied (commit consumes the
-        // transaction and drops it at the end).
-        if self.locked {
-            self.mgr.locks.release_all(self.id);
-        }
+        // Rollback, or a commit that failed before it was logged (a commit that logged its
+        // record has released them).
+        self.release_locks();
         self.mgr.oracle.end_read(self.read_ts);
         self.mgr.counters.active.fetch_sub(1, Ordering::Relaxed);
     }

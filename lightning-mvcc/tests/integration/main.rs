@@ -7,6 +7,7 @@
 
 mod anomalies;
 mod commit_log;
+mod early_release;
 mod history;
 mod locks;
 mod overflow;

@@ -281,6 +281,7 @@ impl LightningDb {
         let attempts = attempts.load(Ordering::Relaxed).max(1) as f64;
         let lock = |f: fn(&lightning_db::Stats) -> u64| f(&after) - f(&before);
         let waits = lock(|s| s.lock.waits);
+        let handoffs = lock(|s| s.lock.handoff_waits);
         let how = format!(
             "{CONTENDED} {accounts} accounts on {threads} threads for {:.1} s; {} committed of {attempts} attempts; total balance checked after",
             budget.as_secs_f64(),
@@ -330,6 +331,22 @@ impl LightningDb {
                 "us",
                 format!("mean time of a lock wait (db.stats().lock.wait_us / waits): {how}"),
                 lock(|s| s.lock.wait_us) as f64 / waits.max(1) as f64,
+            ),
+            Metric::new(
+                "transfers_handoff_waits_per_10k",
+                "per 10k txns",
+                format!(
+                    "locks taken that then waited for the previous holder's logged commit to be applied (db.stats().lock.handoff_waits; the holder released the lock before its fsync, ADR 017) per 10,000 transactions: {how}"
+                ),
+                per_10k(handoffs),
+            ),
+            Metric::new(
+                "transfers_handoff_wait_mean_us",
+                "us",
+                format!(
+                    "mean time of such a wait (db.stats().lock.handoff_wait_us / handoff_waits): {how}"
+                ),
+                lock(|s| s.lock.handoff_wait_us) as f64 / handoffs.max(1) as f64,
             ),
             Metric::new(
                 "transfers_lock_timeouts",
