@@ -468,18 +468,28 @@ impl<S: VersionStore> TxnManager<S> {
         lsn: Lsn,
         ts: Timestamp,
         writes: &WriteSet,
-        mut turn: Option<Turn<'_>>,
+        turn: Option<Turn<'_>>,
     ) -> Result<Committed> {
         let blocks = log.may_block(&ticket);
         self.oracle.wait_turn(ts);
         let applied = self
             .store
             .apply(ts, lsn, writes, self.oracle.oldest_active());
-        if let Some(t) = turn.as_mut() {
-            t.undurable = blocks && applied.is_ok();
-        }
-        drop(turn);
+        finish_turn(turn, blocks && applied.is_ok());
         applied?;
+        self.await_durable(log, ticket, ts, lsn, blocks)
+    }
+
+    /// The early order's end, for commit `ts` applied (and finished undurable if `blocks`):
+    /// waits for its durability, or, if it asked for none, until it is visible.
+    fn await_durable<L: CommitLog + ?Sized>(
+        &self,
+        log: &L,
+        ticket: L::Ticket,
+        ts: Timestamp,
+        lsn: Lsn,
+        blocks: bool,
+    ) -> Result<Committed> {
         match log.wait(ticket) {
             Ok(_) if blocks => self.oracle.durable(ts),
             Ok(_) => self.visible(ts)?,
@@ -984,6 +994,21 @@ impl<S: VersionStore> Transaction<'_, S> {
                     // Commits at or before the oldest snapshot cannot conflict with any
                     // transaction.
                     _garbage = recent.trim(oldest);
+                    if let Some(lsn) = log.logged_lsn(&ticket)
+                        && mgr.oracle.is_turn(ts)
+                    {
+                        // The early order with nothing before it in flight: applied and
+                        // published under the ordering, as below, so that its locks are
+                        // released with the commit already applied and the next holder
+                        // has nothing to wait for (ADR 017).
+                        let blocks = log.may_block(&ticket);
+                        let applied = mgr.store.apply(ts, lsn, &writes, oldest);
+                        finish_turn(turn, blocks && applied.is_ok());
+                        drop(recent);
+                        applied?;
+                        self.release_locks();
+                        return mgr.await_durable(log, ticket, ts, lsn, blocks);
+                    }
                     if !log.may_block(&ticket) && mgr.oracle.is_turn(ts) {
                         // Nothing to wait for and nothing before it in flight: apply and
                         // publish now, under the ordering, so that no thread waits for the
@@ -1205,6 +1230,13 @@ struct Turn<'a> {
     ts: Timestamp,
     /// Applied before its log record is durable: finished as undurable.
     undurable: bool,
+}
+
+/// Finishes `turn` (waiting for it first), as undurable if `undurable`.
+fn finish_turn(turn: Option<Turn<'_>>, undurable: bool) {
+    if let Some(mut t) = turn {
+        t.undurable = undurable;
+    }
 }
 
 impl Drop for Turn<'_> {

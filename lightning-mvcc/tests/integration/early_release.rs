@@ -168,9 +168,10 @@ fn a_lock_taken_before_the_previous_holders_commit_is_applied_waits_for_that_com
     // An earlier commit in the plain order holds its durability wait before its apply, so
     // the pessimistic commit after it is logged (its lock released) but cannot apply yet.
     let plain = GateLog::new(false, true);
-    let early = GateLog::new(true, false);
+    let early = GateLog::new(true, true);
     std::thread::scope(|s| {
         let _open = OpenOnDrop(&plain);
+        let _open_early = OpenOnDrop(&early);
         let before = s.spawn(|| {
             let mut t = mgr.begin(Isolation::Snapshot);
             t.put(b"other", b"x").unwrap();
@@ -199,11 +200,17 @@ fn a_lock_taken_before_the_previous_holders_commit_is_applied_waits_for_that_com
         }
         plain.open();
         before.join().unwrap().unwrap();
-        holder.join().unwrap().unwrap();
         let (seen, handoffs) = next.join().unwrap();
         assert_eq!(seen.unwrap().as_deref(), Some(&b"1"[..]));
         assert_eq!(handoffs, 1);
         assert_eq!(mgr.locks().stats().waits, 0);
+        // The holder's commit, applied after its turn came, waits for its durability:
+        // until then new snapshots do not see it.
+        early.until_waiting(1);
+        assert_eq!(read(&mgr, b"k").as_deref(), Some(&b"0"[..]));
+        early.open();
+        holder.join().unwrap().unwrap();
+        assert_eq!(read(&mgr, b"k").as_deref(), Some(&b"1"[..]));
     });
 }
 
