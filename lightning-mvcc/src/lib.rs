@@ -1,7 +1,9 @@
 //! Multi-version concurrency control for Lightning DB.
 //!
 //! - [`TimestampOracle`]: read and commit timestamps, a watermark of fully applied commits
-//!   (a new snapshot never sees half a commit), and the oldest active snapshot for trimming.
+//!   and a visible one below the first commit still waiting for durability (a new snapshot
+//!   reads there: it never sees half a commit, nor one that may yet be lost), and the oldest
+//!   active snapshot for trimming.
 //! - [`VersionList`]: a key's versions newest first, the visibility rule, trimming, and an
 //!   encoding whose decoder treats bytes as untrusted. A value is at most
 //!   [`MAX_VALUE_LEN`] bytes (4 GiB − 1), inline or in overflow pages — the limit the
@@ -13,8 +15,10 @@
 //!   writes, and a commit pipeline — validate, stamp and log the [`WriteSet`] under the
 //!   commit ordering ([`CommitLog::log`], so the log's order is the commit-timestamp order),
 //!   wait for durability outside it ([`CommitLog::wait`], which returns the record's
-//!   [`Lsn`]), apply in timestamp order, publish. A commit reports [`Committed`]
-//!   `{ ts, lsn }`. [`Isolation::Snapshot`] aborts write-write conflicts
+//!   [`Lsn`]), apply in timestamp order, publish. A log that knows the LSN when it queues
+//!   the record ([`CommitLog::logged_lsn`]) gets the early order: the commit releases its
+//!   locks once logged, applies, then waits for durability, and becomes visible to new
+//!   snapshots once durable (ADR 017). A commit reports [`Committed`] `{ ts, lsn }`. [`Isolation::Snapshot`] aborts write-write conflicts
 //!   (first committer wins); [`Isolation::Serializable`] also validates every key read and
 //!   range scanned against the commits after the snapshot, so write skew and phantoms abort.
 //!   Conflicts are retryable [`Error::Conflict`]s naming the key or range.
@@ -30,7 +34,9 @@
 //! - Pessimistic mode ([`TxnOptions::pessimistic`]): exclusive key locks on writes and
 //!   [`Transaction::get_for_update`], shared locks on serializable reads, FIFO queues,
 //!   upgrades, a lock timeout, and deadlock detection when a wait begins: the youngest
-//!   member of a cycle gets a retryable [`Error::Deadlock`] ([`LockManager`]). Locks order
+//!   member of a cycle gets a retryable [`Error::Deadlock`] ([`LockManager`]). Locks are
+//!   released when the commit is logged; the next holder waits for that commit's apply,
+//!   never for its fsync, and reads it. Locks order
 //!   pessimistic transactions among themselves; optimistic writers look at no lock. A
 //!   pessimistic transaction's writes and `get_for_update` keys are validated at its commit
 //!   too, so when an optimistic writer commits a key that a pessimistic transaction holds

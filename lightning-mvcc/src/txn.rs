@@ -994,14 +994,15 @@ impl<S: VersionStore> Transaction<'_, S> {
                     // Commits at or before the oldest snapshot cannot conflict with any
                     // transaction.
                     _garbage = recent.trim(oldest);
+                    let blocks = log.may_block(&ticket);
                     if let Some(lsn) = log.logged_lsn(&ticket)
                         && mgr.oracle.is_turn(ts)
+                        && (!blocks || writes.len() <= APPLY_IN_ORDERING)
                     {
                         // The early order with nothing before it in flight: applied and
                         // published under the ordering, as below, so that its locks are
                         // released with the commit already applied and the next holder
                         // has nothing to wait for (ADR 017).
-                        let blocks = log.may_block(&ticket);
                         let applied = mgr.store.apply(ts, lsn, &writes, oldest);
                         finish_turn(turn, blocks && applied.is_ok());
                         drop(recent);
@@ -1009,7 +1010,7 @@ impl<S: VersionStore> Transaction<'_, S> {
                         self.release_locks();
                         return mgr.await_durable(log, ticket, ts, lsn, blocks);
                     }
-                    if !log.may_block(&ticket) && mgr.oracle.is_turn(ts) {
+                    if !blocks && mgr.oracle.is_turn(ts) {
                         // Nothing to wait for and nothing before it in flight: apply and
                         // publish now, under the ordering, so that no thread waits for the
                         // turn of a commit whose thread was descheduled between its log
@@ -1081,6 +1082,12 @@ impl<S: VersionStore> Transaction<'_, S> {
 }
 
 type WriteRange<'t> = btree_map::Range<'t, WriteKey, Slot>;
+
+/// The most writes a durable commit in the early order applies under the commit ordering
+/// when its turn has come (ADR 017). A larger one applies after the ordering is released, as
+/// it always did: applying a 1,000-key batch under the ordering holds every other committer
+/// for as long (batched durable commits on 16 threads: 10 % fewer).
+const APPLY_IN_ORDERING: usize = 64;
 
 /// The capacity a transaction's byte buffer starts with: a small transaction's keys and
 /// values fit it, so the buffer is allocated once.
