@@ -78,6 +78,16 @@ pub struct Stalled;
 /// hands them the core at once, where sleeping costs a wake-up as long as a whole commit.
 const TURN_POLL: Duration = Duration::from_micros(200);
 
+/// Polls `ready` for up to [`TURN_POLL`], yielding the core between looks; whether it
+/// became true (the caller sleeps if not).
+fn poll(ready: impl Fn() -> bool) -> bool {
+    let start = Instant::now();
+    while !ready() && start.elapsed() < TURN_POLL {
+        std::thread::yield_now();
+    }
+    ready()
+}
+
 impl TimestampOracle {
     /// An oracle starting after `last_committed` (0 for a new database).
     pub fn new(last_committed: Timestamp) -> Self {
@@ -162,12 +172,7 @@ impl TimestampOracle {
     pub fn wait_turn(&self, ts: Timestamp) {
         // `ts` is in flight, so the watermark is below it; it reaches `ts - 1` exactly when
         // every commit before `ts` is finished.
-        let ready = || self.watermark.load(Ordering::Acquire) >= ts.0.saturating_sub(1);
-        let start = Instant::now();
-        while !ready() && start.elapsed() < TURN_POLL {
-            std::thread::yield_now();
-        }
-        if ready() {
+        if poll(|| self.watermark.load(Ordering::Acquire) >= ts.0.saturating_sub(1)) {
             return;
         }
         let mut c = self.clock();
@@ -250,12 +255,7 @@ impl TimestampOracle {
 
     /// Waits until every commit up to `ts` is applied (or abandoned).
     pub fn wait_applied(&self, ts: Timestamp) {
-        let ready = || self.is_applied(ts);
-        let start = Instant::now();
-        while !ready() && start.elapsed() < TURN_POLL {
-            std::thread::yield_now();
-        }
-        if ready() {
+        if poll(|| self.is_applied(ts)) {
             return;
         }
         let mut c = self.clock();
