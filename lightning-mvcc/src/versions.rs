@@ -125,15 +125,18 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    // The errors are built lazily (`ok_or_else`): `ok_or(Error::..)` builds one on every
+    // call and drops it, an out-of-line `drop_in_place::<Error>` per field read — 3 % of a
+    // range scan through the database (every row's list is read here).
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self
             .at
             .checked_add(n)
-            .ok_or(Error::Corrupt("length overflow"))?;
+            .ok_or_else(|| Error::Corrupt("length overflow"))?;
         let s = self
             .bytes
             .get(self.at..end)
-            .ok_or(Error::Corrupt("version list cut short"))?;
+            .ok_or_else(|| Error::Corrupt("version list cut short"))?;
         self.at = end;
         Ok(s)
     }
@@ -429,7 +432,7 @@ pub fn push_encoded(
             }
             let span = bytes
                 .get(start..r.at)
-                .ok_or(Error::Corrupt("version list cut short"))?;
+                .ok_or_else(|| Error::Corrupt("version list cut short"))?;
             out.extend_from_slice(span);
             kept += 1;
             tombstones_kept += usize::from(tombstone);
